@@ -1,0 +1,229 @@
+//! The `#[repr(C)]` types of plugin ABI 1.x, mirrored one to one by `include/case_plugin.h`.
+//!
+//! Rules (see `plugin-api/README.md`): the descriptor prefix up to `plugin_version` is frozen
+//! forever; every struct starts with (or is reached through) a `struct_size`, and growth is
+//! append-only within a major version. A host accepts a plugin iff the majors are equal and the
+//! plugin's minor is not newer than the host's.
+
+use std::ffi::{c_char, c_void};
+
+/// Major version of the ABI. Part of the exported symbol's name (`wp_plugin_v1`).
+pub const ABI_MAJOR: u32 = 1;
+/// Minor version: bumped when fields are appended; older plugins keep loading.
+pub const ABI_MINOR: u32 = 0;
+/// The one symbol every plugin exports for ABI major 1.
+pub const ENTRY_SYMBOL: &str = "wp_plugin_v1";
+
+/// `act` handled the request; the response is complete.
+pub const WP_DONE: i32 = 0;
+/// `act` declined before writing anything; the host tries the next case.
+pub const WP_DECLINED: i32 = 1;
+/// `act` failed; the host answers 500 if nothing was sent yet, else closes the connection.
+pub const WP_ERROR: i32 = 2;
+
+/// Flag: `test` and `act` may be called from several threads at once on one instance.
+pub const WP_THREAD_SAFE: u32 = 1;
+/// Flag: `act` may block for long (runs processes, talks to the network); the host runs it on
+/// a worker thread off the event loop and streams what it writes.
+pub const WP_MAY_BLOCK: u32 = 2;
+
+/// What the request's path is on disk (`wp_request.fs_kind`).
+pub const WP_KIND_MISSING: u32 = 0;
+/// A regular file.
+pub const WP_KIND_FILE: u32 = 1;
+/// A directory.
+pub const WP_KIND_DIR: u32 = 2;
+/// Anything else (socket, fifo, device).
+pub const WP_KIND_OTHER: u32 = 3;
+
+/// Log levels for `wp_host.log`.
+pub const WP_LOG_ERROR: u32 = 1;
+/// Warning.
+pub const WP_LOG_WARN: u32 = 2;
+/// Informational.
+pub const WP_LOG_INFO: u32 = 3;
+/// Debugging detail.
+pub const WP_LOG_DEBUG: u32 = 4;
+
+/// A borrowed byte string: `len` is authoritative; the host also puts a NUL at `ptr[len]`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct WpStr {
+    /// First byte (never NULL; an empty string points at a NUL).
+    pub ptr: *const u8,
+    /// Length in bytes, not counting the trailing NUL.
+    pub len: usize,
+}
+
+/// One request header, as sent (names keep their case).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct WpHeader {
+    /// Field name.
+    pub name: WpStr,
+    /// Field value, with surrounding white space removed.
+    pub value: WpStr,
+}
+
+/// The request, borrowed for the duration of one `test` or `act` call.
+#[repr(C)]
+pub struct WpRequest {
+    /// `sizeof(wp_request)` as the host built it; fields past it are absent.
+    pub struct_size: u32,
+    /// What `fs_path` is: one of the `WP_KIND_*` values.
+    pub fs_kind: u32,
+    /// Method token, e.g. `GET`.
+    pub method: WpStr,
+    /// The request-target exactly as sent.
+    pub target: WpStr,
+    /// The path, percent-decoded and normalised (`.`/`..` removed); always starts with `/`.
+    pub path: WpStr,
+    /// The query string as sent, without the `?`; empty when there is none.
+    pub query: WpStr,
+    /// `HTTP/1.1` or `HTTP/1.0`.
+    pub version: WpStr,
+    /// Request headers in arrival order.
+    pub headers: *const WpHeader,
+    /// Number of entries in `headers`.
+    pub header_count: usize,
+    /// Client address, textual (`127.0.0.1`).
+    pub client_addr: WpStr,
+    /// Address the connection arrived on, textual.
+    pub server_addr: WpStr,
+    /// The document root (absolute, canonical).
+    pub root: WpStr,
+    /// `root` + `path`, confined to the root; no symlink in it leads outside the root.
+    pub fs_path: WpStr,
+    /// Size of the request body in bytes (already received by the host; read with `read_body`).
+    pub body_len: u64,
+    /// Client port.
+    pub client_port: u16,
+    /// Server port.
+    pub server_port: u16,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// The response: host callbacks with a context pointer. Every call returns 0 on success and
+/// -1 when refused (for example a header after the body started). The host copies whatever it
+/// is given before returning, so no memory changes hands.
+#[repr(C)]
+pub struct WpResponse {
+    /// `sizeof(wp_response)` as the host built it.
+    pub struct_size: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// Host context; pass it back unchanged.
+    pub ctx: *mut c_void,
+    /// Set the status code (100..=999). Default 200.
+    pub set_status: extern "C" fn(ctx: *mut c_void, status: u16) -> i32,
+    /// Add a response header. The host refuses names or values with CR, LF or NUL, and the
+    /// framing headers it owns (Content-Length, Transfer-Encoding, Connection, Date, Server).
+    pub add_header: extern "C" fn(
+        ctx: *mut c_void,
+        name: *const u8,
+        name_len: usize,
+        value: *const u8,
+        value_len: usize,
+    ) -> i32,
+    /// Append body bytes (copied). The first call commits status and headers.
+    pub write: extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize) -> i32,
+    /// Send a file as the whole body. The host opens it (refusing paths outside the root),
+    /// adds Content-Type, Last-Modified and ETag, answers conditional and Range requests, and
+    /// streams the bytes with sendfile. Must be the only body call.
+    pub send_file: extern "C" fn(ctx: *mut c_void, path: *const u8, path_len: usize) -> i32,
+    /// Answer with the host's error page for `status`; `message` (may be empty) is shown,
+    /// HTML-escaped, under the escaped request path. Must come before anything is written.
+    pub send_error:
+        extern "C" fn(ctx: *mut c_void, status: u16, message: *const u8, len: usize) -> i32,
+    /// Read up to `cap` bytes of the request body into `buf`; returns the count, 0 at the end.
+    pub read_body: extern "C" fn(ctx: *mut c_void, buf: *mut u8, cap: usize) -> isize,
+    /// Answer as if the client had asked for this local path (`/...`, may carry `?query`)
+    /// with GET: the host runs the chain again (RFC 3875 local redirect). Must come before
+    /// anything is written.
+    pub redirect: extern "C" fn(ctx: *mut c_void, target: *const u8, len: usize) -> i32,
+}
+
+/// Where `create` reports why it refused its settings (host-owned).
+#[repr(C)]
+pub struct WpErrorSink {
+    /// Host context.
+    pub ctx: *mut c_void,
+    /// Record the message (copied).
+    pub set: extern "C" fn(ctx: *mut c_void, msg: *const u8, len: usize),
+}
+
+/// Services the host lends a plugin for its whole life (passed to `create`).
+#[repr(C)]
+pub struct WpHost {
+    /// `sizeof(wp_host)` as the host built it.
+    pub struct_size: u32,
+    /// The host's ABI major.
+    pub abi_major: u32,
+    /// The host's ABI minor.
+    pub abi_minor: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// Write a line to the server log, tagged with the plugin's name.
+    pub log: extern "C" fn(host: *const WpHost, level: u32, msg: *const u8, len: usize),
+    /// Host context.
+    pub ctx: *mut c_void,
+}
+
+/// Create an instance from the plugin's settings (JSON text of its `[plugins.NAME]` table,
+/// `{}` when absent). NULL means refused; the reason goes to `err`.
+pub type WpCreateFn = extern "C" fn(
+    host: *const WpHost,
+    cfg: *const u8,
+    cfg_len: usize,
+    err: *const WpErrorSink,
+) -> *mut c_void;
+/// Destroy an instance made by `create`.
+pub type WpDestroyFn = extern "C" fn(inst: *mut c_void);
+/// The chapter's `test`: a pure predicate, non-zero when this case handles the request.
+pub type WpTestFn = extern "C" fn(inst: *mut c_void, req: *const WpRequest) -> u8;
+/// The chapter's `act`: answers through `resp`; returns `WP_DONE`, `WP_DECLINED` or `WP_ERROR`.
+pub type WpActFn =
+    extern "C" fn(inst: *mut c_void, req: *const WpRequest, resp: *const WpResponse) -> i32;
+
+/// The static descriptor returned by `wp_plugin_v1()`. The prefix up to `plugin_version` is
+/// frozen forever: a host reads it before calling anything else.
+#[repr(C)]
+pub struct WpPluginDesc {
+    /// ABI major the plugin was built for.
+    pub abi_major: u32,
+    /// ABI minor the plugin was built for.
+    pub abi_minor: u32,
+    /// `sizeof(wp_plugin_desc)` in the plugin's header.
+    pub struct_size: u32,
+    /// `WP_THREAD_SAFE`, `WP_MAY_BLOCK`.
+    pub flags: u32,
+    /// The case name; must equal the name in `server.toml`. `[a-z0-9_]+`, NUL-terminated.
+    pub name: *const c_char,
+    /// The plugin's own version, free text, NUL-terminated.
+    pub plugin_version: *const c_char,
+    /// Methods the case answers, as for an `Allow` header (`GET, HEAD`); `*` for any method.
+    /// A request whose method is not listed gets 405 from the host.
+    pub allow: *const c_char,
+    /// See [`WpCreateFn`].
+    pub create: Option<WpCreateFn>,
+    /// See [`WpDestroyFn`].
+    pub destroy: Option<WpDestroyFn>,
+    /// See [`WpTestFn`].
+    pub test: Option<WpTestFn>,
+    /// See [`WpActFn`].
+    pub act: Option<WpActFn>,
+}
+
+// Both sides assert the layout: these numbers are also checked by `include/case_plugin.h`
+// (`_Static_assert`) on 64-bit targets.
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    assert!(std::mem::size_of::<WpStr>() == 16);
+    assert!(std::mem::size_of::<WpHeader>() == 32);
+    assert!(std::mem::size_of::<WpRequest>() == 184);
+    assert!(std::mem::size_of::<WpResponse>() == 72);
+    assert!(std::mem::size_of::<WpErrorSink>() == 16);
+    assert!(std::mem::size_of::<WpHost>() == 32);
+    assert!(std::mem::size_of::<WpPluginDesc>() == 72);
+};

@@ -1,0 +1,117 @@
+//! The contract between the server and its case plugins: the C ABI and its safe Rust side.
+//!
+//! A case is the chapter's pair `test`/`act`. In Rust a plugin implements [`Case`] in safe code
+//! and exports it with [`export_case!`]; every entry point is wrapped in `catch_unwind`, so a
+//! panic becomes a 500 for that request and poisons the instance (its `test` is false from then
+//! on). In C a plugin includes `include/case_plugin.h` and exports `wp_plugin_v1`.
+//!
+//! ```no_run
+//! use plugin_api::{Case, Outcome, Request, Response, Settings, Host};
+//! struct Hello;
+//! impl Case for Hello {
+//!     const NAME: &'static std::ffi::CStr = c"hello";
+//!     fn create(_host: Host, _settings: Settings) -> Result<Self, String> { Ok(Hello) }
+//!     fn test(&self, req: &Request) -> bool { req.path() == "/hello" }
+//!     fn act(&self, _req: &Request, resp: &mut Response) -> Outcome {
+//!         resp.header("Content-Type", "text/plain").ok();
+//!         resp.write(b"Hello, web!\n").into()
+//!     }
+//! }
+//! plugin_api::export_case!(Hello);
+//! ```
+
+pub mod abi;
+pub mod export;
+pub mod helpers;
+mod request;
+mod response;
+
+pub use export::Host;
+pub use request::{Kind, Request};
+pub use response::{Refused, Response};
+
+use std::ffi::CStr;
+
+/// What `act` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The response is complete.
+    Done,
+    /// Not mine after all (only before anything was written): the host tries the next case.
+    Declined,
+    /// Something failed: 500 if nothing was sent yet, else the connection is closed.
+    Error,
+}
+
+impl From<Result<(), Refused>> for Outcome {
+    fn from(r: Result<(), Refused>) -> Self {
+        match r {
+            Ok(()) => Outcome::Done,
+            Err(_) => Outcome::Error,
+        }
+    }
+}
+
+/// The plugin's own settings: the JSON text of its `[plugins.NAME]` table in `server.toml`.
+pub struct Settings<'a> {
+    json: &'a str,
+}
+
+impl<'a> Settings<'a> {
+    /// Wrap settings text (used by the export layer and by plugin unit tests).
+    pub fn new(json: &'a str) -> Self {
+        Settings { json }
+    }
+
+    /// The raw JSON text.
+    pub fn json(&self) -> &str {
+        self.json
+    }
+
+    /// Deserialize into the plugin's settings type. Use `#[serde(deny_unknown_fields)]` so a
+    /// typo is an error; the message names the key and what was expected.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        serde_json::from_str(self.json).map_err(|e| {
+            // serde_json appends "at line 1 column N" of our generated JSON: meaningless to users.
+            let msg = e.to_string();
+            match msg.find(" at line ") {
+                Some(i) => msg[..i].to_string(),
+                None => msg,
+            }
+        })
+    }
+}
+
+/// Log levels a plugin can write at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// Something failed.
+    Error = 1,
+    /// Something looks wrong.
+    Warn = 2,
+    /// Normal operation.
+    Info = 3,
+    /// Detail for debugging.
+    Debug = 4,
+}
+
+/// One case of the chain, in safe Rust. The chapter's `test` and `act`, plus a constructor
+/// that receives the plugin's settings.
+pub trait Case: Sized + Send + Sync + 'static {
+    /// The case name, as written in `server.toml` (`[a-z0-9_]+`).
+    const NAME: &'static CStr;
+    /// Methods this case answers, as an `Allow` header value; `*` for any.
+    const ALLOW: &'static CStr = c"GET, HEAD";
+    /// The plugin's version, free text.
+    const VERSION: &'static CStr = c"0.1.0";
+    /// `true` when `act` may block for long (runs a process): the host then calls it off the
+    /// event loop and streams what it writes.
+    const MAY_BLOCK: bool = false;
+
+    /// Build the instance; an `Err` stops the server's start-up with that message.
+    fn create(host: Host, settings: Settings) -> Result<Self, String>;
+    /// Does this case handle the request? Must be cheap and have no side effects.
+    fn test(&self, req: &Request) -> bool;
+    /// Answer the request.
+    fn act(&self, req: &Request, resp: &mut Response) -> Outcome;
+}

@@ -1,0 +1,117 @@
+//! Safe, borrowed view of a `wp_request` for Rust plugins.
+
+use crate::abi::{WpHeader, WpRequest, WpStr, WP_KIND_DIR, WP_KIND_FILE, WP_KIND_MISSING};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// What the request path is on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Nothing there.
+    Missing,
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// Something else (fifo, socket, device).
+    Other,
+}
+
+/// The request, borrowed for one `test` or `act` call.
+pub struct Request<'a> {
+    raw: &'a WpRequest,
+}
+
+fn bytes(s: &WpStr) -> &[u8] {
+    crate::export::str_bytes(s)
+}
+
+fn text(s: &WpStr) -> &str {
+    std::str::from_utf8(bytes(s)).unwrap_or("")
+}
+
+impl<'a> Request<'a> {
+    /// Wrap a raw request (used by the export layer).
+    pub fn from_raw(raw: &'a WpRequest) -> Self {
+        Request { raw }
+    }
+
+    /// The method token (`GET`).
+    pub fn method(&self) -> &str {
+        text(&self.raw.method)
+    }
+    /// The request-target exactly as sent.
+    pub fn target(&self) -> &[u8] {
+        bytes(&self.raw.target)
+    }
+    /// The decoded, normalised path as bytes (may not be UTF-8).
+    pub fn path_bytes(&self) -> &[u8] {
+        bytes(&self.raw.path)
+    }
+    /// The decoded path when it is UTF-8, else its lossy form.
+    pub fn path(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.path_bytes())
+    }
+    /// The raw query string (without `?`).
+    pub fn query(&self) -> &[u8] {
+        bytes(&self.raw.query)
+    }
+    /// `HTTP/1.1` or `HTTP/1.0`.
+    pub fn version(&self) -> &str {
+        text(&self.raw.version)
+    }
+    /// All headers in arrival order, as (name, value) byte strings.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        let list: &'a [WpHeader] = crate::export::header_slice(self.raw);
+        list.iter().map(|h| {
+            (
+                crate::export::str_bytes(&h.name),
+                crate::export::str_bytes(&h.value),
+            )
+        })
+    }
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+    /// Client address, textual.
+    pub fn client_addr(&self) -> &str {
+        text(&self.raw.client_addr)
+    }
+    /// Client port.
+    pub fn client_port(&self) -> u16 {
+        self.raw.client_port
+    }
+    /// The local address the request arrived on.
+    pub fn server_addr(&self) -> &str {
+        text(&self.raw.server_addr)
+    }
+    /// The local port.
+    pub fn server_port(&self) -> u16 {
+        self.raw.server_port
+    }
+    /// The document root.
+    pub fn root(&self) -> &Path {
+        Path::new(OsStr::from_bytes(bytes(&self.raw.root)))
+    }
+    /// The request path on disk, already confined to the root by the host.
+    pub fn fs_path(&self) -> &Path {
+        Path::new(OsStr::from_bytes(bytes(&self.raw.fs_path)))
+    }
+    /// What `fs_path` is.
+    pub fn kind(&self) -> Kind {
+        match self.raw.fs_kind {
+            WP_KIND_MISSING => Kind::Missing,
+            WP_KIND_FILE => Kind::File,
+            WP_KIND_DIR => Kind::Dir,
+            _ => Kind::Other,
+        }
+    }
+    /// Length of the request body, already received by the host.
+    pub fn body_len(&self) -> u64 {
+        self.raw.body_len
+    }
+}

@@ -1,0 +1,530 @@
+//! The CGI/1.1 engine: find the script and PATH_INFO, build the meta-variables, run it with a
+//! timeout in its own process group, parse its header block, stream its body.
+
+use crate::CgiFile;
+use plugin_api::{Level, Outcome, Request, Response};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Largest CGI header block accepted.
+const MAX_HEADER_BLOCK: usize = 64 * 1024;
+
+/// Find `prog` (a bare name) on `path`, or take it as given when it contains a '/'.
+pub fn which(prog: &str, path: &str) -> Option<PathBuf> {
+    if prog.contains('/') {
+        let p = PathBuf::from(prog);
+        return p.is_file().then_some(p);
+    }
+    path.split(':')
+        .map(|d| Path::new(d).join(prog))
+        .find(|p| p.is_file())
+}
+
+/// Walk the URL path to the first segment that is a regular file: that is the script; the
+/// rest is PATH_INFO. Returns (script URL path, script file, PATH_INFO).
+fn locate(req: &Request, dir: &str) -> Option<(String, PathBuf, String)> {
+    let path = req.path();
+    let root = req.root();
+    let rest = path.strip_prefix(dir)?;
+    let mut url = dir.trim_end_matches('/').to_string();
+    let mut fs = root.join(dir.trim_start_matches('/'));
+    let segs: Vec<&str> = rest.split('/').collect();
+    for (i, seg) in segs.iter().enumerate() {
+        if seg.is_empty() {
+            return None;
+        }
+        url.push('/');
+        url.push_str(seg);
+        fs.push(seg);
+        let meta = std::fs::metadata(&fs).ok()?;
+        if meta.is_file() {
+            let info: String = segs[i + 1..].iter().map(|s| format!("/{s}")).collect();
+            let info = if path.ends_with('/') && !info.is_empty() {
+                format!("{info}/")
+            } else if path.ends_with('/') && i + 1 == segs.len() - 1 {
+                "/".to_string()
+            } else {
+                info
+            };
+            return Some((url, fs, info));
+        }
+        if !meta.is_dir() {
+            return None;
+        }
+    }
+    None
+}
+
+struct Running<'a>(&'a CgiFile);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Answer the request by running the script.
+pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
+    let path = req.path().into_owned();
+    let Some(dir) = cfg.dirs.iter().find(|d| path.starts_with(d.as_str())) else {
+        return Outcome::Declined;
+    };
+    let Some((script_name, script, path_info)) = locate(req, dir) else {
+        return resp.error(404, "no such script").into();
+    };
+    // The host confines the request path; the script's own path is checked here too, since
+    // it is a prefix of it found by our own walk.
+    let root = req.root();
+    match script.canonicalize() {
+        Ok(c) if c.starts_with(root) => {}
+        _ => {
+            return resp
+                .error(403, "the script is outside the document root")
+                .into()
+        }
+    }
+    let ext = script
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()));
+    let interpreter = ext.as_ref().and_then(|e| cfg.interp_paths.get(e));
+    let executable = std::fs::metadata(&script)
+        .map(|m| m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false);
+    if interpreter.is_none() && !executable {
+        return resp
+            .error(
+                403,
+                "this file is in a CGI folder but is not a runnable script",
+            )
+            .into();
+    }
+    let _ = &cfg.interpreters;
+
+    if cfg.running.fetch_add(1, Ordering::SeqCst) >= cfg.max_running {
+        cfg.running.fetch_sub(1, Ordering::SeqCst);
+        let _ = resp.header("Retry-After", "1");
+        return resp
+            .error(503, "too many scripts are running; try again shortly")
+            .into();
+    }
+    let _slot = Running(cfg);
+
+    // The request body, already received by the host.
+    let mut body = Vec::with_capacity(req.body_len() as usize);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match resp.read_body(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(_) => return Outcome::Error,
+        }
+    }
+
+    let mut cmd = match interpreter {
+        Some(prog) => {
+            let mut c = Command::new(prog);
+            c.arg(&script);
+            c
+        }
+        None => Command::new(&script),
+    };
+    cmd.env_clear()
+        .envs(meta_variables(cfg, req, &script_name, &script, &path_info))
+        .current_dir(script.parent().unwrap_or(root))
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let shown = script_name.clone();
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            cfg.host
+                .log(Level::Error, &format!("{shown}: cannot start: {e}"));
+            return resp.error(502, "the script could not be started").into();
+        }
+    };
+    let pid = child.id();
+
+    // Watchdog: kill the whole process group when the time is up.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let timed_out = Arc::clone(&timed_out);
+        let limit = cfg.timeout;
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(limit) {
+                timed_out.store(true, Ordering::SeqCst);
+                kill_group(pid);
+            }
+        })
+    };
+
+    // stdin: the body, from its own thread so a script that writes before reading cannot
+    // deadlock with us.
+    let stdin = child.stdin.take();
+    let writer = std::thread::spawn(move || {
+        if let Some(mut s) = stdin {
+            let _ = s.write_all(&body);
+        }
+    });
+    // stderr: to the server log, line by line, tagged with the script.
+    let stderr = child.stderr.take();
+    let host = cfg.host;
+    let tag = shown.clone();
+    let logger = std::thread::spawn(move || {
+        if let Some(s) = stderr {
+            let mut r = std::io::BufReader::new(s);
+            let mut line = Vec::new();
+            use std::io::BufRead;
+            while r
+                .read_until(b'\n', &mut line)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
+                let text = String::from_utf8_lossy(&line);
+                host.log(Level::Warn, &format!("{tag}: {}", text.trim_end()));
+                line.clear();
+                if line.capacity() > 1 << 16 {
+                    line.shrink_to(1024);
+                }
+            }
+        }
+    });
+
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let outcome = relay(&mut stdout, req, resp, &shown, cfg, &timed_out);
+    if outcome != Outcome::Done {
+        kill_group(pid);
+    }
+    drop(stdout);
+    let status = child.wait();
+    let _ = done_tx.send(());
+    let _ = watchdog.join();
+    let _ = writer.join();
+    let _ = logger.join();
+    if let Ok(st) = status {
+        if !st.success() {
+            cfg.host
+                .log(Level::Warn, &format!("{shown}: exited with {st}"));
+        }
+    }
+    outcome
+}
+
+fn kill_group(pid: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Read the header block, answer with it, then stream the body.
+fn relay(
+    out: &mut impl Read,
+    req: &Request,
+    resp: &mut Response,
+    shown: &str,
+    cfg: &CgiFile,
+    timed_out: &AtomicBool,
+) -> Outcome {
+    let log = |msg: &str| cfg.host.log(Level::Error, &format!("{shown}: {msg}"));
+    let mut buf = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let (head_end, body_start) = loop {
+        if let Some(x) = find_blank_line(&buf) {
+            break x;
+        }
+        if buf.len() > MAX_HEADER_BLOCK {
+            log("header block is larger than 64 KiB");
+            return resp.error(502, "the script's answer is malformed").into();
+        }
+        match out.read(&mut chunk) {
+            Ok(0) | Err(_) => {
+                if timed_out.load(Ordering::SeqCst) {
+                    log(&format!("killed after {:?}", cfg.timeout));
+                    return resp.error(504, "the script took too long").into();
+                }
+                if buf.is_empty() {
+                    log("wrote nothing");
+                } else {
+                    log("output ended before its header block did");
+                }
+                return resp.error(502, "the script gave no valid answer").into();
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let headers = match parse_headers(&buf[..head_end]) {
+        Ok(h) => h,
+        Err(why) => {
+            log(&why);
+            return resp.error(502, "the script's answer is malformed").into();
+        }
+    };
+    let mut status: Option<u16> = None;
+    let mut location: Option<String> = None;
+    let mut has_type = false;
+    for (n, v) in &headers {
+        if n.eq_ignore_ascii_case("status") {
+            let code = v
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse::<u16>().ok());
+            match code {
+                Some(c) if (100..=999).contains(&c) && v.len() >= 3 => status = Some(c),
+                _ => {
+                    log(&format!("bad Status line {v:?}"));
+                    return resp.error(502, "the script's answer is malformed").into();
+                }
+            }
+        } else if n.eq_ignore_ascii_case("location") {
+            location = Some(v.clone());
+        } else if n.eq_ignore_ascii_case("content-type") {
+            has_type = true;
+        }
+    }
+    if let (Some(loc), None) = (&location, status) {
+        if loc.starts_with('/') {
+            // RFC 3875 §6.2.2: a local redirect is answered by the server as a new GET.
+            return resp.redirect(loc).into();
+        }
+    }
+    let status = status.unwrap_or(if location.is_some() { 302 } else { 200 });
+    if !has_type && location.is_none() && status != 204 && status != 304 {
+        log("no Content-Type in the header block");
+    }
+    if resp.status(status).is_err() {
+        return Outcome::Error;
+    }
+    for (n, v) in &headers {
+        if n.eq_ignore_ascii_case("status") {
+            continue;
+        }
+        // Hop-by-hop and framing headers belong to the server; drop them quietly.
+        let _ = resp.header(n, v);
+    }
+    let head_only = req.method() == "HEAD";
+    let first = &buf[body_start..];
+    if !head_only && !first.is_empty() && resp.write(first).is_err() {
+        return Outcome::Error;
+    }
+    if head_only || first.is_empty() {
+        // Commit the head now, so a slow script's headers reach the client at once.
+        if resp.write(&[]).is_err() {
+            return Outcome::Error;
+        }
+    }
+    loop {
+        match out.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                if !head_only && resp.write(&chunk[..n]).is_err() {
+                    // The client went away: stop the script.
+                    return Outcome::Error;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    if timed_out.load(Ordering::SeqCst) {
+        log(&format!(
+            "killed after {:?} while sending its body",
+            cfg.timeout
+        ));
+        return Outcome::Error;
+    }
+    Outcome::Done
+}
+
+/// Where the header block ends and the body starts (LF or CRLF line ends).
+fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while let Some(p) = buf[i..].iter().position(|&b| b == b'\n') {
+        let nl = i + p;
+        let next = &buf[nl + 1..];
+        if next.starts_with(b"\n") {
+            return Some((nl + 1, nl + 2));
+        }
+        if next.starts_with(b"\r\n") {
+            return Some((nl + 1, nl + 3));
+        }
+        if nl == 0 || (nl == 1 && buf[0] == b'\r') {
+            // An empty first line: no headers at all.
+            return Some((0, nl + 1));
+        }
+        i = nl + 1;
+    }
+    None
+}
+
+/// Parse `Name: value` lines strictly: no obs-fold, no bare CR, no NUL, no control bytes.
+fn parse_headers(block: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for raw in block.split(|&b| b == b'\n') {
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line.is_empty() {
+            continue;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            return Err("folded header line (obs-fold) in the header block".into());
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return Err(format!(
+                "header line without ':': {:?}",
+                String::from_utf8_lossy(line)
+            ));
+        };
+        let name = &line[..colon];
+        let value = line[colon + 1..].trim_ascii();
+        let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+        if name.is_empty() || !name.iter().all(token) {
+            return Err(format!(
+                "bad header name {:?}",
+                String::from_utf8_lossy(name)
+            ));
+        }
+        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(format!(
+                "control character (CR, NUL...) in header {:?}: possible header injection",
+                String::from_utf8_lossy(name)
+            ));
+        }
+        out.push((
+            String::from_utf8_lossy(name).into_owned(),
+            String::from_utf8_lossy(value).into_owned(),
+        ));
+    }
+    Ok(out)
+}
+
+/// RFC 3875 §4.1 meta-variables, plus the common extras scripts expect.
+fn meta_variables(
+    cfg: &CgiFile,
+    req: &Request,
+    script_name: &str,
+    script: &Path,
+    path_info: &str,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: String| env.push((k.to_string(), v));
+    let host_header = req
+        .header("host")
+        .map(|h| String::from_utf8_lossy(h).into_owned());
+    let server_name = host_header
+        .as_deref()
+        .map(|h| {
+            if h.starts_with('[') {
+                h.split(']')
+                    .next()
+                    .map(|s| format!("{s}]"))
+                    .unwrap_or_default()
+            } else {
+                h.split(':').next().unwrap_or("").to_string()
+            }
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| req.server_addr().to_string());
+    set("GATEWAY_INTERFACE", "CGI/1.1".into());
+    set(
+        "SERVER_SOFTWARE",
+        concat!("cases/", env!("CARGO_PKG_VERSION")).into(),
+    );
+    set("SERVER_NAME", server_name);
+    set("SERVER_PORT", req.server_port().to_string());
+    set("SERVER_ADDR", req.server_addr().into());
+    set("SERVER_PROTOCOL", req.version().into());
+    set("REQUEST_METHOD", req.method().into());
+    set("SCRIPT_NAME", script_name.into());
+    set("SCRIPT_FILENAME", script.to_string_lossy().into_owned());
+    set("DOCUMENT_ROOT", req.root().to_string_lossy().into_owned());
+    set(
+        "REQUEST_URI",
+        String::from_utf8_lossy(req.target()).into_owned(),
+    );
+    if !path_info.is_empty() {
+        set("PATH_INFO", path_info.into());
+        let translated = req.root().join(path_info.trim_start_matches('/'));
+        set("PATH_TRANSLATED", translated.to_string_lossy().into_owned());
+    }
+    set(
+        "QUERY_STRING",
+        String::from_utf8_lossy(req.query()).into_owned(),
+    );
+    set("REMOTE_ADDR", req.client_addr().into());
+    set("REMOTE_HOST", req.client_addr().into());
+    set("REMOTE_PORT", req.client_port().to_string());
+    if req.body_len() > 0 || req.header("content-length").is_some() {
+        set("CONTENT_LENGTH", req.body_len().to_string());
+    }
+    if let Some(t) = req.header("content-type") {
+        set("CONTENT_TYPE", String::from_utf8_lossy(t).into_owned());
+    }
+    set("REDIRECT_STATUS", "200".into());
+    set("PATH", cfg.path.clone());
+    // Every request header as HTTP_*, except the ones RFC 3875 §4.1.18 says to leave out
+    // (credentials, the body's framing) and `Proxy` (httpoxy: HTTP_PROXY would steer the
+    // script's own outgoing requests).
+    let mut http: Vec<(String, String)> = Vec::new();
+    for (n, v) in req.headers() {
+        let name = String::from_utf8_lossy(n);
+        let lower = name.to_ascii_lowercase();
+        if matches!(
+            lower.as_str(),
+            "proxy"
+                | "authorization"
+                | "proxy-authorization"
+                | "content-length"
+                | "content-type"
+                | "transfer-encoding"
+        ) || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            continue;
+        }
+        let key = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
+        let value = String::from_utf8_lossy(v).into_owned();
+        match http.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, old)) => {
+                old.push_str(", ");
+                old.push_str(&value);
+            }
+            None => http.push((key, value)),
+        }
+    }
+    env.extend(http);
+    for (k, v) in &cfg.env {
+        env.push((k.clone(), v.clone()));
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_blocks_end_at_the_first_blank_line() {
+        assert_eq!(find_blank_line(b"A: b\n\nbody"), Some((5, 6)));
+        assert_eq!(find_blank_line(b"A: b\r\n\r\nbody"), Some((6, 8)));
+        assert_eq!(find_blank_line(b"A: b\r\n"), None);
+    }
+
+    #[test]
+    fn injection_and_folding_are_refused() {
+        assert!(parse_headers(b"X: a\rInjected: b\n").is_err());
+        assert!(parse_headers(b"X: a\n continued\n").is_err());
+        assert!(parse_headers(b"X: a\0b\n").is_err());
+        assert!(parse_headers(b"no colon\n").is_err());
+        assert_eq!(
+            parse_headers(b"Status: 404 Nope\r\nContent-Type: text/plain\r\n").unwrap(),
+            vec![
+                ("Status".into(), "404 Nope".into()),
+                ("Content-Type".into(), "text/plain".into())
+            ]
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! Case `cgi_file`: run a CGI/1.1 script (RFC 3875) under the configured folders and stream its
+//! output back (the chapter's `case_cgi_file`, made safe: only where configured).
+
+mod cgi;
+
+use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::ffi::CStr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+/// Settings (`[plugins.cgi_file]`).
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct Conf {
+    /// URL folders whose files are scripts (default `["/cgi-bin/"]`).
+    #[serde(default = "default_dirs")]
+    dirs: Vec<String>,
+    /// Extension → interpreter (default `.py` → `python3`).
+    #[serde(default = "default_interpreters")]
+    interpreters: BTreeMap<String, String>,
+    /// Seconds a script may run before it is killed with its process group (504).
+    #[serde(default = "default_timeout")]
+    timeout: f64,
+    /// Scripts running at once; beyond it 503.
+    #[serde(default = "default_max")]
+    max_running: usize,
+    /// Extra environment variables given to every script.
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    /// PATH given to scripts.
+    #[serde(default = "default_path")]
+    path: String,
+}
+
+fn default_dirs() -> Vec<String> {
+    vec!["/cgi-bin/".into()]
+}
+fn default_interpreters() -> BTreeMap<String, String> {
+    BTreeMap::from([(".py".to_string(), "python3".to_string())])
+}
+fn default_timeout() -> f64 {
+    30.0
+}
+fn default_max() -> usize {
+    32
+}
+fn default_path() -> String {
+    "/usr/local/bin:/usr/bin:/bin".into()
+}
+
+/// Run CGI scripts.
+pub struct CgiFile {
+    dirs: Vec<String>,
+    interpreters: BTreeMap<String, String>,
+    timeout: Duration,
+    max_running: usize,
+    running: AtomicUsize,
+    env: BTreeMap<String, String>,
+    path: String,
+    host: Host,
+    interp_paths: BTreeMap<String, PathBuf>,
+}
+
+impl Case for CgiFile {
+    const NAME: &'static CStr = c"cgi_file";
+    const ALLOW: &'static CStr = c"*";
+    const MAY_BLOCK: bool = true;
+
+    fn create(host: Host, settings: Settings) -> Result<Self, String> {
+        let c: Conf = settings.parse()?;
+        for d in &c.dirs {
+            if !d.starts_with('/') {
+                return Err(format!("dirs: {d:?} must start with '/'"));
+            }
+        }
+        if c.timeout <= 0.0 || !c.timeout.is_finite() {
+            return Err(format!(
+                "timeout = {} must be a positive number of seconds",
+                c.timeout
+            ));
+        }
+        let mut interp_paths = BTreeMap::new();
+        for (ext, prog) in &c.interpreters {
+            if !ext.starts_with('.') {
+                return Err(format!(
+                    "interpreters: extension {ext:?} must start with '.'"
+                ));
+            }
+            let found = cgi::which(prog, &c.path).ok_or_else(|| {
+                format!(
+                    "interpreters: {prog:?} for {ext:?} is not found on PATH {:?}",
+                    c.path
+                )
+            })?;
+            interp_paths.insert(ext.clone(), found);
+        }
+        Ok(CgiFile {
+            dirs: c
+                .dirs
+                .into_iter()
+                .map(|d| if d.ends_with('/') { d } else { format!("{d}/") })
+                .collect(),
+            interpreters: c.interpreters,
+            timeout: Duration::from_secs_f64(c.timeout),
+            max_running: c.max_running.max(1),
+            running: AtomicUsize::new(0),
+            env: c.env,
+            path: c.path,
+            host,
+            interp_paths,
+        })
+    }
+
+    fn test(&self, req: &Request) -> bool {
+        // Anything under a CGI folder is ours: scripts run, everything else is 403, never
+        // served as source.
+        let path = req.path();
+        req.kind() != Kind::Dir && self.dirs.iter().any(|d| path.starts_with(d.as_str()))
+    }
+
+    fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
+        cgi::run(self, req, resp)
+    }
+}
+
+plugin_api::export_case!(CgiFile);

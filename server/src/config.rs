@@ -1,0 +1,251 @@
+//! `server.toml`: serde structs, defaults, and validation into a ready-to-use `Config`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The file as written (relative paths unresolved).
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: String,
+    root: PathBuf,
+    #[serde(default = "default_plugin_dirs")]
+    plugin_dirs: Vec<PathBuf>,
+    cases: Vec<String>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    plugins: BTreeMap<String, toml::Table>,
+}
+
+fn default_plugin_dirs() -> Vec<PathBuf> {
+    vec![PathBuf::from("plugins")]
+}
+
+/// Limits and timeouts (`[limits]`); defaults follow nginx and Apache (docs: limits.md).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Longest request line in bytes (414 beyond).
+    pub max_request_line: usize,
+    /// Longest single header field in bytes (431 beyond).
+    pub max_header_field: usize,
+    /// Largest request head in bytes (431 beyond).
+    pub max_header_bytes: usize,
+    /// Most header fields (431 beyond).
+    pub max_header_count: usize,
+    /// Largest request body in bytes (413 beyond).
+    pub max_body: u64,
+    /// Seconds to receive a whole request head (408 beyond).
+    pub header_timeout: f64,
+    /// Seconds to wait between body reads (408 beyond).
+    pub body_timeout: f64,
+    /// Seconds to wait while the client does not read what we send.
+    pub send_timeout: f64,
+    /// Seconds an idle keep-alive connection is kept.
+    pub keepalive_timeout: f64,
+    /// Requests served on one connection before it is closed.
+    pub max_requests_per_connection: u32,
+    /// Open connections; beyond it new ones get a 503 and are closed.
+    pub max_connections: usize,
+    /// Ranges accepted in one Range header (the whole file beyond it).
+    pub max_ranges: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_line: 8192,
+            max_header_field: 8192,
+            max_header_bytes: 32768,
+            max_header_count: 100,
+            max_body: 1 << 20,
+            header_timeout: 20.0,
+            body_timeout: 20.0,
+            send_timeout: 60.0,
+            keepalive_timeout: 5.0,
+            max_requests_per_connection: 1000,
+            max_connections: 1024,
+            max_ranges: 100,
+        }
+    }
+}
+
+impl Limits {
+    pub fn dur(secs: f64) -> Duration {
+        Duration::from_secs_f64(secs.max(0.001))
+    }
+}
+
+/// One case of the chain, ready to load.
+#[derive(Debug, Clone)]
+pub struct CaseEntry {
+    pub name: String,
+    /// JSON text of `[plugins.NAME]` (`{}` when absent).
+    pub settings: String,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub listen: SocketAddr,
+    pub root: PathBuf,
+    pub plugin_dirs: Vec<PathBuf>,
+    pub cases: Vec<CaseEntry>,
+    pub limits: Limits,
+}
+
+/// Is this a valid case name (`[a-z0-9_]+`)?
+pub fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+impl Config {
+    /// Read, parse and validate `path`; `listen`/`root` override the file.
+    pub fn load(path: &Path, listen: Option<&str>, root: Option<&Path>) -> Result<Config, String> {
+        let shown = path.display();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!("cannot read the configuration file {shown}: {e}\n  fix: pass --config PATH to a server.toml (the shipped one is config/server.toml)")
+        })?;
+        Self::parse(path, &text, listen, root)
+    }
+
+    fn parse(
+        path: &Path,
+        text: &str,
+        listen: Option<&str>,
+        root: Option<&Path>,
+    ) -> Result<Config, String> {
+        let shown = path.display();
+        let file: File = toml::from_str(text).map_err(|e| format!("{shown}: {e}"))?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let listen_text = listen.unwrap_or(&file.listen);
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            format!("{shown}: listen = {listen_text:?} is not an address\n  expected: IP:PORT such as \"127.0.0.1:8080\"")
+        })?;
+
+        let root_in = root
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| resolve(&file.root));
+        let root = root_in.canonicalize().map_err(|e| {
+            format!("{shown}: document root {} cannot be used: {e}\n  fix: create the folder or point `root` (or --root) at an existing one", root_in.display())
+        })?;
+        if !root.is_dir() {
+            return Err(format!(
+                "{shown}: document root {} is not a folder",
+                root.display()
+            ));
+        }
+
+        if file.cases.is_empty() {
+            return Err(format!("{shown}: `cases` is empty\n  expected: the case names in priority order, e.g. cases = [\"no_file\", \"existing_file\", \"always_fail\"]"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for name in &file.cases {
+            if !valid_name(name) {
+                return Err(format!("{shown}: case name {name:?} in `cases` is not valid\n  expected: lower-case letters, digits and '_' only (the plugin file is lib<name>.so)"));
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(format!("{shown}: case {name:?} is listed twice in `cases`\n  fix: keep one entry; order decides which case runs first"));
+            }
+        }
+        for name in file.plugins.keys() {
+            if !seen.contains(name.as_str()) {
+                return Err(format!("{shown}: [plugins.{name}] configures a case that is not in `cases`\n  fix: add \"{name}\" to `cases` or remove the table (a typo?)"));
+            }
+        }
+        let cases = file
+            .cases
+            .iter()
+            .map(|name| CaseEntry {
+                name: name.clone(),
+                settings: file
+                    .plugins
+                    .get(name)
+                    .map(|t| serde_json::to_string(t).unwrap_or_else(|_| "{}".into()))
+                    .unwrap_or_else(|| "{}".into()),
+            })
+            .collect();
+        Ok(Config {
+            path: path.to_path_buf(),
+            listen,
+            root,
+            plugin_dirs: file.plugin_dirs.iter().map(|p| resolve(p)).collect(),
+            cases,
+            limits: file.limits,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(
+            Path::new("/tmp/x/server.toml"),
+            text,
+            None,
+            Some(Path::new("/")),
+        )
+    }
+
+    #[test]
+    fn unknown_key_names_the_file_line_and_column() {
+        let e = parse("listen = \"127.0.0.1:0\"\nroot = \"/\"\ncases = [\"a\"]\nbogus = 1\n")
+            .unwrap_err();
+        assert!(e.contains("/tmp/x/server.toml"), "{e}");
+        assert!(e.contains("line 4, column 1"), "{e}");
+        assert!(e.contains("unknown field `bogus`"), "{e}");
+    }
+
+    #[test]
+    fn relative_plugin_dirs_resolve_against_the_config_folder() {
+        let c = parse(
+            "listen = \"127.0.0.1:0\"\nroot = \"/\"\ncases = [\"a\"]\nplugin_dirs = [\"p\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.plugin_dirs, vec![PathBuf::from("/tmp/x/p")]);
+    }
+
+    #[test]
+    fn plugin_settings_become_json_for_that_case_only() {
+        let c = parse(
+            "listen = \"127.0.0.1:0\"\nroot = \"/\"\ncases = [\"a\", \"b\"]\n[plugins.a]\nx = 1\n",
+        )
+        .unwrap();
+        assert_eq!(c.cases[0].settings, r#"{"x":1}"#);
+        assert_eq!(c.cases[1].settings, "{}");
+    }
+
+    #[test]
+    fn duplicate_and_invalid_names_and_orphan_tables_are_refused() {
+        let base = "listen = \"127.0.0.1:0\"\nroot = \"/\"\n";
+        assert!(parse(&format!("{base}cases = [\"a\", \"a\"]"))
+            .unwrap_err()
+            .contains("twice"));
+        assert!(parse(&format!("{base}cases = [\"A-b\"]"))
+            .unwrap_err()
+            .contains("not valid"));
+        assert!(parse(&format!("{base}cases = [\"a\"]\n[plugins.b]\n"))
+            .unwrap_err()
+            .contains("not in `cases`"));
+    }
+}

@@ -1,0 +1,492 @@
+//! HTTP/1.1 wire format: request heads (httparse + limits), body framing, chunked decoding,
+//! response heads, reason phrases and the cached `Date`.
+
+use crate::config::Limits;
+
+/// A parsed request head, owned.
+#[derive(Debug)]
+pub struct Head {
+    pub method: String,
+    pub target: Vec<u8>,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Bytes of the buffer the head occupied.
+    pub len: usize,
+}
+
+/// How the request body is framed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// A protocol error: the status to answer (the connection is then closed).
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub struct Fail(pub u16);
+
+impl Head {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Does a comma-separated header (e.g. Connection) contain `token`?
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.all(name).any(|v| {
+            v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        })
+    }
+
+    /// Body framing per RFC 9112 §6; refuses everything that could smuggle a request.
+    pub fn framing(&self) -> Result<Framing, Fail> {
+        let te: Vec<&[u8]> = self.all("transfer-encoding").collect();
+        let cl: Vec<&[u8]> = self.all("content-length").collect();
+        if !te.is_empty() {
+            if !cl.is_empty() || self.minor == 0 {
+                return Err(Fail(400));
+            }
+            let codings: Vec<&[u8]> = te
+                .iter()
+                .flat_map(|v| v.split(|&b| b == b','))
+                .map(|t| t.trim_ascii())
+                .filter(|t| !t.is_empty())
+                .collect();
+            return match codings.as_slice() {
+                [only] if only.eq_ignore_ascii_case(b"chunked") => Ok(Framing::Chunked),
+                // chunked must be last and only once; any other coding we do not implement.
+                list if list.iter().any(|t| t.eq_ignore_ascii_case(b"chunked")) => Err(Fail(400)),
+                [] => Err(Fail(400)),
+                _ => Err(Fail(501)),
+            };
+        }
+        let mut len: Option<u64> = None;
+        for v in cl.iter().flat_map(|v| v.split(|&b| b == b',')) {
+            let v = v.trim_ascii();
+            if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+                return Err(Fail(400));
+            }
+            let n: u64 = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(Fail(400))?;
+            if len.is_some_and(|l| l != n) {
+                return Err(Fail(400));
+            }
+            len = Some(n);
+        }
+        Ok(match len {
+            Some(0) | None => Framing::None,
+            Some(n) => Framing::Length(n),
+        })
+    }
+}
+
+/// Try to parse a request head from `buf`. `Ok(None)` means "need more bytes".
+pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, Fail> {
+    // Leading empty lines before the request line are ignored (RFC 9112 §2.2).
+    let skip = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    let data = &buf[skip..];
+    let line_end = data.iter().position(|&b| b == b'\n');
+    match line_end {
+        None if data.len() > limits.max_request_line => return Err(Fail(414)),
+        Some(i) if i > limits.max_request_line => return Err(Fail(414)),
+        _ => {}
+    }
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_header_count + 1];
+    let mut req = httparse::Request::new(&mut headers);
+    let status = req.parse(data);
+    match status {
+        Ok(httparse::Status::Partial) => {
+            if data.len() > limits.max_header_bytes {
+                return Err(Fail(431));
+            }
+            // A single header line that is already too long.
+            if let Some(i) = line_end {
+                let rest = &data[i + 1..];
+                let cur = rest.rsplit(|&b| b == b'\n').next().unwrap_or(rest);
+                if cur.len() > limits.max_header_field {
+                    return Err(Fail(431));
+                }
+            }
+            Ok(None)
+        }
+        Ok(httparse::Status::Complete(n)) => {
+            if n > limits.max_header_bytes {
+                return Err(Fail(431));
+            }
+            let method = req.method.unwrap_or("").to_string();
+            let target = req.path.unwrap_or("").as_bytes().to_vec();
+            let minor = req.version.unwrap_or(1);
+            let mut hs = Vec::with_capacity(req.headers.len());
+            for h in req.headers.iter() {
+                if h.name.len() + h.value.len() + 2 > limits.max_header_field {
+                    return Err(Fail(431));
+                }
+                hs.push((h.name.to_string(), h.value.trim_ascii().to_vec()));
+            }
+            Ok(Some(Head {
+                method,
+                target,
+                minor,
+                headers: hs,
+                len: skip + n,
+            }))
+        }
+        Err(httparse::Error::TooManyHeaders) => Err(Fail(431)),
+        Err(httparse::Error::Version) => {
+            // "HTTP/2.0" and the like are well-formed but not ours; junk is a 400.
+            if looks_like_version(data) {
+                Err(Fail(505))
+            } else {
+                Err(Fail(400))
+            }
+        }
+        Err(_) => Err(Fail(400)),
+    }
+}
+
+fn looks_like_version(data: &[u8]) -> bool {
+    let line = data.split(|&b| b == b'\n').next().unwrap_or(data);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let v = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    v.len() == 8
+        && v.starts_with(b"HTTP/")
+        && v[5].is_ascii_digit()
+        && v[6] == b'.'
+        && v[7].is_ascii_digit()
+}
+
+/// Incremental decoder for a chunked request body.
+#[derive(Default)]
+pub struct Chunked {
+    state: ChunkState,
+    remaining: u64,
+    pub done: bool,
+}
+
+#[derive(Default, PartialEq, Eq, Debug)]
+enum ChunkState {
+    #[default]
+    Size,
+    Data,
+    DataEnd,
+    Trailers,
+}
+
+impl Chunked {
+    /// Consume what it can from `input`, appending body bytes to `out`. Returns bytes used.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, max: u64) -> Result<usize, Fail> {
+        let mut i = 0;
+        while !self.done && i < input.len() {
+            match self.state {
+                ChunkState::Size => {
+                    let Some(nl) = input[i..].iter().position(|&b| b == b'\n') else {
+                        if input.len() - i > 1024 {
+                            return Err(Fail(400));
+                        }
+                        return Ok(i);
+                    };
+                    let line = &input[i..i + nl];
+                    let line = line.strip_suffix(b"\r").ok_or(Fail(400))?;
+                    let size_part = line.split(|&b| b == b';').next().unwrap_or(b"");
+                    let size_part = size_part.trim_ascii_end();
+                    if size_part.is_empty() || size_part.len() > 15 {
+                        return Err(Fail(400));
+                    }
+                    let mut n: u64 = 0;
+                    for &b in size_part {
+                        let d = (b as char).to_digit(16).ok_or(Fail(400))?;
+                        n = n * 16 + d as u64;
+                    }
+                    i += nl + 1;
+                    if n == 0 {
+                        self.state = ChunkState::Trailers;
+                    } else {
+                        if out.len() as u64 + n > max {
+                            return Err(Fail(413));
+                        }
+                        self.remaining = n;
+                        self.state = ChunkState::Data;
+                    }
+                }
+                ChunkState::Data => {
+                    let take = (self.remaining as usize).min(input.len() - i);
+                    out.extend_from_slice(&input[i..i + take]);
+                    i += take;
+                    self.remaining -= take as u64;
+                    if self.remaining == 0 {
+                        self.state = ChunkState::DataEnd;
+                    }
+                }
+                ChunkState::DataEnd => {
+                    let rest = &input[i..];
+                    if rest.len() < 2 {
+                        if rest == b"\r" {
+                            return Ok(i);
+                        }
+                        return Err(Fail(400));
+                    }
+                    if &rest[..2] != b"\r\n" {
+                        return Err(Fail(400));
+                    }
+                    i += 2;
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::Trailers => {
+                    let Some(nl) = input[i..].iter().position(|&b| b == b'\n') else {
+                        if input.len() - i > 8192 {
+                            return Err(Fail(431));
+                        }
+                        return Ok(i);
+                    };
+                    let line = &input[i..i + nl];
+                    i += nl + 1;
+                    if line == b"\r" || line.is_empty() {
+                        self.done = true;
+                    }
+                }
+            }
+        }
+        Ok(i)
+    }
+}
+
+/// Standard reason phrases.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => match status / 100 {
+            1 => "Informational",
+            2 => "Success",
+            3 => "Redirection",
+            4 => "Client Error",
+            _ => "Server Error",
+        },
+    }
+}
+
+/// Methods this server knows (RFC 9110 §9 plus PATCH); anything else is 501.
+pub fn known_method(m: &str) -> bool {
+    matches!(
+        m,
+        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH"
+    )
+}
+
+/// Value for the `Server` header.
+pub const SERVER: &str = concat!("cases/", env!("CARGO_PKG_VERSION"));
+
+thread_local! {
+    static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+}
+
+/// The current time as an IMF-fixdate, recomputed at most once a second per thread.
+pub fn date_now(out: &mut Vec<u8>) {
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != secs || d.1.is_empty() {
+            *d = (secs, httpdate::fmt_http_date(now));
+        }
+        out.extend_from_slice(d.1.as_bytes());
+    })
+}
+
+/// Is this byte string allowed in a header name (token)?
+pub fn is_token(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Is this byte string allowed in a header value (no CR, LF, NUL or other controls but tab)?
+pub fn is_field_value(s: &[u8]) -> bool {
+    s.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn head(raw: &str) -> Result<Option<Head>, Fail> {
+        parse_head(raw.as_bytes(), &Limits::default())
+    }
+
+    #[test]
+    fn parses_a_simple_request_and_skips_leading_blank_lines() {
+        let h = head("\r\nGET /a?b HTTP/1.1\r\nHost: x\r\n\r\nrest")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.method, "GET");
+        assert_eq!(h.target, b"/a?b");
+        assert_eq!(h.minor, 1);
+        assert_eq!(h.header("host"), Some(&b"x"[..]));
+        assert_eq!(h.len, "\r\nGET /a?b HTTP/1.1\r\nHost: x\r\n\r\n".len());
+    }
+
+    #[test]
+    fn partial_heads_ask_for_more() {
+        assert!(head("GET / HTTP/1.1\r\nHost").unwrap().is_none());
+    }
+
+    #[test]
+    fn limits_give_414_and_431() {
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(9000));
+        assert_eq!(head(&long).unwrap_err(), Fail(414));
+        let field = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
+        assert_eq!(head(&field).unwrap_err(), Fail(431));
+        let many: String = (0..101).map(|i| format!("X{i}: y\r\n")).collect();
+        assert_eq!(
+            head(&format!("GET / HTTP/1.1\r\n{many}\r\n")).unwrap_err(),
+            Fail(431)
+        );
+    }
+
+    #[test]
+    fn bad_version_is_505_and_junk_is_400() {
+        assert_eq!(head("GET / HTTP/2.0\r\n\r\n").unwrap_err(), Fail(505));
+        assert_eq!(head("GET / FOO\r\n\r\n").unwrap_err(), Fail(400));
+        assert_eq!(head("G@T / HTTP/1.1\r\n\r\n").unwrap_err(), Fail(400));
+    }
+
+    fn framing(hs: &str) -> Result<Framing, Fail> {
+        head(&format!("POST / HTTP/1.1\r\nHost: x\r\n{hs}\r\n"))
+            .unwrap()
+            .unwrap()
+            .framing()
+    }
+
+    #[test]
+    fn framing_refuses_smuggling() {
+        assert_eq!(framing("Content-Length: 5\r\n"), Ok(Framing::Length(5)));
+        assert_eq!(
+            framing("Content-Length: 5\r\nContent-Length: 5\r\n"),
+            Ok(Framing::Length(5))
+        );
+        assert_eq!(
+            framing("Content-Length: 5\r\nContent-Length: 6\r\n"),
+            Err(Fail(400))
+        );
+        assert_eq!(framing("Content-Length: -1\r\n"), Err(Fail(400)));
+        assert_eq!(framing("Content-Length: 1e3\r\n"), Err(Fail(400)));
+        assert_eq!(
+            framing("Transfer-Encoding: chunked\r\n"),
+            Ok(Framing::Chunked)
+        );
+        assert_eq!(
+            framing("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n"),
+            Err(Fail(400))
+        );
+        assert_eq!(framing("Transfer-Encoding: gzip\r\n"), Err(Fail(501)));
+        assert_eq!(
+            framing("Transfer-Encoding: chunked, gzip\r\n"),
+            Err(Fail(400))
+        );
+        assert_eq!(
+            framing("Transfer-Encoding: chunked, chunked\r\n"),
+            Err(Fail(400))
+        );
+    }
+
+    #[test]
+    fn chunked_decodes_across_splits_and_refuses_bad_sizes() {
+        let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        for split in 0..body.len() {
+            let mut c = Chunked::default();
+            let mut out = Vec::new();
+            let mut buf = body[..split].to_vec();
+            let used = c.feed(&buf, &mut out, 1 << 20).unwrap();
+            buf.drain(..used);
+            buf.extend_from_slice(&body[split..]);
+            let used = c.feed(&buf, &mut out, 1 << 20).unwrap();
+            assert!(c.done);
+            assert_eq!(out, b"Wikipedia");
+            assert_eq!(&buf[used..], b"NEXT");
+        }
+        for bad in [
+            &b"zz\r\n"[..],
+            b"4\r\nWikiXX",
+            b"-1\r\n",
+            b"ffffffffffffffffff\r\n",
+        ] {
+            let mut c = Chunked::default();
+            assert_eq!(
+                c.feed(bad, &mut Vec::new(), 1 << 20),
+                Err(Fail(400)),
+                "{bad:?}"
+            );
+        }
+        let mut c = Chunked::default();
+        assert_eq!(c.feed(b"ff\r\n", &mut Vec::new(), 10), Err(Fail(413)));
+    }
+
+    proptest! {
+        #[test]
+        fn the_head_parser_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_head(&raw, &Limits::default());
+        }
+
+        #[test]
+        fn the_chunk_decoder_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut c = Chunked::default();
+            let _ = c.feed(&raw, &mut Vec::new(), 1 << 20);
+        }
+    }
+}

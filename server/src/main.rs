@@ -1,0 +1,92 @@
+//! Entry point: flags → configuration → plugins → listener; start-up errors exit with a message.
+
+mod chain;
+mod cli;
+mod config;
+mod conn;
+mod error_page;
+mod http;
+mod plugin;
+mod reply;
+mod resolve;
+mod server;
+mod static_file;
+
+use clap::Parser;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let log_config = simplelog::ConfigBuilder::new()
+        .set_target_level(simplelog::LevelFilter::Off)
+        .set_thread_level(simplelog::LevelFilter::Off)
+        .build();
+    let _ = simplelog::WriteLogger::init(cli.log_level, log_config, std::io::stderr());
+
+    match start(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("server: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(cli: &cli::Cli) -> Result<(), String> {
+    let config = config::Config::load(&cli.config, cli.listen.as_deref(), cli.root.as_deref())?;
+    let chain = chain::Chain::load(&config)?;
+    if cli.check_config {
+        println!("configuration {} is valid", config.path.display());
+        println!("listen {}", config.listen);
+        println!("root {}", config.root.display());
+        println!("chain (first case whose test() is true acts):");
+        for (i, p) in chain.cases.iter().enumerate() {
+            println!("  {}. {}", i + 1, plugin::describe(p));
+        }
+        return Ok(());
+    }
+    let root = resolve::Root::open(&config.root)
+        .map_err(|e| format!("document root {}: {e}", config.root.display()))?;
+    let listener = server::bind(config.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}\n  fix: choose a free address with --listen or `listen` in {}", config.listen, config.path.display()))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    for p in &chain.cases {
+        log::info!("case {}", plugin::describe(p));
+    }
+    let shared = Arc::new(conn::Shared {
+        chain: RwLock::new(Arc::new(chain)),
+        root: Arc::new(root),
+        limits: config.limits.clone(),
+        open: Default::default(),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    // Tests and scripts read this line to learn the port when listening on port 0.
+    println!("listening on http://{addr}/");
+    let _ = std::io::stdout().flush();
+    rt.block_on(async move {
+        tokio::select! {
+            r = server::run(listener, shared) => r.map_err(|e| e.to_string()),
+            _ = shutdown_signal() => {
+                log::info!("shutting down");
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,297 @@
+//! What goes back to the client: the `Reply` model, the sinks that receive a plugin's
+//! response calls (buffered, or streamed from a worker thread), and serialisation of heads.
+
+use crate::http::{date_now, is_field_value, is_token, reason, SERVER};
+use crate::plugin::Sink;
+use tokio::sync::mpsc;
+
+/// One piece of a body.
+pub enum Seg {
+    Bytes(Vec<u8>),
+    /// A byte range of `Body::File`'s file.
+    Range(u64, u64),
+}
+
+/// A response body.
+pub enum Body {
+    Empty,
+    Bytes(Vec<u8>),
+    /// A file sent in pieces (whole file, one range, or multipart ranges).
+    File(std::fs::File, Vec<Seg>),
+    /// Written by a plugin on a worker thread as it goes; length unknown unless the plugin
+    /// gave a Content-Length.
+    Stream(mpsc::Receiver<Msg>, Option<u64>),
+}
+
+impl Body {
+    /// The exact length, when known up front.
+    pub fn len(&self) -> Option<u64> {
+        match self {
+            Body::Empty => Some(0),
+            Body::Bytes(b) => Some(b.len() as u64),
+            Body::File(_, segs) => Some(
+                segs.iter()
+                    .map(|s| match s {
+                        Seg::Bytes(b) => b.len() as u64,
+                        Seg::Range(_, l) => *l,
+                    })
+                    .sum(),
+            ),
+            Body::Stream(_, len) => *len,
+        }
+    }
+}
+
+/// A response ready to write.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub body: Body,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: Body) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Reply {
+        self.headers.push((name.as_bytes().to_vec(), value.into()));
+        self
+    }
+}
+
+/// Does a status forbid a body (RFC 9110 §6.4.1)?
+pub fn bodiless(status: u16) -> bool {
+    status < 200 || status == 204 || status == 304
+}
+
+/// How the body is delimited on the wire.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Delim {
+    Length(u64),
+    Chunked,
+    /// Until the connection closes (HTTP/1.0 client, unknown length).
+    Close,
+    None,
+}
+
+/// Serialise the status line and headers. Returns how the body must be delimited.
+pub fn write_head(
+    out: &mut Vec<u8>,
+    r: &Reply,
+    minor: u8,
+    close: bool,
+    keep_alive_10: bool,
+) -> Delim {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(r.status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason(r.status).as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    date_now(out);
+    out.extend_from_slice(b"\r\nServer: ");
+    out.extend_from_slice(SERVER.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (n, v) in &r.headers {
+        if n.eq_ignore_ascii_case(b"content-length") {
+            continue;
+        }
+        out.extend_from_slice(n);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    let delim = if bodiless(r.status) {
+        Delim::None
+    } else {
+        match r.body.len() {
+            Some(n) => Delim::Length(n),
+            None if minor >= 1 => Delim::Chunked,
+            None => Delim::Close,
+        }
+    };
+    match delim {
+        Delim::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            out.extend_from_slice(n.to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Delim::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        _ => {}
+    }
+    if close || delim == Delim::Close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if minor == 0 && keep_alive_10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    delim
+}
+
+/// Headers a plugin may not set: the host owns framing and connection management.
+fn host_owned(name: &[u8]) -> bool {
+    const OWNED: [&[u8]; 7] = [
+        b"transfer-encoding",
+        b"connection",
+        b"keep-alive",
+        b"date",
+        b"server",
+        b"upgrade",
+        b"proxy-connection",
+    ];
+    OWNED.iter().any(|o| name.eq_ignore_ascii_case(o))
+}
+
+/// Messages from a plugin running on a worker thread.
+pub enum Msg {
+    /// Status and headers are final; body chunks follow.
+    Head(u16, Vec<(Vec<u8>, Vec<u8>)>),
+    Data(Vec<u8>),
+    /// The plugin failed mid-answer: close without completing the body.
+    Abort,
+}
+
+/// What a plugin asked for, collected during `act`.
+pub struct Collect {
+    pub status: u16,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub body: Vec<u8>,
+    pub file: Option<Vec<u8>>,
+    pub error: Option<(u16, String)>,
+    /// A local redirect target (RFC 3875 §6.2.2).
+    pub redirect: Option<Vec<u8>>,
+    /// Anything body-like was produced (write, send_file, send_error).
+    pub started: bool,
+    req_body: Vec<u8>,
+    body_pos: usize,
+    stream: Option<mpsc::Sender<Msg>>,
+    committed: bool,
+}
+
+impl Collect {
+    pub fn new(req_body: Vec<u8>, stream: Option<mpsc::Sender<Msg>>) -> Collect {
+        Collect {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+            file: None,
+            error: None,
+            redirect: None,
+            started: false,
+            req_body,
+            body_pos: 0,
+            stream,
+            committed: false,
+        }
+    }
+
+    /// Close the stream (if any) so the connection sees the end.
+    pub fn end_stream(&mut self) {
+        self.stream = None;
+    }
+
+    /// Tell the connection the streamed answer is broken (it closes without finishing it).
+    pub fn abort_stream(&mut self) {
+        if let Some(tx) = &self.stream {
+            let _ = tx.blocking_send(Msg::Abort);
+        }
+    }
+
+    /// Take back the request body (when a case declined).
+    pub fn into_body(self) -> Vec<u8> {
+        self.req_body
+    }
+
+    pub fn committed(&self) -> bool {
+        self.committed
+    }
+
+    fn can_add(&self) -> bool {
+        !self.started
+    }
+}
+
+impl Sink for Collect {
+    fn set_status(&mut self, status: u16) -> bool {
+        if !self.can_add() || !(100..=999).contains(&status) {
+            return false;
+        }
+        self.status = status;
+        true
+    }
+
+    fn add_header(&mut self, name: &[u8], value: &[u8]) -> bool {
+        if !self.can_add() || !is_token(name) || !is_field_value(value) || host_owned(name) {
+            return false;
+        }
+        if name.eq_ignore_ascii_case(b"content-length")
+            && (value.is_empty() || !value.iter().all(u8::is_ascii_digit) || value.len() > 19)
+        {
+            return false;
+        }
+        self.headers.push((name.to_vec(), value.to_vec()));
+        true
+    }
+
+    fn write(&mut self, data: &[u8]) -> bool {
+        if self.file.is_some() || self.error.is_some() {
+            return false;
+        }
+        self.started = true;
+        match &self.stream {
+            None => {
+                self.body.extend_from_slice(data);
+                true
+            }
+            Some(tx) => {
+                if !self.committed {
+                    self.committed = true;
+                    let head = Msg::Head(self.status, std::mem::take(&mut self.headers));
+                    if tx.blocking_send(head).is_err() {
+                        return false;
+                    }
+                }
+                data.is_empty() || tx.blocking_send(Msg::Data(data.to_vec())).is_ok()
+            }
+        }
+    }
+
+    fn send_file(&mut self, path: &[u8]) -> bool {
+        if self.started {
+            return false;
+        }
+        self.started = true;
+        self.file = Some(path.to_vec());
+        true
+    }
+
+    fn send_error(&mut self, status: u16, message: &[u8]) -> bool {
+        if self.started || !(400..=599).contains(&status) {
+            return false;
+        }
+        self.started = true;
+        self.error = Some((status, String::from_utf8_lossy(message).into_owned()));
+        true
+    }
+
+    fn redirect(&mut self, target: &[u8]) -> bool {
+        if self.started || !target.starts_with(b"/") || !is_field_value(target) {
+            return false;
+        }
+        self.started = true;
+        self.redirect = Some(target.to_vec());
+        true
+    }
+
+    fn read_body(&mut self, buf: &mut [u8]) -> isize {
+        let rest = &self.req_body[self.body_pos..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.body_pos += n;
+        n as isize
+    }
+}

@@ -1,0 +1,271 @@
+//! URL path → file system path confined to the document root: decoding, normalising, and the
+//! one place where path safety is decided (a path never escapes the root).
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use std::ffi::OsStr;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Why a path was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Malformed: bad percent-encoding, NUL, `..` above the root (400).
+    BadRequest,
+    /// Leads outside the root through a symlink (403).
+    Forbidden,
+}
+
+/// Percent-decode a path and normalise it: `.` and empty segments dropped, `..` pops one
+/// segment. Returns the segments; `..` above the root, `%00` and bad escapes are refused.
+pub fn normalise(raw: &[u8]) -> Result<(Vec<Vec<u8>>, bool), Refusal> {
+    if raw.first() != Some(&b'/') {
+        return Err(Refusal::BadRequest);
+    }
+    let decoded = decode(raw)?;
+    let trailing = decoded.len() > 1 && decoded.ends_with(b"/");
+    let mut segs: Vec<Vec<u8>> = Vec::new();
+    for seg in decoded.split(|&b| b == b'/') {
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                if segs.pop().is_none() {
+                    return Err(Refusal::BadRequest);
+                }
+            }
+            s => segs.push(s.to_vec()),
+        }
+    }
+    Ok((segs, trailing))
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Strict percent-decoding: `%` must be followed by two hex digits; NUL is refused.
+pub fn decode(raw: &[u8]) -> Result<Vec<u8>, Refusal> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'%' {
+            let (Some(h), Some(l)) = (
+                raw.get(i + 1).copied().and_then(hex),
+                raw.get(i + 2).copied().and_then(hex),
+            ) else {
+                return Err(Refusal::BadRequest);
+            };
+            out.push(h << 4 | l);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    if out.contains(&0) {
+        return Err(Refusal::BadRequest);
+    }
+    Ok(out)
+}
+
+/// The normalised URL path (`/a/b/` form) from segments.
+pub fn url_path(segs: &[Vec<u8>], trailing: bool) -> Vec<u8> {
+    let mut p = Vec::with_capacity(64);
+    for s in segs {
+        p.push(b'/');
+        p.extend_from_slice(s);
+    }
+    if p.is_empty() || trailing {
+        p.push(b'/');
+    }
+    p
+}
+
+/// The document root, opened once.
+pub struct Root {
+    pub path: PathBuf,
+    fd: OwnedFd,
+}
+
+/// What a path is on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Missing,
+    File,
+    Dir,
+    Other,
+}
+
+impl Root {
+    pub fn open(path: &Path) -> std::io::Result<Root> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Root {
+            path: path.to_path_buf(),
+            fd,
+        })
+    }
+
+    /// Open `rel` (relative to the root) without ever leaving it: `RESOLVE_BENEATH` makes the
+    /// kernel refuse `..` and symlinks that lead outside.
+    pub fn open_beneath(&self, rel: &[u8], flags: OFlags) -> Result<OwnedFd, OpenError> {
+        let rel: &[u8] = if rel.is_empty() { b"." } else { rel };
+        let r = rustix::fs::openat2(
+            &self.fd,
+            OsStr::from_bytes(rel),
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        );
+        r.map_err(|e| match e {
+            rustix::io::Errno::XDEV | rustix::io::Errno::LOOP => OpenError::Outside,
+            rustix::io::Errno::NOENT
+            | rustix::io::Errno::NOTDIR
+            | rustix::io::Errno::NAMETOOLONG => OpenError::Missing,
+            e => OpenError::Io(e.into()),
+        })
+    }
+
+    /// The path relative to the root, if `abs` lies textually inside it.
+    pub fn relative<'a>(&self, abs: &'a Path) -> Option<&'a Path> {
+        abs.strip_prefix(&self.path).ok()
+    }
+
+    /// Stat the segments beneath the root: what is there, or `Forbidden` when a symlink leads
+    /// outside.
+    pub fn kind_of(&self, segs: &[Vec<u8>]) -> Result<Kind, Refusal> {
+        let rel = segs.join(&b'/');
+        match self.open_beneath(&rel, OFlags::PATH) {
+            Ok(fd) => match rustix::fs::fstat(&fd) {
+                Ok(st) => Ok(kind_of_mode(st.st_mode)),
+                Err(_) => Ok(Kind::Missing),
+            },
+            Err(OpenError::Outside) => Err(Refusal::Forbidden),
+            Err(OpenError::Missing) => Ok(Kind::Missing),
+            // Permission denied on a parent and the like: treat as not there.
+            Err(OpenError::Io(_)) => Ok(Kind::Missing),
+        }
+    }
+
+    /// `root/seg1/seg2...` as a file system path.
+    pub fn join(&self, segs: &[Vec<u8>]) -> PathBuf {
+        let mut p = self.path.clone();
+        for s in segs {
+            p.push(OsStr::from_bytes(s));
+        }
+        p
+    }
+}
+
+pub fn kind_of_mode(mode: u32) -> Kind {
+    match rustix::fs::FileType::from_raw_mode(mode) {
+        rustix::fs::FileType::RegularFile => Kind::File,
+        rustix::fs::FileType::Directory => Kind::Dir,
+        _ => Kind::Other,
+    }
+}
+
+#[derive(Debug)]
+pub enum OpenError {
+    Outside,
+    Missing,
+    Io(std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn norm(s: &str) -> Result<String, Refusal> {
+        normalise(s.as_bytes())
+            .map(|(segs, t)| String::from_utf8_lossy(&url_path(&segs, t)).into_owned())
+    }
+
+    #[test]
+    fn traversal_table() {
+        let bad = Err(Refusal::BadRequest);
+        let table: &[(&str, Result<String, Refusal>)] = &[
+            ("/", Ok("/".into())),
+            ("/a/b.html", Ok("/a/b.html".into())),
+            ("/a/./b/", Ok("/a/b/".into())),
+            ("/a//b", Ok("/a/b".into())),
+            ("/a/../b", Ok("/b".into())),
+            ("/..", bad),
+            ("/../etc/passwd", Err(Refusal::BadRequest)),
+            ("/a/../../etc/passwd", Err(Refusal::BadRequest)),
+            ("/%2e%2e/etc/passwd", Err(Refusal::BadRequest)),
+            ("/%2E%2E/%2e%2e/x", Err(Refusal::BadRequest)),
+            ("/..%2fetc%2fpasswd", Err(Refusal::BadRequest)),
+            ("/a%2f..%2f..%2fx", Err(Refusal::BadRequest)),
+            ("/a/%2e%2e", Ok("/".into())),
+            ("/x%00.html", Err(Refusal::BadRequest)),
+            ("/%zz", Err(Refusal::BadRequest)),
+            ("/%2", Err(Refusal::BadRequest)),
+            // A backslash is an ordinary file name byte on Unix, never a separator.
+            ("/..%5c..%5cetc", Ok("/..\\..\\etc".into())),
+            // Overlong UTF-8 for '.' and '/' decodes to bytes that are neither.
+            (
+                "/%c0%ae%c0%ae/x",
+                Ok("/\u{fffd}\u{fffd}\u{fffd}\u{fffd}/x".into()),
+            ),
+            ("/%c0%af", Ok("/\u{fffd}\u{fffd}".into())),
+            ("relative", Err(Refusal::BadRequest)),
+            ("/a%20b", Ok("/a b".into())),
+        ];
+        for (input, want) in table {
+            assert_eq!(&norm(input), want, "input {input}");
+        }
+    }
+
+    #[test]
+    fn symlinks_out_of_the_root_are_forbidden_and_inside_ones_allowed() {
+        let dir = std::env::temp_dir().join(format!("resolve-test-{}", std::process::id()));
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(dir.join("secret"), b"s").unwrap();
+        std::fs::write(root.join("sub/ok"), b"o").unwrap();
+        let _ = std::os::unix::fs::symlink(dir.join("secret"), root.join("out"));
+        let _ = std::os::unix::fs::symlink("sub/ok", root.join("in"));
+        let _ = std::os::unix::fs::symlink("/", root.join("slash"));
+        let r = Root::open(&root.canonicalize().unwrap()).unwrap();
+        let segs = |s: &str| normalise(s.as_bytes()).unwrap().0;
+        assert_eq!(r.kind_of(&segs("/out")), Err(Refusal::Forbidden));
+        assert_eq!(
+            r.kind_of(&segs("/slash/etc/passwd")),
+            Err(Refusal::Forbidden)
+        );
+        assert_eq!(r.kind_of(&segs("/in")), Ok(Kind::File));
+        assert_eq!(r.kind_of(&segs("/sub")), Ok(Kind::Dir));
+        assert_eq!(r.kind_of(&segs("/nope")), Ok(Kind::Missing));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    proptest! {
+        #[test]
+        fn normalised_paths_never_hold_dot_segments_or_nul(raw in "/[a-z./%0-9A-F\\\\]{0,40}") {
+            if let Ok((segs, _)) = normalise(raw.as_bytes()) {
+                for s in &segs {
+                    prop_assert!(s != b".." && s != b"." && !s.is_empty());
+                    prop_assert!(!s.contains(&b'/') && !s.contains(&0));
+                }
+            }
+        }
+
+        #[test]
+        fn decoding_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut p = vec![b'/'];
+            p.extend(raw);
+            let _ = normalise(&p);
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The listener: bind with a real backlog, accept, cap open connections, spawn a task each.
+
+use crate::chain::{error_reply, Peer};
+use crate::conn::{serve, Shared, Slot};
+use crate::reply::write_head;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Bind `addr` with a listen backlog of 1024 (std's 128 drops bursts of new connections).
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    sock.set_reuse_address(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    Ok(sock.into())
+}
+
+/// Accept connections forever.
+pub async fn run(listener: std::net::TcpListener, shared: Arc<Shared>) -> std::io::Result<()> {
+    let listener = TcpListener::from_std(listener)?;
+    let local = listener.local_addr()?;
+    loop {
+        let (stream, client) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors and the like: back off a little and keep serving.
+                log::error!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let open = shared.open.fetch_add(1, Ordering::Relaxed) + 1;
+        let slot = Slot(Arc::clone(&shared));
+        if open > shared.limits.max_connections {
+            tokio::spawn(refuse(stream, slot));
+            continue;
+        }
+        let local = stream.local_addr().unwrap_or(local);
+        tokio::spawn(serve(stream, Peer { client, local }, slot));
+    }
+}
+
+/// Over the connection cap: a short 503 and close, costing almost nothing.
+async fn refuse(mut stream: TcpStream, slot: Slot) {
+    let r = error_reply(
+        503,
+        b"",
+        "the server is at its connection limit; try again shortly",
+    )
+    .header("Retry-After", "1");
+    let mut out = Vec::new();
+    write_head(&mut out, &r, 1, true, false);
+    if let crate::reply::Body::Bytes(b) = &r.body {
+        out.extend_from_slice(b);
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), stream.write_all(&out)).await;
+    let _ = stream.shutdown().await;
+    drop(slot);
+}

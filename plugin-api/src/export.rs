@@ -116,7 +116,7 @@ pub fn header_slice(r: &WpRequest) -> &[WpHeader] {
 }
 
 /// Call the host's log function.
-pub fn host_log(host: *const WpHost, level: u32, msg: &[u8]) {
+fn host_log(host: *const WpHost, level: u32, msg: &[u8]) {
     if host.is_null() {
         return;
     }

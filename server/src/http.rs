@@ -127,7 +127,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, Fail> {
             Ok(None)
         }
         Ok(httparse::Status::Complete(n)) => {
-            if n > limits.max_header_bytes {
+            if n > limits.max_header_bytes || req.headers.len() > limits.max_header_count {
                 return Err(Fail(431));
             }
             let method = req.method.unwrap_or("").to_string();

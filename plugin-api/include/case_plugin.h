@@ -1,0 +1,147 @@
+/*
+ * case_plugin.h - plugin ABI 1.0 for the case-chain web server.
+ *
+ * Hand-kept and mirrored one to one by plugin-api/src/abi.rs; the _Static_asserts below
+ * check the same sizes the Rust side checks, and CI compiles examples/c-plugin against it.
+ *
+ * A plugin is a shared library exporting one function:
+ *
+ *     const wp_plugin_desc *wp_plugin_v1(void);
+ *
+ * which returns a pointer to a static descriptor and has no side effects. The host reads
+ * the descriptor's first fields (abi_major, abi_minor, struct_size) before calling anything
+ * else and accepts the plugin iff abi_major == 1 and abi_minor <= the host's minor.
+ *
+ * Memory: the request and every string in it are borrowed for the duration of one call.
+ * Strings are {ptr, len}; len is authoritative and the host also NUL-terminates them.
+ * The response callbacks copy what they are given. Neither side frees the other's memory.
+ */
+#ifndef CASE_PLUGIN_H
+#define CASE_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WP_ABI_MAJOR 1
+#define WP_ABI_MINOR 0
+
+/* act() results */
+#define WP_DONE 0     /* the response is complete */
+#define WP_DECLINED 1 /* not mine after all (only before writing): try the next case */
+#define WP_ERROR 2    /* failed: 500 if nothing was sent, else the connection closes */
+
+/* descriptor flags */
+#define WP_THREAD_SAFE 1u /* test/act may run on several threads at once */
+#define WP_MAY_BLOCK 2u   /* act may block for long: run it off the event loop */
+
+/* wp_request.fs_kind */
+#define WP_KIND_MISSING 0u
+#define WP_KIND_FILE 1u
+#define WP_KIND_DIR 2u
+#define WP_KIND_OTHER 3u
+
+/* wp_host.log levels */
+#define WP_LOG_ERROR 1u
+#define WP_LOG_WARN 2u
+#define WP_LOG_INFO 3u
+#define WP_LOG_DEBUG 4u
+
+typedef struct wp_str {
+    const uint8_t *ptr; /* never NULL; NUL at ptr[len] */
+    size_t len;
+} wp_str;
+
+typedef struct wp_header {
+    wp_str name;
+    wp_str value;
+} wp_header;
+
+typedef struct wp_request {
+    uint32_t struct_size; /* fields past it are absent */
+    uint32_t fs_kind;     /* WP_KIND_* */
+    wp_str method;        /* "GET" */
+    wp_str target;        /* the request-target as sent */
+    wp_str path;          /* percent-decoded, normalised, starts with '/' */
+    wp_str query;         /* as sent, without '?' */
+    wp_str version;       /* "HTTP/1.1" */
+    const wp_header *headers;
+    size_t header_count;
+    wp_str client_addr;
+    wp_str server_addr;
+    wp_str root;    /* the document root */
+    wp_str fs_path; /* root + path, confined to the root */
+    uint64_t body_len;
+    uint16_t client_port;
+    uint16_t server_port;
+    uint32_t reserved;
+} wp_request;
+
+/* Every callback returns 0 on success, -1 when refused. Pass ctx back unchanged. */
+typedef struct wp_response {
+    uint32_t struct_size;
+    uint32_t reserved;
+    void *ctx;
+    int32_t (*set_status)(void *ctx, uint16_t status);
+    int32_t (*add_header)(void *ctx, const uint8_t *name, size_t name_len,
+                          const uint8_t *value, size_t value_len);
+    int32_t (*write)(void *ctx, const uint8_t *data, size_t len);
+    int32_t (*send_file)(void *ctx, const uint8_t *path, size_t path_len);
+    int32_t (*send_error)(void *ctx, uint16_t status, const uint8_t *message, size_t len);
+    ssize_t (*read_body)(void *ctx, uint8_t *buf, size_t cap);
+    int32_t (*redirect)(void *ctx, const uint8_t *target, size_t len);
+} wp_response;
+
+typedef struct wp_error_sink {
+    void *ctx;
+    void (*set)(void *ctx, const uint8_t *msg, size_t len);
+} wp_error_sink;
+
+typedef struct wp_host {
+    uint32_t struct_size;
+    uint32_t abi_major;
+    uint32_t abi_minor;
+    uint32_t reserved;
+    void (*log)(const struct wp_host *host, uint32_t level, const uint8_t *msg, size_t len);
+    void *ctx;
+} wp_host;
+
+typedef struct wp_plugin_desc {
+    /* Frozen prefix: never changes within or across major versions. */
+    uint32_t abi_major;
+    uint32_t abi_minor;
+    uint32_t struct_size; /* sizeof(wp_plugin_desc) */
+    uint32_t flags;       /* WP_THREAD_SAFE | WP_MAY_BLOCK */
+    const char *name;     /* must equal the name in server.toml: [a-z0-9_]+ */
+    const char *plugin_version;
+    /* ABI 1.0 */
+    const char *allow; /* methods answered, as an Allow value ("GET, HEAD"), or "*" */
+    void *(*create)(const wp_host *host, const uint8_t *cfg_json, size_t cfg_len,
+                    const wp_error_sink *err); /* NULL = refused, reason via err */
+    void (*destroy)(void *inst);
+    uint8_t (*test)(void *inst, const wp_request *req);                         /* pure */
+    int32_t (*act)(void *inst, const wp_request *req, const wp_response *resp); /* WP_* */
+} wp_plugin_desc;
+
+#if defined(__LP64__)
+_Static_assert(sizeof(wp_str) == 16, "wp_str layout");
+_Static_assert(sizeof(wp_header) == 32, "wp_header layout");
+_Static_assert(sizeof(wp_request) == 184, "wp_request layout");
+_Static_assert(sizeof(wp_response) == 72, "wp_response layout");
+_Static_assert(sizeof(wp_error_sink) == 16, "wp_error_sink layout");
+_Static_assert(sizeof(wp_host) == 32, "wp_host layout");
+_Static_assert(sizeof(wp_plugin_desc) == 72, "wp_plugin_desc layout");
+#endif
+
+/* The one symbol a plugin exports. */
+const wp_plugin_desc *wp_plugin_v1(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CASE_PLUGIN_H */

@@ -1,0 +1,213 @@
+//! A bad plugin or server.toml stops start-up with a message that names the file, the line
+//! or the plugin, what was expected, and the fix. A panicking plugin costs one 500.
+
+use crate::support::*;
+
+fn check(dir: &TempDir, cases: &str, extra: &str, plugin_dirs: &[std::path::PathBuf]) -> Exit {
+    let root = fixture_root(dir);
+    let cfg = dir.write("server.toml", config_text(&root, plugin_dirs, cases, extra));
+    run_to_exit(&["--config", cfg.to_str().unwrap()])
+}
+
+#[test]
+fn a_plugin_built_for_another_abi_major_is_refused_with_found_and_expected_versions() {
+    let dir = TempDir::new("abi2");
+    let pdir = dir.path().join("plugins");
+    std::fs::create_dir_all(&pdir).unwrap();
+    let so = compile_c_plugin(
+        &workspace().join("server/tests/fixtures/plugins/wrong_abi.c"),
+        &pdir,
+        "wrong_abi",
+    );
+    let e = check(
+        &dir,
+        r#"["wrong_abi", "always_fail"]"#,
+        "",
+        &[pdir, plugins_dir()],
+    );
+    assert_eq!(e.code, Some(1));
+    let want = format!(
+        "plugin \"wrong_abi\" ({}): built for plugin ABI 2.x, this server provides 1.0\n  fix: rebuild the plugin against plugin-api 1.x",
+        so.canonicalize().unwrap().display()
+    );
+    assert!(e.stderr.contains(&want), "{}", e.stderr);
+}
+
+#[test]
+fn a_plugin_built_for_a_newer_abi_minor_is_refused() {
+    let dir = TempDir::new("abi199");
+    let pdir = dir.path().join("plugins");
+    std::fs::create_dir_all(&pdir).unwrap();
+    compile_c_plugin(
+        &workspace().join("server/tests/fixtures/plugins/newer_minor.c"),
+        &pdir,
+        "newer_minor",
+    );
+    let e = check(&dir, r#"["newer_minor"]"#, "", &[pdir]);
+    assert_eq!(e.code, Some(1));
+    assert!(
+        e.stderr
+            .contains("built for plugin ABI 1.99, this server provides 1.0")
+            && e.stderr.contains("upgrade the server"),
+        "{}",
+        e.stderr
+    );
+}
+
+#[test]
+fn a_missing_plugin_names_the_plugin_the_folders_and_the_fix() {
+    let dir = TempDir::new("missing");
+    let e = check(&dir, r#"["no_file", "not_there"]"#, "", &[plugins_dir()]);
+    assert_eq!(e.code, Some(1));
+    assert!(
+        e.stderr
+            .contains("plugin \"not_there\": no file libnot_there.so"),
+        "{}",
+        e.stderr
+    );
+    assert!(e.stderr.contains(&plugins_dir().display().to_string()));
+    assert!(e.stderr.contains("fix:"));
+}
+
+#[test]
+fn a_library_whose_name_differs_from_the_config_entry_is_refused() {
+    let dir = TempDir::new("rename");
+    let pdir = dir.path().join("plugins");
+    std::fs::create_dir_all(&pdir).unwrap();
+    std::fs::copy(
+        plugins_dir().join("libhello.so"),
+        pdir.join("libgreeter.so"),
+    )
+    .unwrap();
+    let e = check(&dir, r#"["greeter"]"#, "", &[pdir]);
+    assert_eq!(e.code, Some(1));
+    assert!(
+        e.stderr.contains("the library calls itself \"hello\""),
+        "{}",
+        e.stderr
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_plugin_is_refused() {
+    let dir = TempDir::new("notplugin");
+    let pdir = dir.path().join("plugins");
+    std::fs::create_dir_all(&pdir).unwrap();
+    std::fs::write(pdir.join("libjunk.so"), b"not an ELF file").unwrap();
+    let e = check(&dir, r#"["junk"]"#, "", &[pdir]);
+    assert_eq!(e.code, Some(1));
+    assert!(
+        e.stderr.contains("plugin \"junk\"") && e.stderr.contains("cannot be loaded"),
+        "{}",
+        e.stderr
+    );
+}
+
+#[test]
+fn a_bad_server_toml_names_the_file_line_and_column() {
+    let dir = TempDir::new("badtoml");
+    let e = check(
+        &dir,
+        r#"["no_file"]"#,
+        "\n[limits]\nmax_body = \"big\"\n",
+        &[plugins_dir()],
+    );
+    assert_eq!(e.code, Some(1));
+    assert!(e.stderr.contains("server.toml"), "{}", e.stderr);
+    assert!(e.stderr.contains("line 7, column 12"), "{}", e.stderr);
+    assert!(
+        e.stderr
+            .contains("invalid type: string \"big\", expected u64"),
+        "{}",
+        e.stderr
+    );
+
+    let dir = TempDir::new("unknownkey");
+    let e = check(
+        &dir,
+        r#"["no_file"]"#,
+        "colour = \"blue\"\n",
+        &[plugins_dir()],
+    );
+    assert_eq!(e.code, Some(1));
+    assert!(
+        e.stderr.contains("line 5, column 1") && e.stderr.contains("unknown field `colour`"),
+        "{}",
+        e.stderr
+    );
+}
+
+#[test]
+fn settings_a_plugin_refuses_stop_start_up_with_its_reason() {
+    let dir = TempDir::new("refused");
+    let e = check(
+        &dir,
+        r#"["hello", "always_fail"]"#,
+        "[plugins.hello]\nprefix = \"nope\"\n",
+        &[plugins_dir()],
+    );
+    assert_eq!(e.code, Some(1));
+    assert!(
+        e.stderr.contains("plugin \"hello\"")
+            && e.stderr.contains("refused its settings [plugins.hello]")
+            && e.stderr.contains("prefix = \"nope\" must start with '/'"),
+        "{}",
+        e.stderr
+    );
+    let dir = TempDir::new("typo");
+    let e = check(
+        &dir,
+        r#"["hello"]"#,
+        "[plugins.hello]\nprefx = \"/x\"\n",
+        &[plugins_dir()],
+    );
+    assert!(
+        e.stderr
+            .contains("unknown field `prefx`, expected `prefix`"),
+        "{}",
+        e.stderr
+    );
+}
+
+#[test]
+fn check_config_prints_the_chain_and_exits_zero() {
+    let dir = TempDir::new("check");
+    let root = fixture_root(&dir);
+    let cfg = dir.write(
+        "server.toml",
+        config_text(&root, &[plugins_dir()], CHAIN, ""),
+    );
+    let e = run_to_exit(&["--config", cfg.to_str().unwrap(), "--check-config"]);
+    assert_eq!(e.code, Some(0), "{}", e.stderr);
+    assert!(e.stdout.contains("is valid"));
+    assert!(
+        e.stdout.contains("  1. hello 0.1.0 (ABI 1.0, GET, HEAD)"),
+        "{}",
+        e.stdout
+    );
+    assert!(e.stdout.contains("  8. always_fail"), "{}", e.stdout);
+}
+
+#[test]
+fn the_shipped_config_is_valid() {
+    plugins_dir();
+    let cfg = workspace().join("config/server.toml");
+    let e = run_to_exit(&["--config", cfg.to_str().unwrap(), "--check-config"]);
+    assert_eq!(e.code, Some(0), "{}", e.stderr);
+}
+
+#[test]
+fn a_plugin_panic_becomes_a_500_and_the_server_keeps_serving() {
+    let mut s = Server::start(
+        r#"["panicky", "no_file", "existing_file", "always_fail"]"#,
+        "",
+    );
+    let r = s.get("/panic");
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("500 Internal Server Error"));
+    assert!(s.alive());
+    assert_eq!(s.get("/plain.html").status, 200);
+    // The poisoned instance no longer claims requests: the next case answers.
+    assert_eq!(s.get("/panic").status, 404);
+    assert!(s.log().contains("panicked in act"), "{}", s.log());
+}

@@ -7,5 +7,13 @@ mod support;
 mod cases;
 /// The chain comes from server.toml: reordering, drop-in plugins, the C plugin.
 mod chain;
+/// HTTP/1.1 semantics every case gets from the host (RFC 9110 / RFC 9112).
+mod http;
+/// Limits and timeouts: each is hit, then a normal request still succeeds.
+mod limits;
+/// Path safety over the wire: traversal, encoded dots and slashes, NUL, symlinks.
+mod paths;
 /// Start-up: wrong ABI, missing plugin, bad server.toml, refused settings; plugin panics.
 mod plugins;
+/// Static files: validators, conditional requests, ranges, content types.
+mod static_files;

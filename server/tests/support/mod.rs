@@ -168,6 +168,11 @@ impl Server {
         Self::start(CHAIN, "")
     }
 
+    /// The shipped chain plus extra TOML (e.g. a `[limits]` table).
+    pub fn shipped_with(extra: &str) -> Server {
+        Self::start(CHAIN, extra)
+    }
+
     pub fn start_in(
         dir: TempDir,
         root: PathBuf,

@@ -1,0 +1,299 @@
+//! HTTP/1.1 semantics in the host, tested over raw sockets.
+
+use crate::support::*;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+fn send(s: &mut std::net::TcpStream, req: &str) {
+    s.write_all(req.as_bytes()).unwrap();
+}
+
+#[test]
+fn http11_connections_are_persistent_by_default() {
+    let s = Server::shipped();
+    let mut c = s.connect();
+    for _ in 0..3 {
+        send(&mut c, "GET /plain.html HTTP/1.1\r\nHost: t\r\n\r\n");
+        let r = read_response(&mut c, false).unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("connection"), None);
+    }
+}
+
+#[test]
+fn http10_closes_unless_keep_alive_is_asked_for() {
+    let s = Server::shipped();
+    let mut c = s.connect();
+    send(&mut c, "GET /plain.html HTTP/1.0\r\n\r\n");
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(closed_within(&mut c, Duration::from_secs(3)));
+
+    let mut c = s.connect();
+    send(
+        &mut c,
+        "GET /plain.html HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+    send(
+        &mut c,
+        "GET /notes.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
+    assert_eq!(read_response(&mut c, false).unwrap().text(), "just text\n");
+}
+
+#[test]
+fn connection_close_is_honoured_and_announced() {
+    let s = Server::shipped();
+    let mut c = s.connect();
+    send(
+        &mut c,
+        "GET /plain.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(closed_within(&mut c, Duration::from_secs(3)));
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let s = Server::shipped();
+    let mut c = s.connect();
+    send(
+        &mut c,
+        "GET /plain.html HTTP/1.1\r\nHost: t\r\n\r\nGET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\nHEAD /subdir/ HTTP/1.1\r\nHost: t\r\n\r\nGET /missing HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert!(read_response(&mut c, false)
+        .unwrap()
+        .text()
+        .contains("Test page"));
+    assert_eq!(read_response(&mut c, false).unwrap().text(), "just text\n");
+    let h = read_response(&mut c, true).unwrap();
+    assert_eq!((h.status, h.header("content-length")), (200, Some("20")));
+    assert_eq!(read_response(&mut c, false).unwrap().status, 404);
+}
+
+#[test]
+fn a_connection_is_closed_after_its_request_cap() {
+    let s = Server::shipped_with("[limits]\nmax_requests_per_connection = 2\n");
+    let mut c = s.connect();
+    send(&mut c, "GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(
+        read_response(&mut c, false).unwrap().header("connection"),
+        None
+    );
+    send(&mut c, "GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(closed_within(&mut c, Duration::from_secs(3)));
+    assert_eq!(s.get("/notes.txt").status, 200);
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
+    let s = Server::shipped_with("[limits]\nkeepalive_timeout = 0.5\n");
+    let mut c = s.connect();
+    send(&mut c, "GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    read_response(&mut c, false).unwrap();
+    let start = std::time::Instant::now();
+    assert!(closed_within(&mut c, Duration::from_secs(5)));
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn closing_after_an_error_does_not_reset_away_the_response() {
+    // The client sends more than the server reads before it closes: without a graceful
+    // (lingering) close the kernel answers with RST and the client may lose the 400.
+    let s = Server::shipped();
+    let mut c = s.connect();
+    let mut req =
+        b"GET /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n".to_vec();
+    req.extend(std::iter::repeat_n(b'x', 200_000));
+    let _ = c.write_all(&req);
+    std::thread::sleep(Duration::from_millis(200));
+    let r = read_response(&mut c, false).expect("the 400 arrives intact");
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn a_missing_or_repeated_host_in_http11_is_400_and_http10_needs_none() {
+    let s = Server::shipped();
+    assert_eq!(s.raw("GET /notes.txt HTTP/1.1\r\n\r\n").status, 400);
+    assert_eq!(
+        s.raw("GET /notes.txt HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+            .status,
+        400
+    );
+    assert_eq!(s.raw("GET /notes.txt HTTP/1.0\r\n\r\n").status, 200);
+}
+
+#[test]
+fn absolute_form_targets_are_accepted() {
+    let s = Server::shipped();
+    let r = s.raw("GET http://example.test/notes.txt HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n");
+    assert_eq!((r.status, r.text().as_str()), (200, "just text\n"));
+}
+
+#[test]
+fn request_bodies_are_consumed_so_the_next_request_parses() {
+    let s = Server::shipped();
+    let mut c = s.connect();
+    send(&mut c, "POST /notes.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello worldGET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+    assert_eq!(read_response(&mut c, false).unwrap().text(), "just text\n");
+    send(&mut c, "POST /notes.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /plain.html HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(read_response(&mut c, false).unwrap().status, 405);
+    assert_eq!(read_response(&mut c, false).unwrap().status, 200);
+}
+
+fn rejected_and_closed(s: &Server, req: &str, status: u16) {
+    let mut c = s.connect();
+    send(&mut c, req);
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(r.status, status, "{req:?}");
+    assert_eq!(r.header("connection"), Some("close"), "{req:?}");
+    assert!(closed_within(&mut c, Duration::from_secs(5)), "{req:?}");
+}
+
+#[test]
+fn ambiguous_framing_is_refused_and_the_connection_closed() {
+    let s = Server::shipped();
+    let smuggle = "GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n";
+    rejected_and_closed(&s, &format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggle}"), 400);
+    rejected_and_closed(&s, &format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd{smuggle}"), 400);
+    rejected_and_closed(
+        &s,
+        &format!("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{smuggle}"),
+        400,
+    );
+    rejected_and_closed(
+        &s,
+        "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+        501,
+    );
+    rejected_and_closed(
+        &s,
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: +3\r\n\r\nabc",
+        400,
+    );
+    rejected_and_closed(
+        &s,
+        "GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n",
+        400,
+    );
+    assert_eq!(s.get("/notes.txt").status, 200);
+}
+
+#[test]
+fn expect_100_continue_gets_an_interim_response_before_the_body_is_sent() {
+    let s = Server::shipped();
+    let mut c = s.connect();
+    send(&mut c, "POST /cgi-bin/hello.sh HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    let mut buf = [0u8; 25];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 100 Continue\r\n\r\n");
+    send(&mut c, "body");
+    assert_eq!(read_response(&mut c, false).unwrap().status, 200);
+}
+
+#[test]
+fn expect_with_an_oversized_body_gets_413_without_100() {
+    let s = Server::shipped_with("[limits]\nmax_body = 10\n");
+    let mut c = s.connect();
+    send(&mut c, "POST /cgi-bin/hello.sh HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n");
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(r.status, 413);
+    assert!(!r.raw_head.contains("100 Continue"));
+}
+
+#[test]
+fn unknown_methods_are_501_and_disallowed_ones_405_with_allow() {
+    let s = Server::shipped();
+    let r = s.raw("BREW /notes.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 501);
+    let r = s.raw("DELETE /notes.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+    let r = s.raw("TRACE / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 405);
+}
+
+#[test]
+fn options_lists_the_allowed_methods() {
+    let s = Server::shipped();
+    let r = s.raw("OPTIONS /notes.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+    assert_eq!(r.header("content-length"), Some("0"));
+    let r = s.raw("OPTIONS * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("allow").unwrap().contains("POST"),
+        "{:?}",
+        r.header("allow")
+    );
+}
+
+#[test]
+fn every_response_carries_date_server_and_framing() {
+    let s = Server::shipped();
+    for path in ["/plain.html", "/listing/", "/missing", "/hello"] {
+        let r = s.get(path);
+        let date = r.header("date").expect("Date");
+        assert!(httpdate_ok(date), "{date}");
+        assert!(r.header("server").unwrap().starts_with("cases/"));
+        assert!(r.header("content-length").is_some(), "{path}");
+    }
+    let cgi = s.get("/cgi-bin/hello.sh");
+    assert_eq!(cgi.header("transfer-encoding"), Some("chunked"));
+}
+
+fn httpdate_ok(d: &str) -> bool {
+    d.ends_with(" GMT") && d.len() == 29 && d.as_bytes()[3] == b','
+}
+
+#[test]
+fn head_gets_the_same_headers_as_get_and_no_body_whichever_case_answers() {
+    let s = Server::shipped();
+    for path in ["/plain.html", "/listing/", "/missing", "/hello", "/subdir/"] {
+        let g = s.get(path);
+        let mut c = s.connect();
+        send(&mut c, &format!("HEAD {path} HTTP/1.1\r\nHost: t\r\n\r\n"));
+        let h = read_response(&mut c, true).unwrap();
+        assert_eq!(h.status, g.status, "{path}");
+        assert_eq!(
+            h.header("content-length"),
+            g.header("content-length"),
+            "{path}"
+        );
+        assert_eq!(h.header("content-type"), g.header("content-type"), "{path}");
+        // No body: the next response on the connection starts right away.
+        send(&mut c, "GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(
+            read_response(&mut c, false).unwrap().text(),
+            "just text\n",
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn a_folder_without_its_slash_redirects_keeping_the_query() {
+    let s = Server::shipped();
+    let r = s.get("/listing?sort=name");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/listing/?sort=name"));
+    let r = s.get("/sub%64ir");
+    assert_eq!(r.header("location"), Some("/sub%64ir/"));
+}
+
+#[test]
+fn an_unsupported_http_version_is_505() {
+    let s = Server::shipped();
+    assert_eq!(s.raw("GET / HTTP/2.0\r\nHost: t\r\n\r\n").status, 505);
+    assert_eq!(s.raw("GET / HTTX/1.1\r\nHost: t\r\n\r\n").status, 400);
+}

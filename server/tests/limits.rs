@@ -1,0 +1,121 @@
+//! Every limit is hit once, and then a normal request on a new connection still succeeds.
+
+use crate::support::*;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+fn still_serves(s: &Server) {
+    assert_eq!(s.get("/notes.txt").status, 200, "the server still answers");
+}
+
+#[test]
+fn a_long_request_line_is_414() {
+    let s = Server::shipped();
+    let r = s.raw(&format!(
+        "GET /{} HTTP/1.1\r\nHost: t\r\n\r\n",
+        "a".repeat(9000)
+    ));
+    assert_eq!(r.status, 414);
+    still_serves(&s);
+}
+
+#[test]
+fn a_large_header_field_too_many_fields_or_a_large_head_are_431() {
+    let s = Server::shipped();
+    let r = s.raw(&format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9000)
+    ));
+    assert_eq!(r.status, 431);
+    let many: String = (0..101).map(|i| format!("X-{i}: y\r\n")).collect();
+    assert_eq!(
+        s.raw(&format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n"))
+            .status,
+        431
+    );
+    let big: String = (0..8)
+        .map(|i| format!("X-{i}: {}\r\n", "b".repeat(5000)))
+        .collect();
+    assert_eq!(
+        s.raw(&format!("GET / HTTP/1.1\r\nHost: t\r\n{big}\r\n"))
+            .status,
+        431
+    );
+    still_serves(&s);
+}
+
+#[test]
+fn a_body_over_the_limit_is_413_whether_announced_or_chunked() {
+    let s = Server::shipped_with("[limits]\nmax_body = 100\n");
+    let r = s.raw("POST /cgi-bin/hello.sh HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n");
+    assert_eq!(r.status, 413);
+    let chunk = format!("65\r\n{}\r\n0\r\n\r\n", "x".repeat(101));
+    let r = s.raw(&format!(
+        "POST /cgi-bin/hello.sh HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}"
+    ));
+    assert_eq!(r.status, 413);
+    still_serves(&s);
+}
+
+#[test]
+fn a_request_head_that_takes_too_long_is_408_even_when_bytes_trickle() {
+    let s = Server::shipped_with("[limits]\nheader_timeout = 1.0\n");
+    let mut c = s.connect();
+    let start = Instant::now();
+    c.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    // Slowloris: a byte every 200 ms does not reset the clock.
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(200));
+        if c.write_all(b"X").is_err() {
+            break;
+        }
+    }
+    let r = read_response(&mut c, false).expect("a 408");
+    assert_eq!(r.status, 408);
+    assert!(start.elapsed() < Duration::from_secs(3));
+    still_serves(&s);
+}
+
+#[test]
+fn a_body_that_stalls_is_408() {
+    let s = Server::shipped_with("[limits]\nbody_timeout = 0.5\n");
+    let mut c = s.connect();
+    c.write_all(b"POST /cgi-bin/hello.sh HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
+    let r = read_response(&mut c, false).expect("a 408");
+    assert_eq!(r.status, 408);
+    still_serves(&s);
+}
+
+#[test]
+fn connections_beyond_the_cap_get_503_and_the_server_recovers() {
+    let s = Server::shipped_with("[limits]\nmax_connections = 3\n");
+    let held: Vec<_> = (0..3).map(|_| s.connect()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let r = s.raw("GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    still_serves(&s);
+}
+
+#[test]
+fn a_thousand_slow_clients_do_not_delay_a_normal_one() {
+    let s = Server::shipped_with("[limits]\nmax_connections = 4096\nheader_timeout = 30.0\n");
+    let mut slow: Vec<_> = (0..1000).map(|_| s.connect()).collect();
+    for c in slow.iter_mut() {
+        c.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    }
+    for round in 0..3 {
+        for c in slow.iter_mut() {
+            let _ = c.write_all(b"X");
+        }
+        let start = Instant::now();
+        let r = s.get("/notes.txt");
+        let took = start.elapsed();
+        assert_eq!(r.status, 200);
+        assert!(took < Duration::from_secs(1), "round {round}: {took:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

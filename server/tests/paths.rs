@@ -1,0 +1,55 @@
+//! Path safety over the wire: no request reaches outside the document root.
+
+use crate::support::*;
+
+#[test]
+fn traversal_attempts_never_leave_the_root() {
+    let s = Server::shipped();
+    std::fs::write(s.dir.path().join("secret.txt"), "SECRET").unwrap();
+    for p in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E/secret.txt",
+        "/..%2fsecret.txt",
+        "/listing/../../secret.txt",
+        "/listing/%2e%2e/%2e%2e/secret.txt",
+        "/..%5csecret.txt",
+        "/%c0%ae%c0%ae/secret.txt",
+        "/secret.txt%00.html",
+        "//secret.txt",
+    ] {
+        let r = s.raw(&format!(
+            "GET {p} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        ));
+        assert!([400, 403, 404].contains(&r.status), "{p} gave {}", r.status);
+        assert!(!r.text().contains("SECRET"), "{p}");
+    }
+}
+
+#[test]
+fn symlinks_out_of_the_root_are_403_and_inside_ones_are_followed() {
+    let s = Server::shipped();
+    let outside = s.dir.path().join("outside.txt");
+    std::fs::write(&outside, "OUTSIDE").unwrap();
+    std::os::unix::fs::symlink(&outside, s.root.join("out.txt")).unwrap();
+    std::os::unix::fs::symlink("/etc", s.root.join("etc")).unwrap();
+    std::os::unix::fs::symlink("notes.txt", s.root.join("in.txt")).unwrap();
+    let r = s.get("/out.txt");
+    assert_eq!(r.status, 403);
+    assert!(!r.text().contains("OUTSIDE"));
+    assert_eq!(s.get("/etc/passwd").status, 403);
+    assert_eq!(s.get("/etc/").status, 403);
+    assert_eq!(s.get("/in.txt").text(), "just text\n");
+}
+
+#[test]
+fn an_index_html_symlinked_out_of_the_root_is_not_served() {
+    let s = Server::shipped();
+    let outside = s.dir.path().join("leak.html");
+    std::fs::write(&outside, "LEAK").unwrap();
+    std::fs::create_dir(s.root.join("trap")).unwrap();
+    std::os::unix::fs::symlink(&outside, s.root.join("trap/index.html")).unwrap();
+    let r = s.get("/trap/");
+    assert_eq!(r.status, 403);
+    assert!(!r.text().contains("LEAK"));
+}

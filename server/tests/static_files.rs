@@ -1,0 +1,148 @@
+//! Files sent with send_file: validators, 304/412, Range/If-Range, Content-Type.
+
+use crate::support::*;
+
+fn req(s: &Server, path: &str, headers: &str) -> Response {
+    s.raw(&format!(
+        "GET {path} HTTP/1.1\r\nHost: t\r\n{headers}Connection: close\r\n\r\n"
+    ))
+}
+
+#[test]
+fn if_none_match_and_if_modified_since_give_304() {
+    let s = Server::shipped();
+    let r = s.get("/notes.txt");
+    let etag = r.header("etag").unwrap().to_string();
+    let lm = r.header("last-modified").unwrap().to_string();
+    let n = req(&s, "/notes.txt", &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!(n.status, 304);
+    assert!(n.body.is_empty());
+    assert_eq!(n.header("etag"), Some(etag.as_str()));
+    let w = req(
+        &s,
+        "/notes.txt",
+        &format!("If-None-Match: \"x\", W/{etag}\r\n"),
+    );
+    assert_eq!(w.status, 304, "weak comparison for If-None-Match");
+    assert_eq!(
+        req(&s, "/notes.txt", &format!("If-Modified-Since: {lm}\r\n")).status,
+        304
+    );
+    let old = "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n";
+    assert_eq!(req(&s, "/notes.txt", old).status, 200);
+    // If-None-Match wins over If-Modified-Since.
+    let both = format!("If-None-Match: \"other\"\r\nIf-Modified-Since: {lm}\r\n");
+    assert_eq!(req(&s, "/notes.txt", &both).status, 200);
+}
+
+#[test]
+fn if_match_that_fails_gives_412() {
+    let s = Server::shipped();
+    assert_eq!(req(&s, "/notes.txt", "If-Match: \"nope\"\r\n").status, 412);
+    let etag = s.get("/notes.txt").header("etag").unwrap().to_string();
+    assert_eq!(
+        req(&s, "/notes.txt", &format!("If-Match: {etag}\r\n")).status,
+        200
+    );
+}
+
+#[test]
+fn a_single_range_gives_206_with_content_range() {
+    let s = Server::shipped();
+    // notes.txt is "just text\n" (10 bytes).
+    let r = req(&s, "/notes.txt", "Range: bytes=0-3\r\n");
+    assert_eq!(r.status, 206);
+    assert_eq!(r.text(), "just");
+    assert_eq!(r.header("content-range"), Some("bytes 0-3/10"));
+    let r = req(&s, "/notes.txt", "Range: bytes=-5\r\n");
+    assert_eq!((r.status, r.text().as_str()), (206, "text\n"));
+    let r = req(&s, "/notes.txt", "Range: bytes=5-\r\n");
+    assert_eq!(
+        (r.text().as_str(), r.header("content-range")),
+        ("text\n", Some("bytes 5-9/10"))
+    );
+}
+
+#[test]
+fn multiple_ranges_give_multipart_byteranges() {
+    let s = Server::shipped();
+    let r = req(&s, "/notes.txt", "Range: bytes=0-1, 5-6\r\n");
+    assert_eq!(r.status, 206);
+    let ct = r.header("content-type").unwrap();
+    let boundary = ct
+        .strip_prefix("multipart/byteranges; boundary=")
+        .expect(ct);
+    let t = r.text();
+    assert!(t.starts_with(&format!("--{boundary}\r\n")), "{t}");
+    assert!(
+        t.contains("Content-Range: bytes 0-1/10\r\n\r\nju\r\n"),
+        "{t}"
+    );
+    assert!(
+        t.contains("Content-Range: bytes 5-6/10\r\n\r\nte\r\n"),
+        "{t}"
+    );
+    assert!(t.ends_with(&format!("--{boundary}--\r\n")), "{t}");
+    assert_eq!(
+        r.header("content-length"),
+        Some(r.body.len().to_string().as_str())
+    );
+}
+
+#[test]
+fn an_unsatisfiable_range_gives_416_and_a_bad_one_is_ignored() {
+    let s = Server::shipped();
+    let r = req(&s, "/notes.txt", "Range: bytes=50-60\r\n");
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("content-range"), Some("bytes */10"));
+    assert_eq!(req(&s, "/notes.txt", "Range: lines=1-2\r\n").status, 200);
+    assert_eq!(req(&s, "/notes.txt", "Range: bytes=5-1\r\n").status, 200);
+}
+
+#[test]
+fn if_range_with_a_stale_validator_sends_the_whole_file() {
+    let s = Server::shipped();
+    let etag = s.get("/notes.txt").header("etag").unwrap().to_string();
+    let fresh = req(
+        &s,
+        "/notes.txt",
+        &format!("Range: bytes=0-3\r\nIf-Range: {etag}\r\n"),
+    );
+    assert_eq!(fresh.status, 206);
+    let stale = req(
+        &s,
+        "/notes.txt",
+        "Range: bytes=0-3\r\nIf-Range: \"old\"\r\n",
+    );
+    assert_eq!((stale.status, stale.text().as_str()), (200, "just text\n"));
+}
+
+#[test]
+fn content_type_comes_from_the_extension_with_a_fallback() {
+    let s = Server::shipped();
+    std::fs::write(s.root.join("data.bin9"), b"\x00\x01").unwrap();
+    std::fs::write(s.root.join("style.css"), b"a{}").unwrap();
+    std::fs::write(s.root.join("pic.png"), b"\x89PNG").unwrap();
+    assert_eq!(
+        s.get("/data.bin9").header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(
+        s.get("/style.css").header("content-type"),
+        Some("text/css; charset=utf-8")
+    );
+    assert_eq!(s.get("/pic.png").header("content-type"), Some("image/png"));
+}
+
+#[test]
+fn a_large_file_is_sent_whole() {
+    let s = Server::shipped();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(s.root.join("big.bin"), &data).unwrap();
+    let r = s.get("/big.bin");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), data.len());
+    assert!(r.body == data);
+    let part = req(&s, "/big.bin", "Range: bytes=1000000-2999999\r\n");
+    assert!(part.body == data[1_000_000..3_000_000]);
+}

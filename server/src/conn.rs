@@ -67,7 +67,8 @@ pub async fn serve(mut stream: TcpStream, peer: Peer, slot: Slot) {
         match next {
             Ok(Next::Idle) => continue,
             Ok(Next::Close) => {
-                linger(&mut stream).await;
+                // Boxed: its scratch buffer must not be part of every idle connection's state.
+                Box::pin(linger(&mut stream)).await;
                 break;
             }
             Err(_) => break,
@@ -100,6 +101,13 @@ async fn burst(
 ) -> io::Result<Next> {
     let limits = &shared.limits;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    // Readiness can be stale: if nothing is there after all, go back to idle holding nothing.
+    match stream.try_read_buf(&mut buf) {
+        Ok(0) => return Ok(Next::Close),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Idle),
+        Err(e) => return Err(e),
+    }
     loop {
         // 1. The head, within the header timeout counted from now (the request's first byte).
         let deadline = Instant::now() + Limits::dur(limits.header_timeout);

@@ -42,7 +42,9 @@ pub async fn run(listener: std::net::TcpListener, shared: Arc<Shared>) -> std::i
             continue;
         }
         let local = stream.local_addr().unwrap_or(local);
-        tokio::spawn(serve(stream, Peer { client, local }, slot));
+        let task = serve(stream, Peer { client, local }, slot);
+        log::trace!("connection future: {} bytes", std::mem::size_of_val(&task));
+        tokio::spawn(task);
     }
 }
 

@@ -24,6 +24,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 
 fn main() -> ExitCode {
+    // Descriptors inherited from whoever started us must not reach CGI scripts: mark them all
+    // close-on-exec (ours already are). Done first, while there is only one thread.
+    close_fds::set_fds_cloexec(3, &[]);
     let cli = cli::Cli::parse();
     let log_config = simplelog::ConfigBuilder::new()
         .set_target_level(simplelog::LevelFilter::Off)

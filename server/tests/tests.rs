@@ -5,6 +5,8 @@ mod support;
 
 /// One module per case, in chain order.
 mod cases;
+/// CGI/1.1 (RFC 3875) through the cgi_file plugin.
+mod cgi;
 /// The chain comes from server.toml: reordering, drop-in plugins, the C plugin.
 mod chain;
 /// HTTP/1.1 semantics every case gets from the host (RFC 9110 / RFC 9112).

@@ -180,8 +180,21 @@ impl Server {
         cases: &str,
         extra: &str,
     ) -> Server {
+        Self::start_full(dir, root, plugin_dirs, cases, extra, &[])
+    }
+
+    /// Start with everything given, including environment variables for the server process.
+    pub fn start_full(
+        dir: TempDir,
+        root: PathBuf,
+        plugin_dirs: &[PathBuf],
+        cases: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         let cfg = dir.write("server.toml", config_text(&root, plugin_dirs, cases, extra));
         let mut child = Command::new(server_bin())
+            .envs(env.iter().copied())
             .arg("--config")
             .arg(&cfg)
             .arg("--log-level")

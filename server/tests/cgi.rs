@@ -1,0 +1,383 @@
+//! CGI/1.1 (RFC 3875) through the cgi_file plugin: a script per behaviour, over real sockets.
+
+use crate::support::*;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// A server whose /cgi-bin/ holds the fixture scripts, with extra cgi_file settings.
+fn cgi_server(settings: &str, limits: &str, env: &[(&str, &str)]) -> Server {
+    let dir = TempDir::new("cgi");
+    let root = fixture_root(&dir);
+    let src = workspace().join("server/tests/fixtures/cgi-bin");
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), root.join("cgi-bin").join(e.file_name())).unwrap();
+    }
+    let extra = format!("[limits]\n{limits}\n[plugins.cgi_file]\n{settings}\n");
+    Server::start_full(dir, root, &[plugins_dir()], CHAIN, &extra, env)
+}
+
+fn env_of(r: &Response) -> std::collections::BTreeMap<String, String> {
+    r.text()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_meta_variable_is_set_per_rfc_3875() {
+    let s = cgi_server("", "", &[("LEAKY_SERVER_SECRET", "1")]);
+    let port = s.addr.port();
+    let r = s.raw("POST /cgi-bin/env.py/extra/path%20x?a=%2F%20b&c HTTP/1.1\r\nHost: example.test:8080\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nX-Custom-Thing: yes\r\nAccept: a\r\nAccept: b\r\nConnection: close\r\n\r\nabc");
+    assert_eq!(r.status, 200, "{}", s.log());
+    let env = env_of(&r);
+    let want = [
+        ("GATEWAY_INTERFACE", "CGI/1.1".to_string()),
+        ("SERVER_NAME", "example.test".into()),
+        ("SERVER_PORT", port.to_string()),
+        ("SERVER_PROTOCOL", "HTTP/1.1".into()),
+        ("REQUEST_METHOD", "POST".into()),
+        ("SCRIPT_NAME", "/cgi-bin/env.py".into()),
+        ("PATH_INFO", "/extra/path x".into()),
+        (
+            "PATH_TRANSLATED",
+            s.root.join("extra/path x").display().to_string(),
+        ),
+        ("QUERY_STRING", "a=%2F%20b&c".into()),
+        ("REMOTE_ADDR", "127.0.0.1".into()),
+        ("CONTENT_LENGTH", "3".into()),
+        ("CONTENT_TYPE", "text/plain".into()),
+        ("HTTP_X_CUSTOM_THING", "yes".into()),
+        ("HTTP_HOST", "example.test:8080".into()),
+        ("HTTP_ACCEPT", "a, b".into()),
+    ];
+    for (k, v) in want {
+        assert_eq!(env.get(k), Some(&v), "{k} in {env:?}");
+    }
+    assert!(env["SERVER_SOFTWARE"].starts_with("cases/"));
+    assert!(env["REMOTE_PORT"].parse::<u16>().unwrap() > 0);
+    assert!(env.contains_key("PATH"));
+    // The server's own environment does not leak, and framing headers are not HTTP_*.
+    assert!(!env.contains_key("LEAKY_SERVER_SECRET"));
+    assert!(!env.contains_key("HTTP_CONTENT_LENGTH") && !env.contains_key("HTTP_CONTENT_TYPE"));
+}
+
+#[test]
+fn a_get_without_a_body_has_no_content_length_and_an_empty_query_is_empty() {
+    let s = cgi_server("", "", &[]);
+    let env = env_of(&s.get("/cgi-bin/env.py"));
+    assert_eq!(env.get("QUERY_STRING"), Some(&String::new()));
+    assert!(!env.contains_key("CONTENT_LENGTH"));
+    assert!(!env.contains_key("PATH_INFO"));
+    assert_eq!(env.get("REQUEST_METHOD").map(String::as_str), Some("GET"));
+}
+
+#[test]
+fn the_proxy_header_never_becomes_http_proxy() {
+    let s = cgi_server("", "", &[]);
+    let r = s.raw("GET /cgi-bin/env.py HTTP/1.1\r\nHost: t\r\nProxy: http://evil.test:3128\r\nAuthorization: Basic eDp5\r\nConnection: close\r\n\r\n");
+    let env = env_of(&r);
+    assert!(!env.contains_key("HTTP_PROXY"), "{env:?}");
+    assert!(!env.contains_key("HTTP_AUTHORIZATION"), "{env:?}");
+}
+
+#[test]
+fn settings_add_environment_variables() {
+    let s = cgi_server("env = { APP_MODE = \"test\" }", "", &[]);
+    assert_eq!(
+        env_of(&s.get("/cgi-bin/env.py"))
+            .get("APP_MODE")
+            .map(String::as_str),
+        Some("test")
+    );
+}
+
+#[test]
+fn post_bodies_text_and_binary_reach_stdin_intact() {
+    let s = cgi_server("", "", &[]);
+    for body in [
+        b"hello, script".to_vec(),
+        (0..=255u8).cycle().take(5000).collect(),
+    ] {
+        let mut c = s.connect();
+        let head = format!(
+            "POST /cgi-bin/echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        c.write_all(&body).unwrap();
+        let r = read_response(&mut c, false).unwrap();
+        assert_eq!(r.status, 200);
+        assert!(r.body == body);
+        assert_eq!(
+            r.header("content-length"),
+            Some(body.len().to_string().as_str())
+        );
+    }
+}
+
+#[test]
+fn a_chunked_post_is_dechunked_with_a_content_length() {
+    let s = cgi_server("", "", &[]);
+    let r = s.raw("POST /cgi-bin/echo.py HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n6\r\nhello \r\n6\r\nchunks\r\n0\r\n\r\n");
+    assert_eq!((r.status, r.text().as_str()), (200, "hello chunks"));
+}
+
+#[test]
+fn a_large_post_is_streamed_to_the_script() {
+    let s = cgi_server("", "max_body = 16777216", &[]);
+    let body: Vec<u8> = (0..8_000_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let mut c = s.connect();
+    let head = format!(
+        "POST /cgi-bin/echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(&body).unwrap();
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), body.len());
+    assert!(r.body == body);
+}
+
+#[test]
+fn output_is_streamed_as_the_script_writes_it() {
+    let s = cgi_server("", "", &[]);
+    let mut c = s.connect();
+    let start = Instant::now();
+    c.write_all(b"GET /cgi-bin/stream.sh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("first") {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "first line took {:?}",
+        start.elapsed()
+    );
+    assert!(!String::from_utf8_lossy(&seen).contains("second"));
+    c.read_to_end(&mut seen).unwrap();
+    assert!(String::from_utf8_lossy(&seen).contains("second"));
+}
+
+#[test]
+fn a_large_output_arrives_whole_and_chunked() {
+    let s = cgi_server("", "", &[]);
+    let r = s.get("/cgi-bin/big.sh");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.body.len(), 33_554_432);
+    assert!(r.body.iter().all(|&b| b == 0));
+}
+
+#[test]
+fn status_and_location_headers_are_honoured() {
+    let s = cgi_server("", "", &[]);
+    let r = s.get("/cgi-bin/status.sh");
+    assert_eq!((r.status, r.text().as_str()), (404, "not here\n"));
+    assert_eq!(r.header("x-script"), Some("yes"));
+    let r = s.get("/cgi-bin/created.py");
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("location"), Some("http://example.test/thing/1"));
+    let r = s.get("/cgi-bin/away.sh");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("http://example.test/elsewhere"));
+}
+
+#[test]
+fn a_local_location_is_a_server_side_redirect() {
+    let s = cgi_server("", "", &[]);
+    let r = s.get("/cgi-bin/local.sh");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "just text\n");
+    assert_eq!(r.header("location"), None);
+}
+
+#[test]
+fn a_crash_or_garbage_gives_502_and_stderr_reaches_the_log() {
+    let s = cgi_server("", "", &[]);
+    let r = s.get("/cgi-bin/crash.sh");
+    assert_eq!(r.status, 502);
+    assert_eq!(s.get("/cgi-bin/garbage.sh").status, 502);
+    std::thread::sleep(Duration::from_millis(200));
+    let log = s.log();
+    assert!(
+        log.contains("/cgi-bin/crash.sh: something went wrong"),
+        "{log}"
+    );
+    assert!(log.contains("/cgi-bin/crash.sh: exited with"), "{log}");
+}
+
+#[test]
+fn a_header_injection_attempt_gives_502_and_never_a_split_response() {
+    let s = cgi_server("", "", &[]);
+    let r = s.get("/cgi-bin/inject.sh");
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("set-cookie"), None);
+    assert!(s.log().contains("possible header injection"));
+}
+
+#[test]
+fn a_hung_script_is_killed_with_its_process_group_and_gets_504() {
+    let dir = TempDir::new("pids");
+    let pidfile = dir.path().join("pids");
+    let s = cgi_server(
+        &format!(
+            "timeout = 1.0\nenv = {{ PIDFILE = {:?} }}",
+            pidfile.display().to_string()
+        ),
+        "",
+        &[],
+    );
+    let start = Instant::now();
+    let r = s.get("/cgi-bin/hang.sh");
+    assert_eq!(r.status, 504);
+    assert!(start.elapsed() < Duration::from_secs(4));
+    let pids = std::fs::read_to_string(&pidfile).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    for pid in pids.split_whitespace() {
+        // Gone, or dead and waiting to be reaped (the orphan's new parent reaps it).
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next();
+        assert!(
+            matches!(state, None | Some("Z") | Some("X")),
+            "process {pid} survived: {stat}"
+        );
+    }
+}
+
+#[test]
+fn the_server_keeps_serving_while_scripts_hang() {
+    let s = cgi_server("timeout = 5.0", "", &[]);
+    let addr = s.addr;
+    let hangers: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.write_all(
+                    b"GET /cgi-bin/hang.sh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                )
+                .unwrap();
+                let mut v = Vec::new();
+                let _ = c.read_to_end(&mut v);
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..20 {
+        let start = Instant::now();
+        assert_eq!(s.get("/notes.txt").status, 200);
+        assert!(start.elapsed() < Duration::from_millis(500));
+    }
+    drop(hangers);
+}
+
+#[test]
+fn files_in_a_cgi_folder_that_are_not_scripts_are_403_never_source() {
+    let s = cgi_server("", "", &[]);
+    let r = s.get("/cgi-bin/data.txt");
+    assert_eq!(r.status, 403);
+    assert!(!r.text().contains("plain data"));
+    // A .py file runs through the configured interpreter even without the execute bit.
+    let r = s.get("/cgi-bin/noexec.py");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "run by the interpreter\n")
+    );
+    assert_eq!(s.get("/cgi-bin/nothing-here.sh").status, 404);
+}
+
+#[test]
+fn scripts_run_in_their_folder_with_only_the_standard_descriptors() {
+    let s = cgi_server("", "", &[]);
+    let r = s.get("/cgi-bin/fds.py");
+    let t = r.text();
+    assert!(t.contains("fds=0,1,2\n"), "{t}");
+    assert!(
+        t.contains(&format!("cwd={}", s.root.join("cgi-bin").display())),
+        "{t}"
+    );
+}
+
+#[test]
+fn twenty_scripts_at_once_all_answer_and_leave_no_zombies() {
+    let s = cgi_server("", "", &[]);
+    let addr = s.addr;
+    let start = Instant::now();
+    let workers: Vec<_> = (0..20)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.write_all(
+                    b"GET /cgi-bin/slow.sh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                )
+                .unwrap();
+                read_response(&mut c, false).unwrap()
+            })
+        })
+        .collect();
+    for w in workers {
+        let r = w.join().unwrap();
+        assert_eq!((r.status, r.text().as_str()), (200, "slow done\n"));
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let zombies = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|st| {
+            let f: Vec<&str> = st
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            f.first() == Some(&"Z") && f.get(1) == Some(&s.child.id().to_string().as_str())
+        })
+        .count();
+    assert_eq!(zombies, 0);
+}
+
+#[test]
+fn scripts_beyond_the_concurrency_limit_get_503() {
+    let s = cgi_server("max_running = 2\ntimeout = 5.0", "", &[]);
+    let addr = s.addr;
+    let workers: Vec<_> = (0..6)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.write_all(
+                    b"GET /cgi-bin/slow.sh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                )
+                .unwrap();
+                read_response(&mut c, false).unwrap().status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert!(statuses.contains(&200), "{statuses:?}");
+}
+
+#[test]
+fn cgi_runs_only_under_the_configured_folders() {
+    let s = cgi_server("dirs = [\"/scripts/\"]", "", &[]);
+    // /cgi-bin/ is an ordinary folder now: its files are served as they are, not run.
+    let r = s.get("/cgi-bin/hello.sh");
+    assert_eq!(r.status, 200);
+    assert!(r.text().starts_with("#!/bin/sh"));
+}

@@ -60,12 +60,29 @@ fn locate(req: &Request, dir: &str) -> Option<(String, PathBuf, String)> {
     None
 }
 
+/// A slot among `max_running`; given back on drop.
 struct Running<'a>(&'a CgiFile);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::SeqCst);
+        let mut n = self.0.running.lock().unwrap_or_else(|e| e.into_inner());
+        *n -= 1;
+        self.0.freed.notify_one();
     }
+}
+
+/// Wait up to `queue_timeout` for a free slot.
+fn acquire(cfg: &CgiFile) -> Option<Running<'_>> {
+    let n = cfg.running.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut n, _) = cfg
+        .freed
+        .wait_timeout_while(n, cfg.queue_timeout, |n| *n >= cfg.max_running)
+        .unwrap_or_else(|e| e.into_inner());
+    if *n >= cfg.max_running {
+        return None;
+    }
+    *n += 1;
+    Some(Running(cfg))
 }
 
 /// Answer the request by running the script.
@@ -103,16 +120,12 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
             )
             .into();
     }
-    let _ = &cfg.interpreters;
-
-    if cfg.running.fetch_add(1, Ordering::SeqCst) >= cfg.max_running {
-        cfg.running.fetch_sub(1, Ordering::SeqCst);
+    let Some(_slot) = acquire(cfg) else {
         let _ = resp.header("Retry-After", "1");
         return resp
             .error(503, "too many scripts are running; try again shortly")
             .into();
-    }
-    let _slot = Running(cfg);
+    };
 
     // The request body, already received by the host.
     let mut body = Vec::with_capacity(req.body_len() as usize);

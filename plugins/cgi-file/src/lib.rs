@@ -8,7 +8,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// Settings (`[plugins.cgi_file]`).
@@ -24,9 +24,12 @@ struct Conf {
     /// Seconds a script may run before it is killed with its process group (504).
     #[serde(default = "default_timeout")]
     timeout: f64,
-    /// Scripts running at once; beyond it 503.
+    /// Scripts running at once; beyond it a request waits for a slot.
     #[serde(default = "default_max")]
     max_running: usize,
+    /// Seconds a request waits for a free slot before it gets 503.
+    #[serde(default = "default_queue_timeout")]
+    queue_timeout: f64,
     /// Extra environment variables given to every script.
     #[serde(default)]
     env: BTreeMap<String, String>,
@@ -47,6 +50,9 @@ fn default_timeout() -> f64 {
 fn default_max() -> usize {
     32
 }
+fn default_queue_timeout() -> f64 {
+    10.0
+}
 fn default_path() -> String {
     "/usr/local/bin:/usr/bin:/bin".into()
 }
@@ -54,10 +60,12 @@ fn default_path() -> String {
 /// Run CGI scripts.
 pub struct CgiFile {
     dirs: Vec<String>,
-    interpreters: BTreeMap<String, String>,
     timeout: Duration,
     max_running: usize,
-    running: AtomicUsize,
+    queue_timeout: Duration,
+    /// Scripts running now, guarded for the wait on a free slot.
+    running: Mutex<usize>,
+    freed: Condvar,
     env: BTreeMap<String, String>,
     path: String,
     host: Host,
@@ -103,10 +111,11 @@ impl Case for CgiFile {
                 .into_iter()
                 .map(|d| if d.ends_with('/') { d } else { format!("{d}/") })
                 .collect(),
-            interpreters: c.interpreters,
             timeout: Duration::from_secs_f64(c.timeout),
             max_running: c.max_running.max(1),
-            running: AtomicUsize::new(0),
+            queue_timeout: Duration::from_secs_f64(c.queue_timeout),
+            running: Mutex::new(0),
+            freed: Condvar::new(),
             env: c.env,
             path: c.path,
             host,

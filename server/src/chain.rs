@@ -210,13 +210,15 @@ async fn respond_once(
             return error_reply(400, raw_path, "the path is malformed or leaves the root").into()
         }
     };
-    let kind = match root.kind_of(&segs) {
-        Ok(k) => k,
+    let found = match root.lookup(&segs) {
+        Ok(f) => f,
         Err(Refusal::Forbidden) => {
             return error_reply(403, raw_path, "the path leads outside the document root").into()
         }
         Err(Refusal::BadRequest) => return error_reply(400, raw_path, "bad path").into(),
     };
+    let kind = found.kind;
+    let mut opened = found.file;
     let path = resolve::url_path(&segs, trailing);
     if kind == Kind::Dir && !raw_path.ends_with(b"/") {
         let mut loc = raw_path.to_vec();
@@ -250,7 +252,8 @@ async fn respond_once(
     req.set(Field::ClientAddr, peer.client.ip().to_string().as_bytes());
     req.set(Field::ServerAddr, peer.local.ip().to_string().as_bytes());
     req.set(Field::Root, root.path.as_os_str().as_bytes());
-    req.set(Field::FsPath, root.join(&segs).as_os_str().as_bytes());
+    let fs_path = root.join(&segs);
+    req.set(Field::FsPath, fs_path.as_os_str().as_bytes());
     req.fs_kind = match kind {
         Kind::Missing => WP_KIND_MISSING,
         Kind::File => WP_KIND_FILE,
@@ -303,7 +306,11 @@ async fn respond_once(
                 if let Some(t) = collect.redirect {
                     return Answer::Redirect(t);
                 }
-                return finish(collect, root, head, &path, max_ranges).into();
+                // The file lookup opened is reused when the case sends that same path.
+                let reuse = opened
+                    .take()
+                    .filter(|_| collect.file.as_deref() == Some(fs_path.as_os_str().as_bytes()));
+                return finish(collect, root, head, &path, max_ranges, reuse).into();
             }
             WP_DECLINED if !collect.started => {
                 body = Some(collect.into_body());
@@ -372,7 +379,14 @@ async fn run_blocking(
 }
 
 /// Turn what a case collected into a reply.
-fn finish(c: Collect, root: &Root, head: &Head, path: &[u8], max_ranges: usize) -> Reply {
+fn finish(
+    c: Collect,
+    root: &Root,
+    head: &Head,
+    path: &[u8],
+    max_ranges: usize,
+    opened: Option<resolve::OpenFile>,
+) -> Reply {
     let Collect {
         status,
         headers,
@@ -391,7 +405,9 @@ fn finish(c: Collect, root: &Root, head: &Head, path: &[u8], max_ranges: usize) 
         return r;
     }
     if let Some(fpath) = file {
-        return send_file(root, &fpath, head, status, headers, path, max_ranges);
+        return send_file(
+            root, &fpath, head, status, headers, path, max_ranges, opened,
+        );
     }
     Reply {
         status,
@@ -400,6 +416,7 @@ fn finish(c: Collect, root: &Root, head: &Head, path: &[u8], max_ranges: usize) 
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn send_file(
     root: &Root,
     fpath: &[u8],
@@ -408,8 +425,14 @@ fn send_file(
     headers: Vec<(Vec<u8>, Vec<u8>)>,
     url: &[u8],
     max_ranges: usize,
+    opened: Option<resolve::OpenFile>,
 ) -> Reply {
     let abs = Path::new(std::ffi::OsStr::from_bytes(fpath));
+    if let Some(f) = opened {
+        let meta = meta_of(&f.stat);
+        let file = std::fs::File::from(f.fd);
+        return static_file::reply(file, &meta, abs, head, status, headers, max_ranges);
+    }
     let Some(rel) = root.relative(abs) else {
         log::warn!("send_file outside the root refused: {}", abs.display());
         return error_reply(403, url, "the file is outside the document root");
@@ -431,17 +454,30 @@ fn send_file(
             return error_reply(500, url, "the file cannot be opened");
         }
     };
-    let file = std::fs::File::from(fd);
-    let meta = match file.metadata() {
-        Ok(m) if m.is_file() => m,
+    let stat = match rustix::fs::fstat(&fd) {
+        Ok(st) if resolve::kind_of_mode(st.st_mode) == Kind::File => st,
         Ok(_) => return error_reply(403, url, "not a regular file"),
         Err(_) => return error_reply(500, url, "the file cannot be read"),
     };
-    let meta = static_file::Meta {
-        size: meta.len(),
-        mtime: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
-    };
-    static_file::reply(file, &meta, abs, head, status, headers, max_ranges)
+    let meta = meta_of(&stat);
+    static_file::reply(
+        std::fs::File::from(fd),
+        &meta,
+        abs,
+        head,
+        status,
+        headers,
+        max_ranges,
+    )
+}
+
+fn meta_of(st: &rustix::fs::Stat) -> static_file::Meta {
+    let mtime = std::time::UNIX_EPOCH
+        + std::time::Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32);
+    static_file::Meta {
+        size: st.st_size.max(0) as u64,
+        mtime,
+    }
 }
 
 #[cfg(test)]

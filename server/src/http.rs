@@ -108,9 +108,18 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, Fail> {
         Some(i) if i > limits.max_request_line => return Err(Fail(414)),
         _ => {}
     }
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_header_count + 1];
-    let mut req = httparse::Request::new(&mut headers);
-    let status = req.parse(data);
+    // Header slots on the stack (no allocation, no zeroing) for the usual limits.
+    let mut stack = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; 128];
+    let mut heap = Vec::new();
+    let want = limits.max_header_count + 1;
+    let slots = if want <= stack.len() {
+        &mut stack[..want]
+    } else {
+        heap.resize_with(want, std::mem::MaybeUninit::uninit);
+        &mut heap[..]
+    };
+    let mut req = httparse::Request::new(&mut []);
+    let status = req.parse_with_uninit_headers(data, slots);
     match status {
         Ok(httparse::Status::Partial) => {
             if data.len() > limits.max_header_bytes {

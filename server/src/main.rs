@@ -71,22 +71,47 @@ fn start(cli: &cli::Cli) -> Result<(), String> {
         open: Default::default(),
     });
     raise_fd_limit();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    // One single-threaded event loop per core, each with its own listening socket on the
+    // same port (SO_REUSEPORT), as nginx runs one worker per core: no task ever moves
+    // between threads, and no connection's wake-up crosses cores.
+    let loops = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut listeners = vec![listener];
+    for _ in 1..loops {
+        listeners
+            .push(server::bind(addr).map_err(|e| format!("cannot add a listener on {addr}: {e}"))?);
+    }
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("listening on http://{addr}/");
     let _ = std::io::stdout().flush();
+    let first = listeners.remove(0);
+    for (i, l) in listeners.into_iter().enumerate() {
+        let shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name(format!("loop-{}", i + 1))
+            .spawn(move || {
+                let rt = event_loop()?;
+                rt.block_on(server::run(l, shared))
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| format!("cannot start an event loop thread: {e}"))?;
+    }
+    let rt = event_loop()?;
     rt.block_on(async move {
         tokio::select! {
-            r = server::run(listener, shared) => r.map_err(|e| e.to_string()),
+            r = server::run(first, shared) => r.map_err(|e| e.to_string()),
             _ = shutdown_signal() => {
                 log::info!("shutting down");
                 Ok(())
             }
         }
     })
+}
+
+fn event_loop() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start an event loop: {e}"))
 }
 
 /// Every connection is a descriptor: use the hard limit, as nginx's worker_rlimit_nofile does.

@@ -140,20 +140,36 @@ impl Root {
         abs.strip_prefix(&self.path).ok()
     }
 
-    /// Stat the segments beneath the root: what is there, or `Forbidden` when a symlink leads
-    /// outside.
-    pub fn kind_of(&self, segs: &[Vec<u8>]) -> Result<Kind, Refusal> {
+    /// Open the segments beneath the root once: what is there, plus the open file and its
+    /// stat for a regular file (kept so sending it costs no second open), or `Forbidden` when
+    /// a symlink leads outside.
+    pub fn lookup(&self, segs: &[Vec<u8>]) -> Result<Found, Refusal> {
         let rel = segs.join(&b'/');
-        match self.open_beneath(&rel, OFlags::PATH) {
+        // O_NONBLOCK: opening a fifo must not wait for a writer. O_NOCTTY: never adopt a tty.
+        let readable = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let opened = match self.open_beneath(&rel, readable) {
+            // Unreadable (permissions, a socket): still find out what it is.
+            Err(OpenError::Io(_)) => self.open_beneath(&rel, OFlags::PATH),
+            r => r,
+        };
+        match opened {
             Ok(fd) => match rustix::fs::fstat(&fd) {
-                Ok(st) => Ok(kind_of_mode(st.st_mode)),
-                Err(_) => Ok(Kind::Missing),
+                Ok(st) => {
+                    let kind = kind_of_mode(st.st_mode);
+                    let file = (kind == Kind::File).then_some(OpenFile { fd, stat: st });
+                    Ok(Found { kind, file })
+                }
+                Err(_) => Ok(Found::missing()),
             },
             Err(OpenError::Outside) => Err(Refusal::Forbidden),
-            Err(OpenError::Missing) => Ok(Kind::Missing),
-            // Permission denied on a parent and the like: treat as not there.
-            Err(OpenError::Io(_)) => Ok(Kind::Missing),
+            Err(OpenError::Missing) | Err(OpenError::Io(_)) => Ok(Found::missing()),
         }
+    }
+
+    /// Test helper: just the kind.
+    #[cfg(test)]
+    pub fn kind_of(&self, segs: &[Vec<u8>]) -> Result<Kind, Refusal> {
+        self.lookup(segs).map(|f| f.kind)
     }
 
     /// `root/seg1/seg2...` as a file system path.
@@ -171,6 +187,28 @@ pub fn kind_of_mode(mode: u32) -> Kind {
         rustix::fs::FileType::RegularFile => Kind::File,
         rustix::fs::FileType::Directory => Kind::Dir,
         _ => Kind::Other,
+    }
+}
+
+/// A regular file opened during lookup, with its stat.
+pub struct OpenFile {
+    pub fd: OwnedFd,
+    pub stat: rustix::fs::Stat,
+}
+
+/// What lookup found.
+pub struct Found {
+    pub kind: Kind,
+    /// Set for regular files that could be opened for reading.
+    pub file: Option<OpenFile>,
+}
+
+impl Found {
+    fn missing() -> Found {
+        Found {
+            kind: Kind::Missing,
+            file: None,
+        }
     }
 }
 

@@ -48,8 +48,7 @@ fn a_plugin_copied_into_a_plugins_folder_is_used_without_rebuilding() {
     assert_eq!(r.status, 200);
     assert!(r.text().contains("Hello, web!"));
     assert!(
-        s.log()
-            .contains(&drop_in.join("libhello.so").display().to_string()),
+        s.log_contains(&drop_in.join("libhello.so").display().to_string()),
         "{}",
         s.log()
     );

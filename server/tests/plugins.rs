@@ -209,5 +209,5 @@ fn a_plugin_panic_becomes_a_500_and_the_server_keeps_serving() {
     assert_eq!(s.get("/plain.html").status, 200);
     // The poisoned instance no longer claims requests: the next case answers.
     assert_eq!(s.get("/panic").status, 404);
-    assert!(s.log().contains("panicked in act"), "{}", s.log());
+    assert!(s.log_contains("panicked in act"), "{}", s.log());
 }

@@ -268,6 +268,18 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Wait up to 3 s for the server log to contain `needle` (it is read by another thread).
+    pub fn log_contains(&self, needle: &str) -> bool {
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Is the process still running?
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()

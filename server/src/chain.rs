@@ -430,8 +430,7 @@ fn send_file(
     let abs = Path::new(std::ffi::OsStr::from_bytes(fpath));
     if let Some(f) = opened {
         let meta = meta_of(&f.stat);
-        let file = std::fs::File::from(f.fd);
-        return static_file::reply(file, &meta, abs, head, status, headers, max_ranges);
+        return static_file::reply(f.file, &meta, abs, head, status, headers, max_ranges);
     }
     let Some(rel) = root.relative(abs) else {
         log::warn!("send_file outside the root refused: {}", abs.display());
@@ -461,7 +460,7 @@ fn send_file(
     };
     let meta = meta_of(&stat);
     static_file::reply(
-        std::fs::File::from(fd),
+        Arc::new(std::fs::File::from(fd)),
         &meta,
         abs,
         head,

@@ -53,6 +53,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Ranges accepted in one Range header (the whole file beyond it).
     pub max_ranges: usize,
+    /// Seconds an opened file and its metadata are reused (0 turns the cache off).
+    pub open_file_cache: f64,
 }
 
 impl Default for Limits {
@@ -70,6 +72,7 @@ impl Default for Limits {
             max_requests_per_connection: 1000,
             max_connections: 1024,
             max_ranges: 100,
+            open_file_cache: 1.0,
         }
     }
 }

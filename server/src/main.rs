@@ -56,7 +56,8 @@ fn start(cli: &cli::Cli) -> Result<(), String> {
         }
         return Ok(());
     }
-    let root = resolve::Root::open(&config.root)
+    let ttl = std::time::Duration::from_secs_f64(config.limits.open_file_cache.max(0.0));
+    let root = resolve::Root::open(&config.root, ttl)
         .map_err(|e| format!("document root {}: {e}", config.root.display()))?;
     let listener = server::bind(config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}\n  fix: choose a free address with --listen or `listen` in {}", config.listen, config.path.display()))?;

@@ -2,10 +2,15 @@
 //! one place where path safety is decided (a path never escapes the root).
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Why a path was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -91,6 +96,23 @@ pub fn url_path(segs: &[Vec<u8>], trailing: bool) -> Vec<u8> {
 pub struct Root {
     pub path: PathBuf,
     fd: OwnedFd,
+    /// Distinguishes this root's entries in the per-thread open-file cache.
+    id: u64,
+    /// How long an opened file and its stat are reused (zero: never).
+    cache_ttl: Duration,
+}
+
+/// Most files each event loop keeps open.
+const CACHE_CAP: usize = 1024;
+
+/// (root id, path relative to the root) → the open file and when it was opened.
+type FileCache = HashMap<(u64, Vec<u8>), (OpenFile, Instant)>;
+
+thread_local! {
+    /// Open regular files by (root id, relative path): each event loop has its own, so no
+    /// lock is taken. Like lighttpd's stat cache and nginx's open_file_cache, an entry is
+    /// trusted for `cache_ttl`; a changed file shows after at most that long.
+    static OPEN_FILES: RefCell<FileCache> = RefCell::new(HashMap::new());
 }
 
 /// What a path is on disk.
@@ -103,7 +125,8 @@ pub enum Kind {
 }
 
 impl Root {
-    pub fn open(path: &Path) -> std::io::Result<Root> {
+    pub fn open(path: &Path, cache_ttl: Duration) -> std::io::Result<Root> {
+        static IDS: AtomicU64 = AtomicU64::new(1);
         let fd = rustix::fs::open(
             path,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -112,6 +135,8 @@ impl Root {
         Ok(Root {
             path: path.to_path_buf(),
             fd,
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            cache_ttl,
         })
     }
 
@@ -145,18 +170,60 @@ impl Root {
     /// a symlink leads outside.
     pub fn lookup(&self, segs: &[Vec<u8>]) -> Result<Found, Refusal> {
         let rel = segs.join(&b'/');
+        if self.cache_ttl.is_zero() {
+            return self.lookup_uncached(&rel);
+        }
+        let now = Instant::now();
+        let key = (self.id, rel);
+        let hit = OPEN_FILES.with(|c| {
+            c.borrow()
+                .get(&key)
+                .filter(|(_, at)| now.duration_since(*at) < self.cache_ttl)
+                .map(|(f, _)| f.clone())
+        });
+        if let Some(file) = hit {
+            return Ok(Found {
+                kind: Kind::File,
+                file: Some(file),
+            });
+        }
+        let found = self.lookup_uncached(&key.1)?;
+        OPEN_FILES.with(|c| {
+            let mut c = c.borrow_mut();
+            match &found.file {
+                Some(f) => {
+                    if c.len() >= CACHE_CAP {
+                        c.retain(|_, (_, at)| now.duration_since(*at) < self.cache_ttl);
+                        if c.len() >= CACHE_CAP {
+                            c.clear();
+                        }
+                    }
+                    c.insert(key, (f.clone(), now));
+                }
+                None => {
+                    c.remove(&key);
+                }
+            }
+        });
+        Ok(found)
+    }
+
+    fn lookup_uncached(&self, rel: &[u8]) -> Result<Found, Refusal> {
         // O_NONBLOCK: opening a fifo must not wait for a writer. O_NOCTTY: never adopt a tty.
         let readable = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
-        let opened = match self.open_beneath(&rel, readable) {
+        let opened = match self.open_beneath(rel, readable) {
             // Unreadable (permissions, a socket): still find out what it is.
-            Err(OpenError::Io(_)) => self.open_beneath(&rel, OFlags::PATH),
+            Err(OpenError::Io(_)) => self.open_beneath(rel, OFlags::PATH),
             r => r,
         };
         match opened {
             Ok(fd) => match rustix::fs::fstat(&fd) {
                 Ok(st) => {
                     let kind = kind_of_mode(st.st_mode);
-                    let file = (kind == Kind::File).then_some(OpenFile { fd, stat: st });
+                    let file = (kind == Kind::File).then(|| OpenFile {
+                        file: Arc::new(std::fs::File::from(fd)),
+                        stat: st,
+                    });
                     Ok(Found { kind, file })
                 }
                 Err(_) => Ok(Found::missing()),
@@ -190,9 +257,10 @@ pub fn kind_of_mode(mode: u32) -> Kind {
     }
 }
 
-/// A regular file opened during lookup, with its stat.
+/// A regular file opened during lookup, with its stat (shared with the open-file cache).
+#[derive(Clone)]
 pub struct OpenFile {
-    pub fd: OwnedFd,
+    pub file: Arc<std::fs::File>,
     pub stat: rustix::fs::Stat,
 }
 
@@ -275,7 +343,7 @@ mod tests {
         let _ = std::os::unix::fs::symlink(dir.join("secret"), root.join("out"));
         let _ = std::os::unix::fs::symlink("sub/ok", root.join("in"));
         let _ = std::os::unix::fs::symlink("/", root.join("slash"));
-        let r = Root::open(&root.canonicalize().unwrap()).unwrap();
+        let r = Root::open(&root.canonicalize().unwrap(), Duration::ZERO).unwrap();
         let segs = |s: &str| normalise(s.as_bytes()).unwrap().0;
         assert_eq!(r.kind_of(&segs("/out")), Err(Refusal::Forbidden));
         assert_eq!(

@@ -4,6 +4,7 @@
 use crate::http::Head;
 use crate::reply::{Body, Reply, Seg};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Facts about the file that validators come from.
@@ -74,7 +75,7 @@ fn http_date(v: &[u8]) -> Option<SystemTime> {
 
 /// Build the reply for a file whose status is `status` (200 unless the plugin chose another).
 pub fn reply(
-    file: std::fs::File,
+    file: Arc<std::fs::File>,
     meta: &Meta,
     path: &Path,
     head: &Head,

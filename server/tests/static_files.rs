@@ -146,3 +146,37 @@ fn a_large_file_is_sent_whole() {
     let part = req(&s, "/big.bin", "Range: bytes=1000000-2999999\r\n");
     assert!(part.body == data[1_000_000..3_000_000]);
 }
+
+fn replace(path: &std::path::Path, data: &str) {
+    // How files should be updated under a running server: write aside, then rename.
+    let tmp = path.with_extension("tmp-new");
+    std::fs::write(&tmp, data).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn with_the_open_file_cache_off_a_replaced_file_is_served_at_once() {
+    let s = Server::shipped_with("[limits]\nopen_file_cache = 0.0\n");
+    assert_eq!(s.get("/notes.txt").text(), "just text\n");
+    replace(&s.root.join("notes.txt"), "second version\n");
+    assert_eq!(s.get("/notes.txt").text(), "second version\n");
+    std::fs::remove_file(s.root.join("notes.txt")).unwrap();
+    assert_eq!(s.get("/notes.txt").status, 404);
+}
+
+#[test]
+fn a_replaced_or_removed_file_shows_within_the_open_file_cache_time() {
+    let s = Server::shipped_with("[limits]\nopen_file_cache = 0.3\n");
+    assert_eq!(s.get("/notes.txt").text(), "just text\n");
+    replace(&s.root.join("notes.txt"), "second version\n");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let r = s.get("/notes.txt");
+    assert_eq!(r.text(), "second version\n");
+    assert_eq!(r.header("content-length"), Some("15"));
+    std::fs::remove_file(s.root.join("notes.txt")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(s.get("/notes.txt").status, 404);
+    // A new file is found at once: misses are never cached.
+    std::fs::write(s.root.join("fresh.txt"), "new").unwrap();
+    assert_eq!(s.get("/fresh.txt").text(), "new");
+}

@@ -217,8 +217,11 @@ async fn respond_once(
         }
         Err(Refusal::BadRequest) => return error_reply(400, raw_path, "bad path").into(),
     };
-    let kind = found.kind;
-    let mut opened = found.file;
+    let (kind, mut opened) = match found.kind {
+        // "/file.html/" names a folder that is not there (ENOTDIR), as nginx and lighttpd say.
+        Kind::File | Kind::Other if trailing => (Kind::Missing, None),
+        k => (k, found.file),
+    };
     let path = resolve::url_path(&segs, trailing);
     if kind == Kind::Dir && !raw_path.ends_with(b"/") {
         let mut loc = raw_path.to_vec();

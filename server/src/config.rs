@@ -43,6 +43,9 @@ pub struct Limits {
     pub header_timeout: f64,
     /// Seconds to wait between body reads (408 beyond).
     pub body_timeout: f64,
+    /// After the first `body_timeout`, the body must keep arriving at this many bytes per
+    /// second on average (408 beyond; 0 turns it off), like Apache's MinRate.
+    pub body_min_rate: f64,
     /// Seconds to wait while the client does not read what we send.
     pub send_timeout: f64,
     /// Seconds an idle keep-alive connection is kept.
@@ -67,6 +70,7 @@ impl Default for Limits {
             max_body: 1 << 20,
             header_timeout: 20.0,
             body_timeout: 20.0,
+            body_min_rate: 500.0,
             send_timeout: 60.0,
             keepalive_timeout: 5.0,
             max_requests_per_connection: 1000,

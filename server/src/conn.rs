@@ -250,7 +250,6 @@ async fn read_body(
     limits: &Limits,
     expect_continue: bool,
 ) -> Result<Vec<u8>, BodyError> {
-    let wait = Limits::dur(limits.body_timeout);
     // 100 Continue only when the client waits for it and the body is not already here.
     let send_continue = expect_continue && head.minor >= 1 && buf.is_empty();
     if send_continue && *framing != Framing::None {
@@ -264,6 +263,7 @@ async fn read_body(
             .await
             .map_err(BodyError::Io)?;
     }
+    let mut pace = Pace::new(limits);
     match *framing {
         Framing::None => Ok(Vec::new()),
         Framing::Length(n) => {
@@ -273,9 +273,10 @@ async fn read_body(
             let n = n as usize;
             while buf.len() < n {
                 buf.reserve((n - buf.len()).min(1 << 16));
-                match timeout(wait, stream.read_buf(buf)).await {
+                let before = buf.len();
+                match timeout_at(pace.deadline(), stream.read_buf(buf)).await {
                     Ok(Ok(0)) => return Err(BodyError::Fail(400)),
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(_)) => pace.got(buf.len() - before),
                     Ok(Err(e)) => return Err(BodyError::Io(e)),
                     Err(_) => return Err(BodyError::Fail(408)),
                 }
@@ -297,14 +298,49 @@ async fn read_body(
                 if buf.capacity() - buf.len() < 1024 {
                     buf.reserve(1 << 14);
                 }
-                match timeout(wait, stream.read_buf(buf)).await {
+                let before = buf.len();
+                match timeout_at(pace.deadline(), stream.read_buf(buf)).await {
                     Ok(Ok(0)) => return Err(BodyError::Fail(400)),
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(_)) => pace.got(buf.len() - before),
                     Ok(Err(e)) => return Err(BodyError::Io(e)),
                     Err(_) => return Err(BodyError::Fail(408)),
                 }
             }
         }
+    }
+}
+
+/// Body read deadlines: `body_timeout` between reads, and after the first `body_timeout` an
+/// average of at least `body_min_rate` bytes per second, so a trickle cannot hold a
+/// connection forever.
+struct Pace {
+    start: Instant,
+    received: usize,
+    between: Duration,
+    min_rate: f64,
+}
+
+impl Pace {
+    fn new(limits: &Limits) -> Pace {
+        Pace {
+            start: Instant::now(),
+            received: 0,
+            between: Limits::dur(limits.body_timeout),
+            min_rate: limits.body_min_rate,
+        }
+    }
+
+    fn got(&mut self, n: usize) {
+        self.received += n;
+    }
+
+    fn deadline(&self) -> Instant {
+        let next_read = Instant::now() + self.between;
+        if self.min_rate <= 0.0 {
+            return next_read;
+        }
+        let earned = Duration::from_secs_f64(self.received as f64 / self.min_rate);
+        next_read.min(self.start + self.between + earned)
     }
 }
 

@@ -29,6 +29,15 @@ fn request_info_shows_client_method_path_and_headers_escaped() {
 }
 
 #[test]
+fn request_info_hides_credentials() {
+    let s = Server::shipped();
+    let r = s.raw("GET /info HTTP/1.1\r\nHost: t\r\nCookie: session=s3cr3t\r\nAuthorization: Basic eDp5\r\nConnection: close\r\n\r\n");
+    let t = r.text();
+    assert!(t.contains("<td>Cookie</td><td>(hidden)</td>"), "{t}");
+    assert!(!t.contains("s3cr3t") && !t.contains("eDp5"), "{t}");
+}
+
+#[test]
 fn cgi_file_runs_a_script_under_cgi_bin_with_its_query_string() {
     let s = Server::shipped();
     let r = s.get("/cgi-bin/hello.sh?a=1&b=%20");

@@ -119,3 +119,33 @@ fn a_thousand_slow_clients_do_not_delay_a_normal_one() {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+#[test]
+fn a_body_that_trickles_below_the_minimum_rate_is_408() {
+    // Every read comes well within body_timeout, but 1 byte per 0.2 s is far below 500 B/s.
+    let s = Server::shipped_with("[limits]\nbody_timeout = 1.0\nbody_min_rate = 500.0\n");
+    let mut c = s.connect();
+    c.write_all(b"POST /cgi-bin/hello.sh HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
+    let start = Instant::now();
+    let mut cut_off = false;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(200));
+        if c.write_all(b"x").is_err() {
+            cut_off = true;
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    let r = read_response(&mut c, false);
+    assert!(cut_off || r.is_some());
+    assert_eq!(r.map(|r| r.status), Some(408));
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    still_serves(&s);
+}

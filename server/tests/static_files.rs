@@ -180,3 +180,10 @@ fn a_replaced_or_removed_file_shows_within_the_open_file_cache_time() {
     std::fs::write(s.root.join("fresh.txt"), "new").unwrap();
     assert_eq!(s.get("/fresh.txt").text(), "new");
 }
+
+#[test]
+fn a_file_path_with_a_trailing_slash_is_404() {
+    let s = Server::shipped();
+    assert_eq!(s.get("/notes.txt/").status, 404);
+    assert_eq!(s.get("/notes.txt").status, 200);
+}

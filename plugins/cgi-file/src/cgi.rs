@@ -181,10 +181,12 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
     // stdin: the body, from its own thread so a script that writes before reading cannot
     // deadlock with us.
     let stdin = child.stdin.take();
-    let writer = std::thread::spawn(move || {
-        if let Some(mut s) = stdin {
-            let _ = s.write_all(&body);
-        }
+    let writer = (!body.is_empty()).then(|| {
+        std::thread::spawn(move || {
+            if let Some(mut s) = stdin {
+                let _ = s.write_all(&body);
+            }
+        })
     });
     // stderr: to the server log, line by line, tagged with the script.
     let stderr = child.stderr.take();
@@ -219,7 +221,9 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
     let status = child.wait();
     let _ = done_tx.send(());
     let _ = watchdog.join();
-    let _ = writer.join();
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
     let _ = logger.join();
     if let Ok(st) = status {
         if !st.success() {

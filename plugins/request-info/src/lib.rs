@@ -67,11 +67,18 @@ impl Case for RequestInfo {
         row(&mut page, "Path", &String::from_utf8_lossy(req.target()));
         page.push_str("</table>\n<h2>Request headers</h2>\n<table>\n");
         for (n, v) in req.headers() {
-            row(
-                &mut page,
-                &String::from_utf8_lossy(n),
-                &String::from_utf8_lossy(v),
-            );
+            let name = String::from_utf8_lossy(n);
+            // Echoing credentials would let any script on the site read HttpOnly cookies, the
+            // cross-site tracing hole that TRACE has.
+            let secret = ["cookie", "authorization", "proxy-authorization"]
+                .iter()
+                .any(|s| name.eq_ignore_ascii_case(s));
+            let value = if secret {
+                "(hidden)".into()
+            } else {
+                String::from_utf8_lossy(v)
+            };
+            row(&mut page, &name, &value);
         }
         page.push_str("</table>\n</body>\n</html>\n");
         resp.header("Content-Type", "text/html; charset=utf-8")

@@ -363,10 +363,8 @@ async fn send(
     match reply.body {
         Body::Empty => write_all(stream, &out, wait).await.map(|_| true),
         Body::Bytes(b) => {
-            if with_body {
-                out.extend_from_slice(&b);
-            }
-            write_all(stream, &out, wait).await.map(|_| true)
+            let body: &[u8] = if with_body { &b } else { &[] };
+            write_parts(stream, &[&out, body], wait).await.map(|_| true)
         }
         Body::File(file, segs) => {
             if !with_body {
@@ -387,11 +385,8 @@ async fn send(
                     Some(Msg::Data(d)) => {
                         sent += d.len() as u64;
                         if delim == Delim::Chunked {
-                            let mut c = Vec::with_capacity(d.len() + 16);
-                            c.extend_from_slice(format!("{:x}\r\n", d.len()).as_bytes());
-                            c.extend_from_slice(&d);
-                            c.extend_from_slice(b"\r\n");
-                            write_all(stream, &c, wait).await?;
+                            let size = format!("{:x}\r\n", d.len());
+                            write_parts(stream, &[size.as_bytes(), &d, b"\r\n"], wait).await?;
                         } else {
                             if let Delim::Length(n) = delim {
                                 if sent > n {
@@ -412,6 +407,34 @@ async fn send(
                 _ => Ok(true),
             }
         }
+    }
+}
+
+/// Write several buffers with writev, without first copying them into one.
+async fn write_parts(stream: &mut TcpStream, parts: &[&[u8]], wait: Duration) -> io::Result<()> {
+    let fut = async {
+        let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+        while !parts.is_empty() {
+            let slices: Vec<io::IoSlice> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+            let mut n = stream.write_vectored(&slices).await?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "peer closed"));
+            }
+            while n > 0 {
+                if n >= parts[0].len() {
+                    n -= parts[0].len();
+                    parts.remove(0);
+                } else {
+                    parts[0] = &parts[0][n..];
+                    n = 0;
+                }
+            }
+        }
+        Ok(())
+    };
+    match timeout(wait, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
     }
 }
 

@@ -5,6 +5,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use plugin_api::helpers::{html_escape, index_path};
 use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
 use std::ffi::CStr;
+use std::fmt::Write;
 use std::time::SystemTime;
 
 /// List a directory that has no index page.
@@ -43,32 +44,73 @@ struct Entry {
 }
 
 fn entries(dir: &std::path::Path) -> std::io::Result<Vec<Entry>> {
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir)? {
+    for e in rustix::fs::Dir::read_from(&fd)? {
         let e = e?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
+        let raw = e.file_name().to_bytes();
+        if raw.starts_with(b".") {
             continue;
         }
-        // Follow symlinks for what the entry is, as a client following the link would.
-        let meta = std::fs::metadata(e.path()).or_else(|_| e.metadata());
-        let (dir, size, mtime) = match meta {
-            Ok(m) => (m.is_dir(), m.len(), m.modified().ok()),
+        // statat relative to the open folder: one name to resolve, not the whole path.
+        // Symlinks are followed for what the entry is, as a client following the link would.
+        let st = rustix::fs::statat(&fd, e.file_name(), AtFlags::empty())
+            .or_else(|_| rustix::fs::statat(&fd, e.file_name(), AtFlags::SYMLINK_NOFOLLOW));
+        let (dir, size, mtime) = match st {
+            Ok(st) => (
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory,
+                st.st_size.max(0) as u64,
+                Some(
+                    std::time::UNIX_EPOCH
+                        + std::time::Duration::from_secs(st.st_mtime.max(0) as u64),
+                ),
+            ),
             Err(_) => (false, 0, None),
         };
         out.push(Entry {
-            name,
+            name: String::from_utf8_lossy(raw).into_owned(),
             dir,
             size,
             mtime,
         });
     }
     // Folders first, then by name, like lighttpd and nginx's autoindex.
-    out.sort_by(|a, b| b.dir.cmp(&a.dir).then_with(|| a.name.cmp(&b.name)));
+    out.sort_unstable_by(|a, b| b.dir.cmp(&a.dir).then_with(|| a.name.cmp(&b.name)));
     Ok(out)
 }
 
-fn human(size: u64) -> String {
+/// Append a modification time as `YYYY-MM-DD HH:MM` (UTC), as nginx's autoindex shows it.
+fn stamp(out: &mut String, t: SystemTime) {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    );
+}
+
+/// Append a size in B, KiB, MiB...
+fn human(out: &mut String, size: u64) {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut s = size as f64;
     let mut u = 0;
@@ -76,36 +118,41 @@ fn human(size: u64) -> String {
         s /= 1024.0;
         u += 1;
     }
-    if u == 0 {
-        format!("{size} B")
+    let _ = if u == 0 {
+        write!(out, "{size} B")
     } else {
-        format!("{s:.1} {}", UNITS[u])
-    }
+        write!(out, "{s:.1} {}", UNITS[u])
+    };
 }
 
 /// The listing page for `url_path` (already decoded), with `list` as its entries.
 fn render(url_path: &str, list: &[Entry]) -> String {
     let title = format!("Index of {}", html_escape(url_path));
     let mut page = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{title}</title>\n<style>td{{padding:0 1em}} td.s{{text-align:right}}</style></head>\n<body>\n<h1>{title}</h1>\n<table>\n<tr><th>Name</th><th>Last modified</th><th>Size</th></tr>\n"
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{title}</title>\n<style>td{{padding:0 1em}} td:last-child{{text-align:right}}</style></head>\n<body>\n<h1>{title}</h1>\n<table>\n<tr><th>Name</th><th>Last modified</th><th>Size</th></tr>\n"
     );
     if url_path != "/" {
-        page.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td class=\"s\">-</td></tr>\n");
+        page.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td>-</td></tr>\n");
     }
+    page.reserve(list.len() * 120);
     for e in list {
         let slash = if e.dir { "/" } else { "" };
-        let href = format!("{}{slash}", utf8_percent_encode(&e.name, SEGMENT));
-        let shown = format!("{}{slash}", html_escape(&e.name));
-        let when = e.mtime.map(httpdate::fmt_http_date).unwrap_or_default();
-        let size = if e.dir {
-            "-".to_string()
+        let _ = write!(
+            page,
+            "<tr><td><a href=\"{}{slash}\">{}{slash}</a></td><td>",
+            utf8_percent_encode(&e.name, SEGMENT),
+            html_escape(&e.name)
+        );
+        if let Some(t) = e.mtime {
+            stamp(&mut page, t);
+        }
+        page.push_str("</td><td>");
+        if e.dir {
+            page.push('-');
         } else {
-            human(e.size)
-        };
-        page.push_str(&format!(
-            "<tr><td><a href=\"{href}\">{shown}</a></td><td>{when}</td><td class=\"s\" title=\"{} bytes\">{size}</td></tr>\n",
-            e.size
-        ));
+            human(&mut page, e.size);
+        }
+        page.push_str("</td></tr>\n");
     }
     page.push_str("</table>\n</body>\n</html>\n");
     page
@@ -162,6 +209,22 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("href=\"../\""));
+    }
+
+    #[test]
+    fn times_are_shown_as_utc_date_and_minute() {
+        let mut s = String::new();
+        stamp(
+            &mut s,
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_999_602),
+        );
+        assert_eq!(s, "2026-11-30 00:46");
+        s.clear();
+        stamp(
+            &mut s,
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(951_782_400),
+        );
+        assert_eq!(s, "2000-02-29 00:00");
     }
 
     #[test]

@@ -42,7 +42,11 @@ impl Drop for Slot {
 enum Next {
     /// Keep the connection; the buffer is empty.
     Idle,
+    /// Close now: nothing unread is left that could turn our close into a reset.
     Close,
+    /// Close after our answer, but the client may still be sending (a body we refused,
+    /// pipelined requests): drain for a moment first, as nginx's lingering_close does.
+    Linger,
 }
 
 /// Serve one connection until it closes. While idle it holds no read buffer: the buffer is
@@ -66,7 +70,8 @@ pub async fn serve(mut stream: TcpStream, peer: Peer, slot: Slot) {
         let next = Box::pin(burst(&mut stream, &shared, &peer, &mut served)).await;
         match next {
             Ok(Next::Idle) => continue,
-            Ok(Next::Close) => {
+            Ok(Next::Close) => break,
+            Ok(Next::Linger) => {
                 // Boxed: its scratch buffer must not be part of every idle connection's state.
                 Box::pin(linger(&mut stream)).await;
                 break;
@@ -127,7 +132,7 @@ async fn burst(
                         false,
                     )
                     .await?;
-                    return Ok(Next::Close);
+                    return Ok(Next::Linger);
                 }
             }
             if buf.capacity() - buf.len() < 1024 {
@@ -143,7 +148,7 @@ async fn burst(
                     }
                     let r = error_reply(408, b"", "the request head took too long");
                     send(stream, r, 1, true, false, limits, false).await?;
-                    return Ok(Next::Close);
+                    return Ok(Next::Linger);
                 }
             }
         };
@@ -167,14 +172,14 @@ async fn burst(
         if bad_host {
             let r = error_reply(400, &head.target, "a valid Host header is required");
             send(stream, r, head.minor, true, false, limits, false).await?;
-            return Ok(Next::Close);
+            return Ok(Next::Linger);
         }
         let framing = match head.framing() {
             Ok(f) => f,
             Err(Fail(status)) => {
                 let r = error_reply(status, &head.target, "the request body framing is invalid");
                 send(stream, r, head.minor, true, false, limits, false).await?;
-                return Ok(Next::Close);
+                return Ok(Next::Linger);
             }
         };
         let expect = head.header("expect");
@@ -182,7 +187,7 @@ async fn burst(
             if !e.eq_ignore_ascii_case(b"100-continue") {
                 let r = error_reply(417, &head.target, "only 100-continue is supported");
                 send(stream, r, head.minor, true, false, limits, false).await?;
-                return Ok(Next::Close);
+                return Ok(Next::Linger);
             }
         }
 
@@ -198,7 +203,7 @@ async fn burst(
                     };
                     let r = error_reply(status, &head.target, msg);
                     send(stream, r, head.minor, true, false, limits, false).await?;
-                    return Ok(Next::Close);
+                    return Ok(Next::Linger);
                 }
                 Err(BodyError::Io(e)) => return Err(e),
             };
@@ -228,8 +233,15 @@ async fn burst(
             is_head,
         )
         .await?;
-        if close || !ok {
+        if !ok {
             return Ok(Next::Close);
+        }
+        if close {
+            return Ok(if buf.is_empty() {
+                Next::Close
+            } else {
+                Next::Linger
+            });
         }
         if buf.is_empty() {
             return Ok(Next::Idle);
@@ -438,6 +450,30 @@ async fn write_parts(stream: &mut TcpStream, parts: &[&[u8]], wait: Duration) ->
     }
 }
 
+/// Write with MSG_MORE: more data (a sendfile) follows at once, so do not push a small
+/// segment out on its own.
+async fn write_more(stream: &mut TcpStream, mut data: &[u8], wait: Duration) -> io::Result<()> {
+    let fut = async {
+        while !data.is_empty() {
+            stream.writable().await?;
+            let r = stream.try_io(Interest::WRITABLE, || {
+                rustix::net::send(&*stream, data, rustix::net::SendFlags::MORE)
+                    .map_err(io::Error::from)
+            });
+            match r {
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    };
+    match timeout(wait, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
+    }
+}
+
 async fn write_all(stream: &mut TcpStream, data: &[u8], wait: Duration) -> io::Result<()> {
     match timeout(wait, stream.write_all(data)).await {
         Ok(r) => r,
@@ -465,7 +501,8 @@ async fn send_file(
                 file.read_exact_at(&mut out[start..], off)?;
             }
             Seg::Range(off, len) => {
-                write_all(stream, &out, wait).await?;
+                // MSG_MORE: let the kernel put the head in the same packets as the file data.
+                write_more(stream, &out, wait).await?;
                 out.clear();
                 sendfile_range(stream, file, off, len, wait).await?;
             }

@@ -17,6 +17,9 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     sock.set_reuse_address(true)?;
     sock.set_reuse_port(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one setsockopt here
+    // instead of one per connection.
+    sock.set_nodelay(true)?;
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
     sock.listen(1024)?;
@@ -37,14 +40,18 @@ pub async fn run(listener: std::net::TcpListener, shared: Arc<Shared>) -> std::i
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let open = shared.open.fetch_add(1, Ordering::Relaxed) + 1;
         let slot = Slot(Arc::clone(&shared));
         if open > shared.limits.max_connections {
             tokio::spawn(refuse(stream, slot));
             continue;
         }
-        let local = stream.local_addr().unwrap_or(local);
+        // Bound to one address, every connection arrives on it: no getsockname needed.
+        let local = if local.ip().is_unspecified() {
+            stream.local_addr().unwrap_or(local)
+        } else {
+            local
+        };
         let task = serve(stream, Peer { client, local }, slot);
         log::trace!("connection future: {} bytes", std::mem::size_of_val(&task));
         tokio::spawn(task);

@@ -89,6 +89,8 @@ typedef struct wp_response {
     int32_t (*set_status)(void *ctx, uint16_t status);
     int32_t (*add_header)(void *ctx, const uint8_t *name, size_t name_len,
                           const uint8_t *value, size_t value_len);
+    /* Append body bytes (copied). The host may hold up to 64 KiB before sending, so a
+     * short answer gets a Content-Length; len == 0 flushes what was written to the client. */
     int32_t (*write)(void *ctx, const uint8_t *data, size_t len);
     int32_t (*send_file)(void *ctx, const uint8_t *path, size_t path_len);
     int32_t (*send_error)(void *ctx, uint16_t status, const uint8_t *message, size_t len);

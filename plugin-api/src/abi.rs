@@ -126,7 +126,10 @@ pub struct WpResponse {
         value: *const u8,
         value_len: usize,
     ) -> i32,
-    /// Append body bytes (copied). The first call commits status and headers.
+    /// Append body bytes (copied). The host may hold up to 64 KiB before sending status,
+    /// headers and body, so a short answer gets a Content-Length. `len == 0` flushes: what
+    /// was written goes to the client now (for output that trickles, like a slow script).
+    /// After the first byte leaves, status and headers can no longer change.
     pub write: extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize) -> i32,
     /// Send a file as the whole body. The host opens it (refusing paths outside the root),
     /// adds Content-Type, Last-Modified and ETag, answers conditional and Range requests, and

@@ -57,6 +57,11 @@ impl<'a> Response<'a> {
     pub fn write(&mut self, data: &[u8]) -> Result<(), Refused> {
         check((self.raw.write)(self.raw.ctx, data.as_ptr(), data.len()))
     }
+    /// Send what was written so far to the client now (the host may otherwise hold up to
+    /// 64 KiB to answer with a Content-Length).
+    pub fn flush(&mut self) -> Result<(), Refused> {
+        check((self.raw.write)(self.raw.ctx, std::ptr::null(), 0))
+    }
     /// Send a file as the whole body; the host handles type, validators, Range and sendfile.
     pub fn send_file(&mut self, path: &Path) -> Result<(), Refused> {
         let b = path.as_os_str().as_bytes();

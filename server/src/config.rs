@@ -15,6 +15,9 @@ struct File {
     #[serde(default = "default_plugin_dirs")]
     plugin_dirs: Vec<PathBuf>,
     cases: Vec<String>,
+    /// Event loops (threads serving connections); 0 means one per core.
+    #[serde(default)]
+    workers: usize,
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
@@ -103,6 +106,8 @@ pub struct Config {
     pub root: PathBuf,
     pub plugin_dirs: Vec<PathBuf>,
     pub cases: Vec<CaseEntry>,
+    /// Event loops to run (already resolved: at least 1).
+    pub workers: usize,
     pub limits: Limits,
 }
 
@@ -196,6 +201,10 @@ impl Config {
             root,
             plugin_dirs: file.plugin_dirs.iter().map(|p| resolve(p)).collect(),
             cases,
+            workers: match file.workers {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            },
             limits: file.limits,
         })
     }

@@ -50,6 +50,7 @@ fn start(cli: &cli::Cli) -> Result<(), String> {
         println!("configuration {} is valid", config.path.display());
         println!("listen {}", config.listen);
         println!("root {}", config.root.display());
+        println!("workers {}", config.workers);
         println!("chain (first case whose test() is true acts):");
         for (i, p) in chain.cases.iter().enumerate() {
             println!("  {}. {}", i + 1, plugin::describe(p));
@@ -75,7 +76,7 @@ fn start(cli: &cli::Cli) -> Result<(), String> {
     // One single-threaded event loop per core, each with its own listening socket on the
     // same port (SO_REUSEPORT), as nginx runs one worker per core: no task ever moves
     // between threads, and no connection's wake-up crosses cores.
-    let loops = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let loops = config.workers;
     let mut listeners = vec![listener];
     for _ in 1..loops {
         listeners

@@ -146,6 +146,9 @@ fn host_owned(name: &[u8]) -> bool {
     OWNED.iter().any(|o| name.eq_ignore_ascii_case(o))
 }
 
+/// Bytes a case on a worker thread may write before the head must go out.
+const HOLD: usize = 64 * 1024;
+
 /// Messages from a plugin running on a worker thread.
 pub enum Msg {
     /// Status and headers are final; body chunks follow.
@@ -210,6 +213,28 @@ impl Collect {
         self.committed
     }
 
+    fn send(&self, m: Msg) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|tx| tx.blocking_send(m).is_ok())
+    }
+
+    /// Send the head (once) and whatever is held, now.
+    fn flush(&mut self) -> bool {
+        if !self.committed {
+            self.committed = true;
+            let head = Msg::Head(self.status, std::mem::take(&mut self.headers));
+            if !self.send(head) {
+                return false;
+            }
+        }
+        if self.body.is_empty() {
+            return true;
+        }
+        let held = std::mem::take(&mut self.body);
+        self.send(Msg::Data(held))
+    }
+
     fn can_add(&self) -> bool {
         !self.started
     }
@@ -238,26 +263,24 @@ impl Sink for Collect {
     }
 
     fn write(&mut self, data: &[u8]) -> bool {
-        if self.file.is_some() || self.error.is_some() {
+        if self.file.is_some() || self.error.is_some() || self.redirect.is_some() {
             return false;
         }
         self.started = true;
-        match &self.stream {
-            None => {
-                self.body.extend_from_slice(data);
-                true
-            }
-            Some(tx) => {
-                if !self.committed {
-                    self.committed = true;
-                    let head = Msg::Head(self.status, std::mem::take(&mut self.headers));
-                    if tx.blocking_send(head).is_err() {
-                        return false;
-                    }
-                }
-                data.is_empty() || tx.blocking_send(Msg::Data(data.to_vec())).is_ok()
-            }
+        if self.stream.is_none() {
+            self.body.extend_from_slice(data);
+            return true;
         }
+        // A case on a worker thread: hold up to HOLD bytes, so a short answer still goes out
+        // whole with a Content-Length; an empty write means "flush now".
+        if data.is_empty() {
+            return self.flush();
+        }
+        if self.committed {
+            return self.send(Msg::Data(data.to_vec()));
+        }
+        self.body.extend_from_slice(data);
+        self.body.len() < HOLD || self.flush()
     }
 
     fn send_file(&mut self, path: &[u8]) -> bool {

@@ -248,8 +248,19 @@ fn every_response_carries_date_server_and_framing() {
         assert!(r.header("server").unwrap().starts_with("cases/"));
         assert!(r.header("content-length").is_some(), "{path}");
     }
+    // A script's answer is sent with a Content-Length when it is short and done at once,
+    // chunked when it trickles or is long: exactly one of the two, always.
     let cgi = s.get("/cgi-bin/hello.sh");
-    assert_eq!(cgi.header("transfer-encoding"), Some("chunked"));
+    let framed = [
+        cgi.header("transfer-encoding"),
+        cgi.header("content-length"),
+    ];
+    assert_eq!(
+        framed.iter().filter(|h| h.is_some()).count(),
+        1,
+        "{framed:?}"
+    );
+    assert_eq!(cgi.text(), "cgi says hi, query=\n");
 }
 
 fn httpdate_ok(d: &str) -> bool {
@@ -296,4 +307,33 @@ fn an_unsupported_http_version_is_505() {
     let s = Server::shipped();
     assert_eq!(s.raw("GET / HTTP/2.0\r\nHost: t\r\n\r\n").status, 505);
     assert_eq!(s.raw("GET / HTTX/1.1\r\nHost: t\r\n\r\n").status, 400);
+}
+
+#[test]
+fn one_or_several_event_loops_serve_alike() {
+    for (workers, loops) in [("workers = 1", 1), ("workers = 3", 3)] {
+        let s = Server::start(CHAIN, workers);
+        // The main thread runs the first loop; the others are threads named loop-N.
+        let named = std::fs::read_dir(format!("/proc/{}/task", s.child.id()))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|c| c.starts_with("loop-"))
+            .count();
+        assert_eq!(named + 1, loops, "{workers}");
+        let addr = s.addr;
+        let clients: Vec<_> = (0..12)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let mut c = std::net::TcpStream::connect(addr).unwrap();
+                    for _ in 0..5 {
+                        send(&mut c, "GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+                        assert_eq!(read_response(&mut c, false).unwrap().text(), "just text\n");
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+    }
 }

@@ -240,9 +240,20 @@ fn kill_group(pid: u32) {
     }
 }
 
+/// Does the pipe have bytes (or EOF) to read without waiting?
+fn readable_now(out: &std::process::ChildStdout) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(out, PollFlags::IN)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&zero)).is_ok_and(|n| n > 0)
+}
+
 /// Read the header block, answer with it, then stream the body.
 fn relay(
-    out: &mut impl Read,
+    out: &mut std::process::ChildStdout,
     req: &Request,
     resp: &mut Response,
     shown: &str,
@@ -325,24 +336,32 @@ fn relay(
         // Hop-by-hop and framing headers belong to the server; drop them quietly.
         let _ = resp.header(n, v);
     }
+    // HEAD runs the script like GET, so its headers are the same; the host sends no body.
     let head_only = req.method() == "HEAD";
     let first = &buf[body_start..];
-    if !head_only && !first.is_empty() && resp.write(first).is_err() {
+    if !first.is_empty() && resp.write(first).is_err() {
         return Outcome::Error;
     }
-    if head_only || first.is_empty() {
-        // Commit the head now, so a slow script's headers reach the client at once.
-        if resp.write(&[]).is_err() {
-            return Outcome::Error;
-        }
-    }
     loop {
+        // Nothing more to read right now: let what is held reach the client. A script that
+        // finishes quickly is answered whole, with a Content-Length.
+        if !readable_now(out) && resp.flush().is_err() {
+            return if head_only {
+                Outcome::Done
+            } else {
+                Outcome::Error
+            };
+        }
         match out.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
-                if !head_only && resp.write(&chunk[..n]).is_err() {
-                    // The client went away: stop the script.
-                    return Outcome::Error;
+                if resp.write(&chunk[..n]).is_err() {
+                    // The client went away (or takes no body): stop the script.
+                    return if head_only {
+                        Outcome::Done
+                    } else {
+                        Outcome::Error
+                    };
                 }
             }
             Err(_) => break,

@@ -82,22 +82,41 @@ fn start(cli: &cli::Cli) -> Result<(), String> {
         listeners
             .push(server::bind(addr).map_err(|e| format!("cannot add a listener on {addr}: {e}"))?);
     }
-    // Tests and scripts read this line to learn the port when listening on port 0.
-    println!("listening on http://{addr}/");
-    let _ = std::io::stdout().flush();
     let first = listeners.remove(0);
+    // Each loop reports once its runtime is built, so "listening" is printed only when every
+    // loop can serve, and a loop that cannot start stops the server with its reason.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let others = listeners.len();
     for (i, l) in listeners.into_iter().enumerate() {
         let shared = Arc::clone(&shared);
+        let ready = ready_tx.clone();
         std::thread::Builder::new()
             .name(format!("loop-{}", i + 1))
             .spawn(move || {
-                let rt = event_loop()?;
-                rt.block_on(server::run(l, shared))
-                    .map_err(|e| e.to_string())
+                let rt = match event_loop() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(()));
+                if let Err(e) = rt.block_on(server::run(l, shared)) {
+                    log::error!("event loop stopped: {e}");
+                }
             })
             .map_err(|e| format!("cannot start an event loop thread: {e}"))?;
     }
+    for _ in 0..others {
+        ready_rx
+            .recv()
+            .map_err(|_| "an event loop thread died while starting".to_string())??;
+    }
     let rt = event_loop()?;
+    // Every loop exists now. Tests and scripts read this line to learn the port when
+    // listening on port 0.
+    println!("listening on http://{addr}/");
+    let _ = std::io::stdout().flush();
     rt.block_on(async move {
         tokio::select! {
             r = server::run(first, shared) => r.map_err(|e| e.to_string()),

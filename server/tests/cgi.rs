@@ -17,6 +17,32 @@ fn cgi_server(settings: &str, limits: &str, env: &[(&str, &str)]) -> Server {
     Server::start_full(dir, root, &[plugins_dir()], CHAIN, &extra, env)
 }
 
+/// POST `body` to `path` on a new connection and read the answer.
+fn post(s: &Server, path: &str, body: &[u8]) -> Response {
+    let mut c = s.connect();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(body).unwrap();
+    read_response(&mut c, false).unwrap()
+}
+
+/// GET `path` from another thread (for requests that must run at the same time).
+fn get_in_background(
+    addr: std::net::SocketAddr,
+    path: &'static str,
+) -> std::thread::JoinHandle<Option<Response>> {
+    std::thread::spawn(move || {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        c.write_all(req.as_bytes()).unwrap();
+        read_response(&mut c, false)
+    })
+}
+
 fn env_of(r: &Response) -> std::collections::BTreeMap<String, String> {
     r.text()
         .lines()
@@ -100,14 +126,7 @@ fn post_bodies_text_and_binary_reach_stdin_intact() {
         b"hello, script".to_vec(),
         (0..=255u8).cycle().take(5000).collect(),
     ] {
-        let mut c = s.connect();
-        let head = format!(
-            "POST /cgi-bin/echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        c.write_all(head.as_bytes()).unwrap();
-        c.write_all(&body).unwrap();
-        let r = read_response(&mut c, false).unwrap();
+        let r = post(&s, "/cgi-bin/echo.py", &body);
         assert_eq!(r.status, 200);
         assert!(r.body == body);
         assert_eq!(
@@ -128,14 +147,7 @@ fn a_chunked_post_is_dechunked_with_a_content_length() {
 fn a_large_post_is_streamed_to_the_script() {
     let s = cgi_server("", "max_body = 16777216", &[]);
     let body: Vec<u8> = (0..8_000_000u32).map(|i| (i * 7 % 253) as u8).collect();
-    let mut c = s.connect();
-    let head = format!(
-        "POST /cgi-bin/echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    c.write_all(head.as_bytes()).unwrap();
-    c.write_all(&body).unwrap();
-    let r = read_response(&mut c, false).unwrap();
+    let r = post(&s, "/cgi-bin/echo.py", &body);
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), body.len());
     assert!(r.body == body);
@@ -264,17 +276,7 @@ fn the_server_keeps_serving_while_scripts_hang() {
     let s = cgi_server("timeout = 5.0", "", &[]);
     let addr = s.addr;
     let hangers: Vec<_> = (0..4)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let mut c = std::net::TcpStream::connect(addr).unwrap();
-                c.write_all(
-                    b"GET /cgi-bin/hang.sh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-                )
-                .unwrap();
-                let mut v = Vec::new();
-                let _ = c.read_to_end(&mut v);
-            })
-        })
+        .map(|_| get_in_background(addr, "/cgi-bin/hang.sh"))
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     for _ in 0..20 {
@@ -318,19 +320,10 @@ fn twenty_scripts_at_once_all_answer_and_leave_no_zombies() {
     let addr = s.addr;
     let start = Instant::now();
     let workers: Vec<_> = (0..20)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let mut c = std::net::TcpStream::connect(addr).unwrap();
-                c.write_all(
-                    b"GET /cgi-bin/slow.sh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-                )
-                .unwrap();
-                read_response(&mut c, false).unwrap()
-            })
-        })
+        .map(|_| get_in_background(addr, "/cgi-bin/slow.sh"))
         .collect();
     for w in workers {
-        let r = w.join().unwrap();
+        let r = w.join().unwrap().expect("a response");
         assert_eq!((r.status, r.text().as_str()), (200, "slow done\n"));
     }
     assert!(
@@ -365,18 +358,12 @@ fn scripts_beyond_the_concurrency_limit_wait_and_then_get_503() {
     );
     let addr = s.addr;
     let workers: Vec<_> = (0..6)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let mut c = std::net::TcpStream::connect(addr).unwrap();
-                c.write_all(
-                    b"GET /cgi-bin/slow.sh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-                )
-                .unwrap();
-                read_response(&mut c, false).unwrap().status
-            })
-        })
+        .map(|_| get_in_background(addr, "/cgi-bin/slow.sh"))
         .collect();
-    let statuses: Vec<u16> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let statuses: Vec<u16> = workers
+        .into_iter()
+        .map(|w| w.join().unwrap().expect("a response").status)
+        .collect();
     let ok = statuses.iter().filter(|&&s| s == 200).count();
     let busy = statuses.iter().filter(|&&s| s == 503).count();
     assert_eq!(ok + busy, 6, "{statuses:?}");

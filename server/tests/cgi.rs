@@ -382,3 +382,24 @@ fn cgi_runs_only_under_the_configured_folders() {
     assert_eq!(r.status, 200);
     assert!(r.text().starts_with("#!/bin/sh"));
 }
+
+#[test]
+fn the_chapters_any_py_anywhere_is_possible_only_through_the_settings() {
+    let s = cgi_server("", "", &[]);
+    std::fs::copy(s.root.join("cgi-bin/noexec.py"), s.root.join("page.py")).unwrap();
+    // By default a .py outside the CGI folders is a file like any other.
+    assert_eq!(
+        s.get("/page.py").text(),
+        "print(\"Content-Type: text/plain\")\nprint()\nprint(\"run by the interpreter\")\n"
+    );
+    drop(s);
+    let s = cgi_server("anywhere = [\".py\"]", "", &[]);
+    std::fs::copy(s.root.join("cgi-bin/noexec.py"), s.root.join("page.py")).unwrap();
+    let r = s.get("/page.py");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "run by the interpreter\n")
+    );
+    // Everything else is still served as usual.
+    assert_eq!(s.get("/notes.txt").text(), "just text\n");
+}

@@ -190,10 +190,28 @@ fn check_config_prints_the_chain_and_exits_zero() {
 
 #[test]
 fn the_shipped_config_is_valid() {
-    plugins_dir();
-    let cfg = workspace().join("config/server.toml");
+    // config/server.toml as shipped, pointed at the plugins this test run built (a stale
+    // target/release next to it must not decide the outcome) and at the shipped www/.
+    let shipped = std::fs::read_to_string(workspace().join("config/server.toml")).unwrap();
+    let dir = TempDir::new("shipped");
+    let text: String = shipped
+        .lines()
+        .map(|l| {
+            if l.starts_with("plugin_dirs = ") {
+                format!("plugin_dirs = [{:?}]", plugins_dir().display().to_string())
+            } else if l.starts_with("root = ") {
+                format!("root = {:?}", workspace().join("www").display().to_string())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(text.contains("plugin_dirs = [") && text.contains("cases = ["));
+    let cfg = dir.write("server.toml", text);
     let e = run_to_exit(&["--config", cfg.to_str().unwrap(), "--check-config"]);
     assert_eq!(e.code, Some(0), "{}", e.stderr);
+    assert!(e.stdout.contains("cgi_file") && e.stdout.contains("always_fail"));
 }
 
 #[test]

@@ -88,10 +88,12 @@ fn acquire(cfg: &CgiFile) -> Option<Running<'_>> {
 /// Answer the request by running the script.
 pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
     let path = req.path().into_owned();
-    let Some(dir) = cfg.dirs.iter().find(|d| path.starts_with(d.as_str())) else {
-        return Outcome::Declined;
+    let located = match cfg.dirs.iter().find(|d| path.starts_with(d.as_str())) {
+        Some(dir) => locate(req, dir),
+        // An `anywhere` script: the request path is the script itself, no PATH_INFO.
+        None => Some((path.clone(), req.fs_path().to_path_buf(), String::new())),
     };
-    let Some((script_name, script, path_info)) = locate(req, dir) else {
+    let Some((script_name, script, path_info)) = located else {
         return resp.error(404, "no such script").into();
     };
     // The host confines the request path; the script's own path is checked here too, since

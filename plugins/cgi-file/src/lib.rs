@@ -18,6 +18,10 @@ struct Conf {
     /// URL folders whose files are scripts (default `["/cgi-bin/"]`).
     #[serde(default = "default_dirs")]
     dirs: Vec<String>,
+    /// Extensions run as scripts wherever they are, outside `dirs` too: the chapter's "any
+    /// .py file is a script" (default: none; it is unsafe where users can upload files).
+    #[serde(default)]
+    anywhere: Vec<String>,
     /// Extension → interpreter (default `.py` → `python3`).
     #[serde(default = "default_interpreters")]
     interpreters: BTreeMap<String, String>,
@@ -60,6 +64,7 @@ fn default_path() -> String {
 /// Run CGI scripts.
 pub struct CgiFile {
     dirs: Vec<String>,
+    anywhere: Vec<String>,
     timeout: Duration,
     max_running: usize,
     queue_timeout: Duration,
@@ -90,6 +95,13 @@ impl Case for CgiFile {
                 c.timeout
             ));
         }
+        for ext in &c.anywhere {
+            if !ext.starts_with('.') || ext.len() < 2 {
+                return Err(format!(
+                    "anywhere: extension {ext:?} must look like \".py\""
+                ));
+            }
+        }
         let mut interp_paths = BTreeMap::new();
         for (ext, prog) in &c.interpreters {
             if !ext.starts_with('.') {
@@ -111,6 +123,7 @@ impl Case for CgiFile {
                 .into_iter()
                 .map(|d| if d.ends_with('/') { d } else { format!("{d}/") })
                 .collect(),
+            anywhere: c.anywhere,
             timeout: Duration::from_secs_f64(c.timeout),
             max_running: c.max_running.max(1),
             queue_timeout: Duration::from_secs_f64(c.queue_timeout),
@@ -125,13 +138,25 @@ impl Case for CgiFile {
 
     fn test(&self, req: &Request) -> bool {
         // Anything under a CGI folder is ours: scripts run, everything else is 403, never
-        // served as source.
+        // served as source. Elsewhere, only files with an `anywhere` extension.
         let path = req.path();
-        req.kind() != Kind::Dir && self.dirs.iter().any(|d| path.starts_with(d.as_str()))
+        match req.kind() {
+            Kind::Dir => false,
+            Kind::File if !self.anywhere.is_empty() => {
+                self.under_dirs(&path) || self.anywhere.iter().any(|e| path.ends_with(e.as_str()))
+            }
+            _ => self.under_dirs(&path),
+        }
     }
 
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
         cgi::run(self, req, resp)
+    }
+}
+
+impl CgiFile {
+    fn under_dirs(&self, path: &str) -> bool {
+        self.dirs.iter().any(|d| path.starts_with(d.as_str()))
     }
 }
 

@@ -61,6 +61,8 @@ pub struct Limits {
     pub max_ranges: usize,
     /// Seconds an opened file and its metadata are reused (0 turns the cache off).
     pub open_file_cache: f64,
+    /// Seconds to let requests in flight finish after SIGTERM/SIGINT before exiting.
+    pub shutdown_timeout: f64,
 }
 
 impl Default for Limits {
@@ -80,6 +82,7 @@ impl Default for Limits {
             max_connections: 1024,
             max_ranges: 100,
             open_file_cache: 1.0,
+            shutdown_timeout: 10.0,
         }
     }
 }

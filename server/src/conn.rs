@@ -22,9 +22,23 @@ pub struct Shared {
     pub root: Arc<Root>,
     pub limits: Limits,
     pub open: AtomicUsize,
+    /// Set once on SIGTERM/SIGINT: stop accepting, close idle connections, finish the rest.
+    pub stopping: std::sync::atomic::AtomicBool,
+    /// Wakes accept loops and idle connections when `stopping` is set.
+    pub stop: tokio::sync::Notify,
 }
 
 impl Shared {
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Begin a graceful shutdown.
+    pub fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop.notify_waiters();
+    }
+
     fn chain(&self) -> Arc<Chain> {
         Arc::clone(&self.chain.read().unwrap_or_else(|e| e.into_inner()))
     }
@@ -51,8 +65,8 @@ enum Next {
 
 /// Serve one connection until it closes. While idle it holds no read buffer: the buffer is
 /// allocated when bytes arrive and freed when every request in it is answered.
-pub async fn serve(mut stream: TcpStream, peer: Peer, slot: Slot) {
-    let shared = Arc::clone(&slot.0);
+pub async fn serve(mut stream: TcpStream, peer: Box<Peer>, slot: Slot) {
+    let shared: &Shared = &slot.0;
     let limits = &shared.limits;
     let mut served: u32 = 0;
     let mut first = true;
@@ -63,11 +77,21 @@ pub async fn serve(mut stream: TcpStream, peer: Peer, slot: Slot) {
             Limits::dur(limits.keepalive_timeout)
         };
         first = false;
-        match timeout(wait, stream.readable()).await {
-            Ok(Ok(())) => {}
-            _ => break,
+        // Registered before the flag is checked, so a stop in between is not missed.
+        let stop = shared.stop.notified();
+        tokio::pin!(stop);
+        stop.as_mut().enable();
+        if shared.stopping() {
+            break;
         }
-        let next = Box::pin(burst(&mut stream, &shared, &peer, &mut served)).await;
+        tokio::select! {
+            r = timeout(wait, stream.readable()) => match r {
+                Ok(Ok(())) => {}
+                _ => break,
+            },
+            _ = &mut stop => break,
+        }
+        let next = Box::pin(burst(&mut stream, shared, &peer, &mut served)).await;
         match next {
             Ok(Next::Idle) => continue,
             Ok(Next::Close) => break,
@@ -157,7 +181,8 @@ async fn burst(
 
         // 2. Connection management (RFC 9112 §9.3).
         let keep_alive_10 = head.minor == 0 && head.has_token("connection", "keep-alive");
-        let mut close = head.has_token("connection", "close")
+        let mut close = shared.stopping()
+            || head.has_token("connection", "close")
             || (head.minor == 0 && !keep_alive_10)
             || *served >= limits.max_requests_per_connection;
 
@@ -214,6 +239,8 @@ async fn burst(
         if let Body::Stream(_, None) = reply.body {
             close |= head.minor == 0;
         }
+        // A stop may have begun while the case was working: say so in this reply.
+        close |= shared.stopping();
         log::debug!(
             "{} \"{} {} HTTP/1.{}\" {}",
             peer.client,

@@ -71,6 +71,8 @@ fn start(cli: &cli::Cli) -> Result<(), String> {
         root: Arc::new(root),
         limits: config.limits.clone(),
         open: Default::default(),
+        stopping: Default::default(),
+        stop: Default::default(),
     });
     raise_fd_limit();
     // One single-threaded event loop per core, each with its own listening socket on the
@@ -118,13 +120,15 @@ fn start(cli: &cli::Cli) -> Result<(), String> {
     println!("listening on http://{addr}/");
     let _ = std::io::stdout().flush();
     rt.block_on(async move {
-        tokio::select! {
-            r = server::run(first, shared) => r.map_err(|e| e.to_string()),
-            _ = shutdown_signal() => {
-                log::info!("shutting down");
-                Ok(())
-            }
-        }
+        let on_signal = Arc::clone(&shared);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            log::info!("stopping: no new connections; finishing the requests in flight");
+            on_signal.begin_stop();
+        });
+        let r = server::run(first, shared).await.map_err(|e| e.to_string());
+        log::info!("stopped");
+        r
     })
 }
 

@@ -17,5 +17,7 @@ mod limits;
 mod paths;
 /// Start-up: wrong ABI, missing plugin, bad server.toml, refused settings; plugin panics.
 mod plugins;
+/// Graceful shutdown on SIGTERM.
+mod shutdown;
 /// Static files: validators, conditional requests, ranges, content types.
 mod static_files;

@@ -1,0 +1,67 @@
+//! SIGTERM: stop accepting, close idle connections, let requests in flight finish, exit 0.
+
+use crate::support::*;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+fn sigterm(s: &Server) {
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn exit_code_within(s: &mut Server, wait: Duration) -> Option<i32> {
+    let start = Instant::now();
+    while start.elapsed() < wait {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            return st.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn sigterm_closes_idle_connections_and_exits_cleanly() {
+    let mut s = Server::shipped();
+    let mut idle = s.connect();
+    idle.write_all(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut idle, false).unwrap().status, 200);
+    let start = Instant::now();
+    sigterm(&s);
+    assert!(closed_within(&mut idle, Duration::from_secs(3)));
+    assert_eq!(exit_code_within(&mut s, Duration::from_secs(5)), Some(0));
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        std::net::TcpStream::connect(s.addr).is_err(),
+        "no longer listening"
+    );
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish_with_connection_close() {
+    let dir = TempDir::new("drain");
+    let root = fixture_root(&dir);
+    let script = dir.write(
+        "www/cgi-bin/slow.sh",
+        "#!/bin/sh\nsleep 1\nprintf 'Content-Type: text/plain\\r\\n\\r\\ndone\\n'\n",
+    );
+    chmod(&script, 0o755);
+    let mut s = Server::start_in(dir, root, &[plugins_dir()], CHAIN, "");
+    let mut c = s.connect();
+    c.write_all(b"GET /cgi-bin/slow.sh HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    sigterm(&s);
+    let r = read_response(&mut c, false).expect("the request in flight is answered");
+    assert_eq!((r.status, r.text().as_str()), (200, "done\n"));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(exit_code_within(&mut s, Duration::from_secs(5)), Some(0));
+}

@@ -403,3 +403,17 @@ fn the_chapters_any_py_anywhere_is_possible_only_through_the_settings() {
     // Everything else is still served as usual.
     assert_eq!(s.get("/notes.txt").text(), "just text\n");
 }
+
+#[test]
+fn a_script_that_floods_stderr_before_answering_does_not_deadlock() {
+    let s = cgi_server("timeout = 10.0", "", &[]);
+    let start = Instant::now();
+    let r = s.get("/cgi-bin/noisy.sh");
+    assert_eq!((r.status, r.text().as_str()), (200, "finished\n"));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(s.log_contains("/cgi-bin/noisy.sh: a complaint on stderr"));
+}

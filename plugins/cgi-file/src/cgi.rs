@@ -8,8 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Largest CGI header block accepted.
 const MAX_HEADER_BLOCK: usize = 64 * 1024;
@@ -166,20 +165,6 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
     };
     let pid = child.id();
 
-    // Watchdog: kill the whole process group when the time is up.
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let timed_out = Arc::new(AtomicBool::new(false));
-    let watchdog = {
-        let timed_out = Arc::clone(&timed_out);
-        let limit = cfg.timeout;
-        std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(limit) {
-                timed_out.store(true, Ordering::SeqCst);
-                kill_group(pid);
-            }
-        })
-    };
-
     // stdin: the body, from its own thread so a script that writes before reading cannot
     // deadlock with us.
     let stdin = child.stdin.take();
@@ -190,43 +175,29 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
             }
         })
     });
-    // stderr: to the server log, line by line, tagged with the script.
-    let stderr = child.stderr.take();
-    let host = cfg.host;
-    let tag = shown.clone();
-    let logger = std::thread::spawn(move || {
-        if let Some(s) = stderr {
-            let mut r = std::io::BufReader::new(s);
-            let mut line = Vec::new();
-            use std::io::BufRead;
-            while r
-                .read_until(b'\n', &mut line)
-                .map(|n| n > 0)
-                .unwrap_or(false)
-            {
-                let text = String::from_utf8_lossy(&line);
-                host.log(Level::Warn, &format!("{tag}: {}", text.trim_end()));
-                line.clear();
-                if line.capacity() > 1 << 16 {
-                    line.shrink_to(1024);
-                }
-            }
-        }
-    });
-
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let outcome = relay(&mut stdout, req, resp, &shown, cfg, &timed_out);
-    if outcome != Outcome::Done {
+    // stdout and stderr are read by one poll loop with the deadline as its timeout: no
+    // watchdog or logger thread per request.
+    let mut pipes = Pipes {
+        out: child.stdout.take().expect("stdout is piped"),
+        err: child.stderr.take(),
+        line: Vec::new(),
+        deadline: Instant::now() + cfg.timeout,
+        tag: &shown,
+        host: cfg.host,
+        timed_out: false,
+        eof: false,
+    };
+    let outcome = relay(&mut pipes, req, resp, &shown, cfg);
+    // Stopped early (error, timeout, a client that went away, HEAD): the script must not
+    // run on unread, nor block us in wait().
+    if outcome != Outcome::Done || pipes.timed_out || !pipes.eof {
         kill_group(pid);
     }
-    drop(stdout);
     let status = child.wait();
-    let _ = done_tx.send(());
-    let _ = watchdog.join();
+    pipes.drain_stderr();
     if let Some(w) = writer {
         let _ = w.join();
     }
-    let _ = logger.join();
     if let Ok(st) = status {
         if !st.success() {
             cfg.host
@@ -242,25 +213,128 @@ fn kill_group(pid: u32) {
     }
 }
 
-/// Does the pipe have bytes (or EOF) to read without waiting?
-fn readable_now(out: &std::process::ChildStdout) -> bool {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let mut fds = [PollFd::new(out, PollFlags::IN)];
-    let zero = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    poll(&mut fds, Some(&zero)).is_ok_and(|n| n > 0)
+/// A running script's output pipes, read by one poll loop with a deadline.
+struct Pipes<'a> {
+    out: std::process::ChildStdout,
+    err: Option<std::process::ChildStderr>,
+    /// A stderr line still being received.
+    line: Vec<u8>,
+    deadline: Instant,
+    tag: &'a str,
+    host: plugin_api::Host,
+    timed_out: bool,
+    /// stdout was read to its end.
+    eof: bool,
+}
+
+fn timespec(d: Duration) -> rustix::event::Timespec {
+    rustix::event::Timespec {
+        tv_sec: d.as_secs() as i64,
+        tv_nsec: d.subsec_nanos() as i64,
+    }
+}
+
+impl Pipes<'_> {
+    /// Does stdout have bytes (or EOF) to read without waiting?
+    fn readable_now(&self) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let mut fds = [PollFd::new(&self.out, PollFlags::IN)];
+        poll(&mut fds, Some(&timespec(Duration::ZERO))).is_ok_and(|n| n > 0)
+    }
+
+    /// Read stdout, logging stderr as it comes; `TimedOut` once the deadline passes.
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.timed_out = true;
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            let ready = PollFlags::IN | PollFlags::HUP | PollFlags::ERR;
+            let (out_ready, err_ready) = {
+                let mut fds = vec![PollFd::new(&self.out, PollFlags::IN)];
+                if let Some(e) = &self.err {
+                    fds.push(PollFd::new(e, PollFlags::IN));
+                }
+                match poll(&mut fds, Some(&timespec(left))) {
+                    Ok(_) => {}
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+                (
+                    fds[0].revents().intersects(ready),
+                    fds.get(1).is_some_and(|f| f.revents().intersects(ready)),
+                )
+            };
+            if err_ready {
+                self.read_stderr();
+            }
+            if out_ready {
+                let n = self.out.read(buf)?;
+                self.eof |= n == 0;
+                return Ok(n);
+            }
+        }
+    }
+
+    /// Read what stderr has and log every complete line, tagged with the script.
+    fn read_stderr(&mut self) {
+        let Some(e) = self.err.as_mut() else { return };
+        let mut chunk = [0u8; 4096];
+        match e.read(&mut chunk) {
+            Ok(0) | Err(_) => {
+                self.err = None;
+                self.flush_line();
+            }
+            Ok(n) => {
+                self.line.extend_from_slice(&chunk[..n]);
+                while let Some(i) = self.line.iter().position(|&b| b == b'\n') {
+                    let rest = self.line.split_off(i + 1);
+                    self.flush_line();
+                    self.line = rest;
+                }
+                if self.line.len() > 1 << 16 {
+                    self.flush_line();
+                }
+            }
+        }
+    }
+
+    fn flush_line(&mut self) {
+        if self.line.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.line);
+        self.host
+            .log(Level::Warn, &format!("{}: {}", self.tag, text.trim_end()));
+        self.line.clear();
+    }
+
+    /// After the script exited: log what is left on stderr, waiting briefly for its end (a
+    /// background child may hold the pipe open; it is not waited for).
+    fn drain_stderr(&mut self) {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let until = Instant::now() + Duration::from_millis(200);
+        while let Some(e) = &self.err {
+            let left = until.saturating_duration_since(Instant::now());
+            let mut fds = [PollFd::new(e, PollFlags::IN)];
+            if left.is_zero() || !poll(&mut fds, Some(&timespec(left))).is_ok_and(|n| n > 0) {
+                break;
+            }
+            self.read_stderr();
+        }
+        self.flush_line();
+    }
 }
 
 /// Read the header block, answer with it, then stream the body.
 fn relay(
-    out: &mut std::process::ChildStdout,
+    out: &mut Pipes,
     req: &Request,
     resp: &mut Response,
     shown: &str,
     cfg: &CgiFile,
-    timed_out: &AtomicBool,
 ) -> Outcome {
     let log = |msg: &str| cfg.host.log(Level::Error, &format!("{shown}: {msg}"));
     let mut buf = Vec::with_capacity(8192);
@@ -275,7 +349,7 @@ fn relay(
         }
         match out.read(&mut chunk) {
             Ok(0) | Err(_) => {
-                if timed_out.load(Ordering::SeqCst) {
+                if out.timed_out {
                     log(&format!("killed after {:?}", cfg.timeout));
                     return resp.error(504, "the script took too long").into();
                 }
@@ -347,7 +421,7 @@ fn relay(
     loop {
         // Nothing more to read right now: let what is held reach the client. A script that
         // finishes quickly is answered whole, with a Content-Length.
-        if !readable_now(out) && resp.flush().is_err() {
+        if !out.readable_now() && resp.flush().is_err() {
             return if head_only {
                 Outcome::Done
             } else {
@@ -369,7 +443,7 @@ fn relay(
             Err(_) => break,
         }
     }
-    if timed_out.load(Ordering::SeqCst) {
+    if out.timed_out {
         log(&format!(
             "killed after {:?} while sending its body",
             cfg.timeout

@@ -18,6 +18,9 @@ struct File {
     /// Event loops (threads serving connections); 0 means one per core.
     #[serde(default)]
     workers: usize,
+    /// Access log: a file (relative to this file's folder), "-" for stderr, "" for none.
+    #[serde(default)]
+    access_log: Option<String>,
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
@@ -111,6 +114,8 @@ pub struct Config {
     pub cases: Vec<CaseEntry>,
     /// Event loops to run (already resolved: at least 1).
     pub workers: usize,
+    /// Access log target ("-" for stderr), if any.
+    pub access_log: Option<String>,
     pub limits: Limits,
 }
 
@@ -208,6 +213,7 @@ impl Config {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                 n => n,
             },
+            access_log: file.access_log,
             limits: file.limits,
         })
     }

@@ -22,6 +22,7 @@ pub struct Shared {
     pub root: Arc<Root>,
     pub limits: Limits,
     pub open: AtomicUsize,
+    pub access_log: Option<crate::access_log::AccessLog>,
     /// Set once on SIGTERM/SIGINT: stop accepting, close idle connections, finish the rest.
     pub stopping: std::sync::atomic::AtomicBool,
     /// Wakes accept loops and idle connections when `stopping` is set.
@@ -249,6 +250,28 @@ async fn burst(
             head.minor,
             reply.status
         );
+        if let Some(log) = &shared.access_log {
+            let mut date = Vec::with_capacity(32);
+            crate::http::date_now(&mut date);
+            let entry = crate::access_log::Entry {
+                client: peer.client.ip(),
+                method: &head.method,
+                target: &head.target,
+                minor: head.minor,
+                status: reply.status,
+                bytes: if crate::reply::bodiless(reply.status) || head.method == "HEAD" {
+                    Some(0)
+                } else {
+                    reply.body.len()
+                },
+                referer: head.header("referer"),
+                user_agent: head.header("user-agent"),
+            };
+            log.write(&crate::access_log::format(
+                &entry,
+                &String::from_utf8_lossy(&date),
+            ));
+        }
         let is_head = head.method == "HEAD";
         let ok = send(
             stream,

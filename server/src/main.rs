@@ -1,5 +1,6 @@
 //! Entry point: flags → configuration → plugins → listener; start-up errors exit with a message.
 
+mod access_log;
 mod chain;
 mod cli;
 mod config;
@@ -71,6 +72,13 @@ fn start(cli: &cli::Cli) -> Result<(), String> {
         root: Arc::new(root),
         limits: config.limits.clone(),
         open: Default::default(),
+        access_log: match config.access_log.as_deref() {
+            None | Some("") => None,
+            Some(target) => Some(access_log::AccessLog::open(
+                target,
+                config.path.parent().unwrap_or(std::path::Path::new(".")),
+            )?),
+        },
         stopping: Default::default(),
         stop: Default::default(),
     });

@@ -337,3 +337,25 @@ fn one_or_several_event_loops_serve_alike() {
         }
     }
 }
+
+#[test]
+fn the_access_log_records_each_request_in_combined_format() {
+    let s = Server::start(CHAIN, "access_log = \"access.log\"");
+    let r = s.raw("GET /notes.txt?x=1 HTTP/1.1\r\nHost: t\r\nUser-Agent: probe/1.0\r\nReferer: http://r.test/\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    s.get("/missing\"quote");
+    let log = std::fs::read_to_string(s.dir.path().join("access.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(lines[0].starts_with("127.0.0.1 - - ["), "{log}");
+    assert!(
+        lines[0]
+            .ends_with("] \"GET /notes.txt?x=1 HTTP/1.1\" 200 10 \"http://r.test/\" \"probe/1.0\""),
+        "{log}"
+    );
+    // Client-sent quotes cannot forge fields.
+    assert!(
+        lines[1].contains("\"GET /missing\\x22quote HTTP/1.1\" 404 "),
+        "{log}"
+    );
+}

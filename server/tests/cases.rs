@@ -142,3 +142,15 @@ fn always_fail_answers_what_no_other_case_takes() {
     assert_eq!(r.status, 500);
     assert!(r.text().contains("unknown object"));
 }
+
+#[test]
+fn a_cached_listing_shows_added_and_removed_entries_at_once() {
+    let s = Server::start(CHAIN, "[plugins.directory_no_index_file]\ncache = 60.0\n");
+    assert!(!s.get("/listing/").text().contains("new.txt"));
+    std::fs::write(s.root.join("listing/new.txt"), "n").unwrap();
+    assert!(s.get("/listing/").text().contains("new.txt"));
+    std::fs::remove_file(s.root.join("listing/b.txt")).unwrap();
+    assert!(!s.get("/listing/").text().contains("b.txt"));
+    let off = Server::start(CHAIN, "[plugins.directory_no_index_file]\ncache = 0\n");
+    assert!(off.get("/listing/").text().contains("b.txt"));
+}

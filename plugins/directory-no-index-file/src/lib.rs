@@ -4,16 +4,54 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use plugin_api::helpers::{html_escape, index_path};
 use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
+use std::collections::HashMap;
 use std::ffi::CStr;
 use std::fmt::Write;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+use std::time::{Duration, Instant};
 
 /// List a directory that has no index page.
-pub struct DirectoryNoIndexFile;
+pub struct DirectoryNoIndexFile {
+    /// How long a rendered page may be reused while its folder is unchanged (zero: never).
+    ttl: Duration,
+    /// URL path → (when rendered, the folder's mtime and ctime then, the page).
+    pages: Mutex<HashMap<String, Cached>>,
+}
+
+struct Cached {
+    at: Instant,
+    stamp: (i64, i64, i64, i64),
+    page: Arc<String>,
+}
+
+/// Most pages kept.
+const CACHE_CAP: usize = 256;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Conf {}
+struct Conf {
+    /// Seconds a listing is reused while the folder's own mtime and ctime are unchanged (an
+    /// entry added, removed or renamed shows at once; a file's new size within this time).
+    /// 0 turns the cache off. Like lighttpd's dir-listing.cache.
+    #[serde(default = "default_cache")]
+    cache: f64,
+}
+
+fn default_cache() -> f64 {
+    1.0
+}
+
+/// The folder's mtime and ctime: they change whenever an entry is added, removed or renamed.
+fn folder_stamp(dir: &std::path::Path) -> Option<(i64, i64, i64, i64)> {
+    let st = rustix::fs::stat(dir).ok()?;
+    Some((
+        st.st_mtime,
+        st.st_mtime_nsec as i64,
+        st.st_ctime,
+        st.st_ctime_nsec as i64,
+    ))
+}
 
 /// Characters escaped in a link's path segment (RFC 3986 pchar, plus what HTML cares about).
 const SEGMENT: &AsciiSet = &CONTROLS
@@ -164,8 +202,14 @@ impl Case for DirectoryNoIndexFile {
     const MAY_BLOCK: bool = true;
 
     fn create(_host: Host, settings: Settings) -> Result<Self, String> {
-        let _: Conf = settings.parse()?;
-        Ok(DirectoryNoIndexFile)
+        let c: Conf = settings.parse()?;
+        if !(c.cache >= 0.0 && c.cache.is_finite()) {
+            return Err(format!("cache = {} must be zero or more seconds", c.cache));
+        }
+        Ok(DirectoryNoIndexFile {
+            ttl: Duration::from_secs_f64(c.cache),
+            pages: Mutex::new(HashMap::new()),
+        })
     }
 
     fn test(&self, req: &Request) -> bool {
@@ -173,17 +217,58 @@ impl Case for DirectoryNoIndexFile {
     }
 
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
-        let list = match entries(req.fs_path()) {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return resp.error(403, "the folder cannot be listed").into()
+        let url = req.path().into_owned();
+        let page = match self.cached(&url, req.fs_path()) {
+            Some(page) => page,
+            None => {
+                let stamp = folder_stamp(req.fs_path());
+                let list = match entries(req.fs_path()) {
+                    Ok(l) => l,
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                        return resp.error(403, "the folder cannot be listed").into()
+                    }
+                    Err(_) => return resp.error(500, "the folder cannot be read").into(),
+                };
+                let page = Arc::new(render(&url, &list));
+                if let Some(stamp) = stamp {
+                    self.keep(url, stamp, Arc::clone(&page));
+                }
+                page
             }
-            Err(_) => return resp.error(500, "the folder cannot be read").into(),
         };
-        let page = render(&req.path(), &list);
         resp.header("Content-Type", "text/html; charset=utf-8")
             .and_then(|_| resp.write(page.as_bytes()))
             .into()
+    }
+}
+
+impl DirectoryNoIndexFile {
+    /// A page rendered less than `ttl` ago for a folder that has not changed since.
+    fn cached(&self, url: &str, dir: &std::path::Path) -> Option<Arc<String>> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        let c = pages.get(url)?;
+        if c.at.elapsed() >= self.ttl {
+            return None;
+        }
+        (folder_stamp(dir)? == c.stamp).then(|| Arc::clone(&c.page))
+    }
+
+    fn keep(&self, url: String, stamp: (i64, i64, i64, i64), page: Arc<String>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        if pages.len() >= CACHE_CAP {
+            pages.retain(|_, c| c.at.elapsed() < self.ttl);
+            if pages.len() >= CACHE_CAP {
+                pages.clear();
+            }
+        }
+        let at = Instant::now();
+        pages.insert(url, Cached { at, stamp, page });
     }
 }
 

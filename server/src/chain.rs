@@ -17,14 +17,20 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
-/// The loaded cases, in priority order.
+/// What a request is answered from: the cases in priority order and the document root.
+/// Swapped whole on reload, so a request sees one consistent pair.
 pub struct Chain {
     pub cases: Vec<Arc<Plugin>>,
+    pub root: Arc<Root>,
 }
 
 impl Chain {
-    /// Load every case named in the configuration; the first failure stops start-up.
+    /// Load every case named in the configuration and open the root; the first failure is
+    /// returned (it stops start-up, or keeps the old chain on reload).
     pub fn load(config: &Config) -> Result<Chain, String> {
+        let ttl = std::time::Duration::from_secs_f64(config.limits.open_file_cache.max(0.0));
+        let root = Root::open(&config.root, ttl)
+            .map_err(|e| format!("document root {}: {e}", config.root.display()))?;
         let mut cases = Vec::new();
         for entry in &config.cases {
             cases.push(Arc::new(plugin::load(
@@ -51,7 +57,10 @@ impl Chain {
                 config.path.display()
             );
         }
-        Ok(Chain { cases })
+        Ok(Chain {
+            cases,
+            root: Arc::new(root),
+        })
     }
 
     /// Methods any case answers, for `OPTIONS *`.
@@ -131,13 +140,12 @@ const MAX_REDIRECTS: usize = 10;
 /// Answer one request, following local (CGI) redirects as new GET requests.
 pub async fn respond(
     chain: &Arc<Chain>,
-    root: &Arc<Root>,
     max_ranges: usize,
     head: &Head,
     body: Vec<u8>,
     peer: &Peer,
 ) -> Reply {
-    let mut answer = respond_once(chain, root, max_ranges, head, body, peer).await;
+    let mut answer = respond_once(chain, max_ranges, head, body, peer).await;
     for _ in 0..MAX_REDIRECTS {
         let target = match answer {
             Answer::Reply(r) => return r,
@@ -159,7 +167,7 @@ pub async fn respond(
                 .collect(),
             len: 0,
         };
-        answer = respond_once(chain, root, max_ranges, &next, Vec::new(), peer).await;
+        answer = respond_once(chain, max_ranges, &next, Vec::new(), peer).await;
     }
     match answer {
         Answer::Reply(r) => r,
@@ -180,12 +188,12 @@ impl From<Reply> for Answer {
 
 async fn respond_once(
     chain: &Arc<Chain>,
-    root: &Arc<Root>,
     max_ranges: usize,
     head: &Head,
     body: Vec<u8>,
     peer: &Peer,
 ) -> Answer {
+    let root = &chain.root;
     let method = head.method.as_str();
     if !known_method(method) || method == "CONNECT" {
         return error_reply(501, &head.target, "this method is not implemented")

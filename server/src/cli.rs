@@ -4,7 +4,7 @@ use clap::Parser;
 use std::path::PathBuf;
 
 /// An HTTP/1.1 server whose every behaviour is a case plugin named in server.toml.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(name = "server", version, about)]
 pub struct Cli {
     /// The configuration file.

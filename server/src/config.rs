@@ -32,7 +32,7 @@ fn default_plugin_dirs() -> Vec<PathBuf> {
 }
 
 /// Limits and timeouts (`[limits]`); defaults follow nginx and Apache (docs: limits.md).
-#[derive(Deserialize, Debug, Clone)]
+#[derive(Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Longest request line in bytes (414 beyond).

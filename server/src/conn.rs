@@ -5,7 +5,6 @@ use crate::chain::{error_reply, respond, Chain, Peer};
 use crate::config::Limits;
 use crate::http::{parse_head, Chunked, Fail, Framing, Head};
 use crate::reply::{write_head, Body, Delim, Msg, Reply, Seg};
-use crate::resolve::Root;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +18,6 @@ use tokio::time::{timeout, timeout_at, Instant};
 pub struct Shared {
     /// The chain; swapped whole on reload, so each request sees one consistent chain.
     pub chain: RwLock<Arc<Chain>>,
-    pub root: Arc<Root>,
     pub limits: Limits,
     pub open: AtomicUsize,
     pub access_log: Option<crate::access_log::AccessLog>,
@@ -38,6 +36,11 @@ impl Shared {
     pub fn begin_stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.stop.notify_waiters();
+    }
+
+    /// Put a freshly loaded chain in place; requests in flight finish on the old one.
+    pub fn swap_chain(&self, chain: Chain) {
+        *self.chain.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(chain);
     }
 
     fn chain(&self) -> Arc<Chain> {
@@ -236,7 +239,7 @@ async fn burst(
 
         // 5. The chain.
         let chain = shared.chain();
-        let reply = respond(&chain, &shared.root, limits.max_ranges, &head, body, peer).await;
+        let reply = respond(&chain, limits.max_ranges, &head, body, peer).await;
         if let Body::Stream(_, None) = reply.body {
             close |= head.minor == 0;
         }

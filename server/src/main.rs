@@ -58,9 +58,6 @@ fn start(cli: &cli::Cli) -> Result<(), String> {
         }
         return Ok(());
     }
-    let ttl = std::time::Duration::from_secs_f64(config.limits.open_file_cache.max(0.0));
-    let root = resolve::Root::open(&config.root, ttl)
-        .map_err(|e| format!("document root {}: {e}", config.root.display()))?;
     let listener = server::bind(config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}\n  fix: choose a free address with --listen or `listen` in {}", config.listen, config.path.display()))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -69,7 +66,6 @@ fn start(cli: &cli::Cli) -> Result<(), String> {
     }
     let shared = Arc::new(conn::Shared {
         chain: RwLock::new(Arc::new(chain)),
-        root: Arc::new(root),
         limits: config.limits.clone(),
         open: Default::default(),
         access_log: match config.access_log.as_deref() {
@@ -123,17 +119,29 @@ fn start(cli: &cli::Cli) -> Result<(), String> {
             .map_err(|_| "an event loop thread died while starting".to_string())??;
     }
     let rt = event_loop()?;
-    // Every loop exists now. Tests and scripts read this line to learn the port when
-    // listening on port 0.
-    println!("listening on http://{addr}/");
-    let _ = std::io::stdout().flush();
     rt.block_on(async move {
+        // Signal handlers first: a SIGHUP or SIGTERM that comes after "listening" must never
+        // meet the default action (which ends the process).
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
+        let int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
+        let hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP: {e}"))?;
         let on_signal = Arc::clone(&shared);
         tokio::spawn(async move {
-            shutdown_signal().await;
+            shutdown_signal(term, int).await;
             log::info!("stopping: no new connections; finishing the requests in flight");
             on_signal.begin_stop();
         });
+        tokio::spawn(reload_on_hangup(
+            hup,
+            cli.clone(),
+            config,
+            Arc::clone(&shared),
+        ));
+        // Every loop exists and signals are handled. Tests and scripts read this line to
+        // learn the port when listening on port 0.
+        println!("listening on http://{addr}/");
+        let _ = std::io::stdout().flush();
         let r = server::run(first, shared).await.map_err(|e| e.to_string());
         log::info!("stopped");
         r
@@ -162,14 +170,51 @@ fn raise_fd_limit() {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
+/// SIGHUP: read server.toml again, load its chain (new plugins, new settings, new order,
+/// new root) and swap it in whole. Requests in flight finish on the old chain, whose
+/// instances are destroyed when the last of them is done; libraries stay loaded. Any error
+/// keeps the old chain, as nginx keeps its old configuration.
+async fn reload_on_hangup(
+    mut hup: tokio::signal::unix::Signal,
+    cli: cli::Cli,
+    mut running: config::Config,
+    shared: Arc<conn::Shared>,
+) {
+    while hup.recv().await.is_some() {
+        let loaded = config::Config::load(&cli.config, cli.listen.as_deref(), cli.root.as_deref())
+            .and_then(|c| chain::Chain::load(&c).map(|chain| (c, chain)));
+        match loaded {
+            Ok((config, chain)) => {
+                if config.listen != running.listen || config.workers != running.workers {
+                    log::warn!(
+                        "reload: listen and workers changes take effect only after a restart"
+                    );
+                }
+                if config.limits != running.limits || config.access_log != running.access_log {
+                    log::warn!(
+                        "reload: [limits] and access_log changes take effect only after a restart"
+                    );
+                }
+                let names: Vec<&str> = chain.cases.iter().map(|p| p.name.as_str()).collect();
+                log::info!(
+                    "reloaded {}: chain {}",
+                    config.path.display(),
+                    names.join(", ")
+                );
+                shared.swap_chain(chain);
+                running = config;
+            }
+            Err(e) => log::error!("reload failed, keeping the running configuration: {e}"),
+        }
+    }
+}
+
+async fn shutdown_signal(
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
     tokio::select! {
         _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+        _ = int.recv() => {}
     }
 }

@@ -17,6 +17,8 @@ mod limits;
 mod paths;
 /// Start-up: wrong ABI, missing plugin, bad server.toml, refused settings; plugin panics.
 mod plugins;
+/// Reloading server.toml on SIGHUP.
+mod reload;
 /// Graceful shutdown on SIGTERM.
 mod shutdown;
 /// Static files: validators, conditional requests, ranges, content types.

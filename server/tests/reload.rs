@@ -3,11 +3,8 @@
 use crate::support::*;
 
 fn sighup(s: &Server) {
-    let st = std::process::Command::new("kill")
-        .args(["-HUP", &s.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let pid = rustix::process::Pid::from_raw(s.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
 }
 
 fn rewrite(s: &Server, dirs: &[std::path::PathBuf], cases: &str, extra: &str) {

@@ -5,11 +5,8 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 fn sigterm(s: &Server) {
-    let st = std::process::Command::new("kill")
-        .args(["-TERM", &s.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let pid = rustix::process::Pid::from_raw(s.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
 }
 
 fn exit_code_within(s: &mut Server, wait: Duration) -> Option<i32> {

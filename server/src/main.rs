@@ -15,11 +15,6 @@ mod static_file;
 
 use clap::Parser;
 
-/// mimalloc keeps allocations of each size class in their own pages, so the read buffers
-/// freed after every burst are reused by the next burst instead of leaving holes between
-/// long-lived connection tasks (glibc's malloc left ~5 KB resident per idle connection).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};

@@ -149,3 +149,26 @@ fn a_body_that_trickles_below_the_minimum_rate_is_408() {
     );
     still_serves(&s);
 }
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
+    let s = Server::shipped_with("[limits]\nsend_timeout = 1.0\n");
+    let big = vec![b'z'; 64 << 20];
+    std::fs::write(s.root.join("huge.bin"), &big).unwrap();
+    let mut c = s.connect();
+    c.write_all(b"GET /huge.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // Read nothing while the socket buffers fill and the server's send stalls.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut got = Vec::new();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = std::io::Read::read_to_end(&mut c, &mut got);
+    assert!(!got.is_empty());
+    assert!(
+        got.len() < big.len(),
+        "the server gave up: {} of {} bytes",
+        got.len(),
+        big.len()
+    );
+    still_serves(&s);
+}

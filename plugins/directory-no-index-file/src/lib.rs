@@ -198,8 +198,6 @@ fn render(url_path: &str, list: &[Entry]) -> String {
 
 impl Case for DirectoryNoIndexFile {
     const NAME: &'static CStr = c"directory_no_index_file";
-    /// Reading and stat-ing a large folder takes milliseconds: off the event loop.
-    const MAY_BLOCK: bool = true;
 
     fn create(_host: Host, settings: Settings) -> Result<Self, String> {
         let c: Conf = settings.parse()?;

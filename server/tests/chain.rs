@@ -25,17 +25,15 @@ fn case_settings_in_server_toml_reach_the_plugin() {
 fn a_plugin_copied_into_a_plugins_folder_is_used_without_rebuilding() {
     let dir = TempDir::new("dropin");
     let root = fixture_root(&dir);
-    let drop_in = dir.path().join("plugins");
-    std::fs::create_dir_all(&drop_in).unwrap();
+    let drop_in = dir.subdir("plugins");
     // A built plugin, copied under the server's plugin folder: no cargo involved.
     std::fs::copy(
         plugins_dir().join("libhello.so"),
         drop_in.join("libhello.so"),
     )
     .unwrap();
-    let empty = dir.path().join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    // hello is only in the drop-in folder; the others come from the build.
+    // The drop-in folder is searched first, so its copy wins over the build's (the log
+    // below names the file that was loaded); the other cases come from the build.
     let dirs = [drop_in.clone(), plugins_dir()];
     let s = Server::start_in(
         dir,
@@ -58,8 +56,7 @@ fn a_plugin_copied_into_a_plugins_folder_is_used_without_rebuilding() {
 fn a_plugin_written_in_c_is_loaded_and_answers() {
     let dir = TempDir::new("cplugin");
     let root = fixture_root(&dir);
-    let pdir = dir.path().join("plugins");
-    std::fs::create_dir_all(&pdir).unwrap();
+    let pdir = dir.subdir("plugins");
     compile_c_plugin(
         &workspace().join("examples/c-plugin/hello_c.c"),
         &pdir,

@@ -12,8 +12,7 @@ fn check(dir: &TempDir, cases: &str, extra: &str, plugin_dirs: &[std::path::Path
 #[test]
 fn a_plugin_built_for_another_abi_major_is_refused_with_found_and_expected_versions() {
     let dir = TempDir::new("abi2");
-    let pdir = dir.path().join("plugins");
-    std::fs::create_dir_all(&pdir).unwrap();
+    let pdir = dir.subdir("plugins");
     let so = compile_c_plugin(
         &workspace().join("server/tests/fixtures/plugins/wrong_abi.c"),
         &pdir,
@@ -36,8 +35,7 @@ fn a_plugin_built_for_another_abi_major_is_refused_with_found_and_expected_versi
 #[test]
 fn a_plugin_built_for_a_newer_abi_minor_is_refused() {
     let dir = TempDir::new("abi199");
-    let pdir = dir.path().join("plugins");
-    std::fs::create_dir_all(&pdir).unwrap();
+    let pdir = dir.subdir("plugins");
     compile_c_plugin(
         &workspace().join("server/tests/fixtures/plugins/newer_minor.c"),
         &pdir,
@@ -72,8 +70,7 @@ fn a_missing_plugin_names_the_plugin_the_folders_and_the_fix() {
 #[test]
 fn a_library_whose_name_differs_from_the_config_entry_is_refused() {
     let dir = TempDir::new("rename");
-    let pdir = dir.path().join("plugins");
-    std::fs::create_dir_all(&pdir).unwrap();
+    let pdir = dir.subdir("plugins");
     std::fs::copy(
         plugins_dir().join("libhello.so"),
         pdir.join("libgreeter.so"),
@@ -91,8 +88,7 @@ fn a_library_whose_name_differs_from_the_config_entry_is_refused() {
 #[test]
 fn a_file_that_is_not_a_plugin_is_refused() {
     let dir = TempDir::new("notplugin");
-    let pdir = dir.path().join("plugins");
-    std::fs::create_dir_all(&pdir).unwrap();
+    let pdir = dir.subdir("plugins");
     std::fs::write(pdir.join("libjunk.so"), b"not an ELF file").unwrap();
     let e = check(&dir, r#"["junk"]"#, "", &[pdir]);
     assert_eq!(e.code, Some(1));

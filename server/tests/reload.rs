@@ -34,8 +34,7 @@ fn sighup_reorders_the_chain_without_a_restart() {
 fn sighup_picks_up_a_newly_dropped_plugin_and_new_settings() {
     let s = Server::start(r#"["no_file", "always_fail"]"#, "");
     assert_eq!(s.get("/greet").status, 404);
-    let drop_in = s.dir.path().join("plugins");
-    std::fs::create_dir_all(&drop_in).unwrap();
+    let drop_in = s.dir.subdir("plugins");
     std::fs::copy(
         plugins_dir().join("libhello.so"),
         drop_in.join("libhello.so"),

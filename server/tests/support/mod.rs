@@ -66,6 +66,13 @@ impl TempDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+    /// A folder inside this one, created.
+    pub fn subdir(&self, rel: &str) -> PathBuf {
+        let p = self.0.join(rel);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
     pub fn write(&self, rel: &str, data: impl AsRef<[u8]>) -> PathBuf {
         let p = self.0.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

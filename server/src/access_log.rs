@@ -37,9 +37,8 @@ impl AccessLog {
 /// What one line records.
 pub struct Entry<'a> {
     pub client: std::net::IpAddr,
-    pub method: &'a str,
-    pub target: &'a [u8],
-    pub minor: u8,
+    /// Method, target and minor version; `None` when the request line could not be read.
+    pub request: Option<(&'a str, &'a [u8], u8)>,
     pub status: u16,
     /// Body bytes, when known up front.
     pub bytes: Option<u64>,
@@ -56,10 +55,16 @@ pub fn format(e: &Entry, imf_date: &str) -> Vec<u8> {
     out.extend_from_slice(b" - - [");
     out.extend_from_slice(clf_date(imf_date).as_bytes());
     out.extend_from_slice(b"] \"");
-    escaped(&mut out, e.method.as_bytes());
-    out.push(b' ');
-    escaped(&mut out, e.target);
-    out.extend_from_slice(format!(" HTTP/1.{}\" {} ", e.minor, e.status).as_bytes());
+    match e.request {
+        Some((method, target, minor)) => {
+            escaped(&mut out, method.as_bytes());
+            out.push(b' ');
+            escaped(&mut out, target);
+            out.extend_from_slice(format!(" HTTP/1.{minor}").as_bytes());
+        }
+        None => out.push(b'-'),
+    }
+    out.extend_from_slice(format!("\" {} ", e.status).as_bytes());
     match e.bytes {
         Some(n) => out.extend_from_slice(n.to_string().as_bytes()),
         None => out.push(b'-'),
@@ -107,9 +112,7 @@ mod tests {
     fn combined_format_with_escaping() {
         let e = Entry {
             client: "127.0.0.1".parse().unwrap(),
-            method: "GET",
-            target: b"/a\"b\n",
-            minor: 1,
+            request: Some(("GET", b"/a\"b\n", 1)),
             status: 404,
             bytes: Some(12),
             referer: None,

@@ -150,17 +150,7 @@ async fn burst(
                 Ok(None) => {}
                 Err(Fail(status)) => {
                     let msg = "the request could not be read";
-                    send(
-                        stream,
-                        error_reply(status, b"", msg),
-                        1,
-                        true,
-                        false,
-                        limits,
-                        false,
-                    )
-                    .await?;
-                    return Ok(Next::Linger);
+                    return refuse(stream, shared, peer, None, status, msg).await;
                 }
             }
             if buf.capacity() - buf.len() < 1024 {
@@ -174,9 +164,8 @@ async fn burst(
                     if buf.iter().all(|b| b.is_ascii_whitespace()) {
                         return Ok(Next::Close);
                     }
-                    let r = error_reply(408, b"", "the request head took too long");
-                    send(stream, r, 1, true, false, limits, false).await?;
-                    return Ok(Next::Linger);
+                    let msg = "the request head took too long";
+                    return refuse(stream, shared, peer, None, 408, msg).await;
                 }
             }
         };
@@ -199,24 +188,21 @@ async fn burst(
                     .any(|&b| b <= b' ' || b == b'/' || b == b'\\' || b == b'@' || b >= 0x7f)
             });
         if bad_host {
-            let r = error_reply(400, &head.target, "a valid Host header is required");
-            send(stream, r, head.minor, true, false, limits, false).await?;
-            return Ok(Next::Linger);
+            let msg = "a valid Host header is required";
+            return refuse(stream, shared, peer, Some(&head), 400, msg).await;
         }
         let framing = match head.framing() {
             Ok(f) => f,
             Err(Fail(status)) => {
-                let r = error_reply(status, &head.target, "the request body framing is invalid");
-                send(stream, r, head.minor, true, false, limits, false).await?;
-                return Ok(Next::Linger);
+                let msg = "the request body framing is invalid";
+                return refuse(stream, shared, peer, Some(&head), status, msg).await;
             }
         };
         let expect = head.header("expect");
         if let Some(e) = expect {
             if !e.eq_ignore_ascii_case(b"100-continue") {
-                let r = error_reply(417, &head.target, "only 100-continue is supported");
-                send(stream, r, head.minor, true, false, limits, false).await?;
-                return Ok(Next::Linger);
+                let msg = "only 100-continue is supported";
+                return refuse(stream, shared, peer, Some(&head), 417, msg).await;
             }
         }
 
@@ -230,9 +216,7 @@ async fn burst(
                         408 => "the request body took too long",
                         _ => "the request body is malformed",
                     };
-                    let r = error_reply(status, &head.target, msg);
-                    send(stream, r, head.minor, true, false, limits, false).await?;
-                    return Ok(Next::Linger);
+                    return refuse(stream, shared, peer, Some(&head), status, msg).await;
                 }
                 Err(BodyError::Io(e)) => return Err(e),
             };
@@ -253,28 +237,12 @@ async fn burst(
             head.minor,
             reply.status
         );
-        if let Some(log) = &shared.access_log {
-            let mut date = Vec::with_capacity(32);
-            crate::http::date_now(&mut date);
-            let entry = crate::access_log::Entry {
-                client: peer.client.ip(),
-                method: &head.method,
-                target: &head.target,
-                minor: head.minor,
-                status: reply.status,
-                bytes: if crate::reply::bodiless(reply.status) || head.method == "HEAD" {
-                    Some(0)
-                } else {
-                    reply.body.len()
-                },
-                referer: head.header("referer"),
-                user_agent: head.header("user-agent"),
-            };
-            log.write(&crate::access_log::format(
-                &entry,
-                &String::from_utf8_lossy(&date),
-            ));
-        }
+        let bytes = if crate::reply::bodiless(reply.status) || head.method == "HEAD" {
+            Some(0)
+        } else {
+            reply.body.len()
+        };
+        log_access(shared, peer, Some(&head), reply.status, bytes);
         let is_head = head.method == "HEAD";
         let ok = send(
             stream,
@@ -300,6 +268,45 @@ async fn burst(
             return Ok(Next::Idle);
         }
     }
+}
+
+/// Answer a request the host refuses before any case runs (400, 408, 413, 431...), log it,
+/// and close gracefully: the client may still be sending.
+async fn refuse(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    peer: &Peer,
+    head: Option<&Head>,
+    status: u16,
+    msg: &str,
+) -> io::Result<Next> {
+    let target = head.map_or(&b""[..], |h| &h.target);
+    let reply = error_reply(status, target, msg);
+    log_access(shared, peer, head, status, reply.body.len());
+    let minor = head.map_or(1, |h| h.minor);
+    send(stream, reply, minor, true, false, &shared.limits, false).await?;
+    Ok(Next::Linger)
+}
+
+/// One access log line, when the access log is on.
+fn log_access(shared: &Shared, peer: &Peer, head: Option<&Head>, status: u16, bytes: Option<u64>) {
+    let Some(log) = &shared.access_log else {
+        return;
+    };
+    let mut date = Vec::with_capacity(32);
+    crate::http::date_now(&mut date);
+    let entry = crate::access_log::Entry {
+        client: peer.client.ip(),
+        request: head.map(|h| (h.method.as_str(), &h.target[..], h.minor)),
+        status,
+        bytes,
+        referer: head.and_then(|h| h.header("referer")),
+        user_agent: head.and_then(|h| h.header("user-agent")),
+    };
+    log.write(&crate::access_log::format(
+        &entry,
+        &String::from_utf8_lossy(&date),
+    ));
 }
 
 enum BodyError {

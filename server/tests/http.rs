@@ -344,9 +344,14 @@ fn the_access_log_records_each_request_in_combined_format() {
     let r = s.raw("GET /notes.txt?x=1 HTTP/1.1\r\nHost: t\r\nUser-Agent: probe/1.0\r\nReferer: http://r.test/\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 200);
     s.get("/missing\"quote");
+    // Requests the host refuses before any case runs are logged too.
+    assert_eq!(s.raw("GET /x HTTP/1.1\r\n\r\n").status, 400);
+    assert_eq!(s.raw("NOT A REQUEST\r\n\r\n").status, 400);
     let log = std::fs::read_to_string(s.dir.path().join("access.log")).unwrap();
     let lines: Vec<&str> = log.lines().collect();
-    assert_eq!(lines.len(), 2, "{log}");
+    assert_eq!(lines.len(), 4, "{log}");
+    assert!(lines[2].contains("\"GET /x HTTP/1.1\" 400 "), "{log}");
+    assert!(lines[3].contains("] \"-\" 400 "), "{log}");
     assert!(lines[0].starts_with("127.0.0.1 - - ["), "{log}");
     assert!(
         lines[0]

@@ -417,3 +417,16 @@ fn a_script_that_floods_stderr_before_answering_does_not_deadlock() {
     );
     assert!(s.log_contains("/cgi-bin/noisy.sh: a complaint on stderr"));
 }
+
+#[test]
+fn an_http10_client_gets_a_long_answer_delimited_by_the_close() {
+    // HTTP/1.0 has no chunked coding: the end of a long answer of unknown length is the
+    // end of the connection.
+    let s = cgi_server("", "", &[]);
+    let r = s.raw("GET /cgi-bin/big.sh HTTP/1.0\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("transfer-encoding"), None);
+    assert_eq!(r.header("content-length"), None);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(r.body.len(), 33_554_432);
+}

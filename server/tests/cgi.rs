@@ -300,6 +300,10 @@ fn files_in_a_cgi_folder_that_are_not_scripts_are_403_never_source() {
         (200, "run by the interpreter\n")
     );
     assert_eq!(s.get("/cgi-bin/nothing-here.sh").status, 404);
+    // Nor is a CGI folder listed: that would show every script's name.
+    let r = s.get("/cgi-bin/");
+    assert_eq!(r.status, 403);
+    assert!(!r.text().contains("env.py"));
 }
 
 #[test]

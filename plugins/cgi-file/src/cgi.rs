@@ -2,7 +2,7 @@
 //! timeout in its own process group, parse its header block, stream its body.
 
 use crate::CgiFile;
-use plugin_api::{Level, Outcome, Request, Response};
+use plugin_api::{Kind, Level, Outcome, Request, Response};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -86,6 +86,9 @@ fn acquire(cfg: &CgiFile) -> Option<Running<'_>> {
 
 /// Answer the request by running the script.
 pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
+    if req.kind() == Kind::Dir {
+        return resp.error(403, "a CGI folder is not listed").into();
+    }
     let path = req.path().into_owned();
     let located = match cfg.dirs.iter().find(|d| path.starts_with(d.as_str())) {
         Some(dir) => locate(req, dir),

@@ -141,7 +141,8 @@ impl Case for CgiFile {
         // served as source. Elsewhere, only files with an `anywhere` extension.
         let path = req.path();
         match req.kind() {
-            Kind::Dir => false,
+            // A CGI folder is never listed: its folders are "anything else" (403).
+            Kind::Dir => self.under_dirs(&path),
             Kind::File if !self.anywhere.is_empty() => {
                 self.under_dirs(&path) || self.anywhere.iter().any(|e| path.ends_with(e.as_str()))
             }

@@ -434,3 +434,24 @@ fn an_http10_client_gets_a_long_answer_delimited_by_the_close() {
     assert_eq!(r.header("connection"), Some("close"));
     assert_eq!(r.body.len(), 33_554_432);
 }
+
+#[test]
+fn head_on_a_script_sends_its_headers_and_no_body_and_the_connection_goes_on() {
+    let s = cgi_server("", "", &[]);
+    for (path, status) in [("/cgi-bin/status.sh", 404), ("/cgi-bin/big.sh", 200)] {
+        let mut c = s.connect();
+        c.write_all(format!("HEAD {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .unwrap();
+        let h = read_response(&mut c, true).unwrap();
+        assert_eq!(h.status, status, "{path}");
+        assert!(h.header("content-type").is_some(), "{path}");
+        // Nothing but the head came: the next answer on the connection parses.
+        c.write_all(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            read_response(&mut c, false).unwrap().text(),
+            "just text\n",
+            "{path}"
+        );
+    }
+}

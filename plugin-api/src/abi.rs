@@ -13,6 +13,10 @@ pub const ABI_MAJOR: u32 = 1;
 pub const ABI_MINOR: u32 = 0;
 /// The one symbol every plugin exports for ABI major 1.
 pub const ENTRY_SYMBOL: &str = "wp_plugin_v1";
+/// `sizeof(wp_plugin_desc)` in ABI 1.0: the least any 1.x plugin's descriptor may be. A later
+/// 1.x host appends fields and must still load 1.0 plugins, treating the fields past their
+/// `struct_size` as absent; so the host compares against this, never its own size.
+pub const DESC_SIZE_1_0: u32 = 72;
 
 /// `act` handled the request; the response is complete.
 pub const WP_DONE: i32 = 0;
@@ -229,4 +233,5 @@ const _: () = {
     assert!(std::mem::size_of::<WpErrorSink>() == 16);
     assert!(std::mem::size_of::<WpHost>() == 32);
     assert!(std::mem::size_of::<WpPluginDesc>() == 72);
+    assert!(std::mem::size_of::<WpPluginDesc>() >= DESC_SIZE_1_0 as usize);
 };

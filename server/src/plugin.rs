@@ -254,13 +254,15 @@ pub fn load(entry: &CaseEntry, dirs: &[PathBuf], config_path: &Path) -> Result<P
             "plugin {name:?} ({shown}): built for plugin ABI {major}.{minor}, this server provides {ABI_MAJOR}.{ABI_MINOR}\n  fix: {fix}"
         ));
     }
-    let need = std::mem::size_of::<WpPluginDesc>() as u32;
+    // Against the 1.0 size, not ours: a 1.0 plugin must keep loading under a later 1.x host.
+    let need = DESC_SIZE_1_0;
     if size < need {
         return Err(format!(
             "plugin {name:?} ({shown}): descriptor is {size} bytes, ABI {ABI_MAJOR}.0 needs at least {need}\n  fix: rebuild the plugin against plugin-api {ABI_MAJOR}.x"
         ));
     }
-    // SAFETY: the version and size checks passed, so the full 1.0 layout is there.
+    // SAFETY: the version and size checks passed, so the full 1.0 layout is there. (A later
+    // 1.x host must read its appended fields only when `size` covers them.)
     let d = unsafe { &*desc };
     // SAFETY: descriptor strings are static and NUL-terminated per the ABI.
     let (found_name, version, allow) = unsafe {

@@ -225,3 +225,22 @@ fn a_plugin_panic_becomes_a_500_and_the_server_keeps_serving() {
     assert_eq!(s.get("/panic").status, 404);
     assert!(s.log_contains("panicked in act"), "{}", s.log());
 }
+
+#[test]
+fn a_descriptor_shorter_than_abi_1_0_is_refused() {
+    let dir = TempDir::new("shortdesc");
+    let pdir = dir.subdir("plugins");
+    compile_c_plugin(
+        &workspace().join("server/tests/fixtures/plugins/short_desc.c"),
+        &pdir,
+        "short_desc",
+    );
+    let e = check(&dir, r#"["short_desc"]"#, "", &[pdir]);
+    assert_eq!(e.code, Some(1));
+    assert!(
+        e.stderr
+            .contains("descriptor is 32 bytes, ABI 1.0 needs at least 72"),
+        "{}",
+        e.stderr
+    );
+}

@@ -277,6 +277,7 @@ async fn respond_once(
     for (n, v) in &head.headers {
         req.add_header(n.as_bytes(), v);
     }
+    req.seal();
 
     let mut body = Some(body);
     let mut req = Some(req);

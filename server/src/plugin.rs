@@ -30,7 +30,20 @@ pub struct OwnedRequest {
     pub body_len: u64,
     pub client_port: u16,
     pub server_port: u16,
+    /// The C view, built once by `seal` for every test and act of the request.
+    sealed: Option<Sealed>,
 }
+
+/// A `WpRequest` and its header array, pointing into the owner's `arena`.
+struct Sealed {
+    raw: WpRequest,
+    _headers: Vec<WpHeader>,
+}
+
+// SAFETY: the raw pointers in `sealed` point only into this request's own heap buffers
+// (`arena` and the header Vec), which move with it and are never written while sealed;
+// they are only read, through `&self`.
+unsafe impl Send for OwnedRequest {}
 
 #[derive(Clone, Copy, Default)]
 struct Span(usize, usize);
@@ -59,6 +72,7 @@ impl OwnedRequest {
             body_len: 0,
             client_port: 0,
             server_port: 0,
+            sealed: None,
         }
     }
 
@@ -70,51 +84,77 @@ impl OwnedRequest {
     }
 
     pub fn set(&mut self, f: Field, value: &[u8]) {
+        self.sealed = None;
         self.fields[f as usize] = self.push(value);
     }
 
     pub fn add_header(&mut self, name: &[u8], value: &[u8]) {
+        self.sealed = None;
         let n = self.push(name);
         let v = self.push(value);
         self.headers.push((n, v));
     }
 
-    /// Build the borrowed C view and hand it to `f`.
-    fn with_raw<R>(&self, f: impl FnOnce(&WpRequest) -> R) -> R {
-        let base = self.arena.as_ptr();
-        let s = |sp: Span| WpStr {
-            ptr: base.wrapping_add(sp.0),
+    /// Build the C view once, after every field is set, so the cases' test and act calls
+    /// share it instead of rebuilding the header array each time.
+    pub fn seal(&mut self) {
+        let headers = self.wp_headers();
+        let raw = self.wp_request(&headers);
+        self.sealed = Some(Sealed {
+            raw,
+            _headers: headers,
+        });
+    }
+
+    fn str_at(&self, sp: Span) -> WpStr {
+        WpStr {
+            ptr: self.arena.as_ptr().wrapping_add(sp.0),
             len: sp.1,
-        };
-        let hdrs: Vec<WpHeader> = self
-            .headers
+        }
+    }
+
+    fn wp_headers(&self) -> Vec<WpHeader> {
+        self.headers
             .iter()
             .map(|(n, v)| WpHeader {
-                name: s(*n),
-                value: s(*v),
+                name: self.str_at(*n),
+                value: self.str_at(*v),
             })
-            .collect();
-        let fl = &self.fields;
-        let raw = WpRequest {
+            .collect()
+    }
+
+    fn wp_request(&self, headers: &[WpHeader]) -> WpRequest {
+        let f = |field: Field| self.str_at(self.fields[field as usize]);
+        WpRequest {
             struct_size: std::mem::size_of::<WpRequest>() as u32,
             fs_kind: self.fs_kind,
-            method: s(fl[Field::Method as usize]),
-            target: s(fl[Field::Target as usize]),
-            path: s(fl[Field::Path as usize]),
-            query: s(fl[Field::Query as usize]),
-            version: s(fl[Field::Version as usize]),
-            headers: hdrs.as_ptr(),
-            header_count: hdrs.len(),
-            client_addr: s(fl[Field::ClientAddr as usize]),
-            server_addr: s(fl[Field::ServerAddr as usize]),
-            root: s(fl[Field::Root as usize]),
-            fs_path: s(fl[Field::FsPath as usize]),
+            method: f(Field::Method),
+            target: f(Field::Target),
+            path: f(Field::Path),
+            query: f(Field::Query),
+            version: f(Field::Version),
+            headers: headers.as_ptr(),
+            header_count: headers.len(),
+            client_addr: f(Field::ClientAddr),
+            server_addr: f(Field::ServerAddr),
+            root: f(Field::Root),
+            fs_path: f(Field::FsPath),
             body_len: self.body_len,
             client_port: self.client_port,
             server_port: self.server_port,
             reserved: 0,
-        };
-        f(&raw)
+        }
+    }
+
+    /// Hand the borrowed C view to `f` (the sealed one, or one built for this call).
+    fn with_raw<R>(&self, f: impl FnOnce(&WpRequest) -> R) -> R {
+        match &self.sealed {
+            Some(s) => f(&s.raw),
+            None => {
+                let headers = self.wp_headers();
+                f(&self.wp_request(&headers))
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -127,6 +127,8 @@ pub enum Kind {
 impl Root {
     pub fn open(path: &Path, cache_ttl: Duration) -> std::io::Result<Root> {
         static IDS: AtomicU64 = AtomicU64::new(1);
+        // Decide (and say) at start-up whether the kernel or the fallback confines paths.
+        let _ = openat2_usable();
         let fd = rustix::fs::open(
             path,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -144,6 +146,9 @@ impl Root {
     /// kernel refuse `..` and symlinks that lead outside.
     pub fn open_beneath(&self, rel: &[u8], flags: OFlags) -> Result<OwnedFd, OpenError> {
         let rel: &[u8] = if rel.is_empty() { b"." } else { rel };
+        if !openat2_usable() {
+            return self.open_by_realpath(rel, flags);
+        }
         let r = rustix::fs::openat2(
             &self.fd,
             OsStr::from_bytes(rel),
@@ -151,13 +156,44 @@ impl Root {
             Mode::empty(),
             ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
         );
-        r.map_err(|e| match e {
-            rustix::io::Errno::XDEV | rustix::io::Errno::LOOP => OpenError::Outside,
-            rustix::io::Errno::NOENT
-            | rustix::io::Errno::NOTDIR
-            | rustix::io::Errno::NAMETOOLONG => OpenError::Missing,
-            e => OpenError::Io(e.into()),
-        })
+        match r {
+            // No openat2 here (Linux < 5.6, a seccomp filter, valgrind): fall back for good.
+            Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM) => {
+                if !OPENAT2_MISSING.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "openat2 is not available on this system: paths are confined with realpath instead (Linux 5.6 or later does it in the kernel)"
+                    );
+                }
+                self.open_by_realpath(rel, flags)
+            }
+            r => r.map_err(open_error),
+        }
+    }
+
+    /// The fallback: resolve every symlink in userspace, refuse results outside the root,
+    /// then open the resolved path (with the final component not followed again).
+    fn open_by_realpath(&self, rel: &[u8], flags: OFlags) -> Result<OwnedFd, OpenError> {
+        let full = self.path.join(OsStr::from_bytes(rel));
+        let real = match std::fs::canonicalize(&full) {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(
+                    match e.raw_os_error().map(rustix::io::Errno::from_raw_os_error) {
+                        Some(errno) => open_error(errno),
+                        None => OpenError::Io(e),
+                    },
+                )
+            }
+        };
+        if !real.starts_with(&self.path) {
+            return Err(OpenError::Outside);
+        }
+        rustix::fs::open(
+            &real,
+            flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(open_error)
     }
 
     /// The path relative to the root, if `abs` lies textually inside it.
@@ -278,6 +314,32 @@ impl Found {
             file: None,
         }
     }
+}
+
+fn open_error(e: rustix::io::Errno) -> OpenError {
+    match e {
+        rustix::io::Errno::XDEV | rustix::io::Errno::LOOP => OpenError::Outside,
+        rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::NAMETOOLONG => {
+            OpenError::Missing
+        }
+        e => OpenError::Io(e.into()),
+    }
+}
+
+/// Set once openat2 turned out to be missing (or forced off with CASES_NO_OPENAT2=1, which
+/// the tests use to check the fallback).
+static OPENAT2_MISSING: AtomicBool = AtomicBool::new(false);
+
+fn openat2_usable() -> bool {
+    static FORCED_OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let off = *FORCED_OFF.get_or_init(|| {
+        let off = std::env::var_os("CASES_NO_OPENAT2").is_some();
+        if off {
+            log::warn!("openat2 is not available (CASES_NO_OPENAT2 is set): paths are confined with realpath instead");
+        }
+        off
+    });
+    !off && !OPENAT2_MISSING.load(Ordering::Relaxed)
 }
 
 #[derive(Debug)]

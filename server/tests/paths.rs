@@ -53,3 +53,42 @@ fn an_index_html_symlinked_out_of_the_root_is_not_served() {
     assert_eq!(r.status, 403);
     assert!(!r.text().contains("LEAK"));
 }
+
+#[test]
+fn without_openat2_paths_are_still_confined_and_files_still_served() {
+    // CASES_NO_OPENAT2 forces the realpath fallback used where openat2 is missing (Linux
+    // before 5.6, seccomp filters, valgrind).
+    let dir = TempDir::new("noopenat2");
+    let root = fixture_root(&dir);
+    let outside = dir.write("outside.txt", "OUTSIDE");
+    std::os::unix::fs::symlink(&outside, root.join("out.txt")).unwrap();
+    std::os::unix::fs::symlink("/etc", root.join("etc")).unwrap();
+    std::os::unix::fs::symlink("notes.txt", root.join("in.txt")).unwrap();
+    let s = Server::start_full(
+        dir,
+        root,
+        &[plugins_dir()],
+        CHAIN,
+        "",
+        &[("CASES_NO_OPENAT2", "1")],
+    );
+    assert!(s.log_contains("openat2 is not available"), "{}", s.log());
+    assert_eq!(s.get("/notes.txt").text(), "just text\n");
+    assert_eq!(s.get("/in.txt").text(), "just text\n");
+    assert_eq!(s.get("/subdir/").status, 200);
+    assert_eq!(s.get("/listing/").status, 200);
+    assert_eq!(s.get("/nope.txt").status, 404);
+    let r = s.get("/out.txt");
+    assert_eq!(r.status, 403);
+    assert!(!r.text().contains("OUTSIDE"));
+    assert_eq!(s.get("/etc/passwd").status, 403);
+    for p in [
+        "/../outside.txt",
+        "/%2e%2e/outside.txt",
+        "/listing/../../outside.txt",
+    ] {
+        let r = s.get(p);
+        assert!([400, 403, 404].contains(&r.status), "{p}: {}", r.status);
+        assert!(!r.text().contains("OUTSIDE"), "{p}");
+    }
+}

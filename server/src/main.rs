@@ -74,14 +74,16 @@ fn start(cli: &cli::Cli) -> Result<(), String> {
         stop: Default::default(),
     });
     raise_fd_limit();
-    // One single-threaded event loop per core, each with its own listening socket on the
-    // same port (SO_REUSEPORT), as nginx runs one worker per core: no task ever moves
-    // between threads, and no connection's wake-up crosses cores.
+    // `workers` single-threaded event loops (one per core by default), as nginx runs a
+    // worker per core: no task ever moves between threads. They accept from one shared
+    // listening socket.
     let loops = config.workers;
     let mut listeners = vec![listener];
     for _ in 1..loops {
-        listeners
-            .push(server::bind(addr).map_err(|e| format!("cannot add a listener on {addr}: {e}"))?);
+        let shared_socket = listeners[0]
+            .try_clone()
+            .map_err(|e| format!("cannot share the listener on {addr}: {e}"))?;
+        listeners.push(shared_socket);
     }
     let first = listeners.remove(0);
     // Each loop reports once its runtime is built, so "listening" is printed only when every

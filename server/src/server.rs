@@ -11,13 +11,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// Bind `addr` with a listen backlog of 1024 (std's 128 drops bursts of new connections).
-/// With SO_REUSEPORT every event loop can bind its own socket to the same port, and the
-/// kernel spreads new connections across them.
+/// The event loops share this one socket (each gets a duplicate descriptor). No
+/// SO_REUSEPORT: with it a second server started on the same port by mistake would bind
+/// without an error and silently take a share of the connections.
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     sock.set_reuse_address(true)?;
-    sock.set_reuse_port(true)?;
     // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one setsockopt here
     // instead of one per connection.
     sock.set_nodelay(true)?;

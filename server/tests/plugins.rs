@@ -244,3 +244,27 @@ fn a_descriptor_shorter_than_abi_1_0_is_refused() {
         e.stderr
     );
 }
+
+#[test]
+fn a_second_server_on_a_port_in_use_stops_with_a_clear_message() {
+    let s = Server::shipped();
+    let dir = TempDir::new("second");
+    let root = fixture_root(&dir);
+    let cfg = dir.write(
+        "server.toml",
+        config_text(&root, &[plugins_dir()], CHAIN, ""),
+    );
+    let addr = s.addr.to_string();
+    let e = run_to_exit(&["--config", cfg.to_str().unwrap(), "--listen", &addr]);
+    assert_eq!(e.code, Some(1), "{}", e.stderr);
+    assert!(
+        e.stderr.contains(&format!("cannot listen on {addr}")),
+        "{}",
+        e.stderr
+    );
+    assert!(e.stderr.contains("already in use"), "{}", e.stderr);
+    // The first server keeps all the traffic.
+    for _ in 0..10 {
+        assert_eq!(s.get("/notes.txt").status, 200);
+    }
+}

@@ -22,6 +22,8 @@ use std::sync::Arc;
 pub struct Chain {
     pub cases: Vec<Arc<Plugin>>,
     pub root: Arc<Root>,
+    /// The Allow value for `OPTIONS *` and 501 answers: every method some case answers.
+    all_methods: String,
 }
 
 impl Chain {
@@ -57,27 +59,29 @@ impl Chain {
                 config.path.display()
             );
         }
+        let all_methods = all_methods(&cases);
         Ok(Chain {
             cases,
             root: Arc::new(root),
+            all_methods,
         })
     }
+}
 
-    /// Methods any case answers, for `OPTIONS *`.
-    fn all_methods(&self) -> String {
-        let mut ms: Vec<String> = Vec::new();
-        for c in &self.cases {
-            match &c.allow {
-                None => {
-                    for m in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"] {
-                        ms.push(m.into());
-                    }
+/// Methods any case answers, for `OPTIONS *` (computed once per chain).
+fn all_methods(cases: &[Arc<Plugin>]) -> String {
+    let mut ms: Vec<String> = Vec::new();
+    for c in cases {
+        match &c.allow {
+            None => {
+                for m in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"] {
+                    ms.push(m.into());
                 }
-                Some(list) => ms.extend(list.iter().cloned()),
             }
+            Some(list) => ms.extend(list.iter().cloned()),
         }
-        allow_value(&ms)
     }
+    allow_value(&ms)
 }
 
 fn allow_value(methods: &[String]) -> String {
@@ -197,13 +201,13 @@ async fn respond_once(
     let method = head.method.as_str();
     if !known_method(method) || method == "CONNECT" {
         return error_reply(501, &head.target, "this method is not implemented")
-            .header("Allow", chain.all_methods())
+            .header("Allow", chain.all_methods.clone())
             .into();
     }
     if head.target == b"*" {
         return if method == "OPTIONS" {
             Reply::new(200, Body::Empty)
-                .header("Allow", chain.all_methods())
+                .header("Allow", chain.all_methods.clone())
                 .into()
         } else {
             error_reply(400, b"*", "'*' is only for OPTIONS").into()

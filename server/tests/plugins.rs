@@ -9,15 +9,19 @@ fn check(dir: &TempDir, cases: &str, extra: &str, plugin_dirs: &[std::path::Path
     run_to_exit(&["--config", cfg.to_str().unwrap()])
 }
 
+/// Compile `fixtures/plugins/<name>.c` into `dir/plugins/lib<name>.so`; returns the folder
+/// and the library.
+fn fixture_plugin(dir: &TempDir, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let pdir = dir.subdir("plugins");
+    let src = workspace().join(format!("server/tests/fixtures/plugins/{name}.c"));
+    let so = compile_c_plugin(&src, &pdir, name);
+    (pdir, so)
+}
+
 #[test]
 fn a_plugin_built_for_another_abi_major_is_refused_with_found_and_expected_versions() {
     let dir = TempDir::new("abi2");
-    let pdir = dir.subdir("plugins");
-    let so = compile_c_plugin(
-        &workspace().join("server/tests/fixtures/plugins/wrong_abi.c"),
-        &pdir,
-        "wrong_abi",
-    );
+    let (pdir, so) = fixture_plugin(&dir, "wrong_abi");
     let e = check(
         &dir,
         r#"["wrong_abi", "always_fail"]"#,
@@ -35,12 +39,7 @@ fn a_plugin_built_for_another_abi_major_is_refused_with_found_and_expected_versi
 #[test]
 fn a_plugin_built_for_a_newer_abi_minor_is_refused() {
     let dir = TempDir::new("abi199");
-    let pdir = dir.subdir("plugins");
-    compile_c_plugin(
-        &workspace().join("server/tests/fixtures/plugins/newer_minor.c"),
-        &pdir,
-        "newer_minor",
-    );
+    let (pdir, _) = fixture_plugin(&dir, "newer_minor");
     let e = check(&dir, r#"["newer_minor"]"#, "", &[pdir]);
     assert_eq!(e.code, Some(1));
     assert!(
@@ -229,12 +228,7 @@ fn a_plugin_panic_becomes_a_500_and_the_server_keeps_serving() {
 #[test]
 fn a_descriptor_shorter_than_abi_1_0_is_refused() {
     let dir = TempDir::new("shortdesc");
-    let pdir = dir.subdir("plugins");
-    compile_c_plugin(
-        &workspace().join("server/tests/fixtures/plugins/short_desc.c"),
-        &pdir,
-        "short_desc",
-    );
+    let (pdir, _) = fixture_plugin(&dir, "short_desc");
     let e = check(&dir, r#"["short_desc"]"#, "", &[pdir]);
     assert_eq!(e.code, Some(1));
     assert!(

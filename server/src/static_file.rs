@@ -184,10 +184,7 @@ pub fn reply(
             }
         }
         RangeSpec::Ranges(rs) => {
-            let boundary = format!(
-                "{:016x}",
-                meta.size ^ 0x5eed_cafe_f00d_u64.rotate_left(rs.len() as u32)
-            );
+            let boundary = boundary();
             let ctype = headers
                 .iter()
                 .position(|(n, _)| n.eq_ignore_ascii_case(b"content-type"))
@@ -219,6 +216,24 @@ pub fn reply(
             }
         }
     }
+}
+
+/// A multipart boundary no one can predict, so a file cannot contain it on purpose: std's
+/// per-process random hash keys, mixed with a counter.
+fn boundary() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static KEYS: std::collections::hash_map::RandomState = Default::default();
+    }
+    KEYS.with(|keys| {
+        let mut h = keys.build_hasher();
+        h.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
+        let a = h.finish();
+        h.write_u64(a);
+        format!("{a:016x}{:016x}", h.finish())
+    })
 }
 
 fn not_modified(mut headers: Vec<(Vec<u8>, Vec<u8>)>) -> Reply {
@@ -344,6 +359,13 @@ mod tests {
             content_type(Path::new("a.unknownext")),
             "application/octet-stream"
         );
+    }
+
+    #[test]
+    fn multipart_boundaries_differ_every_time() {
+        let (a, b) = (boundary(), boundary());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
     }
 
     #[test]

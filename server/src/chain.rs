@@ -1,20 +1,21 @@
-//! The chapter's `do_GET`: build the request a plugin sees, then the first case whose `test`
-//! is true acts. Also the answers the host gives before any case runs (400, 403, 301, 501...).
+//! The chapter's `do_GET`: figure out what exactly is being requested, then how to handle
+//! it (the first case whose `test` is true acts). The host's own answers before any case
+//! runs (400, 403, 301, 501, `OPTIONS *`) are made here too.
 
 use crate::config::Config;
+use crate::conn::Peer;
 use crate::error_page;
+use crate::errors::RequestError;
 use crate::http::{known_method, Head};
 use crate::plugin::{self, Field, OwnedRequest, Plugin};
 use crate::reply::{Body, Collect, Msg, Reply};
-use crate::resolve::{self, Kind, Refusal, Root};
+use crate::resolve::{self, Kind, OpenFile, Refusal, Root};
 use crate::static_file;
 use plugin_api::abi::{
     WP_DECLINED, WP_DONE, WP_KIND_DIR, WP_KIND_FILE, WP_KIND_MISSING, WP_KIND_OTHER,
 };
-use rustix::fs::OFlags;
-use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// What a request is answered from: the cases in priority order and the document root.
@@ -33,32 +34,11 @@ impl Chain {
         let ttl = std::time::Duration::from_secs_f64(config.limits.open_file_cache.max(0.0));
         let root = Root::open(&config.root, ttl)
             .map_err(|e| format!("document root {}: {e}", config.root.display()))?;
-        let mut cases = Vec::new();
-        for entry in &config.cases {
-            cases.push(Arc::new(plugin::load(
-                entry,
-                &config.plugin_dirs,
-                &config.path,
-            )?));
-        }
-        if let Some(i) = config.cases.iter().position(|c| c.name == "always_fail") {
-            if i + 1 < config.cases.len() {
-                log::warn!(
-                    "{}: cases after always_fail never run: {}",
-                    config.path.display(),
-                    config.cases[i + 1..]
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-        } else {
-            log::warn!(
-                "{}: the chain does not end with always_fail; requests no case takes get 404",
-                config.path.display()
-            );
-        }
+        let cases = config
+            .cases
+            .iter()
+            .map(|entry| plugin::load(entry, &config.plugin_dirs, &config.path).map(Arc::new))
+            .collect::<Result<Vec<_>, String>>()?;
         let all_methods = all_methods(&cases);
         Ok(Chain {
             cases,
@@ -94,21 +74,6 @@ fn allow_value(methods: &[String]) -> String {
     out.join(", ")
 }
 
-/// Where the request came in.
-pub struct Peer {
-    pub client: SocketAddr,
-    pub local: SocketAddr,
-}
-
-/// An error page from the host.
-pub fn error_reply(status: u16, path: &[u8], message: &str) -> Reply {
-    Reply::new(
-        status,
-        Body::Bytes(error_page::render(status, path, message)),
-    )
-    .header("Content-Type", "text/html; charset=utf-8")
-}
-
 /// Split an origin-form or absolute-form target into (path, query).
 fn split_target(target: &[u8]) -> Option<(&[u8], &[u8])> {
     let t = if target.starts_with(b"/") {
@@ -141,7 +106,8 @@ fn split_target(target: &[u8]) -> Option<(&[u8], &[u8])> {
 /// Local redirects followed for one request before giving up with a 500.
 const MAX_REDIRECTS: usize = 10;
 
-/// Answer one request, following local (CGI) redirects as new GET requests.
+/// Answer one request, following local (CGI) redirects as new GET requests, then apply the
+/// host's conditional and Range stage to the final answer.
 pub async fn respond(
     chain: &Arc<Chain>,
     max_ranges: usize,
@@ -149,33 +115,37 @@ pub async fn respond(
     body: Vec<u8>,
     peer: &Peer,
 ) -> Reply {
-    let mut answer = respond_once(chain, max_ranges, head, body, peer).await;
+    let mut answer = respond_once(chain, head, body, peer).await;
     for _ in 0..MAX_REDIRECTS {
-        let target = match answer {
-            Answer::Reply(r) => return r,
-            Answer::Redirect(t) => t,
+        let Answer::Redirect(target) = answer else {
+            break;
         };
-        let next = Head {
-            method: if head.method == "HEAD" { "HEAD" } else { "GET" }.to_string(),
-            target,
-            minor: head.minor,
-            headers: head
-                .headers
-                .iter()
-                .filter(|(n, _)| {
-                    !n.eq_ignore_ascii_case("content-length")
-                        && !n.eq_ignore_ascii_case("transfer-encoding")
-                        && !n.eq_ignore_ascii_case("content-type")
-                })
-                .cloned()
-                .collect(),
-            len: 0,
-        };
-        answer = respond_once(chain, max_ranges, &next, Vec::new(), peer).await;
+        answer = respond_once(chain, &redirected(head, target), Vec::new(), peer).await;
     }
     match answer {
-        Answer::Reply(r) => r,
-        Answer::Redirect(_) => error_reply(500, &head.target, "too many local redirects"),
+        Answer::Reply(r) => static_file::conditional(r, head, max_ranges),
+        Answer::Redirect(_) => error_page::refusal(RequestError::RedirectLoop, &head.target),
+    }
+}
+
+/// The request a local redirect makes: GET (HEAD stays HEAD) of `target`, without a body.
+fn redirected(head: &Head, target: Vec<u8>) -> Head {
+    let body_field = |n: &str| {
+        ["content-length", "transfer-encoding", "content-type"]
+            .iter()
+            .any(|b| n.eq_ignore_ascii_case(b))
+    };
+    Head {
+        method: if head.method == "HEAD" { "HEAD" } else { "GET" }.to_string(),
+        target,
+        minor: head.minor,
+        headers: head
+            .headers
+            .iter()
+            .filter(|(n, _)| !body_field(n))
+            .cloned()
+            .collect(),
+        len: 0,
     }
 }
 
@@ -190,71 +160,130 @@ impl From<Reply> for Answer {
     }
 }
 
-async fn respond_once(
-    chain: &Arc<Chain>,
-    max_ranges: usize,
-    head: &Head,
-    body: Vec<u8>,
-    peer: &Peer,
-) -> Answer {
-    let root = &chain.root;
-    let method = head.method.as_str();
-    if !known_method(method) || method == "CONNECT" {
-        return error_reply(501, &head.target, "this method is not implemented")
-            .header("Allow", chain.all_methods.clone())
-            .into();
+/// The chapter's `handle_request` for one target.
+async fn respond_once(chain: &Arc<Chain>, head: &Head, body: Vec<u8>, peer: &Peer) -> Answer {
+    // Figure out what exactly is being requested.
+    let mut place = match locate(chain, head) {
+        Ok(place) => place,
+        Err(early) => return early.into(),
+    };
+    let req = case_view(&place, head, peer, &chain.root, body.len());
+
+    // Figure out how to handle it: the first case whose test is true acts.
+    let mut work = Work {
+        req: Some(req),
+        body: Some(body),
+    };
+    for (i, case) in chain.cases.iter().enumerate() {
+        if !case.test(work.req()) {
+            continue;
+        }
+        if let Some(refused) = method_policy(case, &head.method, &place.path) {
+            return refused.into();
+        }
+        match act(chain, i, &mut work, &mut place).await {
+            Acted::Declined => continue,
+            Acted::Answer(answer) => return answer,
+        }
     }
-    if head.target == b"*" {
-        return if method == "OPTIONS" {
-            Reply::new(200, Body::Empty)
-                .header("Allow", chain.all_methods.clone())
-                .into()
-        } else {
-            error_reply(400, b"*", "'*' is only for OPTIONS").into()
-        };
+
+    // Handle errors: no case took the request.
+    error_page::reply(404, &place.path, "no case handles this request").into()
+}
+
+/// What exactly is being requested: the normalised path, its query, and what it is on disk.
+struct Place {
+    path: Vec<u8>,
+    fs_path: PathBuf,
+    kind: Kind,
+    /// The regular file the lookup opened, reused when a case sends this same path.
+    opened: Option<OpenFile>,
+}
+
+/// The chapter's first step, with the checks it left out: a method we know, a target that
+/// is a path, decoded and confined to the root; a folder named without its slash is
+/// redirected to it.
+fn locate(chain: &Chain, head: &Head) -> Result<Place, Reply> {
+    if let Some(early) = asterisk_or_unknown(chain, head) {
+        return Err(early);
     }
+    let refuse = |e: RequestError, path: &[u8]| error_page::refusal(e, path);
     let Some((raw_path, query)) = split_target(&head.target) else {
-        return error_reply(400, &head.target, "the request target is not a path").into();
+        return Err(refuse(RequestError::NotAPath, &head.target));
     };
-    let (segs, trailing) = match resolve::normalise(raw_path) {
-        Ok(x) => x,
-        Err(_) => {
-            return error_reply(400, raw_path, "the path is malformed or leaves the root").into()
-        }
-    };
-    let found = match root.lookup(&segs) {
-        Ok(f) => f,
-        Err(Refusal::Forbidden) => {
-            return error_reply(403, raw_path, "the path leads outside the document root").into()
-        }
-        Err(Refusal::BadRequest) => return error_reply(400, raw_path, "bad path").into(),
-    };
-    let (kind, mut opened) = match found.kind {
+    let (segs, trailing) =
+        resolve::normalise(raw_path).map_err(|_| refuse(RequestError::BadPath, raw_path))?;
+    let found = chain.root.lookup(&segs).map_err(|r| match r {
+        Refusal::Forbidden => refuse(RequestError::OutsideRoot, raw_path),
+        Refusal::BadRequest => refuse(RequestError::BadPath, raw_path),
+    })?;
+    let path = resolve::url_path(&segs, trailing);
+    let (kind, opened) = match found.kind {
         // "/file.html/" names a folder that is not there (ENOTDIR), as nginx and lighttpd say.
         Kind::File | Kind::Other if trailing => (Kind::Missing, None),
         k => (k, found.file),
     };
-    let path = resolve::url_path(&segs, trailing);
     if kind == Kind::Dir && !raw_path.ends_with(b"/") {
-        let mut loc = raw_path.to_vec();
-        loc.push(b'/');
-        if !query.is_empty() {
-            loc.push(b'?');
-            loc.extend_from_slice(query);
-        }
-        return error_reply(
-            301,
-            &path,
-            "moved to the folder's address with a trailing slash",
-        )
-        .header("Location", loc)
-        .into();
+        return Err(folder_redirect(&segs, query, &path));
     }
+    Ok(Place {
+        fs_path: chain.root.join(&segs),
+        path,
+        kind,
+        opened,
+    })
+}
 
+/// 501 for a method no one implements (with the Allow of the whole chain), and the answers
+/// to `*` (OPTIONS only).
+fn asterisk_or_unknown(chain: &Chain, head: &Head) -> Option<Reply> {
+    let method = head.method.as_str();
+    if !known_method(method) || method == "CONNECT" {
+        let r = error_page::refusal(RequestError::NotImplemented, &head.target);
+        return Some(r.header("Allow", chain.all_methods.clone()));
+    }
+    match (head.target.as_slice(), method) {
+        (b"*", "OPTIONS") => {
+            Some(Reply::new(200, Body::Empty).header("Allow", chain.all_methods.clone()))
+        }
+        (b"*", _) => Some(error_page::refusal(RequestError::AsteriskNotOptions, b"*")),
+        _ => None,
+    }
+}
+
+/// 301 to the folder's address with its slash. The Location is built from the normalised,
+/// percent-encoded path, never from the raw target, so it cannot start with `//` or `/\`
+/// and send a browser to another host.
+fn folder_redirect(segs: &[Vec<u8>], query: &[u8], path: &[u8]) -> Reply {
+    let mut loc = resolve::encoded_path(segs);
+    if !loc.ends_with(b"/") {
+        loc.push(b'/');
+    }
+    if !query.is_empty() {
+        loc.push(b'?');
+        loc.extend_from_slice(query);
+    }
+    error_page::reply(
+        301,
+        path,
+        "moved to the folder's address with a trailing slash",
+    )
+    .header("Location", loc)
+}
+
+/// The request as a case sees it (`wp_request`), built once for every test and act.
+fn case_view(
+    place: &Place,
+    head: &Head,
+    peer: &Peer,
+    root: &Root,
+    body_len: usize,
+) -> OwnedRequest {
+    let query = split_target(&head.target).map_or(&b""[..], |(_, q)| q);
     let mut req = OwnedRequest::new();
-    req.set(Field::Method, method.as_bytes());
+    req.set(Field::Method, head.method.as_bytes());
     req.set(Field::Target, &head.target);
-    req.set(Field::Path, &path);
+    req.set(Field::Path, &place.path);
     req.set(Field::Query, query);
     req.set(
         Field::Version,
@@ -267,96 +296,136 @@ async fn respond_once(
     req.set(Field::ClientAddr, peer.client.ip().to_string().as_bytes());
     req.set(Field::ServerAddr, peer.local.ip().to_string().as_bytes());
     req.set(Field::Root, root.path.as_os_str().as_bytes());
-    let fs_path = root.join(&segs);
-    req.set(Field::FsPath, fs_path.as_os_str().as_bytes());
-    req.fs_kind = match kind {
+    req.set(Field::FsPath, place.fs_path.as_os_str().as_bytes());
+    req.fs_kind = match place.kind {
         Kind::Missing => WP_KIND_MISSING,
         Kind::File => WP_KIND_FILE,
         Kind::Dir => WP_KIND_DIR,
         Kind::Other => WP_KIND_OTHER,
     };
-    req.body_len = body.len() as u64;
+    req.body_len = body_len as u64;
     req.client_port = peer.client.port();
     req.server_port = peer.local.port();
     for (n, v) in &head.headers {
         req.add_header(n.as_bytes(), v);
     }
     req.seal();
+    req
+}
 
-    let mut body = Some(body);
-    let mut req = Some(req);
-    for (i, case) in chain.cases.iter().enumerate() {
-        let r = req.as_ref().expect("request is returned after each act");
-        if !case.test(r) {
-            continue;
+/// Between `test` and `act`: the case's methods. OPTIONS is answered with its Allow unless
+/// the case handles OPTIONS itself; another method it does not take is 405.
+fn method_policy(case: &Plugin, method: &str, path: &[u8]) -> Option<Reply> {
+    let allow = || allow_value(case.allow.as_deref().unwrap_or(&["*".to_string()]));
+    if method == "OPTIONS" && !case.allows("OPTIONS") {
+        return Some(Reply::new(200, Body::Empty).header("Allow", allow()));
+    }
+    let allowed = case.allows(method) || (method == "HEAD" && case.allows("GET"));
+    if allowed {
+        return None;
+    }
+    let r = error_page::reply(405, path, &format!("{method} is not allowed here"));
+    Some(r.header("Allow", allow()))
+}
+
+/// The request and its body while cases take turns: a blocking case borrows them on a
+/// worker thread and gives them back when it declines.
+struct Work {
+    req: Option<OwnedRequest>,
+    body: Option<Vec<u8>>,
+}
+
+impl Work {
+    fn req(&self) -> &OwnedRequest {
+        self.req
+            .as_ref()
+            .expect("the request comes back after each act")
+    }
+}
+
+/// What one case's `act` came to.
+enum Acted {
+    /// Nothing was written: the next case whose test is true may act.
+    Declined,
+    Answer(Answer),
+}
+
+/// Run case `i`'s act (on a worker thread if it may block) and turn what it did into an
+/// answer.
+async fn act(chain: &Arc<Chain>, i: usize, work: &mut Work, place: &mut Place) -> Acted {
+    let case = &chain.cases[i];
+    let body = work.body.take().unwrap_or_default();
+    let (rc, collect) = if case.may_block {
+        match run_blocking(chain, i, work, body).await {
+            Ran::Streaming(reply) => return Acted::Answer(reply.into()),
+            Ran::Done(rc, collect) => (rc, collect),
         }
-        let allowed = case.allows(method) || (method == "HEAD" && case.allows("GET"));
-        let allow = || allow_value(case.allow.as_deref().unwrap_or(&["*".to_string()]));
-        if method == "OPTIONS" && !case.allows("OPTIONS") {
-            return Reply::new(200, Body::Empty).header("Allow", allow()).into();
+    } else {
+        let mut c = Collect::new(body, None);
+        let rc = case.act(work.req(), &mut c);
+        (rc, c)
+    };
+    match rc {
+        WP_DONE => Acted::Answer(finish(collect, &chain.root, place)),
+        WP_DECLINED if !collect.started => {
+            work.body = Some(collect.into_body());
+            Acted::Declined
         }
-        if !allowed {
-            return error_reply(405, &path, &format!("{method} is not allowed here"))
-                .header("Allow", allow())
-                .into();
-        }
-        let (rc, collect, stream) = if case.may_block {
-            run_blocking(
-                chain,
-                i,
-                req.take().unwrap(),
-                body.take().unwrap_or_default(),
-                &mut req,
-            )
-            .await
-        } else {
-            let mut c = Collect::new(body.take().unwrap_or_default(), None);
-            let rc = case.act(r, &mut c);
-            (rc, c, None)
-        };
-        if let Some(reply) = stream {
-            return reply.into();
-        }
-        match rc {
-            WP_DONE => {
-                if let Some(t) = collect.redirect {
-                    return Answer::Redirect(t);
-                }
-                // The file lookup opened is reused when the case sends that same path.
-                let reuse = opened
-                    .take()
-                    .filter(|_| collect.file.as_deref() == Some(fs_path.as_os_str().as_bytes()));
-                return finish(collect, root, head, &path, max_ranges, reuse).into();
-            }
-            WP_DECLINED if !collect.started => {
-                body = Some(collect.into_body());
-                continue;
-            }
-            _ => {
-                log::error!(
-                    "case={} failed on {} {}",
-                    case.name,
-                    method,
-                    String::from_utf8_lossy(&path)
-                );
-                return error_reply(500, &path, "the case handling this request failed").into();
-            }
+        _ => {
+            log::error!(
+                "case={} failed on {}",
+                case.name,
+                String::from_utf8_lossy(&place.path)
+            );
+            let r = error_page::reply(500, &place.path, "the case handling this request failed");
+            Acted::Answer(r.into())
         }
     }
-    error_reply(404, &path, "no case handles this request").into()
+}
+
+/// Turn what a case collected into an answer: a local redirect, an error page, a file, or
+/// the bytes it wrote.
+fn finish(c: Collect, root: &Root, place: &mut Place) -> Answer {
+    if let Some(target) = c.redirect {
+        return Answer::Redirect(target);
+    }
+    if let Some((status, msg)) = c.error {
+        let mut r = error_page::reply(status, &place.path, &msg);
+        let kept = c.headers.into_iter();
+        r.headers
+            .extend(kept.filter(|(n, _)| !n.eq_ignore_ascii_case(b"content-type")));
+        return r.into();
+    }
+    if let Some(file) = c.file {
+        // The file the lookup opened is reused when the case sends that same path.
+        let same = file.as_slice() == place.fs_path.as_os_str().as_bytes();
+        let reused = place.opened.take().filter(|_| same);
+        return static_file::answer(root, &file, reused, c.status, c.headers, &place.path).into();
+    }
+    Reply {
+        status: c.status,
+        headers: c.headers,
+        body: Body::Bytes(c.body),
+    }
+    .into()
+}
+
+/// How a blocking case ran: it started streaming (the reply carries the stream), or it
+/// finished with its collected answer.
+enum Ran {
+    Streaming(Reply),
+    Done(i32, Collect),
 }
 
 /// Run a blocking case on a worker thread. If it starts streaming, the reply carries the
-/// stream; otherwise its collected answer comes back. The request is returned through `back`.
-async fn run_blocking(
-    chain: &Arc<Chain>,
-    i: usize,
-    req: OwnedRequest,
-    body: Vec<u8>,
-    back: &mut Option<OwnedRequest>,
-) -> (i32, Collect, Option<Reply>) {
+/// stream; otherwise its collected answer comes back, and the request returns to `work`.
+async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u8>) -> Ran {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(8);
     let chain2 = Arc::clone(chain);
+    let req = work
+        .req
+        .take()
+        .expect("the request comes back after each act");
     let task = tokio::task::spawn_blocking(move || {
         let case = &chain2.cases[i];
         let mut c = Collect::new(body, Some(tx));
@@ -369,129 +438,33 @@ async fn run_blocking(
         (rc, c, req)
     });
     if let Some(Msg::Head(status, headers)) = rx.recv().await {
-        let len = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
-            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok());
-        let reply = Reply {
-            status,
-            headers,
-            body: Body::Stream(rx, len),
-        };
         // The worker finishes on its own; its result only matters through the stream.
-        return (WP_DONE, Collect::new(Vec::new(), None), Some(reply));
+        return Ran::Streaming(streaming_reply(status, headers, rx));
     }
     match task.await {
         Ok((rc, c, req)) => {
-            *back = Some(req);
-            (rc, c, None)
+            work.req = Some(req);
+            Ran::Done(rc, c)
         }
-        Err(_) => (
-            plugin_api::abi::WP_ERROR,
-            Collect::new(Vec::new(), None),
-            None,
-        ),
+        Err(_) => Ran::Done(plugin_api::abi::WP_ERROR, Collect::new(Vec::new(), None)),
     }
 }
 
-/// Turn what a case collected into a reply.
-fn finish(
-    c: Collect,
-    root: &Root,
-    head: &Head,
-    path: &[u8],
-    max_ranges: usize,
-    opened: Option<resolve::OpenFile>,
+/// A reply whose body is what the worker goes on writing, with the case's Content-Length
+/// when it gave one.
+fn streaming_reply(
+    status: u16,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    rx: tokio::sync::mpsc::Receiver<Msg>,
 ) -> Reply {
-    let Collect {
-        status,
-        headers,
-        body,
-        file,
-        error,
-        ..
-    } = c;
-    if let Some((status, msg)) = error {
-        let mut r = error_reply(status, path, &msg);
-        r.headers.extend(
-            headers
-                .into_iter()
-                .filter(|(n, _)| !n.eq_ignore_ascii_case(b"content-type")),
-        );
-        return r;
-    }
-    if let Some(fpath) = file {
-        return send_file(
-            root, &fpath, head, status, headers, path, max_ranges, opened,
-        );
-    }
+    let len = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok());
     Reply {
         status,
         headers,
-        body: Body::Bytes(body),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn send_file(
-    root: &Root,
-    fpath: &[u8],
-    head: &Head,
-    status: u16,
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
-    url: &[u8],
-    max_ranges: usize,
-    opened: Option<resolve::OpenFile>,
-) -> Reply {
-    let abs = Path::new(std::ffi::OsStr::from_bytes(fpath));
-    if let Some(f) = opened {
-        let meta = meta_of(&f.stat);
-        return static_file::reply(f.file, &meta, abs, head, status, headers, max_ranges);
-    }
-    let Some(rel) = root.relative(abs) else {
-        log::warn!("send_file outside the root refused: {}", abs.display());
-        return error_reply(403, url, "the file is outside the document root");
-    };
-    let fd = match root.open_beneath(
-        rel.as_os_str().as_bytes(),
-        OFlags::RDONLY | OFlags::NONBLOCK,
-    ) {
-        Ok(fd) => fd,
-        Err(resolve::OpenError::Outside) => {
-            return error_reply(403, url, "the file leads outside the document root")
-        }
-        Err(resolve::OpenError::Missing) => return error_reply(404, url, "not found"),
-        Err(resolve::OpenError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            return error_reply(403, url, "the file cannot be read")
-        }
-        Err(resolve::OpenError::Io(e)) => {
-            log::error!("cannot open {}: {e}", abs.display());
-            return error_reply(500, url, "the file cannot be opened");
-        }
-    };
-    let stat = match rustix::fs::fstat(&fd) {
-        Ok(st) if resolve::kind_of_mode(st.st_mode) == Kind::File => st,
-        Ok(_) => return error_reply(403, url, "not a regular file"),
-        Err(_) => return error_reply(500, url, "the file cannot be read"),
-    };
-    let meta = meta_of(&stat);
-    static_file::reply(
-        Arc::new(std::fs::File::from(fd)),
-        &meta,
-        abs,
-        head,
-        status,
-        headers,
-        max_ranges,
-    )
-}
-
-fn meta_of(st: &rustix::fs::Stat) -> static_file::Meta {
-    let mtime = std::time::UNIX_EPOCH
-        + std::time::Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32);
-    static_file::Meta {
-        size: st.st_size.max(0) as u64,
-        mtime,
+        body: Body::Stream(rx, len),
     }
 }
 

@@ -1,16 +1,19 @@
 //! One connection: wait for bytes holding no buffer, read a request head and body within the
 //! limits, ask the chain, write the reply; keep-alive, pipelining and a graceful close.
 
-use crate::chain::{error_reply, respond, Chain, Peer};
+use crate::chain::{respond, Chain};
 use crate::config::Limits;
-use crate::http::{parse_head, Chunked, Fail, Framing, Head};
-use crate::reply::{write_head, Body, Delim, Msg, Reply, Seg};
+use crate::error_page;
+use crate::errors::RequestError;
+use crate::http::{parse_head, BodyFraming, Chunked, Head};
+use crate::reply::{Body, Framing, Reply};
+use crate::send::send;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 
@@ -48,6 +51,12 @@ impl Shared {
     }
 }
 
+/// Where a connection came in: the client's address and ours.
+pub struct Peer {
+    pub client: SocketAddr,
+    pub local: SocketAddr,
+}
+
 /// Decrements the open-connection count when the connection ends.
 pub struct Slot(pub Arc<Shared>);
 
@@ -67,20 +76,22 @@ enum Next {
     Linger,
 }
 
+/// A step of reading a request: go on with the value, refuse with an error page, or close
+/// without answering (the client went away, or sent nothing but blank lines).
+enum Step<T> {
+    Go(T),
+    Refuse(RequestError),
+    Close,
+}
+
 /// Serve one connection until it closes. While idle it holds no read buffer: the buffer is
 /// allocated when bytes arrive and freed when every request in it is answered.
 pub async fn serve(mut stream: TcpStream, peer: Box<Peer>, slot: Slot) {
     let shared: &Shared = &slot.0;
     let limits = &shared.limits;
     let mut served: u32 = 0;
-    let mut first = true;
+    let mut wait = Limits::dur(limits.header_timeout);
     loop {
-        let wait = if first {
-            Limits::dur(limits.header_timeout)
-        } else {
-            Limits::dur(limits.keepalive_timeout)
-        };
-        first = false;
         // Registered before the flag is checked, so a stop in between is not missed.
         let stop = shared.stop.notified();
         tokio::pin!(stop);
@@ -95,16 +106,15 @@ pub async fn serve(mut stream: TcpStream, peer: Box<Peer>, slot: Slot) {
             },
             _ = &mut stop => break,
         }
-        let next = Box::pin(burst(&mut stream, shared, &peer, &mut served)).await;
-        match next {
+        wait = Limits::dur(limits.keepalive_timeout);
+        match Box::pin(burst(&mut stream, shared, &peer, &mut served)).await {
             Ok(Next::Idle) => continue,
-            Ok(Next::Close) => break,
             Ok(Next::Linger) => {
                 // Boxed: its scratch buffer must not be part of every idle connection's state.
                 Box::pin(linger(&mut stream)).await;
                 break;
             }
-            Err(_) => break,
+            Ok(Next::Close) | Err(_) => break,
         }
     }
     drop(slot);
@@ -142,154 +152,199 @@ async fn burst(
         Err(e) => return Err(e),
     }
     loop {
-        // 1. The head, within the header timeout counted from now (the request's first byte).
-        let deadline = Instant::now() + Limits::dur(limits.header_timeout);
-        let head = loop {
-            match parse_head(&buf, limits) {
-                Ok(Some(h)) => break h,
-                Ok(None) => {}
-                Err(Fail(status)) => {
-                    let msg = "the request could not be read";
-                    return refuse(stream, shared, peer, None, status, msg).await;
-                }
-            }
-            if buf.capacity() - buf.len() < 1024 {
-                buf.reserve(4096);
-            }
-            match timeout_at(deadline, stream.read_buf(&mut buf)).await {
-                Ok(Ok(0)) => return Ok(Next::Close),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(_) => {
-                    if buf.iter().all(|b| b.is_ascii_whitespace()) {
-                        return Ok(Next::Close);
-                    }
-                    let msg = "the request head took too long";
-                    return refuse(stream, shared, peer, None, 408, msg).await;
-                }
-            }
+        // 1. The head.
+        let head = match read_head(stream, &mut buf, limits).await? {
+            Step::Go(head) => head,
+            Step::Refuse(e) => return refuse(stream, shared, peer, None, e).await,
+            Step::Close => return Ok(Next::Close),
         };
-        buf.drain(..head.len);
         *served += 1;
-
-        // 2. Connection management (RFC 9112 §9.3).
-        let keep_alive_10 = head.minor == 0 && head.has_token("connection", "keep-alive");
-        let mut close = shared.stopping()
-            || head.has_token("connection", "close")
-            || (head.minor == 0 && !keep_alive_10)
-            || *served >= limits.max_requests_per_connection;
-
-        // 3. Checks every request gets before any case runs.
-        let hosts = head.all("host").count();
-        let bad_host = hosts > 1
-            || (head.minor >= 1 && hosts == 0)
-            || head.header("host").is_some_and(|h| {
-                h.iter()
-                    .any(|&b| b <= b' ' || b == b'/' || b == b'\\' || b == b'@' || b >= 0x7f)
-            });
-        if bad_host {
-            let msg = "a valid Host header is required";
-            return refuse(stream, shared, peer, Some(&head), 400, msg).await;
-        }
-        let framing = match head.framing() {
+        // 2. What every request must get right before any case runs.
+        let framing = match admit(&head) {
             Ok(f) => f,
-            Err(Fail(status)) => {
-                let msg = "the request body framing is invalid";
-                return refuse(stream, shared, peer, Some(&head), status, msg).await;
+            Err(e) => return refuse(stream, shared, peer, Some(&head), e).await,
+        };
+        // 3. The body, read whole (bounded), so the next request on the connection parses.
+        let body = match read_body(stream, &mut buf, &head, &framing, limits).await? {
+            Step::Go(body) => body,
+            Step::Refuse(e) => return refuse(stream, shared, peer, Some(&head), e).await,
+            Step::Close => {
+                log_access(
+                    shared,
+                    peer,
+                    Some(&head),
+                    RequestError::ClientGone.status(),
+                    None,
+                );
+                return Ok(Next::Close);
             }
         };
-        let expect = head.header("expect");
-        if let Some(e) = expect {
-            if !e.eq_ignore_ascii_case(b"100-continue") {
-                let msg = "only 100-continue is supported";
-                return refuse(stream, shared, peer, Some(&head), 417, msg).await;
-            }
-        }
-
-        // 4. The body, read whole (bounded), so the next request on the connection parses.
-        let body =
-            match read_body(stream, &mut buf, &head, &framing, limits, expect.is_some()).await {
-                Ok(b) => b,
-                Err(BodyError::Fail(status)) => {
-                    let msg = match status {
-                        413 => "the request body is larger than this server accepts",
-                        408 => "the request body took too long",
-                        _ => "the request body is malformed",
-                    };
-                    return refuse(stream, shared, peer, Some(&head), status, msg).await;
-                }
-                Err(BodyError::Io(e)) => return Err(e),
-            };
-
-        // 5. The chain.
-        let chain = shared.chain();
-        let reply = respond(&chain, limits.max_ranges, &head, body, peer).await;
-        if let Body::Stream(_, None) = reply.body {
-            close |= head.minor == 0;
-        }
-        // A stop may have begun while the case was working: say so in this reply.
-        close |= shared.stopping();
-        log::debug!(
-            "{} \"{} {} HTTP/1.{}\" {}",
-            peer.client,
-            head.method,
-            String::from_utf8_lossy(&head.target),
-            head.minor,
-            reply.status
-        );
-        let bytes = if crate::reply::bodiless(reply.status) || head.method == "HEAD" {
-            Some(0)
-        } else {
-            reply.body.len()
-        };
-        log_access(shared, peer, Some(&head), reply.status, bytes);
-        let is_head = head.method == "HEAD";
-        let ok = send(
-            stream,
-            reply,
-            head.minor,
-            close,
-            keep_alive_10,
-            limits,
-            is_head,
-        )
-        .await?;
-        if !ok {
+        // 4. The chain's answer.
+        let mut wire = wire_framing(&head, shared, *served);
+        if !answer(stream, shared, peer, &head, body, &mut wire).await? {
             return Ok(Next::Close);
         }
-        if close {
-            return Ok(if buf.is_empty() {
-                Next::Close
-            } else {
-                Next::Linger
-            });
-        }
-        if buf.is_empty() {
-            return Ok(Next::Idle);
+        // 5. What the connection does next.
+        match (wire.close, buf.is_empty()) {
+            (true, true) => return Ok(Next::Close),
+            (true, false) => return Ok(Next::Linger),
+            (false, true) => return Ok(Next::Idle),
+            (false, false) => {}
         }
     }
 }
 
-/// Answer a request the host refuses before any case runs (400, 408, 413, 431...), log it,
-/// and close gracefully: the client may still be sending.
+/// Read until a whole head is in `buf` (within the header timeout, counted from the
+/// request's first byte), then take it off the front of `buf`.
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+) -> io::Result<Step<Head>> {
+    let deadline = Instant::now() + Limits::dur(limits.header_timeout);
+    loop {
+        match parse_head(buf, limits) {
+            Ok(Some(head)) => {
+                buf.drain(..head.len);
+                return Ok(Step::Go(head));
+            }
+            Ok(None) => {}
+            Err(e) => return Ok(Step::Refuse(e)),
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        match timeout_at(deadline, stream.read_buf(buf)).await {
+            Ok(Ok(0)) => return Ok(Step::Close),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            // Blank lines only (a keep-alive probe): close quietly, nothing was asked.
+            Err(_) if buf.iter().all(u8::is_ascii_whitespace) => return Ok(Step::Close),
+            Err(_) => return Ok(Step::Refuse(RequestError::HeadTimeout)),
+        }
+    }
+}
+
+/// Checks every request gets before any case runs: Host (RFC 9112 §3.2), body framing
+/// (§6) and Expect (RFC 9110 §10.1.1).
+fn admit(head: &Head) -> Result<BodyFraming, RequestError> {
+    let hosts = head.all("host").count();
+    let bad_host = hosts > 1
+        || (head.minor >= 1 && hosts == 0)
+        || head.header("host").is_some_and(|h| {
+            h.iter()
+                .any(|&b| b <= b' ' || b == b'/' || b == b'\\' || b == b'@' || b >= 0x7f)
+        });
+    if bad_host {
+        return Err(RequestError::BadHost);
+    }
+    let framing = head.framing()?;
+    match head.header("expect") {
+        Some(e) if !e.eq_ignore_ascii_case(b"100-continue") => Err(RequestError::Expectation),
+        _ => Ok(framing),
+    }
+}
+
+/// Connection management for the reply (RFC 9112 §9.3): HTTP/1.1 persists unless told to
+/// close, HTTP/1.0 only with keep-alive; a stop or the per-connection cap closes.
+fn wire_framing(head: &Head, shared: &Shared, served: u32) -> Framing {
+    let keep_alive_10 = head.minor == 0 && head.has_token("connection", "keep-alive");
+    Framing {
+        minor: head.minor,
+        close: shared.stopping()
+            || head.has_token("connection", "close")
+            || (head.minor == 0 && !keep_alive_10)
+            || served >= shared.limits.max_requests_per_connection,
+        keep_alive_10,
+        head_only: head.method == "HEAD",
+    }
+}
+
+/// Ask the chain and write its reply. Ok(false): the body could not be completed, so the
+/// connection must close.
+async fn answer(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    peer: &Peer,
+    head: &Head,
+    body: Vec<u8>,
+    wire: &mut Framing,
+) -> io::Result<bool> {
+    let chain = shared.chain();
+    let reply = respond(&chain, shared.limits.max_ranges, head, body, peer).await;
+    // An HTTP/1.0 client learns where a stream of unknown length ends from the close; and a
+    // stop that began while the case was working is announced in this reply.
+    wire.close |= matches!(reply.body, Body::Stream(_, None)) && head.minor == 0;
+    wire.close |= shared.stopping();
+    write_reply(stream, shared, peer, Some(head), reply, wire).await
+}
+
+/// Answer a request the host refuses before any case runs (400, 408, 413, 431...), and
+/// close gracefully: the client may still be sending.
 async fn refuse(
     stream: &mut TcpStream,
     shared: &Shared,
     peer: &Peer,
     head: Option<&Head>,
-    status: u16,
-    msg: &str,
+    err: RequestError,
 ) -> io::Result<Next> {
     let target = head.map_or(&b""[..], |h| &h.target);
-    let reply = error_reply(status, target, msg);
-    log_access(shared, peer, head, status, reply.body.len());
-    let minor = head.map_or(1, |h| h.minor);
-    send(stream, reply, minor, true, false, &shared.limits, false).await?;
+    let reply = error_page::refusal(err, target);
+    let wire = Framing::closing(head.map_or(1, |h| h.minor));
+    write_reply(stream, shared, peer, head, reply, &wire).await?;
     Ok(Next::Linger)
+}
+
+/// Over the connection cap: a short 503 and close, costing almost nothing.
+pub async fn turn_away(mut stream: TcpStream, peer: Peer, slot: Slot) {
+    let reply = error_page::reply(
+        503,
+        b"",
+        "the server is at its connection limit; try again shortly",
+    )
+    .header("Retry-After", "1");
+    let shared: &Shared = &slot.0;
+    let _ = write_reply(
+        &mut stream,
+        shared,
+        &peer,
+        None,
+        reply,
+        &Framing::closing(1),
+    )
+    .await;
+    let _ = stream.shutdown().await;
+}
+
+/// The one write path for every answer on a connection: log it, then send it.
+async fn write_reply(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    peer: &Peer,
+    head: Option<&Head>,
+    reply: Reply,
+    wire: &Framing,
+) -> io::Result<bool> {
+    log_access(shared, peer, head, reply.status, logged_bytes(&reply, wire));
+    send(stream, reply, wire, Limits::dur(shared.limits.send_timeout)).await
+}
+
+/// Body bytes for the access log: none for HEAD and bodiless statuses, unknown for streams.
+fn logged_bytes(reply: &Reply, wire: &Framing) -> Option<u64> {
+    if crate::reply::bodiless(reply.status) || wire.head_only {
+        Some(0)
+    } else {
+        reply.body.len()
+    }
 }
 
 /// One access log line, when the access log is on.
 fn log_access(shared: &Shared, peer: &Peer, head: Option<&Head>, status: u16, bytes: Option<u64>) {
+    log::debug!(
+        "{} {:?} {status}",
+        peer.client,
+        head.map(|h| String::from_utf8_lossy(&h.target))
+    );
     let Some(log) = &shared.access_log else {
         return;
     };
@@ -309,76 +364,93 @@ fn log_access(shared: &Shared, peer: &Peer, head: Option<&Head>, status: u16, by
     ));
 }
 
-enum BodyError {
-    Fail(u16),
-    Io(io::Error),
-}
-
+/// Read the body whole (up to `max_body`), after a `100 Continue` when the client waits
+/// for one.
 async fn read_body(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     head: &Head,
-    framing: &Framing,
+    framing: &BodyFraming,
     limits: &Limits,
-    expect_continue: bool,
-) -> Result<Vec<u8>, BodyError> {
-    // 100 Continue only when the client waits for it and the body is not already here.
-    let send_continue = expect_continue && head.minor >= 1 && buf.is_empty();
-    if send_continue && *framing != Framing::None {
-        if let Framing::Length(n) = *framing {
-            if n > limits.max_body {
-                return Err(BodyError::Fail(413));
-            }
+) -> io::Result<Step<Vec<u8>>> {
+    if let BodyFraming::Length(n) = *framing {
+        if n > limits.max_body {
+            return Ok(Step::Refuse(RequestError::BodyTooLarge));
         }
-        stream
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            .await
-            .map_err(BodyError::Io)?;
+    }
+    // 100 Continue only when the client waits for it and the body is not already here.
+    let expects = head.header("expect").is_some() && head.minor >= 1 && buf.is_empty();
+    if expects && *framing != BodyFraming::None {
+        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
     }
     let mut pace = Pace::new(limits);
     match *framing {
-        Framing::None => Ok(Vec::new()),
-        Framing::Length(n) => {
-            if n > limits.max_body {
-                return Err(BodyError::Fail(413));
-            }
-            let n = n as usize;
-            while buf.len() < n {
-                buf.reserve((n - buf.len()).min(1 << 16));
-                let before = buf.len();
-                match timeout_at(pace.deadline(), stream.read_buf(buf)).await {
-                    Ok(Ok(0)) => return Err(BodyError::Fail(400)),
-                    Ok(Ok(_)) => pace.got(buf.len() - before),
-                    Ok(Err(e)) => return Err(BodyError::Io(e)),
-                    Err(_) => return Err(BodyError::Fail(408)),
-                }
-            }
-            let rest = buf.split_off(n);
-            Ok(std::mem::replace(buf, rest))
+        BodyFraming::None => Ok(Step::Go(Vec::new())),
+        BodyFraming::Length(n) => read_length(stream, buf, n as usize, &mut pace).await,
+        BodyFraming::Chunked => read_chunked(stream, buf, limits.max_body, &mut pace).await,
+    }
+}
+
+/// A body of exactly `n` bytes; what follows it stays in `buf` for the next request.
+async fn read_length(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    n: usize,
+    pace: &mut Pace,
+) -> io::Result<Step<Vec<u8>>> {
+    while buf.len() < n {
+        buf.reserve((n - buf.len()).min(1 << 16));
+        if let Some(stop) = read_more(stream, buf, pace).await? {
+            return Ok(stop);
         }
-        Framing::Chunked => {
-            let mut dec = Chunked::default();
-            let mut body = Vec::new();
-            loop {
-                let used = dec
-                    .feed(buf, &mut body, limits.max_body)
-                    .map_err(|Fail(s)| BodyError::Fail(s))?;
-                buf.drain(..used);
-                if dec.done {
-                    return Ok(body);
-                }
-                if buf.capacity() - buf.len() < 1024 {
-                    buf.reserve(1 << 14);
-                }
-                let before = buf.len();
-                match timeout_at(pace.deadline(), stream.read_buf(buf)).await {
-                    Ok(Ok(0)) => return Err(BodyError::Fail(400)),
-                    Ok(Ok(_)) => pace.got(buf.len() - before),
-                    Ok(Err(e)) => return Err(BodyError::Io(e)),
-                    Err(_) => return Err(BodyError::Fail(408)),
-                }
-            }
+    }
+    let rest = buf.split_off(n);
+    Ok(Step::Go(std::mem::replace(buf, rest)))
+}
+
+/// A chunked body, decoded as it arrives, refused past `max` bytes.
+async fn read_chunked(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    max: u64,
+    pace: &mut Pace,
+) -> io::Result<Step<Vec<u8>>> {
+    let mut dec = Chunked::default();
+    let mut body = Vec::new();
+    loop {
+        let used = match dec.feed(buf, &mut body, max) {
+            Ok(used) => used,
+            Err(e) => return Ok(Step::Refuse(e)),
+        };
+        buf.drain(..used);
+        if dec.done {
+            return Ok(Step::Go(body));
         }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(1 << 14);
+        }
+        if let Some(stop) = read_more(stream, buf, pace).await? {
+            return Ok(stop);
+        }
+    }
+}
+
+/// One read of body bytes under the pace's deadline. `Some` ends the body: the client
+/// closed (no answer) or was too slow (408).
+async fn read_more<T>(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    pace: &mut Pace,
+) -> io::Result<Option<Step<T>>> {
+    let before = buf.len();
+    match timeout_at(pace.deadline(), stream.read_buf(buf)).await {
+        Ok(Ok(0)) => Ok(Some(Step::Close)),
+        Ok(Ok(_)) => {
+            pace.got(buf.len() - before);
+            Ok(None)
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(Some(Step::Refuse(RequestError::BodyTimeout))),
     }
 }
 
@@ -414,199 +486,4 @@ impl Pace {
         let earned = Duration::from_secs_f64(self.received as f64 / self.min_rate);
         next_read.min(self.start + self.between + earned)
     }
-}
-
-/// Write a reply. Returns Ok(false) when the body could not be completed (the connection
-/// must then close).
-async fn send(
-    stream: &mut TcpStream,
-    reply: Reply,
-    minor: u8,
-    close: bool,
-    keep_alive_10: bool,
-    limits: &Limits,
-    head_only: bool,
-) -> io::Result<bool> {
-    let wait = Limits::dur(limits.send_timeout);
-    let mut out = Vec::with_capacity(512);
-    let delim = write_head(&mut out, &reply, minor, close, keep_alive_10);
-    // HEAD gets the same head as GET and no body, whichever case answered.
-    let with_body = delim != Delim::None && !head_only;
-    match reply.body {
-        Body::Empty => write_all(stream, &out, wait).await.map(|_| true),
-        Body::Bytes(b) => {
-            let body: &[u8] = if with_body { &b } else { &[] };
-            write_parts(stream, &[&out, body], wait).await.map(|_| true)
-        }
-        Body::File(file, segs) => {
-            if !with_body {
-                return write_all(stream, &out, wait).await.map(|_| true);
-            }
-            send_file(stream, out, &file, segs, wait)
-                .await
-                .map(|_| true)
-        }
-        Body::Stream(mut rx, _) => {
-            write_all(stream, &out, wait).await?;
-            if !with_body {
-                return Ok(true);
-            }
-            let mut sent: u64 = 0;
-            loop {
-                match rx.recv().await {
-                    Some(Msg::Data(d)) => {
-                        sent += d.len() as u64;
-                        if delim == Delim::Chunked {
-                            let size = format!("{:x}\r\n", d.len());
-                            write_parts(stream, &[size.as_bytes(), &d, b"\r\n"], wait).await?;
-                        } else {
-                            if let Delim::Length(n) = delim {
-                                if sent > n {
-                                    return Ok(false);
-                                }
-                            }
-                            write_all(stream, &d, wait).await?;
-                        }
-                    }
-                    Some(Msg::Abort) => return Ok(false),
-                    Some(Msg::Head(..)) => {}
-                    None => break,
-                }
-            }
-            match delim {
-                Delim::Chunked => write_all(stream, b"0\r\n\r\n", wait).await.map(|_| true),
-                Delim::Length(n) => Ok(sent == n),
-                _ => Ok(true),
-            }
-        }
-    }
-}
-
-/// Write several buffers with writev, without first copying them into one.
-async fn write_parts(stream: &mut TcpStream, parts: &[&[u8]], wait: Duration) -> io::Result<()> {
-    let fut = async {
-        let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
-        while !parts.is_empty() {
-            let slices: Vec<io::IoSlice> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
-            let mut n = stream.write_vectored(&slices).await?;
-            if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, "peer closed"));
-            }
-            while n > 0 {
-                if n >= parts[0].len() {
-                    n -= parts[0].len();
-                    parts.remove(0);
-                } else {
-                    parts[0] = &parts[0][n..];
-                    n = 0;
-                }
-            }
-        }
-        Ok(())
-    };
-    match timeout(wait, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
-    }
-}
-
-/// Write with MSG_MORE: more data (a sendfile) follows at once, so do not push a small
-/// segment out on its own.
-async fn write_more(stream: &mut TcpStream, mut data: &[u8], wait: Duration) -> io::Result<()> {
-    let fut = async {
-        while !data.is_empty() {
-            stream.writable().await?;
-            let r = stream.try_io(Interest::WRITABLE, || {
-                rustix::net::send(&*stream, data, rustix::net::SendFlags::MORE)
-                    .map_err(io::Error::from)
-            });
-            match r {
-                Ok(n) => data = &data[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    };
-    match timeout(wait, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
-    }
-}
-
-async fn write_all(stream: &mut TcpStream, data: &[u8], wait: Duration) -> io::Result<()> {
-    match timeout(wait, stream.write_all(data)).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
-    }
-}
-
-/// Files up to this size are read and sent with the head in one write; larger ones go out
-/// with sendfile.
-const INLINE_FILE: u64 = 32 * 1024;
-
-async fn send_file(
-    stream: &mut TcpStream,
-    mut out: Vec<u8>,
-    file: &std::fs::File,
-    segs: Vec<Seg>,
-    wait: Duration,
-) -> io::Result<()> {
-    for seg in segs {
-        match seg {
-            Seg::Bytes(b) => out.extend_from_slice(&b),
-            Seg::Range(off, len) if len <= INLINE_FILE => {
-                let start = out.len();
-                out.resize(start + len as usize, 0);
-                file.read_exact_at(&mut out[start..], off)?;
-            }
-            Seg::Range(off, len) => {
-                // MSG_MORE: let the kernel put the head in the same packets as the file data.
-                write_more(stream, &out, wait).await?;
-                out.clear();
-                sendfile_range(stream, file, off, len, wait).await?;
-            }
-        }
-    }
-    if !out.is_empty() {
-        write_all(stream, &out, wait).await?;
-    }
-    Ok(())
-}
-
-async fn sendfile_range(
-    stream: &mut TcpStream,
-    file: &std::fs::File,
-    mut off: u64,
-    len: u64,
-    wait: Duration,
-) -> io::Result<()> {
-    let end = off + len;
-    while off < end {
-        let chunk = (end - off).min(1 << 21) as usize;
-        let fut = async {
-            loop {
-                stream.writable().await?;
-                let r = stream.try_io(Interest::WRITABLE, || {
-                    rustix::fs::sendfile(&*stream, file, Some(&mut off), chunk)
-                        .map_err(io::Error::from)
-                });
-                match r {
-                    Ok(0) => {
-                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"))
-                    }
-                    Ok(n) => return Ok(n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-        };
-        match timeout(wait, fut).await {
-            Ok(r) => {
-                r?;
-            }
-            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
-        }
-    }
-    Ok(())
 }

@@ -1,7 +1,21 @@
-//! The one place every error page is rendered: status, reason, the escaped path and message.
+//! Error answers: every error page the host sends, for its own refusals and for a case's
+//! `send_error`, is built here (status, reason, the escaped path and a message).
 
+use crate::errors::RequestError;
 use crate::http::{reason, SERVER};
+use crate::reply::{Body, Reply};
 use plugin_api::helpers::html_escape;
+
+/// The host's answer for `status`: its HTML page naming `path` and `message`.
+pub fn reply(status: u16, path: &[u8], message: &str) -> Reply {
+    Reply::new(status, Body::Bytes(render(status, path, message)))
+        .header("Content-Type", "text/html; charset=utf-8")
+}
+
+/// The answer to a request the host refuses.
+pub fn refusal(err: RequestError, path: &[u8]) -> Reply {
+    reply(err.status(), path, err.message())
+}
 
 /// An HTML error page for `status`, naming the request path (escaped) and a message.
 pub fn render(status: u16, path: &[u8], message: &str) -> Vec<u8> {

@@ -2,6 +2,7 @@
 //! response heads, reason phrases and the cached `Date`.
 
 use crate::config::Limits;
+use crate::errors::RequestError;
 
 /// A parsed request head, owned.
 #[derive(Debug)]
@@ -15,17 +16,13 @@ pub struct Head {
     pub len: usize,
 }
 
-/// How the request body is framed.
+/// How the request body is delimited (RFC 9112 §6.3).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Framing {
+pub enum BodyFraming {
     None,
     Length(u64),
     Chunked,
 }
-
-/// A protocol error: the status to answer (the connection is then closed).
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-pub struct Fail(pub u16);
 
 impl Head {
     pub fn header(&self, name: &str) -> Option<&[u8]> {
@@ -51,51 +48,66 @@ impl Head {
     }
 
     /// Body framing per RFC 9112 §6; refuses everything that could smuggle a request.
-    pub fn framing(&self) -> Result<Framing, Fail> {
+    pub fn framing(&self) -> Result<BodyFraming, RequestError> {
         let te: Vec<&[u8]> = self.all("transfer-encoding").collect();
         let cl: Vec<&[u8]> = self.all("content-length").collect();
         if !te.is_empty() {
             if !cl.is_empty() || self.minor == 0 {
-                return Err(Fail(400));
+                return Err(RequestError::BadFraming);
             }
-            let codings: Vec<&[u8]> = te
-                .iter()
-                .flat_map(|v| v.split(|&b| b == b','))
-                .map(|t| t.trim_ascii())
-                .filter(|t| !t.is_empty())
-                .collect();
-            return match codings.as_slice() {
-                [only] if only.eq_ignore_ascii_case(b"chunked") => Ok(Framing::Chunked),
-                // chunked must be last and only once; any other coding we do not implement.
-                list if list.iter().any(|t| t.eq_ignore_ascii_case(b"chunked")) => Err(Fail(400)),
-                [] => Err(Fail(400)),
-                _ => Err(Fail(501)),
-            };
+            return transfer_codings(&te);
         }
-        let mut len: Option<u64> = None;
-        for v in cl.iter().flat_map(|v| v.split(|&b| b == b',')) {
-            let v = v.trim_ascii();
-            if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-                return Err(Fail(400));
-            }
-            let n: u64 = std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or(Fail(400))?;
-            if len.is_some_and(|l| l != n) {
-                return Err(Fail(400));
-            }
-            len = Some(n);
-        }
-        Ok(match len {
-            Some(0) | None => Framing::None,
-            Some(n) => Framing::Length(n),
+        Ok(match content_length(&cl)? {
+            Some(0) | None => BodyFraming::None,
+            Some(n) => BodyFraming::Length(n),
         })
     }
 }
 
+/// Only `chunked`, once and last, is ours; another coding is 501, a misplaced chunked 400.
+fn transfer_codings(fields: &[&[u8]]) -> Result<BodyFraming, RequestError> {
+    let codings: Vec<&[u8]> = fields
+        .iter()
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(|t| t.trim_ascii())
+        .filter(|t| !t.is_empty())
+        .collect();
+    match codings.as_slice() {
+        [only] if only.eq_ignore_ascii_case(b"chunked") => Ok(BodyFraming::Chunked),
+        list if list.iter().any(|t| t.eq_ignore_ascii_case(b"chunked")) => {
+            Err(RequestError::BadFraming)
+        }
+        [] => Err(RequestError::BadFraming),
+        _ => Err(RequestError::UnknownCoding),
+    }
+}
+
+/// The Content-Length, from every field and list member (RFC 9110 §8.6). Repeats are
+/// accepted only when every member is byte-identical (`5, 5`), never `0005 ,5`.
+fn content_length(fields: &[&[u8]]) -> Result<Option<u64>, RequestError> {
+    let mut members = fields
+        .iter()
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(|m| m.trim_ascii());
+    let Some(first) = members.next() else {
+        return Ok(None);
+    };
+    if members.any(|m| m != first)
+        || first.is_empty()
+        || first.len() > 19
+        || !first.iter().all(u8::is_ascii_digit)
+    {
+        return Err(RequestError::BadFraming);
+    }
+    std::str::from_utf8(first)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Some)
+        .ok_or(RequestError::BadFraming)
+}
+
 /// Try to parse a request head from `buf`. `Ok(None)` means "need more bytes".
-pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, Fail> {
+pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, RequestError> {
     // Leading empty lines before the request line are ignored (RFC 9112 §2.2).
     let skip = buf
         .iter()
@@ -104,8 +116,8 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, Fail> {
     let data = &buf[skip..];
     let line_end = data.iter().position(|&b| b == b'\n');
     match line_end {
-        None if data.len() > limits.max_request_line => return Err(Fail(414)),
-        Some(i) if i > limits.max_request_line => return Err(Fail(414)),
+        None if data.len() > limits.max_request_line => return Err(RequestError::UriTooLong),
+        Some(i) if i > limits.max_request_line => return Err(RequestError::UriTooLong),
         _ => {}
     }
     // Header slots on the stack (no allocation, no zeroing) for the usual limits.
@@ -123,21 +135,21 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, Fail> {
     match status {
         Ok(httparse::Status::Partial) => {
             if data.len() > limits.max_header_bytes {
-                return Err(Fail(431));
+                return Err(RequestError::HeadTooLarge);
             }
             // A single header line that is already too long.
             if let Some(i) = line_end {
                 let rest = &data[i + 1..];
                 let cur = rest.rsplit(|&b| b == b'\n').next().unwrap_or(rest);
                 if cur.len() > limits.max_header_field {
-                    return Err(Fail(431));
+                    return Err(RequestError::HeadTooLarge);
                 }
             }
             Ok(None)
         }
         Ok(httparse::Status::Complete(n)) => {
             if n > limits.max_header_bytes || req.headers.len() > limits.max_header_count {
-                return Err(Fail(431));
+                return Err(RequestError::HeadTooLarge);
             }
             let method = req.method.unwrap_or("").to_string();
             let target = req.path.unwrap_or("").as_bytes().to_vec();
@@ -145,7 +157,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, Fail> {
             let mut hs = Vec::with_capacity(req.headers.len());
             for h in req.headers.iter() {
                 if h.name.len() + h.value.len() + 2 > limits.max_header_field {
-                    return Err(Fail(431));
+                    return Err(RequestError::HeadTooLarge);
                 }
                 hs.push((h.name.to_string(), h.value.trim_ascii().to_vec()));
             }
@@ -157,16 +169,16 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, Fail> {
                 len: skip + n,
             }))
         }
-        Err(httparse::Error::TooManyHeaders) => Err(Fail(431)),
+        Err(httparse::Error::TooManyHeaders) => Err(RequestError::HeadTooLarge),
         Err(httparse::Error::Version) => {
             // "HTTP/2.0" and the like are well-formed but not ours; junk is a 400.
             if looks_like_version(data) {
-                Err(Fail(505))
+                Err(RequestError::Version)
             } else {
-                Err(Fail(400))
+                Err(RequestError::Malformed)
             }
         }
-        Err(_) => Err(Fail(400)),
+        Err(_) => Err(RequestError::Malformed),
     }
 }
 
@@ -200,27 +212,32 @@ enum ChunkState {
 
 impl Chunked {
     /// Consume what it can from `input`, appending body bytes to `out`. Returns bytes used.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, max: u64) -> Result<usize, Fail> {
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        max: u64,
+    ) -> Result<usize, RequestError> {
         let mut i = 0;
         while !self.done && i < input.len() {
             match self.state {
                 ChunkState::Size => {
                     let Some(nl) = input[i..].iter().position(|&b| b == b'\n') else {
                         if input.len() - i > 1024 {
-                            return Err(Fail(400));
+                            return Err(RequestError::BadChunk);
                         }
                         return Ok(i);
                     };
                     let line = &input[i..i + nl];
-                    let line = line.strip_suffix(b"\r").ok_or(Fail(400))?;
+                    let line = line.strip_suffix(b"\r").ok_or(RequestError::BadChunk)?;
                     let size_part = line.split(|&b| b == b';').next().unwrap_or(b"");
                     let size_part = size_part.trim_ascii_end();
                     if size_part.is_empty() || size_part.len() > 15 {
-                        return Err(Fail(400));
+                        return Err(RequestError::BadChunk);
                     }
                     let mut n: u64 = 0;
                     for &b in size_part {
-                        let d = (b as char).to_digit(16).ok_or(Fail(400))?;
+                        let d = (b as char).to_digit(16).ok_or(RequestError::BadChunk)?;
                         n = n * 16 + d as u64;
                     }
                     i += nl + 1;
@@ -228,7 +245,7 @@ impl Chunked {
                         self.state = ChunkState::Trailers;
                     } else {
                         if out.len() as u64 + n > max {
-                            return Err(Fail(413));
+                            return Err(RequestError::BodyTooLarge);
                         }
                         self.remaining = n;
                         self.state = ChunkState::Data;
@@ -249,10 +266,10 @@ impl Chunked {
                         if rest == b"\r" {
                             return Ok(i);
                         }
-                        return Err(Fail(400));
+                        return Err(RequestError::BadChunk);
                     }
                     if &rest[..2] != b"\r\n" {
-                        return Err(Fail(400));
+                        return Err(RequestError::BadChunk);
                     }
                     i += 2;
                     self.state = ChunkState::Size;
@@ -260,7 +277,7 @@ impl Chunked {
                 ChunkState::Trailers => {
                     let Some(nl) = input[i..].iter().position(|&b| b == b'\n') else {
                         if input.len() - i > 8192 {
-                            return Err(Fail(431));
+                            return Err(RequestError::TrailersTooLarge);
                         }
                         return Ok(i);
                     };
@@ -374,8 +391,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn head(raw: &str) -> Result<Option<Head>, Fail> {
-        parse_head(raw.as_bytes(), &Limits::default())
+    fn head(raw: &str) -> Result<Option<Head>, u16> {
+        parse_head(raw.as_bytes(), &Limits::default()).map_err(RequestError::status)
     }
 
     #[test]
@@ -398,60 +415,68 @@ mod tests {
     #[test]
     fn limits_give_414_and_431() {
         let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(9000));
-        assert_eq!(head(&long).unwrap_err(), Fail(414));
+        assert_eq!(head(&long).unwrap_err(), 414);
         let field = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
-        assert_eq!(head(&field).unwrap_err(), Fail(431));
+        assert_eq!(head(&field).unwrap_err(), 431);
         let many: String = (0..101).map(|i| format!("X{i}: y\r\n")).collect();
         assert_eq!(
             head(&format!("GET / HTTP/1.1\r\n{many}\r\n")).unwrap_err(),
-            Fail(431)
+            431
         );
     }
 
     #[test]
     fn bad_version_is_505_and_junk_is_400() {
-        assert_eq!(head("GET / HTTP/2.0\r\n\r\n").unwrap_err(), Fail(505));
-        assert_eq!(head("GET / FOO\r\n\r\n").unwrap_err(), Fail(400));
-        assert_eq!(head("G@T / HTTP/1.1\r\n\r\n").unwrap_err(), Fail(400));
+        assert_eq!(head("GET / HTTP/2.0\r\n\r\n").unwrap_err(), 505);
+        assert_eq!(head("GET / FOO\r\n\r\n").unwrap_err(), 400);
+        assert_eq!(head("G@T / HTTP/1.1\r\n\r\n").unwrap_err(), 400);
     }
 
-    fn framing(hs: &str) -> Result<Framing, Fail> {
+    fn framing(hs: &str) -> Result<BodyFraming, u16> {
         head(&format!("POST / HTTP/1.1\r\nHost: x\r\n{hs}\r\n"))
             .unwrap()
             .unwrap()
             .framing()
+            .map_err(RequestError::status)
     }
 
     #[test]
     fn framing_refuses_smuggling() {
-        assert_eq!(framing("Content-Length: 5\r\n"), Ok(Framing::Length(5)));
+        assert_eq!(framing("Content-Length: 5\r\n"), Ok(BodyFraming::Length(5)));
         assert_eq!(
             framing("Content-Length: 5\r\nContent-Length: 5\r\n"),
-            Ok(Framing::Length(5))
+            Ok(BodyFraming::Length(5))
         );
         assert_eq!(
             framing("Content-Length: 5\r\nContent-Length: 6\r\n"),
-            Err(Fail(400))
+            Err(400)
         );
-        assert_eq!(framing("Content-Length: -1\r\n"), Err(Fail(400)));
-        assert_eq!(framing("Content-Length: 1e3\r\n"), Err(Fail(400)));
+        assert_eq!(
+            framing("Content-Length: 0005 ,5\r\n"),
+            Err(400),
+            "a list is accepted only when its members are byte-identical"
+        );
+        assert_eq!(
+            framing("Content-Length: 5, 5\r\n"),
+            Ok(BodyFraming::Length(5))
+        );
+        assert_eq!(
+            framing("Content-Length: 5\r\nContent-Length: 05\r\n"),
+            Err(400)
+        );
+        assert_eq!(framing("Content-Length: -1\r\n"), Err(400));
+        assert_eq!(framing("Content-Length: 1e3\r\n"), Err(400));
         assert_eq!(
             framing("Transfer-Encoding: chunked\r\n"),
-            Ok(Framing::Chunked)
+            Ok(BodyFraming::Chunked)
         );
         assert_eq!(
             framing("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n"),
-            Err(Fail(400))
+            Err(400)
         );
-        assert_eq!(framing("Transfer-Encoding: gzip\r\n"), Err(Fail(501)));
-        assert_eq!(
-            framing("Transfer-Encoding: chunked, gzip\r\n"),
-            Err(Fail(400))
-        );
-        assert_eq!(
-            framing("Transfer-Encoding: chunked, chunked\r\n"),
-            Err(Fail(400))
-        );
+        assert_eq!(framing("Transfer-Encoding: gzip\r\n"), Err(501));
+        assert_eq!(framing("Transfer-Encoding: chunked, gzip\r\n"), Err(400));
+        assert_eq!(framing("Transfer-Encoding: chunked, chunked\r\n"), Err(400));
     }
 
     #[test]
@@ -477,13 +502,18 @@ mod tests {
         ] {
             let mut c = Chunked::default();
             assert_eq!(
-                c.feed(bad, &mut Vec::new(), 1 << 20),
-                Err(Fail(400)),
+                c.feed(bad, &mut Vec::new(), 1 << 20)
+                    .map_err(RequestError::status),
+                Err(400),
                 "{bad:?}"
             );
         }
         let mut c = Chunked::default();
-        assert_eq!(c.feed(b"ff\r\n", &mut Vec::new(), 10), Err(Fail(413)));
+        assert_eq!(
+            c.feed(b"ff\r\n", &mut Vec::new(), 10)
+                .map_err(RequestError::status),
+            Err(413)
+        );
     }
 
     proptest! {

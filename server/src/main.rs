@@ -6,10 +6,12 @@ mod cli;
 mod config;
 mod conn;
 mod error_page;
+mod errors;
 mod http;
 mod plugin;
 mod reply;
 mod resolve;
+mod send;
 mod server;
 mod static_file;
 

@@ -79,23 +79,34 @@ pub enum Delim {
     None,
 }
 
+/// How one reply goes on the wire: the client's version and what the connection does next.
+#[derive(Clone, Copy, Debug)]
+pub struct Framing {
+    /// 0 for an HTTP/1.0 client, 1 for HTTP/1.1.
+    pub minor: u8,
+    /// The connection closes after this reply (`Connection: close` is sent).
+    pub close: bool,
+    /// An HTTP/1.0 client asked for keep-alive (`Connection: keep-alive` is echoed).
+    pub keep_alive_10: bool,
+    /// A HEAD request: the head GET would get, and no body.
+    pub head_only: bool,
+}
+
+impl Framing {
+    /// For an answer sent before (or instead of) reading a request: HTTP/1.1, then close.
+    pub fn closing(minor: u8) -> Framing {
+        Framing {
+            minor,
+            close: true,
+            keep_alive_10: false,
+            head_only: false,
+        }
+    }
+}
+
 /// Serialise the status line and headers. Returns how the body must be delimited.
-pub fn write_head(
-    out: &mut Vec<u8>,
-    r: &Reply,
-    minor: u8,
-    close: bool,
-    keep_alive_10: bool,
-) -> Delim {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(r.status.to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(reason(r.status).as_bytes());
-    out.extend_from_slice(b"\r\nDate: ");
-    date_now(out);
-    out.extend_from_slice(b"\r\nServer: ");
-    out.extend_from_slice(SERVER.as_bytes());
-    out.extend_from_slice(b"\r\n");
+pub fn write_head(out: &mut Vec<u8>, r: &Reply, f: &Framing) -> Delim {
+    status_line(out, r.status);
     for (n, v) in &r.headers {
         if n.eq_ignore_ascii_case(b"content-length") {
             continue;
@@ -105,15 +116,7 @@ pub fn write_head(
         out.extend_from_slice(v);
         out.extend_from_slice(b"\r\n");
     }
-    let delim = if bodiless(r.status) {
-        Delim::None
-    } else {
-        match r.body.len() {
-            Some(n) => Delim::Length(n),
-            None if minor >= 1 => Delim::Chunked,
-            None => Delim::Close,
-        }
-    };
+    let delim = delimit(r, f.minor);
     match delim {
         Delim::Length(n) => {
             out.extend_from_slice(b"Content-Length: ");
@@ -123,13 +126,39 @@ pub fn write_head(
         Delim::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         _ => {}
     }
-    if close || delim == Delim::Close {
+    if f.close || delim == Delim::Close {
         out.extend_from_slice(b"Connection: close\r\n");
-    } else if minor == 0 && keep_alive_10 {
+    } else if f.minor == 0 && f.keep_alive_10 {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
     delim
+}
+
+/// `HTTP/1.1 200 OK`, then the Date and Server every response carries.
+fn status_line(out: &mut Vec<u8>, status: u16) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    date_now(out);
+    out.extend_from_slice(b"\r\nServer: ");
+    out.extend_from_slice(SERVER.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The one framing a reply gets: none for bodiless statuses, else its length, else chunked
+/// (HTTP/1.1) or the close (HTTP/1.0).
+fn delimit(r: &Reply, minor: u8) -> Delim {
+    if bodiless(r.status) {
+        return Delim::None;
+    }
+    match r.body.len() {
+        Some(n) => Delim::Length(n),
+        None if minor >= 1 => Delim::Chunked,
+        None => Delim::Close,
+    }
 }
 
 /// Headers a plugin may not set: the host owns framing and connection management.

@@ -1,14 +1,11 @@
 //! The listener: bind with a real backlog, accept, cap open connections, spawn a task each.
 
-use crate::chain::{error_reply, Peer};
 use crate::config::Limits;
-use crate::conn::{serve, Shared, Slot};
-use crate::reply::write_head;
+use crate::conn::{serve, turn_away, Peer, Shared, Slot};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// Bind `addr` with a listen backlog of 1024 (std's 128 drops bursts of new connections).
 /// The event loops share this one socket (each gets a duplicate descriptor). No
@@ -53,16 +50,16 @@ pub async fn run(listener: std::net::TcpListener, shared: Arc<Shared>) -> std::i
         };
         let open = shared.open.fetch_add(1, Ordering::Relaxed) + 1;
         let slot = Slot(Arc::clone(&shared));
-        if open > shared.limits.max_connections {
-            tokio::spawn(refuse(stream, slot));
-            continue;
-        }
         // Bound to one address, every connection arrives on it: no getsockname needed.
         let local = if local.ip().is_unspecified() {
             stream.local_addr().unwrap_or(local)
         } else {
             local
         };
+        if open > shared.limits.max_connections {
+            tokio::spawn(turn_away(stream, Peer { client, local }, slot));
+            continue;
+        }
         // Boxed: two socket addresses are 64 bytes of every idle connection's state otherwise.
         let task = serve(stream, Box::new(Peer { client, local }), slot);
         log::trace!("connection future: {} bytes", std::mem::size_of_val(&task));
@@ -76,22 +73,4 @@ pub async fn run(listener: std::net::TcpListener, shared: Arc<Shared>) -> std::i
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     Ok(())
-}
-
-/// Over the connection cap: a short 503 and close, costing almost nothing.
-async fn refuse(mut stream: TcpStream, slot: Slot) {
-    let r = error_reply(
-        503,
-        b"",
-        "the server is at its connection limit; try again shortly",
-    )
-    .header("Retry-After", "1");
-    let mut out = Vec::new();
-    write_head(&mut out, &r, 1, true, false);
-    if let crate::reply::Body::Bytes(b) = &r.body {
-        out.extend_from_slice(b);
-    }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), stream.write_all(&out)).await;
-    let _ = stream.shutdown().await;
-    drop(slot);
 }

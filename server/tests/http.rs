@@ -299,7 +299,33 @@ fn a_folder_without_its_slash_redirects_keeping_the_query() {
     assert_eq!(r.status, 301);
     assert_eq!(r.header("location"), Some("/listing/?sort=name"));
     let r = s.get("/sub%64ir");
-    assert_eq!(r.header("location"), Some("/sub%64ir/"));
+    assert_eq!(r.header("location"), Some("/subdir/"));
+}
+
+#[test]
+fn a_folder_redirect_never_sends_the_browser_to_another_host() {
+    let s = Server::shipped();
+    for target in [
+        "//evil.example/%2e%2e/listing",
+        "/\\evil.example/%2e%2e/listing",
+        "//evil.example/..//listing",
+        "/./%2flisting",
+    ] {
+        let r = s.raw(&format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n"));
+        assert_eq!(r.status, 301, "{target}");
+        let loc = r.header("location").unwrap_or_default().to_string();
+        assert_eq!(loc, "/listing/", "{target}");
+    }
+}
+
+#[test]
+fn a_folder_redirect_percent_encodes_the_path() {
+    let s = Server::shipped();
+    let dir = s.root.join("a b%");
+    std::fs::create_dir_all(&dir).unwrap();
+    let r = s.get("/a%20b%25?x=1");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/a%20b%25/?x=1"));
 }
 
 #[test]

@@ -101,6 +101,34 @@ fn connections_beyond_the_cap_get_503_and_the_server_recovers() {
 }
 
 #[test]
+fn a_connection_turned_away_at_the_cap_is_in_the_access_log() {
+    let s = Server::shipped_with("access_log = \"access.log\"\n[limits]\nmax_connections = 2\n");
+    let held: Vec<_> = (0..2).map(|_| s.connect()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let r = s.raw("GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("connection limit"), "{}", r.text());
+    drop(held);
+    let log = std::fs::read_to_string(s.dir.path().join("access.log")).unwrap();
+    assert!(log.contains("] \"-\" 503 "), "{log}");
+}
+
+#[test]
+fn a_client_that_hangs_up_mid_body_is_not_logged_as_a_bad_request() {
+    let s = Server::shipped_with("access_log = \"access.log\"");
+    let mut c = s.connect();
+    c.write_all(b"POST /notes.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly")
+        .unwrap();
+    drop(c);
+    std::thread::sleep(Duration::from_millis(300));
+    still_serves(&s);
+    let log = std::fs::read_to_string(s.dir.path().join("access.log")).unwrap();
+    let first = log.lines().next().unwrap_or_default();
+    assert!(first.contains("\"POST /notes.txt HTTP/1.1\" 499 "), "{log}");
+    assert!(!log.contains(" 400 "), "{log}");
+}
+
+#[test]
 fn a_thousand_slow_clients_do_not_delay_a_normal_one() {
     let s = Server::shipped_with("[limits]\nmax_connections = 4096\nheader_timeout = 30.0\n");
     let mut slow: Vec<_> = (0..1000).map(|_| s.connect()).collect();

@@ -1,0 +1,209 @@
+//! Writing a reply to the socket: the head, then the body as bytes, as file ranges (read
+//! inline or sent with sendfile) or as a stream from a worker thread; all under the send
+//! timeout.
+
+use crate::reply::{write_head, Body, Delim, Framing, Msg, Reply, Seg};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+/// Write a reply. Returns Ok(false) when the body could not be completed (the connection
+/// must then close).
+pub async fn send(
+    stream: &mut TcpStream,
+    reply: Reply,
+    framing: &Framing,
+    wait: Duration,
+) -> io::Result<bool> {
+    let mut out = Vec::with_capacity(512);
+    let delim = write_head(&mut out, &reply, framing);
+    // HEAD gets the same head as GET and no body, whichever case answered.
+    if delim == Delim::None || framing.head_only {
+        return write_all(stream, &out, wait).await.map(|_| true);
+    }
+    match reply.body {
+        Body::Empty => write_all(stream, &out, wait).await.map(|_| true),
+        Body::Bytes(b) => write_parts(stream, &[&out, &b], wait).await.map(|_| true),
+        Body::File(file, segs) => file_body(stream, out, &file, segs, wait)
+            .await
+            .map(|_| true),
+        Body::Stream(rx, _) => {
+            write_all(stream, &out, wait).await?;
+            stream_body(stream, rx, delim, wait).await
+        }
+    }
+}
+
+/// Relay what a case on a worker thread writes, chunked or within its Content-Length.
+/// Ok(false) when the case aborted or overran its length: the connection must close.
+async fn stream_body(
+    stream: &mut TcpStream,
+    mut rx: mpsc::Receiver<Msg>,
+    delim: Delim,
+    wait: Duration,
+) -> io::Result<bool> {
+    let mut sent: u64 = 0;
+    loop {
+        match rx.recv().await {
+            Some(Msg::Data(d)) => {
+                sent += d.len() as u64;
+                if let Delim::Length(n) = delim {
+                    if sent > n {
+                        return Ok(false);
+                    }
+                }
+                if delim == Delim::Chunked {
+                    let size = format!("{:x}\r\n", d.len());
+                    write_parts(stream, &[size.as_bytes(), &d, b"\r\n"], wait).await?;
+                } else {
+                    write_all(stream, &d, wait).await?;
+                }
+            }
+            Some(Msg::Abort) => return Ok(false),
+            Some(Msg::Head(..)) => {}
+            None => break,
+        }
+    }
+    match delim {
+        Delim::Chunked => write_all(stream, b"0\r\n\r\n", wait).await.map(|_| true),
+        Delim::Length(n) => Ok(sent == n),
+        _ => Ok(true),
+    }
+}
+
+/// Write several buffers with writev, without first copying them into one.
+pub async fn write_parts(
+    stream: &mut TcpStream,
+    parts: &[&[u8]],
+    wait: Duration,
+) -> io::Result<()> {
+    let fut = async {
+        let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+        while !parts.is_empty() {
+            let slices: Vec<io::IoSlice> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+            let mut n = stream.write_vectored(&slices).await?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "peer closed"));
+            }
+            while n > 0 {
+                if n >= parts[0].len() {
+                    n -= parts[0].len();
+                    parts.remove(0);
+                } else {
+                    parts[0] = &parts[0][n..];
+                    n = 0;
+                }
+            }
+        }
+        Ok(())
+    };
+    match timeout(wait, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
+    }
+}
+
+/// Write with MSG_MORE: more data (a sendfile) follows at once, so do not push a small
+/// segment out on its own.
+async fn write_more(stream: &mut TcpStream, mut data: &[u8], wait: Duration) -> io::Result<()> {
+    let fut = async {
+        while !data.is_empty() {
+            stream.writable().await?;
+            let r = stream.try_io(Interest::WRITABLE, || {
+                rustix::net::send(&*stream, data, rustix::net::SendFlags::MORE)
+                    .map_err(io::Error::from)
+            });
+            match r {
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    };
+    match timeout(wait, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
+    }
+}
+
+async fn write_all(stream: &mut TcpStream, data: &[u8], wait: Duration) -> io::Result<()> {
+    match timeout(wait, stream.write_all(data)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
+    }
+}
+
+/// Files up to this size are read and sent with the head in one write; larger ones go out
+/// with sendfile.
+const INLINE_FILE: u64 = 32 * 1024;
+
+async fn file_body(
+    stream: &mut TcpStream,
+    mut out: Vec<u8>,
+    file: &std::fs::File,
+    segs: Vec<Seg>,
+    wait: Duration,
+) -> io::Result<()> {
+    for seg in segs {
+        match seg {
+            Seg::Bytes(b) => out.extend_from_slice(&b),
+            Seg::Range(off, len) if len <= INLINE_FILE => {
+                let start = out.len();
+                out.resize(start + len as usize, 0);
+                file.read_exact_at(&mut out[start..], off)?;
+            }
+            Seg::Range(off, len) => {
+                // MSG_MORE: let the kernel put the head in the same packets as the file data.
+                write_more(stream, &out, wait).await?;
+                out.clear();
+                sendfile_range(stream, file, off, len, wait).await?;
+            }
+        }
+    }
+    if !out.is_empty() {
+        write_all(stream, &out, wait).await?;
+    }
+    Ok(())
+}
+
+async fn sendfile_range(
+    stream: &mut TcpStream,
+    file: &std::fs::File,
+    mut off: u64,
+    len: u64,
+    wait: Duration,
+) -> io::Result<()> {
+    let end = off + len;
+    while off < end {
+        let chunk = (end - off).min(1 << 21) as usize;
+        let fut = async {
+            loop {
+                stream.writable().await?;
+                let r = stream.try_io(Interest::WRITABLE, || {
+                    rustix::fs::sendfile(&*stream, file, Some(&mut off), chunk)
+                        .map_err(io::Error::from)
+                });
+                match r {
+                    Ok(0) => {
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"))
+                    }
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        match timeout(wait, fut).await {
+            Ok(r) => {
+                r?;
+            }
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
+        }
+    }
+    Ok(())
+}

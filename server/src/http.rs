@@ -72,26 +72,33 @@ impl Head {
                 _ => Err(Fail(501)),
             };
         }
-        let mut len: Option<u64> = None;
-        for v in cl.iter().flat_map(|v| v.split(|&b| b == b',')) {
-            let v = v.trim_ascii();
-            if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-                return Err(Fail(400));
-            }
-            let n: u64 = std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or(Fail(400))?;
-            if len.is_some_and(|l| l != n) {
-                return Err(Fail(400));
-            }
-            len = Some(n);
-        }
+        let len = content_length(&cl)?;
         Ok(match len {
             Some(0) | None => Framing::None,
             Some(n) => Framing::Length(n),
         })
     }
+}
+
+/// The Content-Length of a request, from all its fields: `Ok(None)` without one. RFC 9110
+/// §8.6 lets a recipient accept a repeated value (several fields, or a comma list) only when
+/// every member is the same; we require them byte-identical, so `5, 05` is refused rather
+/// than read as 5 (a peer that reads the first and one that reads the last must agree).
+/// Leading zeros in a single value are allowed: the grammar is `1*DIGIT`, as nginx reads it.
+fn content_length(fields: &[&[u8]]) -> Result<Option<u64>, Fail> {
+    let mut members = fields
+        .iter()
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii);
+    let Some(first) = members.next() else {
+        return Ok(None);
+    };
+    if first.is_empty() || !first.iter().all(u8::is_ascii_digit) || members.any(|m| m != first) {
+        return Err(Fail(400));
+    }
+    // All digits: only a value beyond u64 fails to parse.
+    let n = std::str::from_utf8(first).ok().and_then(|s| s.parse().ok());
+    n.map(Some).ok_or(Fail(400))
 }
 
 /// Try to parse a request head from `buf`. `Ok(None)` means "need more bytes".
@@ -434,6 +441,22 @@ mod tests {
             Err(Fail(400))
         );
         assert_eq!(framing("Content-Length: -1\r\n"), Err(Fail(400)));
+        // A repeated value counts only when every member is byte-identical.
+        assert_eq!(framing("Content-Length: 5 , 5\r\n"), Ok(Framing::Length(5)));
+        for shape in ["0005 ,5", "5, 05", "5,", ",5", "5,,5", "5, 6"] {
+            let h = format!("Content-Length: {shape}\r\n");
+            assert_eq!(framing(&h), Err(Fail(400)), "{shape}");
+        }
+        assert_eq!(
+            framing("Content-Length: 5\r\nContent-Length: 05\r\n"),
+            Err(Fail(400))
+        );
+        // One value with leading zeros is 1*DIGIT (RFC 9110 §8.6).
+        assert_eq!(framing("Content-Length: 005\r\n"), Ok(Framing::Length(5)));
+        assert_eq!(
+            framing("Content-Length: 18446744073709551616\r\n"),
+            Err(Fail(400))
+        );
         assert_eq!(framing("Content-Length: 1e3\r\n"), Err(Fail(400)));
         assert_eq!(
             framing("Transfer-Encoding: chunked\r\n"),

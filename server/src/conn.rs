@@ -76,9 +76,9 @@ pub async fn serve(mut stream: TcpStream, peer: Box<Peer>, slot: Slot) {
     let mut first = true;
     loop {
         let wait = if first {
-            Limits::dur(limits.header_timeout)
+            limits.header_timeout
         } else {
-            Limits::dur(limits.keepalive_timeout)
+            limits.keepalive_timeout
         };
         first = false;
         // Registered before the flag is checked, so a stop in between is not missed.
@@ -143,7 +143,7 @@ async fn burst(
     }
     loop {
         // 1. The head, within the header timeout counted from now (the request's first byte).
-        let deadline = Instant::now() + Limits::dur(limits.header_timeout);
+        let deadline = Instant::now() + limits.header_timeout;
         let head = loop {
             match parse_head(&buf, limits) {
                 Ok(Some(h)) => break h,
@@ -397,7 +397,7 @@ impl Pace {
         Pace {
             start: Instant::now(),
             received: 0,
-            between: Limits::dur(limits.body_timeout),
+            between: limits.body_timeout,
             min_rate: limits.body_min_rate,
         }
     }
@@ -427,7 +427,7 @@ async fn send(
     limits: &Limits,
     head_only: bool,
 ) -> io::Result<bool> {
-    let wait = Limits::dur(limits.send_timeout);
+    let wait = limits.send_timeout;
     let mut out = Vec::with_capacity(512);
     let delim = write_head(&mut out, &reply, minor, close, keep_alive_10);
     // HEAD gets the same head as GET and no body, whichever case answered.

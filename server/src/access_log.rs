@@ -1,12 +1,17 @@
 //! The access log: one line per request in nginx's "combined" format, to a file or stderr.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
-/// Where access lines go. Each line is written with a single `write`, so lines from
-/// different event loops never interleave (O_APPEND for files).
+/// Where access lines go. Each line is one `write` (O_APPEND for files), so lines from
+/// different event loops never interleave; writers share the lock, a reopen takes it alone.
 pub enum AccessLog {
-    File(std::fs::File),
+    File {
+        /// The configured path, opened anew on SIGUSR1.
+        path: PathBuf,
+        file: RwLock<std::fs::File>,
+    },
     Stderr,
 }
 
@@ -16,22 +21,44 @@ impl AccessLog {
         if target == "-" {
             return Ok(AccessLog::Stderr);
         }
-        let p = base.join(target);
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .map(AccessLog::File)
-            .map_err(|e| format!("cannot open the access log {}: {e}", p.display()))
+        let path = base.join(target);
+        let file = RwLock::new(append(&path)?);
+        Ok(AccessLog::File { path, file })
     }
 
     /// Write one line (it must end with a newline).
     pub fn write(&self, line: &[u8]) {
         let _ = match self {
-            AccessLog::File(f) => (&*f).write_all(line),
+            AccessLog::File { file, .. } => {
+                let file = file.read().unwrap_or_else(|e| e.into_inner());
+                (&*file).write_all(line)
+            }
             AccessLog::Stderr => std::io::stderr().lock().write_all(line),
         };
     }
+
+    /// Open the configured path anew and send the lines that follow there, as nginx does on
+    /// SIGUSR1 after logrotate moved the file away. A line is written wholly before or wholly
+    /// after the swap. On failure the old file stays in use. Returns the path reopened.
+    pub fn reopen(&self) -> Result<Option<&Path>, String> {
+        let AccessLog::File { path, file } = self else {
+            return Ok(None);
+        };
+        let fresh = append(path)?;
+        let old = std::mem::replace(&mut *file.write().unwrap_or_else(|e| e.into_inner()), fresh);
+        // Closed here, after the lock is released: a slow close delays no writer.
+        drop(old);
+        Ok(Some(path))
+    }
+}
+
+/// Open `path` with O_APPEND|O_CREAT.
+fn append(path: &Path) -> Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open the access log {}: {e}", path.display()))
 }
 
 /// What one line records.

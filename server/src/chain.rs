@@ -31,7 +31,7 @@ impl Chain {
     /// Load every case named in the configuration and open the root; the first failure is
     /// returned (it stops start-up, or keeps the old chain on reload).
     pub fn load(config: &Config) -> Result<Chain, String> {
-        let ttl = std::time::Duration::from_secs_f64(config.limits.open_file_cache.max(0.0));
+        let ttl = config.limits.open_file_cache;
         let root = Root::open(&config.root, ttl)
             .map_err(|e| format!("document root {}: {e}", config.root.display()))?;
         let cases = config

@@ -4,7 +4,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+
+mod limits;
+pub use limits::Limits;
 
 /// The file as written (relative paths unresolved).
 #[derive(Deserialize, Debug)]
@@ -22,78 +24,13 @@ struct File {
     #[serde(default)]
     access_log: Option<String>,
     #[serde(default)]
-    limits: Limits,
+    limits: limits::Written,
     #[serde(default)]
     plugins: BTreeMap<String, toml::Table>,
 }
 
 fn default_plugin_dirs() -> Vec<PathBuf> {
     vec![PathBuf::from("plugins")]
-}
-
-/// Limits and timeouts (`[limits]`); defaults follow nginx and Apache (docs: limits.md).
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Longest request line in bytes (414 beyond).
-    pub max_request_line: usize,
-    /// Longest single header field in bytes (431 beyond).
-    pub max_header_field: usize,
-    /// Largest request head in bytes (431 beyond).
-    pub max_header_bytes: usize,
-    /// Most header fields (431 beyond).
-    pub max_header_count: usize,
-    /// Largest request body in bytes (413 beyond).
-    pub max_body: u64,
-    /// Seconds to receive a whole request head (408 beyond).
-    pub header_timeout: f64,
-    /// Seconds to wait between body reads (408 beyond).
-    pub body_timeout: f64,
-    /// After the first `body_timeout`, the body must keep arriving at this many bytes per
-    /// second on average (408 beyond; 0 turns it off), like Apache's MinRate.
-    pub body_min_rate: f64,
-    /// Seconds to wait while the client does not read what we send.
-    pub send_timeout: f64,
-    /// Seconds an idle keep-alive connection is kept.
-    pub keepalive_timeout: f64,
-    /// Requests served on one connection before it is closed.
-    pub max_requests_per_connection: u32,
-    /// Open connections; beyond it new ones get a 503 and are closed.
-    pub max_connections: usize,
-    /// Ranges accepted in one Range header (the whole file beyond it).
-    pub max_ranges: usize,
-    /// Seconds an opened file and its metadata are reused (0 turns the cache off).
-    pub open_file_cache: f64,
-    /// Seconds to let requests in flight finish after SIGTERM/SIGINT before exiting.
-    pub shutdown_timeout: f64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_request_line: 8192,
-            max_header_field: 8192,
-            max_header_bytes: 32768,
-            max_header_count: 100,
-            max_body: 1 << 20,
-            header_timeout: 20.0,
-            body_timeout: 20.0,
-            body_min_rate: 500.0,
-            send_timeout: 60.0,
-            keepalive_timeout: 5.0,
-            max_requests_per_connection: 1000,
-            max_connections: 1024,
-            max_ranges: 100,
-            open_file_cache: 1.0,
-            shutdown_timeout: 10.0,
-        }
-    }
-}
-
-impl Limits {
-    pub fn dur(secs: f64) -> Duration {
-        Duration::from_secs_f64(secs.max(0.001))
-    }
 }
 
 /// One case of the chain, ready to load.
@@ -214,7 +151,7 @@ impl Config {
                 n => n,
             },
             access_log: file.access_log,
-            limits: file.limits,
+            limits: file.limits.check(&shown.to_string(), text)?,
         })
     }
 }

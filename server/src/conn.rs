@@ -90,7 +90,7 @@ pub async fn serve(mut stream: TcpStream, peer: Box<Peer>, slot: Slot) {
     let shared: &Shared = &slot.0;
     let limits = &shared.limits;
     let mut served: u32 = 0;
-    let mut wait = Limits::dur(limits.header_timeout);
+    let mut wait = limits.header_timeout;
     loop {
         // Registered before the flag is checked, so a stop in between is not missed.
         let stop = shared.stop.notified();
@@ -106,7 +106,7 @@ pub async fn serve(mut stream: TcpStream, peer: Box<Peer>, slot: Slot) {
             },
             _ = &mut stop => break,
         }
-        wait = Limits::dur(limits.keepalive_timeout);
+        wait = limits.keepalive_timeout;
         match Box::pin(burst(&mut stream, shared, &peer, &mut served)).await {
             Ok(Next::Idle) => continue,
             Ok(Next::Linger) => {
@@ -201,7 +201,7 @@ async fn read_head(
     buf: &mut Vec<u8>,
     limits: &Limits,
 ) -> io::Result<Step<Head>> {
-    let deadline = Instant::now() + Limits::dur(limits.header_timeout);
+    let deadline = Instant::now() + limits.header_timeout;
     loop {
         match parse_head(buf, limits) {
             Ok(Some(head)) => {
@@ -326,7 +326,7 @@ async fn write_reply(
     wire: &Framing,
 ) -> io::Result<bool> {
     log_access(shared, peer, head, reply.status, logged_bytes(&reply, wire));
-    send(stream, reply, wire, Limits::dur(shared.limits.send_timeout)).await
+    send(stream, reply, wire, shared.limits.send_timeout).await
 }
 
 /// Body bytes for the access log: none for HEAD and bodiless statuses, unknown for streams.
@@ -469,7 +469,7 @@ impl Pace {
         Pace {
             start: Instant::now(),
             received: 0,
-            between: Limits::dur(limits.body_timeout),
+            between: limits.body_timeout,
             min_rate: limits.body_min_rate,
         }
     }

@@ -1,6 +1,7 @@
 //! Entry point: flags → configuration → plugins → listener; start-up errors exit with a message.
 
 mod access_log;
+mod banner;
 mod chain;
 mod cli;
 mod config;
@@ -13,6 +14,7 @@ mod reply;
 mod resolve;
 mod send;
 mod server;
+mod signals;
 mod static_file;
 
 use clap::Parser;
@@ -41,110 +43,119 @@ fn main() -> ExitCode {
     }
 }
 
+/// Load, check, bind, start the event loops, handle signals, announce, serve.
 fn start(cli: &cli::Cli) -> Result<(), String> {
     let config = config::Config::load(&cli.config, cli.listen.as_deref(), cli.root.as_deref())?;
     let chain = chain::Chain::load(&config)?;
     if cli.check_config {
-        println!("configuration {} is valid", config.path.display());
-        println!("listen {}", config.listen);
-        println!("root {}", config.root.display());
-        println!("workers {}", config.workers);
-        println!("chain (first case whose test() is true acts):");
-        for (i, p) in chain.cases.iter().enumerate() {
-            println!("  {}. {}", i + 1, plugin::describe(p));
-        }
+        print!("{}", banner::check_report(&config, &chain));
         return Ok(());
     }
-    let listener = server::bind(config.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}\n  fix: choose a free address with --listen or `listen` in {}", config.listen, config.path.display()))?;
+    let listener = bind(&config)?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let banner = banner::startup(addr, &config.root, &chain, banner::colour_wanted());
+    let shared = shared_state(&config, chain)?;
+    raise_fd_limit();
+    let first = start_event_loops(listener, config.workers, &shared)?;
+    event_loop()?.block_on(async move {
+        signals::install(cli, config, &shared)?;
+        announce(&banner);
+        let served = server::run(first, shared).await.map_err(|e| e.to_string());
+        log::info!("stopped");
+        served
+    })
+}
+
+fn bind(config: &config::Config) -> Result<std::net::TcpListener, String> {
+    server::bind(config.listen).map_err(|e| {
+        format!(
+            "cannot listen on {}: {e}\n  fix: choose a free address with --listen or `listen` in {}",
+            config.listen,
+            config.path.display()
+        )
+    })
+}
+
+/// What every connection shares: the chain, the limits, the access log, the stop flag.
+fn shared_state(config: &config::Config, chain: chain::Chain) -> Result<Arc<conn::Shared>, String> {
     for p in &chain.cases {
         log::info!("case {}", plugin::describe(p));
     }
-    let shared = Arc::new(conn::Shared {
+    let access_log = match config.access_log.as_deref() {
+        None | Some("") => None,
+        Some(target) => {
+            let base = config.path.parent().unwrap_or(std::path::Path::new("."));
+            Some(access_log::AccessLog::open(target, base)?)
+        }
+    };
+    Ok(Arc::new(conn::Shared {
         chain: RwLock::new(Arc::new(chain)),
         limits: config.limits.clone(),
         open: Default::default(),
-        access_log: match config.access_log.as_deref() {
-            None | Some("") => None,
-            Some(target) => Some(access_log::AccessLog::open(
-                target,
-                config.path.parent().unwrap_or(std::path::Path::new(".")),
-            )?),
-        },
+        access_log,
         stopping: Default::default(),
         stop: Default::default(),
-    });
-    raise_fd_limit();
-    // `workers` single-threaded event loops (one per core by default), as nginx runs a
-    // worker per core: no task ever moves between threads. They accept from one shared
-    // listening socket.
-    let loops = config.workers;
-    let mut listeners = vec![listener];
-    for _ in 1..loops {
-        let shared_socket = listeners[0]
-            .try_clone()
-            .map_err(|e| format!("cannot share the listener on {addr}: {e}"))?;
-        listeners.push(shared_socket);
-    }
-    let first = listeners.remove(0);
-    // Each loop reports once its runtime is built, so "listening" is printed only when every
-    // loop can serve, and a loop that cannot start stops the server with its reason.
+    }))
+}
+
+/// `workers` single-threaded event loops (one per core by default), as nginx runs a worker
+/// per core: no task ever moves between threads. They accept from one shared listening
+/// socket. All but the first run on threads of their own, started here; the first is
+/// returned for the main thread. Returns once every thread's loop can serve, or with the
+/// reason one cannot.
+fn start_event_loops(
+    listener: std::net::TcpListener,
+    workers: usize,
+    shared: &Arc<conn::Shared>,
+) -> Result<std::net::TcpListener, String> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-    let others = listeners.len();
-    for (i, l) in listeners.into_iter().enumerate() {
-        let shared = Arc::clone(&shared);
-        let ready = ready_tx.clone();
-        std::thread::Builder::new()
-            .name(format!("loop-{}", i + 1))
-            .spawn(move || {
-                let rt = match event_loop() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = ready.send(Ok(()));
-                if let Err(e) = rt.block_on(server::run(l, shared)) {
-                    log::error!("event loop stopped: {e}");
-                }
-            })
-            .map_err(|e| format!("cannot start an event loop thread: {e}"))?;
+    for i in 1..workers {
+        let shared_socket = listener
+            .try_clone()
+            .map_err(|e| format!("cannot share the listening socket: {e}"))?;
+        spawn_event_loop(i, shared_socket, Arc::clone(shared), ready_tx.clone())?;
     }
-    for _ in 0..others {
+    for _ in 1..workers {
         ready_rx
             .recv()
             .map_err(|_| "an event loop thread died while starting".to_string())??;
     }
-    let rt = event_loop()?;
-    rt.block_on(async move {
-        // Signal handlers first: a SIGHUP or SIGTERM that comes after "listening" must never
-        // meet the default action (which ends the process).
-        use tokio::signal::unix::{signal, SignalKind};
-        let term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
-        let int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
-        let hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP: {e}"))?;
-        let on_signal = Arc::clone(&shared);
-        tokio::spawn(async move {
-            shutdown_signal(term, int).await;
-            log::info!("stopping: no new connections; finishing the requests in flight");
-            on_signal.begin_stop();
-        });
-        tokio::spawn(reload_on_hangup(
-            hup,
-            cli.clone(),
-            config,
-            Arc::clone(&shared),
-        ));
-        // Every loop exists and signals are handled. Tests and scripts read this line to
-        // learn the port when listening on port 0.
-        println!("listening on http://{addr}/");
-        let _ = std::io::stdout().flush();
-        let r = server::run(first, shared).await.map_err(|e| e.to_string());
-        log::info!("stopped");
-        r
-    })
+    Ok(listener)
+}
+
+/// Event loop `i` on a thread of its own; it reports on `ready` once its runtime is built.
+fn spawn_event_loop(
+    i: usize,
+    listener: std::net::TcpListener,
+    shared: Arc<conn::Shared>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) -> Result<(), String> {
+    let run = move || {
+        let rt = match event_loop() {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        if let Err(e) = rt.block_on(server::run(listener, shared)) {
+            log::error!("event loop stopped: {e}");
+        }
+    };
+    std::thread::Builder::new()
+        .name(format!("loop-{i}"))
+        .spawn(run)
+        .map(drop)
+        .map_err(|e| format!("cannot start an event loop thread: {e}"))
+}
+
+/// Every loop exists and signals are handled: say where we listen. Tests and scripts read
+/// the first line to learn the port when listening on port 0.
+fn announce(banner: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes());
+    let _ = out.flush();
 }
 
 fn event_loop() -> Result<tokio::runtime::Runtime, String> {
@@ -166,54 +177,5 @@ fn raise_fd_limit() {
                 maximum: lim.maximum,
             },
         );
-    }
-}
-
-/// SIGHUP: read server.toml again, load its chain (new plugins, new settings, new order,
-/// new root) and swap it in whole. Requests in flight finish on the old chain, whose
-/// instances are destroyed when the last of them is done; libraries stay loaded. Any error
-/// keeps the old chain, as nginx keeps its old configuration.
-async fn reload_on_hangup(
-    mut hup: tokio::signal::unix::Signal,
-    cli: cli::Cli,
-    mut running: config::Config,
-    shared: Arc<conn::Shared>,
-) {
-    while hup.recv().await.is_some() {
-        let loaded = config::Config::load(&cli.config, cli.listen.as_deref(), cli.root.as_deref())
-            .and_then(|c| chain::Chain::load(&c).map(|chain| (c, chain)));
-        match loaded {
-            Ok((config, chain)) => {
-                if config.listen != running.listen || config.workers != running.workers {
-                    log::warn!(
-                        "reload: listen and workers changes take effect only after a restart"
-                    );
-                }
-                if config.limits != running.limits || config.access_log != running.access_log {
-                    log::warn!(
-                        "reload: [limits] and access_log changes take effect only after a restart"
-                    );
-                }
-                let names: Vec<&str> = chain.cases.iter().map(|p| p.name.as_str()).collect();
-                log::info!(
-                    "reloaded {}: chain {}",
-                    config.path.display(),
-                    names.join(", ")
-                );
-                shared.swap_chain(chain);
-                running = config;
-            }
-            Err(e) => log::error!("reload failed, keeping the running configuration: {e}"),
-        }
-    }
-}
-
-async fn shutdown_signal(
-    mut term: tokio::signal::unix::Signal,
-    mut int: tokio::signal::unix::Signal,
-) {
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
 }

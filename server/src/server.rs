@@ -1,6 +1,5 @@
 //! The listener: bind with a real backlog, accept, cap open connections, spawn a task each.
 
-use crate::config::Limits;
 use crate::conn::{serve, turn_away, Peer, Shared, Slot};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -68,7 +67,7 @@ pub async fn run(listener: std::net::TcpListener, shared: Arc<Shared>) -> std::i
     // Stopping: no more accepts on this loop. Keep driving it until every connection (on
     // every loop) has finished, or the shutdown timeout passes.
     drop(listener);
-    let deadline = tokio::time::Instant::now() + Limits::dur(shared.limits.shutdown_timeout);
+    let deadline = tokio::time::Instant::now() + shared.limits.shutdown_timeout;
     while shared.open.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

@@ -188,6 +188,46 @@ fn ambiguous_framing_is_refused_and_the_connection_closed() {
     assert_eq!(s.get("/notes.txt").status, 200);
 }
 
+/// Send `content_length` fields with a 5-byte body and a pipelined GET: the body must be read
+/// as 5 bytes, so the GET after it is answered too.
+fn body_of_five_then_a_get(s: &Server, content_length: &str) {
+    let mut c = s.connect();
+    send(&mut c, &format!("POST /notes.txt HTTP/1.1\r\nHost: t\r\n{content_length}\r\nhelloGET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n"));
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(r.status, 405, "{content_length:?}");
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "just text\n"),
+        "{content_length:?}"
+    );
+}
+
+#[test]
+fn a_repeated_content_length_counts_only_when_every_member_is_identical() {
+    let s = Server::shipped();
+    let smuggle = "GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n";
+    for cl in [
+        "Content-Length: 0005 ,5\r\n",
+        "Content-Length: 5, 05\r\n",
+        "Content-Length: 5\r\nContent-Length: 05\r\n",
+        "Content-Length: 5,\r\n",
+    ] {
+        let req = format!("POST /notes.txt HTTP/1.1\r\nHost: t\r\n{cl}\r\nhello{smuggle}");
+        rejected_and_closed(&s, &req, 400);
+    }
+    body_of_five_then_a_get(&s, "Content-Length: 5 , 5\r\n");
+    body_of_five_then_a_get(&s, "Content-Length: 5\r\nContent-Length: 5\r\n");
+}
+
+#[test]
+fn a_content_length_with_leading_zeros_is_read_as_its_number() {
+    // RFC 9110 §8.6: Content-Length = 1*DIGIT, so 005 is 5 (as nginx reads it).
+    let s = Server::shipped();
+    body_of_five_then_a_get(&s, "Content-Length: 005\r\n");
+    body_of_five_then_a_get(&s, "Content-Length: 005, 005\r\n");
+}
+
 #[test]
 fn expect_100_continue_gets_an_interim_response_before_the_body_is_sent() {
     let s = Server::shipped();

@@ -200,3 +200,101 @@ fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
     );
     still_serves(&s);
 }
+
+/// Run the server on `config` with `args` and give its exit code and stderr; a server still
+/// running after 10 s (it accepted the value) is stopped and reported as `None`.
+fn exit_of(config: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(server_bin())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run server");
+    let start = Instant::now();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (code, stderr)
+}
+
+#[test]
+fn an_unusable_limit_stops_start_up_and_check_config_with_the_line_key_and_range() {
+    let bad = [
+        ("open_file_cache", "inf"),
+        ("header_timeout", "inf"),
+        ("header_timeout", "nan"),
+        ("body_timeout", "-1"),
+        ("keepalive_timeout", "0"),
+        ("send_timeout", "-inf"),
+        ("shutdown_timeout", "-1.5"),
+        ("body_min_rate", "nan"),
+        ("max_connections", "0"),
+        ("max_header_count", "0"),
+        ("max_requests_per_connection", "0"),
+    ];
+    let dir = TempDir::new("badlimits");
+    let root = fixture_root(&dir);
+    for (key, value) in bad {
+        let extra = format!("[limits]\n{key} = {value}\n");
+        let text = config_text(&root, &[plugins_dir()], CHAIN, &extra);
+        let line = text.lines().count() - 1;
+        let cfg = dir.write("server.toml", &text);
+        for args in [&["--check-config"][..], &["--listen", "127.0.0.1:0"]] {
+            let (code, stderr) = exit_of(&cfg, args);
+            let what = format!("{key} = {value} with {args:?}");
+            assert_eq!(code, Some(1), "{what}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+            let place = format!(
+                "server.toml: line {line}: [limits] {key} = {value} is out of range\n  expected: "
+            );
+            assert!(stderr.contains(&place), "{what}: {stderr}");
+            assert!(
+                stderr.contains("fix: correct the value, or remove the line for the default ("),
+                "{what}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_negative_count_is_refused_by_its_type_with_the_line() {
+    let dir = TempDir::new("negcount");
+    let root = fixture_root(&dir);
+    let text = config_text(
+        &root,
+        &[plugins_dir()],
+        CHAIN,
+        "[limits]\nmax_ranges = -1\n",
+    );
+    let cfg = dir.write("server.toml", &text);
+    let (code, stderr) = exit_of(&cfg, &["--check-config"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("invalid value: integer `-1`, expected u64"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("line {}", text.lines().count() - 1)),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn zero_turns_the_open_file_cache_and_the_shutdown_wait_off_and_is_accepted() {
+    let s = Server::shipped_with(
+        "[limits]\nopen_file_cache = 0\nshutdown_timeout = 0\nmax_ranges = 0\n",
+    );
+    still_serves(&s);
+}

@@ -1,12 +1,14 @@
-//! SIGTERM: stop accepting, close idle connections, let requests in flight finish, exit 0.
+//! SIGTERM (and SIGQUIT, as in nginx): stop accepting, close idle connections, let requests
+//! in flight finish, exit 0.
 
 use crate::support::*;
+use rustix::process::Signal;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-fn sigterm(s: &Server) {
+fn kill(s: &Server, sig: Signal) {
     let pid = rustix::process::Pid::from_raw(s.child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    rustix::process::kill_process(pid, sig).unwrap();
 }
 
 fn exit_code_within(s: &mut Server, wait: Duration) -> Option<i32> {
@@ -28,7 +30,7 @@ fn sigterm_closes_idle_connections_and_exits_cleanly() {
         .unwrap();
     assert_eq!(read_response(&mut idle, false).unwrap().status, 200);
     let start = Instant::now();
-    sigterm(&s);
+    kill(&s, Signal::TERM);
     assert!(closed_within(&mut idle, Duration::from_secs(3)));
     assert_eq!(exit_code_within(&mut s, Duration::from_secs(5)), Some(0));
     assert!(
@@ -44,6 +46,15 @@ fn sigterm_closes_idle_connections_and_exits_cleanly() {
 
 #[test]
 fn sigterm_lets_a_request_in_flight_finish_with_connection_close() {
+    a_request_in_flight_finishes_then_exit_0(Signal::TERM);
+}
+
+#[test]
+fn sigquit_stops_as_gracefully_as_sigterm() {
+    a_request_in_flight_finishes_then_exit_0(Signal::QUIT);
+}
+
+fn a_request_in_flight_finishes_then_exit_0(sig: Signal) {
     let dir = TempDir::new("drain");
     let root = fixture_root(&dir);
     let script = dir.write(
@@ -52,11 +63,13 @@ fn sigterm_lets_a_request_in_flight_finish_with_connection_close() {
     );
     chmod(&script, 0o755);
     let mut s = Server::start_in(dir, root, &[plugins_dir()], CHAIN, "");
+    let mut idle = s.connect();
     let mut c = s.connect();
     c.write_all(b"GET /cgi-bin/slow.sh HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    sigterm(&s);
+    kill(&s, sig);
+    assert!(closed_within(&mut idle, Duration::from_secs(3)), "{sig:?}");
     let r = read_response(&mut c, false).expect("the request in flight is answered");
     assert_eq!((r.status, r.text().as_str()), (200, "done\n"));
     assert_eq!(r.header("connection"), Some("close"));

@@ -3,6 +3,8 @@
 
 mod support;
 
+/// The start-up banner: plain through a pipe, coloured on a terminal.
+mod banner;
 /// One module per case, in chain order.
 mod cases;
 /// CGI/1.1 (RFC 3875) through the cgi_file plugin.
@@ -19,7 +21,9 @@ mod paths;
 mod plugins;
 /// Reloading server.toml on SIGHUP.
 mod reload;
-/// Graceful shutdown on SIGTERM.
+/// Graceful shutdown on SIGTERM and SIGQUIT.
 mod shutdown;
+/// SIGUSR1 reopens the access log; SIGUSR2, SIGWINCH and SIGPIPE are survived.
+mod signals;
 /// Static files: validators, conditional requests, ranges, content types.
 mod static_files;

@@ -1,0 +1,157 @@
+//! Signals a service manager or logrotate sends: USR1 reopens the access log; USR2, WINCH and
+//! PIPE are survived. (TERM and QUIT are in shutdown.rs, HUP in reload.rs.)
+
+use crate::support::*;
+use rustix::process::Signal;
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn kill(s: &Server, sig: Signal) {
+    let pid = rustix::process::Pid::from_raw(s.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, sig).unwrap();
+}
+
+/// Before the log file is moved away, between the move and the reopen, after the reopen.
+const MOVED: usize = 1;
+const REOPENED: usize = 2;
+
+/// One request a client made: its id, the phase when it was sent and when it was answered.
+struct Made {
+    id: String,
+    sent: usize,
+    answered: usize,
+}
+
+/// Clients that request `/notes.txt?id=…` in a loop until `stop` (at most 3000 each),
+/// noting the phase around each request.
+fn clients(
+    addr: SocketAddr,
+    phase: &Arc<AtomicUsize>,
+    stop: &Arc<AtomicBool>,
+    made: &Arc<Mutex<Vec<Made>>>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..2)
+        .map(|t| {
+            let (phase, stop, made) = (Arc::clone(phase), Arc::clone(stop), Arc::clone(made));
+            std::thread::spawn(move || {
+                for n in 0..3000 {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let id = format!("{t}-{n}");
+                    let sent = phase.load(Ordering::SeqCst);
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    let req = format!(
+                        "GET /notes.txt?id={id} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                    );
+                    std::io::Write::write_all(&mut c, req.as_bytes()).unwrap();
+                    assert_eq!(read_response(&mut c, false).unwrap().status, 200);
+                    let answered = phase.load(Ordering::SeqCst);
+                    made.lock().unwrap().push(Made { id, sent, answered });
+                }
+            })
+        })
+        .collect()
+}
+
+/// Wait (up to 10 s) until the clients have made `n` more requests than now.
+fn wait_for_more(made: &Mutex<Vec<Made>>, n: usize) {
+    let want = made.lock().unwrap().len() + n;
+    let start = Instant::now();
+    while made.lock().unwrap().len() < want {
+        assert!(start.elapsed() < Duration::from_secs(10), "clients stalled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Each line of an access log file by request id; every line must be whole.
+fn lines_by_id(path: &std::path::Path) -> BTreeMap<String, usize> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "a partial last line"
+    );
+    let mut ids = BTreeMap::new();
+    for line in text.lines() {
+        let id = line
+            .strip_prefix("127.0.0.1 - - [")
+            .and_then(|l| l.split_once("] \"GET /notes.txt?id="))
+            .and_then(|(_, rest)| rest.split_once(" HTTP/1.1\" 200 10 \"-\" \"-\""))
+            .filter(|(_, end)| end.is_empty())
+            .map(|(id, _)| id.to_string());
+        let id = id.unwrap_or_else(|| panic!("not one whole line: {line:?}"));
+        *ids.entry(id).or_insert(0) += 1;
+    }
+    ids
+}
+
+#[test]
+fn sigusr1_reopens_the_access_log_and_no_line_is_lost_or_torn() {
+    let s = Server::start(CHAIN, "access_log = \"access.log\"");
+    let log = s.dir.path().join("access.log");
+    let moved = s.dir.path().join("access.log.1");
+    let phase = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let made = Arc::new(Mutex::new(Vec::new()));
+    let threads = clients(s.addr, &phase, &stop, &made);
+
+    wait_for_more(&made, 50);
+    std::fs::rename(&log, &moved).unwrap();
+    phase.store(MOVED, Ordering::SeqCst);
+    wait_for_more(&made, 50);
+    kill(&s, Signal::USR1);
+    assert!(
+        s.log_contains("SIGUSR1: reopened the access log"),
+        "{}",
+        s.log()
+    );
+    phase.store(REOPENED, Ordering::SeqCst);
+    wait_for_more(&made, 50);
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+
+    let (old, new) = (lines_by_id(&moved), lines_by_id(&log));
+    let made = made.lock().unwrap();
+    for m in made.iter() {
+        let (in_old, in_new) = (old.get(&m.id), new.get(&m.id));
+        let place = match (in_old, in_new) {
+            (Some(1), None) => "old",
+            (None, Some(1)) => "new",
+            other => panic!("request {} is logged {other:?} times (old, new)", m.id),
+        };
+        if m.answered < MOVED {
+            assert_eq!(place, "old", "{} was answered before the move", m.id);
+        }
+        if m.sent >= REOPENED {
+            assert_eq!(place, "new", "{} was sent after the reopen", m.id);
+        }
+    }
+    assert_eq!(
+        old.len() + new.len(),
+        made.len(),
+        "no line without a request"
+    );
+    assert!(made.iter().any(|m| m.sent >= REOPENED));
+}
+
+#[test]
+fn sigusr2_sigwinch_and_sigpipe_are_survived_and_the_server_serves_after_each() {
+    let mut s = Server::shipped();
+    for (sig, said) in [
+        (Signal::USR2, Some("SIGUSR2: ignored")),
+        (Signal::WINCH, Some("SIGWINCH: ignored")),
+        (Signal::PIPE, None),
+    ] {
+        kill(&s, sig);
+        if let Some(said) = said {
+            assert!(s.log_contains(said), "{sig:?}: {}", s.log());
+        }
+        assert_eq!(s.get("/notes.txt").status, 200, "{sig:?}");
+        assert!(s.alive(), "{sig:?}");
+    }
+}

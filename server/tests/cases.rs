@@ -92,9 +92,27 @@ fn directory_index_file_serves_index_html_for_a_folder() {
     assert_eq!(root.text(), "<html><body>home</body></html>\n");
 }
 
+/// 2001-09-09 01:46:40 UTC: a fixed modification time, so the page's stamp is known.
+const FIXED: u64 = 1_000_000_000;
+
+fn set_mtime(path: &std::path::Path, secs: u64) {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    std::fs::File::open(path).unwrap().set_modified(t).unwrap();
+}
+
+/// Every `href="..."` of a page, in order.
+fn hrefs(page: &str) -> Vec<String> {
+    page.split("href=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_string())
+        .collect()
+}
+
 #[test]
 fn directory_no_index_file_lists_sorted_escaped_entries_without_dotfiles() {
     let s = Server::shipped();
+    set_mtime(&s.root.join("listing/b.txt"), FIXED);
+    set_mtime(&s.root.join("listing/inner"), FIXED + 86_400);
     let r = s.get("/listing/");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
@@ -115,17 +133,55 @@ fn directory_no_index_file_lists_sorted_escaped_entries_without_dotfiles() {
     let pos = |n: &str| t.find(n).unwrap();
     assert!(pos("inner/") < pos("a%20file") && pos("a%20file") < pos("b.txt"));
     assert!(pos("b.txt") < pos("%C3%BC"));
-    // Sizes and dates are shown.
+    // Sizes and dates are shown, the dates in UTC.
     assert!(t.contains("<td>4 B</td>"), "{t}");
-    let year = format!(
-        "<td>{}-",
-        1970 + std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            / 31_557_600
-    );
-    assert!(t.contains(&year), "{t}");
+    assert!(t.contains("<td>2001-09-09 01:46</td>"), "{t}");
+    assert!(t.contains("<td>2001-09-10 01:46</td>"), "{t}");
+}
+
+#[test]
+fn a_listing_leaves_out_links_that_lead_outside_the_root_or_nowhere() {
+    let s = Server::shipped();
+    let outside = s.dir.path().join("outside.txt");
+    std::fs::write(&outside, "OUTSIDE").unwrap();
+    let dir = s.root.join("listing");
+    std::os::unix::fs::symlink(&outside, dir.join("out.txt")).unwrap();
+    std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
+    std::os::unix::fs::symlink("nowhere.txt", dir.join("dangling.txt")).unwrap();
+    std::os::unix::fs::symlink("../notes.txt", dir.join("rel-in.txt")).unwrap();
+    std::os::unix::fs::symlink("../subdir", dir.join("rel-dir")).unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(dir.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t = s.get("/listing/").text();
+    for gone in ["out.txt", "etc", "dangling.txt", "pipe"] {
+        assert!(!t.contains(gone), "{gone} is listed: {t}");
+    }
+    assert!(t.contains("href=\"rel-in.txt\""), "{t}");
+    assert!(t.contains("href=\"rel-dir/\""), "{t}");
+    // Every link the page shows answers.
+    for href in hrefs(&t) {
+        let r = s.get(&format!("/listing/{href}"));
+        assert_eq!(r.status, 200, "{href} is listed but answers {}", r.status);
+    }
+}
+
+#[test]
+fn a_listed_name_that_is_not_utf8_links_to_its_real_bytes() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Server::shipped();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9 \xff.txt");
+    std::fs::write(s.root.join("listing").join(name), "latin-1\n").unwrap();
+    let t = s.get("/listing/").text();
+    let href = hrefs(&t)
+        .into_iter()
+        .find(|h| h.starts_with("caf"))
+        .unwrap_or_else(|| panic!("no link for the file: {t}"));
+    assert_eq!(href, "caf%E9%20%FF.txt");
+    let r = s.get(&format!("/listing/{href}"));
+    assert_eq!((r.status, r.text().as_str()), (200, "latin-1\n"));
 }
 
 #[test]
@@ -151,6 +207,28 @@ fn a_cached_listing_shows_added_and_removed_entries_at_once() {
     assert!(s.get("/listing/").text().contains("new.txt"));
     std::fs::remove_file(s.root.join("listing/b.txt")).unwrap();
     assert!(!s.get("/listing/").text().contains("b.txt"));
-    let off = Server::start(CHAIN, "[plugins.directory_no_index_file]\ncache = 0\n");
-    assert!(off.get("/listing/").text().contains("b.txt"));
+}
+
+/// Rewrite a file in place with 2,000 bytes: its size changes, its folder does not.
+fn grow(s: &Server) {
+    std::fs::write(s.root.join("listing/b.txt"), [b'x'; 2000]).unwrap();
+}
+
+#[test]
+fn a_listing_is_reused_while_its_folder_is_unchanged() {
+    let s = Server::start(CHAIN, "[plugins.directory_no_index_file]\ncache = 60.0\n");
+    assert!(s.get("/listing/").text().contains("<td>4 B</td>"));
+    grow(&s);
+    // Within the 60 s the page rendered before is sent again, with the old size.
+    let t = s.get("/listing/").text();
+    assert!(t.contains("<td>4 B</td>") && !t.contains("2.0 KiB"), "{t}");
+}
+
+#[test]
+fn with_the_listing_cache_off_a_changed_size_shows_at_once() {
+    let s = Server::start(CHAIN, "[plugins.directory_no_index_file]\ncache = 0\n");
+    assert!(s.get("/listing/").text().contains("<td>4 B</td>"));
+    grow(&s);
+    let t = s.get("/listing/").text();
+    assert!(t.contains("2.0 KiB") && !t.contains("<td>4 B</td>"), "{t}");
 }

@@ -1,22 +1,24 @@
 //! Case `directory_no_index_file`: a directory without `index.html` gets a listing (the
 //! chapter's `case_directory_no_index_file`, with its `list_dir` bug fixed and names escaped).
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
 use plugin_api::helpers::{html_escape, index_path};
 use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
 use std::collections::HashMap;
 use std::ffi::CStr;
+use std::ffi::OsStr;
 use std::fmt::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// List a directory that has no index page.
 pub struct DirectoryNoIndexFile {
     /// How long a rendered page may be reused while its folder is unchanged (zero: never).
     ttl: Duration,
     /// URL path → (when rendered, the folder's mtime and ctime then, the page).
-    pages: Mutex<HashMap<String, Cached>>,
+    pages: Mutex<HashMap<Vec<u8>, Cached>>,
 }
 
 struct Cached {
@@ -43,7 +45,7 @@ fn default_cache() -> f64 {
 }
 
 /// The folder's mtime and ctime: they change whenever an entry is added, removed or renamed.
-fn folder_stamp(dir: &std::path::Path) -> Option<(i64, i64, i64, i64)> {
+fn folder_stamp(dir: &Path) -> Option<(i64, i64, i64, i64)> {
     let st = rustix::fs::stat(dir).ok()?;
     Some((
         st.st_mtime,
@@ -75,19 +77,26 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'&');
 
 struct Entry {
+    /// The name as shown (lossy when it is not UTF-8).
     name: String,
+    /// The name's real bytes, for the link.
+    raw: Vec<u8>,
     dir: bool,
     size: u64,
     mtime: Option<SystemTime>,
 }
 
-fn entries(dir: &std::path::Path) -> std::io::Result<Vec<Entry>> {
-    use rustix::fs::{AtFlags, Mode, OFlags};
+/// The entries of `dir` a client can fetch: no dotfiles (hidden_files answers 404 for them),
+/// no symlink that leads outside the root or nowhere, nothing but files and folders (a fifo
+/// or socket would only answer 500).
+fn entries(dir: &Path, root: &Path) -> std::io::Result<Vec<Entry>> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
     let fd = rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
+    let rel_dir = dir.strip_prefix(root).unwrap_or(Path::new(""));
     let mut out = Vec::new();
     for e in rustix::fs::Dir::read_from(&fd)? {
         let e = e?;
@@ -95,31 +104,60 @@ fn entries(dir: &std::path::Path) -> std::io::Result<Vec<Entry>> {
         if raw.starts_with(b".") {
             continue;
         }
+        if e.file_type() == FileType::Symlink || e.file_type() == FileType::Unknown {
+            let link = rustix::fs::statat(&fd, e.file_name(), AtFlags::SYMLINK_NOFOLLOW);
+            let is_link =
+                link.is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+            if is_link && !inside(root, &rel_dir.join(OsStr::from_bytes(raw))) {
+                continue;
+            }
+        }
         // statat relative to the open folder: one name to resolve, not the whole path.
         // Symlinks are followed for what the entry is, as a client following the link would.
-        let st = rustix::fs::statat(&fd, e.file_name(), AtFlags::empty())
-            .or_else(|_| rustix::fs::statat(&fd, e.file_name(), AtFlags::SYMLINK_NOFOLLOW));
-        let (dir, size, mtime) = match st {
-            Ok(st) => (
-                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory,
-                st.st_size.max(0) as u64,
-                Some(
-                    std::time::UNIX_EPOCH
-                        + std::time::Duration::from_secs(st.st_mtime.max(0) as u64),
-                ),
-            ),
-            Err(_) => (false, 0, None),
+        let Ok(st) = rustix::fs::statat(&fd, e.file_name(), AtFlags::empty()) else {
+            continue;
         };
+        let kind = FileType::from_raw_mode(st.st_mode);
+        if kind != FileType::Directory && kind != FileType::RegularFile {
+            continue;
+        }
         out.push(Entry {
             name: String::from_utf8_lossy(raw).into_owned(),
-            dir,
-            size,
-            mtime,
+            raw: raw.to_vec(),
+            dir: kind == FileType::Directory,
+            size: st.st_size.max(0) as u64,
+            mtime: Some(UNIX_EPOCH + Duration::from_secs(st.st_mtime.max(0) as u64)),
         });
     }
     // Folders first, then by name, like lighttpd and nginx's autoindex.
-    out.sort_unstable_by(|a, b| b.dir.cmp(&a.dir).then_with(|| a.name.cmp(&b.name)));
+    out.sort_unstable_by(|a, b| b.dir.cmp(&a.dir).then_with(|| a.raw.cmp(&b.raw)));
     Ok(out)
+}
+
+/// Does `rel` (relative to `root`) resolve inside the root, as the host resolves a request
+/// path: the kernel's `RESOLVE_BENEATH`, or realpath where openat2 is missing.
+fn inside(root: &Path, rel: &Path) -> bool {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let Ok(root_fd) = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    match rustix::fs::openat2(
+        &root_fd,
+        rel,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(_) => true,
+        Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM) => {
+            std::fs::canonicalize(root.join(rel)).is_ok_and(|real| real.starts_with(root))
+        }
+        Err(_) => false,
+    }
 }
 
 /// Append a modification time as `YYYY-MM-DD HH:MM` (UTC), as nginx's autoindex shows it.
@@ -178,7 +216,7 @@ fn render(url_path: &str, list: &[Entry]) -> String {
         let _ = write!(
             page,
             "<tr><td><a href=\"{}{slash}\">{}{slash}</a></td><td>",
-            utf8_percent_encode(&e.name, SEGMENT),
+            percent_encode(&e.raw, SEGMENT),
             html_escape(&e.name)
         );
         if let Some(t) = e.mtime {
@@ -215,19 +253,19 @@ impl Case for DirectoryNoIndexFile {
     }
 
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
-        let url = req.path().into_owned();
+        let url = req.path_bytes().to_vec();
         let page = match self.cached(&url, req.fs_path()) {
             Some(page) => page,
             None => {
                 let stamp = folder_stamp(req.fs_path());
-                let list = match entries(req.fs_path()) {
+                let list = match entries(req.fs_path(), req.root()) {
                     Ok(l) => l,
                     Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                         return resp.error(403, "the folder cannot be listed").into()
                     }
                     Err(_) => return resp.error(500, "the folder cannot be read").into(),
                 };
-                let page = Arc::new(render(&url, &list));
+                let page = Arc::new(render(&req.path(), &list));
                 if let Some(stamp) = stamp {
                     self.keep(url, stamp, Arc::clone(&page));
                 }
@@ -242,7 +280,7 @@ impl Case for DirectoryNoIndexFile {
 
 impl DirectoryNoIndexFile {
     /// A page rendered less than `ttl` ago for a folder that has not changed since.
-    fn cached(&self, url: &str, dir: &std::path::Path) -> Option<Arc<String>> {
+    fn cached(&self, url: &[u8], dir: &Path) -> Option<Arc<String>> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -254,7 +292,7 @@ impl DirectoryNoIndexFile {
         (folder_stamp(dir)? == c.stamp).then(|| Arc::clone(&c.page))
     }
 
-    fn keep(&self, url: String, stamp: (i64, i64, i64, i64), page: Arc<String>) {
+    fn keep(&self, url: Vec<u8>, stamp: (i64, i64, i64, i64), page: Arc<String>) {
         if self.ttl.is_zero() {
             return;
         }
@@ -280,6 +318,7 @@ mod tests {
     fn names_are_escaped_in_text_and_encoded_in_links() {
         let list = vec![Entry {
             name: "a <b>&\"c\" #1?.txt".into(),
+            raw: b"a <b>&\"c\" #1?.txt".to_vec(),
             dir: false,
             size: 3,
             mtime: None,

@@ -34,16 +34,21 @@ fn write_secrets(root: &std::path::Path) {
     chmod(&script, 0o755);
 }
 
-/// `r` is exactly what a missing path answers (the page names the path, so compare with it
-/// replaced): nothing tells that the hidden file exists.
+/// `r` is exactly what the same name answers when nothing is there (`/.git/config` and
+/// `/.git/config-absent`, with the name swapped back): nothing tells that it exists.
 fn assert_absent(s: &Server, r: &Response, shown: &str, method: &str) {
     assert_eq!(r.status, 404, "{method} {shown}: {}", r.text());
     assert!(!r.text().contains("SECRET"), "{method} {shown}");
-    let missing = s.get("/no-such-name");
+    let absent = match shown.strip_suffix('/') {
+        Some(folder) => format!("{folder}-absent/"),
+        None => format!("{shown}-absent"),
+    };
+    let missing = s.get(&absent);
+    assert_eq!(missing.status, 404);
     assert_eq!(
-        r.text().replace(shown, "/no-such-name"),
-        missing.text(),
-        "{method} {shown} differs from a missing path"
+        r.text(),
+        missing.text().replace(&absent, shown),
+        "{method} {shown} differs from an absent name"
     );
 }
 
@@ -54,7 +59,7 @@ fn request(s: &Server, method: &str, path: &str) -> Response {
 }
 
 #[test]
-fn dotfiles_and_dot_folders_answer_404_like_a_missing_path() {
+fn dotfiles_and_dot_folders_answer_404_as_if_absent() {
     let s = start();
     // (what is sent, the decoded and normalised path the page shows)
     for (sent, shown) in [

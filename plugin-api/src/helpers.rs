@@ -35,9 +35,9 @@ pub const STYLE: &str = concat!(
     "background:var(--bg);font:16px/1.5 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif}",
     "a{color:var(--link);text-decoration:none}a:hover,a:focus{text-decoration:underline}",
     "h1{font-size:1.375rem;line-height:1.3;margin:.25rem 0 1rem;overflow-wrap:anywhere}",
-    "nav{color:var(--muted);overflow-wrap:anywhere}nav a{margin:0 .15rem}",
+    "nav{color:var(--muted);overflow-wrap:anywhere}",
     "table{width:100%;border-collapse:collapse}",
-    "th,td{padding:.4rem .6rem;text-align:left;vertical-align:top}",
+    "th,td{padding:.4rem .6rem;text-align:left;vertical-align:baseline}",
     "th{border-bottom:2px solid var(--line);white-space:nowrap;font-weight:600}",
     "td{border-bottom:1px solid var(--line)}tbody tr:hover{background:var(--hover)}",
     ".name{width:100%;overflow-wrap:anywhere}.dir a{font-weight:600}",
@@ -48,7 +48,7 @@ pub const STYLE: &str = concat!(
     ".lead{font-size:1.125rem}.muted,footer{color:var(--muted)}",
     "footer{margin-top:2rem;font-size:.875rem}",
     "@media (max-width:40rem){body{padding:.75rem}th,td{padding:.4rem .3rem}",
-    ".date{font-size:.8125rem}}",
+    "td.date{font-size:.8125rem}}",
 );
 
 /// The start of a page drawn with [`STYLE`]: doctype, charset, viewport, the title (escaped

@@ -3,6 +3,8 @@
 
 mod support;
 
+/// What a person sees, in headless Chromium (skipped without it).
+mod browser;
 /// One module per case, in chain order.
 mod cases;
 /// CGI/1.1 (RFC 3875) through the cgi_file plugin.

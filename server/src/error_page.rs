@@ -17,20 +17,103 @@ pub fn refusal(err: RequestError, path: &[u8]) -> Reply {
     reply(err.status(), path, err.message())
 }
 
-/// An HTML error page for `status`, naming the request path (escaped) and a message.
+/// An HTML error page for `status`: what happened in a sentence, the request path (escaped),
+/// the case's message, what to try, and links home and to the parent folder; drawn with the
+/// same stylesheet as the folder listings, no external assets.
 pub fn render(status: u16, path: &[u8], message: &str) -> Vec<u8> {
-    let title = format!("{status} {}", reason(status));
-    let path = html_escape(&String::from_utf8_lossy(path));
-    let message = html_escape(message);
-    let detail = if message.is_empty() {
-        format!("<p>Error accessing <code>{path}</code>.</p>")
-    } else {
-        format!("<p>Error accessing <code>{path}</code>: {message}</p>")
+    use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let (what, next) = match status {
+        301 | 302 | 303 | 307 | 308 => ("This page has moved.", "Follow its new address."),
+        400 => (
+            "The server could not understand this request.",
+            "Check the address for stray characters, such as a % not followed by two hex digits.",
+        ),
+        403 => (
+            "You may not see this page.",
+            "It leads outside the site or the server may not read it; go back to a page you know.",
+        ),
+        404 => (
+            "There is nothing at this address.",
+            "Check the address for typos, or look in the parent folder.",
+        ),
+        405 => (
+            "This address does not take that kind of request.",
+            "Open it with an ordinary link instead.",
+        ),
+        408 => ("The request took too long to arrive.", "Try again."),
+        412 => (
+            "A condition of the request did not hold.",
+            "Reload the page.",
+        ),
+        413 => (
+            "The request is too large for this server.",
+            "Send less data.",
+        ),
+        414 => ("The address is too long.", "Use a shorter address."),
+        416 => (
+            "The part of the file asked for is not in it.",
+            "Reload the whole file.",
+        ),
+        431 => (
+            "The request headers are too large.",
+            "Clear this site's cookies, then try again.",
+        ),
+        501 => (
+            "The server does not know this method.",
+            "Use GET, HEAD or POST.",
+        ),
+        503 => (
+            "The server is too busy to answer now.",
+            "Try again in a moment.",
+        ),
+        504 => ("A script took too long to answer.", "Try again later."),
+        s if s < 500 => (
+            "The request could not be answered.",
+            "Check the address, then try again.",
+        ),
+        _ => (
+            "Something went wrong on the server.",
+            "Try again later; the server's log says more.",
+        ),
     };
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n{detail}\n<hr><address>{SERVER}</address>\n</body>\n</html>\n"
-    )
-    .into_bytes()
+    // The folder above the path: "/a/b" and "/a/b/" both have "/a/"; "/" has none.
+    let segs: Vec<&[u8]> = path
+        .split(|&b| b == b'/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let parent = match segs.split_last() {
+        Some((_, above)) if path.starts_with(b"/") => {
+            let mut href = String::from("/");
+            for seg in above {
+                href.push_str(&format!("{}/", percent_encode(seg, SEGMENT)));
+            }
+            format!(" · <a href=\"{}\">Parent folder</a>", html_escape(&href))
+        }
+        _ => String::new(),
+    };
+    let title = format!("{status} {}", reason(status));
+    let mut page = plugin_api::helpers::page_start(&title);
+    page.push_str(&format!(
+        "<h1>{}</h1>\n<p class=\"lead\">{what}</p>\n<p>Address: <code>{}</code></p>\n",
+        html_escape(&title),
+        html_escape(&String::from_utf8_lossy(path))
+    ));
+    if !message.is_empty() {
+        page.push_str(&format!(
+            "<p class=\"muted\">The server says: {}.</p>\n",
+            html_escape(message.trim_end_matches('.'))
+        ));
+    }
+    page.push_str(&format!(
+        "<p>{next}</p>\n<nav><a href=\"/\">Home</a>{parent}</nav>\n\
+         <footer>{SERVER}</footer>\n</body>\n</html>\n"
+    ));
+    page.into_bytes()
 }
 
 #[cfg(test)]
@@ -42,5 +125,35 @@ mod tests {
         assert!(page.contains("/&lt;script&gt;"));
         assert!(page.contains("a &amp; b"));
         assert!(!page.contains("<script>"));
+    }
+
+    #[test]
+    fn a_page_says_what_happened_what_to_try_and_links_home_and_up() {
+        let page = String::from_utf8(super::render(404, b"/a b/c.txt", "not found")).unwrap();
+        assert!(page.contains("<title>404 Not Found</title>"), "{page}");
+        assert!(page.contains("There is nothing at this address."), "{page}");
+        assert!(page.contains("<code>/a b/c.txt</code>"), "{page}");
+        assert!(page.contains("The server says: not found."), "{page}");
+        assert!(page.contains("<a href=\"/\">Home</a> · <a href=\"/a%20b/\">Parent folder</a>"));
+        assert!(page.contains("color-scheme:light dark") && page.contains("name=\"viewport\""));
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "no external assets"
+        );
+        let folder = String::from_utf8(super::render(403, b"/a/b/", "")).unwrap();
+        assert!(
+            folder.contains("<a href=\"/a/\">Parent folder</a>"),
+            "{folder}"
+        );
+        assert!(!folder.contains("The server says"));
+        let root = String::from_utf8(super::render(500, b"/", "")).unwrap();
+        assert!(root.contains("Something went wrong") && !root.contains("Parent folder"));
+    }
+
+    #[test]
+    fn a_hostile_path_cannot_break_out_of_the_parent_link() {
+        let page = String::from_utf8(super::render(404, b"/\"><script>/x", "")).unwrap();
+        assert!(page.contains("href=\"/%22%3E%3Cscript%3E/\""), "{page}");
+        assert!(!page.contains("<script>"), "{page}");
     }
 }

@@ -92,15 +92,38 @@ fn directory_index_file_serves_index_html_for_a_folder() {
     assert_eq!(root.text(), "<html><body>home</body></html>\n");
 }
 
+/// 2001-09-09 01:46:40 UTC: a fixed modification time, so the page's stamp is known.
+const FIXED: u64 = 1_000_000_000;
+
+fn set_mtime(path: &std::path::Path, secs: u64) {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    std::fs::File::open(path).unwrap().set_modified(t).unwrap();
+}
+
+/// Every relative `href="..."` of a page (its entries and the parent), in order.
+fn hrefs(page: &str) -> Vec<String> {
+    page.split("href=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_string())
+        .filter(|h| !h.starts_with('/') && !h.starts_with('?'))
+        .collect()
+}
+
 #[test]
-fn directory_no_index_file_lists_sorted_escaped_entries_without_dotfiles() {
+fn directory_no_index_file_lists_escaped_entries_folders_first_in_natural_order() {
     let s = Server::shipped();
+    std::fs::write(s.root.join("listing/file9.txt"), "9").unwrap();
+    std::fs::write(s.root.join("listing/File10.txt"), "10").unwrap();
+    set_mtime(&s.root.join("listing/b.txt"), FIXED);
+    set_mtime(&s.root.join("listing/inner"), FIXED + 86_400);
     let r = s.get("/listing/");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
     let t = r.text();
     assert!(t.contains("<title>Index of /listing/</title>"), "{t}");
-    assert!(t.contains("<a href=\"../\">../</a>"));
+    assert!(t.contains("name=\"viewport\""), "{t}");
+    assert!(t.contains("<a href=\"/\">Home</a> /"), "{t}");
+    assert!(t.contains("<a href=\"../\">../</a>"), "{t}");
     assert!(t.contains("<a href=\"inner/\">inner/</a>"), "{t}");
     assert!(
         t.contains("<a href=\"a%20file%20%26%20%3Cmore%3E.txt\">a file &amp; &lt;more&gt;.txt</a>"),
@@ -111,21 +134,141 @@ fn directory_no_index_file_lists_sorted_escaped_entries_without_dotfiles() {
         "{t}"
     );
     assert!(!t.contains(".hidden"));
-    // Folders first, then names in order.
-    let pos = |n: &str| t.find(n).unwrap();
-    assert!(pos("inner/") < pos("a%20file") && pos("a%20file") < pos("b.txt"));
-    assert!(pos("b.txt") < pos("%C3%BC"));
-    // Sizes and dates are shown.
-    assert!(t.contains("<td>4 B</td>"), "{t}");
-    let year = format!(
-        "<td>{}-",
-        1970 + std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            / 31_557_600
+    // Folders first, then names as people read them: 9 before 10, case does not split them.
+    let pos = |n: &str| t.find(&format!("href=\"{n}")).unwrap();
+    let order = ["inner/", "a%20file", "b.txt", "file9", "File10", "%C3%BC"];
+    for w in order.windows(2) {
+        assert!(pos(w[0]) < pos(w[1]), "{} before {}: {t}", w[0], w[1]);
+    }
+    // Sizes for people with the bytes on hover; dates in UTC, said so.
+    assert!(t.contains("title=\"4 bytes\">4 B</td>"), "{t}");
+    assert!(t.contains("Modified (UTC)"), "{t}");
+    assert!(
+        t.contains("<time datetime=\"2001-09-09T01:46:40Z\">2001-09-09 01:46</time>"),
+        "{t}"
     );
-    assert!(t.contains(&year), "{t}");
+    assert!(
+        t.contains("<time datetime=\"2001-09-10T01:46:40Z\">2001-09-10 01:46</time>"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_listing_sorts_by_the_column_the_query_string_names() {
+    let s = Server::shipped();
+    std::fs::write(s.root.join("listing/big.txt"), [b'x'; 3000]).unwrap();
+    set_mtime(&s.root.join("listing/b.txt"), FIXED);
+    set_mtime(&s.root.join("listing/big.txt"), FIXED + 60);
+    let t = s.get("/listing/?sort=size&order=desc").text();
+    let pos = |n: &str| t.find(&format!("href=\"{n}")).unwrap();
+    // Folders still first; then 3000, 4 and 2 bytes (equal sizes by name).
+    let order = ["inner/", "big.txt", "b.txt", "a%20file", "%C3%BC"];
+    for w in order.windows(2) {
+        assert!(pos(w[0]) < pos(w[1]), "{} before {}: {t}", w[0], w[1]);
+    }
+    // The Size heading now reverses it; the others start their own order.
+    assert!(
+        t.contains("<a href=\"?sort=size&amp;order=asc\">Size</a> ▼"),
+        "{t}"
+    );
+    assert!(
+        t.contains("<a href=\"?sort=name&amp;order=asc\">Name</a>"),
+        "{t}"
+    );
+    let t = s.get("/listing/?sort=date&order=asc").text();
+    assert!(t.find("href=\"b.txt").unwrap() < t.find("href=\"big.txt").unwrap());
+}
+
+#[test]
+fn a_listing_comes_as_json_for_format_json_or_accept() {
+    let s = Server::shipped();
+    set_mtime(&s.root.join("listing/b.txt"), FIXED);
+    let r = s.get("/listing/?format=json");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("vary"), Some("Accept"));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(list[0]["name"], "inner");
+    assert_eq!(list[0]["type"], "directory");
+    let b = list.iter().find(|e| e["name"] == "b.txt").unwrap();
+    assert_eq!(
+        b,
+        &serde_json::json!({"name": "b.txt", "type": "file",
+            "mtime": "Sun, 09 Sep 2001 01:46:40 GMT", "size": 4})
+    );
+    assert!(!r.text().contains(".hidden"));
+    let by_accept = s.raw(
+        "GET /listing/ HTTP/1.1\r\nHost: t\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(by_accept.header("content-type"), Some("application/json"));
+    assert_eq!(by_accept.body, r.body);
+    let html = s.get("/listing/");
+    assert_eq!(html.header("vary"), Some("Accept"));
+}
+
+#[test]
+fn the_listing_cache_keeps_each_form_and_order_apart() {
+    let s = Server::start(CHAIN, "[plugins.directory_no_index_file]\ncache = 60.0\n");
+    let html = s.get("/listing/");
+    assert!(html.text().starts_with("<!DOCTYPE html>"));
+    let json = s.raw(
+        "GET /listing/ HTTP/1.1\r\nHost: t\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        json.text().starts_with("[\n{ \"name\":\"inner\""),
+        "{}",
+        json.text()
+    );
+    let desc = s.get("/listing/?sort=name&order=desc").text();
+    assert!(desc.find("href=\"b.txt").unwrap() < desc.find("href=\"a%20file").unwrap());
+    // And each is reused: a changed size does not show within the 60 s.
+    grow(&s);
+    assert_eq!(s.get("/listing/").body, html.body);
+}
+
+#[test]
+fn a_listing_leaves_out_links_that_lead_outside_the_root_or_nowhere() {
+    let s = Server::shipped();
+    let outside = s.dir.path().join("outside.txt");
+    std::fs::write(&outside, "OUTSIDE").unwrap();
+    let dir = s.root.join("listing");
+    std::os::unix::fs::symlink(&outside, dir.join("out.txt")).unwrap();
+    std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
+    std::os::unix::fs::symlink("nowhere.txt", dir.join("dangling.txt")).unwrap();
+    std::os::unix::fs::symlink("../notes.txt", dir.join("rel-in.txt")).unwrap();
+    std::os::unix::fs::symlink("../subdir", dir.join("rel-dir")).unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(dir.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t = s.get("/listing/").text();
+    for gone in ["out.txt", "etc", "dangling.txt", "pipe"] {
+        assert!(!t.contains(gone), "{gone} is listed: {t}");
+    }
+    assert!(t.contains("href=\"rel-in.txt\""), "{t}");
+    assert!(t.contains("href=\"rel-dir/\""), "{t}");
+    // Every link the page shows answers.
+    for href in hrefs(&t) {
+        let r = s.get(&format!("/listing/{href}"));
+        assert_eq!(r.status, 200, "{href} is listed but answers {}", r.status);
+    }
+}
+
+#[test]
+fn a_listed_name_that_is_not_utf8_links_to_its_real_bytes() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Server::shipped();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9 \xff.txt");
+    std::fs::write(s.root.join("listing").join(name), "latin-1\n").unwrap();
+    let t = s.get("/listing/").text();
+    let href = hrefs(&t)
+        .into_iter()
+        .find(|h| h.starts_with("caf"))
+        .unwrap_or_else(|| panic!("no link for the file: {t}"));
+    assert_eq!(href, "caf%E9%20%FF.txt");
+    let r = s.get(&format!("/listing/{href}"));
+    assert_eq!((r.status, r.text().as_str()), (200, "latin-1\n"));
 }
 
 #[test]
@@ -151,6 +294,28 @@ fn a_cached_listing_shows_added_and_removed_entries_at_once() {
     assert!(s.get("/listing/").text().contains("new.txt"));
     std::fs::remove_file(s.root.join("listing/b.txt")).unwrap();
     assert!(!s.get("/listing/").text().contains("b.txt"));
-    let off = Server::start(CHAIN, "[plugins.directory_no_index_file]\ncache = 0\n");
-    assert!(off.get("/listing/").text().contains("b.txt"));
+}
+
+/// Rewrite a file in place with 2,000 bytes: its size changes, its folder does not.
+fn grow(s: &Server) {
+    std::fs::write(s.root.join("listing/b.txt"), [b'x'; 2000]).unwrap();
+}
+
+#[test]
+fn a_listing_is_reused_while_its_folder_is_unchanged() {
+    let s = Server::start(CHAIN, "[plugins.directory_no_index_file]\ncache = 60.0\n");
+    assert!(s.get("/listing/").text().contains(">4 B</td>"));
+    grow(&s);
+    // Within the 60 s the page rendered before is sent again, with the old size.
+    let t = s.get("/listing/").text();
+    assert!(t.contains(">4 B</td>") && !t.contains("2.0 KiB"), "{t}");
+}
+
+#[test]
+fn with_the_listing_cache_off_a_changed_size_shows_at_once() {
+    let s = Server::start(CHAIN, "[plugins.directory_no_index_file]\ncache = 0\n");
+    assert!(s.get("/listing/").text().contains(">4 B</td>"));
+    grow(&s);
+    let t = s.get("/listing/").text();
+    assert!(t.contains("2.0 KiB") && !t.contains(">4 B</td>"), "{t}");
 }

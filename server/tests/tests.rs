@@ -5,12 +5,16 @@ mod support;
 
 /// The start-up banner: plain through a pipe, coloured on a terminal.
 mod banner;
+/// What a person sees, in headless Chromium (skipped without it).
+mod browser;
 /// One module per case, in chain order.
 mod cases;
 /// CGI/1.1 (RFC 3875) through the cgi_file plugin.
 mod cgi;
 /// The chain comes from server.toml: reordering, drop-in plugins, the C plugin.
 mod chain;
+/// Dotfiles and dot-folders answer 404 as if absent; the listing agrees.
+mod hidden_files;
 /// HTTP/1.1 semantics every case gets from the host (RFC 9110 / RFC 9112).
 mod http;
 /// Limits and timeouts: each is hit, then a normal request still succeeds.

@@ -1,5 +1,6 @@
 //! Case `always_fail`: the catch-all at the end of the chain (the chapter's `case_always_fail`).
 
+use plugin_api::helpers::error_status;
 use plugin_api::{Case, Host, Outcome, Request, Response, Settings};
 use serde::Deserialize;
 use std::ffi::CStr;
@@ -27,13 +28,9 @@ impl Case for AlwaysFail {
 
     fn create(_host: Host, settings: Settings) -> Result<Self, String> {
         let c: Conf = settings.parse()?;
-        if !(400..=599).contains(&c.status) {
-            return Err(format!(
-                "status = {} is not an error status (400-599)",
-                c.status
-            ));
-        }
-        Ok(AlwaysFail { status: c.status })
+        Ok(AlwaysFail {
+            status: error_status(c.status)?,
+        })
     }
 
     fn test(&self, _req: &Request) -> bool {

@@ -3,6 +3,7 @@
 
 mod cgi;
 
+use plugin_api::helpers::{seconds, Seconds};
 use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -89,12 +90,8 @@ impl Case for CgiFile {
                 return Err(format!("dirs: {d:?} must start with '/'"));
             }
         }
-        if c.timeout <= 0.0 || !c.timeout.is_finite() {
-            return Err(format!(
-                "timeout = {} must be a positive number of seconds",
-                c.timeout
-            ));
-        }
+        let timeout = seconds("timeout", c.timeout, Seconds::Positive)?;
+        let queue_timeout = seconds("queue_timeout", c.queue_timeout, Seconds::ZeroOrMore)?;
         for ext in &c.anywhere {
             if !ext.starts_with('.') || ext.len() < 2 {
                 return Err(format!(
@@ -124,9 +121,9 @@ impl Case for CgiFile {
                 .map(|d| if d.ends_with('/') { d } else { format!("{d}/") })
                 .collect(),
             anywhere: c.anywhere,
-            timeout: Duration::from_secs_f64(c.timeout),
+            timeout,
             max_running: c.max_running.max(1),
-            queue_timeout: Duration::from_secs_f64(c.queue_timeout),
+            queue_timeout,
             running: Mutex::new(0),
             freed: Condvar::new(),
             env: c.env,

@@ -2,7 +2,7 @@
 //! chapter's `case_directory_no_index_file`, with its `list_dir` bug fixed and names escaped).
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
-use plugin_api::helpers::{html_escape, index_path};
+use plugin_api::helpers::{html_escape, index_path, seconds, Seconds};
 use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -201,11 +201,8 @@ impl Case for DirectoryNoIndexFile {
 
     fn create(_host: Host, settings: Settings) -> Result<Self, String> {
         let c: Conf = settings.parse()?;
-        if !(c.cache >= 0.0 && c.cache.is_finite()) {
-            return Err(format!("cache = {} must be zero or more seconds", c.cache));
-        }
         Ok(DirectoryNoIndexFile {
-            ttl: Duration::from_secs_f64(c.cache),
+            ttl: seconds("cache", c.cache, Seconds::ZeroOrMore)?,
             pages: Mutex::new(HashMap::new()),
         })
     }

@@ -1,5 +1,6 @@
 //! Case `no_file`: the path does not exist, so answer 404 (the chapter's `case_no_file`).
 
+use plugin_api::helpers::error_status;
 use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
 use serde::Deserialize;
 use std::ffi::CStr;
@@ -27,13 +28,9 @@ impl Case for NoFile {
 
     fn create(_host: Host, settings: Settings) -> Result<Self, String> {
         let c: Conf = settings.parse()?;
-        if !(400..=599).contains(&c.status) {
-            return Err(format!(
-                "status = {} is not an error status (400-599)",
-                c.status
-            ));
-        }
-        Ok(NoFile { status: c.status })
+        Ok(NoFile {
+            status: error_status(c.status)?,
+        })
     }
 
     fn test(&self, req: &Request) -> bool {

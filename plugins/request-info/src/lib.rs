@@ -1,14 +1,14 @@
 //! Example case `request_info`: the chapter's "Displaying Values" page (date and time, client
 //! host and port, method, path) plus the request headers, mounted under a prefix.
 
-use plugin_api::helpers::html_escape;
+use plugin_api::helpers::{html_escape, Prefix};
 use plugin_api::{Case, Host, Outcome, Request, Response, Settings};
 use serde::Deserialize;
 use std::ffi::CStr;
 
 /// Show what the server knows about the request.
 pub struct RequestInfo {
-    prefix: String,
+    prefix: Prefix,
 }
 
 #[derive(Deserialize)]
@@ -36,20 +36,13 @@ impl Case for RequestInfo {
 
     fn create(_host: Host, settings: Settings) -> Result<Self, String> {
         let c: Conf = settings.parse()?;
-        if !c.prefix.starts_with('/') {
-            return Err(format!("prefix = {:?} must start with '/'", c.prefix));
-        }
         Ok(RequestInfo {
-            prefix: c.prefix.trim_end_matches('/').to_string(),
+            prefix: Prefix::new(&c.prefix)?,
         })
     }
 
     fn test(&self, req: &Request) -> bool {
-        let path = req.path();
-        path == self.prefix
-            || path
-                .strip_prefix(&self.prefix)
-                .is_some_and(|r| r.starts_with('/'))
+        self.prefix.matches(&req.path())
     }
 
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome {

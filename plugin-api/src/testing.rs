@@ -418,6 +418,63 @@ impl<T: Case> TestCase<T> {
     }
 }
 
+/// A fresh folder to serve as a document root, removed on drop. Its path is canonical, as
+/// the server's root is.
+pub struct TempRoot {
+    path: PathBuf,
+}
+
+impl TempRoot {
+    /// Create an empty folder under the system's temporary folder.
+    pub fn new() -> TempRoot {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let name = format!("case-test-{}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temporary root");
+        let path = path
+            .canonicalize()
+            .expect("canonicalize the temporary root");
+        TempRoot { path }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write a file at `rel` (parents created) and return its full path.
+    pub fn file(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("create the file's folder");
+        }
+        std::fs::write(&p, contents).expect("write the file");
+        p
+    }
+
+    /// Create a folder at `rel` (parents too) and return its full path.
+    pub fn dir(&self, rel: &str) -> PathBuf {
+        let p = self.path.join(rel);
+        std::fs::create_dir_all(&p).expect("create the folder");
+        p
+    }
+}
+
+impl Default for TempRoot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,18 +575,15 @@ mod tests {
 
     #[test]
     fn the_kind_is_read_from_disk_unless_set() {
-        let here = env!("CARGO_MANIFEST_DIR");
+        let root = TempRoot::new();
+        root.file("f.txt", "x");
+        root.dir("d");
         let case = echo();
-        let file = TestRequest::get("/Cargo.toml").root(here);
-        assert!(case.act(&file).text().contains("kind=File"));
-        assert!(case
-            .act(&TestRequest::get("/src").root(here))
-            .text()
-            .contains("kind=Dir"));
-        assert!(case
-            .act(&TestRequest::get("/nope"))
-            .text()
-            .contains("kind=Missing"));
+        let kind_of = |req: TestRequest| case.act(&req.root(root.path())).text();
+        assert!(kind_of(TestRequest::get("/f.txt")).contains("kind=File"));
+        assert!(kind_of(TestRequest::get("/d/")).contains("kind=Dir"));
+        assert!(kind_of(TestRequest::get("/nope")).contains("kind=Missing"));
+        assert!(kind_of(TestRequest::get("/nope").kind(Kind::Dir)).contains("kind=Dir"));
     }
 
     #[test]

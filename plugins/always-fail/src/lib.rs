@@ -43,3 +43,36 @@ impl Case for AlwaysFail {
 }
 
 plugin_api::export_case!(AlwaysFail);
+
+#[cfg(test)]
+mod tests {
+    use super::AlwaysFail;
+    use plugin_api::testing::{TestCase, TestRequest};
+    use plugin_api::Kind;
+
+    #[test]
+    fn test_is_true_for_anything() {
+        let case = TestCase::<AlwaysFail>::create("{}").unwrap();
+        assert!(case.test(&TestRequest::get("/")));
+        assert!(case.test(&TestRequest::new("DELETE", "/x").kind(Kind::Other)));
+    }
+
+    #[test]
+    fn act_answers_500_unknown_object_unless_configured() {
+        let case = TestCase::<AlwaysFail>::create("{}").unwrap();
+        let answer = case.act(&TestRequest::get("/x").kind(Kind::Other));
+        assert_eq!(answer.error, Some((500, "unknown object".to_string())));
+        let case = TestCase::<AlwaysFail>::create(r#"{"status": 403}"#).unwrap();
+        assert_eq!(
+            case.act(&TestRequest::get("/x")).error.map(|e| e.0),
+            Some(403)
+        );
+    }
+
+    #[test]
+    fn settings_refuse_a_non_error_status_and_unknown_keys() {
+        assert!(TestCase::<AlwaysFail>::create(r#"{"status": 301}"#).is_err());
+        let err = TestCase::<AlwaysFail>::create(r#"{"stauts": 500}"#).err();
+        assert!(err.is_some_and(|e| e.contains("unknown field `stauts`")));
+    }
+}

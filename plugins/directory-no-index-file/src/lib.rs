@@ -314,3 +314,6 @@ mod tests {
         assert!(!render("/", &[]).contains("../"));
     }
 }
+
+#[cfg(test)]
+mod case_tests;

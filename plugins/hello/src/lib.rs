@@ -47,3 +47,43 @@ impl Case for Hello {
 }
 
 plugin_api::export_case!(Hello);
+
+#[cfg(test)]
+mod tests {
+    use super::{Hello, PAGE};
+    use plugin_api::testing::{TestCase, TestRequest};
+
+    #[test]
+    fn test_matches_the_prefix_and_below_only() {
+        let case = TestCase::<Hello>::create("{}").unwrap();
+        assert!(case.test(&TestRequest::get("/hello")));
+        assert!(case.test(&TestRequest::get("/hello/there")));
+        assert!(!case.test(&TestRequest::get("/helloworld")));
+        assert!(!case.test(&TestRequest::get("/")));
+    }
+
+    #[test]
+    fn act_writes_the_page_as_html() {
+        let case = TestCase::<Hello>::create("{}").unwrap();
+        let answer = case.act(&TestRequest::get("/hello"));
+        assert_eq!(answer.status, 200);
+        assert_eq!(
+            answer.header("Content-Type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(answer.body, PAGE);
+        assert!(answer.text().contains("Hello, web!"));
+    }
+
+    #[test]
+    fn the_prefix_is_configurable_and_must_start_with_a_slash() {
+        let case = TestCase::<Hello>::create(r#"{"prefix": "/greet/"}"#).unwrap();
+        assert!(case.test(&TestRequest::get("/greet")));
+        assert!(!case.test(&TestRequest::get("/hello")));
+        let err = TestCase::<Hello>::create(r#"{"prefix": "greet"}"#).err();
+        assert_eq!(
+            err.as_deref(),
+            Some("prefix = \"greet\" must start with '/'")
+        );
+    }
+}

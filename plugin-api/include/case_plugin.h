@@ -103,6 +103,7 @@ typedef struct wp_error_sink {
     void (*set)(void *ctx, const uint8_t *msg, size_t len);
 } wp_error_sink;
 
+/* Lent to one instance by create: valid until its destroy returns (or create refuses). */
 typedef struct wp_host {
     uint32_t struct_size;
     uint32_t abi_major;

@@ -69,6 +69,30 @@ pub struct WpHeader {
     pub value: WpStr,
 }
 
+/// The string fields of a [`WpRequest`], numbered in declaration order (hosts and the
+/// testing kit keep one buffer per field, indexed by this).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// `method`.
+    Method = 0,
+    /// `target`.
+    Target,
+    /// `path`.
+    Path,
+    /// `query`.
+    Query,
+    /// `version`.
+    Version,
+    /// `client_addr`.
+    ClientAddr,
+    /// `server_addr`.
+    ServerAddr,
+    /// `root`.
+    Root,
+    /// `fs_path`.
+    FsPath,
+}
+
 /// The request, borrowed for the duration of one `test` or `act` call.
 #[repr(C)]
 pub struct WpRequest {
@@ -160,7 +184,8 @@ pub struct WpErrorSink {
     pub set: extern "C" fn(ctx: *mut c_void, msg: *const u8, len: usize),
 }
 
-/// Services the host lends a plugin for its whole life (passed to `create`).
+/// Services the host lends an instance (passed to `create`): valid until that instance's
+/// `destroy` returns (or `create` refuses), then freed. Keep no pointer to it past that.
 #[repr(C)]
 pub struct WpHost {
     /// `sizeof(wp_host)` as the host built it.

@@ -1,6 +1,11 @@
-//! The `extern "C"` shims behind `export_case!`: null checks, `catch_unwind`, poisoning.
+//! The unsafe edge of plugin-api: the `extern "C"` shims behind `export_case!` (null checks,
+//! `catch_unwind`, poisoning), the views of what the host lends, and the in-process host
+//! that `crate::testing` drives.
 //!
-//! This module and the server's plugin loader are the only places with `unsafe` code.
+//! This module and the server's plugin loader are the only places with `unsafe` code. No
+//! safe public function here reads through a pointer a caller could forge: the views are
+//! crate-private with `unsafe` constructors, and the shims are reachable only through the
+//! descriptor's raw pointer.
 #![allow(unsafe_code)]
 
 use crate::abi::*;
@@ -8,6 +13,7 @@ use crate::{Case, Outcome, Request, Response, Settings};
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Export a [`Case`] type as this library's `wp_plugin_v1` entry symbol.
 #[macro_export]
@@ -22,21 +28,48 @@ macro_rules! export_case {
     };
 }
 
-/// Services the host lends the plugin for its lifetime (logging). Cheap to copy.
-#[derive(Clone, Copy)]
+/// Services the host lends the plugin (logging), valid while the instance lives. Cheap to
+/// clone; a clone kept past the instance (in a thread, a static) logs nothing, because the
+/// host frees its table once `destroy` has run.
+#[derive(Clone)]
 pub struct Host {
-    raw: *const WpHost,
+    cell: Arc<HostCell>,
 }
 
-// SAFETY: the host table is immutable and outlives every instance; the host's `log` is
-// thread-safe.
-unsafe impl Send for Host {}
-unsafe impl Sync for Host {}
+/// The host's table, until the instance it was lent to is destroyed.
+struct HostCell {
+    raw: RwLock<*const WpHost>,
+}
+
+// SAFETY: the table behind the pointer is immutable and the host's `log` is thread-safe; the
+// pointer is read only under the lock that `revoke` takes before the host frees the table.
+unsafe impl Send for HostCell {}
+unsafe impl Sync for HostCell {}
 
 impl Host {
+    fn new(raw: *const WpHost) -> Host {
+        Host {
+            cell: Arc::new(HostCell {
+                raw: RwLock::new(raw),
+            }),
+        }
+    }
+
     /// Write one line to the server log, tagged with this plugin's name.
     pub fn log(&self, level: crate::Level, msg: &str) {
-        host_log(self.raw, level as u32, msg.as_bytes());
+        let raw = self.cell.raw.read().unwrap_or_else(|e| e.into_inner());
+        if raw.is_null() {
+            return;
+        }
+        // SAFETY: a non-NULL pointer is the table the host passed to `create`, which it frees
+        // only after `destroy` returns; `destroy` revokes it (under the write lock) first.
+        let h = unsafe { &**raw };
+        (h.log)(*raw, level as u32, msg.as_ptr(), msg.len());
+    }
+
+    /// Forget the table: every clone logs nothing from now on.
+    fn revoke(&self) {
+        *self.cell.raw.write().unwrap_or_else(|e| e.into_inner()) = std::ptr::null();
     }
 }
 
@@ -78,17 +111,15 @@ struct Instance<T> {
 }
 
 impl<T> Instance<T> {
-    fn poison(&self, host_log: Option<Host>, what: &str) {
+    fn poison(&self, host: &Host, what: &str) {
         self.poisoned.store(true, Ordering::SeqCst);
-        if let Some(h) = host_log {
-            h.log(
-                crate::Level::Error,
-                &format!(
-                    "plugin {:?} panicked in {what}; its test() is false from now on",
-                    self.name
-                ),
-            );
-        }
+        host.log(
+            crate::Level::Error,
+            &format!(
+                "plugin {:?} panicked in {what}; its test() is false from now on",
+                self.name
+            ),
+        );
     }
 }
 
@@ -97,33 +128,73 @@ struct Boxed<T> {
     host: Host,
 }
 
-/// Borrow a `WpStr` as bytes (the host guarantees `ptr` is valid for `len` bytes).
-pub fn str_bytes(s: &WpStr) -> &[u8] {
+// ---------------------------------------------------------------------------------------
+// Borrowed views of what the host lends for one call.
+
+/// A `wp_request` whose strings and headers were promised readable for `'a`. Its only
+/// constructor is `unsafe`, so safe code cannot aim it at forged pointers.
+#[derive(Clone, Copy)]
+pub(crate) struct RawRequest<'a>(&'a WpRequest);
+
+impl<'a> RawRequest<'a> {
+    /// # Safety
+    /// Every `WpStr` in `raw` must be NULL or point at `len` readable bytes, and `headers`
+    /// must be NULL or point at `header_count` such headers, all unchanged for `'a`.
+    pub(crate) unsafe fn new(raw: &'a WpRequest) -> Self {
+        RawRequest(raw)
+    }
+
+    /// The plain (non-pointer) fields.
+    pub(crate) fn plain(&self) -> &'a WpRequest {
+        self.0
+    }
+
+    /// One string field, as bytes.
+    pub(crate) fn bytes(&self, f: Field) -> &'a [u8] {
+        let r = self.0;
+        let s = match f {
+            Field::Method => &r.method,
+            Field::Target => &r.target,
+            Field::Path => &r.path,
+            Field::Query => &r.query,
+            Field::Version => &r.version,
+            Field::ClientAddr => &r.client_addr,
+            Field::ServerAddr => &r.server_addr,
+            Field::Root => &r.root,
+            Field::FsPath => &r.fs_path,
+        };
+        // SAFETY: `new`'s contract covers every string of the request.
+        unsafe { str_bytes(s) }
+    }
+
+    /// The headers in arrival order, as (name, value).
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        let r = self.0;
+        let list: &'a [WpHeader] = if r.headers.is_null() || r.header_count == 0 {
+            &[]
+        } else {
+            // SAFETY: `new`'s contract: `header_count` headers at `headers`, valid for 'a.
+            unsafe { std::slice::from_raw_parts(r.headers, r.header_count) }
+        };
+        // SAFETY: `new`'s contract covers the headers' strings too.
+        list.iter()
+            .map(|h| unsafe { (str_bytes(&h.name), str_bytes(&h.value)) })
+    }
+}
+
+/// Borrow a `WpStr` as bytes.
+///
+/// # Safety
+/// `s.ptr` must be NULL or point at `s.len` bytes readable for `'a`.
+unsafe fn str_bytes<'a>(s: &WpStr) -> &'a [u8] {
     if s.ptr.is_null() || s.len == 0 {
         return &[];
     }
-    // SAFETY: the host passes `len` readable bytes at `ptr`, valid for the call.
-    unsafe { std::slice::from_raw_parts(s.ptr, s.len) }
+    std::slice::from_raw_parts(s.ptr, s.len)
 }
 
-/// Borrow the header array of a request.
-pub fn header_slice(r: &WpRequest) -> &[WpHeader] {
-    if r.headers.is_null() || r.header_count == 0 {
-        return &[];
-    }
-    // SAFETY: the host passes `header_count` headers at `headers`, valid for the call.
-    unsafe { std::slice::from_raw_parts(r.headers, r.header_count) }
-}
-
-/// Call the host's log function.
-fn host_log(host: *const WpHost, level: u32, msg: &[u8]) {
-    if host.is_null() {
-        return;
-    }
-    // SAFETY: the host table outlives every instance (the host never frees it).
-    let h = unsafe { &*host };
-    (h.log)(host, level, msg.as_ptr(), msg.len());
-}
+// ---------------------------------------------------------------------------------------
+// The entry points behind the descriptor.
 
 extern "C" fn create<T: Case>(
     host: *const WpHost,
@@ -138,6 +209,7 @@ extern "C" fn create<T: Case>(
             (e.set)(e.ctx, msg.as_ptr(), msg.len());
         }
     };
+    let host = Host::new(host);
     let result = catch_unwind(AssertUnwindSafe(|| {
         let bytes = if cfg.is_null() {
             &b"{}"[..]
@@ -146,23 +218,24 @@ extern "C" fn create<T: Case>(
             unsafe { std::slice::from_raw_parts(cfg, cfg_len) }
         };
         let json = std::str::from_utf8(bytes).map_err(|_| "settings are not UTF-8".to_string())?;
-        let host = Host { raw: host };
-        T::create(host, Settings::new(json)).map(|case| Boxed {
+        T::create(host.clone(), Settings::new(json)).map(|case| Boxed {
             inst: Instance {
                 case,
                 poisoned: AtomicBool::new(false),
                 name: T::NAME,
             },
-            host,
+            host: host.clone(),
         })
     }));
     match result {
         Ok(Ok(b)) => Box::into_raw(Box::new(b)) as *mut c_void,
         Ok(Err(msg)) => {
+            host.revoke();
             report(&msg);
             std::ptr::null_mut()
         }
         Err(_) => {
+            host.revoke();
             report("the plugin panicked while reading its settings");
             std::ptr::null_mut()
         }
@@ -175,7 +248,10 @@ extern "C" fn destroy<T: Case>(inst: *mut c_void) {
     }
     // SAFETY: `inst` came from `create::<T>` and the host destroys it once.
     let b = unsafe { Box::from_raw(inst as *mut Boxed<T>) };
+    let host = b.host.clone();
     let _ = catch_unwind(AssertUnwindSafe(move || drop(b)));
+    // The host frees its table when this returns; clones the case kept must not reach it.
+    host.revoke();
 }
 
 fn instance<'a, T>(inst: *mut c_void) -> Option<&'a Boxed<T>> {
@@ -194,12 +270,12 @@ extern "C" fn test<T: Case>(inst: *mut c_void, req: *const WpRequest) -> u8 {
     if req.is_null() || b.inst.poisoned.load(Ordering::Relaxed) {
         return 0;
     }
-    // SAFETY: the request is valid for the duration of the call.
-    let req = Request::from_raw(unsafe { &*req });
+    // SAFETY: the host lends a valid request for the duration of the call.
+    let req = Request::new(unsafe { RawRequest::new(&*req) });
     match catch_unwind(AssertUnwindSafe(|| b.inst.case.test(&req))) {
         Ok(yes) => yes as u8,
         Err(_) => {
-            b.inst.poison(Some(b.host), "test");
+            b.inst.poison(&b.host, "test");
             0
         }
     }
@@ -216,15 +292,15 @@ extern "C" fn act<T: Case>(
     if req.is_null() || resp.is_null() {
         return WP_ERROR;
     }
-    // SAFETY: both are valid for the duration of the call.
-    let (req, resp) = unsafe { (Request::from_raw(&*req), &*resp) };
-    let mut resp = Response::from_raw(resp);
+    // SAFETY: the host lends both, valid, for the duration of the call.
+    let (req, resp) = unsafe { (Request::new(RawRequest::new(&*req)), &*resp) };
+    let mut resp = Response::new(resp);
     match catch_unwind(AssertUnwindSafe(|| b.inst.case.act(&req, &mut resp))) {
         Ok(Outcome::Done) => WP_DONE,
         Ok(Outcome::Declined) => WP_DECLINED,
         Ok(Outcome::Error) => WP_ERROR,
         Err(_) => {
-            b.inst.poison(Some(b.host), "act");
+            b.inst.poison(&b.host, "act");
             WP_ERROR
         }
     }
@@ -239,5 +315,347 @@ pub unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a CStr> {
         None
     } else {
         Some(CStr::from_ptr(p))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// An in-process host for `crate::testing`: it calls a case through its descriptor, exactly
+// as the server does, with a request and a response built here.
+
+/// The host's side of a `wp_response`: it receives a case's response calls (`false` or a
+/// negative count: refused). The server and `crate::testing` implement it, and
+/// [`lend_response`] turns it into the C table a case calls.
+pub trait ResponseSink {
+    /// `set_status`.
+    fn set_status(&mut self, status: u16) -> bool;
+    /// `add_header`.
+    fn add_header(&mut self, name: &[u8], value: &[u8]) -> bool;
+    /// `write`; empty `data` asks for a flush.
+    fn write(&mut self, data: &[u8]) -> bool;
+    /// `send_file`.
+    fn send_file(&mut self, path: &[u8]) -> bool;
+    /// `send_error`.
+    fn send_error(&mut self, status: u16, message: &[u8]) -> bool;
+    /// `read_body`: bytes copied into `buf`, 0 at the end, -1 on failure.
+    fn read_body(&mut self, buf: &mut [u8]) -> isize;
+    /// `redirect`.
+    fn redirect(&mut self, target: &[u8]) -> bool;
+}
+
+/// Lend `sink` to a case as a `wp_response` table for the duration of `f`.
+///
+/// # Safety
+/// The table's `ctx` points into this call's frame and its callbacks dereference it: `f`
+/// must not keep the table, its `ctx` or its callbacks past its return (pass it to the
+/// case's `act` and nothing else).
+pub unsafe fn lend_response<R>(sink: &mut dyn ResponseSink, f: impl FnOnce(&WpResponse) -> R) -> R {
+    let mut fat: &mut dyn ResponseSink = sink;
+    let resp = WpResponse {
+        struct_size: std::mem::size_of::<WpResponse>() as u32,
+        reserved: 0,
+        ctx: &mut fat as *mut &mut dyn ResponseSink as *mut c_void,
+        set_status: cb_status,
+        add_header: cb_header,
+        write: cb_write,
+        send_file: cb_send_file,
+        send_error: cb_error,
+        read_body: cb_read_body,
+        redirect: cb_redirect,
+    };
+    f(&resp)
+}
+
+fn sink<'a>(ctx: *mut c_void) -> Option<&'a mut dyn ResponseSink> {
+    if ctx.is_null() {
+        return None;
+    }
+    // SAFETY: `ctx` is the `&mut dyn ResponseSink` in `lend_response`'s frame, alive while
+    // the case's `act` runs (its contract).
+    Some(unsafe { *(ctx as *mut &mut dyn ResponseSink) })
+}
+
+fn lent<'a>(p: *const u8, len: usize) -> Option<&'a [u8]> {
+    if p.is_null() {
+        return (len == 0).then_some(&[][..]);
+    }
+    // SAFETY: the case passes `len` readable bytes at `p` for the duration of the call.
+    Some(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+fn rc(ok: bool) -> i32 {
+    if ok {
+        0
+    } else {
+        -1
+    }
+}
+
+extern "C" fn cb_status(ctx: *mut c_void, status: u16) -> i32 {
+    rc(sink(ctx).is_some_and(|s| s.set_status(status)))
+}
+
+extern "C" fn cb_header(ctx: *mut c_void, n: *const u8, nl: usize, v: *const u8, vl: usize) -> i32 {
+    match (sink(ctx), lent(n, nl), lent(v, vl)) {
+        (Some(s), Some(n), Some(v)) => rc(s.add_header(n, v)),
+        _ => -1,
+    }
+}
+
+/// One callback taking a sink and a lent byte string.
+fn with_bytes(
+    ctx: *mut c_void,
+    p: *const u8,
+    len: usize,
+    f: impl FnOnce(&mut dyn ResponseSink, &[u8]) -> bool,
+) -> i32 {
+    match (sink(ctx), lent(p, len)) {
+        (Some(s), Some(d)) => rc(f(s, d)),
+        _ => -1,
+    }
+}
+
+extern "C" fn cb_write(ctx: *mut c_void, p: *const u8, len: usize) -> i32 {
+    with_bytes(ctx, p, len, |s, d| s.write(d))
+}
+
+extern "C" fn cb_send_file(ctx: *mut c_void, p: *const u8, len: usize) -> i32 {
+    with_bytes(ctx, p, len, |s, d| s.send_file(d))
+}
+
+extern "C" fn cb_error(ctx: *mut c_void, status: u16, p: *const u8, len: usize) -> i32 {
+    with_bytes(ctx, p, len, |s, d| s.send_error(status, d))
+}
+
+extern "C" fn cb_redirect(ctx: *mut c_void, p: *const u8, len: usize) -> i32 {
+    with_bytes(ctx, p, len, |s, d| s.redirect(d))
+}
+
+extern "C" fn cb_read_body(ctx: *mut c_void, p: *mut u8, cap: usize) -> isize {
+    let Some(s) = sink(ctx) else { return -1 };
+    if p.is_null() {
+        return if cap == 0 { 0 } else { -1 };
+    }
+    // SAFETY: the case passes a writable buffer of `cap` bytes for the duration of the call.
+    let buf = unsafe { std::slice::from_raw_parts_mut(p, cap) };
+    s.read_body(buf)
+}
+
+/// A request's fields for `Loaded::test`/`act`, laid out by `CRequest`.
+pub(crate) struct RequestParts<'a> {
+    /// Indexed by `Field`.
+    pub strings: [&'a [u8]; 9],
+    pub headers: &'a [(Vec<u8>, Vec<u8>)],
+    pub fs_kind: u32,
+    pub body_len: u64,
+    pub client_port: u16,
+    pub server_port: u16,
+}
+
+/// A `wp_request` and the buffers it points into: every string NUL-terminated, as the host
+/// lends them.
+struct CRequest {
+    raw: WpRequest,
+    _arena: Vec<u8>,
+    _headers: Vec<WpHeader>,
+}
+
+impl CRequest {
+    fn new(p: &RequestParts) -> CRequest {
+        let mut arena = Vec::new();
+        let mut spans = Vec::new();
+        let mut push = |b: &[u8]| {
+            spans.push((arena.len(), b.len()));
+            arena.extend_from_slice(b);
+            arena.push(0);
+        };
+        for s in &p.strings {
+            push(s);
+        }
+        for (n, v) in p.headers {
+            push(n);
+            push(v);
+        }
+        // The arena is complete: pointers into it stay valid while it is not touched.
+        let at = |i: usize| WpStr {
+            ptr: arena.as_ptr().wrapping_add(spans[i].0),
+            len: spans[i].1,
+        };
+        let headers: Vec<WpHeader> = (0..p.headers.len())
+            .map(|h| WpHeader {
+                name: at(9 + 2 * h),
+                value: at(10 + 2 * h),
+            })
+            .collect();
+        let field = |f: Field| at(f as usize);
+        let raw = WpRequest {
+            struct_size: std::mem::size_of::<WpRequest>() as u32,
+            fs_kind: p.fs_kind,
+            method: field(Field::Method),
+            target: field(Field::Target),
+            path: field(Field::Path),
+            query: field(Field::Query),
+            version: field(Field::Version),
+            headers: headers.as_ptr(),
+            header_count: headers.len(),
+            client_addr: field(Field::ClientAddr),
+            server_addr: field(Field::ServerAddr),
+            root: field(Field::Root),
+            fs_path: field(Field::FsPath),
+            body_len: p.body_len,
+            client_port: p.client_port,
+            server_port: p.server_port,
+            reserved: 0,
+        };
+        CRequest {
+            raw,
+            _arena: arena,
+            _headers: headers,
+        }
+    }
+}
+
+/// The host table lent to a case under test; its `ctx` is the log it records into.
+struct TestHost {
+    raw: WpHost,
+    log: Mutex<Vec<(u32, String)>>,
+}
+
+extern "C" fn test_log(host: *const WpHost, level: u32, msg: *const u8, len: usize) {
+    if host.is_null() || msg.is_null() {
+        return;
+    }
+    // SAFETY: `host` is the `raw` of a live boxed `TestHost` (its first field, `ctx` points
+    // at its `log`); `msg` has `len` bytes for this call.
+    let (log, text) = unsafe {
+        let log = &*((*host).ctx as *const Mutex<Vec<(u32, String)>>);
+        (log, std::slice::from_raw_parts(msg, len))
+    };
+    let line = (level, String::from_utf8_lossy(text).into_owned());
+    log.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+}
+
+/// Lend `out` to a plugin's `create` as a `wp_error_sink` for the duration of `f`: the
+/// message `create` reports lands in `out`.
+///
+/// # Safety
+/// The sink's `ctx` points at `out` and its `set` dereferences it: `f` must not keep the
+/// sink, its `ctx` or `set` past its return (pass it to `create` and nothing else).
+pub unsafe fn lend_error_sink<R>(out: &mut String, f: impl FnOnce(&WpErrorSink) -> R) -> R {
+    let sink = WpErrorSink {
+        ctx: out as *mut String as *mut c_void,
+        set: err_set,
+    };
+    f(&sink)
+}
+
+extern "C" fn err_set(ctx: *mut c_void, msg: *const u8, len: usize) {
+    if ctx.is_null() || msg.is_null() {
+        return;
+    }
+    // SAFETY: `ctx` is the `String` lent by `lend_error_sink`, alive during `create`;
+    // `msg` has `len` bytes for this call.
+    unsafe {
+        let s = &mut *(ctx as *mut String);
+        *s = String::from_utf8_lossy(std::slice::from_raw_parts(msg, len)).into_owned();
+    }
+}
+
+/// A `TestHost` on the heap, held by raw pointer so that moving its owner leaves the
+/// pointers the instance keeps valid; freed on drop.
+struct HostAlloc(*mut TestHost);
+
+impl HostAlloc {
+    fn new() -> HostAlloc {
+        let raw = Box::into_raw(Box::new(TestHost {
+            raw: WpHost {
+                struct_size: std::mem::size_of::<WpHost>() as u32,
+                abi_major: ABI_MAJOR,
+                abi_minor: ABI_MINOR,
+                reserved: 0,
+                log: test_log,
+                ctx: std::ptr::null_mut(),
+            },
+            log: Mutex::new(Vec::new()),
+        }));
+        // SAFETY: `raw` was just allocated; `ctx` points at its own `log`, freed with it.
+        unsafe { (*raw).raw.ctx = std::ptr::addr_of_mut!((*raw).log) as *mut c_void };
+        HostAlloc(raw)
+    }
+
+    fn table(&self) -> *const WpHost {
+        // SAFETY: `self.0` is live until drop; no reference is made.
+        unsafe { std::ptr::addr_of!((*self.0).raw) }
+    }
+
+    fn get(&self) -> &TestHost {
+        // SAFETY: `self.0` is live until drop and only read through shared references.
+        unsafe { &*self.0 }
+    }
+}
+
+impl Drop for HostAlloc {
+    fn drop(&mut self) {
+        // SAFETY: made by `Box::into_raw` in `new`, freed once, here.
+        drop(unsafe { Box::from_raw(self.0) });
+    }
+}
+
+/// One case created through its descriptor, as the server loads it; destroyed on drop,
+/// before its host table is freed (field order).
+pub(crate) struct Loaded {
+    desc: Descriptor,
+    inst: *mut c_void,
+    host: HostAlloc,
+}
+
+impl Loaded {
+    /// Call the descriptor's `create` with `settings` (JSON); `Err` is the refusal message.
+    pub(crate) fn create<T: Case>(settings: &str) -> Result<Loaded, String> {
+        let desc = Descriptor::of::<T>();
+        let host = HostAlloc::new();
+        let mut err = String::new();
+        let create = desc.0.create.ok_or("the descriptor has no create")?;
+        let (cfg, len) = (settings.as_ptr(), settings.len());
+        // SAFETY: the sink goes to `create` only, which uses it during the call.
+        let inst = unsafe { lend_error_sink(&mut err, |e| create(host.table(), cfg, len, e)) };
+        if inst.is_null() {
+            return Err(err);
+        }
+        Ok(Loaded { desc, inst, host })
+    }
+
+    /// The descriptor's `test`.
+    pub(crate) fn test(&self, req: &RequestParts) -> bool {
+        let c = CRequest::new(req);
+        self.desc.0.test.is_some_and(|t| t(self.inst, &c.raw) != 0)
+    }
+
+    /// The descriptor's `act`, with response calls going to `sink`; the `WP_*` result.
+    pub(crate) fn act(&self, req: &RequestParts, sink: &mut dyn ResponseSink) -> i32 {
+        let c = CRequest::new(req);
+        let Some(act) = self.desc.0.act else {
+            return WP_ERROR;
+        };
+        // SAFETY: the table goes to `act` only, which uses it during the call.
+        unsafe { lend_response(sink, |resp| act(self.inst, &c.raw, resp)) }
+    }
+
+    /// What the case logged so far, as (level, line).
+    pub(crate) fn log(&self) -> Vec<(u32, String)> {
+        self.host
+            .get()
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        if let Some(d) = self.desc.0.destroy {
+            d(self.inst);
+        }
+        // `host` is freed after this, as the server frees its table after `destroy`.
     }
 }

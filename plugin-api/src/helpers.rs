@@ -1,6 +1,7 @@
 //! Helpers shared by two or more cases (the chapter's `base_case`), and nothing else.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The `index.html` inside a directory (directory_index_file and directory_no_index_file).
 pub fn index_path(dir: &Path) -> PathBuf {
@@ -62,6 +63,63 @@ pub fn page_start(title: &str) -> String {
     )
 }
 
+/// A `status` setting for a case that answers with an error page (no_file, always_fail).
+pub fn error_status(status: u16) -> Result<u16, String> {
+    if (400..=599).contains(&status) {
+        Ok(status)
+    } else {
+        Err(format!(
+            "status = {status} is not an error status (400-599)"
+        ))
+    }
+}
+
+/// A `prefix` setting: the URL path a case answers, and everything below it (hello,
+/// request_info).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prefix(String);
+
+impl Prefix {
+    /// Check a configured prefix; it must start with `/`. A trailing `/` is dropped.
+    pub fn new(prefix: &str) -> Result<Prefix, String> {
+        if !prefix.starts_with('/') {
+            return Err(format!("prefix = {prefix:?} must start with '/'"));
+        }
+        Ok(Prefix(prefix.trim_end_matches('/').to_string()))
+    }
+
+    /// Does `path` equal the prefix or lie below it (`/hello`, `/hello/x`, not `/helloworld`)?
+    pub fn matches(&self, path: &str) -> bool {
+        path == self.0
+            || path
+                .strip_prefix(&self.0)
+                .is_some_and(|r| r.starts_with('/'))
+    }
+}
+
+/// Which values a seconds setting accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seconds {
+    /// Zero turns the feature off (directory_no_index_file's `cache`, cgi_file's
+    /// `queue_timeout`).
+    ZeroOrMore,
+    /// A real wait (cgi_file's `timeout`).
+    Positive,
+}
+
+/// A setting in seconds, as a `Duration`; the error names the key and what it accepts.
+pub fn seconds(key: &str, value: f64, accept: Seconds) -> Result<Duration, String> {
+    let d = Duration::try_from_secs_f64(value).ok();
+    match (d, accept) {
+        (Some(d), Seconds::ZeroOrMore) => Ok(d),
+        (Some(d), Seconds::Positive) if value > 0.0 => Ok(d),
+        (_, Seconds::ZeroOrMore) => Err(format!("{key} = {value} must be zero or more seconds")),
+        (_, Seconds::Positive) => Err(format!(
+            "{key} = {value} must be a positive number of seconds"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +143,52 @@ mod tests {
     #[test]
     fn index_path_appends_index_html() {
         assert_eq!(index_path(Path::new("/r/d")), Path::new("/r/d/index.html"));
+    }
+
+    #[test]
+    fn error_status_accepts_400_to_599_only() {
+        assert_eq!(error_status(404), Ok(404));
+        assert_eq!(error_status(599), Ok(599));
+        assert_eq!(
+            error_status(302).unwrap_err(),
+            "status = 302 is not an error status (400-599)"
+        );
+        assert!(error_status(600).is_err());
+    }
+
+    #[test]
+    fn prefix_matches_itself_and_below_only() {
+        let p = Prefix::new("/hello/").unwrap();
+        assert!(p.matches("/hello"));
+        assert!(p.matches("/hello/x"));
+        assert!(!p.matches("/helloworld"));
+        assert!(!p.matches("/"));
+        assert!(Prefix::new("/").unwrap().matches("/anything"));
+        assert_eq!(
+            Prefix::new("nope").unwrap_err(),
+            "prefix = \"nope\" must start with '/'"
+        );
+    }
+
+    #[test]
+    fn seconds_refuse_negative_nan_and_too_large_values() {
+        let zero = Seconds::ZeroOrMore;
+        assert_eq!(seconds("cache", 0.0, zero), Ok(Duration::ZERO));
+        assert_eq!(seconds("cache", 1.5, zero), Ok(Duration::from_millis(1500)));
+        assert_eq!(
+            seconds("cache", -1.0, zero).unwrap_err(),
+            "cache = -1 must be zero or more seconds"
+        );
+        assert!(seconds("cache", f64::NAN, zero).is_err());
+        assert!(seconds("cache", 1e300, zero).is_err());
+        assert_eq!(
+            seconds("timeout", 0.0, Seconds::Positive).unwrap_err(),
+            "timeout = 0 must be a positive number of seconds"
+        );
+        assert!(seconds("timeout", f64::INFINITY, Seconds::Positive).is_err());
+        assert_eq!(
+            seconds("timeout", 2.0, Seconds::Positive),
+            Ok(Duration::from_secs(2))
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! and exports it with [`export_case!`]; every entry point is wrapped in `catch_unwind`, so a
 //! panic becomes a 500 for that request and poisons the instance (its `test` is false from then
 //! on). In C a plugin includes `include/case_plugin.h` and exports `wp_plugin_v1`.
+//! [`testing`] runs a case in-process, through that same export layer, for unit tests.
 //!
 //! ```no_run
 //! use plugin_api::{Case, Outcome, Request, Response, Settings, Host};
@@ -25,6 +26,7 @@ pub mod export;
 pub mod helpers;
 mod request;
 mod response;
+pub mod testing;
 
 pub use export::Host;
 pub use request::{Kind, Request};

@@ -1,6 +1,7 @@
 //! Safe, borrowed view of a `wp_request` for Rust plugins.
 
-use crate::abi::{WpHeader, WpRequest, WpStr, WP_KIND_DIR, WP_KIND_FILE, WP_KIND_MISSING};
+use crate::abi::{Field, WP_KIND_DIR, WP_KIND_FILE, WP_KIND_MISSING};
+use crate::export::RawRequest;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -18,36 +19,36 @@ pub enum Kind {
     Other,
 }
 
-/// The request, borrowed for one `test` or `act` call.
+/// The request, borrowed for one `test` or `act` call. Only the export layer makes one, from
+/// what the host lends (or `crate::testing` builds).
 pub struct Request<'a> {
-    raw: &'a WpRequest,
-}
-
-fn bytes(s: &WpStr) -> &[u8] {
-    crate::export::str_bytes(s)
-}
-
-fn text(s: &WpStr) -> &str {
-    std::str::from_utf8(bytes(s)).unwrap_or("")
+    raw: RawRequest<'a>,
 }
 
 impl<'a> Request<'a> {
-    /// Wrap a raw request (used by the export layer).
-    pub fn from_raw(raw: &'a WpRequest) -> Self {
+    pub(crate) fn new(raw: RawRequest<'a>) -> Self {
         Request { raw }
+    }
+
+    fn bytes(&self, f: Field) -> &'a [u8] {
+        self.raw.bytes(f)
+    }
+
+    fn text(&self, f: Field) -> &'a str {
+        std::str::from_utf8(self.bytes(f)).unwrap_or("")
     }
 
     /// The method token (`GET`).
     pub fn method(&self) -> &str {
-        text(&self.raw.method)
+        self.text(Field::Method)
     }
     /// The request-target exactly as sent.
     pub fn target(&self) -> &[u8] {
-        bytes(&self.raw.target)
+        self.bytes(Field::Target)
     }
     /// The decoded, normalised path as bytes (may not be UTF-8).
     pub fn path_bytes(&self) -> &[u8] {
-        bytes(&self.raw.path)
+        self.bytes(Field::Path)
     }
     /// The decoded path when it is UTF-8, else its lossy form.
     pub fn path(&self) -> std::borrow::Cow<'_, str> {
@@ -55,21 +56,15 @@ impl<'a> Request<'a> {
     }
     /// The raw query string (without `?`).
     pub fn query(&self) -> &[u8] {
-        bytes(&self.raw.query)
+        self.bytes(Field::Query)
     }
     /// `HTTP/1.1` or `HTTP/1.0`.
     pub fn version(&self) -> &str {
-        text(&self.raw.version)
+        self.text(Field::Version)
     }
     /// All headers in arrival order, as (name, value) byte strings.
     pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
-        let list: &'a [WpHeader] = crate::export::header_slice(self.raw);
-        list.iter().map(|h| {
-            (
-                crate::export::str_bytes(&h.name),
-                crate::export::str_bytes(&h.value),
-            )
-        })
+        self.raw.headers()
     }
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
@@ -79,31 +74,31 @@ impl<'a> Request<'a> {
     }
     /// Client address, textual.
     pub fn client_addr(&self) -> &str {
-        text(&self.raw.client_addr)
+        self.text(Field::ClientAddr)
     }
     /// Client port.
     pub fn client_port(&self) -> u16 {
-        self.raw.client_port
+        self.raw.plain().client_port
     }
     /// The local address the request arrived on.
     pub fn server_addr(&self) -> &str {
-        text(&self.raw.server_addr)
+        self.text(Field::ServerAddr)
     }
     /// The local port.
     pub fn server_port(&self) -> u16 {
-        self.raw.server_port
+        self.raw.plain().server_port
     }
     /// The document root.
     pub fn root(&self) -> &Path {
-        Path::new(OsStr::from_bytes(bytes(&self.raw.root)))
+        Path::new(OsStr::from_bytes(self.bytes(Field::Root)))
     }
     /// The request path on disk, already confined to the root by the host.
     pub fn fs_path(&self) -> &Path {
-        Path::new(OsStr::from_bytes(bytes(&self.raw.fs_path)))
+        Path::new(OsStr::from_bytes(self.bytes(Field::FsPath)))
     }
     /// What `fs_path` is.
     pub fn kind(&self) -> Kind {
-        match self.raw.fs_kind {
+        match self.raw.plain().fs_kind {
             WP_KIND_MISSING => Kind::Missing,
             WP_KIND_FILE => Kind::File,
             WP_KIND_DIR => Kind::Dir,
@@ -112,6 +107,6 @@ impl<'a> Request<'a> {
     }
     /// Length of the request body, already received by the host.
     pub fn body_len(&self) -> u64 {
-        self.raw.body_len
+        self.raw.plain().body_len
     }
 }

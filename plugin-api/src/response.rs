@@ -31,8 +31,8 @@ fn check(rc: i32) -> Result<(), Refused> {
 }
 
 impl<'a> Response<'a> {
-    /// Wrap the raw callbacks (used by the export layer).
-    pub fn from_raw(raw: &'a WpResponse) -> Self {
+    /// Wrap the host's callbacks (only the export layer does, with what the host lends).
+    pub(crate) fn new(raw: &'a WpResponse) -> Self {
         Response { raw }
     }
     /// Set the status code (default 200).

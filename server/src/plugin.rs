@@ -1,25 +1,20 @@
 //! Plugin loader and FFI glue: opens `lib<name>.so`, checks its ABI, and calls test/act.
 //!
 //! With `plugin-api`'s export layer this is the only place with `unsafe` code. Libraries are
-//! opened with `RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE` and never closed.
+//! opened with `RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE` and never closed; each instance's
+//! host table is freed once the instance is destroyed.
 #![allow(unsafe_code)]
 
 use crate::config::CaseEntry;
 use plugin_api::abi::*;
+use plugin_api::export::{lend_error_sink, lend_response};
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Host-side receiver of a plugin's response calls.
-pub trait Sink {
-    fn set_status(&mut self, status: u16) -> bool;
-    fn add_header(&mut self, name: &[u8], value: &[u8]) -> bool;
-    fn write(&mut self, data: &[u8]) -> bool;
-    fn send_file(&mut self, path: &[u8]) -> bool;
-    fn send_error(&mut self, status: u16, message: &[u8]) -> bool;
-    fn read_body(&mut self, buf: &mut [u8]) -> isize;
-    fn redirect(&mut self, target: &[u8]) -> bool;
-}
+/// Host-side receiver of a plugin's response calls (plugin-api's, so the testing kit's
+/// stand-in host and the server lend a case the same callbacks).
+pub use plugin_api::export::ResponseSink as Sink;
 
 /// A request in a form that can move between threads: one byte arena plus offsets.
 pub struct OwnedRequest {
@@ -48,19 +43,8 @@ unsafe impl Send for OwnedRequest {}
 #[derive(Clone, Copy, Default)]
 struct Span(usize, usize);
 
-/// Field order in `OwnedRequest::fields`.
-#[derive(Clone, Copy)]
-pub enum Field {
-    Method = 0,
-    Target,
-    Path,
-    Query,
-    Version,
-    ClientAddr,
-    ServerAddr,
-    Root,
-    FsPath,
-}
+/// Field order in `OwnedRequest::fields`: the request's string fields, in ABI order.
+pub use plugin_api::abi::Field;
 
 impl OwnedRequest {
     pub fn new() -> Self {
@@ -179,7 +163,10 @@ pub struct Plugin {
     destroy: Option<WpDestroyFn>,
     /// Held around calls when the plugin is not thread-safe.
     serial: Option<Mutex<()>>,
-    // Last field: dropped after everything that points into it (and never really closed).
+    // Fields drop in order, after `Drop::drop` has destroyed the instance: the host table the
+    // instance may use until then, and last the library its code lives in (never really
+    // closed).
+    _host: HostTable,
     _lib: libloading::os::unix::Library,
 }
 
@@ -203,11 +190,42 @@ pub fn find(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The `wp_host` table lent to one instance, and the name its log lines carry; freed on drop.
+/// Held by raw pointers (from `Box::into_raw`), so moving the `Plugin` that owns it leaves
+/// the pointers the instance keeps valid.
+struct HostTable(*mut WpHost);
+
+impl HostTable {
+    fn new(name: &str) -> HostTable {
+        let name = Box::into_raw(Box::new(name.to_string()));
+        HostTable(Box::into_raw(Box::new(WpHost {
+            struct_size: std::mem::size_of::<WpHost>() as u32,
+            abi_major: ABI_MAJOR,
+            abi_minor: ABI_MINOR,
+            reserved: 0,
+            log: host_log,
+            ctx: name as *mut c_void,
+        })))
+    }
+}
+
+impl Drop for HostTable {
+    fn drop(&mut self) {
+        // SAFETY: both boxes were made by `new` and are freed once, here; the instance that
+        // used them is destroyed (or was never created) by now.
+        unsafe {
+            let table = Box::from_raw(self.0);
+            drop(Box::from_raw(table.ctx as *mut String));
+        }
+    }
+}
+
 extern "C" fn host_log(host: *const WpHost, level: u32, msg: *const u8, len: usize) {
     if host.is_null() || msg.is_null() {
         return;
     }
-    // SAFETY: `host` is one of our leaked tables; `msg` has `len` bytes for this call.
+    // SAFETY: `host` is a live `HostTable` (the instance is not destroyed yet); `msg` has
+    // `len` bytes for this call.
     let (name, text) = unsafe {
         let h = &*host;
         let name = &*(h.ctx as *const String);
@@ -223,22 +241,59 @@ extern "C" fn host_log(host: *const WpHost, level: u32, msg: *const u8, len: usi
     log::log!(lvl, "case={name}: {text}");
 }
 
-extern "C" fn err_set(ctx: *mut c_void, msg: *const u8, len: usize) {
-    if ctx.is_null() || msg.is_null() {
-        return;
-    }
-    // SAFETY: `ctx` is the `String` in `load`'s frame; `msg` has `len` bytes.
-    unsafe {
-        let s = &mut *(ctx as *mut String);
-        *s = String::from_utf8_lossy(std::slice::from_raw_parts(msg, len)).into_owned();
-    }
+/// Who is being loaded, for error messages: the case name, its file, the config file.
+struct Loading<'a> {
+    name: &'a str,
+    shown: String,
+    cfg: std::path::Display<'a>,
+}
+
+/// What the descriptor says about the case, once its prefix and name are checked.
+struct Described {
+    abi: (u32, u32),
+    version: String,
+    allow: Option<Vec<String>>,
+    flags: u32,
+    create: WpCreateFn,
+    test: WpTestFn,
+    act: WpActFn,
+    destroy: Option<WpDestroyFn>,
 }
 
 /// Load, check and create one case. The error says which plugin, where, what was found, what
 /// was expected and how to fix it.
 pub fn load(entry: &CaseEntry, dirs: &[PathBuf], config_path: &Path) -> Result<Plugin, String> {
-    let name = &entry.name;
     let cfg = config_path.display();
+    let path = find_file(&entry.name, dirs, &cfg)?;
+    let at = Loading {
+        name: &entry.name,
+        shown: path.display().to_string(),
+        cfg,
+    };
+    let lib = at.open_library(&path)?;
+    let desc = at.entry_descriptor(&lib)?;
+    let abi = at.check_prefix(desc)?;
+    let d = at.read_descriptor(desc, abi)?;
+    let (inst, host) = at.create_instance(&d, &entry.settings)?;
+    Ok(Plugin {
+        name: entry.name.clone(),
+        path,
+        version: d.version,
+        abi: d.abi,
+        may_block: d.flags & WP_MAY_BLOCK != 0,
+        allow: d.allow,
+        inst,
+        test: d.test,
+        act: d.act,
+        destroy: d.destroy,
+        serial: (d.flags & WP_THREAD_SAFE == 0).then(|| Mutex::new(())),
+        _host: host,
+        _lib: lib,
+    })
+}
+
+/// `lib<name>.so` in the plugin folders, canonical.
+fn find_file(name: &str, dirs: &[PathBuf], cfg: &std::path::Display) -> Result<PathBuf, String> {
     let Some(path) = find(name, dirs) else {
         let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         return Err(format!(
@@ -246,137 +301,157 @@ pub fn load(entry: &CaseEntry, dirs: &[PathBuf], config_path: &Path) -> Result<P
             list.join(", ")
         ));
     };
-    let path = path.canonicalize().unwrap_or(path);
-    let shown = path.display().to_string();
-    let flags = libc_flags();
-    // SAFETY: loading a library runs its initialisers; plugins are trusted code by design.
-    let lib = unsafe { libloading::os::unix::Library::open(Some(&path), flags) }
-        .map_err(|e| format!("plugin {name:?} ({shown}): cannot be loaded: {e}\n  fix: rebuild the plugin for this machine, or remove {name:?} from `cases` in {cfg}"))?;
+    Ok(path.canonicalize().unwrap_or(path))
+}
 
-    // SAFETY: the symbol's type is fixed by the ABI (a function returning a descriptor).
-    let entry_fn = unsafe { lib.get::<extern "C" fn() -> *const WpPluginDesc>(b"wp_plugin_v1\0") };
-    let entry_fn = match entry_fn {
-        Ok(f) => *f,
-        Err(_) => {
-            for major in [0u32, 2, 3, 4, 5, 6, 7, 8, 9] {
-                let sym = format!("wp_plugin_v{major}\0");
-                // SAFETY: only probing whether the symbol exists; it is never called.
-                if unsafe { lib.get::<*const c_void>(sym.as_bytes()) }.is_ok() {
-                    return Err(format!(
-                        "plugin {name:?} ({shown}): built for plugin ABI {major}.x, this server provides {ABI_MAJOR}.{ABI_MINOR}\n  fix: rebuild the plugin against plugin-api {ABI_MAJOR}.x"
-                    ));
-                }
-            }
+impl Loading<'_> {
+    fn open_library(&self, path: &Path) -> Result<libloading::os::unix::Library, String> {
+        let Loading { name, shown, cfg } = self;
+        // SAFETY: loading a library runs its initialisers; plugins are trusted code by design.
+        unsafe { libloading::os::unix::Library::open(Some(path), libc_flags()) }
+            .map_err(|e| format!("plugin {name:?} ({shown}): cannot be loaded: {e}\n  fix: rebuild the plugin for this machine, or remove {name:?} from `cases` in {cfg}"))
+    }
+
+    /// Call `wp_plugin_v1`; without it, say which ABI the library was built for, if any.
+    fn entry_descriptor(
+        &self,
+        lib: &libloading::os::unix::Library,
+    ) -> Result<*const WpPluginDesc, String> {
+        let Loading { name, shown, .. } = self;
+        // SAFETY: the symbol's type is fixed by the ABI (a function returning a descriptor).
+        let entry_fn =
+            unsafe { lib.get::<extern "C" fn() -> *const WpPluginDesc>(b"wp_plugin_v1\0") };
+        let Ok(entry_fn) = entry_fn else {
+            return Err(self.probe_other_majors(lib));
+        };
+        let desc = entry_fn();
+        if desc.is_null() {
             return Err(format!(
-                "plugin {name:?} ({shown}): does not export {ENTRY_SYMBOL}, so it is not a case plugin\n  expected: a library built with plugin_api::export_case! or include/case_plugin.h\n  fix: point `cases` at a case plugin, or rebuild this one against plugin-api {ABI_MAJOR}.x"
+                "plugin {name:?} ({shown}): {ENTRY_SYMBOL}() returned NULL\n  fix: the entry function must return a pointer to a static descriptor"
             ));
         }
-    };
-    let desc = entry_fn();
-    if desc.is_null() {
-        return Err(format!(
-            "plugin {name:?} ({shown}): {ENTRY_SYMBOL}() returned NULL\n  fix: the entry function must return a pointer to a static descriptor"
-        ));
+        Ok(desc)
     }
-    // Read the frozen prefix before anything else.
-    // SAFETY: every ABI's descriptor starts with three u32s; we read only those first.
-    let (major, minor, size) = unsafe {
-        let p = desc as *const u32;
-        (*p, *p.add(1), *p.add(2))
-    };
-    if major != ABI_MAJOR || minor > ABI_MINOR {
-        let fix = if major == ABI_MAJOR {
-            format!("upgrade the server, or rebuild the plugin against plugin-api {ABI_MAJOR}.{ABI_MINOR}")
-        } else {
-            format!("rebuild the plugin against plugin-api {ABI_MAJOR}.x")
-        };
-        return Err(format!(
-            "plugin {name:?} ({shown}): built for plugin ABI {major}.{minor}, this server provides {ABI_MAJOR}.{ABI_MINOR}\n  fix: {fix}"
-        ));
-    }
-    // Against the 1.0 size, not ours: a 1.0 plugin must keep loading under a later 1.x host.
-    let need = DESC_SIZE_1_0;
-    if size < need {
-        return Err(format!(
-            "plugin {name:?} ({shown}): descriptor is {size} bytes, ABI {ABI_MAJOR}.0 needs at least {need}\n  fix: rebuild the plugin against plugin-api {ABI_MAJOR}.x"
-        ));
-    }
-    // SAFETY: the version and size checks passed, so the full 1.0 layout is there. (A later
-    // 1.x host must read its appended fields only when `size` covers them.)
-    let d = unsafe { &*desc };
-    // SAFETY: descriptor strings are static and NUL-terminated per the ABI.
-    let (found_name, version, allow) = unsafe {
-        (
-            plugin_api::export::cstr(d.name),
-            plugin_api::export::cstr(d.plugin_version),
-            plugin_api::export::cstr(d.allow),
-        )
-    };
-    let found_name = found_name.map(|c| c.to_string_lossy().into_owned());
-    if found_name.as_deref() != Some(name.as_str()) {
-        return Err(format!(
-            "plugin {name:?} ({shown}): the library calls itself {:?}\n  expected: name {name:?}, as in `cases` in {cfg}\n  fix: use the plugin's own name in `cases`, or rename lib{name}.so to lib<its name>.so",
-            found_name.unwrap_or_default()
-        ));
-    }
-    let (Some(create), Some(test), Some(act)) = (d.create, d.test, d.act) else {
-        return Err(format!(
-            "plugin {name:?} ({shown}): descriptor lacks create, test or act\n  fix: fill every function pointer of wp_plugin_desc"
-        ));
-    };
-    let allow = allow
-        .map(|c| c.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "GET, HEAD".into());
-    let allow = if allow.trim() == "*" {
-        None
-    } else {
-        Some(
-            allow
-                .split(',')
-                .map(|m| m.trim().to_string())
-                .filter(|m| !m.is_empty())
-                .collect(),
-        )
-    };
 
-    let host: &'static WpHost = Box::leak(Box::new(WpHost {
-        struct_size: std::mem::size_of::<WpHost>() as u32,
-        abi_major: ABI_MAJOR,
-        abi_minor: ABI_MINOR,
-        reserved: 0,
-        log: host_log,
-        ctx: Box::leak(Box::new(name.clone())) as *mut String as *mut c_void,
-    }));
-    let mut err = String::new();
-    let sink = WpErrorSink {
-        ctx: &mut err as *mut String as *mut c_void,
-        set: err_set,
-    };
-    let inst = create(host, entry.settings.as_ptr(), entry.settings.len(), &sink);
-    if inst.is_null() {
-        if err.is_empty() {
-            err = "create() returned NULL without a reason".into();
+    /// The error for a library without `wp_plugin_v1`: built for another major, or no plugin.
+    fn probe_other_majors(&self, lib: &libloading::os::unix::Library) -> String {
+        let Loading { name, shown, .. } = self;
+        for major in [0u32, 2, 3, 4, 5, 6, 7, 8, 9] {
+            let sym = format!("wp_plugin_v{major}\0");
+            // SAFETY: only probing whether the symbol exists; it is never called.
+            if unsafe { lib.get::<*const c_void>(sym.as_bytes()) }.is_ok() {
+                return format!(
+                    "plugin {name:?} ({shown}): built for plugin ABI {major}.x, this server provides {ABI_MAJOR}.{ABI_MINOR}\n  fix: rebuild the plugin against plugin-api {ABI_MAJOR}.x"
+                );
+            }
         }
-        return Err(format!(
-            "plugin {name:?} ({shown}) refused its settings [plugins.{name}] in {cfg}: {err}\n  fix: correct [plugins.{name}] (see the plugin's README for its keys)"
-        ));
+        format!(
+            "plugin {name:?} ({shown}): does not export {ENTRY_SYMBOL}, so it is not a case plugin\n  expected: a library built with plugin_api::export_case! or include/case_plugin.h\n  fix: point `cases` at a case plugin, or rebuild this one against plugin-api {ABI_MAJOR}.x"
+        )
     }
-    Ok(Plugin {
-        name: name.clone(),
-        path,
-        version: version
-            .map(|c| c.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        abi: (major, minor),
-        may_block: d.flags & WP_MAY_BLOCK != 0,
-        allow,
-        inst,
-        test,
-        act,
-        destroy: d.destroy,
-        serial: (d.flags & WP_THREAD_SAFE == 0).then(|| Mutex::new(())),
-        _lib: lib,
-    })
+
+    /// Read the frozen prefix before anything else: the ABI version and the descriptor size.
+    fn check_prefix(&self, desc: *const WpPluginDesc) -> Result<(u32, u32), String> {
+        let Loading { name, shown, .. } = self;
+        // SAFETY: every ABI's descriptor starts with three u32s; we read only those first.
+        let (major, minor, size) = unsafe {
+            let p = desc as *const u32;
+            (*p, *p.add(1), *p.add(2))
+        };
+        if major != ABI_MAJOR || minor > ABI_MINOR {
+            let fix = if major == ABI_MAJOR {
+                format!("upgrade the server, or rebuild the plugin against plugin-api {ABI_MAJOR}.{ABI_MINOR}")
+            } else {
+                format!("rebuild the plugin against plugin-api {ABI_MAJOR}.x")
+            };
+            return Err(format!(
+                "plugin {name:?} ({shown}): built for plugin ABI {major}.{minor}, this server provides {ABI_MAJOR}.{ABI_MINOR}\n  fix: {fix}"
+            ));
+        }
+        // Against the 1.0 size, not ours: a 1.0 plugin must keep loading under a later 1.x host.
+        let need = DESC_SIZE_1_0;
+        if size < need {
+            return Err(format!(
+                "plugin {name:?} ({shown}): descriptor is {size} bytes, ABI {ABI_MAJOR}.0 needs at least {need}\n  fix: rebuild the plugin against plugin-api {ABI_MAJOR}.x"
+            ));
+        }
+        Ok((major, minor))
+    }
+
+    /// Read the names, flags and functions of a descriptor whose prefix passed.
+    fn read_descriptor(
+        &self,
+        desc: *const WpPluginDesc,
+        abi: (u32, u32),
+    ) -> Result<Described, String> {
+        let Loading { name, shown, cfg } = self;
+        // SAFETY: the version and size checks passed, so the full 1.0 layout is there. (A later
+        // 1.x host must read its appended fields only when `size` covers them.)
+        let d = unsafe { &*desc };
+        // SAFETY: descriptor strings are static and NUL-terminated per the ABI.
+        let (found_name, version, allow) = unsafe {
+            (
+                plugin_api::export::cstr(d.name),
+                plugin_api::export::cstr(d.plugin_version),
+                plugin_api::export::cstr(d.allow),
+            )
+        };
+        let found_name = found_name.map(|c| c.to_string_lossy().into_owned());
+        if found_name.as_deref() != Some(*name) {
+            return Err(format!(
+                "plugin {name:?} ({shown}): the library calls itself {:?}\n  expected: name {name:?}, as in `cases` in {cfg}\n  fix: use the plugin's own name in `cases`, or rename lib{name}.so to lib<its name>.so",
+                found_name.unwrap_or_default()
+            ));
+        }
+        let (Some(create), Some(test), Some(act)) = (d.create, d.test, d.act) else {
+            return Err(format!(
+                "plugin {name:?} ({shown}): descriptor lacks create, test or act\n  fix: fill every function pointer of wp_plugin_desc"
+            ));
+        };
+        let text = |c: &std::ffi::CStr| c.to_string_lossy().into_owned();
+        Ok(Described {
+            abi,
+            version: version.map(text).unwrap_or_default(),
+            allow: parse_allow(&allow.map(text).unwrap_or_else(|| "GET, HEAD".into())),
+            flags: d.flags,
+            create,
+            test,
+            act,
+            destroy: d.destroy,
+        })
+    }
+
+    /// Call `create` with the case's settings and a host table the instance then owns.
+    fn create_instance(
+        &self,
+        d: &Described,
+        settings: &str,
+    ) -> Result<(*mut c_void, HostTable), String> {
+        let Loading { name, shown, cfg } = self;
+        let host = HostTable::new(name);
+        let mut err = String::new();
+        let (table, cfg_json, len) = (host.0 as *const WpHost, settings.as_ptr(), settings.len());
+        // SAFETY: the sink goes to `create` only, which uses it during the call.
+        let inst = unsafe { lend_error_sink(&mut err, |e| (d.create)(table, cfg_json, len, e)) };
+        if inst.is_null() {
+            if err.is_empty() {
+                err = "create() returned NULL without a reason".into();
+            }
+            return Err(format!(
+                "plugin {name:?} ({shown}) refused its settings [plugins.{name}] in {cfg}: {err}\n  fix: correct [plugins.{name}] (see the plugin's README for its keys)"
+            ));
+        }
+        Ok((inst, host))
+    }
+}
+
+/// An `allow` value: `None` for `*` (any method), else the listed methods.
+fn parse_allow(allow: &str) -> Option<Vec<String>> {
+    if allow.trim() == "*" {
+        return None;
+    }
+    let methods = allow.split(',').map(|m| m.trim().to_string());
+    Some(methods.filter(|m| !m.is_empty()).collect())
 }
 
 fn libc_flags() -> std::os::raw::c_int {
@@ -403,20 +478,12 @@ impl Plugin {
     /// The chapter's `act`; response calls go to `sink`.
     pub fn act(&self, req: &OwnedRequest, sink: &mut dyn Sink) -> i32 {
         let _g = self.lock();
-        let mut fat: &mut dyn Sink = sink;
-        let resp = WpResponse {
-            struct_size: std::mem::size_of::<WpResponse>() as u32,
-            reserved: 0,
-            ctx: &mut fat as *mut &mut dyn Sink as *mut c_void,
-            set_status: cb_status,
-            add_header: cb_header,
-            write: cb_write,
-            send_file: cb_send_file,
-            send_error: cb_error,
-            read_body: cb_read_body,
-            redirect: cb_redirect,
-        };
-        req.with_raw(|raw| (self.act)(self.inst, raw, &resp))
+        // SAFETY: the table goes to the plugin's `act` only, which uses it during the call.
+        unsafe {
+            lend_response(sink, |resp| {
+                req.with_raw(|raw| (self.act)(self.inst, raw, resp))
+            })
+        }
     }
 
     /// Does this case answer `method`?
@@ -426,79 +493,6 @@ impl Plugin {
             Some(list) => list.iter().any(|m| m == method),
         }
     }
-}
-
-fn sink<'a>(ctx: *mut c_void) -> Option<&'a mut dyn Sink> {
-    if ctx.is_null() {
-        return None;
-    }
-    // SAFETY: `ctx` is the `&mut dyn Sink` in `Plugin::act`'s frame, alive during `act`.
-    Some(unsafe { *(ctx as *mut &mut dyn Sink) })
-}
-
-fn bytes<'a>(p: *const u8, len: usize) -> Option<&'a [u8]> {
-    if p.is_null() {
-        return (len == 0).then_some(&[][..]);
-    }
-    // SAFETY: the plugin passes `len` readable bytes at `p` for the duration of the call.
-    Some(unsafe { std::slice::from_raw_parts(p, len) })
-}
-
-fn rc(ok: bool) -> i32 {
-    if ok {
-        0
-    } else {
-        -1
-    }
-}
-
-extern "C" fn cb_status(ctx: *mut c_void, status: u16) -> i32 {
-    rc(sink(ctx).is_some_and(|s| s.set_status(status)))
-}
-
-extern "C" fn cb_header(ctx: *mut c_void, n: *const u8, nl: usize, v: *const u8, vl: usize) -> i32 {
-    match (sink(ctx), bytes(n, nl), bytes(v, vl)) {
-        (Some(s), Some(n), Some(v)) => rc(s.add_header(n, v)),
-        _ => -1,
-    }
-}
-
-extern "C" fn cb_write(ctx: *mut c_void, p: *const u8, len: usize) -> i32 {
-    match (sink(ctx), bytes(p, len)) {
-        (Some(s), Some(d)) => rc(s.write(d)),
-        _ => -1,
-    }
-}
-
-extern "C" fn cb_send_file(ctx: *mut c_void, p: *const u8, len: usize) -> i32 {
-    match (sink(ctx), bytes(p, len)) {
-        (Some(s), Some(d)) => rc(s.send_file(d)),
-        _ => -1,
-    }
-}
-
-extern "C" fn cb_error(ctx: *mut c_void, status: u16, p: *const u8, len: usize) -> i32 {
-    match (sink(ctx), bytes(p, len)) {
-        (Some(s), Some(d)) => rc(s.send_error(status, d)),
-        _ => -1,
-    }
-}
-
-extern "C" fn cb_redirect(ctx: *mut c_void, p: *const u8, len: usize) -> i32 {
-    match (sink(ctx), bytes(p, len)) {
-        (Some(s), Some(d)) => rc(s.redirect(d)),
-        _ => -1,
-    }
-}
-
-extern "C" fn cb_read_body(ctx: *mut c_void, p: *mut u8, cap: usize) -> isize {
-    let Some(s) = sink(ctx) else { return -1 };
-    if p.is_null() {
-        return if cap == 0 { 0 } else { -1 };
-    }
-    // SAFETY: the plugin passes a writable buffer of `cap` bytes for the duration of the call.
-    let buf = unsafe { std::slice::from_raw_parts_mut(p, cap) };
-    s.read_body(buf)
 }
 
 /// For `--check-config` and logs: one line per loaded case.

@@ -186,7 +186,7 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
         line: Vec::new(),
         deadline: Instant::now() + cfg.timeout,
         tag: &shown,
-        host: cfg.host,
+        host: &cfg.host,
         timed_out: false,
         eof: false,
     };
@@ -224,7 +224,7 @@ struct Pipes<'a> {
     line: Vec<u8>,
     deadline: Instant,
     tag: &'a str,
-    host: plugin_api::Host,
+    host: &'a plugin_api::Host,
     timed_out: bool,
     /// stdout was read to its end.
     eof: bool,

@@ -3,6 +3,7 @@
 
 mod cgi;
 
+use plugin_api::helpers::{seconds, Seconds};
 use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -89,12 +90,8 @@ impl Case for CgiFile {
                 return Err(format!("dirs: {d:?} must start with '/'"));
             }
         }
-        if c.timeout <= 0.0 || !c.timeout.is_finite() {
-            return Err(format!(
-                "timeout = {} must be a positive number of seconds",
-                c.timeout
-            ));
-        }
+        let timeout = seconds("timeout", c.timeout, Seconds::Positive)?;
+        let queue_timeout = seconds("queue_timeout", c.queue_timeout, Seconds::ZeroOrMore)?;
         for ext in &c.anywhere {
             if !ext.starts_with('.') || ext.len() < 2 {
                 return Err(format!(
@@ -124,9 +121,9 @@ impl Case for CgiFile {
                 .map(|d| if d.ends_with('/') { d } else { format!("{d}/") })
                 .collect(),
             anywhere: c.anywhere,
-            timeout: Duration::from_secs_f64(c.timeout),
+            timeout,
             max_running: c.max_running.max(1),
-            queue_timeout: Duration::from_secs_f64(c.queue_timeout),
+            queue_timeout,
             running: Mutex::new(0),
             freed: Condvar::new(),
             env: c.env,
@@ -162,3 +159,72 @@ impl CgiFile {
 }
 
 plugin_api::export_case!(CgiFile);
+
+#[cfg(test)]
+mod tests {
+    use super::CgiFile;
+    use plugin_api::testing::{TempRoot, TestCase, TestRequest};
+    use plugin_api::{Kind, Outcome};
+
+    fn cgi(settings: &str) -> TestCase<CgiFile> {
+        TestCase::create(settings).unwrap()
+    }
+
+    #[test]
+    fn test_matches_only_under_the_cgi_folders() {
+        let case = cgi(r#"{"dirs": ["/scripts"]}"#);
+        assert!(case.test(&TestRequest::get("/scripts/run.py").kind(Kind::File)));
+        assert!(case.test(&TestRequest::get("/scripts/").kind(Kind::Dir)));
+        assert!(case.test(&TestRequest::get("/scripts/gone.py")));
+        assert!(!case.test(&TestRequest::get("/run.py").kind(Kind::File)));
+        assert!(!case.test(&TestRequest::get("/scriptsx/run.py").kind(Kind::File)));
+    }
+
+    #[test]
+    fn anywhere_extensions_match_files_outside_the_folders() {
+        let case = cgi(r#"{"anywhere": [".py"]}"#);
+        assert!(case.test(&TestRequest::get("/app/run.py").kind(Kind::File)));
+        assert!(!case.test(&TestRequest::get("/app/run.py")));
+        assert!(!case.test(&TestRequest::get("/app/run.txt").kind(Kind::File)));
+    }
+
+    #[test]
+    fn settings_refuse_unknown_keys_and_bad_values() {
+        let refused = |s: &str| TestCase::<CgiFile>::create(s).err().unwrap_or_default();
+        assert!(refused(r#"{"dir": ["/cgi-bin/"]}"#).contains("unknown field `dir`"));
+        assert_eq!(
+            refused(r#"{"dirs": ["cgi-bin"]}"#),
+            "dirs: \"cgi-bin\" must start with '/'"
+        );
+        assert_eq!(
+            refused(r#"{"timeout": 0}"#),
+            "timeout = 0 must be a positive number of seconds"
+        );
+        assert!(refused(r#"{"anywhere": ["py"]}"#).contains("must look like"));
+        assert!(refused(r#"{"interpreters": {".py": "no-such-python"}}"#).contains("not found"));
+    }
+
+    #[test]
+    fn a_cgi_folder_is_never_listed() {
+        let root = TempRoot::new();
+        root.dir("cgi-bin");
+        let answer = cgi("{}").act(&TestRequest::get("/cgi-bin/").root(root.path()));
+        assert_eq!(answer.error.map(|e| e.0), Some(403));
+    }
+
+    #[test]
+    fn act_runs_the_script_and_relays_its_output() {
+        let root = TempRoot::new();
+        root.file(
+            "cgi-bin/hi.py",
+            "import os\nprint('Content-Type: text/plain')\nprint()\nprint('hi', os.environ['REQUEST_METHOD'], os.environ['QUERY_STRING'])\n",
+        );
+        let req = TestRequest::get("/cgi-bin/hi.py")
+            .query("x=1")
+            .root(root.path());
+        let answer = cgi("{}").act(&req);
+        assert_eq!(answer.outcome, Outcome::Done, "{answer:?}");
+        assert_eq!(answer.header("content-type"), Some("text/plain"));
+        assert_eq!(answer.text(), "hi GET x=1\n");
+    }
+}

@@ -30,3 +30,32 @@ impl Case for DirectoryIndexFile {
 }
 
 plugin_api::export_case!(DirectoryIndexFile);
+
+#[cfg(test)]
+mod tests {
+    use super::DirectoryIndexFile;
+    use plugin_api::testing::{TempRoot, TestCase, TestRequest};
+
+    #[test]
+    fn test_is_true_only_for_a_folder_with_index_html() {
+        let root = TempRoot::new();
+        root.file("with/index.html", "<p>index</p>");
+        root.file("without/a.txt", "a");
+        root.file("file.txt", "f");
+        let case = TestCase::<DirectoryIndexFile>::create("{}").unwrap();
+        let req = |path: &str| TestRequest::get(path).root(root.path());
+        assert!(case.test(&req("/with/")));
+        assert!(!case.test(&req("/without/")));
+        assert!(!case.test(&req("/file.txt")));
+        assert!(!case.test(&req("/missing/")));
+    }
+
+    #[test]
+    fn act_sends_the_folders_index_html() {
+        let root = TempRoot::new();
+        let index = root.file("with/index.html", "<p>index</p>");
+        let case = TestCase::<DirectoryIndexFile>::create("{}").unwrap();
+        let answer = case.act(&TestRequest::get("/with/").root(root.path()));
+        assert_eq!(answer.sent_file, Some(index));
+    }
+}

@@ -13,7 +13,7 @@ mod json;
 mod order;
 pub mod view;
 
-use plugin_api::helpers::index_path;
+use plugin_api::helpers::{index_path, seconds, Seconds};
 use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -83,11 +83,8 @@ impl Case for DirectoryNoIndexFile {
 
     fn create(_host: Host, settings: Settings) -> Result<Self, String> {
         let c: Conf = settings.parse()?;
-        if !(c.cache >= 0.0 && c.cache.is_finite()) {
-            return Err(format!("cache = {} must be zero or more seconds", c.cache));
-        }
         Ok(DirectoryNoIndexFile {
-            ttl: Duration::from_secs_f64(c.cache),
+            ttl: seconds("cache", c.cache, Seconds::ZeroOrMore)?,
             pages: Mutex::new(HashMap::new()),
         })
     }
@@ -162,3 +159,6 @@ impl DirectoryNoIndexFile {
 }
 
 plugin_api::export_case!(DirectoryNoIndexFile);
+
+#[cfg(test)]
+mod case_tests;

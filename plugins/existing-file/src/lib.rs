@@ -29,3 +29,35 @@ impl Case for ExistingFile {
 }
 
 plugin_api::export_case!(ExistingFile);
+
+#[cfg(test)]
+mod tests {
+    use super::ExistingFile;
+    use plugin_api::testing::{TempRoot, TestCase, TestRequest};
+
+    #[test]
+    fn test_is_true_only_for_a_regular_file() {
+        let root = TempRoot::new();
+        root.file("page.html", "<p>hi</p>");
+        root.dir("folder");
+        let case = TestCase::<ExistingFile>::create("{}").unwrap();
+        assert!(case.test(&TestRequest::get("/page.html").root(root.path())));
+        assert!(!case.test(&TestRequest::get("/folder/").root(root.path())));
+        assert!(!case.test(&TestRequest::get("/missing.html").root(root.path())));
+    }
+
+    #[test]
+    fn act_sends_the_file_at_fs_path() {
+        let root = TempRoot::new();
+        let file = root.file("page.html", "<p>hi</p>");
+        let case = TestCase::<ExistingFile>::create("{}").unwrap();
+        let answer = case.act(&TestRequest::get("/page.html").root(root.path()));
+        assert_eq!(answer.sent_file, Some(file));
+        assert!(answer.body.is_empty() && answer.error.is_none());
+    }
+
+    #[test]
+    fn settings_take_no_keys() {
+        assert!(TestCase::<ExistingFile>::create(r#"{"index": "x"}"#).is_err());
+    }
+}

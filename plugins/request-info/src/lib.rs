@@ -1,14 +1,14 @@
 //! Example case `request_info`: the chapter's "Displaying Values" page (date and time, client
 //! host and port, method, path) plus the request headers, mounted under a prefix.
 
-use plugin_api::helpers::html_escape;
+use plugin_api::helpers::{html_escape, Prefix};
 use plugin_api::{Case, Host, Outcome, Request, Response, Settings};
 use serde::Deserialize;
 use std::ffi::CStr;
 
 /// Show what the server knows about the request.
 pub struct RequestInfo {
-    prefix: String,
+    prefix: Prefix,
 }
 
 #[derive(Deserialize)]
@@ -36,20 +36,13 @@ impl Case for RequestInfo {
 
     fn create(_host: Host, settings: Settings) -> Result<Self, String> {
         let c: Conf = settings.parse()?;
-        if !c.prefix.starts_with('/') {
-            return Err(format!("prefix = {:?} must start with '/'", c.prefix));
-        }
         Ok(RequestInfo {
-            prefix: c.prefix.trim_end_matches('/').to_string(),
+            prefix: Prefix::new(&c.prefix)?,
         })
     }
 
     fn test(&self, req: &Request) -> bool {
-        let path = req.path();
-        path == self.prefix
-            || path
-                .strip_prefix(&self.prefix)
-                .is_some_and(|r| r.starts_with('/'))
+        self.prefix.matches(&req.path())
     }
 
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
@@ -89,3 +82,58 @@ impl Case for RequestInfo {
 }
 
 plugin_api::export_case!(RequestInfo);
+
+#[cfg(test)]
+mod tests {
+    use super::RequestInfo;
+    use plugin_api::testing::{TestCase, TestRequest};
+
+    fn info() -> TestCase<RequestInfo> {
+        TestCase::create("{}").unwrap()
+    }
+
+    #[test]
+    fn test_matches_the_prefix_and_below_only() {
+        let case = info();
+        assert!(case.test(&TestRequest::get("/info")));
+        assert!(case.test(&TestRequest::get("/info/x")));
+        assert!(!case.test(&TestRequest::get("/information")));
+        let moved = TestCase::<RequestInfo>::create(r#"{"prefix": "/about"}"#).unwrap();
+        assert!(moved.test(&TestRequest::get("/about")));
+        assert!(TestCase::<RequestInfo>::create(r#"{"prefix": "about"}"#).is_err());
+    }
+
+    #[test]
+    fn act_shows_the_client_method_path_and_headers_uncached() {
+        let req = TestRequest::new("POST", "/info")
+            .query("a=1")
+            .client("192.0.2.7", 50123)
+            .header("User-Agent", "unit <test>");
+        let answer = info().act(&req);
+        assert_eq!(answer.header("cache-control"), Some("no-store"));
+        let page = answer.text();
+        for row in [
+            "<td>Client host</td><td>192.0.2.7</td>",
+            "<td>Client port</td><td>50123</td>",
+            "<td>Command</td><td>POST</td>",
+            "<td>Path</td><td>/info?a=1</td>",
+            "<td>User-Agent</td><td>unit &lt;test&gt;</td>",
+        ] {
+            assert!(page.contains(row), "{row} missing from {page}");
+        }
+    }
+
+    #[test]
+    fn act_hides_cookie_and_authorization_values() {
+        let req = TestRequest::get("/info")
+            .header("Cookie", "session=s3cret")
+            .header("Authorization", "Basic dXNlcjpwYXNz")
+            .header("proxy-authorization", "Bearer t0ken");
+        let page = info().act(&req).text();
+        for secret in ["s3cret", "dXNlcjpwYXNz", "t0ken"] {
+            assert!(!page.contains(secret), "{secret} shown in {page}");
+        }
+        assert!(page.contains("<td>Cookie</td><td>(hidden)</td>"), "{page}");
+        assert!(page.contains("<td>Authorization</td><td>(hidden)</td>"));
+    }
+}

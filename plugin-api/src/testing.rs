@@ -1,0 +1,629 @@
+//! A test kit for cases: build a request, run a case in-process, and read what it answered.
+//!
+//! The case is called through its C-ABI descriptor, the same `create`/`test`/`act`/`destroy`
+//! entry points that `export_case!` hands the server, so a unit test also covers the export
+//! layer: settings arriving as JSON text, `catch_unwind` and poisoning, the `Outcome` mapping,
+//! strings lent as `{ptr, len}`. The response calls are recorded by a stand-in host that
+//! refuses what the server refuses (a header after the body started, a second body, an error
+//! status outside 400-599, a redirect that is not a local path).
+//!
+//! ```
+//! use plugin_api::testing::{TestCase, TestRequest};
+//! use plugin_api::{Case, Host, Outcome, Request, Response, Settings};
+//!
+//! struct Hello;
+//! impl Case for Hello {
+//!     const NAME: &'static std::ffi::CStr = c"hello";
+//!     fn create(_host: Host, _settings: Settings) -> Result<Self, String> { Ok(Hello) }
+//!     fn test(&self, req: &Request) -> bool { req.path() == "/hello" }
+//!     fn act(&self, _req: &Request, resp: &mut Response) -> Outcome {
+//!         resp.header("Content-Type", "text/plain").ok();
+//!         resp.write(b"Hello, web!\n").into()
+//!     }
+//! }
+//!
+//! let case = TestCase::<Hello>::create("{}").unwrap();
+//! assert!(!case.test(&TestRequest::get("/elsewhere")));
+//! let req = TestRequest::get("/hello").header("Accept", "text/plain");
+//! assert!(case.test(&req));
+//! let answer = case.act(&req);
+//! assert_eq!(answer.outcome, Outcome::Done);
+//! assert_eq!(answer.status, 200);
+//! assert_eq!(answer.header("content-type"), Some("text/plain"));
+//! assert_eq!(answer.text(), "Hello, web!\n");
+//! ```
+//!
+//! Room to grow: [`TestRequest`] is a builder and [`Recorded`] is `#[non_exhaustive]`, so ABI
+//! 1.1's rewrites (a new path, variables, an outcome that continues the chain) and response
+//! filters can arrive as new builder methods, new fields and new `TestCase` methods without
+//! breaking the tests written against 1.0.
+
+use crate::abi::Field;
+use crate::export::{Loaded, RequestParts, ResponseSink};
+use crate::{Case, Kind, Level, Outcome};
+use std::marker::PhantomData;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// A request to hand a case, built step by step. Defaults: `GET`, `HTTP/1.1`, no query,
+/// headers or body, client `127.0.0.1:40000`, server `127.0.0.1:8080`, root `/nonexistent`,
+/// `fs_path` = root + path, and a kind read from the disk at `fs_path` (as the server does)
+/// unless [`TestRequest::kind`] sets one.
+#[derive(Clone, Debug)]
+pub struct TestRequest {
+    method: String,
+    path: String,
+    query: String,
+    version: String,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    body: Vec<u8>,
+    root: PathBuf,
+    fs_path: Option<PathBuf>,
+    kind: Option<Kind>,
+    client: (String, u16),
+    server: (String, u16),
+}
+
+impl TestRequest {
+    /// A request with this method for this (decoded, normalised) path.
+    pub fn new(method: &str, path: &str) -> Self {
+        TestRequest {
+            method: method.into(),
+            path: path.into(),
+            query: String::new(),
+            version: "HTTP/1.1".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            root: PathBuf::from("/nonexistent"),
+            fs_path: None,
+            kind: None,
+            client: ("127.0.0.1".into(), 40000),
+            server: ("127.0.0.1".into(), 8080),
+        }
+    }
+
+    /// A `GET` for this path.
+    pub fn get(path: &str) -> Self {
+        Self::new("GET", path)
+    }
+
+    /// The query string, without `?`.
+    pub fn query(mut self, query: &str) -> Self {
+        self.query = query.into();
+        self
+    }
+
+    /// Add a header (repeat for more, in arrival order).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The request body, which the case reads with `Response::read_body`.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The protocol version (`HTTP/1.0` or `HTTP/1.1`).
+    pub fn version(mut self, version: &str) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// The document root; `fs_path` becomes root + path unless set.
+    pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = root.into();
+        self
+    }
+
+    /// The path on disk, when it is not root + path.
+    pub fn fs_path(mut self, fs_path: impl Into<PathBuf>) -> Self {
+        self.fs_path = Some(fs_path.into());
+        self
+    }
+
+    /// What `fs_path` is, instead of what the disk says.
+    pub fn kind(mut self, kind: Kind) -> Self {
+        self.kind = Some(kind);
+        self
+    }
+
+    /// The client's address and port.
+    pub fn client(mut self, addr: &str, port: u16) -> Self {
+        self.client = (addr.into(), port);
+        self
+    }
+
+    /// The local address and port the request arrived on.
+    pub fn server(mut self, addr: &str, port: u16) -> Self {
+        self.server = (addr.into(), port);
+        self
+    }
+
+    /// The request-target as a client would send it: path, then `?query` if any.
+    fn target(&self) -> String {
+        if self.query.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}?{}", self.path, self.query)
+        }
+    }
+
+    fn resolved_fs_path(&self) -> PathBuf {
+        match &self.fs_path {
+            Some(p) => p.clone(),
+            None => self.root.join(self.path.trim_start_matches('/')),
+        }
+    }
+
+    fn resolved_kind(&self, fs_path: &Path) -> Kind {
+        self.kind
+            .unwrap_or_else(|| match std::fs::metadata(fs_path) {
+                Ok(m) if m.is_file() => Kind::File,
+                Ok(m) if m.is_dir() => Kind::Dir,
+                Ok(_) => Kind::Other,
+                Err(_) => Kind::Missing,
+            })
+    }
+
+    /// Hand the request's fields, in the export layer's terms, to `f`.
+    fn with_parts<R>(&self, f: impl FnOnce(&RequestParts) -> R) -> R {
+        let target = self.target();
+        let fs_path = self.resolved_fs_path();
+        let mut strings: [&[u8]; 9] = [&[]; 9];
+        for (field, value) in [
+            (Field::Method, self.method.as_bytes()),
+            (Field::Target, target.as_bytes()),
+            (Field::Path, self.path.as_bytes()),
+            (Field::Query, self.query.as_bytes()),
+            (Field::Version, self.version.as_bytes()),
+            (Field::ClientAddr, self.client.0.as_bytes()),
+            (Field::ServerAddr, self.server.0.as_bytes()),
+            (Field::Root, self.root.as_os_str().as_bytes()),
+            (Field::FsPath, fs_path.as_os_str().as_bytes()),
+        ] {
+            strings[field as usize] = value;
+        }
+        f(&RequestParts {
+            strings,
+            headers: &self.headers,
+            fs_kind: kind_code(self.resolved_kind(&fs_path)),
+            body_len: self.body.len() as u64,
+            client_port: self.client.1,
+            server_port: self.server.1,
+        })
+    }
+}
+
+fn kind_code(kind: Kind) -> u32 {
+    use crate::abi::{WP_KIND_DIR, WP_KIND_FILE, WP_KIND_MISSING, WP_KIND_OTHER};
+    match kind {
+        Kind::Missing => WP_KIND_MISSING,
+        Kind::File => WP_KIND_FILE,
+        Kind::Dir => WP_KIND_DIR,
+        Kind::Other => WP_KIND_OTHER,
+    }
+}
+
+/// What a case answered to one `act`. Fields are added as the ABI grows, so build none
+/// yourself; read them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recorded {
+    /// What `act` returned (a panic shows as `Error`).
+    pub outcome: Outcome,
+    /// The status set with `Response::status` (200 unless set).
+    pub status: u16,
+    /// Headers added, in order (bytes that are not UTF-8 shown lossily).
+    pub headers: Vec<(String, String)>,
+    /// Body bytes written.
+    pub body: Vec<u8>,
+    /// Times the case asked to flush (`Response::flush`).
+    pub flushes: usize,
+    /// The file given to `Response::send_file`.
+    pub sent_file: Option<PathBuf>,
+    /// The status and message given to `Response::error`.
+    pub error: Option<(u16, String)>,
+    /// The local target given to `Response::redirect`.
+    pub redirect: Option<String>,
+    /// Each response call the stand-in host refused, named, in order.
+    pub refused: Vec<&'static str>,
+}
+
+impl Recorded {
+    fn new() -> Recorded {
+        Recorded {
+            outcome: Outcome::Done,
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+            flushes: 0,
+            sent_file: None,
+            error: None,
+            redirect: None,
+            refused: Vec::new(),
+        }
+    }
+
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Did anything body-like happen (write, file, error page, redirect)?
+    fn started(&self) -> bool {
+        !self.body.is_empty()
+            || self.flushes > 0
+            || self.sent_file.is_some()
+            || self.error.is_some()
+            || self.redirect.is_some()
+    }
+
+    fn refuse(&mut self, call: &'static str) -> bool {
+        self.refused.push(call);
+        false
+    }
+}
+
+/// Headers the server sets itself and refuses from a case.
+const HOST_OWNED: [&str; 7] = [
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "date",
+    "server",
+    "upgrade",
+    "proxy-connection",
+];
+
+fn is_token(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn is_field_value(s: &[u8]) -> bool {
+    s.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// The stand-in host's side of one `act`: the record, and the request body to read.
+struct Recording<'a> {
+    rec: Recorded,
+    body: &'a [u8],
+}
+
+impl ResponseSink for Recording<'_> {
+    fn set_status(&mut self, status: u16) -> bool {
+        if self.rec.started() || !(100..=999).contains(&status) {
+            return self.rec.refuse("set_status");
+        }
+        self.rec.status = status;
+        true
+    }
+
+    fn add_header(&mut self, name: &[u8], value: &[u8]) -> bool {
+        let owned = HOST_OWNED
+            .iter()
+            .any(|o| name.eq_ignore_ascii_case(o.as_bytes()));
+        if self.rec.started() || !is_token(name) || !is_field_value(value) || owned {
+            return self.rec.refuse("add_header");
+        }
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        self.rec.headers.push((text(name), text(value)));
+        true
+    }
+
+    fn write(&mut self, data: &[u8]) -> bool {
+        let r = &mut self.rec;
+        if r.sent_file.is_some() || r.error.is_some() || r.redirect.is_some() {
+            return r.refuse("write");
+        }
+        if data.is_empty() {
+            r.flushes += 1;
+        }
+        r.body.extend_from_slice(data);
+        true
+    }
+
+    fn send_file(&mut self, path: &[u8]) -> bool {
+        if self.rec.started() {
+            return self.rec.refuse("send_file");
+        }
+        let path = Path::new(std::ffi::OsStr::from_bytes(path));
+        self.rec.sent_file = Some(path.to_path_buf());
+        true
+    }
+
+    fn send_error(&mut self, status: u16, message: &[u8]) -> bool {
+        if self.rec.started() || !(400..=599).contains(&status) {
+            return self.rec.refuse("send_error");
+        }
+        let message = String::from_utf8_lossy(message).into_owned();
+        self.rec.error = Some((status, message));
+        true
+    }
+
+    fn read_body(&mut self, buf: &mut [u8]) -> isize {
+        let n = self.body.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.body[..n]);
+        self.body = &self.body[n..];
+        n as isize
+    }
+
+    fn redirect(&mut self, target: &[u8]) -> bool {
+        if self.rec.started() || !target.starts_with(b"/") || !is_field_value(target) {
+            return self.rec.refuse("redirect");
+        }
+        self.rec.redirect = Some(String::from_utf8_lossy(target).into_owned());
+        true
+    }
+}
+
+/// One instance of case `T`, created through its descriptor as the server creates it, and
+/// destroyed on drop.
+pub struct TestCase<T: Case> {
+    loaded: Loaded,
+    case: PhantomData<T>,
+}
+
+impl<T: Case> TestCase<T> {
+    /// Create the case with its settings as JSON text (the `[plugins.NAME]` table, `{}` for
+    /// none). `Err` is the message the server would print when refusing to start.
+    pub fn create(settings_json: &str) -> Result<Self, String> {
+        Ok(TestCase {
+            loaded: Loaded::create::<T>(settings_json)?,
+            case: PhantomData,
+        })
+    }
+
+    /// The case's `test` (false once a panic poisoned it, as in the server).
+    pub fn test(&self, req: &TestRequest) -> bool {
+        req.with_parts(|parts| self.loaded.test(parts))
+    }
+
+    /// The case's `act`, and what it answered.
+    pub fn act(&self, req: &TestRequest) -> Recorded {
+        let mut recording = Recording {
+            rec: Recorded::new(),
+            body: &req.body,
+        };
+        let code = req.with_parts(|parts| self.loaded.act(parts, &mut recording));
+        recording.rec.outcome = match code {
+            crate::abi::WP_DONE => Outcome::Done,
+            crate::abi::WP_DECLINED => Outcome::Declined,
+            _ => Outcome::Error,
+        };
+        recording.rec
+    }
+
+    /// What the case logged through its `Host` so far.
+    pub fn log(&self) -> Vec<(Level, String)> {
+        let level = |l: u32| match l {
+            1 => Level::Error,
+            2 => Level::Warn,
+            3 => Level::Info,
+            _ => Level::Debug,
+        };
+        let lines = self.loaded.log().into_iter();
+        lines.map(|(l, text)| (level(l), text)).collect()
+    }
+}
+
+/// A fresh folder to serve as a document root, removed on drop. Its path is canonical, as
+/// the server's root is.
+pub struct TempRoot {
+    path: PathBuf,
+}
+
+impl TempRoot {
+    /// Create an empty folder under the system's temporary folder.
+    pub fn new() -> TempRoot {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let name = format!("case-test-{}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temporary root");
+        let path = path
+            .canonicalize()
+            .expect("canonicalize the temporary root");
+        TempRoot { path }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write a file at `rel` (parents created) and return its full path.
+    pub fn file(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("create the file's folder");
+        }
+        std::fs::write(&p, contents).expect("write the file");
+        p
+    }
+
+    /// Create a folder at `rel` (parents too) and return its full path.
+    pub fn dir(&self, rel: &str) -> PathBuf {
+        let p = self.path.join(rel);
+        std::fs::create_dir_all(&p).expect("create the folder");
+        p
+    }
+}
+
+impl Default for TempRoot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Host, Request, Response, Settings};
+
+    /// A case that does whatever the request's path says, to exercise the kit itself.
+    struct Echo {
+        host: Host,
+    }
+
+    impl Case for Echo {
+        const NAME: &'static std::ffi::CStr = c"echo";
+
+        fn create(host: Host, settings: Settings) -> Result<Self, String> {
+            if settings.json() != "{}" {
+                return Err("no settings, please".into());
+            }
+            Ok(Echo { host })
+        }
+
+        fn test(&self, req: &Request) -> bool {
+            if req.path() == "/panic" {
+                panic!("on purpose");
+            }
+            req.path() != "/no"
+        }
+
+        fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
+            match &*req.path() {
+                "/decline" => Outcome::Declined,
+                "/file" => resp.send_file(req.fs_path()).into(),
+                "/error" => resp.error(410, "gone").into(),
+                "/redirect" => resp.redirect("/elsewhere?x=1").into(),
+                "/late-header" => {
+                    let _ = resp.write(b"body");
+                    resp.header("X-Late", "1").into()
+                }
+                "/log" => {
+                    self.host.log(Level::Warn, "careful");
+                    Outcome::Done
+                }
+                _ => self.echo(req, resp),
+            }
+        }
+    }
+
+    impl Echo {
+        fn echo(&self, req: &Request, resp: &mut Response) -> Outcome {
+            let mut body = vec![0; 64];
+            let n = resp.read_body(&mut body).unwrap_or(0);
+            let line = format!(
+                "{} {} {} q={} kind={:?} from={}:{} accept={} body={}",
+                req.method(),
+                String::from_utf8_lossy(req.target()),
+                req.fs_path().display(),
+                String::from_utf8_lossy(req.query()),
+                req.kind(),
+                req.client_addr(),
+                req.client_port(),
+                String::from_utf8_lossy(req.header("accept").unwrap_or_default()),
+                String::from_utf8_lossy(&body[..n]),
+            );
+            resp.status(201)
+                .and_then(|_| resp.header("X-Echo", "yes"))
+                .and_then(|_| resp.write(line.as_bytes()))
+                .into()
+        }
+    }
+
+    fn echo() -> TestCase<Echo> {
+        TestCase::create("{}").unwrap()
+    }
+
+    #[test]
+    fn create_reports_the_refusal_message() {
+        let err = TestCase::<Echo>::create(r#"{"x": 1}"#).err();
+        assert_eq!(err.as_deref(), Some("no settings, please"));
+    }
+
+    #[test]
+    fn every_request_field_reaches_the_case() {
+        let req = TestRequest::new("POST", "/a b")
+            .query("x=1")
+            .header("Accept", "text/plain")
+            .body("hi")
+            .root("/srv")
+            .kind(Kind::File)
+            .client("10.0.0.9", 5555);
+        let r = echo().act(&req);
+        assert_eq!(r.outcome, Outcome::Done);
+        assert_eq!(r.status, 201);
+        assert_eq!(r.header("x-echo"), Some("yes"));
+        assert_eq!(
+            r.text(),
+            "POST /a b?x=1 /srv/a b q=x=1 kind=File from=10.0.0.9:5555 accept=text/plain body=hi"
+        );
+    }
+
+    #[test]
+    fn the_kind_is_read_from_disk_unless_set() {
+        let root = TempRoot::new();
+        root.file("f.txt", "x");
+        root.dir("d");
+        let case = echo();
+        let kind_of = |req: TestRequest| case.act(&req.root(root.path())).text();
+        assert!(kind_of(TestRequest::get("/f.txt")).contains("kind=File"));
+        assert!(kind_of(TestRequest::get("/d/")).contains("kind=Dir"));
+        assert!(kind_of(TestRequest::get("/nope")).contains("kind=Missing"));
+        assert!(kind_of(TestRequest::get("/nope").kind(Kind::Dir)).contains("kind=Dir"));
+    }
+
+    #[test]
+    fn file_error_redirect_and_declined_are_recorded() {
+        let case = echo();
+        let file = case.act(&TestRequest::get("/file").fs_path("/srv/f.txt"));
+        assert_eq!(file.sent_file.as_deref(), Some(Path::new("/srv/f.txt")));
+        let error = case.act(&TestRequest::get("/error"));
+        assert_eq!(error.error, Some((410, "gone".to_string())));
+        let redirect = case.act(&TestRequest::get("/redirect"));
+        assert_eq!(redirect.redirect.as_deref(), Some("/elsewhere?x=1"));
+        let declined = case.act(&TestRequest::get("/decline"));
+        assert_eq!(declined.outcome, Outcome::Declined);
+    }
+
+    #[test]
+    fn a_header_after_the_body_is_refused_as_the_server_refuses_it() {
+        let r = echo().act(&TestRequest::get("/late-header"));
+        assert_eq!(r.outcome, Outcome::Error);
+        assert_eq!(r.refused, ["add_header"]);
+        assert_eq!(r.header("x-late"), None);
+    }
+
+    #[test]
+    fn a_panic_is_an_error_and_poisons_the_case() {
+        let case = echo();
+        assert!(case.test(&TestRequest::get("/ok")));
+        assert!(!case.test(&TestRequest::get("/panic")));
+        assert!(!case.test(&TestRequest::get("/ok")));
+        assert!(
+            case.log()[0].1.contains("panicked in test"),
+            "{:?}",
+            case.log()
+        );
+    }
+
+    #[test]
+    fn host_log_lines_are_kept() {
+        let case = echo();
+        case.act(&TestRequest::get("/log"));
+        assert_eq!(case.log(), [(Level::Warn, "careful".to_string())]);
+    }
+}

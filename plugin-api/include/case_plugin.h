@@ -1,5 +1,5 @@
 /*
- * case_plugin.h - plugin ABI 1.0 for the case-chain web server.
+ * case_plugin.h - plugin ABI 1.1 for the case-chain web server.
  *
  * Hand-kept and mirrored one to one by plugin-api/src/abi.rs; the _Static_asserts below
  * check the same sizes the Rust side checks, and CI compiles examples/c-plugin against it.
@@ -28,12 +28,36 @@ extern "C" {
 #endif
 
 #define WP_ABI_MAJOR 1
-#define WP_ABI_MINOR 0
+#define WP_ABI_MINOR 1
 
 /* act() results */
 #define WP_DONE 0     /* the response is complete */
 #define WP_DECLINED 1 /* not mine after all (only before writing): try the next case */
 #define WP_ERROR 2    /* failed: 500 if nothing was sent, else the connection closes */
+#define WP_CONTINUE 3 /* 1.1: rewrote the request / set variables: go on at the next case */
+
+/* filter_head() results (1.1) */
+#define WP_PASS 0         /* done with this response: no body calls */
+#define WP_TRANSFORM 1    /* body calls follow with *state; filter_end once */
+#define WP_FILTER_ERROR 2 /* failed: the host answers 500 instead */
+
+/* filter_body() results (1.1) */
+#define WP_BODY_OK 0    /* all input consumed; output in out[0..out_len] */
+#define WP_BODY_MORE 1  /* output window full: call again with in[in_used..], same flags */
+#define WP_BODY_ERROR 2 /* failed: the response is cut short */
+
+/* wp_body_io.flags (1.1) */
+#define WP_IO_FLUSH 1u /* push out what you hold */
+#define WP_IO_END 2u   /* last input: finish (MORE while output remains, then OK) */
+
+/* wp_plugin_desc.roles (1.1) */
+#define WP_ROLE_CASE 1u      /* test/act answer requests */
+#define WP_ROLE_REWRITE 2u   /* act may return WP_CONTINUE */
+#define WP_ROLE_FILTER 4u    /* filter_head sees every response head */
+#define WP_ROLE_TRANSFORM 8u /* filter_body transforms bodies */
+
+/* wp_plugin_desc.filter_flags (1.1) */
+#define WP_F_CONTENT_CODING 1u /* skip answers with Content-Encoding, no-transform, or 206 */
 
 /* descriptor flags */
 #define WP_THREAD_SAFE 1u /* test/act may run on several threads at once */
@@ -79,6 +103,9 @@ typedef struct wp_request {
     uint16_t client_port;
     uint16_t server_port;
     uint32_t reserved;
+    /* ABI 1.1 (present when struct_size covers them) */
+    const wp_header *vars; /* variables earlier cases set (REMOTE_USER, ...) */
+    size_t var_count;
 } wp_request;
 
 /* Every callback returns 0 on success, -1 when refused. Pass ctx back unchanged. */
@@ -96,7 +123,49 @@ typedef struct wp_response {
     int32_t (*send_error)(void *ctx, uint16_t status, const uint8_t *message, size_t len);
     ssize_t (*read_body)(void *ctx, uint8_t *buf, size_t cap);
     int32_t (*redirect)(void *ctx, const uint8_t *target, size_t len);
+    /* ABI 1.1 (present when struct_size covers them) */
+    /* Go on with a changed request ("/path?query"): decoded, confined and looked up again;
+     * method, headers and body kept. Before writing anything; then return WP_CONTINUE. */
+    int32_t (*rewrite)(void *ctx, const uint8_t *target, size_t len);
+    /* Attach a variable ([A-Z][A-Z0-9_]*, <= 64 bytes) later cases and CGI scripts see. */
+    int32_t (*set_var)(void *ctx, const uint8_t *name, size_t name_len, const uint8_t *value,
+                       size_t value_len);
 } wp_response;
+
+/* ABI 1.1: a response head a filter edits. 0 on success, -1 when refused. The host owns
+ * Content-Length, Transfer-Encoding, Connection, Keep-Alive, Upgrade, TE, Trailer, Date,
+ * Content-Range and Accept-Ranges. */
+typedef struct wp_head {
+    uint32_t struct_size;
+    uint32_t reserved;
+    void *ctx;
+    uint16_t (*status)(void *ctx);
+    int32_t (*set_status)(void *ctx, uint16_t status); /* 200..599, not 206/304 */
+    size_t (*header_count)(void *ctx);
+    int32_t (*header_at)(void *ctx, size_t i, wp_str *name, wp_str *value);
+    int32_t (*get_header)(void *ctx, const uint8_t *name, size_t len, wp_str *value);
+    int32_t (*set_header)(void *ctx, const uint8_t *name, size_t name_len,
+                          const uint8_t *value, size_t value_len);
+    int32_t (*append_header)(void *ctx, const uint8_t *name, size_t name_len,
+                             const uint8_t *value, size_t value_len);
+    int32_t (*remove_header)(void *ctx, const uint8_t *name, size_t len);
+    int32_t (*vary_add)(void *ctx, const uint8_t *token, size_t len);
+    int32_t (*replace_body_bytes)(void *ctx, const uint8_t *data, size_t len);
+    int32_t (*replace_body_file)(void *ctx, const uint8_t *path, size_t len);
+    int64_t (*body_length)(void *ctx); /* -1: unknown */
+} wp_head;
+
+/* ABI 1.1: one filter_body call's windows, lent for the call only. */
+typedef struct wp_body_io {
+    const uint8_t *in;
+    size_t in_len;
+    size_t in_used; /* set by the filter */
+    uint8_t *out;
+    size_t out_cap;
+    size_t out_len; /* set by the filter */
+    uint32_t flags; /* WP_IO_* */
+    uint32_t reserved;
+} wp_body_io;
 
 typedef struct wp_error_sink {
     void *ctx;
@@ -128,16 +197,25 @@ typedef struct wp_plugin_desc {
     void (*destroy)(void *inst);
     uint8_t (*test)(void *inst, const wp_request *req);                         /* pure */
     int32_t (*act)(void *inst, const wp_request *req, const wp_response *resp); /* WP_* */
+    /* ABI 1.1 (a filter-only plugin may leave test and act NULL) */
+    uint32_t roles;        /* WP_ROLE_* */
+    uint32_t filter_flags; /* WP_F_* */
+    int32_t (*filter_head)(void *inst, const wp_request *req, const wp_head *head,
+                           void **state); /* WP_PASS | WP_TRANSFORM | WP_FILTER_ERROR */
+    int32_t (*filter_body)(void *inst, void *state, wp_body_io *io); /* WP_BODY_* */
+    void (*filter_end)(void *inst, void *state, uint8_t aborted);    /* exactly once */
 } wp_plugin_desc;
 
 #if defined(__LP64__)
 _Static_assert(sizeof(wp_str) == 16, "wp_str layout");
 _Static_assert(sizeof(wp_header) == 32, "wp_header layout");
-_Static_assert(sizeof(wp_request) == 184, "wp_request layout");
-_Static_assert(sizeof(wp_response) == 72, "wp_response layout");
+_Static_assert(sizeof(wp_request) == 200, "wp_request layout");
+_Static_assert(sizeof(wp_response) == 88, "wp_response layout");
+_Static_assert(sizeof(wp_head) == 112, "wp_head layout");
+_Static_assert(sizeof(wp_body_io) == 56, "wp_body_io layout");
 _Static_assert(sizeof(wp_error_sink) == 16, "wp_error_sink layout");
 _Static_assert(sizeof(wp_host) == 32, "wp_host layout");
-_Static_assert(sizeof(wp_plugin_desc) == 72, "wp_plugin_desc layout");
+_Static_assert(sizeof(wp_plugin_desc) == 104, "wp_plugin_desc layout");
 #endif
 
 /* The one symbol a plugin exports. */

@@ -10,13 +10,19 @@ use std::ffi::{c_char, c_void};
 /// Major version of the ABI. Part of the exported symbol's name (`wp_plugin_v1`).
 pub const ABI_MAJOR: u32 = 1;
 /// Minor version: bumped when fields are appended; older plugins keep loading.
-pub const ABI_MINOR: u32 = 0;
+pub const ABI_MINOR: u32 = 1;
 /// The one symbol every plugin exports for ABI major 1.
 pub const ENTRY_SYMBOL: &str = "wp_plugin_v1";
 /// `sizeof(wp_plugin_desc)` in ABI 1.0: the least any 1.x plugin's descriptor may be. A later
 /// 1.x host appends fields and must still load 1.0 plugins, treating the fields past their
 /// `struct_size` as absent; so the host compares against this, never its own size.
 pub const DESC_SIZE_1_0: u32 = 72;
+/// `sizeof(wp_plugin_desc)` in ABI 1.1: a plugin declaring minor 1 or later has at least this.
+pub const DESC_SIZE_1_1: u32 = 104;
+/// `sizeof(wp_response)` in ABI 1.1: a host's table this large has `rewrite` and `set_var`.
+pub const RESPONSE_SIZE_1_1: u32 = 88;
+/// `sizeof(wp_request)` in ABI 1.1: a host's request this large has `vars`.
+pub const REQUEST_SIZE_1_1: u32 = 200;
 
 /// `act` handled the request; the response is complete.
 pub const WP_DONE: i32 = 0;
@@ -24,6 +30,45 @@ pub const WP_DONE: i32 = 0;
 pub const WP_DECLINED: i32 = 1;
 /// `act` failed; the host answers 500 if nothing was sent yet, else closes the connection.
 pub const WP_ERROR: i32 = 2;
+/// (1.1) `act` changed the request (`rewrite`, `set_var`) without answering: the chain goes
+/// on at the next case. From a plugin declaring minor 0 it counts as `WP_ERROR`.
+pub const WP_CONTINUE: i32 = 3;
+
+/// (1.1) `filter_head`: done with this response; no body calls follow.
+pub const WP_PASS: i32 = 0;
+/// (1.1) `filter_head`: the body goes through `filter_body` with the state stored in
+/// `*state`; `filter_end` follows exactly once.
+pub const WP_TRANSFORM: i32 = 1;
+/// (1.1) `filter_head` failed: the host answers 500 instead (once through the filters).
+pub const WP_FILTER_ERROR: i32 = 2;
+
+/// (1.1) `filter_body`: all input consumed; output is in `out[..out_len]`.
+pub const WP_BODY_OK: i32 = 0;
+/// (1.1) `filter_body`: the output window is full; the host drains it and calls again with
+/// the input not yet used (`in[in_used..]`) and the same flags.
+pub const WP_BODY_MORE: i32 = 1;
+/// (1.1) `filter_body` failed: the response is cut short (the connection closes).
+pub const WP_BODY_ERROR: i32 = 2;
+
+/// (1.1) `wp_body_io.flags`: push out what is held (the source paused).
+pub const WP_IO_FLUSH: u32 = 1;
+/// (1.1) `wp_body_io.flags`: the last input; finish the stream (return `WP_BODY_MORE` while
+/// output remains, `WP_BODY_OK` once all of it is out).
+pub const WP_IO_END: u32 = 2;
+
+/// (1.1) Role: `test`/`act` answer requests (every 1.0 plugin).
+pub const WP_ROLE_CASE: u32 = 1;
+/// (1.1) Role: `act` may rewrite the request or set variables and return `WP_CONTINUE`.
+pub const WP_ROLE_REWRITE: u32 = 2;
+/// (1.1) Role: `filter_head` sees every response's head.
+pub const WP_ROLE_FILTER: u32 = 4;
+/// (1.1) Role: `filter_body` transforms bodies.
+pub const WP_ROLE_TRANSFORM: u32 = 8;
+
+/// (1.1) Filter flag: the transform is a content coding (compression). The host does not
+/// call the filter for answers that already have a Content-Encoding, carry
+/// `Cache-Control: no-transform`, or are partial (206).
+pub const WP_F_CONTENT_CODING: u32 = 1;
 
 /// Flag: `test` and `act` may be called from several threads at once on one instance.
 pub const WP_THREAD_SAFE: u32 = 1;
@@ -130,6 +175,10 @@ pub struct WpRequest {
     pub server_port: u16,
     /// Reserved, zero.
     pub reserved: u32,
+    /// (1.1) Variables earlier cases attached (`set_var`), as name/value pairs.
+    pub vars: *const WpHeader,
+    /// (1.1) Number of entries in `vars`.
+    pub var_count: usize,
 }
 
 /// The response: host callbacks with a context pointer. Every call returns 0 on success and
@@ -173,6 +222,96 @@ pub struct WpResponse {
     /// with GET: the host runs the chain again (RFC 3875 local redirect). Must come before
     /// anything is written.
     pub redirect: extern "C" fn(ctx: *mut c_void, target: *const u8, len: usize) -> i32,
+    /// (1.1) Go on with a changed request: `target` is `/path` or `/path?query`; the host
+    /// decodes, normalises, confines and looks it up again, keeping method, headers and body.
+    /// Only before anything is written, and `act` must then return `WP_CONTINUE`.
+    pub rewrite: extern "C" fn(ctx: *mut c_void, target: *const u8, len: usize) -> i32,
+    /// (1.1) Attach a variable for later cases (and CGI scripts): name `[A-Z][A-Z0-9_]*`, at
+    /// most 64 bytes, not PATH, LD_*, HTTP_* or a CGI meta-variable other than REMOTE_USER
+    /// and AUTH_TYPE; value without CR, LF or NUL. Setting a name again replaces it.
+    pub set_var: extern "C" fn(
+        ctx: *mut c_void,
+        name: *const u8,
+        name_len: usize,
+        value: *const u8,
+        value_len: usize,
+    ) -> i32,
+}
+
+/// (1.1) A response head under a filter's hands, with host callbacks (0 on success, -1 when
+/// refused). The framing headers (Content-Length, Transfer-Encoding, Connection, Keep-Alive,
+/// Upgrade, TE, Trailer, Date, Content-Range, Accept-Ranges) are the host's: set, append and
+/// remove refuse them.
+#[repr(C)]
+pub struct WpHead {
+    /// `sizeof(wp_head)` as the host built it.
+    pub struct_size: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// Host context; pass it back unchanged.
+    pub ctx: *mut c_void,
+    /// The status code.
+    pub status: extern "C" fn(ctx: *mut c_void) -> u16,
+    /// Change the status (200..=599, not 206 or 304). Without a new body the host sends its
+    /// own page for the new status.
+    pub set_status: extern "C" fn(ctx: *mut c_void, status: u16) -> i32,
+    /// Number of headers.
+    pub header_count: extern "C" fn(ctx: *mut c_void) -> usize,
+    /// Header `i` (valid until the next edit); -1 past the end.
+    pub header_at:
+        extern "C" fn(ctx: *mut c_void, i: usize, name: *mut WpStr, value: *mut WpStr) -> i32,
+    /// The first value of a header (case-insensitive name); -1 when absent.
+    pub get_header:
+        extern "C" fn(ctx: *mut c_void, name: *const u8, len: usize, value: *mut WpStr) -> i32,
+    /// Replace every header of this name by one with this value.
+    pub set_header: extern "C" fn(
+        ctx: *mut c_void,
+        name: *const u8,
+        name_len: usize,
+        value: *const u8,
+        value_len: usize,
+    ) -> i32,
+    /// Add a header, keeping others of the same name.
+    pub append_header: extern "C" fn(
+        ctx: *mut c_void,
+        name: *const u8,
+        name_len: usize,
+        value: *const u8,
+        value_len: usize,
+    ) -> i32,
+    /// Remove every header of this name (0 also when there was none).
+    pub remove_header: extern "C" fn(ctx: *mut c_void, name: *const u8, len: usize) -> i32,
+    /// Add a token to Vary, merged case-insensitively. Call it whenever the decision read a
+    /// request header, also when the filter then passes.
+    pub vary_add: extern "C" fn(ctx: *mut c_void, token: *const u8, len: usize) -> i32,
+    /// Replace the body with these bytes (copied).
+    pub replace_body_bytes: extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize) -> i32,
+    /// Replace the body with a file beneath the root (an absolute path). If it cannot be
+    /// opened the answer becomes a 500.
+    pub replace_body_file: extern "C" fn(ctx: *mut c_void, path: *const u8, len: usize) -> i32,
+    /// The body's length in bytes, or -1 when unknown (a stream).
+    pub body_length: extern "C" fn(ctx: *mut c_void) -> i64,
+}
+
+/// (1.1) The windows of one `filter_body` call, both lent by the host for the call only.
+#[repr(C)]
+pub struct WpBodyIo {
+    /// Input bytes.
+    pub input: *const u8,
+    /// Number of input bytes.
+    pub in_len: usize,
+    /// Set by the filter: input bytes consumed.
+    pub in_used: usize,
+    /// The output window.
+    pub out: *mut u8,
+    /// Its size.
+    pub out_cap: usize,
+    /// Set by the filter: output bytes written.
+    pub out_len: usize,
+    /// `WP_IO_FLUSH`, `WP_IO_END`.
+    pub flags: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
 }
 
 /// Where `create` reports why it refused its settings (host-owned).
@@ -214,9 +353,23 @@ pub type WpCreateFn = extern "C" fn(
 pub type WpDestroyFn = extern "C" fn(inst: *mut c_void);
 /// The chapter's `test`: a pure predicate, non-zero when this case handles the request.
 pub type WpTestFn = extern "C" fn(inst: *mut c_void, req: *const WpRequest) -> u8;
-/// The chapter's `act`: answers through `resp`; returns `WP_DONE`, `WP_DECLINED` or `WP_ERROR`.
+/// The chapter's `act`: answers through `resp`; returns `WP_DONE`, `WP_DECLINED`, `WP_ERROR`,
+/// or (1.1) `WP_CONTINUE`.
 pub type WpActFn =
     extern "C" fn(inst: *mut c_void, req: *const WpRequest, resp: *const WpResponse) -> i32;
+/// (1.1) See a response's head before it is written: edit it through `head`; return
+/// `WP_PASS`, `WP_TRANSFORM` (after storing a state in `*state`) or `WP_FILTER_ERROR`.
+pub type WpFilterHeadFn = extern "C" fn(
+    inst: *mut c_void,
+    req: *const WpRequest,
+    head: *const WpHead,
+    state: *mut *mut c_void,
+) -> i32;
+/// (1.1) Transform one window of body: `WP_BODY_OK`, `WP_BODY_MORE` or `WP_BODY_ERROR`.
+pub type WpFilterBodyFn =
+    extern "C" fn(inst: *mut c_void, state: *mut c_void, io: *mut WpBodyIo) -> i32;
+/// (1.1) Free a transform's state; `aborted` is 1 when the body did not reach its end.
+pub type WpFilterEndFn = extern "C" fn(inst: *mut c_void, state: *mut c_void, aborted: u8);
 
 /// The static descriptor returned by `wp_plugin_v1()`. The prefix up to `plugin_version` is
 /// frozen forever: a host reads it before calling anything else.
@@ -243,8 +396,18 @@ pub struct WpPluginDesc {
     pub destroy: Option<WpDestroyFn>,
     /// See [`WpTestFn`].
     pub test: Option<WpTestFn>,
-    /// See [`WpActFn`].
+    /// See [`WpActFn`]. (1.1: may be NULL, with `test`, for a filter-only plugin.)
     pub act: Option<WpActFn>,
+    /// (1.1) `WP_ROLE_*` bits: what the plugin takes part in.
+    pub roles: u32,
+    /// (1.1) `WP_F_*` bits for its filter.
+    pub filter_flags: u32,
+    /// (1.1) See [`WpFilterHeadFn`]; NULL without `WP_ROLE_FILTER`.
+    pub filter_head: Option<WpFilterHeadFn>,
+    /// (1.1) See [`WpFilterBodyFn`]; NULL without `WP_ROLE_TRANSFORM`.
+    pub filter_body: Option<WpFilterBodyFn>,
+    /// (1.1) See [`WpFilterEndFn`]; required with `filter_body`.
+    pub filter_end: Option<WpFilterEndFn>,
 }
 
 // Both sides assert the layout: these numbers are also checked by `include/case_plugin.h`
@@ -253,10 +416,12 @@ pub struct WpPluginDesc {
 const _: () = {
     assert!(std::mem::size_of::<WpStr>() == 16);
     assert!(std::mem::size_of::<WpHeader>() == 32);
-    assert!(std::mem::size_of::<WpRequest>() == 184);
-    assert!(std::mem::size_of::<WpResponse>() == 72);
+    assert!(std::mem::size_of::<WpRequest>() == 200);
+    assert!(std::mem::size_of::<WpResponse>() == 88);
+    assert!(std::mem::size_of::<WpHead>() == 112);
+    assert!(std::mem::size_of::<WpBodyIo>() == 56);
     assert!(std::mem::size_of::<WpErrorSink>() == 16);
     assert!(std::mem::size_of::<WpHost>() == 32);
-    assert!(std::mem::size_of::<WpPluginDesc>() == 72);
-    assert!(std::mem::size_of::<WpPluginDesc>() >= DESC_SIZE_1_0 as usize);
+    assert!(std::mem::size_of::<WpPluginDesc>() == 104);
+    assert!(std::mem::size_of::<WpPluginDesc>() == DESC_SIZE_1_1 as usize);
 };

@@ -9,7 +9,7 @@
 #![allow(unsafe_code)]
 
 use crate::abi::*;
-use crate::{Case, Outcome, Request, Response, Settings};
+use crate::{Case, Filtered, Head, Outcome, Request, Response, Settings, Transform};
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,12 +80,15 @@ pub struct Descriptor(WpPluginDesc);
 unsafe impl Sync for Descriptor {}
 
 impl Descriptor {
-    /// The descriptor for case type `T`.
+    /// The descriptor for case type `T`. It declares ABI minor 1 only when `T` uses a 1.1
+    /// role (rewrites, filters, filter-only), so a 1.0-style case still loads on a 1.0 host.
     pub const fn of<T: Case>() -> Self {
         let flags = WP_THREAD_SAFE | if T::MAY_BLOCK { WP_MAY_BLOCK } else { 0 };
+        let roles = roles::<T>();
+        let uses_1_1 = T::REWRITES || T::FILTERS || !T::ACTS;
         Descriptor(WpPluginDesc {
             abi_major: ABI_MAJOR,
-            abi_minor: ABI_MINOR,
+            abi_minor: if uses_1_1 { 1 } else { 0 },
             struct_size: std::mem::size_of::<WpPluginDesc>() as u32,
             flags,
             name: T::NAME.as_ptr(),
@@ -93,8 +96,29 @@ impl Descriptor {
             allow: T::ALLOW.as_ptr(),
             create: Some(create::<T>),
             destroy: Some(destroy::<T>),
-            test: Some(test::<T>),
-            act: Some(act::<T>),
+            test: if T::ACTS { Some(test::<T>) } else { None },
+            act: if T::ACTS { Some(act::<T>) } else { None },
+            roles,
+            filter_flags: if T::CONTENT_CODING {
+                WP_F_CONTENT_CODING
+            } else {
+                0
+            },
+            filter_head: if T::FILTERS {
+                Some(filter_head::<T>)
+            } else {
+                None
+            },
+            filter_body: if T::FILTERS {
+                Some(filter_body::<T>)
+            } else {
+                None
+            },
+            filter_end: if T::FILTERS {
+                Some(filter_end)
+            } else {
+                None
+            },
         })
     }
 
@@ -102,6 +126,21 @@ impl Descriptor {
     pub fn as_ptr(&'static self) -> *const WpPluginDesc {
         &self.0
     }
+}
+
+/// The `WP_ROLE_*` bits of case type `T`.
+const fn roles<T: Case>() -> u32 {
+    let mut r = 0;
+    if T::ACTS {
+        r |= WP_ROLE_CASE;
+    }
+    if T::REWRITES {
+        r |= WP_ROLE_REWRITE;
+    }
+    if T::FILTERS {
+        r |= WP_ROLE_FILTER | WP_ROLE_TRANSFORM;
+    }
+    r
 }
 
 struct Instance<T> {
@@ -169,17 +208,36 @@ impl<'a> RawRequest<'a> {
 
     /// The headers in arrival order, as (name, value).
     pub(crate) fn headers(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
-        let r = self.0;
-        let list: &'a [WpHeader] = if r.headers.is_null() || r.header_count == 0 {
-            &[]
-        } else {
-            // SAFETY: `new`'s contract: `header_count` headers at `headers`, valid for 'a.
-            unsafe { std::slice::from_raw_parts(r.headers, r.header_count) }
-        };
-        // SAFETY: `new`'s contract covers the headers' strings too.
-        list.iter()
-            .map(|h| unsafe { (str_bytes(&h.name), str_bytes(&h.value)) })
+        // SAFETY: `new`'s contract: `header_count` headers at `headers`, valid for 'a.
+        unsafe { pairs(self.0.headers, self.0.header_count) }
     }
+
+    /// (1.1) The variables earlier cases set, as (name, value); none from a 1.0 host.
+    pub(crate) fn vars(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        let r = self.0;
+        let n = if r.struct_size >= REQUEST_SIZE_1_1 {
+            r.var_count
+        } else {
+            0
+        };
+        // SAFETY: a 1.1 request's `vars` is covered by `new`'s contract like `headers`.
+        unsafe { pairs(if n == 0 { std::ptr::null() } else { r.vars }, n) }
+    }
+}
+
+/// A lent array of name/value pairs, as byte strings.
+///
+/// # Safety
+/// `list` must be NULL or point at `n` `WpHeader`s whose strings are readable, all for `'a`.
+unsafe fn pairs<'a>(list: *const WpHeader, n: usize) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    let list: &'a [WpHeader] = if list.is_null() || n == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(list, n)
+    };
+    // SAFETY: the caller's contract covers the pairs' strings.
+    list.iter()
+        .map(|h| unsafe { (str_bytes(&h.name), str_bytes(&h.value)) })
 }
 
 /// Borrow a `WpStr` as bytes.
@@ -299,11 +357,181 @@ extern "C" fn act<T: Case>(
         Ok(Outcome::Done) => WP_DONE,
         Ok(Outcome::Declined) => WP_DECLINED,
         Ok(Outcome::Error) => WP_ERROR,
+        Ok(Outcome::Continue) if T::REWRITES => WP_CONTINUE,
+        Ok(Outcome::Continue) => {
+            b.host.log(
+                crate::Level::Error,
+                "act returned Continue, but the case does not declare REWRITES",
+            );
+            WP_ERROR
+        }
         Err(_) => {
             b.inst.poison(&b.host, "act");
             WP_ERROR
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// (1.1) Filters.
+
+extern "C" fn filter_head<T: Case>(
+    inst: *mut c_void,
+    req: *const WpRequest,
+    head: *const WpHead,
+    state: *mut *mut c_void,
+) -> i32 {
+    let Some(b) = instance::<T>(inst) else {
+        return WP_FILTER_ERROR;
+    };
+    if req.is_null() || head.is_null() || state.is_null() {
+        return WP_FILTER_ERROR;
+    }
+    if b.inst.poisoned.load(Ordering::Relaxed) {
+        return WP_PASS;
+    }
+    // SAFETY: the host lends the request and head, valid, for the duration of the call.
+    let (req, head) = unsafe { (Request::new(RawRequest::new(&*req)), &*head) };
+    let mut head = Head::new(head);
+    match catch_unwind(AssertUnwindSafe(|| b.inst.case.filter(&req, &mut head))) {
+        Ok(Filtered::Pass) => WP_PASS,
+        Ok(Filtered::Error) => WP_FILTER_ERROR,
+        Ok(Filtered::Transform(t)) => {
+            let stream = Box::new(BodyStream::new(t));
+            // SAFETY: `state` is the host's out-parameter for this call, checked non-NULL.
+            unsafe { *state = Box::into_raw(stream) as *mut c_void };
+            WP_TRANSFORM
+        }
+        Err(_) => {
+            b.inst.poison(&b.host, "filter");
+            WP_FILTER_ERROR
+        }
+    }
+}
+
+extern "C" fn filter_body<T: Case>(
+    inst: *mut c_void,
+    state: *mut c_void,
+    io: *mut WpBodyIo,
+) -> i32 {
+    if instance::<T>(inst).is_none() || state.is_null() || io.is_null() {
+        return WP_BODY_ERROR;
+    }
+    // SAFETY: `state` came from `filter_head` (a boxed BodyStream) and lives until
+    // `filter_end`; the host calls one response's body calls one at a time. `io` and its
+    // windows are lent for this call.
+    let (stream, io) = unsafe { (&mut *(state as *mut BodyStream), &mut *io) };
+    let input = if io.input.is_null() || io.in_len == 0 {
+        &[][..]
+    } else {
+        // SAFETY: the host lends `in_len` readable bytes at `input` for this call.
+        unsafe { std::slice::from_raw_parts(io.input, io.in_len) }
+    };
+    let out = if io.out.is_null() || io.out_cap == 0 {
+        &mut [][..]
+    } else {
+        // SAFETY: the host lends `out_cap` writable bytes at `out` for this call.
+        unsafe { std::slice::from_raw_parts_mut(io.out, io.out_cap) }
+    };
+    match catch_unwind(AssertUnwindSafe(|| stream.step(input, out, io.flags))) {
+        Ok(Ok((rc, used, made))) => {
+            io.in_used = used;
+            io.out_len = made;
+            rc
+        }
+        _ => WP_BODY_ERROR,
+    }
+}
+
+extern "C" fn filter_end(_inst: *mut c_void, state: *mut c_void, _aborted: u8) {
+    if state.is_null() {
+        return;
+    }
+    // SAFETY: `state` came from `filter_head` as a boxed BodyStream; the host ends it once.
+    let stream = unsafe { Box::from_raw(state as *mut BodyStream) };
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(stream)));
+}
+
+/// A transform between the host's windows: what it produced but the window could not take
+/// waits in `pending`.
+pub(crate) struct BodyStream {
+    t: Box<dyn Transform>,
+    pending: Vec<u8>,
+    pos: usize,
+    finished: bool,
+}
+
+impl BodyStream {
+    pub(crate) fn new(t: Box<dyn Transform>) -> BodyStream {
+        BodyStream {
+            t,
+            pending: Vec::new(),
+            pos: 0,
+            finished: false,
+        }
+    }
+
+    /// One `filter_body` call: drain what waits, take the input, flush or finish as the
+    /// flags say; `WP_BODY_MORE` while output is left over.
+    pub(crate) fn step(
+        &mut self,
+        input: &[u8],
+        out: &mut [u8],
+        flags: u32,
+    ) -> Result<(i32, usize, usize), String> {
+        let (mut used, mut made, mut flushed) = (0, 0, false);
+        loop {
+            let n = (self.pending.len() - self.pos).min(out.len() - made);
+            out[made..made + n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
+            (made, self.pos) = (made + n, self.pos + n);
+            if self.pos < self.pending.len() {
+                return Ok((WP_BODY_MORE, used, made));
+            }
+            self.pending.clear();
+            self.pos = 0;
+            if used < input.len() {
+                self.t.transform(&input[used..], &mut self.pending)?;
+                used = input.len();
+            } else if flags & WP_IO_END != 0 && !self.finished {
+                self.t.finish(&mut self.pending)?;
+                self.finished = true;
+            } else if flags & WP_IO_FLUSH != 0 && !flushed {
+                self.t.flush(&mut self.pending)?;
+                flushed = true;
+            } else {
+                return Ok((WP_BODY_OK, used, made));
+            }
+        }
+    }
+}
+
+/// Copy a string the host's head table returns through an out-parameter; `None` when the
+/// call refused.
+pub(crate) fn head_str(f: impl FnOnce(*mut WpStr) -> i32) -> Option<Vec<u8>> {
+    let mut s = WpStr {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
+    if f(&mut s) != 0 {
+        return None;
+    }
+    // SAFETY: the host fills `s` with a string valid until the head's next edit; it is
+    // copied before anything else is called.
+    Some(unsafe { str_bytes(&s) }.to_vec())
+}
+
+/// Header `i` of a head table, copied.
+pub(crate) fn head_pair(raw: &WpHead, i: usize) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut n = WpStr {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
+    let mut v = n;
+    if (raw.header_at)(raw.ctx, i, &mut n, &mut v) != 0 {
+        return None;
+    }
+    // SAFETY: as in `head_str`: valid until the next edit, copied at once.
+    Some(unsafe { (str_bytes(&n).to_vec(), str_bytes(&v).to_vec()) })
 }
 
 /// Read a NUL-terminated string from a descriptor (for hosts and tests).
@@ -340,6 +568,185 @@ pub trait ResponseSink {
     fn read_body(&mut self, buf: &mut [u8]) -> isize;
     /// `redirect`.
     fn redirect(&mut self, target: &[u8]) -> bool;
+    /// (1.1) `rewrite`.
+    fn rewrite(&mut self, _target: &[u8]) -> bool {
+        false
+    }
+    /// (1.1) `set_var`.
+    fn set_var(&mut self, _name: &[u8], _value: &[u8]) -> bool {
+        false
+    }
+}
+
+/// (1.1) The host's side of a `wp_head`: the response head a filter edits. The server and
+/// `crate::testing` implement it; [`lend_head`] turns it into the C table.
+pub trait HeadSink {
+    /// `status`.
+    fn status(&self) -> u16;
+    /// `set_status`.
+    fn set_status(&mut self, status: u16) -> bool;
+    /// Every header, in order.
+    fn header_list(&self) -> &[(Vec<u8>, Vec<u8>)];
+    /// `set_header`.
+    fn set_header(&mut self, name: &[u8], value: &[u8]) -> bool;
+    /// `append_header`.
+    fn append_header(&mut self, name: &[u8], value: &[u8]) -> bool;
+    /// `remove_header`.
+    fn remove_header(&mut self, name: &[u8]) -> bool;
+    /// `vary_add`.
+    fn vary_add(&mut self, token: &[u8]) -> bool;
+    /// `replace_body_bytes`.
+    fn replace_body_bytes(&mut self, data: &[u8]) -> bool;
+    /// `replace_body_file`.
+    fn replace_body_file(&mut self, path: &[u8]) -> bool;
+    /// `body_length`: `None` when unknown.
+    fn body_length(&self) -> Option<u64>;
+}
+
+/// Lend `sink` to a filter as a `wp_head` table for the duration of `f`.
+///
+/// # Safety
+/// As [`lend_response`]: `f` must not keep the table, its `ctx` or its callbacks past its
+/// return (pass it to the plugin's `filter_head` and nothing else).
+pub unsafe fn lend_head<R>(sink: &mut dyn HeadSink, f: impl FnOnce(&WpHead) -> R) -> R {
+    let mut fat: &mut dyn HeadSink = sink;
+    let head = WpHead {
+        struct_size: std::mem::size_of::<WpHead>() as u32,
+        reserved: 0,
+        ctx: &mut fat as *mut &mut dyn HeadSink as *mut c_void,
+        status: hd_status,
+        set_status: hd_set_status,
+        header_count: hd_count,
+        header_at: hd_at,
+        get_header: hd_get,
+        set_header: hd_set,
+        append_header: hd_append,
+        remove_header: hd_remove,
+        vary_add: hd_vary,
+        replace_body_bytes: hd_body_bytes,
+        replace_body_file: hd_body_file,
+        body_length: hd_length,
+    };
+    f(&head)
+}
+
+fn head_sink<'a>(ctx: *mut c_void) -> Option<&'a mut dyn HeadSink> {
+    if ctx.is_null() {
+        return None;
+    }
+    // SAFETY: `ctx` is the `&mut dyn HeadSink` in `lend_head`'s frame, alive while the
+    // filter's `filter_head` runs (its contract).
+    Some(unsafe { *(ctx as *mut &mut dyn HeadSink) })
+}
+
+fn as_wp_str(b: &[u8]) -> WpStr {
+    WpStr {
+        ptr: b.as_ptr(),
+        len: b.len(),
+    }
+}
+
+extern "C" fn hd_status(ctx: *mut c_void) -> u16 {
+    head_sink(ctx).map_or(0, |h| h.status())
+}
+
+extern "C" fn hd_set_status(ctx: *mut c_void, status: u16) -> i32 {
+    rc(head_sink(ctx).is_some_and(|h| h.set_status(status)))
+}
+
+extern "C" fn hd_count(ctx: *mut c_void) -> usize {
+    head_sink(ctx).map_or(0, |h| h.header_list().len())
+}
+
+extern "C" fn hd_at(ctx: *mut c_void, i: usize, name: *mut WpStr, value: *mut WpStr) -> i32 {
+    let Some(h) = head_sink(ctx) else { return -1 };
+    let Some((n, v)) = h.header_list().get(i) else {
+        return -1;
+    };
+    if name.is_null() || value.is_null() {
+        return -1;
+    }
+    // SAFETY: the filter passes two writable `WpStr`s for this call.
+    unsafe {
+        *name = as_wp_str(n);
+        *value = as_wp_str(v);
+    }
+    0
+}
+
+extern "C" fn hd_get(ctx: *mut c_void, n: *const u8, nl: usize, value: *mut WpStr) -> i32 {
+    let (Some(h), Some(name)) = (head_sink(ctx), lent(n, nl)) else {
+        return -1;
+    };
+    let found = h
+        .header_list()
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name));
+    match found {
+        Some((_, v)) if !value.is_null() => {
+            // SAFETY: the filter passes a writable `WpStr` for this call.
+            unsafe { *value = as_wp_str(v) };
+            0
+        }
+        _ => -1,
+    }
+}
+
+/// One head callback taking a name and a value.
+fn head_pair_call(
+    ctx: *mut c_void,
+    (n, nl): (*const u8, usize),
+    (v, vl): (*const u8, usize),
+    f: impl FnOnce(&mut dyn HeadSink, &[u8], &[u8]) -> bool,
+) -> i32 {
+    match (head_sink(ctx), lent(n, nl), lent(v, vl)) {
+        (Some(h), Some(n), Some(v)) => rc(f(h, n, v)),
+        _ => -1,
+    }
+}
+
+extern "C" fn hd_set(ctx: *mut c_void, n: *const u8, nl: usize, v: *const u8, vl: usize) -> i32 {
+    head_pair_call(ctx, (n, nl), (v, vl), |h, n, v| h.set_header(n, v))
+}
+
+extern "C" fn hd_append(ctx: *mut c_void, n: *const u8, nl: usize, v: *const u8, vl: usize) -> i32 {
+    head_pair_call(ctx, (n, nl), (v, vl), |h, n, v| h.append_header(n, v))
+}
+
+/// One head callback taking a byte string.
+fn head_bytes_call(
+    ctx: *mut c_void,
+    p: *const u8,
+    len: usize,
+    f: impl FnOnce(&mut dyn HeadSink, &[u8]) -> bool,
+) -> i32 {
+    match (head_sink(ctx), lent(p, len)) {
+        (Some(h), Some(d)) => rc(f(h, d)),
+        _ => -1,
+    }
+}
+
+extern "C" fn hd_remove(ctx: *mut c_void, p: *const u8, len: usize) -> i32 {
+    head_bytes_call(ctx, p, len, |h, d| h.remove_header(d))
+}
+
+extern "C" fn hd_vary(ctx: *mut c_void, p: *const u8, len: usize) -> i32 {
+    head_bytes_call(ctx, p, len, |h, d| h.vary_add(d))
+}
+
+extern "C" fn hd_body_bytes(ctx: *mut c_void, p: *const u8, len: usize) -> i32 {
+    head_bytes_call(ctx, p, len, |h, d| h.replace_body_bytes(d))
+}
+
+extern "C" fn hd_body_file(ctx: *mut c_void, p: *const u8, len: usize) -> i32 {
+    head_bytes_call(ctx, p, len, |h, d| h.replace_body_file(d))
+}
+
+extern "C" fn hd_length(ctx: *mut c_void) -> i64 {
+    head_sink(ctx)
+        .and_then(|h| h.body_length())
+        .and_then(|n| i64::try_from(n).ok())
+        .unwrap_or(-1)
 }
 
 /// Lend `sink` to a case as a `wp_response` table for the duration of `f`.
@@ -361,6 +768,8 @@ pub unsafe fn lend_response<R>(sink: &mut dyn ResponseSink, f: impl FnOnce(&WpRe
         send_error: cb_error,
         read_body: cb_read_body,
         redirect: cb_redirect,
+        rewrite: cb_rewrite,
+        set_var: cb_set_var,
     };
     f(&resp)
 }
@@ -430,6 +839,23 @@ extern "C" fn cb_redirect(ctx: *mut c_void, p: *const u8, len: usize) -> i32 {
     with_bytes(ctx, p, len, |s, d| s.redirect(d))
 }
 
+extern "C" fn cb_rewrite(ctx: *mut c_void, p: *const u8, len: usize) -> i32 {
+    with_bytes(ctx, p, len, |s, d| s.rewrite(d))
+}
+
+extern "C" fn cb_set_var(
+    ctx: *mut c_void,
+    n: *const u8,
+    nl: usize,
+    v: *const u8,
+    vl: usize,
+) -> i32 {
+    match (sink(ctx), lent(n, nl), lent(v, vl)) {
+        (Some(s), Some(n), Some(v)) => rc(s.set_var(n, v)),
+        _ => -1,
+    }
+}
+
 extern "C" fn cb_read_body(ctx: *mut c_void, p: *mut u8, cap: usize) -> isize {
     let Some(s) = sink(ctx) else { return -1 };
     if p.is_null() {
@@ -445,6 +871,8 @@ pub(crate) struct RequestParts<'a> {
     /// Indexed by `Field`.
     pub strings: [&'a [u8]; 9],
     pub headers: &'a [(Vec<u8>, Vec<u8>)],
+    /// (1.1) Variables set by earlier cases.
+    pub vars: &'a [(Vec<u8>, Vec<u8>)],
     pub fs_kind: u32,
     pub body_len: u64,
     pub client_port: u16,
@@ -457,6 +885,7 @@ struct CRequest {
     raw: WpRequest,
     _arena: Vec<u8>,
     _headers: Vec<WpHeader>,
+    _vars: Vec<WpHeader>,
 }
 
 impl CRequest {
@@ -471,7 +900,7 @@ impl CRequest {
         for s in &p.strings {
             push(s);
         }
-        for (n, v) in p.headers {
+        for (n, v) in p.headers.iter().chain(p.vars) {
             push(n);
             push(v);
         }
@@ -480,11 +909,13 @@ impl CRequest {
             ptr: arena.as_ptr().wrapping_add(spans[i].0),
             len: spans[i].1,
         };
-        let headers: Vec<WpHeader> = (0..p.headers.len())
-            .map(|h| WpHeader {
-                name: at(9 + 2 * h),
-                value: at(10 + 2 * h),
-            })
+        let pair = |h: usize| WpHeader {
+            name: at(9 + 2 * h),
+            value: at(10 + 2 * h),
+        };
+        let headers: Vec<WpHeader> = (0..p.headers.len()).map(pair).collect();
+        let vars: Vec<WpHeader> = (p.headers.len()..p.headers.len() + p.vars.len())
+            .map(pair)
             .collect();
         let field = |f: Field| at(f as usize);
         let raw = WpRequest {
@@ -505,11 +936,14 @@ impl CRequest {
             client_port: p.client_port,
             server_port: p.server_port,
             reserved: 0,
+            vars: vars.as_ptr(),
+            var_count: vars.len(),
         };
         CRequest {
             raw,
             _arena: arena,
             _headers: headers,
+            _vars: vars,
         }
     }
 }
@@ -638,6 +1072,55 @@ impl Loaded {
         };
         // SAFETY: the table goes to `act` only, which uses it during the call.
         unsafe { lend_response(sink, |resp| act(self.inst, &c.raw, resp)) }
+    }
+
+    /// (1.1) The descriptor's `filter_head`, with head calls going to `sink`: the `WP_*`
+    /// result and the transform state it stored (NULL if none).
+    pub(crate) fn filter_head(
+        &self,
+        req: &RequestParts,
+        sink: &mut dyn HeadSink,
+    ) -> (i32, *mut c_void) {
+        let c = CRequest::new(req);
+        let Some(fh) = self.desc.0.filter_head else {
+            return (WP_PASS, std::ptr::null_mut());
+        };
+        let mut state: *mut c_void = std::ptr::null_mut();
+        // SAFETY: the table goes to `filter_head` only, which uses it during the call.
+        let rc = unsafe { lend_head(sink, |head| fh(self.inst, &c.raw, head, &mut state)) };
+        (rc, state)
+    }
+
+    /// (1.1) The descriptor's `filter_body` on one window: (result, input used, output made).
+    pub(crate) fn filter_body(
+        &self,
+        state: *mut c_void,
+        input: &[u8],
+        out: &mut [u8],
+        flags: u32,
+    ) -> (i32, usize, usize) {
+        let Some(fb) = self.desc.0.filter_body else {
+            return (WP_BODY_ERROR, 0, 0);
+        };
+        let mut io = WpBodyIo {
+            input: input.as_ptr(),
+            in_len: input.len(),
+            in_used: 0,
+            out: out.as_mut_ptr(),
+            out_cap: out.len(),
+            out_len: 0,
+            flags,
+            reserved: 0,
+        };
+        let rc = fb(self.inst, state, &mut io);
+        (rc, io.in_used.min(input.len()), io.out_len.min(out.len()))
+    }
+
+    /// (1.1) The descriptor's `filter_end`.
+    pub(crate) fn filter_end(&self, state: *mut c_void, aborted: bool) {
+        if let Some(fe) = self.desc.0.filter_end {
+            fe(self.inst, state, aborted as u8);
+        }
     }
 
     /// What the case logged so far, as (level, line).

@@ -23,12 +23,14 @@
 
 pub mod abi;
 pub mod export;
+mod filter;
 pub mod helpers;
 mod request;
 mod response;
 pub mod testing;
 
 pub use export::Host;
+pub use filter::{Filtered, Head, Transform};
 pub use request::{Kind, Request};
 pub use response::{Refused, Response};
 
@@ -43,6 +45,10 @@ pub enum Outcome {
     Declined,
     /// Something failed: 500 if nothing was sent yet, else the connection is closed.
     Error,
+    /// (ABI 1.1) The request was changed with [`Response::rewrite`] or
+    /// [`Response::set_var`] and nothing was written: the chain goes on at the next case.
+    /// Set [`Case::REWRITES`] when `act` may return it.
+    Continue,
 }
 
 impl From<Result<(), Refused>> for Outcome {
@@ -109,6 +115,15 @@ pub trait Case: Sized + Send + Sync + 'static {
     /// `true` when `act` may block for long (runs a process): the host then calls it off the
     /// event loop and streams what it writes.
     const MAY_BLOCK: bool = false;
+    /// `false` for a plugin that only filters: the host then never calls `test` or `act`.
+    const ACTS: bool = true;
+    /// (ABI 1.1) `act` may return [`Outcome::Continue`] after a rewrite or `set_var`.
+    const REWRITES: bool = false;
+    /// (ABI 1.1) [`Case::filter`] sees the head of every response.
+    const FILTERS: bool = false;
+    /// (ABI 1.1) The filter's transforms are a content coding (compression): the host skips
+    /// answers already coded, marked `no-transform`, or partial.
+    const CONTENT_CODING: bool = false;
 
     /// Build the instance; an `Err` stops the server's start-up with that message.
     fn create(host: Host, settings: Settings) -> Result<Self, String>;
@@ -116,4 +131,10 @@ pub trait Case: Sized + Send + Sync + 'static {
     fn test(&self, req: &Request) -> bool;
     /// Answer the request.
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome;
+    /// (ABI 1.1) See a response's head before it is written, whoever made it; edit it,
+    /// replace the body, or return a [`Transform`] for the body. Called only when
+    /// [`Case::FILTERS`] is `true`.
+    fn filter(&self, _req: &Request, _head: &mut Head) -> Filtered {
+        Filtered::Pass
+    }
 }

@@ -109,4 +109,14 @@ impl<'a> Request<'a> {
     pub fn body_len(&self) -> u64 {
         self.raw.plain().body_len
     }
+    /// (ABI 1.1) Variables earlier cases attached (`REMOTE_USER`, ...), in order.
+    pub fn vars(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        self.raw.vars()
+    }
+    /// (ABI 1.1) One variable by its exact name.
+    pub fn var(&self, name: &str) -> Option<&'a [u8]> {
+        self.vars()
+            .find(|(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| v)
+    }
 }

@@ -89,4 +89,30 @@ impl<'a> Response<'a> {
         let n = (self.raw.read_body)(self.raw.ctx, buf.as_mut_ptr(), buf.len());
         usize::try_from(n).map_err(|_| Refused)
     }
+    /// (ABI 1.1) Go on with a changed request: `target` is `/path` or `/path?query`. The host
+    /// decodes, confines and looks it up again; method, headers and body stay. Return
+    /// [`crate::Outcome::Continue`] afterwards.
+    pub fn rewrite(&mut self, target: &str) -> Result<(), Refused> {
+        if self.raw.struct_size < crate::abi::RESPONSE_SIZE_1_1 {
+            return Err(Refused);
+        }
+        check((self.raw.rewrite)(
+            self.raw.ctx,
+            target.as_ptr(),
+            target.len(),
+        ))
+    }
+    /// (ABI 1.1) Attach a variable (`REMOTE_USER`, ...) that later cases and CGI scripts see.
+    pub fn set_var(&mut self, name: &str, value: &str) -> Result<(), Refused> {
+        if self.raw.struct_size < crate::abi::RESPONSE_SIZE_1_1 {
+            return Err(Refused);
+        }
+        check((self.raw.set_var)(
+            self.raw.ctx,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        ))
+    }
 }

@@ -33,13 +33,36 @@
 //! assert_eq!(answer.text(), "Hello, web!\n");
 //! ```
 //!
-//! Room to grow: [`TestRequest`] is a builder and [`Recorded`] is `#[non_exhaustive]`, so ABI
-//! 1.1's rewrites (a new path, variables, an outcome that continues the chain) and response
-//! filters can arrive as new builder methods, new fields and new `TestCase` methods without
-//! breaking the tests written against 1.0.
+//! ABI 1.1 is covered too: a rewriting case's [`Recorded::rewrite`] and [`Recorded::vars`]
+//! (with `Outcome::Continue`), variables set by earlier cases ([`TestRequest::var`]), and
+//! filters run on a [`TestResponse`] with [`TestCase::filter`], their transform included.
+//!
+//! ```
+//! use plugin_api::testing::{TestCase, TestRequest, TestResponse};
+//! use plugin_api::{Case, Filtered, Head, Host, Outcome, Request, Response, Settings};
+//!
+//! struct Stamp;
+//! impl Case for Stamp {
+//!     const NAME: &'static std::ffi::CStr = c"stamp";
+//!     const ACTS: bool = false;
+//!     const FILTERS: bool = true;
+//!     fn create(_host: Host, _settings: Settings) -> Result<Self, String> { Ok(Stamp) }
+//!     fn test(&self, _req: &Request) -> bool { false }
+//!     fn act(&self, _req: &Request, _resp: &mut Response) -> Outcome { Outcome::Declined }
+//!     fn filter(&self, _req: &Request, head: &mut Head) -> Filtered {
+//!         head.set("X-Stamp", "yes").ok();
+//!         Filtered::Pass
+//!     }
+//! }
+//!
+//! let case = TestCase::<Stamp>::create("{}").unwrap();
+//! let seen = case.filter(&TestRequest::get("/"), &TestResponse::new(404));
+//! assert_eq!(seen.header("x-stamp"), Some("yes"));
+//! assert_eq!(seen.status, 404);
+//! ```
 
-use crate::abi::Field;
-use crate::export::{Loaded, RequestParts, ResponseSink};
+use crate::abi::{Field, WP_BODY_MORE, WP_BODY_OK, WP_IO_END, WP_PASS, WP_TRANSFORM};
+use crate::export::{HeadSink, Loaded, RequestParts, ResponseSink};
 use crate::{Case, Kind, Level, Outcome};
 use std::marker::PhantomData;
 use std::os::unix::ffi::OsStrExt;
@@ -62,6 +85,7 @@ pub struct TestRequest {
     kind: Option<Kind>,
     client: (String, u16),
     server: (String, u16),
+    vars: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl TestRequest {
@@ -79,7 +103,14 @@ impl TestRequest {
             kind: None,
             client: ("127.0.0.1".into(), 40000),
             server: ("127.0.0.1".into(), 8080),
+            vars: Vec::new(),
         }
+    }
+
+    /// (1.1) A variable an earlier case set (`REMOTE_USER`, ...).
+    pub fn var(mut self, name: &str, value: &str) -> Self {
+        self.vars.push((name.into(), value.into()));
+        self
     }
 
     /// A `GET` for this path.
@@ -188,6 +219,7 @@ impl TestRequest {
         f(&RequestParts {
             strings,
             headers: &self.headers,
+            vars: &self.vars,
             fs_kind: kind_code(self.resolved_kind(&fs_path)),
             body_len: self.body.len() as u64,
             client_port: self.client.1,
@@ -227,6 +259,10 @@ pub struct Recorded {
     pub error: Option<(u16, String)>,
     /// The local target given to `Response::redirect`.
     pub redirect: Option<String>,
+    /// (1.1) The target given to `Response::rewrite`.
+    pub rewrite: Option<String>,
+    /// (1.1) Variables given to `Response::set_var`, in order (a repeat replaces).
+    pub vars: Vec<(String, String)>,
     /// Each response call the stand-in host refused, named, in order.
     pub refused: Vec<&'static str>,
 }
@@ -242,6 +278,8 @@ impl Recorded {
             sent_file: None,
             error: None,
             redirect: None,
+            rewrite: None,
+            vars: Vec::new(),
             refused: Vec::new(),
         }
     }
@@ -366,6 +404,224 @@ impl ResponseSink for Recording<'_> {
         self.rec.redirect = Some(String::from_utf8_lossy(target).into_owned());
         true
     }
+
+    fn rewrite(&mut self, target: &[u8]) -> bool {
+        if self.rec.started() || !target.starts_with(b"/") || !is_field_value(target) {
+            return self.rec.refuse("rewrite");
+        }
+        self.rec.rewrite = Some(String::from_utf8_lossy(target).into_owned());
+        true
+    }
+
+    fn set_var(&mut self, name: &[u8], value: &[u8]) -> bool {
+        let shape = name.first().is_some_and(u8::is_ascii_uppercase)
+            && name.len() <= 64
+            && name
+                .iter()
+                .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !shape || !is_field_value(value) {
+            return self.rec.refuse("set_var");
+        }
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let name = text(name);
+        self.rec.vars.retain(|(n, _)| *n != name);
+        self.rec.vars.push((name, text(value)));
+        true
+    }
+}
+
+/// (1.1) A response for a filter to see: status, headers and body.
+#[derive(Clone, Debug)]
+pub struct TestResponse {
+    status: u16,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
+impl TestResponse {
+    /// A response with this status, no headers and an empty body.
+    pub fn new(status: u16) -> Self {
+        TestResponse {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Add a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+}
+
+/// (1.1) What a filter decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilterVerdict {
+    /// `Filtered::Pass`.
+    Pass,
+    /// `Filtered::Transform`: the body went through the transform.
+    Transform,
+    /// `Filtered::Error` (or a panic).
+    Error,
+}
+
+/// (1.1) A response after one filter: read its fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct FilterRecord {
+    /// What the filter returned.
+    pub verdict: FilterVerdict,
+    /// The status after the filter.
+    pub status: u16,
+    /// The headers after the filter, as bytes.
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The body after a replacement and the transform (`None`: the transform failed).
+    pub body: Option<Vec<u8>>,
+    /// The file given to `Head::replace_body_file`.
+    pub replaced_file: Option<PathBuf>,
+    /// Each head call the stand-in host refused, named, in order.
+    pub refused: Vec<&'static str>,
+}
+
+impl FilterRecord {
+    /// The first header with this name (case-insensitive), as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// Every value of a header, as text.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .collect()
+    }
+}
+
+/// Headers that frame a response: a filter may not touch them.
+const FRAMING: [&str; 10] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "date",
+    "content-range",
+    "accept-ranges",
+];
+
+fn framing(name: &[u8]) -> bool {
+    FRAMING
+        .iter()
+        .any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
+}
+
+impl HeadSink for FilterRecord {
+    fn status(&self) -> u16 {
+        self.status
+    }
+
+    fn set_status(&mut self, status: u16) -> bool {
+        if !(200..=599).contains(&status) || status == 206 || status == 304 {
+            self.refused.push("set_status");
+            return false;
+        }
+        self.status = status;
+        true
+    }
+
+    fn header_list(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.headers
+    }
+
+    fn set_header(&mut self, name: &[u8], value: &[u8]) -> bool {
+        if framing(name) || !is_token(name) || !is_field_value(value) {
+            self.refused.push("set_header");
+            return false;
+        }
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_vec(), value.to_vec()));
+        true
+    }
+
+    fn append_header(&mut self, name: &[u8], value: &[u8]) -> bool {
+        if framing(name) || !is_token(name) || !is_field_value(value) {
+            self.refused.push("append_header");
+            return false;
+        }
+        self.headers.push((name.to_vec(), value.to_vec()));
+        true
+    }
+
+    fn remove_header(&mut self, name: &[u8]) -> bool {
+        if framing(name) {
+            self.refused.push("remove_header");
+            return false;
+        }
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        true
+    }
+
+    fn vary_add(&mut self, token: &[u8]) -> bool {
+        if !is_token(token) {
+            self.refused.push("vary_add");
+            return false;
+        }
+        let vary = self
+            .headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(b"vary"));
+        match vary {
+            Some((_, v)) => {
+                let has = v
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token));
+                if !has {
+                    v.extend_from_slice(b", ");
+                    v.extend_from_slice(token);
+                }
+            }
+            None => self.headers.push((b"Vary".to_vec(), token.to_vec())),
+        }
+        true
+    }
+
+    fn replace_body_bytes(&mut self, data: &[u8]) -> bool {
+        self.body = Some(data.to_vec());
+        true
+    }
+
+    fn replace_body_file(&mut self, path: &[u8]) -> bool {
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(path));
+        match std::fs::read(&path) {
+            Ok(b) => {
+                self.body = Some(b);
+                self.replaced_file = Some(path);
+                true
+            }
+            Err(_) => {
+                self.refused.push("replace_body_file");
+                false
+            }
+        }
+    }
+
+    fn body_length(&self) -> Option<u64> {
+        self.body.as_ref().map(|b| b.len() as u64)
+    }
 }
 
 /// One instance of case `T`, created through its descriptor as the server creates it, and
@@ -400,9 +656,66 @@ impl<T: Case> TestCase<T> {
         recording.rec.outcome = match code {
             crate::abi::WP_DONE => Outcome::Done,
             crate::abi::WP_DECLINED => Outcome::Declined,
+            crate::abi::WP_CONTINUE => Outcome::Continue,
             _ => Outcome::Error,
         };
         recording.rec
+    }
+
+    /// (1.1) The case's filter on `resp`: what it did to the head, and the body it ends up
+    /// with (a replacement, or the body run through its transform in small windows).
+    pub fn filter(&self, req: &TestRequest, resp: &TestResponse) -> FilterRecord {
+        let mut head = FilterRecord {
+            verdict: FilterVerdict::Pass,
+            status: resp.status,
+            headers: resp.headers.clone(),
+            body: Some(resp.body.clone()),
+            replaced_file: None,
+            refused: Vec::new(),
+        };
+        let (code, state) = req.with_parts(|parts| self.loaded.filter_head(parts, &mut head));
+        head.verdict = match code {
+            WP_PASS => FilterVerdict::Pass,
+            WP_TRANSFORM => FilterVerdict::Transform,
+            _ => FilterVerdict::Error,
+        };
+        if head.verdict == FilterVerdict::Transform {
+            let body = head.body.take().unwrap_or_default();
+            head.body = self.transform(state, &body);
+        }
+        head
+    }
+
+    /// Run `body` through a transform state in 100-byte pieces and 64-byte windows (so the
+    /// `WP_BODY_MORE` path is used), then end it; `None` in the body means it failed.
+    fn transform(&self, state: *mut std::ffi::c_void, body: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut window = [0u8; 64];
+        let mut pieces: Vec<&[u8]> = body.chunks(100).collect();
+        pieces.push(&[]);
+        let last = pieces.len() - 1;
+        let mut ok = true;
+        for (i, mut piece) in pieces.into_iter().enumerate() {
+            let flags = if i == last { WP_IO_END } else { 0 };
+            loop {
+                let (rc, used, made) = self.loaded.filter_body(state, piece, &mut window, flags);
+                out.extend_from_slice(&window[..made]);
+                piece = &piece[used..];
+                match rc {
+                    WP_BODY_OK if piece.is_empty() => break,
+                    WP_BODY_OK | WP_BODY_MORE => continue,
+                    _ => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if !ok {
+                break;
+            }
+        }
+        self.loaded.filter_end(state, !ok);
+        ok.then_some(out)
     }
 
     /// What the case logged through its `Host` so far.

@@ -49,7 +49,7 @@ pub fn colour_wanted() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty())
 }
 
-/// One line per case: `1. hello 0.1.0 (ABI 1.0, GET, HEAD)` after `indent`, the name in colour.
+/// One line per case: `1. hello 0.1.0 (ABI 1.0, GET, HEAD; test/act)` after `indent`, the name in colour.
 fn case_lines<'a>(
     chain: &'a Chain,
     indent: &'a str,

@@ -12,7 +12,7 @@ use crate::reply::{Body, Collect, Msg, Reply};
 use crate::resolve::{self, Kind, OpenFile, Refusal, Root};
 use crate::static_file;
 use plugin_api::abi::{
-    WP_DECLINED, WP_DONE, WP_KIND_DIR, WP_KIND_FILE, WP_KIND_MISSING, WP_KIND_OTHER,
+    WP_CONTINUE, WP_DECLINED, WP_DONE, WP_KIND_DIR, WP_KIND_FILE, WP_KIND_MISSING, WP_KIND_OTHER,
 };
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -22,6 +22,8 @@ use std::sync::Arc;
 /// Swapped whole on reload, so a request sees one consistent pair.
 pub struct Chain {
     pub cases: Vec<Arc<Plugin>>,
+    /// The cases that filter responses (ABI 1.1), in chain order.
+    pub filters: Vec<Arc<Plugin>>,
     pub root: Arc<Root>,
     /// The Allow value for `OPTIONS *` and 501 answers: every method some case answers.
     all_methods: String,
@@ -40,8 +42,10 @@ impl Chain {
             .map(|entry| plugin::load(entry, &config.plugin_dirs, &config.path).map(Arc::new))
             .collect::<Result<Vec<_>, String>>()?;
         let all_methods = all_methods(&cases);
+        let filters = cases.iter().filter(|c| c.filters()).cloned().collect();
         Ok(Chain {
             cases,
+            filters,
             root: Arc::new(root),
             all_methods,
         })
@@ -106,8 +110,8 @@ fn split_target(target: &[u8]) -> Option<(&[u8], &[u8])> {
 /// Local redirects followed for one request before giving up with a 500.
 const MAX_REDIRECTS: usize = 10;
 
-/// Answer one request, following local (CGI) redirects as new GET requests, then apply the
-/// host's conditional and Range stage to the final answer.
+/// Answer one request: the chain (following local redirects), then the response filters,
+/// then the host's conditional and Range stage.
 pub async fn respond(
     chain: &Arc<Chain>,
     max_ranges: usize,
@@ -115,17 +119,70 @@ pub async fn respond(
     body: Vec<u8>,
     peer: &Peer,
 ) -> Reply {
-    let mut answer = respond_once(chain, head, body, peer).await;
+    let (reply, seen) = run_chain(chain, head, body, peer).await;
+    let reply = filter(chain, reply, head, &seen, peer);
+    static_file::conditional(reply, head, max_ranges)
+}
+
+/// A reply the host made before the chain ran (413, a bad Host...), through the filters.
+pub fn filter_refusal(chain: &Chain, reply: Reply, head: &Head, peer: &Peer) -> Reply {
+    let seen = Seen {
+        redirect: None,
+        place: None,
+        vars: Vec::new(),
+    };
+    filter(chain, reply, head, &seen, peer)
+}
+
+/// What the chain last looked at, for the filters' view of the request.
+struct Seen {
+    /// The request of the last local redirect, if one was followed.
+    redirect: Option<Head>,
+    place: Option<Place>,
+    vars: Vars,
+}
+
+/// Variables cases attached to the request (ABI 1.1 `set_var`), in order.
+type Vars = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Pass the reply through the chain's filters, with the request as the chain last saw it.
+fn filter(chain: &Chain, reply: Reply, head: &Head, seen: &Seen, peer: &Peer) -> Reply {
+    if chain.filters.is_empty() {
+        return reply;
+    }
+    let head = seen.redirect.as_ref().unwrap_or(head);
+    let req = case_view(seen.place.as_ref(), head, peer, &chain.root, 0, &seen.vars);
+    let path = seen.place.as_ref().map_or(&head.target, |p| &p.path);
+    let ctx = crate::filter::Ctx {
+        req: &req,
+        root: &chain.root,
+        path,
+        head_only: head.method == "HEAD",
+    };
+    crate::filter::apply(&chain.filters, reply, &ctx)
+}
+
+/// The cases, following local (CGI) redirects as new GET requests.
+async fn run_chain(chain: &Arc<Chain>, head: &Head, body: Vec<u8>, peer: &Peer) -> (Reply, Seen) {
+    let mut seen = Seen {
+        redirect: None,
+        place: None,
+        vars: Vec::new(),
+    };
+    let mut answer = respond_once(chain, head, &mut seen, body, peer).await;
     for _ in 0..MAX_REDIRECTS {
         let Answer::Redirect(target) = answer else {
             break;
         };
-        answer = respond_once(chain, &redirected(head, target), Vec::new(), peer).await;
+        let next = redirected(head, target);
+        answer = respond_once(chain, &next, &mut seen, Vec::new(), peer).await;
+        seen.redirect = Some(next);
     }
-    match answer {
-        Answer::Reply(r) => static_file::conditional(r, head, max_ranges),
+    let reply = match answer {
+        Answer::Reply(r) => r,
         Answer::Redirect(_) => error_page::refusal(RequestError::RedirectLoop, &head.target),
-    }
+    };
+    (reply, seen)
 }
 
 /// The request a local redirect makes: GET (HEAD stays HEAD) of `target`, without a body.
@@ -160,14 +217,21 @@ impl From<Reply> for Answer {
     }
 }
 
-/// The chapter's `handle_request` for one target.
-async fn respond_once(chain: &Arc<Chain>, head: &Head, body: Vec<u8>, peer: &Peer) -> Answer {
+/// The chapter's `handle_request` for one target. What it looked at is left in `seen`.
+async fn respond_once(
+    chain: &Arc<Chain>,
+    head: &Head,
+    seen: &mut Seen,
+    body: Vec<u8>,
+    peer: &Peer,
+) -> Answer {
     // Figure out what exactly is being requested.
-    let mut place = match locate(chain, head) {
-        Ok(place) => place,
+    seen.place = None;
+    let place = match locate(chain, head) {
+        Ok(place) => seen.place.insert(place),
         Err(early) => return early.into(),
     };
-    let req = case_view(&place, head, peer, &chain.root, body.len());
+    let req = case_view(Some(place), head, peer, &chain.root, body.len(), &seen.vars);
 
     // Figure out how to handle it: the first case whose test is true acts.
     let mut work = Work {
@@ -175,41 +239,83 @@ async fn respond_once(chain: &Arc<Chain>, head: &Head, body: Vec<u8>, peer: &Pee
         body: Some(body),
     };
     for (i, case) in chain.cases.iter().enumerate() {
-        if !case.test(work.req()) {
+        if !case.acts() || !case.test(work.req()) {
             continue;
         }
+        let place = seen.place.as_mut().expect("located above");
         if let Some(refused) = method_policy(case, &head.method, &place.path) {
             return refused.into();
         }
-        match act(chain, i, &mut work, &mut place).await {
+        match act(chain, i, &mut work, place).await {
             Acted::Declined => continue,
             Acted::Answer(answer) => return answer,
+            Acted::Continue(changes) => {
+                if let Err(refused) = go_on(chain, head, seen, &mut work, changes, peer) {
+                    return refused.into();
+                }
+            }
         }
     }
 
     // Handle errors: no case took the request.
-    error_page::reply(404, &place.path, "no case handles this request").into()
+    let path = seen.place.as_ref().map_or(&head.target, |p| &p.path);
+    error_page::reply(404, path, "no case handles this request").into()
+}
+
+/// After a case returned WP_CONTINUE: keep its variables, and when it rewrote the target,
+/// locate the new one (decoded, confined, looked up again) and rebuild the view; method,
+/// headers and body stay. A target the host refuses ends the request with that answer.
+fn go_on(
+    chain: &Chain,
+    head: &Head,
+    seen: &mut Seen,
+    work: &mut Work,
+    changes: Changes,
+    peer: &Peer,
+) -> Result<(), Reply> {
+    seen.vars.extend(changes.vars);
+    if let Some(target) = changes.rewrite {
+        log::debug!("rewritten to {}", String::from_utf8_lossy(&target));
+        seen.place = Some(place_of(chain, &target)?);
+    }
+    let body_len = work.body.as_ref().map_or(0, Vec::len);
+    let req = case_view(
+        seen.place.as_ref(),
+        head,
+        peer,
+        &chain.root,
+        body_len,
+        &seen.vars,
+    );
+    work.req = Some(req);
+    Ok(())
 }
 
 /// What exactly is being requested: the normalised path, its query, and what it is on disk.
 struct Place {
     path: Vec<u8>,
+    query: Vec<u8>,
     fs_path: PathBuf,
     kind: Kind,
     /// The regular file the lookup opened, reused when a case sends this same path.
     opened: Option<OpenFile>,
 }
 
-/// The chapter's first step, with the checks it left out: a method we know, a target that
-/// is a path, decoded and confined to the root; a folder named without its slash is
-/// redirected to it.
+/// The chapter's first step, with the checks it left out: a method we know, and a target
+/// that is a path.
 fn locate(chain: &Chain, head: &Head) -> Result<Place, Reply> {
     if let Some(early) = asterisk_or_unknown(chain, head) {
         return Err(early);
     }
+    place_of(chain, &head.target)
+}
+
+/// A target's path, decoded and confined to the root, and what it names; a folder named
+/// without its slash is redirected to it.
+fn place_of(chain: &Chain, target: &[u8]) -> Result<Place, Reply> {
     let refuse = |e: RequestError, path: &[u8]| error_page::refusal(e, path);
-    let Some((raw_path, query)) = split_target(&head.target) else {
-        return Err(refuse(RequestError::NotAPath, &head.target));
+    let Some((raw_path, query)) = split_target(target) else {
+        return Err(refuse(RequestError::NotAPath, target));
     };
     let (segs, trailing) =
         resolve::normalise(raw_path).map_err(|_| refuse(RequestError::BadPath, raw_path))?;
@@ -228,6 +334,7 @@ fn locate(chain: &Chain, head: &Head) -> Result<Place, Reply> {
     }
     Ok(Place {
         fs_path: chain.root.join(&segs),
+        query: query.to_vec(),
         path,
         kind,
         opened,
@@ -271,20 +378,19 @@ fn folder_redirect(segs: &[Vec<u8>], query: &[u8], path: &[u8]) -> Reply {
     .header("Location", loc)
 }
 
-/// The request as a case sees it (`wp_request`), built once for every test and act.
+/// The request as a case sees it (`wp_request`), built once for every test and act. With
+/// no place (the host refused the target), the path is the target and nothing is on disk.
 fn case_view(
-    place: &Place,
+    place: Option<&Place>,
     head: &Head,
     peer: &Peer,
     root: &Root,
     body_len: usize,
+    vars: &Vars,
 ) -> OwnedRequest {
-    let query = split_target(&head.target).map_or(&b""[..], |(_, q)| q);
     let mut req = OwnedRequest::new();
     req.set(Field::Method, head.method.as_bytes());
     req.set(Field::Target, &head.target);
-    req.set(Field::Path, &place.path);
-    req.set(Field::Query, query);
     req.set(
         Field::Version,
         if head.minor == 0 {
@@ -296,6 +402,28 @@ fn case_view(
     req.set(Field::ClientAddr, peer.client.ip().to_string().as_bytes());
     req.set(Field::ServerAddr, peer.local.ip().to_string().as_bytes());
     req.set(Field::Root, root.path.as_os_str().as_bytes());
+    set_place(&mut req, place, &head.target);
+    req.body_len = body_len as u64;
+    req.client_port = peer.client.port();
+    req.server_port = peer.local.port();
+    for (n, v) in &head.headers {
+        req.add_header(n.as_bytes(), v);
+    }
+    for (n, v) in vars {
+        req.add_var(n, v);
+    }
+    req.seal();
+    req
+}
+
+/// Path, query, file system path and kind of the view.
+fn set_place(req: &mut OwnedRequest, place: Option<&Place>, target: &[u8]) {
+    let Some(place) = place else {
+        req.set(Field::Path, target);
+        return;
+    };
+    req.set(Field::Path, &place.path);
+    req.set(Field::Query, &place.query);
     req.set(Field::FsPath, place.fs_path.as_os_str().as_bytes());
     req.fs_kind = match place.kind {
         Kind::Missing => WP_KIND_MISSING,
@@ -303,14 +431,6 @@ fn case_view(
         Kind::Dir => WP_KIND_DIR,
         Kind::Other => WP_KIND_OTHER,
     };
-    req.body_len = body_len as u64;
-    req.client_port = peer.client.port();
-    req.server_port = peer.local.port();
-    for (n, v) in &head.headers {
-        req.add_header(n.as_bytes(), v);
-    }
-    req.seal();
-    req
 }
 
 /// Between `test` and `act`: the case's methods. OPTIONS is answered with its Allow unless
@@ -347,7 +467,15 @@ impl Work {
 enum Acted {
     /// Nothing was written: the next case whose test is true may act.
     Declined,
+    /// The case changed the request (ABI 1.1): the chain goes on at the next case.
+    Continue(Changes),
     Answer(Answer),
+}
+
+/// What a case that returned WP_CONTINUE changed.
+struct Changes {
+    rewrite: Option<Vec<u8>>,
+    vars: Vars,
 }
 
 /// Run case `i`'s act (on a worker thread if it may block) and turn what it did into an
@@ -367,9 +495,17 @@ async fn act(chain: &Arc<Chain>, i: usize, work: &mut Work, place: &mut Place) -
     };
     match rc {
         WP_DONE => Acted::Answer(finish(collect, &chain.root, place)),
-        WP_DECLINED if !collect.started => {
+        WP_DECLINED | WP_CONTINUE if !collect.started => {
+            let changes = Changes {
+                rewrite: collect.rewrite.clone(),
+                vars: collect.vars.clone(),
+            };
             work.body = Some(collect.into_body());
-            Acted::Declined
+            if rc == WP_DECLINED {
+                Acted::Declined
+            } else {
+                Acted::Continue(changes)
+            }
         }
         _ => {
             log::error!(

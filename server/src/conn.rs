@@ -289,7 +289,10 @@ async fn refuse(
     err: RequestError,
 ) -> io::Result<Next> {
     let target = head.map_or(&b""[..], |h| &h.target);
-    let reply = error_page::refusal(err, target);
+    let mut reply = error_page::refusal(err, target);
+    if let Some(head) = head {
+        reply = crate::chain::filter_refusal(&shared.chain(), reply, head, peer);
+    }
     let wire = Framing::closing(head.map_or(1, |h| h.minor));
     write_reply(stream, shared, peer, head, reply, &wire).await?;
     Ok(Next::Linger)

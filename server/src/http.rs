@@ -5,7 +5,7 @@ use crate::config::Limits;
 use crate::errors::RequestError;
 
 /// A parsed request head, owned.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Head {
     pub method: String,
     pub target: Vec<u8>,

@@ -8,6 +8,7 @@ mod config;
 mod conn;
 mod error_page;
 mod errors;
+mod filter;
 mod http;
 mod plugin;
 mod reply;

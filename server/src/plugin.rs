@@ -7,7 +7,7 @@
 
 use crate::config::CaseEntry;
 use plugin_api::abi::*;
-use plugin_api::export::{lend_error_sink, lend_response};
+use plugin_api::export::{lend_error_sink, lend_head, lend_response};
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -16,10 +16,14 @@ use std::sync::Mutex;
 /// stand-in host and the server lend a case the same callbacks).
 pub use plugin_api::export::ResponseSink as Sink;
 
+/// Host-side receiver of a filter's head calls (ABI 1.1).
+pub use plugin_api::export::HeadSink;
+
 /// A request in a form that can move between threads: one byte arena plus offsets.
 pub struct OwnedRequest {
     arena: Vec<u8>,
     headers: Vec<(Span, Span)>,
+    vars: Vec<(Span, Span)>,
     fields: [Span; 9],
     pub fs_kind: u32,
     pub body_len: u64,
@@ -29,10 +33,11 @@ pub struct OwnedRequest {
     sealed: Option<Sealed>,
 }
 
-/// A `WpRequest` and its header array, pointing into the owner's `arena`.
+/// A `WpRequest` and its header and variable arrays, pointing into the owner's `arena`.
 struct Sealed {
     raw: WpRequest,
     _headers: Vec<WpHeader>,
+    _vars: Vec<WpHeader>,
 }
 
 // SAFETY: the raw pointers in `sealed` point only into this request's own heap buffers
@@ -51,6 +56,7 @@ impl OwnedRequest {
         OwnedRequest {
             arena: Vec::with_capacity(512),
             headers: Vec::new(),
+            vars: Vec::new(),
             fields: [Span::default(); 9],
             fs_kind: WP_KIND_MISSING,
             body_len: 0,
@@ -79,14 +85,23 @@ impl OwnedRequest {
         self.headers.push((n, v));
     }
 
+    /// (1.1) A variable a case set, for the cases after it.
+    pub fn add_var(&mut self, name: &[u8], value: &[u8]) {
+        self.sealed = None;
+        let n = self.push(name);
+        let v = self.push(value);
+        self.vars.push((n, v));
+    }
+
     /// Build the C view once, after every field is set, so the cases' test and act calls
     /// share it instead of rebuilding the header array each time.
     pub fn seal(&mut self) {
-        let headers = self.wp_headers();
-        let raw = self.wp_request(&headers);
+        let (headers, vars) = (self.wp_pairs(&self.headers), self.wp_pairs(&self.vars));
+        let raw = self.wp_request(&headers, &vars);
         self.sealed = Some(Sealed {
             raw,
             _headers: headers,
+            _vars: vars,
         });
     }
 
@@ -97,8 +112,8 @@ impl OwnedRequest {
         }
     }
 
-    fn wp_headers(&self) -> Vec<WpHeader> {
-        self.headers
+    fn wp_pairs(&self, pairs: &[(Span, Span)]) -> Vec<WpHeader> {
+        pairs
             .iter()
             .map(|(n, v)| WpHeader {
                 name: self.str_at(*n),
@@ -107,7 +122,7 @@ impl OwnedRequest {
             .collect()
     }
 
-    fn wp_request(&self, headers: &[WpHeader]) -> WpRequest {
+    fn wp_request(&self, headers: &[WpHeader], vars: &[WpHeader]) -> WpRequest {
         let f = |field: Field| self.str_at(self.fields[field as usize]);
         WpRequest {
             struct_size: std::mem::size_of::<WpRequest>() as u32,
@@ -127,6 +142,8 @@ impl OwnedRequest {
             client_port: self.client_port,
             server_port: self.server_port,
             reserved: 0,
+            vars: vars.as_ptr(),
+            var_count: vars.len(),
         }
     }
 
@@ -135,8 +152,8 @@ impl OwnedRequest {
         match &self.sealed {
             Some(s) => f(&s.raw),
             None => {
-                let headers = self.wp_headers();
-                f(&self.wp_request(&headers))
+                let (headers, vars) = (self.wp_pairs(&self.headers), self.wp_pairs(&self.vars));
+                f(&self.wp_request(&headers, &vars))
             }
         }
     }
@@ -157,9 +174,14 @@ pub struct Plugin {
     pub may_block: bool,
     /// `None` means any method (`*`).
     pub allow: Option<Vec<String>>,
+    /// (1.1) `WP_ROLE_*`: declared, or inferred from the functions present.
+    pub roles: u32,
+    /// (1.1) `WP_F_*` bits of its filter.
+    pub filter_flags: u32,
     inst: *mut c_void,
-    test: WpTestFn,
-    act: WpActFn,
+    test: Option<WpTestFn>,
+    act: Option<WpActFn>,
+    filter: Option<FilterFns>,
     destroy: Option<WpDestroyFn>,
     /// Held around calls when the plugin is not thread-safe.
     serial: Option<Mutex<()>>,
@@ -254,11 +276,37 @@ struct Described {
     version: String,
     allow: Option<Vec<String>>,
     flags: u32,
+    roles: u32,
+    filter_flags: u32,
     create: WpCreateFn,
-    test: WpTestFn,
-    act: WpActFn,
+    test: Option<WpTestFn>,
+    act: Option<WpActFn>,
+    filter: Option<FilterFns>,
     destroy: Option<WpDestroyFn>,
 }
+
+/// (1.1) A filter's three functions.
+#[derive(Clone, Copy)]
+struct FilterFns {
+    head: WpFilterHeadFn,
+    body: Option<WpFilterBodyFn>,
+    end: Option<WpFilterEndFn>,
+}
+
+/// What a filter decided about one response's head.
+pub enum Verdict {
+    Pass,
+    /// Body calls follow with this state; `filter_end` must run once.
+    Transform(TransformState),
+    Error,
+}
+
+/// A transform's state, owned by the plugin, ended once by `Plugin::filter_end`.
+pub struct TransformState(*mut c_void);
+
+// SAFETY: the state belongs to one response; the host uses it from one task at a time and
+// hands it back to the plugin's own functions only.
+unsafe impl Send for TransformState {}
 
 /// Load, check and create one case. The error says which plugin, where, what was found, what
 /// was expected and how to fix it.
@@ -282,9 +330,12 @@ pub fn load(entry: &CaseEntry, dirs: &[PathBuf], config_path: &Path) -> Result<P
         abi: d.abi,
         may_block: d.flags & WP_MAY_BLOCK != 0,
         allow: d.allow,
+        roles: d.roles,
+        filter_flags: d.filter_flags,
         inst,
         test: d.test,
         act: d.act,
+        filter: d.filter,
         destroy: d.destroy,
         serial: (d.flags & WP_THREAD_SAFE == 0).then(|| Mutex::new(())),
         _host: host,
@@ -368,11 +419,17 @@ impl Loading<'_> {
                 "plugin {name:?} ({shown}): built for plugin ABI {major}.{minor}, this server provides {ABI_MAJOR}.{ABI_MINOR}\n  fix: {fix}"
             ));
         }
-        // Against the 1.0 size, not ours: a 1.0 plugin must keep loading under a later 1.x host.
-        let need = DESC_SIZE_1_0;
+        // Against the size of the minor the plugin declares, not ours: a 1.0 plugin must keep
+        // loading under a later 1.x host, and a 1.1 plugin must carry the fields it claims.
+        let need = if minor >= 1 {
+            DESC_SIZE_1_1
+        } else {
+            DESC_SIZE_1_0
+        };
         if size < need {
             return Err(format!(
-                "plugin {name:?} ({shown}): descriptor is {size} bytes, ABI {ABI_MAJOR}.0 needs at least {need}\n  fix: rebuild the plugin against plugin-api {ABI_MAJOR}.x"
+                "plugin {name:?} ({shown}): descriptor is {size} bytes, ABI {ABI_MAJOR}.{} needs at least {need}\n  fix: rebuild the plugin against plugin-api {ABI_MAJOR}.x",
+                minor.min(1)
             ));
         }
         Ok((major, minor))
@@ -403,22 +460,59 @@ impl Loading<'_> {
                 found_name.unwrap_or_default()
             ));
         }
-        let (Some(create), Some(test), Some(act)) = (d.create, d.test, d.act) else {
+        let filter = self.filter_fns(d, abi.1)?;
+        let acts = d.test.is_some() && d.act.is_some();
+        let (Some(create), true) = (d.create, acts || filter.is_some()) else {
             return Err(format!(
                 "plugin {name:?} ({shown}): descriptor lacks create, test or act\n  fix: fill every function pointer of wp_plugin_desc"
             ));
         };
+        let declared = if abi.1 >= 1 { d.roles } else { 0 };
+        let inferred = if acts { WP_ROLE_CASE } else { 0 }
+            | filter.map_or(0, |f| {
+                WP_ROLE_FILTER
+                    | if f.body.is_some() {
+                        WP_ROLE_TRANSFORM
+                    } else {
+                        0
+                    }
+            });
         let text = |c: &std::ffi::CStr| c.to_string_lossy().into_owned();
         Ok(Described {
             abi,
             version: version.map(text).unwrap_or_default(),
             allow: parse_allow(&allow.map(text).unwrap_or_else(|| "GET, HEAD".into())),
             flags: d.flags,
+            roles: declared | inferred,
+            filter_flags: if abi.1 >= 1 { d.filter_flags } else { 0 },
             create,
-            test,
-            act,
+            test: d.test.filter(|_| acts),
+            act: d.act.filter(|_| acts),
+            filter,
             destroy: d.destroy,
         })
+    }
+
+    /// (1.1) The filter functions of a descriptor that declares minor 1 or later (fields a
+    /// 1.0 descriptor does not have are never read). A body transform needs `filter_end`.
+    fn filter_fns(&self, d: &WpPluginDesc, minor: u32) -> Result<Option<FilterFns>, String> {
+        let Loading { name, shown, .. } = self;
+        if minor < 1 {
+            return Ok(None);
+        }
+        let Some(head) = d.filter_head else {
+            return Ok(None);
+        };
+        if d.filter_body.is_some() && d.filter_end.is_none() {
+            return Err(format!(
+                "plugin {name:?} ({shown}): descriptor has filter_body but no filter_end\n  fix: a transform's state must be freed: fill filter_end"
+            ));
+        }
+        Ok(Some(FilterFns {
+            head,
+            body: d.filter_body,
+            end: d.filter_end,
+        }))
     }
 
     /// Call `create` with the case's settings and a host table the instance then owns.
@@ -469,20 +563,97 @@ impl Plugin {
             .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// The chapter's `test`.
-    pub fn test(&self, req: &OwnedRequest) -> bool {
-        let _g = self.lock();
-        req.with_raw(|raw| (self.test)(self.inst, raw) != 0)
+    /// Does the case answer requests (test/act), as every 1.0 plugin does?
+    pub fn acts(&self) -> bool {
+        self.test.is_some()
     }
 
-    /// The chapter's `act`; response calls go to `sink`.
+    /// (1.1) Does it filter responses?
+    pub fn filters(&self) -> bool {
+        self.filter.is_some()
+    }
+
+    /// The chapter's `test`.
+    pub fn test(&self, req: &OwnedRequest) -> bool {
+        let Some(test) = self.test else {
+            return false;
+        };
+        let _g = self.lock();
+        req.with_raw(|raw| test(self.inst, raw) != 0)
+    }
+
+    /// The chapter's `act`; response calls go to `sink`. A `WP_CONTINUE` from a plugin
+    /// built for ABI 1.0 counts as `WP_ERROR`.
     pub fn act(&self, req: &OwnedRequest, sink: &mut dyn Sink) -> i32 {
+        let Some(act) = self.act else {
+            return WP_ERROR;
+        };
         let _g = self.lock();
         // SAFETY: the table goes to the plugin's `act` only, which uses it during the call.
-        unsafe {
-            lend_response(sink, |resp| {
-                req.with_raw(|raw| (self.act)(self.inst, raw, resp))
+        let rc =
+            unsafe { lend_response(sink, |resp| req.with_raw(|raw| act(self.inst, raw, resp))) };
+        if rc == WP_CONTINUE && self.abi.1 == 0 {
+            return WP_ERROR;
+        }
+        rc
+    }
+
+    /// (1.1) The filter's look at a response head; head calls go to `sink`.
+    pub fn filter_head(&self, req: &OwnedRequest, sink: &mut dyn HeadSink) -> Verdict {
+        let Some(f) = self.filter else {
+            return Verdict::Pass;
+        };
+        let _g = self.lock();
+        let mut state: *mut c_void = std::ptr::null_mut();
+        // SAFETY: the table goes to the plugin's `filter_head` only, used during the call.
+        let rc = unsafe {
+            lend_head(sink, |head| {
+                req.with_raw(|raw| (f.head)(self.inst, raw, head, &mut state))
             })
+        };
+        match rc {
+            WP_PASS => Verdict::Pass,
+            WP_TRANSFORM if f.body.is_some() => Verdict::Transform(TransformState(state)),
+            _ => {
+                if !state.is_null() {
+                    self.filter_end(TransformState(state), true);
+                }
+                Verdict::Error
+            }
+        }
+    }
+
+    /// (1.1) One window of a body transform: (result, input used, output made).
+    pub fn filter_body(
+        &self,
+        state: &TransformState,
+        input: &[u8],
+        out: &mut [u8],
+        flags: u32,
+    ) -> (i32, usize, usize) {
+        let Some(body) = self.filter.and_then(|f| f.body) else {
+            return (WP_BODY_ERROR, 0, 0);
+        };
+        let mut io = WpBodyIo {
+            input: input.as_ptr(),
+            in_len: input.len(),
+            in_used: 0,
+            out: out.as_mut_ptr(),
+            out_cap: out.len(),
+            out_len: 0,
+            flags,
+            reserved: 0,
+        };
+        let _g = self.lock();
+        let rc = body(self.inst, state.0, &mut io);
+        (rc, io.in_used.min(input.len()), io.out_len.min(out.len()))
+    }
+
+    /// (1.1) End a transform (exactly once per state).
+    pub fn filter_end(&self, state: TransformState, aborted: bool) {
+        if let Some(end) = self.filter.and_then(|f| f.end) {
+            let _g = self.lock();
+            end(self.inst, state.0, aborted as u8);
         }
     }
 
@@ -495,10 +666,26 @@ impl Plugin {
     }
 }
 
+/// What a plugin takes part in, for `--check-config` and logs.
+pub fn roles(p: &Plugin) -> String {
+    let names = [
+        (WP_ROLE_CASE, "test/act"),
+        (WP_ROLE_REWRITE, "rewrite"),
+        (WP_ROLE_FILTER, "filter"),
+        (WP_ROLE_TRANSFORM, "transform"),
+    ];
+    let on: Vec<&str> = names
+        .iter()
+        .filter(|(bit, _)| p.roles & bit != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    on.join(" + ")
+}
+
 /// For `--check-config` and logs: one line per loaded case.
 pub fn describe(p: &Plugin) -> String {
     format!(
-        "{} {} (ABI {}.{}, {}{}) {}",
+        "{} {} (ABI {}.{}, {}{}; {}) {}",
         p.name,
         p.version,
         p.abi.0,
@@ -512,6 +699,7 @@ pub fn describe(p: &Plugin) -> String {
         } else {
             ""
         },
+        roles(p),
         p.path.display()
     )
 }

@@ -21,6 +21,8 @@ pub enum Body {
     /// Written by a plugin on a worker thread as it goes; length unknown unless the plugin
     /// gave a Content-Length.
     Stream(mpsc::Receiver<Msg>, Option<u64>),
+    /// A file or stream on its way through transforming filters; length unknown.
+    Transformed(Box<crate::filter::Transformed>),
 }
 
 impl Body {
@@ -38,6 +40,7 @@ impl Body {
                     .sum(),
             ),
             Body::Stream(_, len) => *len,
+            Body::Transformed(_) => None,
         }
     }
 }
@@ -175,6 +178,40 @@ fn host_owned(name: &[u8]) -> bool {
     OWNED.iter().any(|o| name.eq_ignore_ascii_case(o))
 }
 
+/// A variable name a case may set: `[A-Z][A-Z0-9_]*`, at most 64 bytes, and never one that
+/// would change how a script runs or what the host tells it (PATH, LD_*, the CGI
+/// meta-variables other than REMOTE_USER and AUTH_TYPE).
+fn var_name_ok(name: &[u8]) -> bool {
+    const RESERVED: [&[u8]; 20] = [
+        b"PATH",
+        b"IFS",
+        b"GATEWAY_INTERFACE",
+        b"SERVER_SOFTWARE",
+        b"SERVER_NAME",
+        b"SERVER_PORT",
+        b"SERVER_ADDR",
+        b"SERVER_PROTOCOL",
+        b"REQUEST_METHOD",
+        b"REQUEST_URI",
+        b"QUERY_STRING",
+        b"SCRIPT_NAME",
+        b"SCRIPT_FILENAME",
+        b"PATH_INFO",
+        b"PATH_TRANSLATED",
+        b"REMOTE_ADDR",
+        b"REMOTE_PORT",
+        b"CONTENT_TYPE",
+        b"CONTENT_LENGTH",
+        b"DOCUMENT_ROOT",
+    ];
+    let shape = name.first().is_some_and(u8::is_ascii_uppercase)
+        && name.len() <= 64
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    shape && !name.starts_with(b"LD_") && !name.starts_with(b"HTTP_") && !RESERVED.contains(&name)
+}
+
 /// Bytes a case on a worker thread may write before the head must go out.
 const HOLD: usize = 64 * 1024;
 
@@ -196,6 +233,10 @@ pub struct Collect {
     pub error: Option<(u16, String)>,
     /// A local redirect target (RFC 3875 §6.2.2).
     pub redirect: Option<Vec<u8>>,
+    /// The target the case rewrote the request to, to go on with (ABI 1.1).
+    pub rewrite: Option<Vec<u8>>,
+    /// Variables the case attached to the request (ABI 1.1).
+    pub vars: Vec<(Vec<u8>, Vec<u8>)>,
     /// Anything body-like was produced (write, send_file, send_error).
     pub started: bool,
     req_body: Vec<u8>,
@@ -213,6 +254,8 @@ impl Collect {
             file: None,
             error: None,
             redirect: None,
+            rewrite: None,
+            vars: Vec::new(),
             started: false,
             req_body,
             body_pos: 0,
@@ -336,6 +379,23 @@ impl Sink for Collect {
         }
         self.started = true;
         self.redirect = Some(target.to_vec());
+        true
+    }
+
+    fn rewrite(&mut self, target: &[u8]) -> bool {
+        if self.started || !target.starts_with(b"/") || !is_field_value(target) {
+            return false;
+        }
+        self.rewrite = Some(target.to_vec());
+        true
+    }
+
+    fn set_var(&mut self, name: &[u8], value: &[u8]) -> bool {
+        if !var_name_ok(name) || !is_field_value(value) {
+            return false;
+        }
+        self.vars.retain(|(n, _)| n != name);
+        self.vars.push((name.to_vec(), value.to_vec()));
         true
     }
 

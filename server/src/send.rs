@@ -2,6 +2,7 @@
 //! inline or sent with sendfile) or as a stream from a worker thread; all under the send
 //! timeout.
 
+use crate::filter::{Source, Transformed};
 use crate::reply::{write_head, Body, Delim, Framing, Msg, Reply, Seg};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -35,6 +36,74 @@ pub async fn send(
             write_all(stream, &out, wait).await?;
             stream_body(stream, rx, delim, wait).await
         }
+        Body::Transformed(t) => {
+            write_all(stream, &out, wait).await?;
+            transformed_body(stream, *t, delim, wait).await
+        }
+    }
+}
+
+/// Send a body through its transforming filters, piece by piece, chunked (or until the
+/// close for HTTP/1.0). Ok(false) when a filter or the source failed: the connection closes.
+async fn transformed_body(
+    stream: &mut TcpStream,
+    mut t: Transformed,
+    delim: Delim,
+    wait: Duration,
+) -> io::Result<bool> {
+    loop {
+        let Some(piece) = next_piece(&mut t).await? else {
+            break;
+        };
+        let Ok(out) = t.push(&piece, false) else {
+            return Ok(false);
+        };
+        write_piece(stream, &out, delim, wait).await?;
+    }
+    let Ok(last) = t.push(&[], true) else {
+        return Ok(false);
+    };
+    write_piece(stream, &last, delim, wait).await?;
+    if delim == Delim::Chunked {
+        write_all(stream, b"0\r\n\r\n", wait).await?;
+    }
+    Ok(true)
+}
+
+/// The source's next piece; `None` at its end. A stream that aborted is an error.
+async fn next_piece(t: &mut Transformed) -> io::Result<Option<Vec<u8>>> {
+    match &mut t.source {
+        Source::Nothing => Ok(None),
+        Source::File(..) => t.read_file_piece().map(|p| (!p.is_empty()).then_some(p)),
+        Source::Stream(rx) => loop {
+            match rx.recv().await {
+                Some(Msg::Data(d)) if d.is_empty() => continue,
+                Some(Msg::Data(d)) => return Ok(Some(d)),
+                Some(Msg::Head(..)) => continue,
+                Some(Msg::Abort) => {
+                    return Err(io::Error::other("the case aborted its answer"));
+                }
+                None => return Ok(None),
+            }
+        },
+    }
+}
+
+/// One piece of body on the wire: a chunk, or raw bytes when the close delimits.
+async fn write_piece(
+    stream: &mut TcpStream,
+    data: &[u8],
+    delim: Delim,
+    wait: Duration,
+) -> io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    if delim == Delim::Chunked {
+        let size = format!("{:x}\r\n", data.len());
+        write_parts(stream, &[size.as_bytes(), data, b"\r\n"], wait).await
+    } else {
+        write_all(stream, data, wait).await
     }
 }
 
@@ -56,12 +125,7 @@ async fn stream_body(
                         return Ok(false);
                     }
                 }
-                if delim == Delim::Chunked {
-                    let size = format!("{:x}\r\n", d.len());
-                    write_parts(stream, &[size.as_bytes(), &d, b"\r\n"], wait).await?;
-                } else {
-                    write_all(stream, &d, wait).await?;
-                }
+                write_piece(stream, &d, delim, wait).await?;
             }
             Some(Msg::Abort) => return Ok(false),
             Some(Msg::Head(..)) => {}
@@ -76,11 +140,7 @@ async fn stream_body(
 }
 
 /// Write several buffers with writev, without first copying them into one.
-pub async fn write_parts(
-    stream: &mut TcpStream,
-    parts: &[&[u8]],
-    wait: Duration,
-) -> io::Result<()> {
+async fn write_parts(stream: &mut TcpStream, parts: &[&[u8]], wait: Duration) -> io::Result<()> {
     let fut = async {
         let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
         while !parts.is_empty() {

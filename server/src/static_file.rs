@@ -67,6 +67,24 @@ pub fn answer(
     }
 }
 
+/// The body for a filter's `replace_body_file`: a regular file beneath the root, whole.
+pub fn open_for_filter(root: &Root, abs: &[u8]) -> Option<Body> {
+    let abs = Path::new(OsStr::from_bytes(abs));
+    match open(root, abs) {
+        Ok(f) => {
+            let size = Meta::of(&f.stat).size;
+            Some(Body::File(f.file, vec![Seg::Range(0, size)]))
+        }
+        Err((status, why)) => {
+            log::error!(
+                "a filter's replacement body {}: {status} {why}",
+                abs.display()
+            );
+            None
+        }
+    }
+}
+
 /// Open a regular file beneath the root; the error is the status and sentence to answer.
 fn open(root: &Root, abs: &Path) -> Result<OpenFile, (u16, &'static str)> {
     let Some(rel) = root.relative(abs) else {
@@ -133,23 +151,37 @@ fn get<'a>(headers: &'a Headers, name: &[u8]) -> Option<&'a [u8]> {
         .map(|(_, v)| v.as_slice())
 }
 
-/// The host stage after the chain: a whole-file 200 answers If-Match, If-Unmodified-Since,
-/// If-None-Match and If-Modified-Since (RFC 9110 §13.2.2), then Range and If-Range.
+/// The host stage after the chain and its filters: a 200 file answer (transformed or not)
+/// answers If-Match, If-Unmodified-Since, If-None-Match and If-Modified-Since (RFC 9110
+/// §13.2.2) from its own validators; an untransformed whole file then answers Range and
+/// If-Range.
 pub fn conditional(reply: Reply, head: &Head, max_ranges: usize) -> Reply {
-    let Some(size) = whole_file(&reply) else {
+    if reply.status != 200 || !has_file_body(&reply) {
         return reply;
-    };
+    }
     let etag = get(&reply.headers, b"etag").unwrap_or_default().to_vec();
     let mtime = get(&reply.headers, b"last-modified").and_then(http_date);
     match preconditions(head, &etag, mtime) {
         Some(412) => precondition_failed(reply, head),
         Some(_) => not_modified(reply),
-        None => ranges(reply, head, &etag, mtime, size, max_ranges),
+        None => match whole_file(&reply) {
+            Some(size) => ranges(reply, head, &etag, mtime, size, max_ranges),
+            None => reply,
+        },
     }
 }
 
-/// The size of a reply that is a whole file answered 200, the only kind validators and
-/// ranges apply to.
+/// A file answer, sent as it is or through transforming filters.
+fn has_file_body(reply: &Reply) -> bool {
+    match &reply.body {
+        Body::File(..) => true,
+        Body::Transformed(t) => matches!(t.source, crate::filter::Source::File(..)),
+        _ => false,
+    }
+}
+
+/// The size of a reply that is a whole file answered 200, untransformed: the only kind
+/// Range applies to.
 fn whole_file(reply: &Reply) -> Option<u64> {
     match &reply.body {
         Body::File(_, segs) if reply.status == 200 => match segs.as_slice() {

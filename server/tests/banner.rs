@@ -46,9 +46,9 @@ fn expected(root: &Path, bold: &str, green: &str, end: &str) -> Vec<String> {
     vec![
         format!("  {bold}root{end}   {}", root.display()),
         format!("  {bold}chain{end}  first case whose test() is true acts:"),
-        format!("    1. {green}no_file{end} 0.1.0 (ABI 1.0, any method) "),
-        format!("    2. {green}existing_file{end} 0.1.0 (ABI 1.0, GET, HEAD) "),
-        format!("    3. {green}always_fail{end} 0.1.0 (ABI 1.0, any method) "),
+        format!("    1. {green}no_file{end} 0.1.0 (ABI 1.0, any method; test/act) "),
+        format!("    2. {green}existing_file{end} 0.1.0 (ABI 1.0, GET, HEAD; test/act) "),
+        format!("    3. {green}always_fail{end} 0.1.0 (ABI 1.0, any method; test/act) "),
     ]
 }
 

@@ -30,7 +30,7 @@ fn a_plugin_built_for_another_abi_major_is_refused_with_found_and_expected_versi
     );
     assert_eq!(e.code, Some(1));
     let want = format!(
-        "plugin \"wrong_abi\" ({}): built for plugin ABI 2.x, this server provides 1.0\n  fix: rebuild the plugin against plugin-api 1.x",
+        "plugin \"wrong_abi\" ({}): built for plugin ABI 2.x, this server provides 1.1\n  fix: rebuild the plugin against plugin-api 1.x",
         so.canonicalize().unwrap().display()
     );
     assert!(e.stderr.contains(&want), "{}", e.stderr);
@@ -44,7 +44,7 @@ fn a_plugin_built_for_a_newer_abi_minor_is_refused() {
     assert_eq!(e.code, Some(1));
     assert!(
         e.stderr
-            .contains("built for plugin ABI 1.99, this server provides 1.0")
+            .contains("built for plugin ABI 1.99, this server provides 1.1")
             && e.stderr.contains("upgrade the server"),
         "{}",
         e.stderr
@@ -176,7 +176,8 @@ fn check_config_prints_the_chain_and_exits_zero() {
     assert_eq!(e.code, Some(0), "{}", e.stderr);
     assert!(e.stdout.contains("is valid"));
     assert!(
-        e.stdout.contains("  1. hello 0.1.0 (ABI 1.0, GET, HEAD)"),
+        e.stdout
+            .contains("  1. hello 0.1.0 (ABI 1.0, GET, HEAD; test/act)"),
         "{}",
         e.stdout
     );

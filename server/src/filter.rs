@@ -1,0 +1,394 @@
+//! Response filters (ABI 1.1): every answer with a request head passes the chain's filters,
+//! in chain order, before its head is written; a filter may edit the head, replace the body,
+//! or transform the body as it streams.
+
+use crate::error_page;
+use crate::plugin::{HeadSink, OwnedRequest, Plugin, TransformState, Verdict};
+use crate::reply::{Body, Msg, Reply, Seg};
+use plugin_api::abi::{WP_BODY_MORE, WP_BODY_OK, WP_F_CONTENT_CODING, WP_IO_END};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+type Headers = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Headers that frame the message or manage the connection: only the host sets them.
+pub fn host_owned(name: &[u8]) -> bool {
+    const OWNED: [&[u8]; 11] = [
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"keep-alive",
+        b"upgrade",
+        b"te",
+        b"trailer",
+        b"date",
+        b"content-range",
+        b"accept-ranges",
+        b"proxy-connection",
+    ];
+    OWNED.iter().any(|o| name.eq_ignore_ascii_case(o))
+}
+
+/// What the filters need to know about the request besides its case view.
+pub struct Ctx<'a> {
+    pub req: &'a OwnedRequest,
+    pub root: &'a crate::resolve::Root,
+    /// The normalised path, for error pages.
+    pub path: &'a [u8],
+    /// HEAD: filters see GET's head, and bodies are never transformed.
+    pub head_only: bool,
+}
+
+/// Pass `reply` through every filter of the chain. A filter error restarts the answer as a
+/// 500 through the filters once; an error during that restart sends the built-in page.
+pub fn apply(filters: &[Arc<Plugin>], reply: Reply, ctx: &Ctx) -> Reply {
+    if filters.is_empty() {
+        return reply;
+    }
+    match run(filters, reply, ctx) {
+        Ok(r) => r,
+        Err(failed) => {
+            log::error!("case={failed}: filter failed; answering 500");
+            let page = || error_page::reply(500, ctx.path, "a response filter failed");
+            run(filters, page(), ctx).unwrap_or_else(|_| page())
+        }
+    }
+}
+
+/// One pass through the filters; `Err` names the filter that failed.
+fn run(filters: &[Arc<Plugin>], mut reply: Reply, ctx: &Ctx) -> Result<Reply, String> {
+    let mut stages: Vec<Stage> = Vec::new();
+    for f in filters {
+        if skips(f, &reply) {
+            continue;
+        }
+        let mut edit = Edit::new(reply, ctx);
+        let verdict = f.filter_head(ctx.req, &mut edit);
+        reply = edit.finish().map_err(|_| f.name.clone())?;
+        match verdict {
+            Verdict::Pass => {}
+            Verdict::Error => return Err(f.name.clone()),
+            Verdict::Transform(state) => stages.push(Stage::new(Arc::clone(f), state)),
+        }
+    }
+    Ok(if stages.is_empty() {
+        reply
+    } else {
+        transformed(reply, stages, ctx)
+    })
+}
+
+/// A content-coding filter leaves alone what is already coded, what asks not to be
+/// transformed, and partial answers.
+fn skips(f: &Plugin, reply: &Reply) -> bool {
+    if f.filter_flags & WP_F_CONTENT_CODING == 0 {
+        return false;
+    }
+    let has = |n: &[u8]| reply.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+    let no_transform = reply.headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case(b"cache-control")
+            && String::from_utf8_lossy(v)
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("no-transform"))
+    });
+    reply.status == 206 || has(b"content-encoding") || no_transform
+}
+
+/// The head a filter edits, and what it asked to do with the body.
+pub struct Edit<'a> {
+    reply: Reply,
+    ctx: &'a Ctx<'a>,
+    status_changed: bool,
+    replaced: Option<Replacement>,
+}
+
+enum Replacement {
+    Bytes(Vec<u8>),
+    File(Vec<u8>),
+}
+
+impl<'a> Edit<'a> {
+    fn new(reply: Reply, ctx: &'a Ctx<'a>) -> Edit<'a> {
+        Edit {
+            reply,
+            ctx,
+            status_changed: false,
+            replaced: None,
+        }
+    }
+
+    /// Apply the body decisions. A new status without a new body gets the host's page for
+    /// it; a replacement file that cannot be opened is an error.
+    fn finish(self) -> Result<Reply, ()> {
+        let Edit {
+            mut reply,
+            ctx,
+            status_changed,
+            replaced,
+        } = self;
+        match replaced {
+            Some(Replacement::Bytes(b)) => reply.body = Body::Bytes(b),
+            Some(Replacement::File(path)) => {
+                let file = crate::static_file::open_for_filter(ctx.root, &path).ok_or(())?;
+                reply.body = file;
+            }
+            None if status_changed => {
+                let page = error_page::reply(reply.status, ctx.path, "");
+                reply.body = page.body;
+                reply.headers.retain(|(n, _)| {
+                    !n.eq_ignore_ascii_case(b"content-type")
+                        && !n.eq_ignore_ascii_case(b"etag")
+                        && !n.eq_ignore_ascii_case(b"last-modified")
+                });
+                reply.headers.extend(page.headers);
+            }
+            None => {}
+        }
+        Ok(reply)
+    }
+
+    fn position(&self, name: &[u8]) -> Option<usize> {
+        self.reply
+            .headers
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+}
+
+impl HeadSink for Edit<'_> {
+    fn status(&self) -> u16 {
+        self.reply.status
+    }
+
+    fn set_status(&mut self, status: u16) -> bool {
+        if !(200..=599).contains(&status) || status == 206 || status == 304 {
+            return false;
+        }
+        if status != self.reply.status {
+            self.reply.status = status;
+            self.status_changed = true;
+        }
+        true
+    }
+
+    fn header_list(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.reply.headers
+    }
+
+    fn set_header(&mut self, name: &[u8], value: &[u8]) -> bool {
+        if !editable(name, value) {
+            return false;
+        }
+        self.reply
+            .headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.reply.headers.push((name.to_vec(), value.to_vec()));
+        true
+    }
+
+    fn append_header(&mut self, name: &[u8], value: &[u8]) -> bool {
+        if !editable(name, value) {
+            return false;
+        }
+        self.reply.headers.push((name.to_vec(), value.to_vec()));
+        true
+    }
+
+    fn remove_header(&mut self, name: &[u8]) -> bool {
+        if host_owned(name) {
+            return false;
+        }
+        self.reply
+            .headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        true
+    }
+
+    fn vary_add(&mut self, token: &[u8]) -> bool {
+        if !crate::http::is_token(token) {
+            return false;
+        }
+        match self.position(b"vary") {
+            Some(i) => {
+                let v = &mut self.reply.headers[i].1;
+                let present = v
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token) || t.trim_ascii() == b"*");
+                if !present {
+                    v.extend_from_slice(b", ");
+                    v.extend_from_slice(token);
+                }
+            }
+            None => self.reply.headers.push((b"Vary".to_vec(), token.to_vec())),
+        }
+        true
+    }
+
+    fn replace_body_bytes(&mut self, data: &[u8]) -> bool {
+        self.replaced = Some(Replacement::Bytes(data.to_vec()));
+        true
+    }
+
+    fn replace_body_file(&mut self, path: &[u8]) -> bool {
+        self.replaced = Some(Replacement::File(path.to_vec()));
+        true
+    }
+
+    fn body_length(&self) -> Option<u64> {
+        if self.ctx.head_only && !matches!(self.reply.body, Body::Bytes(_) | Body::File(..)) {
+            return None;
+        }
+        self.reply.body.len()
+    }
+}
+
+fn editable(name: &[u8], value: &[u8]) -> bool {
+    crate::http::is_token(name) && crate::http::is_field_value(value) && !host_owned(name)
+}
+
+/// One transforming filter's state for one response; `filter_end` runs exactly once, when
+/// the stage is dropped (aborted unless the body reached its end).
+pub struct Stage {
+    case: Arc<Plugin>,
+    state: Option<TransformState>,
+    finished: bool,
+}
+
+impl Stage {
+    fn new(case: Arc<Plugin>, state: TransformState) -> Stage {
+        Stage {
+            case,
+            state: Some(state),
+            finished: false,
+        }
+    }
+
+    /// Feed `input` (with `flags`), returning everything the filter produced for it.
+    fn feed(&mut self, mut input: &[u8], flags: u32) -> Result<Vec<u8>, ()> {
+        let state = self.state.as_ref().ok_or(())?;
+        let mut out = Vec::new();
+        let mut window = vec![0u8; 64 * 1024];
+        loop {
+            let (rc, used, made) = self.case.filter_body(state, input, &mut window, flags);
+            out.extend_from_slice(&window[..made.min(window.len())]);
+            input = &input[used.min(input.len())..];
+            match rc {
+                WP_BODY_OK if input.is_empty() => break,
+                WP_BODY_OK | WP_BODY_MORE => continue,
+                _ => return Err(()),
+            }
+        }
+        if flags & WP_IO_END != 0 {
+            self.finished = true;
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            self.case.filter_end(state, !self.finished);
+        }
+    }
+}
+
+/// A body on its way through transforming filters.
+pub struct Transformed {
+    pub source: Source,
+    stages: Vec<Stage>,
+}
+
+/// Where a transformed body's bytes come from.
+pub enum Source {
+    /// A file's byte range, read in pieces.
+    File(Arc<std::fs::File>, u64, u64),
+    /// What a case on a worker thread goes on writing.
+    Stream(tokio::sync::mpsc::Receiver<Msg>),
+    /// Nothing (HEAD and bodiless answers: the filter never gets body calls).
+    Nothing,
+}
+
+impl Transformed {
+    /// Pass one piece through every stage in order; `end` finishes them.
+    pub fn push(&mut self, input: &[u8], end: bool) -> Result<Vec<u8>, ()> {
+        let flags = if end { WP_IO_END } else { 0 };
+        let mut data = input.to_vec();
+        for stage in &mut self.stages {
+            data = stage.feed(&data, flags)?;
+        }
+        Ok(data)
+    }
+
+    /// Read the next piece of a file source (at most 64 KiB); empty at the end.
+    pub fn read_file_piece(&mut self) -> std::io::Result<Vec<u8>> {
+        let Source::File(file, off, left) = &mut self.source else {
+            return Ok(Vec::new());
+        };
+        let n = (*left).min(64 * 1024) as usize;
+        let mut buf = vec![0u8; n];
+        file.read_exact_at(&mut buf, *off)?;
+        *off += n as u64;
+        *left -= n as u64;
+        Ok(buf)
+    }
+}
+
+/// The answer with its body routed through `stages`: the length is dropped, Range is off,
+/// a strong ETag becomes weak. Bytes are transformed at once (so the answer keeps a
+/// Content-Length); files and streams as they are sent.
+fn transformed(mut reply: Reply, stages: Vec<Stage>, ctx: &Ctx) -> Reply {
+    weaken_etag(&mut reply.headers);
+    reply
+        .headers
+        .retain(|(n, _)| !n.eq_ignore_ascii_case(b"accept-ranges"));
+    let bodiless = ctx.head_only || crate::reply::bodiless(reply.status);
+    // HEAD and bodiless answers keep their source but are never read: no body calls.
+    let source = match std::mem::replace(&mut reply.body, Body::Empty) {
+        Body::Bytes(b) if !bodiless => return whole(reply, b, stages, ctx),
+        Body::Empty | Body::Bytes(_) => Source::Nothing,
+        Body::File(file, segs) => match segs.as_slice() {
+            [Seg::Range(off, len)] => Source::File(file, *off, *len),
+            _ => return reply_without_transform(reply, file, segs),
+        },
+        Body::Stream(rx, _) => Source::Stream(rx),
+        Body::Transformed(t) => t.source,
+    };
+    reply.body = Body::Transformed(Box::new(Transformed { source, stages }));
+    reply
+}
+
+/// Multipart file bodies are never transformed (Range is cut after the filters, so this
+/// only happens if a case built one itself).
+fn reply_without_transform(mut reply: Reply, file: Arc<std::fs::File>, segs: Vec<Seg>) -> Reply {
+    reply.body = Body::File(file, segs);
+    reply
+}
+
+/// Transform a body held in memory in one go.
+fn whole(mut reply: Reply, body: Vec<u8>, stages: Vec<Stage>, ctx: &Ctx) -> Reply {
+    let mut t = Transformed {
+        source: Source::Nothing,
+        stages,
+    };
+    match t.push(&body, true) {
+        Ok(out) => reply.body = Body::Bytes(out),
+        Err(()) => {
+            log::error!(
+                "a body transform failed on {}",
+                String::from_utf8_lossy(ctx.path)
+            );
+            return error_page::reply(500, ctx.path, "a response filter failed");
+        }
+    }
+    reply
+}
+
+/// `"x"` becomes `W/"x"`: the transformed bytes differ, the meaning does not.
+fn weaken_etag(headers: &mut Headers) {
+    for (n, v) in headers.iter_mut() {
+        if n.eq_ignore_ascii_case(b"etag") && v.starts_with(b"\"") {
+            v.splice(0..0, *b"W/");
+        }
+    }
+}

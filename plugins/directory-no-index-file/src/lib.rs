@@ -2,8 +2,8 @@
 //! chapter's `case_directory_no_index_file`, with its `list_dir` bug fixed and names escaped),
 //! as a page or as JSON, sorted as the query string asks.
 //!
-//! One directory read serves both forms: [`entries::read`], then [`order::sort`], then
-//! [`html::render`] or [`json::render`]. Rendered listings are kept for `cache` seconds
+//! One directory read serves both forms: `entries::read`, then `order::sort`, then
+//! `html::render` or `json::render`. Rendered listings are kept for `cache` seconds
 //! while the folder is unchanged, one per path and [`view::View`].
 
 mod clock;

@@ -114,11 +114,7 @@ impl Descriptor {
             } else {
                 None
             },
-            filter_end: if T::FILTERS {
-                Some(filter_end)
-            } else {
-                None
-            },
+            filter_end: if T::FILTERS { Some(filter_end) } else { None },
         })
     }
 

@@ -493,6 +493,7 @@ async fn act(chain: &Arc<Chain>, i: usize, work: &mut Work, place: &mut Place) -
         let rc = case.act(work.req(), &mut c);
         (rc, c)
     };
+    log::debug!("case={} acted: {}", case.name, outcome_name(rc));
     match rc {
         WP_DONE => Acted::Answer(finish(collect, &chain.root, place)),
         WP_DECLINED | WP_CONTINUE if !collect.started => {
@@ -516,6 +517,16 @@ async fn act(chain: &Arc<Chain>, i: usize, work: &mut Work, place: &mut Place) -
             let r = error_page::reply(500, &place.path, "the case handling this request failed");
             Acted::Answer(r.into())
         }
+    }
+}
+
+/// A `WP_*` result in words, for the debug log.
+fn outcome_name(rc: i32) -> &'static str {
+    match rc {
+        WP_DONE => "done",
+        WP_DECLINED => "declined",
+        WP_CONTINUE => "continue",
+        _ => "error",
     }
 }
 

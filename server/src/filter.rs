@@ -62,9 +62,19 @@ fn run(filters: &[Arc<Plugin>], mut reply: Reply, ctx: &Ctx) -> Result<Reply, St
         if skips(f, &reply) {
             continue;
         }
+        let before = log::log_enabled!(log::Level::Debug).then(|| fingerprint(&reply));
         let mut edit = Edit::new(reply, ctx);
         let verdict = f.filter_head(ctx.req, &mut edit);
+        let changed_body = edit.replaced.is_some() || edit.status_changed;
         reply = edit.finish().map_err(|_| f.name.clone())?;
+        if let Some(before) = before {
+            let changed = changed_body
+                || before != fingerprint(&reply)
+                || matches!(verdict, Verdict::Transform(_));
+            if changed {
+                log::debug!("filter={} changed the answer ({})", f.name, reply.status);
+            }
+        }
         match verdict {
             Verdict::Pass => {}
             Verdict::Error => return Err(f.name.clone()),
@@ -76,6 +86,11 @@ fn run(filters: &[Arc<Plugin>], mut reply: Reply, ctx: &Ctx) -> Result<Reply, St
     } else {
         transformed(reply, stages, ctx)
     })
+}
+
+/// The status and headers, to tell whether a filter changed them (debug log only).
+fn fingerprint(reply: &Reply) -> (u16, Headers) {
+    (reply.status, reply.headers.clone())
 }
 
 /// A content-coding filter leaves alone what is already coded, what asks not to be

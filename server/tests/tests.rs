@@ -13,9 +13,11 @@ mod cases;
 mod cgi;
 /// The chain comes from server.toml: reordering, drop-in plugins, the C plugin.
 mod chain;
+/// HTTP/1.1 semantics every case gets from the host (RFC 9110 / RFC 9112).
+/// ABI 1.1: filters, transforms and rewrites, over the wire.
+mod filters;
 /// Dotfiles and dot-folders answer 404 as if absent; the listing agrees.
 mod hidden_files;
-/// HTTP/1.1 semantics every case gets from the host (RFC 9110 / RFC 9112).
 mod http;
 /// Limits and timeouts: each is hit, then a normal request still succeeds.
 mod limits;

@@ -581,6 +581,13 @@ fn meta_variables(
     }
     set("REDIRECT_STATUS", "200".into());
     set("PATH", cfg.path.clone());
+    // Variables earlier cases attached (ABI 1.1): REMOTE_USER and AUTH_TYPE from a case
+    // that authenticated the request, and the like. The host refuses names that would
+    // clash with the meta-variables above (PATH, LD_*, HTTP_*, SCRIPT_NAME...).
+    for (n, v) in req.vars() {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        set(&text(n), text(v));
+    }
     // Every request header as HTTP_*, except the ones RFC 3875 §4.1.18 says to leave out
     // (credentials, the body's framing) and `Proxy` (httpoxy: HTTP_PROXY would steer the
     // script's own outgoing requests).

@@ -8,6 +8,74 @@ pub fn index_path(dir: &Path) -> PathBuf {
     dir.join("index.html")
 }
 
+/// Bytes a path segment keeps as they are in a link or a Location (RFC 3986 unreserved and
+/// sub-delims, `:` and `@`, less what HTML attributes and shells care about: `'`, `&`);
+/// everything else, `/`, `\\`, `%`, `?`, `#` and non-ASCII bytes included, is encoded.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
+/// One path segment (raw bytes, maybe not UTF-8) percent-encoded for a URL (the host's
+/// error pages, the listing's links, the folder redirect).
+pub fn encode_segment(seg: &[u8]) -> String {
+    percent_encoding::percent_encode(seg, SEGMENT).to_string()
+}
+
+/// A decoded path (`/a b/c`) percent-encoded for a URL (`/a%20b/c`), keeping a trailing
+/// slash. It starts with one `/` and never with `//` or `/\\`, so it cannot name another host.
+pub fn encode_path(path: &[u8]) -> String {
+    let mut out = String::with_capacity(path.len() + 8);
+    for seg in path.split(|&b| b == b'/').filter(|s| !s.is_empty()) {
+        out.push('/');
+        out.push_str(&encode_segment(seg));
+    }
+    if out.is_empty() || (path.ends_with(b"/") && !out.ends_with('/')) {
+        out.push('/');
+    }
+    out
+}
+
+/// A folder named without its trailing slash (`/docs`): relative links in its page would
+/// resolve against the parent, so it is answered with a redirect to `/docs/`.
+pub fn needs_slash(req: &crate::Request) -> bool {
+    req.kind() == crate::Kind::Dir && !req.path_bytes().ends_with(b"/")
+}
+
+/// 301 to the folder's address with its slash, the query kept. The Location is built from
+/// the decoded, normalised path the host gives, percent-encoded, never from the raw target
+/// (directory_index_file and directory_no_index_file).
+pub fn redirect_to_folder(req: &crate::Request, resp: &mut crate::Response) -> crate::Outcome {
+    let mut loc = encode_path(req.path_bytes());
+    loc.push('/');
+    if !req.query().is_empty() {
+        loc.push('?');
+        loc.push_str(&String::from_utf8_lossy(req.query()));
+    }
+    let body = format!(
+        "{start}<h1>301 Moved Permanently</h1>\n<p>This folder is at <a href=\"{href}\">{href}</a>.</p>\n</body>\n</html>\n",
+        start = page_start("301 Moved Permanently"),
+        href = html_escape(&loc)
+    );
+    resp.status(301)
+        .and_then(|_| resp.header("Location", &loc))
+        .and_then(|_| resp.header("Content-Type", "text/html; charset=utf-8"))
+        .and_then(|_| resp.write(body.as_bytes()))
+        .into()
+}
+
 /// Escape text for HTML element content and quoted attribute values.
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -123,6 +191,17 @@ pub fn seconds(key: &str, value: f64, accept: Seconds) -> Result<Duration, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_paths_never_name_another_host() {
+        assert_eq!(encode_path(b"/listing"), "/listing");
+        assert_eq!(encode_path(b"//evil.example/x/"), "/evil.example/x/");
+        assert_eq!(encode_path(b"/\\evil.example/x"), "/%5Cevil.example/x");
+        assert_eq!(encode_path(b"/a b/%/?#"), "/a%20b/%25/%3F%23");
+        assert_eq!(encode_path("/café".as_bytes()), "/caf%C3%A9");
+        assert_eq!(encode_path(b"/caf\xe9"), "/caf%E9");
+        assert_eq!(encode_path(b"/"), "/");
+    }
 
     #[test]
     fn html_escape_escapes_markup_and_quotes() {

@@ -310,8 +310,7 @@ fn locate(chain: &Chain, head: &Head) -> Result<Place, Reply> {
     place_of(chain, &head.target)
 }
 
-/// A target's path, decoded and confined to the root, and what it names; a folder named
-/// without its slash is redirected to it.
+/// A target's path, decoded and confined to the root, and what it names.
 fn place_of(chain: &Chain, target: &[u8]) -> Result<Place, Reply> {
     let refuse = |e: RequestError, path: &[u8]| error_page::refusal(e, path);
     let Some((raw_path, query)) = split_target(target) else {
@@ -319,19 +318,21 @@ fn place_of(chain: &Chain, target: &[u8]) -> Result<Place, Reply> {
     };
     let (segs, trailing) =
         resolve::normalise(raw_path).map_err(|_| refuse(RequestError::BadPath, raw_path))?;
-    let found = chain.root.lookup(&segs).map_err(|r| match r {
-        Refusal::Forbidden => refuse(RequestError::OutsideRoot, raw_path),
-        Refusal::BadRequest => refuse(RequestError::BadPath, raw_path),
-    })?;
-    let path = resolve::url_path(&segs, trailing);
+    let found = match chain.root.lookup(&segs) {
+        Ok(found) => found,
+        // Through a symlink out of the root: not part of the site, so absent to the cases
+        // (a hidden name stays hidden, as the chain's first case decides).
+        Err(Refusal::Forbidden) => resolve::Found::missing(),
+        Err(Refusal::BadRequest) => return Err(refuse(RequestError::BadPath, raw_path)),
+    };
     let (kind, opened) = match found.kind {
         // "/file.html/" names a folder that is not there (ENOTDIR), as nginx and lighttpd say.
         Kind::File | Kind::Other if trailing => (Kind::Missing, None),
         k => (k, found.file),
     };
-    if kind == Kind::Dir && !raw_path.ends_with(b"/") {
-        return Err(folder_redirect(&segs, query, &path));
-    }
+    // The path keeps a trailing slash only when the target has a real one (not `%2f`), so a
+    // folder named without it is seen as such, and the directory cases redirect to it.
+    let path = resolve::url_path(&segs, trailing && raw_path.ends_with(b"/"));
     Ok(Place {
         fs_path: chain.root.join(&segs),
         query: query.to_vec(),
@@ -356,26 +357,6 @@ fn asterisk_or_unknown(chain: &Chain, head: &Head) -> Option<Reply> {
         (b"*", _) => Some(error_page::refusal(RequestError::AsteriskNotOptions, b"*")),
         _ => None,
     }
-}
-
-/// 301 to the folder's address with its slash. The Location is built from the normalised,
-/// percent-encoded path, never from the raw target, so it cannot start with `//` or `/\`
-/// and send a browser to another host.
-fn folder_redirect(segs: &[Vec<u8>], query: &[u8], path: &[u8]) -> Reply {
-    let mut loc = resolve::encoded_path(segs);
-    if !loc.ends_with(b"/") {
-        loc.push(b'/');
-    }
-    if !query.is_empty() {
-        loc.push(b'?');
-        loc.extend_from_slice(query);
-    }
-    error_page::reply(
-        301,
-        path,
-        "moved to the folder's address with a trailing slash",
-    )
-    .header("Location", loc)
 }
 
 /// The request as a case sees it (`wp_request`), built once for every test and act. With

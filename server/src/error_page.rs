@@ -21,13 +21,31 @@ pub fn refusal(err: RequestError, path: &[u8]) -> Reply {
 /// the case's message, what to try, and links home and to the parent folder; drawn with the
 /// same stylesheet as the folder listings, no external assets.
 pub fn render(status: u16, path: &[u8], message: &str) -> Vec<u8> {
-    use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
-    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    let (what, next) = match status {
+    let (what, next) = advice(status);
+    let parent = parent_link(path);
+    let title = format!("{status} {}", reason(status));
+    let mut page = plugin_api::helpers::page_start(&title);
+    page.push_str(&format!(
+        "<h1>{}</h1>\n<p class=\"lead\">{what}</p>\n<p>Address: <code>{}</code></p>\n",
+        html_escape(&title),
+        html_escape(&String::from_utf8_lossy(path))
+    ));
+    if !message.is_empty() {
+        page.push_str(&format!(
+            "<p class=\"muted\">The server says: {}.</p>\n",
+            html_escape(message.trim_end_matches('.'))
+        ));
+    }
+    page.push_str(&format!(
+        "<p>{next}</p>\n<nav><a href=\"/\">Home</a>{parent}</nav>\n\
+         <footer>{SERVER}</footer>\n</body>\n</html>\n"
+    ));
+    page.into_bytes()
+}
+
+/// What happened, in a sentence, and what to try, for `status`.
+fn advice(status: u16) -> (&'static str, &'static str) {
+    match status {
         301 | 302 | 303 | 307 | 308 => ("This page has moved.", "Follow its new address."),
         400 => (
             "The server could not understand this request.",
@@ -80,40 +98,26 @@ pub fn render(status: u16, path: &[u8], message: &str) -> Vec<u8> {
             "Something went wrong on the server.",
             "Try again later; the server's log says more.",
         ),
-    };
+    }
+}
+
+/// ` · <a href="/a/">Parent folder</a>` for a path below the root; empty for `/`.
+fn parent_link(path: &[u8]) -> String {
     // The folder above the path: "/a/b" and "/a/b/" both have "/a/"; "/" has none.
     let segs: Vec<&[u8]> = path
         .split(|&b| b == b'/')
         .filter(|s| !s.is_empty())
         .collect();
-    let parent = match segs.split_last() {
+    match segs.split_last() {
         Some((_, above)) if path.starts_with(b"/") => {
             let mut href = String::from("/");
             for seg in above {
-                href.push_str(&format!("{}/", percent_encode(seg, SEGMENT)));
+                href.push_str(&format!("{}/", plugin_api::helpers::encode_segment(seg)));
             }
             format!(" · <a href=\"{}\">Parent folder</a>", html_escape(&href))
         }
         _ => String::new(),
-    };
-    let title = format!("{status} {}", reason(status));
-    let mut page = plugin_api::helpers::page_start(&title);
-    page.push_str(&format!(
-        "<h1>{}</h1>\n<p class=\"lead\">{what}</p>\n<p>Address: <code>{}</code></p>\n",
-        html_escape(&title),
-        html_escape(&String::from_utf8_lossy(path))
-    ));
-    if !message.is_empty() {
-        page.push_str(&format!(
-            "<p class=\"muted\">The server says: {}.</p>\n",
-            html_escape(message.trim_end_matches('.'))
-        ));
     }
-    page.push_str(&format!(
-        "<p>{next}</p>\n<nav><a href=\"/\">Home</a>{parent}</nav>\n\
-         <footer>{SERVER}</footer>\n</body>\n</html>\n"
-    ));
-    page.into_bytes()
 }
 
 #[cfg(test)]

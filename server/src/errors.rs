@@ -43,8 +43,6 @@ pub enum RequestError {
     NotAPath,
     /// The path has bad percent-encoding, a NUL, or `..` above the root.
     BadPath,
-    /// The path leads outside the document root (through a symlink).
-    OutsideRoot,
     /// Local redirects went round more than the budget allows.
     RedirectLoop,
 }
@@ -64,7 +62,6 @@ impl RequestError {
             Expectation => 417,
             BodyTooLarge => 413,
             ClientGone => 499,
-            OutsideRoot => 403,
             RedirectLoop => 500,
         }
     }
@@ -91,7 +88,6 @@ impl RequestError {
             AsteriskNotOptions => "'*' is only for OPTIONS",
             NotAPath => "the request target is not a path",
             BadPath => "the path is malformed or leaves the root",
-            OutsideRoot => "the path leads outside the document root",
             RedirectLoop => "too many local redirects",
         }
     }

@@ -3,12 +3,9 @@
 
 use crate::support::*;
 
-/// The shipped chain: hidden_files first, then the chapter's cases.
-const CHAIN_HIDDEN: &str = r#"["hidden_files", "hello", "request_info", "cgi_file", "no_file", "existing_file", "directory_index_file", "directory_no_index_file", "always_fail"]"#;
-
 /// A server on the fixture root plus secrets in dotfiles, a dot-folder and `.well-known`.
 fn start() -> Server {
-    let s = Server::start(CHAIN_HIDDEN, "");
+    let s = Server::start(CHAIN, "");
     write_secrets(&s.root);
     s
 }
@@ -153,7 +150,7 @@ fn bad_settings_are_refused_at_start_up_saying_what_is_expected() {
         let text = config_text(
             &root,
             &[plugins_dir()],
-            CHAIN_HIDDEN,
+            CHAIN,
             &format!("[plugins.hidden_files]\n{extra}\n"),
         );
         let cfg = dir.write("server.toml", text);

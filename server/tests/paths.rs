@@ -27,18 +27,19 @@ fn traversal_attempts_never_leave_the_root() {
 }
 
 #[test]
-fn symlinks_out_of_the_root_are_403_and_inside_ones_are_followed() {
+fn symlinks_out_of_the_root_are_absent_and_inside_ones_are_followed() {
     let s = Server::shipped();
     let outside = s.dir.path().join("outside.txt");
     std::fs::write(&outside, "OUTSIDE").unwrap();
     std::os::unix::fs::symlink(&outside, s.root.join("out.txt")).unwrap();
     std::os::unix::fs::symlink("/etc", s.root.join("etc")).unwrap();
     std::os::unix::fs::symlink("notes.txt", s.root.join("in.txt")).unwrap();
+    // As if absent: the same 404 a missing name gets, so nothing says the link exists.
     let r = s.get("/out.txt");
-    assert_eq!(r.status, 403);
+    assert_eq!(r.status, 404);
     assert!(!r.text().contains("OUTSIDE"));
-    assert_eq!(s.get("/etc/passwd").status, 403);
-    assert_eq!(s.get("/etc/").status, 403);
+    assert_eq!(s.get("/etc/passwd").status, 404);
+    assert_eq!(s.get("/etc/").status, 404);
     assert_eq!(s.get("/in.txt").text(), "just text\n");
 }
 
@@ -79,9 +80,9 @@ fn without_openat2_paths_are_still_confined_and_files_still_served() {
     assert_eq!(s.get("/listing/").status, 200);
     assert_eq!(s.get("/nope.txt").status, 404);
     let r = s.get("/out.txt");
-    assert_eq!(r.status, 403);
+    assert_eq!(r.status, 404);
     assert!(!r.text().contains("OUTSIDE"));
-    assert_eq!(s.get("/etc/passwd").status, 403);
+    assert_eq!(s.get("/etc/passwd").status, 404);
     for p in [
         "/../outside.txt",
         "/%2e%2e/outside.txt",
@@ -90,5 +91,29 @@ fn without_openat2_paths_are_still_confined_and_files_still_served() {
         let r = s.get(p);
         assert!([400, 403, 404].contains(&r.status), "{p}: {}", r.status);
         assert!(!r.text().contains("OUTSIDE"), "{p}");
+    }
+}
+
+#[test]
+fn a_hidden_name_stays_hidden_even_as_a_folder_or_a_link_out_of_the_root() {
+    let s = Server::shipped();
+    std::fs::create_dir_all(s.root.join(".git")).unwrap();
+    std::os::unix::fs::symlink("/etc", s.root.join(".outside")).unwrap();
+    for (p, twin) in [
+        ("/.git", "/.absent"),
+        ("/.git/", "/.absent/"),
+        ("/.outside", "/.absent"),
+        ("/.outside/passwd", "/.absent/passwd"),
+    ] {
+        let r = s.get(p);
+        assert_eq!(r.status, 404, "{p}");
+        assert_eq!(r.header("location"), None, "{p}");
+        let first = p.split('/').nth(1).unwrap();
+        let same = r.text().replace(first, ".absent");
+        assert_eq!(
+            same,
+            s.get(twin).text(),
+            "{p} must look like a missing name"
+        );
     }
 }

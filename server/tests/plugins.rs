@@ -177,11 +177,11 @@ fn check_config_prints_the_chain_and_exits_zero() {
     assert!(e.stdout.contains("is valid"));
     assert!(
         e.stdout
-            .contains("  1. hello 0.1.0 (ABI 1.0, GET, HEAD; test/act)"),
+            .contains("  2. hello 0.1.0 (ABI 1.0, GET, HEAD; test/act)"),
         "{}",
         e.stdout
     );
-    assert!(e.stdout.contains("  8. always_fail"), "{}", e.stdout);
+    assert!(e.stdout.contains("  9. always_fail"), "{}", e.stdout);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Case `directory_index_file`: a directory with an `index.html` serves that page (the
 //! chapter's `case_directory_index_file`).
 
-use plugin_api::helpers::index_path;
+use plugin_api::helpers::{index_path, needs_slash, redirect_to_folder};
 use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
 use std::ffi::CStr;
 
@@ -25,6 +25,9 @@ impl Case for DirectoryIndexFile {
     }
 
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
+        if needs_slash(req) {
+            return redirect_to_folder(req, resp);
+        }
         resp.send_file(&index_path(req.fs_path())).into()
     }
 }
@@ -48,6 +51,17 @@ mod tests {
         assert!(!case.test(&req("/without/")));
         assert!(!case.test(&req("/file.txt")));
         assert!(!case.test(&req("/missing/")));
+    }
+
+    #[test]
+    fn a_folder_named_without_its_slash_is_redirected_to_it_keeping_the_query() {
+        let root = TempRoot::new();
+        root.file("with me/index.html", "<p>index</p>");
+        let case = TestCase::<DirectoryIndexFile>::create("{}").unwrap();
+        let answer = case.act(&TestRequest::get("/with me").query("a=1").root(root.path()));
+        assert_eq!(answer.status, 301);
+        assert_eq!(answer.header("location"), Some("/with%20me/?a=1"));
+        assert_eq!(answer.sent_file, None);
     }
 
     #[test]

@@ -4,30 +4,8 @@
 use crate::clock::utc;
 use crate::entries::Entry;
 use crate::view::{Key, View};
-use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
-use plugin_api::helpers::{html_escape, page_start};
+use plugin_api::helpers::{encode_segment, html_escape, page_start};
 use std::fmt::Write;
-
-/// Characters escaped in a link's path segment (RFC 3986 pchar, plus what HTML cares about).
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'[')
-    .add(b'\\')
-    .add(b']')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}')
-    .add(b'/')
-    .add(b'\'')
-    .add(b'&');
 
 /// The page for the folder at `url` (decoded path bytes) listing `list` in `view`'s order.
 pub fn render(url: &[u8], list: &[Entry], view: &View) -> String {
@@ -68,7 +46,7 @@ fn breadcrumb(page: &mut String, url: &[u8]) {
         if i + 1 == segs.len() {
             let _ = write!(page, " <span aria-current=\"page\">{text}</span> /");
         } else {
-            let _ = write!(href, "{}/", percent_encode(seg, SEGMENT));
+            let _ = write!(href, "{}/", encode_segment(seg));
             let _ = write!(page, " <a href=\"{href}\">{text}</a> /");
         }
     }
@@ -112,7 +90,7 @@ fn row(page: &mut String, e: &Entry) {
         page,
         "<tr{}><td class=\"name\"><a href=\"{}{slash}\">{}{slash}</a></td>",
         if e.dir { " class=\"dir\"" } else { "" },
-        percent_encode(&e.raw, SEGMENT),
+        encode_segment(&e.raw),
         html_escape(&e.name)
     );
     if e.dir {

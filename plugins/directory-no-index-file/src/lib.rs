@@ -13,7 +13,7 @@ mod json;
 mod order;
 pub mod view;
 
-use plugin_api::helpers::{index_path, seconds, Seconds};
+use plugin_api::helpers::{index_path, needs_slash, redirect_to_folder, seconds, Seconds};
 use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -94,6 +94,9 @@ impl Case for DirectoryNoIndexFile {
     }
 
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
+        if needs_slash(req) {
+            return redirect_to_folder(req, resp);
+        }
         let view = View::from_request(req.query(), req.header("accept"));
         let page = match self.page(req, view) {
             Ok(page) => page,

@@ -117,7 +117,7 @@ pub fn chmod(p: &Path, mode: u32) {
 }
 
 /// The shipped chain order.
-pub const CHAIN: &str = r#"["hello", "request_info", "cgi_file", "no_file", "existing_file", "directory_index_file", "directory_no_index_file", "always_fail"]"#;
+pub const CHAIN: &str = r#"["hidden_files", "hello", "request_info", "cgi_file", "no_file", "existing_file", "directory_index_file", "directory_no_index_file", "always_fail"]"#;
 
 /// A config file text with the given chain and extra TOML appended.
 pub fn config_text(root: &Path, plugin_dirs: &[PathBuf], cases: &str, extra: &str) -> String {

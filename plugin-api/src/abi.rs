@@ -21,6 +21,8 @@ pub const DESC_SIZE_1_0: u32 = 72;
 pub const DESC_SIZE_1_1: u32 = 104;
 /// `sizeof(wp_response)` in ABI 1.1: a host's table this large has `rewrite` and `set_var`.
 pub const RESPONSE_SIZE_1_1: u32 = 88;
+/// `sizeof(wp_host)` in ABI 1.1: a host table this large has `stats`.
+pub const HOST_SIZE_1_1: u32 = 40;
 /// `sizeof(wp_request)` in ABI 1.1: a host's request this large has `vars`.
 pub const REQUEST_SIZE_1_1: u32 = 200;
 
@@ -339,6 +341,10 @@ pub struct WpHost {
     pub log: extern "C" fn(host: *const WpHost, level: u32, msg: *const u8, len: usize),
     /// Host context.
     pub ctx: *mut c_void,
+    /// (1.1) The host's counters as JSON text (requests by status and by case, bytes, a
+    /// latency histogram, connections, uptime, the chain...): writes up to `cap` bytes at
+    /// `out` and returns the full length (call again with a larger buffer when it is more).
+    pub stats: Option<extern "C" fn(host: *const WpHost, out: *mut u8, cap: usize) -> usize>,
 }
 
 /// Create an instance from the plugin's settings (JSON text of its `[plugins.NAME]` table,
@@ -421,7 +427,7 @@ const _: () = {
     assert!(std::mem::size_of::<WpHead>() == 112);
     assert!(std::mem::size_of::<WpBodyIo>() == 56);
     assert!(std::mem::size_of::<WpErrorSink>() == 16);
-    assert!(std::mem::size_of::<WpHost>() == 32);
+    assert!(std::mem::size_of::<WpHost>() == 40);
     assert!(std::mem::size_of::<WpPluginDesc>() == 104);
     assert!(std::mem::size_of::<WpPluginDesc>() == DESC_SIZE_1_1 as usize);
 };

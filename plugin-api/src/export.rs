@@ -67,6 +67,29 @@ impl Host {
         (h.log)(*raw, level as u32, msg.as_ptr(), msg.len());
     }
 
+    /// (ABI 1.1) The host's counters as JSON text; `None` from a 1.0 host.
+    pub fn stats(&self) -> Option<String> {
+        let raw = self.cell.raw.read().unwrap_or_else(|e| e.into_inner());
+        if raw.is_null() {
+            return None;
+        }
+        // SAFETY: as in `log`: the table is live while the pointer is not revoked.
+        let h = unsafe { &**raw };
+        if h.struct_size < HOST_SIZE_1_1 {
+            return None;
+        }
+        let stats = h.stats?;
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = stats(*raw, buf.as_mut_ptr(), buf.len());
+            if n <= buf.len() {
+                buf.truncate(n);
+                return String::from_utf8(buf).ok();
+            }
+            buf.resize(n, 0);
+        }
+    }
+
     /// Forget the table: every clone logs nothing from now on.
     fn revoke(&self) {
         *self.cell.raw.write().unwrap_or_else(|e| e.into_inner()) = std::ptr::null();
@@ -1004,6 +1027,7 @@ impl HostAlloc {
                 reserved: 0,
                 log: test_log,
                 ctx: std::ptr::null_mut(),
+                stats: None,
             },
             log: Mutex::new(Vec::new()),
         }));

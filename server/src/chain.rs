@@ -16,6 +16,7 @@ use plugin_api::abi::{
 };
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// What a request is answered from: the cases in priority order and the document root.
@@ -27,6 +28,8 @@ pub struct Chain {
     pub root: Arc<Root>,
     /// The Allow value for `OPTIONS *` and 501 answers: every method some case answers.
     all_methods: String,
+    /// How often each case acted, for the status page.
+    acted: Arc<[AtomicU64]>,
 }
 
 impl Chain {
@@ -43,7 +46,11 @@ impl Chain {
             .collect::<Result<Vec<_>, String>>()?;
         let all_methods = all_methods(&cases);
         let filters = cases.iter().filter(|c| c.filters()).cloned().collect();
+        let acted: Arc<[AtomicU64]> = cases.iter().map(|_| AtomicU64::new(0)).collect();
+        let names = cases.iter().map(|c| c.name.clone()).collect();
+        crate::stats::get().use_chain((names, Arc::clone(&acted)));
         Ok(Chain {
+            acted,
             cases,
             filters,
             root: Arc::new(root),
@@ -466,7 +473,10 @@ async fn act(chain: &Arc<Chain>, i: usize, work: &mut Work, place: &mut Place) -
     let body = work.body.take().unwrap_or_default();
     let (rc, collect) = if case.may_block {
         match run_blocking(chain, i, work, body).await {
-            Ran::Streaming(reply) => return Acted::Answer(reply.into()),
+            Ran::Streaming(reply) => {
+                chain.acted[i].fetch_add(1, Relaxed);
+                return Acted::Answer(reply.into());
+            }
             Ran::Done(rc, collect) => (rc, collect),
         }
     } else {
@@ -476,7 +486,10 @@ async fn act(chain: &Arc<Chain>, i: usize, work: &mut Work, place: &mut Place) -
     };
     log::debug!("case={} acted: {}", case.name, outcome_name(rc));
     match rc {
-        WP_DONE => Acted::Answer(finish(collect, &chain.root, place)),
+        WP_DONE => {
+            chain.acted[i].fetch_add(1, Relaxed);
+            Acted::Answer(finish(collect, &chain.root, place))
+        }
         WP_DECLINED | WP_CONTINUE if !collect.started => {
             let changes = Changes {
                 rewrite: collect.rewrite.clone(),
@@ -555,6 +568,7 @@ async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u
         .take()
         .expect("the request comes back after each act");
     let task = tokio::task::spawn_blocking(move || {
+        let _running = crate::stats::Running::start();
         let case = &chain2.cases[i];
         let mut c = Collect::new(body, Some(tx));
         let rc = case.act(&req, &mut c);

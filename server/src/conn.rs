@@ -60,9 +60,21 @@ pub struct Peer {
 /// Decrements the open-connection count when the connection ends.
 pub struct Slot(pub Arc<Shared>);
 
+impl Slot {
+    /// Count one more open connection; the count it makes.
+    pub fn take(shared: &Arc<Shared>) -> (Slot, usize) {
+        let open = shared.open.fetch_add(1, Ordering::Relaxed) + 1;
+        let stats = crate::stats::get();
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+        (Slot(Arc::clone(shared)), open)
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::Relaxed);
+        let stats = crate::stats::get();
+        stats.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -159,6 +171,7 @@ async fn burst(
             Step::Close => return Ok(Next::Close),
         };
         *served += 1;
+        let since = Instant::now();
         // 2. What every request must get right before any case runs.
         let framing = match admit(&head) {
             Ok(f) => f,
@@ -181,7 +194,7 @@ async fn burst(
         };
         // 4. The chain's answer.
         let mut wire = wire_framing(&head, shared, *served);
-        if !answer(stream, shared, peer, &head, body, &mut wire).await? {
+        if !answer(stream, shared, peer, (&head, since), body, &mut wire).await? {
             return Ok(Next::Close);
         }
         // 5. What the connection does next.
@@ -266,7 +279,7 @@ async fn answer(
     stream: &mut TcpStream,
     shared: &Shared,
     peer: &Peer,
-    head: &Head,
+    (head, since): (&Head, Instant),
     body: Vec<u8>,
     wire: &mut Framing,
 ) -> io::Result<bool> {
@@ -276,7 +289,7 @@ async fn answer(
     // stop that began while the case was working is announced in this reply.
     wire.close |= matches!(reply.body, Body::Stream(_, None)) && head.minor == 0;
     wire.close |= shared.stopping();
-    write_reply(stream, shared, peer, Some(head), reply, wire).await
+    write_reply(stream, shared, peer, (Some(head), since), reply, wire).await
 }
 
 /// Answer a request the host refuses before any case runs (400, 408, 413, 431...), and
@@ -294,7 +307,7 @@ async fn refuse(
         reply = crate::chain::filter_refusal(&shared.chain(), reply, head, peer);
     }
     let wire = Framing::closing(head.map_or(1, |h| h.minor));
-    write_reply(stream, shared, peer, head, reply, &wire).await?;
+    write_reply(stream, shared, peer, (head, Instant::now()), reply, &wire).await?;
     Ok(Next::Linger)
 }
 
@@ -311,7 +324,7 @@ pub async fn turn_away(mut stream: TcpStream, peer: Peer, slot: Slot) {
         &mut stream,
         shared,
         &peer,
-        None,
+        (None, Instant::now()),
         reply,
         &Framing::closing(1),
     )
@@ -319,17 +332,20 @@ pub async fn turn_away(mut stream: TcpStream, peer: Peer, slot: Slot) {
     let _ = stream.shutdown().await;
 }
 
-/// The one write path for every answer on a connection: log it, then send it.
+/// The one write path for every answer on a connection: log it, send it, count it.
 async fn write_reply(
     stream: &mut TcpStream,
     shared: &Shared,
     peer: &Peer,
-    head: Option<&Head>,
+    (head, since): (Option<&Head>, Instant),
     reply: Reply,
     wire: &Framing,
 ) -> io::Result<bool> {
-    log_access(shared, peer, head, reply.status, logged_bytes(&reply, wire));
-    send(stream, reply, wire, shared.limits.send_timeout).await
+    let (status, bytes) = (reply.status, logged_bytes(&reply, wire));
+    log_access(shared, peer, head, status, bytes);
+    let sent = send(stream, reply, wire, shared.limits.send_timeout).await;
+    crate::stats::get().record(status, bytes.unwrap_or(0), since.elapsed());
+    sent
 }
 
 /// Body bytes for the access log: none for HEAD and bodiless statuses, unknown for streams.

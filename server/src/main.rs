@@ -17,6 +17,7 @@ mod send;
 mod server;
 mod signals;
 mod static_file;
+mod stats;
 
 use clap::Parser;
 

@@ -227,6 +227,7 @@ impl HostTable {
             reserved: 0,
             log: host_log,
             ctx: name as *mut c_void,
+            stats: Some(host_stats),
         })))
     }
 }
@@ -307,6 +308,15 @@ pub struct TransformState(*mut c_void);
 // SAFETY: the state belongs to one response; the host uses it from one task at a time and
 // hands it back to the plugin's own functions only.
 unsafe impl Send for TransformState {}
+
+extern "C" fn host_stats(_host: *const WpHost, out: *mut u8, cap: usize) -> usize {
+    let json = crate::stats::json();
+    if !out.is_null() && json.len() <= cap {
+        // SAFETY: the plugin passes `cap` writable bytes at `out` for this call.
+        unsafe { std::ptr::copy_nonoverlapping(json.as_ptr(), out, json.len()) };
+    }
+    json.len()
+}
 
 /// Load, check and create one case. The error says which plugin, where, what was found, what
 /// was expected and how to fix it.

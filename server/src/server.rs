@@ -47,8 +47,7 @@ pub async fn run(listener: std::net::TcpListener, shared: Arc<Shared>) -> std::i
                 continue;
             }
         };
-        let open = shared.open.fetch_add(1, Ordering::Relaxed) + 1;
-        let slot = Slot(Arc::clone(&shared));
+        let (slot, open) = Slot::take(&shared);
         // Bound to one address, every connection arrives on it: no getsockname needed.
         let local = if local.ip().is_unspecified() {
             stream.local_addr().unwrap_or(local)

@@ -33,3 +33,5 @@ mod shutdown;
 mod signals;
 /// Static files: validators, conditional requests, ranges, content types.
 mod static_files;
+/// status: counters as JSON and Prometheus text.
+mod status;

@@ -114,6 +114,8 @@ typedef struct wp_response {
     uint32_t reserved;
     void *ctx;
     int32_t (*set_status)(void *ctx, uint16_t status);
+    /* Refused: CR/LF/NUL, Transfer-Encoding, Connection, Keep-Alive, Upgrade, Date, Server.
+     * Content-Length (digits) is taken as the length of a stream the case writes. */
     int32_t (*add_header)(void *ctx, const uint8_t *name, size_t name_len,
                           const uint8_t *value, size_t value_len);
     /* Append body bytes (copied). The host may hold up to 64 KiB before sending, so a

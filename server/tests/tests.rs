@@ -25,6 +25,8 @@ mod limits;
 mod paths;
 /// Start-up: wrong ABI, missing plugin, bad server.toml, refused settings; plugin panics.
 mod plugins;
+/// redirect: rules answer 301-308 with an encoded Location; open redirects refused.
+mod redirect;
 /// Reloading server.toml on SIGHUP.
 mod reload;
 /// Graceful shutdown on SIGTERM and SIGQUIT.

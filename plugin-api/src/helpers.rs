@@ -1,5 +1,6 @@
 //! Helpers shared by two or more cases (the chapter's `base_case`), and nothing else.
 
+use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -97,6 +98,50 @@ impl Prefix {
     }
 }
 
+/// What a decoded path segment keeps as it is in a URL: RFC 3986's `pchar` (unreserved,
+/// sub-delims, `:` and `@`). `/`, `%`, `?`, `#`, backslashes, spaces, controls and non-ASCII
+/// bytes are encoded.
+const SEGMENT_CHARS: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
+/// A path's characters: a segment's, and `/`.
+const PATH_CHARS: &AsciiSet = &SEGMENT_CHARS.remove(b'/');
+
+/// One decoded path segment percent-encoded for a URL (`/` encoded too): the host's folder
+/// redirect builds its Location from these.
+pub fn encode_segment(decoded: &[u8]) -> String {
+    percent_encode(decoded, SEGMENT_CHARS).to_string()
+}
+
+/// A decoded path (what [`crate::Request::path_bytes`] gives) percent-encoded again for a
+/// URL, `/` kept: for a Location or a rewrite target (redirect, try_files).
+pub fn encode_path(decoded: &[u8]) -> String {
+    percent_encode(decoded, PATH_CHARS).to_string()
+}
+
+/// Decoded bytes for one value inside a URL's query: as [`encode_path`], and also `&`, `=`,
+/// `+` and `;`, which would split the query.
+pub fn encode_query_value(decoded: &[u8]) -> String {
+    const QUERY_VALUE: &AsciiSet = &PATH_CHARS.add(b'&').add(b'=').add(b'+').add(b';');
+    percent_encode(decoded, QUERY_VALUE).to_string()
+}
+
 /// Which values a seconds setting accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Seconds {
@@ -167,6 +212,17 @@ mod tests {
         assert_eq!(
             Prefix::new("nope").unwrap_err(),
             "prefix = \"nope\" must start with '/'"
+        );
+    }
+
+    #[test]
+    fn paths_and_query_values_are_encoded_for_where_they_land() {
+        let decoded = "/a b/ü?#%\\x&y=z+w;v".as_bytes();
+        assert_eq!(encode_path(decoded), "/a%20b/%C3%BC%3F%23%25%5Cx&y=z+w;v");
+        assert_eq!(encode_segment(b"a/b c"), "a%2Fb%20c");
+        assert_eq!(
+            encode_query_value(decoded),
+            "/a%20b/%C3%BC%3F%23%25%5Cx%26y%3Dz%2Bw%3Bv"
         );
     }
 

@@ -92,34 +92,13 @@ pub fn url_path(segs: &[Vec<u8>], trailing: bool) -> Vec<u8> {
     p
 }
 
-/// Bytes a path segment keeps as they are in a URL (RFC 3986 pchar: unreserved, sub-delims,
-/// `:` and `@`); everything else, `/`, `\\`, `%`, `?`, `#` and non-ASCII included, is encoded.
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'!')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'\'')
-    .remove(b'(')
-    .remove(b')')
-    .remove(b'*')
-    .remove(b'+')
-    .remove(b',')
-    .remove(b';')
-    .remove(b'=')
-    .remove(b':')
-    .remove(b'@');
-
 /// The normalised path from segments, percent-encoded for a URL (`/a%20b/c`): what the host
 /// puts in a Location. It starts with one `/` and never with `//` or `/\\`.
 pub fn encoded_path(segs: &[Vec<u8>]) -> Vec<u8> {
     let mut p = Vec::with_capacity(64);
     for s in segs {
         p.push(b'/');
-        p.extend(percent_encoding::percent_encode(s, SEGMENT).flat_map(str::bytes));
+        p.extend_from_slice(plugin_api::helpers::encode_segment(s).as_bytes());
     }
     if p.is_empty() {
         p.push(b'/');

@@ -106,12 +106,8 @@ fn every_method_is_redirected_and_307_tells_the_client_to_keep_it() {
 
 #[test]
 fn a_target_that_would_leave_the_site_stops_start_up() {
-    let dir = TempDir::new("redirect-open");
-    let root = fixture_root(&dir);
     let bad = "[[plugins.redirect.rules]]\nprefix = \"/go/\"\nto = \"//evil.example/\"\n";
-    let cfg = config_text(&root, &[plugins_dir()], CHAIN_REDIRECT, bad);
-    let cfg = dir.write("server.toml", cfg);
-    let e = run_to_exit(&["--config", cfg.to_str().unwrap()]);
+    let e = start_refused("redirect-open", CHAIN_REDIRECT, bad);
     assert_eq!(e.code, Some(1));
     assert!(
         e.stderr.contains("refused its settings [plugins.redirect]")

@@ -2,6 +2,7 @@
 //! never become another host), then filled in for each request with percent-encoded pieces.
 
 use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
+use plugin_api::helpers::{encode_path, encode_query_value};
 
 /// Bytes that are not URL characters: encoded wherever they come from.
 const NOT_URL: &AsciiSet = &CONTROLS
@@ -15,13 +16,6 @@ const NOT_URL: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'|')
     .add(b'}');
-
-/// A piece of the decoded request path put into a Location path: `%`, `?`, `#` and `[ ]` are
-/// data there, so they are encoded too; `/` stays.
-const PATH_PIECE: &AsciiSet = &NOT_URL.add(b'%').add(b'?').add(b'#').add(b'[').add(b']');
-
-/// A capture put into the Location's query: also `&`, `=`, `+` and `;`, which would split it.
-const QUERY_PIECE: &AsciiSet = &PATH_PIECE.add(b'&').add(b'=').add(b'+').add(b';');
 
 /// The request's own query, appended as it came (it is already encoded); only bytes that
 /// cannot be in a header are encoded, and `#`, which would end it.
@@ -87,9 +81,12 @@ impl Target {
             match piece {
                 Piece::Text(t) => out.push_str(t),
                 Piece::Capture(g, in_query) => {
-                    let set = if *in_query { QUERY_PIECE } else { PATH_PIECE };
                     let bytes = (fill.capture)(g).unwrap_or_default();
-                    out.extend(percent_encode(bytes, set));
+                    out.push_str(&if *in_query {
+                        encode_query_value(bytes)
+                    } else {
+                        encode_path(bytes)
+                    });
                 }
             }
         }
@@ -274,7 +271,7 @@ fn append_rest(out: &mut String, rest: &[u8]) {
     while out.ends_with('/') && rest.starts_with(b"/") {
         out.pop();
     }
-    out.extend(percent_encode(rest, PATH_PIECE));
+    out.push_str(&encode_path(rest));
 }
 
 /// The request's query joined to the Location's own (`&`), before any fragment.

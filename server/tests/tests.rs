@@ -35,3 +35,5 @@ mod shutdown;
 mod signals;
 /// Static files: validators, conditional requests, ranges, content types.
 mod static_files;
+/// try_files: clean URLs and single-page-app fallback by rewriting to the first candidate.
+mod try_files;

@@ -180,6 +180,9 @@ typedef struct wp_host {
     uint32_t reserved;
     void (*log)(const struct wp_host *host, uint32_t level, const uint8_t *msg, size_t len);
     void *ctx;
+    /* ABI 1.1 (struct_size >= 48): the document root, canonical, for checking settings in
+     * create; valid as long as the table. */
+    wp_str root;
 } wp_host;
 
 typedef struct wp_plugin_desc {
@@ -214,7 +217,7 @@ _Static_assert(sizeof(wp_response) == 88, "wp_response layout");
 _Static_assert(sizeof(wp_head) == 112, "wp_head layout");
 _Static_assert(sizeof(wp_body_io) == 56, "wp_body_io layout");
 _Static_assert(sizeof(wp_error_sink) == 16, "wp_error_sink layout");
-_Static_assert(sizeof(wp_host) == 32, "wp_host layout");
+_Static_assert(sizeof(wp_host) == 48, "wp_host layout");
 _Static_assert(sizeof(wp_plugin_desc) == 104, "wp_plugin_desc layout");
 #endif
 

@@ -23,6 +23,8 @@ pub const DESC_SIZE_1_1: u32 = 104;
 pub const RESPONSE_SIZE_1_1: u32 = 88;
 /// `sizeof(wp_request)` in ABI 1.1: a host's request this large has `vars`.
 pub const REQUEST_SIZE_1_1: u32 = 200;
+/// `sizeof(wp_host)` from ABI 1.1 on (with `root`); a 1.0 host's table is 32 bytes.
+pub const HOST_SIZE_1_1: u32 = 48;
 
 /// `act` handled the request; the response is complete.
 pub const WP_DONE: i32 = 0;
@@ -339,6 +341,9 @@ pub struct WpHost {
     pub log: extern "C" fn(host: *const WpHost, level: u32, msg: *const u8, len: usize),
     /// Host context.
     pub ctx: *mut c_void,
+    /// (1.1) The document root, canonical, so `create` can check paths in its settings;
+    /// valid as long as the table. Present when `struct_size >= HOST_SIZE_1_1`.
+    pub root: WpStr,
 }
 
 /// Create an instance from the plugin's settings (JSON text of its `[plugins.NAME]` table,
@@ -421,7 +426,7 @@ const _: () = {
     assert!(std::mem::size_of::<WpHead>() == 112);
     assert!(std::mem::size_of::<WpBodyIo>() == 56);
     assert!(std::mem::size_of::<WpErrorSink>() == 16);
-    assert!(std::mem::size_of::<WpHost>() == 32);
+    assert!(std::mem::size_of::<WpHost>() == HOST_SIZE_1_1 as usize);
     assert!(std::mem::size_of::<WpPluginDesc>() == 104);
     assert!(std::mem::size_of::<WpPluginDesc>() == DESC_SIZE_1_1 as usize);
 };

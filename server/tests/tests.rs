@@ -14,6 +14,8 @@ mod cgi;
 /// The chain comes from server.toml: reordering, drop-in plugins, the C plugin.
 mod chain;
 /// HTTP/1.1 semantics every case gets from the host (RFC 9110 / RFC 9112).
+/// error_pages: the site's own page for every error answer, the host's own included.
+mod error_pages;
 /// ABI 1.1: filters, transforms and rewrites, over the wire.
 mod filters;
 /// Dotfiles and dot-folders answer 404 as if absent; the listing agrees.

@@ -184,6 +184,9 @@ typedef struct wp_host {
     void *ctx;
     /* ABI 1.1: the host's counters as JSON; writes up to cap bytes, returns the full length. */
     size_t (*stats)(const struct wp_host *host, uint8_t *out, size_t cap);
+    /* ABI 1.1 (struct_size >= 48): the document root, canonical, for checking settings in
+     * create; valid as long as the table. */
+    wp_str root;
 } wp_host;
 
 typedef struct wp_plugin_desc {
@@ -218,7 +221,7 @@ _Static_assert(sizeof(wp_response) == 88, "wp_response layout");
 _Static_assert(sizeof(wp_head) == 112, "wp_head layout");
 _Static_assert(sizeof(wp_body_io) == 56, "wp_body_io layout");
 _Static_assert(sizeof(wp_error_sink) == 16, "wp_error_sink layout");
-_Static_assert(sizeof(wp_host) == 40, "wp_host layout");
+_Static_assert(sizeof(wp_host) == 56, "wp_host layout");
 _Static_assert(sizeof(wp_plugin_desc) == 104, "wp_plugin_desc layout");
 #endif
 

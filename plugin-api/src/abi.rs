@@ -21,10 +21,11 @@ pub const DESC_SIZE_1_0: u32 = 72;
 pub const DESC_SIZE_1_1: u32 = 104;
 /// `sizeof(wp_response)` in ABI 1.1: a host's table this large has `rewrite` and `set_var`.
 pub const RESPONSE_SIZE_1_1: u32 = 88;
-/// `sizeof(wp_host)` in ABI 1.1: a host table this large has `stats`.
-pub const HOST_SIZE_1_1: u32 = 40;
 /// `sizeof(wp_request)` in ABI 1.1: a host's request this large has `vars`.
 pub const REQUEST_SIZE_1_1: u32 = 200;
+/// `sizeof(wp_host)` from ABI 1.1 on (with `stats` and `root`); a 1.0 host's table is 32
+/// bytes.
+pub const HOST_SIZE_1_1: u32 = 56;
 
 /// `act` handled the request; the response is complete.
 pub const WP_DONE: i32 = 0;
@@ -348,6 +349,9 @@ pub struct WpHost {
     /// latency histogram, connections, uptime, the chain...): writes up to `cap` bytes at
     /// `out` and returns the full length (call again with a larger buffer when it is more).
     pub stats: Option<extern "C" fn(host: *const WpHost, out: *mut u8, cap: usize) -> usize>,
+    /// (1.1) The document root, canonical, so `create` can check paths in its settings;
+    /// valid as long as the table. Present when `struct_size >= HOST_SIZE_1_1`.
+    pub root: WpStr,
 }
 
 /// Create an instance from the plugin's settings (JSON text of its `[plugins.NAME]` table,
@@ -430,7 +434,7 @@ const _: () = {
     assert!(std::mem::size_of::<WpHead>() == 112);
     assert!(std::mem::size_of::<WpBodyIo>() == 56);
     assert!(std::mem::size_of::<WpErrorSink>() == 16);
-    assert!(std::mem::size_of::<WpHost>() == 40);
+    assert!(std::mem::size_of::<WpHost>() == HOST_SIZE_1_1 as usize);
     assert!(std::mem::size_of::<WpPluginDesc>() == 104);
     assert!(std::mem::size_of::<WpPluginDesc>() == DESC_SIZE_1_1 as usize);
 };

@@ -34,6 +34,7 @@ macro_rules! export_case {
 #[derive(Clone)]
 pub struct Host {
     cell: Arc<HostCell>,
+    root: Option<Arc<std::path::Path>>,
 }
 
 /// The host's table, until the instance it was lent to is destroyed.
@@ -52,7 +53,14 @@ impl Host {
             cell: Arc::new(HostCell {
                 raw: RwLock::new(raw),
             }),
+            root: host_root(raw),
         }
+    }
+
+    /// (ABI 1.1) The document root, canonical: check paths in the settings against it in
+    /// `create`. `None` from a 1.0 host.
+    pub fn root(&self) -> Option<&std::path::Path> {
+        self.root.as_deref()
     }
 
     /// Write one line to the server log, tagged with this plugin's name.
@@ -94,6 +102,25 @@ impl Host {
     fn revoke(&self) {
         *self.cell.raw.write().unwrap_or_else(|e| e.into_inner()) = std::ptr::null();
     }
+}
+
+/// The root a 1.1 host lends in its table, copied.
+fn host_root(raw: *const WpHost) -> Option<Arc<std::path::Path>> {
+    use std::os::unix::ffi::OsStrExt;
+    if raw.is_null() {
+        return None;
+    }
+    // SAFETY: the host passes a table valid for the `create` call this runs in; fields past
+    // `struct_size` are not read, and `root` holds `len` readable bytes when present.
+    let bytes = unsafe {
+        let h = &*raw;
+        if h.struct_size < HOST_SIZE_1_1 {
+            return None;
+        }
+        str_bytes(&h.root)
+    };
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(bytes));
+    Some(Arc::from(path))
 }
 
 /// A descriptor that can live in a `static` (it holds only pointers to static data).
@@ -971,6 +998,8 @@ impl CRequest {
 struct TestHost {
     raw: WpHost,
     log: Mutex<Vec<(u32, String)>>,
+    /// The root bytes the table's `root` points into, NUL-terminated; only kept alive here.
+    _root: Vec<u8>,
 }
 
 extern "C" fn test_log(host: *const WpHost, level: u32, msg: *const u8, len: usize) {
@@ -1018,7 +1047,9 @@ extern "C" fn err_set(ctx: *mut c_void, msg: *const u8, len: usize) {
 struct HostAlloc(*mut TestHost);
 
 impl HostAlloc {
-    fn new() -> HostAlloc {
+    fn new(root: &[u8]) -> HostAlloc {
+        let mut root = root.to_vec();
+        root.push(0);
         let raw = Box::into_raw(Box::new(TestHost {
             raw: WpHost {
                 struct_size: std::mem::size_of::<WpHost>() as u32,
@@ -1028,10 +1059,16 @@ impl HostAlloc {
                 log: test_log,
                 ctx: std::ptr::null_mut(),
                 stats: None,
+                root: WpStr {
+                    ptr: root.as_ptr(),
+                    len: root.len() - 1,
+                },
             },
             log: Mutex::new(Vec::new()),
+            _root: root,
         }));
-        // SAFETY: `raw` was just allocated; `ctx` points at its own `log`, freed with it.
+        // SAFETY: `raw` was just allocated; `ctx` points at its own `log`, freed with it (the
+        // `root` bytes moved into it without moving their heap buffer).
         unsafe { (*raw).raw.ctx = std::ptr::addr_of_mut!((*raw).log) as *mut c_void };
         HostAlloc(raw)
     }
@@ -1064,9 +1101,9 @@ pub(crate) struct Loaded {
 
 impl Loaded {
     /// Call the descriptor's `create` with `settings` (JSON); `Err` is the refusal message.
-    pub(crate) fn create<T: Case>(settings: &str) -> Result<Loaded, String> {
+    pub(crate) fn create<T: Case>(root: &[u8], settings: &str) -> Result<Loaded, String> {
         let desc = Descriptor::of::<T>();
-        let host = HostAlloc::new();
+        let host = HostAlloc::new(root);
         let mut err = String::new();
         let create = desc.0.create.ok_or("the descriptor has no create")?;
         let (cfg, len) = (settings.as_ptr(), settings.len());

@@ -1,51 +1,12 @@
 //! Helpers shared by two or more cases (the chapter's `base_case`), and nothing else.
 
+use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The `index.html` inside a directory (directory_index_file and directory_no_index_file).
 pub fn index_path(dir: &Path) -> PathBuf {
     dir.join("index.html")
-}
-
-/// Bytes a path segment keeps as they are in a link or a Location (RFC 3986 unreserved and
-/// sub-delims, `:` and `@`, less what HTML attributes and shells care about: `'`, `&`);
-/// everything else, `/`, `\\`, `%`, `?`, `#` and non-ASCII bytes included, is encoded.
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'!')
-    .remove(b'$')
-    .remove(b'(')
-    .remove(b')')
-    .remove(b'*')
-    .remove(b'+')
-    .remove(b',')
-    .remove(b';')
-    .remove(b'=')
-    .remove(b':')
-    .remove(b'@');
-
-/// One path segment (raw bytes, maybe not UTF-8) percent-encoded for a URL (the host's
-/// error pages, the listing's links, the folder redirect).
-pub fn encode_segment(seg: &[u8]) -> String {
-    percent_encoding::percent_encode(seg, SEGMENT).to_string()
-}
-
-/// A decoded path (`/a b/c`) percent-encoded for a URL (`/a%20b/c`), keeping a trailing
-/// slash. It starts with one `/` and never with `//` or `/\\`, so it cannot name another host.
-pub fn encode_path(path: &[u8]) -> String {
-    let mut out = String::with_capacity(path.len() + 8);
-    for seg in path.split(|&b| b == b'/').filter(|s| !s.is_empty()) {
-        out.push('/');
-        out.push_str(&encode_segment(seg));
-    }
-    if out.is_empty() || (path.ends_with(b"/") && !out.ends_with('/')) {
-        out.push('/');
-    }
-    out
 }
 
 /// A folder named without its trailing slash (`/docs`): relative links in its page would
@@ -165,6 +126,50 @@ impl Prefix {
     }
 }
 
+/// What a decoded path segment keeps as it is in a URL: RFC 3986's `pchar` (unreserved,
+/// sub-delims, `:` and `@`). `/`, `%`, `?`, `#`, backslashes, spaces, controls and non-ASCII
+/// bytes are encoded.
+const SEGMENT_CHARS: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
+/// A path's characters: a segment's, and `/`.
+const PATH_CHARS: &AsciiSet = &SEGMENT_CHARS.remove(b'/');
+
+/// One decoded path segment percent-encoded for a URL (`/` encoded too): the host's folder
+/// redirect builds its Location from these.
+pub fn encode_segment(decoded: &[u8]) -> String {
+    percent_encode(decoded, SEGMENT_CHARS).to_string()
+}
+
+/// A decoded path (what [`crate::Request::path_bytes`] gives) percent-encoded again for a
+/// URL, `/` kept: for a Location or a rewrite target (redirect, try_files).
+pub fn encode_path(decoded: &[u8]) -> String {
+    percent_encode(decoded, PATH_CHARS).to_string()
+}
+
+/// Decoded bytes for one value inside a URL's query: as [`encode_path`], and also `&`, `=`,
+/// `+` and `;`, which would split the query.
+pub fn encode_query_value(decoded: &[u8]) -> String {
+    const QUERY_VALUE: &AsciiSet = &PATH_CHARS.add(b'&').add(b'=').add(b'+').add(b';');
+    percent_encode(decoded, QUERY_VALUE).to_string()
+}
+
 /// Which values a seconds setting accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Seconds {
@@ -191,17 +196,6 @@ pub fn seconds(key: &str, value: f64, accept: Seconds) -> Result<Duration, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn encoded_paths_never_name_another_host() {
-        assert_eq!(encode_path(b"/listing"), "/listing");
-        assert_eq!(encode_path(b"//evil.example/x/"), "/evil.example/x/");
-        assert_eq!(encode_path(b"/\\evil.example/x"), "/%5Cevil.example/x");
-        assert_eq!(encode_path(b"/a b/%/?#"), "/a%20b/%25/%3F%23");
-        assert_eq!(encode_path("/café".as_bytes()), "/caf%C3%A9");
-        assert_eq!(encode_path(b"/caf\xe9"), "/caf%E9");
-        assert_eq!(encode_path(b"/"), "/");
-    }
 
     #[test]
     fn html_escape_escapes_markup_and_quotes() {
@@ -246,6 +240,17 @@ mod tests {
         assert_eq!(
             Prefix::new("nope").unwrap_err(),
             "prefix = \"nope\" must start with '/'"
+        );
+    }
+
+    #[test]
+    fn paths_and_query_values_are_encoded_for_where_they_land() {
+        let decoded = "/a b/ü?#%\\x&y=z+w;v".as_bytes();
+        assert_eq!(encode_path(decoded), "/a%20b/%C3%BC%3F%23%25%5Cx&y=z+w;v");
+        assert_eq!(encode_segment(b"a/b c"), "a%2Fb%20c");
+        assert_eq!(
+            encode_query_value(decoded),
+            "/a%20b/%C3%BC%3F%23%25%5Cx%26y%3Dz%2Bw%3Bv"
         );
     }
 

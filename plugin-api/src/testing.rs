@@ -633,10 +633,17 @@ pub struct TestCase<T: Case> {
 
 impl<T: Case> TestCase<T> {
     /// Create the case with its settings as JSON text (the `[plugins.NAME]` table, `{}` for
-    /// none). `Err` is the message the server would print when refusing to start.
+    /// none), under the root `/nonexistent`. `Err` is the message the server would print when
+    /// refusing to start.
     pub fn create(settings_json: &str) -> Result<Self, String> {
+        Self::create_in(Path::new("/nonexistent"), settings_json)
+    }
+
+    /// (1.1) [`TestCase::create`] under this document root, which the case reads with
+    /// `Host::root` to check paths in its settings.
+    pub fn create_in(root: &Path, settings_json: &str) -> Result<Self, String> {
         Ok(TestCase {
-            loaded: Loaded::create::<T>(settings_json)?,
+            loaded: Loaded::create::<T>(root.as_os_str().as_bytes(), settings_json)?,
             case: PhantomData,
         })
     }

@@ -42,7 +42,9 @@ impl Chain {
         let cases = config
             .cases
             .iter()
-            .map(|entry| plugin::load(entry, &config.plugin_dirs, &config.path).map(Arc::new))
+            .map(|entry| {
+                plugin::load(entry, &config.plugin_dirs, &config.path, &root.path).map(Arc::new)
+            })
             .collect::<Result<Vec<_>, String>>()?;
         let all_methods = all_methods(&cases);
         let filters = cases.iter().filter(|c| c.filters()).cloned().collect();

@@ -217,17 +217,36 @@ pub fn find(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
 /// the pointers the instance keeps valid.
 struct HostTable(*mut WpHost);
 
+/// What the table's `ctx` points at: the name log lines carry, and the root bytes (with
+/// their NUL) that `root` lends.
+struct HostCtx {
+    name: String,
+    root: Vec<u8>,
+}
+
 impl HostTable {
-    fn new(name: &str) -> HostTable {
-        let name = Box::into_raw(Box::new(name.to_string()));
+    fn new(name: &str, root: &Path) -> HostTable {
+        use std::os::unix::ffi::OsStrExt;
+        let mut root = root.as_os_str().as_bytes().to_vec();
+        root.push(0);
+        let ctx = Box::into_raw(Box::new(HostCtx {
+            name: name.to_string(),
+            root,
+        }));
+        // SAFETY: `ctx` was just allocated and lives as long as the table (freed in drop).
+        let root = unsafe { &(*ctx).root };
         HostTable(Box::into_raw(Box::new(WpHost {
             struct_size: std::mem::size_of::<WpHost>() as u32,
             abi_major: ABI_MAJOR,
             abi_minor: ABI_MINOR,
             reserved: 0,
             log: host_log,
-            ctx: name as *mut c_void,
+            ctx: ctx as *mut c_void,
             stats: Some(host_stats),
+            root: WpStr {
+                ptr: root.as_ptr(),
+                len: root.len() - 1,
+            },
         })))
     }
 }
@@ -238,7 +257,7 @@ impl Drop for HostTable {
         // used them is destroyed (or was never created) by now.
         unsafe {
             let table = Box::from_raw(self.0);
-            drop(Box::from_raw(table.ctx as *mut String));
+            drop(Box::from_raw(table.ctx as *mut HostCtx));
         }
     }
 }
@@ -251,7 +270,7 @@ extern "C" fn host_log(host: *const WpHost, level: u32, msg: *const u8, len: usi
     // `len` bytes for this call.
     let (name, text) = unsafe {
         let h = &*host;
-        let name = &*(h.ctx as *const String);
+        let name = &(*(h.ctx as *const HostCtx)).name;
         (name, std::slice::from_raw_parts(msg, len))
     };
     let text = String::from_utf8_lossy(text);
@@ -320,7 +339,12 @@ extern "C" fn host_stats(_host: *const WpHost, out: *mut u8, cap: usize) -> usiz
 
 /// Load, check and create one case. The error says which plugin, where, what was found, what
 /// was expected and how to fix it.
-pub fn load(entry: &CaseEntry, dirs: &[PathBuf], config_path: &Path) -> Result<Plugin, String> {
+pub fn load(
+    entry: &CaseEntry,
+    dirs: &[PathBuf],
+    config_path: &Path,
+    root: &Path,
+) -> Result<Plugin, String> {
     let cfg = config_path.display();
     let path = find_file(&entry.name, dirs, &cfg)?;
     let at = Loading {
@@ -332,7 +356,7 @@ pub fn load(entry: &CaseEntry, dirs: &[PathBuf], config_path: &Path) -> Result<P
     let desc = at.entry_descriptor(&lib)?;
     let abi = at.check_prefix(desc)?;
     let d = at.read_descriptor(desc, abi)?;
-    let (inst, host) = at.create_instance(&d, &entry.settings)?;
+    let (inst, host) = at.create_instance(&d, &entry.settings, root)?;
     Ok(Plugin {
         name: entry.name.clone(),
         path,
@@ -530,9 +554,10 @@ impl Loading<'_> {
         &self,
         d: &Described,
         settings: &str,
+        root: &Path,
     ) -> Result<(*mut c_void, HostTable), String> {
         let Loading { name, shown, cfg } = self;
-        let host = HostTable::new(name);
+        let host = HostTable::new(name, root);
         let mut err = String::new();
         let (table, cfg_json, len) = (host.0 as *const WpHost, settings.as_ptr(), settings.len());
         // SAFETY: the sink goes to `create` only, which uses it during the call.

@@ -14,6 +14,8 @@ mod cgi;
 /// The chain comes from server.toml: reordering, drop-in plugins, the C plugin.
 mod chain;
 /// HTTP/1.1 semantics every case gets from the host (RFC 9110 / RFC 9112).
+/// error_pages: the site's own page for every error answer, the host's own included.
+mod error_pages;
 /// ABI 1.1: filters, transforms and rewrites, over the wire.
 mod filters;
 /// Dotfiles and dot-folders answer 404 as if absent; the listing agrees.
@@ -25,6 +27,8 @@ mod limits;
 mod paths;
 /// Start-up: wrong ABI, missing plugin, bad server.toml, refused settings; plugin panics.
 mod plugins;
+/// redirect: rules answer 301-308 with an encoded Location; open redirects refused.
+mod redirect;
 /// Reloading server.toml on SIGHUP.
 mod reload;
 /// Graceful shutdown on SIGTERM and SIGQUIT.
@@ -35,3 +39,5 @@ mod signals;
 mod static_files;
 /// status: counters as JSON and Prometheus text.
 mod status;
+/// try_files: clean URLs and single-page-app fallback by rewriting to the first candidate.
+mod try_files;

@@ -4,7 +4,7 @@
 use crate::clock::utc;
 use crate::entries::Entry;
 use crate::view::{Key, View};
-use plugin_api::helpers::{encode_segment, html_escape, page_start};
+use plugin_api::helpers::{encode_query_value, html_escape, page_start};
 use std::fmt::Write;
 
 /// The page for the folder at `url` (decoded path bytes) listing `list` in `view`'s order.
@@ -46,8 +46,8 @@ fn breadcrumb(page: &mut String, url: &[u8]) {
         if i + 1 == segs.len() {
             let _ = write!(page, " <span aria-current=\"page\">{text}</span> /");
         } else {
-            let _ = write!(href, "{}/", encode_segment(seg));
-            let _ = write!(page, " <a href=\"{href}\">{text}</a> /");
+            let _ = write!(href, "{}/", link_segment(seg));
+            let _ = write!(page, " <a href=\"{}\">{text}</a> /", html_escape(&href));
         }
     }
     page.push_str("</nav>\n");
@@ -84,13 +84,19 @@ fn header(page: &mut String, view: &View) {
     page.push_str("</tr></thead>\n");
 }
 
+/// A name for a link: `&` (and `=`, `+`, `;`) encoded too, so the link reads the same
+/// with or without HTML's entity decoding.
+fn link_segment(raw: &[u8]) -> String {
+    encode_query_value(raw)
+}
+
 fn row(page: &mut String, e: &Entry) {
     let slash = if e.dir { "/" } else { "" };
     let _ = write!(
         page,
         "<tr{}><td class=\"name\"><a href=\"{}{slash}\">{}{slash}</a></td>",
         if e.dir { " class=\"dir\"" } else { "" },
-        encode_segment(&e.raw),
+        html_escape(&link_segment(&e.raw)),
         html_escape(&e.name)
     );
     if e.dir {

@@ -162,6 +162,18 @@ pub fn run_to_exit(args: &[&str]) -> Exit {
     }
 }
 
+/// Try to start on the fixture root with this chain and extra TOML, for a configuration that
+/// must be refused: what the process said and its exit code.
+pub fn start_refused(tag: &str, cases: &str, extra: &str) -> Exit {
+    let dir = TempDir::new(tag);
+    let root = fixture_root(&dir);
+    let cfg = dir.write(
+        "server.toml",
+        config_text(&root, &[plugins_dir()], cases, extra),
+    );
+    run_to_exit(&["--config", cfg.to_str().unwrap()])
+}
+
 impl Server {
     /// Start with the fixture root, the given chain and extra config.
     pub fn start(cases: &str, extra: &str) -> Server {

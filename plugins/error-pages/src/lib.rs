@@ -1,0 +1,191 @@
+//! Filter `error_pages`: an error answer (4xx/5xx, the host's own included) gets the site's
+//! own page for its status or class, keeping the status and the headers that tell the client
+//! what to do (Allow, Location, WWW-Authenticate, Retry-After...).
+
+mod pages;
+
+use pages::Pages;
+use plugin_api::{Case, Filtered, Head, Host, Level, Outcome, Request, Response, Settings};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::ffi::CStr;
+
+/// The answer is an error with a page of the site's own.
+pub struct ErrorPages {
+    pages: Pages,
+    internal: bool,
+    host: Host,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Conf {
+    /// `"404" = "errors/404.html"`, `"5xx" = "errors/5xx.html"`: relative to the root, or
+    /// absolute beneath it.
+    pages: BTreeMap<String, String>,
+    /// Answer 404 to a direct request for a page (nginx's `internal`); default false.
+    #[serde(default)]
+    internal: bool,
+}
+
+/// Headers that describe the body being replaced; the rest (Allow, Location,
+/// WWW-Authenticate, Retry-After, Cache-Control, Set-Cookie...) stays.
+const BODY_HEADERS: [&str; 6] = [
+    "Content-Encoding",
+    "Content-Language",
+    "Content-Location",
+    "Content-Disposition",
+    "ETag",
+    "Last-Modified",
+];
+
+impl ErrorPages {
+    /// Put the page in place of the body, as HTML, without the old body's headers.
+    fn replace(head: &mut Head, page: &std::path::Path) -> Filtered {
+        let replaced = head
+            .replace_body_file(page)
+            .and_then(|()| head.set("Content-Type", "text/html; charset=utf-8"));
+        let cleared = BODY_HEADERS.iter().try_for_each(|h| head.remove(h));
+        match replaced.and(cleared) {
+            Ok(()) => Filtered::Pass,
+            Err(_) => Filtered::Error,
+        }
+    }
+}
+
+impl Case for ErrorPages {
+    const NAME: &'static CStr = c"error_pages";
+    // Only for `internal`: a direct request for a page is refused whatever its method.
+    const ALLOW: &'static CStr = c"*";
+    const FILTERS: bool = true;
+
+    fn create(host: Host, settings: Settings) -> Result<Self, String> {
+        let c: Conf = settings.parse()?;
+        let root = host.root().ok_or(
+            "this host does not tell plugins the document root (ABI 1.1 with wp_host.root is needed) to check the pages",
+        )?;
+        let pages = Pages::new(root, c.pages)?;
+        Ok(ErrorPages {
+            pages,
+            internal: c.internal,
+            host,
+        })
+    }
+
+    /// With `internal`, a request for a page file itself.
+    fn test(&self, req: &Request) -> bool {
+        let fs = req.fs_path();
+        self.internal && self.pages.all().any(|p| p.named == fs || p.real == fs)
+    }
+
+    fn act(&self, _req: &Request, resp: &mut Response) -> Outcome {
+        resp.error(404, "not found").into()
+    }
+
+    fn filter(&self, _req: &Request, head: &mut Head) -> Filtered {
+        let Some(page) = self.pages.find(head.status()) else {
+            return Filtered::Pass;
+        };
+        if !page.real.is_file() {
+            // Gone since start-up: the host's own page, and the status kept, beat a 500.
+            let msg = format!("{} is gone; the built-in page answers", page.real.display());
+            self.host.log(Level::Warn, &msg);
+            return Filtered::Pass;
+        }
+        Self::replace(head, &page.real)
+    }
+}
+
+plugin_api::export_case!(ErrorPages);
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorPages;
+    use plugin_api::testing::{FilterVerdict, TempRoot, TestCase, TestRequest, TestResponse};
+    use plugin_api::Outcome;
+
+    const PAGES: &str = r#"{"pages": {"404": "errors/404.html", "5xx": "errors/5xx.html"}}"#;
+
+    fn site(settings: &str) -> (TempRoot, TestCase<ErrorPages>) {
+        let root = TempRoot::new();
+        root.file("errors/404.html", "<h1>our 404</h1>");
+        root.file("errors/5xx.html", "<h1>our 5xx</h1>");
+        let case = TestCase::create_in(root.path(), settings).unwrap();
+        (root, case)
+    }
+
+    #[test]
+    fn an_error_gets_its_page_and_keeps_its_status_and_guidance_headers() {
+        let (_root, case) = site(PAGES);
+        let answer = TestResponse::new(503)
+            .header("Content-Type", "text/plain")
+            .header("Retry-After", "120")
+            .header("ETag", "\"x\"")
+            .body("built-in");
+        let seen = case.filter(&TestRequest::get("/x"), &answer);
+        assert_eq!(seen.verdict, FilterVerdict::Pass);
+        assert_eq!(seen.status, 503);
+        assert_eq!(seen.body.as_deref(), Some(&b"<h1>our 5xx</h1>"[..]));
+        assert_eq!(
+            seen.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(seen.header("retry-after"), Some("120"));
+        assert_eq!(seen.header("etag"), None);
+    }
+
+    #[test]
+    fn statuses_without_a_page_and_successes_are_left_alone() {
+        let (_root, case) = site(PAGES);
+        for status in [200, 301, 403] {
+            let seen = case.filter(
+                &TestRequest::get("/x"),
+                &TestResponse::new(status).body("own"),
+            );
+            assert_eq!(seen.replaced_file, None, "{status}");
+            assert_eq!(seen.body.as_deref(), Some(&b"own"[..]), "{status}");
+        }
+    }
+
+    #[test]
+    fn a_page_deleted_after_start_up_leaves_the_built_in_one() {
+        let (root, case) = site(PAGES);
+        std::fs::remove_file(root.path().join("errors/404.html")).unwrap();
+        let seen = case.filter(
+            &TestRequest::get("/x"),
+            &TestResponse::new(404).body("built-in"),
+        );
+        assert_eq!((seen.verdict, seen.status), (FilterVerdict::Pass, 404));
+        assert_eq!(seen.body.as_deref(), Some(&b"built-in"[..]));
+        assert!(case.log()[0].1.contains("is gone"), "{:?}", case.log());
+    }
+
+    #[test]
+    fn pages_are_ordinary_files_unless_internal() {
+        let (root, open) = site(PAGES);
+        let req = TestRequest::get("/errors/404.html").root(root.path());
+        assert!(!open.test(&req));
+        let internal = PAGES.replace("}}", "}, \"internal\": true}");
+        let closed = TestCase::<ErrorPages>::create_in(root.path(), &internal).unwrap();
+        assert!(closed.test(&req));
+        let r = closed.act(&req);
+        assert_eq!(
+            (r.outcome, r.error.map(|e| e.0)),
+            (Outcome::Done, Some(404))
+        );
+        assert!(!closed.test(&TestRequest::get("/errors/other.html").root(root.path())));
+    }
+
+    #[test]
+    fn bad_settings_stop_start_up() {
+        let root = TempRoot::new();
+        let e = TestCase::<ErrorPages>::create_in(root.path(), PAGES)
+            .err()
+            .unwrap();
+        assert!(e.contains("cannot be used"), "{e}");
+        let e = TestCase::<ErrorPages>::create_in(root.path(), r#"{"pages": {}, "internl": true}"#)
+            .err()
+            .unwrap();
+        assert!(e.contains("unknown field `internl`"), "{e}");
+    }
+}

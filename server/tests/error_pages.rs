@@ -1,0 +1,150 @@
+//! error_pages: every error answer, the host's own included, gets the site's page for its
+//! status or class with its status and guidance headers kept; HEAD gets the same head; the
+//! built-in page answers where none is configured; the pages are ordinary files unless
+//! `internal`; a page that is missing or outside the root stops start-up.
+
+use crate::support::*;
+
+const OUR_404: &str = "<h1>our 404</h1>\n";
+const OUR_4XX: &str = "<h1>our 4xx</h1>\n";
+const OUR_5XX: &str = "<h1>our 5xx</h1>\n";
+
+fn with_pages(cases: &str, extra: &str) -> Server {
+    let dir = TempDir::new("pages");
+    let root = fixture_root(&dir);
+    dir.write("www/errors/404.html", OUR_404);
+    dir.write("www/errors/4xx.html", OUR_4XX);
+    dir.write("www/errors/5xx.html", OUR_5XX);
+    Server::start_in(dir, root, &[plugins_dir()], cases, extra)
+}
+
+/// error_pages in front of the shipped chain.
+fn start(pages: &str, more: &str) -> Server {
+    let chain = CHAIN.replacen('[', "[\"error_pages\", ", 1);
+    with_pages(
+        &chain,
+        &format!("[plugins.error_pages]\npages = {pages}\n{more}"),
+    )
+}
+
+const ALL: &str =
+    r#"{ 404 = "errors/404.html", "4xx" = "errors/4xx.html", "5xx" = "errors/5xx.html" }"#;
+
+fn send(s: &Server, head: &str) -> Response {
+    s.raw(&format!("{head}\r\nConnection: close\r\n\r\n"))
+}
+
+#[test]
+fn the_hosts_own_errors_get_the_sites_pages_with_their_status() {
+    let s = start(ALL, "[limits]\nmax_body = 10\n");
+    let answers = [
+        ("GET /missing HTTP/1.1\r\nHost: t", 404, OUR_404),
+        ("GET /%zz HTTP/1.1\r\nHost: t", 400, OUR_4XX),
+        ("GET /notes.txt HTTP/1.1\r\nHost: a b", 400, OUR_4XX),
+        (
+            "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 99",
+            413,
+            OUR_4XX,
+        ),
+        ("GET /../../etc/passwd HTTP/1.1\r\nHost: t", 400, OUR_4XX),
+    ];
+    for (head, status, page) in answers {
+        let r = send(&s, head);
+        assert_eq!((r.status, r.text().as_str()), (status, page), "{head}");
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    }
+}
+
+#[test]
+fn a_405_keeps_its_allow_header() {
+    let s = start(ALL, "");
+    let r = s.raw(
+        "POST /notes.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab",
+    );
+    assert_eq!((r.status, r.text().as_str()), (405, OUR_4XX));
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+}
+
+#[test]
+fn head_gets_the_same_head_as_get_and_no_body() {
+    let s = start(ALL, "");
+    let get = s.get("/missing");
+    let head = send(&s, "HEAD /missing HTTP/1.1\r\nHost: t");
+    assert_eq!(head.status, 404);
+    assert_eq!(head.header("content-length"), Some("17"));
+    assert_eq!(head.header("content-length"), get.header("content-length"));
+    assert_eq!(head.header("content-type"), get.header("content-type"));
+    assert!(head.body.is_empty());
+}
+
+#[test]
+fn a_5xx_from_a_case_gets_the_class_page() {
+    let s = with_pages(
+        r#"["error_pages", "always_fail"]"#,
+        &format!("[plugins.error_pages]\npages = {ALL}\n"),
+    );
+    let r = s.get("/anything");
+    assert_eq!((r.status, r.text().as_str()), (500, OUR_5XX));
+}
+
+#[test]
+fn statuses_without_a_page_keep_the_built_in_one() {
+    let s = start(r#"{ 404 = "errors/404.html" }"#, "");
+    let r = s.raw(
+        "POST /notes.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab",
+    );
+    assert_eq!(r.status, 405);
+    assert!(r.text().contains("<!DOCTYPE"), "{}", r.text());
+    let moved = s.get("/subdir");
+    assert_eq!(
+        (moved.status, moved.header("location")),
+        (301, Some("/subdir/"))
+    );
+    assert!(!moved.text().contains("our"));
+}
+
+#[test]
+fn a_page_requested_directly_is_an_ordinary_file_unless_internal() {
+    let s = start(ALL, "");
+    let r = s.get("/errors/404.html");
+    assert_eq!((r.status, r.text().as_str()), (200, OUR_404));
+    let s = start(ALL, "internal = true\n");
+    let r = s.get("/errors/404.html");
+    assert_eq!((r.status, r.text().as_str()), (404, OUR_404));
+    let r = s.get("/errors/5xx.html");
+    assert_eq!((r.status, r.text().as_str()), (404, OUR_404));
+}
+
+#[test]
+fn a_missing_page_or_one_outside_the_root_stops_start_up() {
+    let chain = r#"["error_pages", "always_fail"]"#;
+    let e = start_refused(
+        "pages-missing",
+        chain,
+        "[plugins.error_pages]\npages = { 404 = \"errors/404.html\" }\n",
+    );
+    assert_eq!(e.code, Some(1));
+    assert!(
+        e.stderr
+            .contains("refused its settings [plugins.error_pages]")
+            && e.stderr.contains("pages.\"404\" = \"errors/404.html\":")
+            && e.stderr.contains("cannot be used"),
+        "{}",
+        e.stderr
+    );
+    let outside = TempDir::new("pages-outside");
+    let page = outside.write("404.html", "x");
+    let e = start_refused(
+        "pages-outside",
+        chain,
+        &format!(
+            "[plugins.error_pages]\npages = {{ 404 = {:?} }}\n",
+            page.display().to_string()
+        ),
+    );
+    assert!(
+        e.stderr.contains("is outside the document root"),
+        "{}",
+        e.stderr
+    );
+}

@@ -3,6 +3,8 @@
 
 mod support;
 
+/// C plugins across ABI minors: the frozen 1.0 header, a short 1.1 descriptor, a C filter.
+mod abi;
 /// The start-up banner: plain through a pipe, coloured on a terminal.
 mod banner;
 /// What a person sees, in headless Chromium (skipped without it).

@@ -15,6 +15,8 @@ mod cases;
 mod cgi;
 /// The chain comes from server.toml: reordering, drop-in plugins, the C plugin.
 mod chain;
+/// docs/plugins.md is run: its commands, their output, its excerpts of the templates.
+mod guide;
 /// Dotfiles and dot-folders answer 404 as if absent; the listing agrees.
 mod hidden_files;
 /// HTTP/1.1 semantics every case gets from the host (RFC 9110 / RFC 9112).

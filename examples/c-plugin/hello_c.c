@@ -4,6 +4,8 @@
  * It answers GET/HEAD for one path (setting "path", default "/hello-c") with a small
  * text page. Build: make (or cc -shared -fPIC -I../../plugin-api/include -o libhello_c.so
  * hello_c.c), copy libhello_c.so into plugins/, and add "hello_c" to cases in server.toml.
+ * It compiles against the ABI 1.0 header and the 1.1 one alike; templates/c-case/ adds a
+ * response filter (ABI 1.1).
  */
 #include "case_plugin.h"
 
@@ -69,7 +71,7 @@ static int32_t act(void *inst, const wp_request *req, const wp_response *resp) {
 
 static const wp_plugin_desc DESC = {
     .abi_major = WP_ABI_MAJOR,
-    .abi_minor = WP_ABI_MINOR,
+    .abi_minor = 0, /* the lowest minor it uses: nothing past 1.0, so any 1.x host loads it */
     .struct_size = sizeof(wp_plugin_desc),
     .flags = WP_THREAD_SAFE,
     .name = "hello_c",

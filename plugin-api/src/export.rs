@@ -159,12 +159,16 @@ impl Descriptor {
             } else {
                 None
             },
-            filter_body: if T::FILTERS {
+            filter_body: if T::FILTERS && T::TRANSFORMS {
                 Some(filter_body::<T>)
             } else {
                 None
             },
-            filter_end: if T::FILTERS { Some(filter_end) } else { None },
+            filter_end: if T::FILTERS && T::TRANSFORMS {
+                Some(filter_end)
+            } else {
+                None
+            },
         })
     }
 
@@ -184,7 +188,10 @@ const fn roles<T: Case>() -> u32 {
         r |= WP_ROLE_REWRITE;
     }
     if T::FILTERS {
-        r |= WP_ROLE_FILTER | WP_ROLE_TRANSFORM;
+        r |= WP_ROLE_FILTER;
+    }
+    if T::FILTERS && T::TRANSFORMS {
+        r |= WP_ROLE_TRANSFORM;
     }
     r
 }
@@ -442,6 +449,13 @@ extern "C" fn filter_head<T: Case>(
     match catch_unwind(AssertUnwindSafe(|| b.inst.case.filter(&req, &mut head))) {
         Ok(Filtered::Pass) => WP_PASS,
         Ok(Filtered::Error) => WP_FILTER_ERROR,
+        Ok(Filtered::Transform(_)) if !T::TRANSFORMS => {
+            b.host.log(
+                crate::Level::Error,
+                "filter returned Transform, but the case does not declare TRANSFORMS",
+            );
+            WP_FILTER_ERROR
+        }
         Ok(Filtered::Transform(t)) => {
             let stream = Box::new(BodyStream::new(t));
             // SAFETY: `state` is the host's out-parameter for this call, checked non-NULL.
@@ -460,7 +474,10 @@ extern "C" fn filter_body<T: Case>(
     state: *mut c_void,
     io: *mut WpBodyIo,
 ) -> i32 {
-    if instance::<T>(inst).is_none() || state.is_null() || io.is_null() {
+    let Some(b) = instance::<T>(inst) else {
+        return WP_BODY_ERROR;
+    };
+    if state.is_null() || io.is_null() {
         return WP_BODY_ERROR;
     }
     // SAFETY: `state` came from `filter_head` (a boxed BodyStream) and lives until
@@ -485,7 +502,15 @@ extern "C" fn filter_body<T: Case>(
             io.out_len = made;
             rc
         }
-        _ => WP_BODY_ERROR,
+        Ok(Err(why)) => {
+            b.host
+                .log(crate::Level::Error, &format!("transform failed: {why}"));
+            WP_BODY_ERROR
+        }
+        Err(_) => {
+            b.inst.poison(&b.host, "a body transform");
+            WP_BODY_ERROR
+        }
     }
 }
 

@@ -121,6 +121,8 @@ pub trait Case: Sized + Send + Sync + 'static {
     const REWRITES: bool = false;
     /// (ABI 1.1) [`Case::filter`] sees the head of every response.
     const FILTERS: bool = false;
+    /// (ABI 1.1) [`Case::filter`] may return [`Filtered::Transform`] (needs `FILTERS`).
+    const TRANSFORMS: bool = false;
     /// (ABI 1.1) The filter's transforms are a content coding (compression): the host skips
     /// answers already coded, marked `no-transform`, or partial.
     const CONTENT_CODING: bool = false;

@@ -510,7 +510,7 @@ impl FilterRecord {
 }
 
 /// Headers that frame a response: a filter may not touch them.
-const FRAMING: [&str; 10] = [
+const FRAMING: [&str; 11] = [
     "content-length",
     "transfer-encoding",
     "connection",
@@ -521,6 +521,7 @@ const FRAMING: [&str; 10] = [
     "date",
     "content-range",
     "accept-ranges",
+    "proxy-connection",
 ];
 
 fn framing(name: &[u8]) -> bool {

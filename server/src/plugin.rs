@@ -617,8 +617,8 @@ impl Plugin {
         req.with_raw(|raw| test(self.inst, raw) != 0)
     }
 
-    /// The chapter's `act`; response calls go to `sink`. A `WP_CONTINUE` from a plugin
-    /// built for ABI 1.0 counts as `WP_ERROR`.
+    /// The chapter's `act`; response calls go to `sink`. A `WP_CONTINUE` from a plugin that
+    /// does not declare `WP_ROLE_REWRITE` (every 1.0 plugin) counts as `WP_ERROR`.
     pub fn act(&self, req: &OwnedRequest, sink: &mut dyn Sink) -> i32 {
         let Some(act) = self.act else {
             return WP_ERROR;
@@ -627,7 +627,11 @@ impl Plugin {
         // SAFETY: the table goes to the plugin's `act` only, which uses it during the call.
         let rc =
             unsafe { lend_response(sink, |resp| req.with_raw(|raw| act(self.inst, raw, resp))) };
-        if rc == WP_CONTINUE && self.abi.1 == 0 {
+        if rc == WP_CONTINUE && self.roles & WP_ROLE_REWRITE == 0 {
+            log::error!(
+                "case={}: act returned WP_CONTINUE without declaring WP_ROLE_REWRITE",
+                self.name
+            );
             return WP_ERROR;
         }
         rc

@@ -3,6 +3,8 @@
 
 mod support;
 
+/// C plugins across ABI minors: the frozen 1.0 header, a short 1.1 descriptor, a C filter.
+mod abi;
 /// The start-up banner: plain through a pipe, coloured on a terminal.
 mod banner;
 /// What a person sees, in headless Chromium (skipped without it).
@@ -13,13 +15,15 @@ mod cases;
 mod cgi;
 /// The chain comes from server.toml: reordering, drop-in plugins, the C plugin.
 mod chain;
-/// HTTP/1.1 semantics every case gets from the host (RFC 9110 / RFC 9112).
 /// error_pages: the site's own page for every error answer, the host's own included.
 mod error_pages;
 /// ABI 1.1: filters, transforms and rewrites, over the wire.
 mod filters;
+/// docs/plugins.md is run: its commands, their output, its excerpts of the templates.
+mod guide;
 /// Dotfiles and dot-folders answer 404 as if absent; the listing agrees.
 mod hidden_files;
+/// HTTP/1.1 semantics every case gets from the host (RFC 9110 / RFC 9112).
 mod http;
 /// Limits and timeouts: each is hit, then a normal request still succeeds.
 mod limits;

@@ -412,13 +412,18 @@ pub fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
 
 /// Compile a C plugin from `src` into `out_dir/lib<name>.so` against the committed header.
 pub fn compile_c_plugin(src: &Path, out_dir: &Path, name: &str) -> PathBuf {
-    let out = out_dir.join(format!("lib{name}.so"));
     let include = workspace().join("plugin-api/include");
+    compile_c_plugin_with(src, out_dir, name, &include)
+}
+
+/// Compile a C plugin against the `case_plugin.h` in `include` (e.g. the frozen ABI 1.0 one).
+pub fn compile_c_plugin_with(src: &Path, out_dir: &Path, name: &str, include: &Path) -> PathBuf {
+    let out = out_dir.join(format!("lib{name}.so"));
     let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
         .args([
             "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-std=c11", "-I",
         ])
-        .arg(&include)
+        .arg(include)
         .arg("-o")
         .arg(&out)
         .arg(src)

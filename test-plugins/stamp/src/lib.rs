@@ -40,6 +40,7 @@ impl Case for Stamp {
     const NAME: &'static CStr = c"stamp";
     const ACTS: bool = false;
     const FILTERS: bool = true;
+    const TRANSFORMS: bool = true;
 
     fn create(_host: Host, settings: Settings) -> Result<Self, String> {
         Ok(Stamp {

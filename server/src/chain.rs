@@ -175,7 +175,11 @@ async fn respond_once(chain: &Arc<Chain>, head: &Head, body: Vec<u8>, peer: &Pee
         body: Some(body),
     };
     for (i, case) in chain.cases.iter().enumerate() {
-        if !case.test(work.req()) {
+        let hit = {
+            let _running = crate::fault::running(i, &case.name);
+            case.test(work.req())
+        };
+        if !hit {
             continue;
         }
         if let Some(refused) = method_policy(case, &head.method, &place.path) {
@@ -362,6 +366,7 @@ async fn act(chain: &Arc<Chain>, i: usize, work: &mut Work, place: &mut Place) -
         }
     } else {
         let mut c = Collect::new(body, None);
+        let _running = crate::fault::running(i, &case.name);
         let rc = case.act(work.req(), &mut c);
         (rc, c)
     };
@@ -429,6 +434,7 @@ async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u
     let task = tokio::task::spawn_blocking(move || {
         let case = &chain2.cases[i];
         let mut c = Collect::new(body, Some(tx));
+        let _running = crate::fault::running(i, &case.name);
         let rc = case.act(&req, &mut c);
         if rc != WP_DONE && c.committed() {
             log::error!("case={} failed after it started answering", case.name);

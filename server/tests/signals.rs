@@ -1,5 +1,6 @@
-//! Signals a service manager or logrotate sends: USR1 reopens the access log; USR2, WINCH and
-//! PIPE are survived. (TERM and QUIT are in shutdown.rs, HUP in reload.rs.)
+//! Signals a service manager or logrotate sends: USR1 reopens the access log in every worker;
+//! without a master, USR2, WINCH and PIPE are survived. (TERM and QUIT are in shutdown.rs,
+//! HUP in reload.rs, USR2 and WINCH with a master in upgrade.rs.)
 
 use crate::support::*;
 use rustix::process::Signal;
@@ -140,8 +141,8 @@ fn sigusr1_reopens_the_access_log_and_no_line_is_lost_or_torn() {
 }
 
 #[test]
-fn sigusr2_sigwinch_and_sigpipe_are_survived_and_the_server_serves_after_each() {
-    let mut s = Server::shipped();
+fn without_a_master_sigusr2_sigwinch_and_sigpipe_are_survived() {
+    let mut s = Server::shipped_with("single_process = true");
     for (sig, said) in [
         (Signal::USR2, Some("SIGUSR2: ignored")),
         (Signal::WINCH, Some("SIGWINCH: ignored")),

@@ -27,3 +27,5 @@ mod shutdown;
 mod signals;
 /// Static files: validators, conditional requests, ranges, content types.
 mod static_files;
+/// Worker processes: crashes and stalls cost one request; respawn, back-off.
+mod workers;

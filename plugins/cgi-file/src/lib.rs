@@ -40,6 +40,10 @@ struct Conf {
     /// PATH given to scripts.
     #[serde(default = "default_path")]
     path: String,
+    /// Run scripts even when the server runs as root (off: refuse to start, so scripts are
+    /// never root by accident; set `user` in server.toml instead).
+    #[serde(default)]
+    run_as_root: bool,
 }
 
 fn default_dirs() -> Vec<String> {
@@ -84,6 +88,9 @@ impl Case for CgiFile {
 
     fn create(host: Host, settings: Settings) -> Result<Self, String> {
         let c: Conf = settings.parse()?;
+        if rustix::process::geteuid().is_root() && !c.run_as_root {
+            return Err("the server runs as root, so every script would too\n  fix: set user = \"nobody\" (or a user made for this server) in server.toml, or run_as_root = true in [plugins.cgi_file] if you mean it".into());
+        }
         for d in &c.dirs {
             if !d.starts_with('/') {
                 return Err(format!("dirs: {d:?} must start with '/'"));

@@ -200,3 +200,13 @@ fn connections_keep_being_served_while_workers_crash() {
     assert!(lost <= 3, "{lost} lost, {ok} served");
     serves(&s);
 }
+
+#[test]
+fn the_master_never_loads_a_plugin_its_workers_do() {
+    let s = faulty("workers = 2");
+    let maps = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    assert!(!maps(s.child.id()).contains("libfaulty.so"));
+    for w in s.workers(2) {
+        assert!(maps(w).contains("libfaulty.so"), "worker {w}");
+    }
+}

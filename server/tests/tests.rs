@@ -27,5 +27,7 @@ mod shutdown;
 mod signals;
 /// Static files: validators, conditional requests, ranges, content types.
 mod static_files;
+/// Binary upgrade: USR2, WINCH, QUIT.
+mod upgrade;
 /// Worker processes: crashes and stalls cost one request; respawn, back-off.
 mod workers;

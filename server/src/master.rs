@@ -178,6 +178,8 @@ impl Master {
             self.spawn(slot, self.generation).await?;
         }
         let cases = self.until_ready().await?;
+        // The pid file first: whoever read the banner finds it.
+        self.write_pid_file();
         let addrs: Vec<_> = self.bound.iter().map(|b| b.local).collect();
         crate::announce(&banner::startup(
             &addrs,
@@ -190,7 +192,6 @@ impl Master {
             std::process::id(),
             self.config.workers
         );
-        self.write_pid_file();
         notify::ready();
         Ok(())
     }

@@ -21,6 +21,8 @@ mod paths;
 mod plugins;
 /// Reloading server.toml on SIGHUP.
 mod reload;
+/// Running as a service: user, sd_notify, socket activation, pid file, man page.
+mod service;
 /// Graceful shutdown on SIGTERM and SIGQUIT.
 mod shutdown;
 /// SIGUSR1 reopens the access log; SIGUSR2, SIGWINCH and SIGPIPE are survived.

@@ -217,17 +217,27 @@ impl Server {
         extra: &str,
         env: &[(&str, &str)],
     ) -> Server {
-        let cfg = dir.write("server.toml", config_text(&root, plugin_dirs, cases, extra));
-        let mut child = Command::new(server_bin())
+        dir.write("server.toml", config_text(&root, plugin_dirs, cases, extra));
+        Self::start_config(dir, root, env)
+    }
+
+    /// Start with the `server.toml` already in `dir`.
+    pub fn start_config(dir: TempDir, root: PathBuf, env: &[(&str, &str)]) -> Server {
+        let child = Command::new(server_bin())
             .envs(env.iter().copied())
             .arg("--config")
-            .arg(&cfg)
+            .arg(dir.path().join("server.toml"))
             .arg("--log-level")
             .arg("debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start server");
+        Self::adopt(child, dir, root)
+    }
+
+    /// Wait for a started server (stdout and stderr piped) to announce its address.
+    pub fn adopt(mut child: Child, dir: TempDir, root: PathBuf) -> Server {
         let stderr = Arc::new(Mutex::new(String::new()));
         {
             let stderr = Arc::clone(&stderr);

@@ -85,6 +85,8 @@ enum Sig {
 
 /// A reload under way.
 struct Reload {
+    /// When the HUP came.
+    started: Instant,
     text: String,
     config: Config,
     phase: Phase,
@@ -119,6 +121,8 @@ struct Master {
     workers: BTreeMap<u64, Worker>,
     /// Per slot: deaths in a row, each soon after its start.
     streak: HashMap<usize, u32>,
+    /// Per slot: when its worker died, until the next one is ready.
+    died: HashMap<usize, Instant>,
     tx: mpsc::UnboundedSender<Event>,
     rx: mpsc::UnboundedReceiver<Event>,
     reload: Option<Reload>,
@@ -149,6 +153,7 @@ impl Master {
             next_id: 0,
             workers: BTreeMap::new(),
             streak: HashMap::new(),
+            died: HashMap::new(),
             tx,
             rx,
             reload: None,
@@ -319,6 +324,14 @@ impl Master {
                     w.pid,
                     w.started.elapsed()
                 );
+                if let Some(died) = self.died.remove(&w.slot) {
+                    log::info!(
+                        "worker {} (pid {}) serves again {:.1} ms after its predecessor died",
+                        w.slot,
+                        w.pid,
+                        died.elapsed().as_secs_f64() * 1000.0
+                    );
+                }
                 self.reload_progress(cases).await;
             }
             ToMaster::Draining => self.drained(id),
@@ -364,6 +377,7 @@ impl Master {
             let streak = self.streak.entry(w.slot).or_insert(0);
             *streak = if lived < QUICK { *streak + 1 } else { 1 };
             let streak = *streak;
+            self.died.insert(w.slot, Instant::now());
             self.schedule_respawn(w.slot, streak);
         }
     }
@@ -542,6 +556,7 @@ impl Master {
             let _ = tx.send(Event::Checked(check(&cli, &checked).await));
         });
         self.reload = Some(Reload {
+            started: Instant::now(),
             text,
             config,
             phase: Phase::Checking,
@@ -651,6 +666,7 @@ impl Master {
         notify::ready();
         let waiting: BTreeSet<u64> = old.into_iter().collect();
         self.reload = Some(Reload {
+            started: reload.started,
             text: String::new(),
             config: self.config.clone(),
             phase: Phase::Draining { waiting, cases },
@@ -681,6 +697,7 @@ impl Master {
     /// configuration. Say so.
     fn reload_done(&mut self) {
         let Some(Reload {
+            started,
             phase: Phase::Draining { cases, .. },
             ..
         }) = self.reload.take()
@@ -689,10 +706,11 @@ impl Master {
         };
         let names: Vec<&str> = cases.iter().map(|(n, _)| n.as_str()).collect();
         log::info!(
-            "reloaded {}: chain {}; {} new worker processes",
+            "reloaded {}: chain {}; {} new worker processes, in {:.1} ms",
             self.config.path.display(),
             names.join(", "),
-            self.config.workers
+            self.config.workers,
+            started.elapsed().as_secs_f64() * 1000.0
         );
     }
 

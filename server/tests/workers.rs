@@ -45,6 +45,7 @@ fn crash_costs_one_request(how: &str, signal_line: &str, fatal_line: &str) {
     assert!(try_get(s.addr, &format!("/fault/{how}")).is_none(), "{how}");
     assert!(s.log_contains(signal_line), "{how}: {}", s.log());
     assert!(s.log_contains(fatal_line), "{how}: {}", s.log());
+    assert!(s.log_contains("serves again"), "{how}: {}", s.log());
     serves(&s);
     assert_eq!(s.workers(2).len(), 2, "{}", s.log());
 }

@@ -56,6 +56,9 @@ def client(addr, stop, counts, lock):
                 got += chunk
             with lock:
                 counts["ok"] += 1
+            if b"connection: close" in got.lower():  # max_requests_per_connection reached
+                sock.close()
+                sock = None
         except OSError:
             with lock:
                 counts["lost"] += 1

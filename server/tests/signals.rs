@@ -156,3 +156,21 @@ fn without_a_master_sigusr2_sigwinch_and_sigpipe_are_survived() {
         assert!(s.alive(), "{sig:?}");
     }
 }
+
+#[test]
+fn workers_ignore_the_masters_signals_and_serve_on() {
+    let s = Server::shipped_with("workers = 2");
+    let workers = s.workers(2);
+    assert_eq!(workers.len(), 2);
+    for sig in [Signal::HUP, Signal::USR2, Signal::WINCH] {
+        for &w in &workers {
+            signal_pid(w, sig);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(workers.iter().all(|&w| !gone(w)), "{}", s.log());
+    for _ in 0..4 {
+        assert_eq!(s.get("/notes.txt").status, 200);
+    }
+    assert!(!s.log().contains("] reloaded "), "{}", s.log());
+}

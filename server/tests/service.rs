@@ -26,6 +26,13 @@ fn as_user_dir() -> (TempDir, std::path::PathBuf, std::path::PathBuf) {
         "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nid -u\n",
     );
     chmod(&script, 0o755);
+    // Whatever the umask, the workers' user can reach all of it.
+    for d in [dir.path(), &www, &www.join("cgi-bin"), &pdir] {
+        chmod(d, 0o755);
+    }
+    for e in std::fs::read_dir(&pdir).unwrap() {
+        chmod(&e.unwrap().path(), 0o755);
+    }
     (dir, www, pdir)
 }
 

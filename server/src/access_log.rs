@@ -52,6 +52,14 @@ impl AccessLog {
     }
 }
 
+/// The access log's file, when it is a file (not stderr, not off).
+pub fn file_path(config: &crate::config::Config) -> Option<PathBuf> {
+    match config.access_log.as_deref() {
+        None | Some("") | Some("-") => None,
+        Some(target) => Some(crate::loops::config_dir(config).join(target)),
+    }
+}
+
 /// Open `path` with O_APPEND|O_CREAT.
 fn append(path: &Path) -> Result<std::fs::File, String> {
     std::fs::OpenOptions::new()

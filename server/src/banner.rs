@@ -12,22 +12,45 @@ pub fn check_report(config: &Config, chain: &Chain) -> String {
     let mut out = format!(
         "configuration {} is valid\nlisten {}\nroot {}\nworkers {}\n",
         config.path.display(),
-        config.listen,
+        config
+            .listen
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         config.root.display(),
         config.workers
     );
     out.push_str("chain (first case whose test() is true acts):\n");
-    for line in case_lines(chain, "  ", &Style::PLAIN) {
+    for line in case_lines(&described(chain), "  ", &Style::PLAIN) {
         out.push_str(&line);
     }
     out
 }
 
-/// The start-up banner. Its first line is `listening on http://ADDR/`, always plain: tests
-/// and scripts read the port from it. Colour only when `colour` (stdout is a terminal).
-pub fn startup(addr: SocketAddr, root: &Path, chain: &Chain, colour: bool) -> String {
+/// Cases as (name, description), as a worker reports them to its master.
+pub fn described(chain: &Chain) -> Vec<(String, String)> {
+    chain
+        .cases
+        .iter()
+        .map(|p| (p.name.clone(), plugin::describe(p)))
+        .collect()
+}
+
+/// The start-up banner. Its first line is `listening on http://ADDR/` (one such line per
+/// address), always plain: tests and scripts read the port from it. Colour only when
+/// `colour` (stdout is a terminal).
+pub fn startup(
+    addrs: &[SocketAddr],
+    root: &Path,
+    cases: &[(String, String)],
+    colour: bool,
+) -> String {
     let st = if colour { Style::ANSI } else { Style::PLAIN };
-    let mut out = format!("listening on http://{addr}/\n");
+    let mut out = String::new();
+    for addr in addrs {
+        out.push_str(&format!("listening on http://{addr}/\n"));
+    }
     out.push_str(&format!(
         "  {}root{}   {}\n",
         st.label,
@@ -38,7 +61,7 @@ pub fn startup(addr: SocketAddr, root: &Path, chain: &Chain, colour: bool) -> St
         "  {}chain{}  first case whose test() is true acts:\n",
         st.label, st.end
     ));
-    for line in case_lines(chain, "    ", &st) {
+    for line in case_lines(cases, "    ", &st) {
         out.push_str(&line);
     }
     out
@@ -51,16 +74,13 @@ pub fn colour_wanted() -> bool {
 
 /// One line per case: `1. hello 0.1.0 (ABI 1.0, GET, HEAD; test/act)` after `indent`, the name in colour.
 fn case_lines<'a>(
-    chain: &'a Chain,
+    cases: &'a [(String, String)],
     indent: &'a str,
     st: &'a Style,
 ) -> impl Iterator<Item = String> + 'a {
-    chain.cases.iter().enumerate().map(move |(i, p)| {
-        let described = plugin::describe(p);
-        let rest = described
-            .strip_prefix(p.name.as_str())
-            .unwrap_or(&described);
-        format!("{indent}{}. {}{}{}{rest}\n", i + 1, st.case, p.name, st.end)
+    cases.iter().enumerate().map(move |(i, (name, described))| {
+        let rest = described.strip_prefix(name.as_str()).unwrap_or(described);
+        format!("{indent}{}. {}{}{}{rest}\n", i + 1, st.case, name, st.end)
     })
 }
 

@@ -248,7 +248,11 @@ async fn respond_once(
         body: Some(body),
     };
     for (i, case) in chain.cases.iter().enumerate() {
-        if !case.acts() || !case.test(work.req()) {
+        let hit = case.acts() && {
+            let _running = crate::fault::running(i, &case.name);
+            case.test(work.req())
+        };
+        if !hit {
             continue;
         }
         let place = seen.place.as_mut().expect("located above");
@@ -483,6 +487,7 @@ async fn act(chain: &Arc<Chain>, i: usize, work: &mut Work, place: &mut Place) -
         }
     } else {
         let mut c = Collect::new(body, None);
+        let _running = crate::fault::running(i, &case.name);
         let rc = case.act(work.req(), &mut c);
         (rc, c)
     };
@@ -573,6 +578,7 @@ async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u
         let _running = crate::stats::Running::start();
         let case = &chain2.cases[i];
         let mut c = Collect::new(body, Some(tx));
+        let _running = crate::fault::running(i, &case.name);
         let rc = case.act(&req, &mut c);
         if rc != WP_DONE && c.committed() {
             log::error!("case={} failed after it started answering", case.name);

@@ -12,12 +12,12 @@ pub use limits::Limits;
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct File {
-    listen: String,
+    listen: Listen,
     root: PathBuf,
     #[serde(default = "default_plugin_dirs")]
     plugin_dirs: Vec<PathBuf>,
     cases: Vec<String>,
-    /// Event loops (threads serving connections); 0 means one per core.
+    /// Worker processes (event loop threads with `single_process`); 0 means one per core.
     #[serde(default)]
     workers: usize,
     /// Access log: a file (relative to this file's folder), "-" for stderr, "" for none.
@@ -27,6 +27,25 @@ struct File {
     limits: limits::Written,
     #[serde(default)]
     plugins: BTreeMap<String, toml::Table>,
+    /// Serve from this one process (no master, no worker processes), for debugging.
+    #[serde(default)]
+    single_process: bool,
+    /// Started as root: the user (and group) worker processes run as.
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+    /// A file the master writes its process id to.
+    #[serde(default)]
+    pid_file: Option<PathBuf>,
+}
+
+/// `listen = "ADDR"` or `listen = ["ADDR", ...]`.
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+enum Listen {
+    One(String),
+    Many(Vec<String>),
 }
 
 fn default_plugin_dirs() -> Vec<PathBuf> {
@@ -45,15 +64,23 @@ pub struct CaseEntry {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
-    pub listen: SocketAddr,
+    /// Addresses to listen on, at least one, no duplicates.
+    pub listen: Vec<SocketAddr>,
     pub root: PathBuf,
     pub plugin_dirs: Vec<PathBuf>,
     pub cases: Vec<CaseEntry>,
-    /// Event loops to run (already resolved: at least 1).
+    /// Worker processes, or event loops in single-process mode (resolved: at least 1).
     pub workers: usize,
     /// Access log target ("-" for stderr), if any.
     pub access_log: Option<String>,
     pub limits: Limits,
+    /// Serve from one process (`single_process = true` or `--single-process`).
+    pub single_process: bool,
+    /// The user and group worker processes run as, when started as root.
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// Where the master writes its process id (resolved against the config's folder).
+    pub pid_file: Option<PathBuf>,
 }
 
 /// Is this a valid case name (`[a-z0-9_]+`)?
@@ -71,6 +98,17 @@ impl Config {
             format!("cannot read the configuration file {shown}: {e}\n  fix: pass --config PATH to a server.toml (the shipped one is config/server.toml)")
         })?;
         Self::parse(path, &text, listen, root)
+    }
+
+    /// Parse and validate `text` as if read from `path` (the master hands workers the text it
+    /// validated, so a file changed in between cannot split a generation).
+    pub fn from_text(
+        path: &Path,
+        text: &str,
+        listen: Option<&str>,
+        root: Option<&Path>,
+    ) -> Result<Config, String> {
+        Self::parse(path, text, listen, root)
     }
 
     fn parse(
@@ -93,10 +131,7 @@ impl Config {
             }
         };
 
-        let listen_text = listen.unwrap_or(&file.listen);
-        let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            format!("{shown}: listen = {listen_text:?} is not an address\n  expected: IP:PORT such as \"127.0.0.1:8080\"")
-        })?;
+        let listen = listen_addrs(&shown.to_string(), listen, &file.listen)?;
 
         let root_in = root
             .map(Path::to_path_buf)
@@ -152,8 +187,38 @@ impl Config {
             },
             access_log: file.access_log,
             limits: file.limits.check(&shown.to_string(), text)?,
+            single_process: file.single_process,
+            user: file.user.filter(|u| !u.is_empty()),
+            group: file.group.filter(|g| !g.is_empty()),
+            pid_file: file.pid_file.as_deref().map(resolve),
         })
     }
+}
+
+/// The addresses to listen on: `--listen` alone when given, else the file's, each parsed,
+/// none twice.
+fn listen_addrs(shown: &str, flag: Option<&str>, file: &Listen) -> Result<Vec<SocketAddr>, String> {
+    let written: Vec<&str> = match (flag, file) {
+        (Some(one), _) => vec![one],
+        (None, Listen::One(one)) => vec![one.as_str()],
+        (None, Listen::Many(many)) => many.iter().map(String::as_str).collect(),
+    };
+    if written.is_empty() {
+        return Err(format!("{shown}: `listen` is empty\n  expected: an address such as \"127.0.0.1:8080\", or a list of them"));
+    }
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    for text in written {
+        let addr: SocketAddr = text.parse().map_err(|_| {
+            format!("{shown}: listen = {text:?} is not an address\n  expected: IP:PORT such as \"127.0.0.1:8080\"")
+        })?;
+        if addr.port() != 0 && addrs.contains(&addr) {
+            return Err(format!(
+                "{shown}: listen names {addr} twice\n  fix: keep one"
+            ));
+        }
+        addrs.push(addr);
+    }
+    Ok(addrs)
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub struct Shared {
     pub stopping: std::sync::atomic::AtomicBool,
     /// Wakes accept loops and idle connections when `stopping` is set.
     pub stop: tokio::sync::Notify,
+    /// Accept loops still running (a worker tells its master once none is).
+    pub accepting: AtomicUsize,
 }
 
 impl Shared {
@@ -96,6 +98,9 @@ enum Step<T> {
     Close,
 }
 
+/// How long a connection accepted just before a stop gets to send its first request.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
 /// Serve one connection until it closes. While idle it holds no read buffer: the buffer is
 /// allocated when bytes arrive and freed when every request in it is answered.
 pub async fn serve(mut stream: TcpStream, peer: Box<Peer>, slot: Slot) {
@@ -109,14 +114,19 @@ pub async fn serve(mut stream: TcpStream, peer: Box<Peer>, slot: Slot) {
         tokio::pin!(stop);
         stop.as_mut().enable();
         if shared.stopping() {
-            break;
+            // Idle, it closes. Just accepted (before the stop: a reload or an upgrade hands
+            // the socket on), its first request may be on its way: a moment for it.
+            if served > 0 {
+                break;
+            }
+            wait = wait.min(FIRST_REQUEST_GRACE);
         }
         tokio::select! {
             r = timeout(wait, stream.readable()) => match r {
                 Ok(Ok(())) => {}
                 _ => break,
             },
-            _ = &mut stop => break,
+            _ = &mut stop => continue,
         }
         wait = limits.keepalive_timeout;
         match Box::pin(burst(&mut stream, shared, &peer, &mut served)).await {

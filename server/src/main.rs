@@ -1,4 +1,5 @@
-//! Entry point: flags → configuration → plugins → listener; start-up errors exit with a message.
+//! Entry point: flags → which process this is (master, worker, single process, a check) →
+//! its start-up; start-up errors exit with a message.
 
 mod access_log;
 mod banner;
@@ -6,11 +7,18 @@ mod chain;
 mod cli;
 mod config;
 mod conn;
+mod control;
 mod error_page;
 mod errors;
+mod fault;
 mod filter;
 mod http;
+mod listeners;
+mod loops;
+mod master;
+mod notify;
 mod plugin;
+mod privileges;
 mod reply;
 mod resolve;
 mod send;
@@ -18,12 +26,12 @@ mod server;
 mod signals;
 mod static_file;
 mod stats;
+mod worker;
 
 use clap::Parser;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::ExitCode;
-use std::sync::{Arc, RwLock};
 
 fn main() -> ExitCode {
     // Descriptors inherited from whoever started us must not reach CGI scripts: mark them all
@@ -45,139 +53,98 @@ fn main() -> ExitCode {
     }
 }
 
-/// Load, check, bind, start the event loops, handle signals, announce, serve.
+/// Which process this is decides what it does.
 fn start(cli: &cli::Cli) -> Result<(), String> {
-    let config = config::Config::load(&cli.config, cli.listen.as_deref(), cli.root.as_deref())?;
-    let chain = chain::Chain::load(&config)?;
-    if cli.check_config {
-        print!("{}", banner::check_report(&config, &chain));
+    if let Some(what) = cli.generate {
+        let _ = std::io::stdout().write_all(&cli::generate(what));
         return Ok(());
     }
-    let listener = bind(&config)?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let banner = banner::startup(addr, &config.root, &chain, banner::colour_wanted());
-    let shared = shared_state(&config, chain)?;
-    raise_fd_limit();
-    let first = start_event_loops(listener, config.workers, &shared)?;
-    event_loop()?.block_on(async move {
+    if cli.check_config {
+        return check_config(cli);
+    }
+    if let Some(n) = cli.worker {
+        return worker::run(cli, n);
+    }
+    let config = load(cli)?;
+    if cli.single_process || config.single_process {
+        single_process(cli, config)
+    } else {
+        master::run(cli, config)
+    }
+}
+
+fn load(cli: &cli::Cli) -> Result<config::Config, String> {
+    config::Config::load(&cli.config, cli.listen.as_deref(), cli.root.as_deref())
+}
+
+/// `--check-config`: load and check everything, as a worker would (as `user` when started
+/// as root), and print the chain. The master runs it as a child before it starts workers.
+fn check_config(cli: &cli::Cli) -> Result<(), String> {
+    let config = if cli.config_on_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read the configuration from stdin: {e}"))?;
+        config::Config::from_text(
+            &cli.config,
+            &text,
+            cli.listen.as_deref(),
+            cli.root.as_deref(),
+        )?
+    } else {
+        load(cli)?
+    };
+    if let Some(id) = privileges::target(config.user.as_deref(), config.group.as_deref())? {
+        privileges::become_(&id)?;
+    }
+    let chain = chain::Chain::load(&config)?;
+    print!("{}", banner::check_report(&config, &chain));
+    Ok(())
+}
+
+/// `--single-process`: bind, (as root) become `user`, load, start the event loops, handle
+/// signals, announce, serve — all in this process, as before there were workers.
+fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> {
+    let bound = listeners::open(&config.listen, &[], listeners::inherited()?, &config.path)?;
+    let id = privileges::target(config.user.as_deref(), config.group.as_deref())?;
+    privileges::explain(config.user.as_deref());
+    if let Some(log) = access_log::file_path(&config) {
+        privileges::hand_over(&log, id.as_ref())?;
+    }
+    if let Some(id) = &id {
+        privileges::become_(id)?;
+    }
+    fault::install(&format!("pid {}", std::process::id()));
+    let chain = chain::Chain::load(&config)?;
+    let addrs: Vec<_> = bound.iter().map(|b| b.local).collect();
+    let sockets: Vec<_> = bound.into_iter().map(|b| b.socket).collect();
+    let banner = banner::startup(
+        &addrs,
+        &config.root,
+        &banner::described(&chain),
+        banner::colour_wanted(),
+    );
+    let shared = loops::shared_state(&config, chain)?;
+    loops::raise_fd_limit();
+    let first = loops::start(&sockets, config.workers, &shared)?;
+    drop(sockets);
+    loops::watch(&shared, fault::OnStall::Report)?;
+    loops::runtime()?.block_on(async move {
+        tokio::spawn(fault::enter_loop(0));
         signals::install(cli, config, &shared)?;
         announce(&banner);
+        notify::ready();
         let served = server::run(first, shared).await.map_err(|e| e.to_string());
+        notify::stopping();
         log::info!("stopped");
         served
     })
 }
 
-fn bind(config: &config::Config) -> Result<std::net::TcpListener, String> {
-    server::bind(config.listen).map_err(|e| {
-        format!(
-            "cannot listen on {}: {e}\n  fix: choose a free address with --listen or `listen` in {}",
-            config.listen,
-            config.path.display()
-        )
-    })
-}
-
-/// What every connection shares: the chain, the limits, the access log, the stop flag.
-fn shared_state(config: &config::Config, chain: chain::Chain) -> Result<Arc<conn::Shared>, String> {
-    for p in &chain.cases {
-        log::info!("case {}", plugin::describe(p));
-    }
-    let access_log = match config.access_log.as_deref() {
-        None | Some("") => None,
-        Some(target) => {
-            let base = config.path.parent().unwrap_or(std::path::Path::new("."));
-            Some(access_log::AccessLog::open(target, base)?)
-        }
-    };
-    Ok(Arc::new(conn::Shared {
-        chain: RwLock::new(Arc::new(chain)),
-        limits: config.limits.clone(),
-        open: Default::default(),
-        access_log,
-        stopping: Default::default(),
-        stop: Default::default(),
-    }))
-}
-
-/// `workers` single-threaded event loops (one per core by default), as nginx runs a worker
-/// per core: no task ever moves between threads. They accept from one shared listening
-/// socket. All but the first run on threads of their own, started here; the first is
-/// returned for the main thread. Returns once every thread's loop can serve, or with the
-/// reason one cannot.
-fn start_event_loops(
-    listener: std::net::TcpListener,
-    workers: usize,
-    shared: &Arc<conn::Shared>,
-) -> Result<std::net::TcpListener, String> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-    for i in 1..workers {
-        let shared_socket = listener
-            .try_clone()
-            .map_err(|e| format!("cannot share the listening socket: {e}"))?;
-        spawn_event_loop(i, shared_socket, Arc::clone(shared), ready_tx.clone())?;
-    }
-    for _ in 1..workers {
-        ready_rx
-            .recv()
-            .map_err(|_| "an event loop thread died while starting".to_string())??;
-    }
-    Ok(listener)
-}
-
-/// Event loop `i` on a thread of its own; it reports on `ready` once its runtime is built.
-fn spawn_event_loop(
-    i: usize,
-    listener: std::net::TcpListener,
-    shared: Arc<conn::Shared>,
-    ready: std::sync::mpsc::Sender<Result<(), String>>,
-) -> Result<(), String> {
-    let run = move || {
-        let rt = match event_loop() {
-            Ok(rt) => rt,
-            Err(e) => {
-                let _ = ready.send(Err(e));
-                return;
-            }
-        };
-        let _ = ready.send(Ok(()));
-        if let Err(e) = rt.block_on(server::run(listener, shared)) {
-            log::error!("event loop stopped: {e}");
-        }
-    };
-    std::thread::Builder::new()
-        .name(format!("loop-{i}"))
-        .spawn(run)
-        .map(drop)
-        .map_err(|e| format!("cannot start an event loop thread: {e}"))
-}
-
 /// Every loop exists and signals are handled: say where we listen. Tests and scripts read
 /// the first line to learn the port when listening on port 0.
-fn announce(banner: &str) {
+pub fn announce(banner: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(banner.as_bytes());
     let _ = out.flush();
-}
-
-fn event_loop() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start an event loop: {e}"))
-}
-
-/// Every connection is a descriptor: use the hard limit, as nginx's worker_rlimit_nofile does.
-fn raise_fd_limit() {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let lim = getrlimit(Resource::Nofile);
-    if lim.current < lim.maximum {
-        let _ = setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: lim.maximum,
-                maximum: lim.maximum,
-            },
-        );
-    }
 }

@@ -1,4 +1,4 @@
-//! The listener: bind with a real backlog, accept, cap open connections, spawn a task each.
+//! The listeners: bind with a real backlog, accept, cap open connections, spawn a task each.
 
 use crate::conn::{serve, turn_away, Peer, Shared, Slot};
 use std::net::SocketAddr;
@@ -23,10 +23,38 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(sock.into())
 }
 
-/// Accept connections forever.
-pub async fn run(listener: std::net::TcpListener, shared: Arc<Shared>) -> std::io::Result<()> {
-    let listener = TcpListener::from_std(listener)?;
-    let local = listener.local_addr()?;
+/// Accept on every listener until a stop, then keep driving this loop until every
+/// connection (on every loop) has finished, or the shutdown timeout passes.
+pub async fn run(
+    listeners: Vec<std::net::TcpListener>,
+    shared: Arc<Shared>,
+) -> std::io::Result<()> {
+    let mut accepting = Vec::with_capacity(listeners.len());
+    for l in listeners {
+        let l = TcpListener::from_std(l)?;
+        shared.accepting.fetch_add(1, Ordering::SeqCst);
+        accepting.push(tokio::spawn(accept_loop(l, Arc::clone(&shared))));
+    }
+    for a in accepting {
+        let _ = a.await;
+    }
+    let deadline = tokio::time::Instant::now() + shared.limits.shutdown_timeout;
+    while shared.open.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Accept connections on one listener until a stop; then close it.
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let local = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            log::error!("a listening socket has no address: {e}");
+            shared.accepting.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+    };
     loop {
         let stop = shared.stop.notified();
         tokio::pin!(stop);
@@ -35,8 +63,9 @@ pub async fn run(listener: std::net::TcpListener, shared: Arc<Shared>) -> std::i
             break;
         }
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            biased;
             _ = &mut stop => break,
+            a = listener.accept() => a,
         };
         let (stream, client) = match accepted {
             Ok(x) => x,
@@ -63,12 +92,7 @@ pub async fn run(listener: std::net::TcpListener, shared: Arc<Shared>) -> std::i
         log::trace!("connection future: {} bytes", std::mem::size_of_val(&task));
         tokio::spawn(task);
     }
-    // Stopping: no more accepts on this loop. Keep driving it until every connection (on
-    // every loop) has finished, or the shutdown timeout passes.
+    // No more accepts here: the socket closes (other processes may still hold it).
     drop(listener);
-    let deadline = tokio::time::Instant::now() + shared.limits.shutdown_timeout;
-    while shared.open.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    Ok(())
+    shared.accepting.fetch_sub(1, Ordering::SeqCst);
 }

@@ -1,5 +1,6 @@
-//! Signals, as nginx reads them: TERM, INT and QUIT stop gracefully, HUP reloads server.toml,
-//! USR1 reopens the access log, USR2 and WINCH are logged and ignored; none of them is fatal.
+//! Signals in single-process mode, as nginx reads them without a master: TERM, INT and QUIT
+//! stop gracefully, HUP reloads server.toml's chain in place, USR1 reopens the access log,
+//! USR2 and WINCH (which need a master) are logged and ignored; none of them is fatal.
 
 use crate::{chain, cli, config, conn};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub fn install(
     tokio::spawn(stop_on(stop, Arc::clone(shared)));
     tokio::spawn(reload_on(hup, cli.clone(), config, Arc::clone(shared)));
     tokio::spawn(reopen_log_on(usr1, Arc::clone(shared)));
-    tokio::spawn(ignore(usr2, "binary upgrade is not supported yet"));
+    tokio::spawn(ignore(usr2, "a binary upgrade needs the master process"));
     tokio::spawn(ignore(winch, "there are no worker processes to stop"));
     Ok(())
 }
@@ -81,13 +82,13 @@ async fn reload_on(
     }
 }
 
-/// Settings a reload reads but cannot apply.
+/// Settings a single-process reload reads but cannot apply (with a master, it does).
 fn warn_restart_only(running: &config::Config, new: &config::Config) {
     if new.listen != running.listen || new.workers != running.workers {
-        log::warn!("reload: listen and workers changes take effect only after a restart");
+        log::warn!("reload: in single-process mode, listen and workers changes take effect only after a restart");
     }
     if new.limits != running.limits || new.access_log != running.access_log {
-        log::warn!("reload: [limits] and access_log changes take effect only after a restart");
+        log::warn!("reload: in single-process mode, [limits] and access_log changes take effect only after a restart");
     }
 }
 

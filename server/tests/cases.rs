@@ -208,7 +208,7 @@ fn a_listing_comes_as_json_for_format_json_or_accept() {
 
 #[test]
 fn the_listing_cache_keeps_each_form_and_order_apart() {
-    let s = Server::start(CHAIN, "[plugins.directory_no_index_file]\ncache = 60.0\n");
+    let s = Server::start(CHAIN, "workers = 1  # one process: the cache is per worker\n[plugins.directory_no_index_file]\ncache = 60.0\n");
     let html = s.get("/listing/");
     assert!(html.text().starts_with("<!DOCTYPE html>"));
     let json = s.raw(
@@ -288,7 +288,7 @@ fn always_fail_answers_what_no_other_case_takes() {
 
 #[test]
 fn a_cached_listing_shows_added_and_removed_entries_at_once() {
-    let s = Server::start(CHAIN, "[plugins.directory_no_index_file]\ncache = 60.0\n");
+    let s = Server::start(CHAIN, "workers = 1  # one process: the cache is per worker\n[plugins.directory_no_index_file]\ncache = 60.0\n");
     assert!(!s.get("/listing/").text().contains("new.txt"));
     std::fs::write(s.root.join("listing/new.txt"), "n").unwrap();
     assert!(s.get("/listing/").text().contains("new.txt"));
@@ -303,7 +303,7 @@ fn grow(s: &Server) {
 
 #[test]
 fn a_listing_is_reused_while_its_folder_is_unchanged() {
-    let s = Server::start(CHAIN, "[plugins.directory_no_index_file]\ncache = 60.0\n");
+    let s = Server::start(CHAIN, "workers = 1  # one process: the cache is per worker\n[plugins.directory_no_index_file]\ncache = 60.0\n");
     assert!(s.get("/listing/").text().contains(">4 B</td>"));
     grow(&s);
     // Within the 60 s the page rendered before is sent again, with the old size.

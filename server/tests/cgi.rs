@@ -13,7 +13,8 @@ fn cgi_server(settings: &str, limits: &str, env: &[(&str, &str)]) -> Server {
         let e = e.unwrap();
         std::fs::copy(e.path(), root.join("cgi-bin").join(e.file_name())).unwrap();
     }
-    let extra = format!("[limits]\n{limits}\n[plugins.cgi_file]\n{settings}\n");
+    // One worker process: max_running counts the scripts of one process.
+    let extra = format!("workers = 1\n[limits]\n{limits}\n[plugins.cgi_file]\n{settings}\n");
     Server::start_full(dir, root, &[plugins_dir()], CHAIN, &extra, env)
 }
 

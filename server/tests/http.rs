@@ -377,7 +377,12 @@ fn an_unsupported_http_version_is_505() {
 
 #[test]
 fn one_or_several_event_loops_serve_alike() {
-    for (workers, loops) in [("workers = 1", 1), ("workers = 3", 3)] {
+    // In single-process mode `workers` counts event loop threads.
+    let cases = [
+        ("single_process = true\nworkers = 1", 1),
+        ("single_process = true\nworkers = 3", 3),
+    ];
+    for (workers, loops) in cases {
         let s = Server::start(CHAIN, workers);
         // The main thread runs the first loop; the others are threads named loop-N.
         let named = std::fs::read_dir(format!("/proc/{}/task", s.child.id()))

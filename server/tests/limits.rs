@@ -89,7 +89,8 @@ fn a_body_that_stalls_is_408() {
 
 #[test]
 fn connections_beyond_the_cap_get_503_and_the_server_recovers() {
-    let s = Server::shipped_with("[limits]\nmax_connections = 3\n");
+    // The cap is per worker process, as nginx's worker_connections: one worker here.
+    let s = Server::shipped_with("workers = 1\n[limits]\nmax_connections = 3\n");
     let held: Vec<_> = (0..3).map(|_| s.connect()).collect();
     std::thread::sleep(Duration::from_millis(200));
     let r = s.raw("GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -102,7 +103,9 @@ fn connections_beyond_the_cap_get_503_and_the_server_recovers() {
 
 #[test]
 fn a_connection_turned_away_at_the_cap_is_in_the_access_log() {
-    let s = Server::shipped_with("access_log = \"access.log\"\n[limits]\nmax_connections = 2\n");
+    let s = Server::shipped_with(
+        "workers = 1\naccess_log = \"access.log\"\n[limits]\nmax_connections = 2\n",
+    );
     let held: Vec<_> = (0..2).map(|_| s.connect()).collect();
     std::thread::sleep(Duration::from_millis(200));
     let r = s.raw("GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -249,7 +252,7 @@ fn an_unusable_limit_stops_start_up_and_check_config_with_the_line_key_and_range
     for (key, value) in bad {
         let extra = format!("[limits]\n{key} = {value}\n");
         let text = config_text(&root, &[plugins_dir()], CHAIN, &extra);
-        let line = text.lines().count() - 1;
+        let line = line_of(&text, &format!("{key} = "));
         let cfg = dir.write("server.toml", &text);
         for args in [&["--check-config"][..], &["--listen", "127.0.0.1:0"]] {
             let (code, stderr) = exit_of(&cfg, args);
@@ -286,7 +289,7 @@ fn a_negative_count_is_refused_by_its_type_with_the_line() {
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("line {}", text.lines().count() - 1)),
+        stderr.contains(&format!("line {}", line_of(&text, "max_ranges = "))),
         "{stderr}"
     );
 }
@@ -297,4 +300,9 @@ fn zero_turns_the_open_file_cache_and_the_shutdown_wait_off_and_is_accepted() {
         "[limits]\nopen_file_cache = 0\nshutdown_timeout = 0\nmax_ranges = 0\n",
     );
     still_serves(&s);
+}
+
+/// The 1-based line of `text` that starts with `start`.
+fn line_of(text: &str, start: &str) -> usize {
+    text.lines().position(|l| l.starts_with(start)).unwrap() + 1
 }

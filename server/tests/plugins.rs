@@ -204,7 +204,7 @@ fn the_shipped_config_is_valid() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(text.contains("plugin_dirs = [") && text.contains("cases = ["));
-    let cfg = dir.write("server.toml", text);
+    let cfg = dir.write("server.toml", cgi_as_root(&text));
     let e = run_to_exit(&["--config", cfg.to_str().unwrap(), "--check-config"]);
     assert_eq!(e.code, Some(0), "{}", e.stderr);
     assert!(e.stdout.contains("cgi_file") && e.stdout.contains("always_fail"));
@@ -212,9 +212,10 @@ fn the_shipped_config_is_valid() {
 
 #[test]
 fn a_plugin_panic_becomes_a_500_and_the_server_keeps_serving() {
+    // One worker: the poisoned instance below lives in one process.
     let mut s = Server::start(
         r#"["panicky", "no_file", "existing_file", "always_fail"]"#,
-        "",
+        "workers = 1",
     );
     let r = s.get("/panic");
     assert_eq!(r.status, 500);

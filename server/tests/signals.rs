@@ -1,5 +1,6 @@
-//! Signals a service manager or logrotate sends: USR1 reopens the access log; USR2, WINCH and
-//! PIPE are survived. (TERM and QUIT are in shutdown.rs, HUP in reload.rs.)
+//! Signals a service manager or logrotate sends: USR1 reopens the access log in every worker;
+//! without a master, USR2, WINCH and PIPE are survived. (TERM and QUIT are in shutdown.rs,
+//! HUP in reload.rs, USR2 and WINCH with a master in upgrade.rs.)
 
 use crate::support::*;
 use rustix::process::Signal;
@@ -140,8 +141,8 @@ fn sigusr1_reopens_the_access_log_and_no_line_is_lost_or_torn() {
 }
 
 #[test]
-fn sigusr2_sigwinch_and_sigpipe_are_survived_and_the_server_serves_after_each() {
-    let mut s = Server::shipped();
+fn without_a_master_sigusr2_sigwinch_and_sigpipe_are_survived() {
+    let mut s = Server::shipped_with("single_process = true");
     for (sig, said) in [
         (Signal::USR2, Some("SIGUSR2: ignored")),
         (Signal::WINCH, Some("SIGWINCH: ignored")),
@@ -154,4 +155,22 @@ fn sigusr2_sigwinch_and_sigpipe_are_survived_and_the_server_serves_after_each() 
         assert_eq!(s.get("/notes.txt").status, 200, "{sig:?}");
         assert!(s.alive(), "{sig:?}");
     }
+}
+
+#[test]
+fn workers_ignore_the_masters_signals_and_serve_on() {
+    let s = Server::shipped_with("workers = 2");
+    let workers = s.workers(2);
+    assert_eq!(workers.len(), 2);
+    for sig in [Signal::HUP, Signal::USR2, Signal::WINCH] {
+        for &w in &workers {
+            signal_pid(w, sig);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(workers.iter().all(|&w| !gone(w)), "{}", s.log());
+    for _ in 0..4 {
+        assert_eq!(s.get("/notes.txt").status, 200);
+    }
+    assert!(!s.log().contains("] reloaded "), "{}", s.log());
 }

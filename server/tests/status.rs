@@ -3,9 +3,10 @@
 use crate::support::*;
 use std::process::Command;
 
+/// One worker process: the counters are each worker's own.
 fn with_status(extra: &str) -> Server {
     let cases = CHAIN.replacen("\"hidden_files\", ", "\"hidden_files\", \"status\", ", 1);
-    Server::start(&cases, extra)
+    Server::start(&cases, &format!("workers = 1\n{extra}"))
 }
 
 #[test]

@@ -35,6 +35,8 @@ mod plugins;
 mod redirect;
 /// Reloading server.toml on SIGHUP.
 mod reload;
+/// Running as a service: user, sd_notify, socket activation, pid file, man page.
+mod service;
 /// Graceful shutdown on SIGTERM and SIGQUIT.
 mod shutdown;
 /// SIGUSR1 reopens the access log; SIGUSR2, SIGWINCH and SIGPIPE are survived.
@@ -45,3 +47,7 @@ mod static_files;
 mod status;
 /// try_files: clean URLs and single-page-app fallback by rewriting to the first candidate.
 mod try_files;
+/// Binary upgrade: USR2, WINCH, QUIT.
+mod upgrade;
+/// Worker processes: crashes and stalls cost one request; respawn, back-off.
+mod workers;

@@ -41,6 +41,10 @@ struct Conf {
     /// PATH given to scripts.
     #[serde(default = "default_path")]
     path: String,
+    /// Run scripts even when the server runs as root (off: refuse to start, so scripts are
+    /// never root by accident; set `user` in server.toml instead).
+    #[serde(default)]
+    run_as_root: bool,
 }
 
 fn default_dirs() -> Vec<String> {
@@ -114,6 +118,10 @@ impl Case for CgiFile {
             })?;
             interp_paths.insert(ext.clone(), found);
         }
+        // Last, so a settings mistake is reported first.
+        if rustix::process::geteuid().is_root() && !c.run_as_root {
+            return Err("the server runs as root, so every script would too\n  fix: set user = \"nobody\" (or a user made for this server) in server.toml, or run_as_root = true in [plugins.cgi_file] if you mean it".into());
+        }
         Ok(CgiFile {
             dirs: c
                 .dirs
@@ -166,8 +174,12 @@ mod tests {
     use plugin_api::testing::{TempRoot, TestCase, TestRequest};
     use plugin_api::{Kind, Outcome};
 
+    /// The case with these settings; allowed to run scripts as root, since these tests may
+    /// run as root (the refusal itself is tested over the wire).
     fn cgi(settings: &str) -> TestCase<CgiFile> {
-        TestCase::create(settings).unwrap()
+        let mut v: serde_json::Value = serde_json::from_str(settings).unwrap();
+        v["run_as_root"] = true.into();
+        TestCase::create(&v.to_string()).unwrap()
     }
 
     #[test]

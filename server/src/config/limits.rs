@@ -40,6 +40,9 @@ pub struct Limits {
     pub open_file_cache: Duration,
     /// Time requests in flight get to finish after SIGTERM/SIGINT/SIGQUIT before exiting.
     pub shutdown_timeout: Duration,
+    /// An event loop that makes no progress this long (a case spinning in `test` or `act`)
+    /// is reported, and its worker process replaced (zero turns the watchdog off).
+    pub stall_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -60,6 +63,7 @@ impl Default for Limits {
             max_ranges: 100,
             open_file_cache: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -83,6 +87,7 @@ pub(super) struct Written {
     max_ranges: Option<Spanned<u64>>,
     open_file_cache: Option<Spanned<f64>>,
     shutdown_timeout: Option<Spanned<f64>>,
+    stall_timeout: Option<Spanned<f64>>,
 }
 
 /// The longest any time limit may be: one day. Longer is a typo (and far longer overflows
@@ -121,6 +126,7 @@ impl Written {
             max_ranges: key!(max_ranges, count, 0..any),
             open_file_cache: key!(open_file_cache, time, Zero::Off),
             shutdown_timeout: key!(shutdown_timeout, time, Zero::Off),
+            stall_timeout: key!(stall_timeout, time, Zero::Off),
         })
     }
 }
@@ -251,6 +257,7 @@ mod tests {
             "keepalive_timeout = 86401",
             "open_file_cache = inf",
             "shutdown_timeout = -0.5",
+            "stall_timeout = -1",
             "body_min_rate = 0.5",
             "body_min_rate = inf",
             "max_header_count = 0",

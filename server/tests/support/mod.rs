@@ -125,11 +125,29 @@ pub fn config_text(root: &Path, plugin_dirs: &[PathBuf], cases: &str, extra: &st
         .iter()
         .map(|d| format!("{:?}", d.display().to_string()))
         .collect();
-    format!(
+    let text = format!(
         "listen = \"127.0.0.1:0\"\nroot = {:?}\nplugin_dirs = [{}]\ncases = {cases}\n{extra}\n",
         root.display().to_string(),
         dirs.join(", ")
-    )
+    );
+    cgi_as_root(&text)
+}
+
+/// The tests run as root in CI, and cgi_file refuses to run scripts as root unless told to:
+/// tell it, in a configuration whose chain has it (tests of the refusal write their own).
+pub fn cgi_as_root(text: &str) -> String {
+    let chained = text.contains("\"cgi_file\"");
+    if !rustix::process::geteuid().is_root() || !chained {
+        return text.to_string();
+    }
+    let table = "[plugins.cgi_file]\n";
+    match text.find(table) {
+        Some(at) => {
+            let at = at + table.len();
+            format!("{}run_as_root = true\n{}", &text[..at], &text[at..])
+        }
+        None => format!("{text}\n{table}run_as_root = true\n"),
+    }
 }
 
 /// A running server process; killed on drop.
@@ -211,17 +229,27 @@ impl Server {
         extra: &str,
         env: &[(&str, &str)],
     ) -> Server {
-        let cfg = dir.write("server.toml", config_text(&root, plugin_dirs, cases, extra));
-        let mut child = Command::new(server_bin())
+        dir.write("server.toml", config_text(&root, plugin_dirs, cases, extra));
+        Self::start_config(dir, root, env)
+    }
+
+    /// Start with the `server.toml` already in `dir`.
+    pub fn start_config(dir: TempDir, root: PathBuf, env: &[(&str, &str)]) -> Server {
+        let child = Command::new(server_bin())
             .envs(env.iter().copied())
             .arg("--config")
-            .arg(&cfg)
+            .arg(dir.path().join("server.toml"))
             .arg("--log-level")
             .arg("debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start server");
+        Self::adopt(child, dir, root)
+    }
+
+    /// Wait for a started server (stdout and stderr piped) to announce its address.
+    pub fn adopt(mut child: Child, dir: TempDir, root: PathBuf) -> Server {
         let stderr = Arc::new(Mutex::new(String::new()));
         {
             let stderr = Arc::clone(&stderr);
@@ -431,4 +459,71 @@ pub fn compile_c_plugin_with(src: &Path, out_dir: &Path, name: &str, include: &P
         .expect("run the C compiler (cc)");
     assert!(status.success(), "compiling {} failed", src.display());
     out
+}
+
+/// Send `sig` to process `pid`.
+pub fn signal_pid(pid: u32, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    let _ = rustix::process::kill_process(pid, sig);
+}
+
+/// The child processes of `pid` (for a master: its workers, and a check while one runs).
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Is `pid` gone (or a zombie no one has reaped yet)?
+pub fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Wait up to `limit` for `cond`, polling every 20 ms.
+pub fn within(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+impl Server {
+    /// Send `sig` to the server (the master, unless started with `single_process`).
+    pub fn signal(&self, sig: rustix::process::Signal) {
+        signal_pid(self.child.id(), sig);
+    }
+
+    /// The worker processes serving now (the master's children with `--worker` in their
+    /// command line), waiting up to 5 s for `n` of them.
+    pub fn workers(&self, n: usize) -> Vec<u32> {
+        let mut found = Vec::new();
+        within(Duration::from_secs(5), || {
+            found = children(self.child.id())
+                .into_iter()
+                .filter(|p| {
+                    std::fs::read(format!("/proc/{p}/cmdline"))
+                        .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == b"--worker"))
+                })
+                .collect();
+            found.len() == n
+        });
+        found
+    }
 }

@@ -1,0 +1,41 @@
+//! What a master and its workers say to each other: one JSON message per line on the
+//! socket pair a worker inherits (a worker whose master is gone reads end-of-file).
+
+use serde::{Deserialize, Serialize};
+
+/// Master → worker.
+#[derive(Serialize, Deserialize, Debug)]
+pub enum ToWorker {
+    /// The configuration text to serve (the first message; validated by the master).
+    Config { text: String },
+    /// Stop accepting, finish the requests in flight, exit.
+    Stop,
+    /// Open the access log's path anew (SIGUSR1).
+    Reopen,
+}
+
+/// Worker → master.
+#[derive(Serialize, Deserialize, Debug)]
+pub enum ToMaster {
+    /// Plugins loaded, event loop running: serving. `cases` is the chain as
+    /// (name, description) for the banner.
+    Ready { cases: Vec<(String, String)> },
+    /// After a `Stop`: no longer accepting connections.
+    Draining,
+    /// After a `Reopen`: the reopened path, or why it failed.
+    Reopened {
+        result: Result<Option<String>, String>,
+    },
+}
+
+/// One message as a line.
+pub fn line<T: Serialize>(msg: &T) -> Vec<u8> {
+    let mut out = serde_json::to_vec(msg).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// A line back into a message.
+pub fn parse<'a, T: Deserialize<'a>>(line: &'a str) -> Result<T, String> {
+    serde_json::from_str(line).map_err(|e| format!("a control message is garbled ({e}): {line:?}"))
+}

@@ -1,0 +1,85 @@
+//! The listening sockets: bound from `listen`, or inherited (systemd socket activation, a
+//! binary upgrade, a master handing them to its workers) through LISTEN_FDS.
+
+use std::net::{SocketAddr, TcpListener};
+
+/// One listening socket and the `listen` entry it serves.
+pub struct Bound {
+    /// The address as configured (its port may be 0).
+    pub wanted: SocketAddr,
+    pub local: SocketAddr,
+    pub socket: TcpListener,
+}
+
+/// Sockets handed to this process in LISTEN_FDS (from the first, 3, on). The variables are
+/// removed, so nothing this process starts sees them.
+pub fn inherited() -> Result<Vec<TcpListener>, String> {
+    let mut fds = listenfd::ListenFd::from_env();
+    (0..fds.len())
+        .filter_map(|i| fds.take_tcp_listener(i).transpose())
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| {
+            format!("LISTEN_FDS: an inherited descriptor is not a TCP listening socket: {e}")
+        })
+}
+
+/// The sockets for `wanted`: one already open for the same entry is shared (`current` is
+/// left as it is, so a failure changes nothing), an inherited one with the same address is
+/// taken (an entry with port 0 takes one on its IP), the rest are bound. Inherited sockets
+/// nothing asks for are closed, with a warning.
+pub fn open(
+    wanted: &[SocketAddr],
+    current: &[Bound],
+    mut inherited: Vec<TcpListener>,
+    config: &std::path::Path,
+) -> Result<Vec<Bound>, String> {
+    let mut out = Vec::with_capacity(wanted.len());
+    for &w in wanted {
+        if let Some(b) = current.iter().find(|b| b.wanted == w) {
+            let socket = b
+                .socket
+                .try_clone()
+                .map_err(|e| format!("cannot share a listening socket: {e}"))?;
+            out.push(Bound {
+                wanted: w,
+                local: b.local,
+                socket,
+            });
+            continue;
+        }
+        let matches = |l: &TcpListener| {
+            l.local_addr()
+                .is_ok_and(|a| a == w || (w.port() == 0 && a.ip() == w.ip()))
+        };
+        if let Some(i) = inherited.iter().position(matches) {
+            let socket = inherited.swap_remove(i);
+            let local = socket.local_addr().map_err(|e| e.to_string())?;
+            socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+            out.push(Bound {
+                wanted: w,
+                local,
+                socket,
+            });
+            continue;
+        }
+        let socket = crate::server::bind(w).map_err(|e| {
+            format!(
+                "cannot listen on {w}: {e}\n  fix: choose a free address with --listen or `listen` in {}",
+                config.display()
+            )
+        })?;
+        let local = socket.local_addr().map_err(|e| e.to_string())?;
+        out.push(Bound {
+            wanted: w,
+            local,
+            socket,
+        });
+    }
+    for l in inherited {
+        log::warn!(
+            "an inherited listening socket ({}) is not in `listen`; closing it",
+            l.local_addr().map_or("?".into(), |a| a.to_string())
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,136 @@
+//! The event loops of a serving process (a worker, or the single process): what their
+//! connections share, one single-threaded loop per thread, all accepting on the same sockets.
+
+use crate::{access_log, chain, config, conn, fault, plugin, server};
+use std::net::TcpListener;
+use std::sync::{Arc, RwLock};
+
+/// What every connection shares: the chain, the limits, the access log, the stop flag.
+pub fn shared_state(
+    config: &config::Config,
+    chain: chain::Chain,
+) -> Result<Arc<conn::Shared>, String> {
+    for p in &chain.cases {
+        log::debug!("case {}", plugin::describe(p));
+    }
+    let access_log = match config.access_log.as_deref() {
+        None | Some("") => None,
+        Some(target) => Some(access_log::AccessLog::open(target, &config_dir(config))?),
+    };
+    Ok(Arc::new(conn::Shared {
+        chain: RwLock::new(Arc::new(chain)),
+        limits: config.limits.clone(),
+        open: Default::default(),
+        access_log,
+        stopping: Default::default(),
+        stop: Default::default(),
+        accepting: Default::default(),
+    }))
+}
+
+/// The folder relative paths in the configuration are resolved against.
+pub fn config_dir(config: &config::Config) -> std::path::PathBuf {
+    config
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf()
+}
+
+/// `loops` single-threaded event loops, as nginx runs one loop per worker: no task ever
+/// moves between threads. They accept from the same listening sockets. All but the first
+/// run on threads of their own, started here; the first loop's sockets are returned for
+/// the calling thread. Returns once every thread's loop can serve, or with the reason one
+/// cannot.
+pub fn start(
+    listeners: &[TcpListener],
+    loops: usize,
+    shared: &Arc<conn::Shared>,
+) -> Result<Vec<TcpListener>, String> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    for i in 1..loops {
+        spawn(i, copies(listeners)?, Arc::clone(shared), ready_tx.clone())?;
+    }
+    for _ in 1..loops {
+        ready_rx
+            .recv()
+            .map_err(|_| "an event loop thread died while starting".to_string())??;
+    }
+    copies(listeners)
+}
+
+fn copies(listeners: &[TcpListener]) -> Result<Vec<TcpListener>, String> {
+    listeners
+        .iter()
+        .map(TcpListener::try_clone)
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| format!("cannot share a listening socket: {e}"))
+}
+
+/// Event loop `i` on a thread of its own; it reports on `ready` once its runtime is built.
+fn spawn(
+    i: usize,
+    listeners: Vec<TcpListener>,
+    shared: Arc<conn::Shared>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) -> Result<(), String> {
+    let run = move || {
+        let rt = match runtime() {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let served = rt.block_on(async move {
+            tokio::spawn(fault::enter_loop(i));
+            server::run(listeners, shared).await
+        });
+        if let Err(e) = served {
+            log::error!("event loop stopped: {e}");
+        }
+    };
+    std::thread::Builder::new()
+        .name(format!("loop-{i}"))
+        .spawn(run)
+        .map(drop)
+        .map_err(|e| format!("cannot start an event loop thread: {e}"))
+}
+
+/// One single-threaded runtime: an event loop.
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start an event loop: {e}"))
+}
+
+/// Every connection is a descriptor: use the hard limit, as nginx's worker_rlimit_nofile does.
+pub fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: lim.maximum,
+                maximum: lim.maximum,
+            },
+        );
+    }
+}
+
+/// The watchdog over this process's loops, naming cases from the current chain.
+pub fn watch(shared: &Arc<conn::Shared>, on_stall: fault::OnStall) -> Result<(), String> {
+    let weak = Arc::downgrade(shared);
+    fault::watch(shared.limits.stall_timeout, on_stall, move |i| {
+        weak.upgrade()
+            .and_then(|s| {
+                let chain = Arc::clone(&s.chain.read().unwrap_or_else(|e| e.into_inner()));
+                chain.cases.get(i).map(|c| c.name.clone())
+            })
+            .unwrap_or_else(|| format!("#{i}"))
+    })
+}

@@ -1,0 +1,211 @@
+//! Running as a service: workers (and so CGI scripts) as `user` when started as root,
+//! cgi_file's refusal to run scripts as root, sd_notify, socket activation, the pid file, and
+//! the committed man page and completions matching the flags.
+
+use crate::support::*;
+use rustix::process::Signal;
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+fn root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A dir whose plugins folder holds copies of the libraries (readable by any user, wherever
+/// the checkout is) and whose root has a script printing who runs it.
+fn as_user_dir() -> (TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = TempDir::new("user");
+    let www = fixture_root(&dir);
+    let pdir = dir.subdir("plugins");
+    for name in ["cgi_file", "no_file", "existing_file", "always_fail"] {
+        let lib = format!("lib{name}.so");
+        std::fs::copy(plugins_dir().join(&lib), pdir.join(&lib)).unwrap();
+    }
+    let script = dir.write(
+        "www/cgi-bin/id.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nid -u\n",
+    );
+    chmod(&script, 0o755);
+    // Whatever the umask, the workers' user can reach all of it.
+    for d in [dir.path(), &www, &www.join("cgi-bin"), &pdir] {
+        chmod(d, 0o755);
+    }
+    for e in std::fs::read_dir(&pdir).unwrap() {
+        chmod(&e.unwrap().path(), 0o755);
+    }
+    (dir, www, pdir)
+}
+
+const CGI_CHAIN: &str = r#"["cgi_file", "no_file", "existing_file", "always_fail"]"#;
+
+#[test]
+fn started_as_root_with_user_scripts_and_workers_do_not_run_as_root() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (dir, www, pdir) = as_user_dir();
+    // No run_as_root here: the chain has cgi_file, but the workers are not root.
+    let extra = "user = \"nobody\"\naccess_log = \"access.log\"\n";
+    let text = config_text(&www, &[pdir], CGI_CHAIN, extra).replace("run_as_root = true\n", "");
+    assert!(!text.contains("run_as_root"));
+    std::fs::write(dir.path().join("server.toml"), &text).unwrap();
+    let s = Server::start_config(dir, www, &[]);
+    let uid = s.get("/cgi-bin/id.sh").text();
+    assert_ne!(uid.trim(), "0", "a script ran as root");
+    assert!(!uid.trim().is_empty());
+    for w in s.workers(2) {
+        let status = std::fs::read_to_string(format!("/proc/{w}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert!(
+            line.split_whitespace().skip(1).all(|u| u == uid.trim()),
+            "{line}"
+        );
+    }
+    // The master made the access log the workers' own, so they write (and reopen) it.
+    let log = s.dir.path().join("access.log");
+    assert!(within(Duration::from_secs(3), || std::fs::read_to_string(
+        &log
+    )
+    .is_ok_and(|l| l.contains("GET /cgi-bin/id.sh"))));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().uid().to_string(),
+        uid.trim()
+    );
+}
+
+#[test]
+fn cgi_file_refuses_to_start_as_root_unless_told_to() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (dir, www, pdir) = as_user_dir();
+    let text = config_text(&www, &[pdir], CGI_CHAIN, "").replace("run_as_root = true\n", "");
+    let cfg = dir.write("server.toml", &text);
+    let e = run_to_exit(&["--config", cfg.to_str().unwrap()]);
+    assert_eq!(e.code, Some(1), "{}", e.stderr);
+    assert!(
+        e.stderr
+            .contains("the server runs as root, so every script would too"),
+        "{}",
+        e.stderr
+    );
+    assert!(e.stderr.contains("set user = "), "{}", e.stderr);
+}
+
+/// A datagram socket standing in for systemd's notify socket.
+fn notify_socket(dir: &TempDir) -> (UnixDatagram, String) {
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    (sock, path.display().to_string())
+}
+
+fn next(sock: &UnixDatagram) -> String {
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("a notification");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn the_service_manager_hears_ready_reloading_and_stopping() {
+    let dir = TempDir::new("notify");
+    let (sock, path) = notify_socket(&dir);
+    let root = fixture_root(&dir);
+    let mut s = Server::start_full(
+        dir,
+        root,
+        &[plugins_dir()],
+        CHAIN,
+        "",
+        &[("NOTIFY_SOCKET", &path)],
+    );
+    let ready = next(&sock);
+    assert!(ready.contains("READY=1"), "{ready}");
+    assert!(
+        ready.contains(&format!("MAINPID={}", s.child.id())),
+        "{ready}"
+    );
+    s.signal(Signal::HUP);
+    let reloading = next(&sock);
+    assert!(
+        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{reloading}"
+    );
+    assert!(next(&sock).contains("READY=1"));
+    s.signal(Signal::TERM);
+    assert_eq!(next(&sock), "STOPPING=1");
+    assert!(within(Duration::from_secs(5), || !s.alive()));
+}
+
+#[test]
+fn a_socket_passed_by_the_service_manager_is_served() {
+    use command_fds::{CommandFdExt, FdMapping};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dir = TempDir::new("activation");
+    let root = fixture_root(&dir);
+    let text = config_text(&root, &[plugins_dir()], CHAIN, "")
+        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
+    let cfg = dir.write("server.toml", text);
+    // As systemd does: the socket at descriptor 3, LISTEN_FDS=1, LISTEN_PID = the server's
+    // pid (the shell's, which exec keeps).
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --config \"$1\"")
+        .arg(server_bin())
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.fd_mappings(vec![FdMapping {
+        parent_fd: listener.into(),
+        child_fd: 3,
+    }])
+    .unwrap();
+    let s = Server::adopt(cmd.spawn().unwrap(), dir, root);
+    assert_eq!(s.addr, addr, "the inherited socket, not a new one");
+    assert_eq!(s.get("/notes.txt").status, 200);
+}
+
+#[test]
+fn the_pid_file_names_the_master_and_goes_away_with_it() {
+    let dir = TempDir::new("pidfile");
+    let root = fixture_root(&dir);
+    dir.subdir("run");
+    let mut s = Server::start_in(
+        dir,
+        root,
+        &[plugins_dir()],
+        CHAIN,
+        "pid_file = \"run/server.pid\"\n",
+    );
+    let pid_file = s.dir.path().join("run/server.pid");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap(),
+        format!("{}\n", s.child.id())
+    );
+    s.signal(Signal::TERM);
+    assert!(within(Duration::from_secs(5), || !s.alive()));
+    assert!(!pid_file.exists());
+}
+
+#[test]
+fn the_committed_man_page_and_completions_match_the_flags() {
+    for (what, file) in [
+        ("man", "docs/server.1"),
+        ("bash", "docs/completions/server.bash"),
+        ("zsh", "docs/completions/_server"),
+        ("fish", "docs/completions/server.fish"),
+    ] {
+        let e = run_to_exit(&["--generate", what]);
+        assert_eq!(e.code, Some(0), "{what}: {}", e.stderr);
+        let committed = std::fs::read_to_string(workspace().join(file)).unwrap_or_default();
+        assert!(
+            committed == e.stdout,
+            "{file} is stale: regenerate it with `target/debug/server --generate {what} > {file}`"
+        );
+    }
+}

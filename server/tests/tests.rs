@@ -5,6 +5,8 @@ mod support;
 
 /// The start-up banner: plain through a pipe, coloured on a terminal.
 mod banner;
+/// basic_auth: protected prefixes, htpasswd users, curl -u as the client.
+mod basic_auth;
 /// What a person sees, in headless Chromium (skipped without it).
 mod browser;
 /// One module per case, in chain order.

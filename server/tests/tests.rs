@@ -3,6 +3,8 @@
 
 mod support;
 
+/// access: allow/deny by client address per prefix, IPv4 and IPv6 loopback.
+mod access;
 /// The start-up banner: plain through a pipe, coloured on a terminal.
 mod banner;
 /// basic_auth: protected prefixes, htpasswd users, curl -u as the client.

@@ -199,9 +199,30 @@ impl Server {
         extra: &str,
         env: &[(&str, &str)],
     ) -> Server {
+        Self::start_args(dir, root, (plugin_dirs, cases, extra), env, &[])
+    }
+
+    /// Start with the fixture root listening on `listen` (`--listen`), e.g. `[::1]:0`.
+    pub fn start_on(listen: &str, cases: &str, extra: &str) -> Server {
+        let dir = TempDir::new("srv");
+        let root = fixture_root(&dir);
+        let chain = (&[plugins_dir()][..], cases, extra);
+        Self::start_args(dir, root, chain, &[], &["--listen", listen])
+    }
+
+    /// Start with a config of (plugin folders, cases, extra TOML), environment variables and
+    /// extra command-line arguments.
+    fn start_args(
+        dir: TempDir,
+        root: PathBuf,
+        (plugin_dirs, cases, extra): (&[PathBuf], &str, &str),
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Server {
         let cfg = dir.write("server.toml", config_text(&root, plugin_dirs, cases, extra));
         let mut child = Command::new(server_bin())
             .envs(env.iter().copied())
+            .args(args)
             .arg("--config")
             .arg(&cfg)
             .arg("--log-level")

@@ -305,3 +305,35 @@ fn a_sha1_user_is_accepted_with_a_warning_at_start_up() {
         200
     );
 }
+
+#[test]
+fn the_access_log_names_the_user_only_once_the_password_is_verified() {
+    let s = protected(USERS);
+    assert_eq!(
+        curl(&s, "/private/page.html?ok", &["-u", "alice:wonder land"]).status,
+        200
+    );
+    assert_eq!(
+        curl(&s, "/private/page.html?typo", &["-u", "alice:wrong"]).status,
+        401
+    );
+    assert!(s.log_contains("\"GET /private/page.html?typo HTTP/1.1\" 401"));
+    let log = s.log();
+    let line = |q: &str| {
+        let needle = format!("\"GET /private/page.html?{q} HTTP/1.1\"");
+        log.lines()
+            .find(|l| l.contains(&needle))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("ok").starts_with("127.0.0.1 - alice ["),
+        "{}",
+        line("ok")
+    );
+    assert!(
+        line("typo").starts_with("127.0.0.1 - - ["),
+        "{}",
+        line("typo")
+    );
+}

@@ -170,6 +170,16 @@ pub fn encode_query_value(decoded: &[u8]) -> String {
     percent_encode(decoded, QUERY_VALUE).to_string()
 }
 
+/// The client's address, an IPv4 client on an IPv6 socket (`::ffff:a.b.c.d`) as IPv4, so
+/// one rule written for IPv4 covers both (status, access). `None` if the host sent no address.
+pub fn client_ip(req: &crate::Request) -> Option<std::net::IpAddr> {
+    use std::net::IpAddr;
+    match req.client_addr().parse::<IpAddr>().ok()? {
+        IpAddr::V6(v6) => Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)),
+        v4 => Some(v4),
+    }
+}
+
 /// Which values a seconds setting accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Seconds {
@@ -252,6 +262,33 @@ mod tests {
             encode_query_value(decoded),
             "/a%20b/%C3%BC%3F%23%25%5Cx%26y%3Dz%2Bw%3Bv"
         );
+    }
+
+    #[test]
+    fn client_ip_reads_ipv4_mapped_addresses_as_ipv4() {
+        use crate::testing::{TestCase, TestRequest};
+        // client_ip needs a Request, which only a case sees: ask one that reports it.
+        struct Ip;
+        impl crate::Case for Ip {
+            const NAME: &'static std::ffi::CStr = c"ip";
+            fn create(_: crate::Host, _: crate::Settings) -> Result<Self, String> {
+                Ok(Ip)
+            }
+            fn test(&self, _: &crate::Request) -> bool {
+                true
+            }
+            fn act(&self, req: &crate::Request, resp: &mut crate::Response) -> crate::Outcome {
+                let ip = client_ip(req).map(|ip| ip.to_string()).unwrap_or_default();
+                resp.write(ip.as_bytes()).into()
+            }
+        }
+        let case = TestCase::<Ip>::create("{}").unwrap();
+        let ip = |addr: &str| case.act(&TestRequest::get("/").client(addr, 1)).text();
+        assert_eq!(ip("::ffff:10.1.2.3"), "10.1.2.3");
+        assert_eq!(ip("10.1.2.3"), "10.1.2.3");
+        assert_eq!(ip("::1"), "::1");
+        assert_eq!(ip("2001:db8::1"), "2001:db8::1");
+        assert_eq!(ip("not an address"), "");
     }
 
     #[test]

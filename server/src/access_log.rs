@@ -72,6 +72,8 @@ fn append(path: &Path) -> Result<std::fs::File, String> {
 /// What one line records.
 pub struct Entry<'a> {
     pub client: std::net::IpAddr,
+    /// `REMOTE_USER` as a case set it after checking credentials (nginx's `$remote_user`).
+    pub user: Option<&'a [u8]>,
     /// Method, target and minor version; `None` when the request line could not be read.
     pub request: Option<(&'a str, &'a [u8], u8)>,
     pub status: u16,
@@ -81,13 +83,19 @@ pub struct Entry<'a> {
     pub user_agent: Option<&'a [u8]>,
 }
 
-/// Format a combined-log line: `addr - - [24/Nov/2026:00:53:06 +0000] "GET / HTTP/1.1" 200 829
-/// "referer" "agent"`. Quotes, backslashes and control bytes in client-sent fields are
-/// escaped as `\xHH`, so a request cannot forge log lines.
+/// Format a combined-log line: `addr - user [24/Nov/2026:00:53:06 +0000] "GET / HTTP/1.1" 200
+/// 829 "referer" "agent"`, `-` for no user. Quotes, backslashes and control bytes in
+/// client-sent fields are escaped as `\xHH` (and spaces in the unquoted user), so a request
+/// cannot forge log lines or shift their fields.
 pub fn format(e: &Entry, imf_date: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(160);
     out.extend_from_slice(e.client.to_string().as_bytes());
-    out.extend_from_slice(b" - - [");
+    out.extend_from_slice(b" - ");
+    match e.user.filter(|u| !u.is_empty()) {
+        Some(user) => user_field(&mut out, user),
+        None => out.push(b'-'),
+    }
+    out.extend_from_slice(b" [");
     out.extend_from_slice(clf_date(imf_date).as_bytes());
     out.extend_from_slice(b"] \"");
     match e.request {
@@ -114,6 +122,16 @@ pub fn format(e: &Entry, imf_date: &str) -> Vec<u8> {
     }
     out.push(b'\n');
     out
+}
+
+/// The user: unquoted in the combined format, so a space is escaped too.
+fn user_field(out: &mut Vec<u8>, user: &[u8]) {
+    for &b in user {
+        match b {
+            b' ' => out.extend_from_slice(b"\\x20"),
+            b => escaped(out, &[b]),
+        }
+    }
 }
 
 fn escaped(out: &mut Vec<u8>, v: &[u8]) {
@@ -147,6 +165,7 @@ mod tests {
     fn combined_format_with_escaping() {
         let e = Entry {
             client: "127.0.0.1".parse().unwrap(),
+            user: None,
             request: Some(("GET", b"/a\"b\n", 1)),
             status: 404,
             bytes: Some(12),
@@ -158,5 +177,31 @@ mod tests {
             String::from_utf8(line).unwrap(),
             "127.0.0.1 - - [24/Nov/2026:00:53:06 +0000] \"GET /a\\x22b\\x0A HTTP/1.1\" 404 12 \"-\" \"curl/8\"\n"
         );
+    }
+
+    #[test]
+    fn the_user_is_the_third_field_with_spaces_and_quotes_escaped() {
+        let e = Entry {
+            client: "::1".parse().unwrap(),
+            user: Some(b"ann \"o\" b"),
+            request: None,
+            status: 200,
+            bytes: None,
+            referer: None,
+            user_agent: None,
+        };
+        let line = String::from_utf8(format(&e, "Tue, 24 Nov 2026 00:53:06 GMT")).unwrap();
+        assert_eq!(
+            line,
+            "::1 - ann\\x20\\x22o\\x22\\x20b [24/Nov/2026:00:53:06 +0000] \"-\" 200 - \"-\" \"-\"\n"
+        );
+        let none = format(
+            &Entry {
+                user: Some(b""),
+                ..e
+            },
+            "Tue, 24 Nov 2026 00:53:06 GMT",
+        );
+        assert!(none.starts_with(b"::1 - - ["));
     }
 }

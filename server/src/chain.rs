@@ -119,6 +119,13 @@ fn split_target(target: &[u8]) -> Option<(&[u8], &[u8])> {
 /// Local redirects followed for one request before giving up with a 500.
 const MAX_REDIRECTS: usize = 10;
 
+/// A request's answer, and who a case found the client to be.
+pub struct Answered {
+    pub reply: Reply,
+    /// `REMOTE_USER` as a case set it (after checking credentials), for the access log.
+    pub remote_user: Option<Vec<u8>>,
+}
+
 /// Answer one request: the chain (following local redirects), then the response filters,
 /// then the host's conditional and Range stage.
 pub async fn respond(
@@ -127,10 +134,18 @@ pub async fn respond(
     head: &Head,
     body: Vec<u8>,
     peer: &Peer,
-) -> Reply {
+) -> Answered {
     let (reply, seen) = run_chain(chain, head, body, peer).await;
     let reply = filter(chain, reply, head, &seen, peer);
-    static_file::conditional(reply, head, max_ranges)
+    let remote_user = seen
+        .vars
+        .iter()
+        .find(|(n, _)| n == b"REMOTE_USER")
+        .map(|(_, v)| v.clone());
+    Answered {
+        reply: static_file::conditional(reply, head, max_ranges),
+        remote_user,
+    }
 }
 
 /// A reply the host made before the chain ran (413, a bad Host...), through the filters.

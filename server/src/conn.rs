@@ -192,13 +192,8 @@ async fn burst(
             Step::Go(body) => body,
             Step::Refuse(e) => return refuse(stream, shared, peer, Some(&head), e).await,
             Step::Close => {
-                log_access(
-                    shared,
-                    peer,
-                    Some(&head),
-                    RequestError::ClientGone.status(),
-                    None,
-                );
+                let seen = Logged::of(Some(&head), since);
+                log_access(shared, peer, &seen, RequestError::ClientGone.status(), None);
                 return Ok(Next::Close);
             }
         };
@@ -294,12 +289,17 @@ async fn answer(
     wire: &mut Framing,
 ) -> io::Result<bool> {
     let chain = shared.chain();
-    let reply = respond(&chain, shared.limits.max_ranges, head, body, peer).await;
+    let answered = respond(&chain, shared.limits.max_ranges, head, body, peer).await;
+    let reply = answered.reply;
     // An HTTP/1.0 client learns where a stream of unknown length ends from the close; and a
     // stop that began while the case was working is announced in this reply.
     wire.close |= matches!(reply.body, Body::Stream(_, None)) && head.minor == 0;
     wire.close |= shared.stopping();
-    write_reply(stream, shared, peer, (Some(head), since), reply, wire).await
+    let seen = Logged {
+        user: answered.remote_user.as_deref(),
+        ..Logged::of(Some(head), since)
+    };
+    write_reply(stream, shared, peer, seen, reply, wire).await
 }
 
 /// Answer a request the host refuses before any case runs (400, 408, 413, 431...), and
@@ -317,7 +317,8 @@ async fn refuse(
         reply = crate::chain::filter_refusal(&shared.chain(), reply, head, peer);
     }
     let wire = Framing::closing(head.map_or(1, |h| h.minor));
-    write_reply(stream, shared, peer, (head, Instant::now()), reply, &wire).await?;
+    let seen = Logged::of(head, Instant::now());
+    write_reply(stream, shared, peer, seen, reply, &wire).await?;
     Ok(Next::Linger)
 }
 
@@ -334,7 +335,7 @@ pub async fn turn_away(mut stream: TcpStream, peer: Peer, slot: Slot) {
         &mut stream,
         shared,
         &peer,
-        (None, Instant::now()),
+        Logged::of(None, Instant::now()),
         reply,
         &Framing::closing(1),
     )
@@ -342,19 +343,38 @@ pub async fn turn_away(mut stream: TcpStream, peer: Peer, slot: Slot) {
     let _ = stream.shutdown().await;
 }
 
+/// What the access log and the counters need of a request besides its answer.
+struct Logged<'a> {
+    /// `None` when the head could not be read.
+    head: Option<&'a Head>,
+    since: Instant,
+    /// `REMOTE_USER` as a case set it: the combined format's third field.
+    user: Option<&'a [u8]>,
+}
+
+impl<'a> Logged<'a> {
+    fn of(head: Option<&'a Head>, since: Instant) -> Logged<'a> {
+        Logged {
+            head,
+            since,
+            user: None,
+        }
+    }
+}
+
 /// The one write path for every answer on a connection: log it, send it, count it.
 async fn write_reply(
     stream: &mut TcpStream,
     shared: &Shared,
     peer: &Peer,
-    (head, since): (Option<&Head>, Instant),
+    seen: Logged<'_>,
     reply: Reply,
     wire: &Framing,
 ) -> io::Result<bool> {
     let (status, bytes) = (reply.status, logged_bytes(&reply, wire));
-    log_access(shared, peer, head, status, bytes);
+    log_access(shared, peer, &seen, status, bytes);
     let sent = send(stream, reply, wire, shared.limits.send_timeout).await;
-    crate::stats::get().record(status, bytes.unwrap_or(0), since.elapsed());
+    crate::stats::get().record(status, bytes.unwrap_or(0), seen.since.elapsed());
     sent
 }
 
@@ -368,7 +388,8 @@ fn logged_bytes(reply: &Reply, wire: &Framing) -> Option<u64> {
 }
 
 /// One access log line, when the access log is on.
-fn log_access(shared: &Shared, peer: &Peer, head: Option<&Head>, status: u16, bytes: Option<u64>) {
+fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, bytes: Option<u64>) {
+    let head = seen.head;
     log::debug!(
         "{} {:?} {status}",
         peer.client,
@@ -381,6 +402,7 @@ fn log_access(shared: &Shared, peer: &Peer, head: Option<&Head>, status: u16, by
     crate::http::date_now(&mut date);
     let entry = crate::access_log::Entry {
         client: peer.client.ip(),
+        user: seen.user,
         request: head.map(|h| (h.method.as_str(), &h.target[..], h.minor)),
         status,
         bytes,

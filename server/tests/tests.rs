@@ -5,8 +5,12 @@ mod support;
 
 /// C plugins across ABI minors: the frozen 1.0 header, a short 1.1 descriptor, a C filter.
 mod abi;
+/// access: allow/deny by client address per prefix, IPv4 and IPv6 loopback.
+mod access;
 /// The start-up banner: plain through a pipe, coloured on a terminal.
 mod banner;
+/// basic_auth: protected prefixes, htpasswd users, curl -u as the client.
+mod basic_auth;
 /// What a person sees, in headless Chromium (skipped without it).
 mod browser;
 /// One module per case, in chain order.

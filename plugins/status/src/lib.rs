@@ -87,7 +87,7 @@ impl Case for Status {
     }
 
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
-        if !self.allowed(req.client_addr()) {
+        if !self.allowed(req) {
             return resp
                 .error(403, "the status page is not for this address")
                 .into();
@@ -113,16 +113,9 @@ impl Case for Status {
 }
 
 impl Status {
-    fn allowed(&self, client: &str) -> bool {
-        let Ok(ip) = client.parse::<IpAddr>() else {
-            return false;
-        };
-        // An IPv4 client on an IPv6 socket shows as ::ffff:a.b.c.d.
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        self.allow.iter().any(|n| n.contains(&ip))
+    fn allowed(&self, req: &Request) -> bool {
+        plugin_api::helpers::client_ip(req)
+            .is_some_and(|ip| self.allow.iter().any(|n| n.contains(&ip)))
     }
 }
 

@@ -233,10 +233,28 @@ impl Server {
         Self::start_config(dir, root, env)
     }
 
+    /// Start with the fixture root listening on `listen` (`--listen`), e.g. `[::1]:0`.
+    pub fn start_on(listen: &str, cases: &str, extra: &str) -> Server {
+        let dir = TempDir::new("srv");
+        let root = fixture_root(&dir);
+        dir.write(
+            "server.toml",
+            config_text(&root, &[plugins_dir()], cases, extra),
+        );
+        Self::start_args(dir, root, &[], &["--listen", listen])
+    }
+
     /// Start with the `server.toml` already in `dir`.
     pub fn start_config(dir: TempDir, root: PathBuf, env: &[(&str, &str)]) -> Server {
+        Self::start_args(dir, root, env, &[])
+    }
+
+    /// Start with the `server.toml` already in `dir`, environment variables and extra
+    /// command-line arguments.
+    fn start_args(dir: TempDir, root: PathBuf, env: &[(&str, &str)], args: &[&str]) -> Server {
         let child = Command::new(server_bin())
             .envs(env.iter().copied())
+            .args(args)
             .arg("--config")
             .arg(dir.path().join("server.toml"))
             .arg("--log-level")

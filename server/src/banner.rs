@@ -3,7 +3,7 @@
 use crate::chain::Chain;
 use crate::config::Config;
 use crate::plugin;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -103,4 +103,12 @@ impl Style {
         case: "\x1b[32m",
         end: "\x1b[0m",
     };
+}
+
+/// Every loop exists and signals are handled: say where we listen. Tests and scripts read
+/// the first line to learn the port when listening on port 0.
+pub fn announce(banner: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes());
+    let _ = out.flush();
 }

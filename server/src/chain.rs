@@ -23,8 +23,8 @@ use std::sync::Arc;
 /// Swapped whole on reload, so a request sees one consistent pair.
 pub struct Chain {
     pub cases: Vec<Arc<Plugin>>,
-    /// The cases that filter responses (ABI 1.1), in chain order.
-    pub filters: Vec<Arc<Plugin>>,
+    /// The cases that filter responses (ABI 1.1), in chain order, with their place in it.
+    pub filters: Vec<(usize, Arc<Plugin>)>,
     pub root: Arc<Root>,
     /// The Allow value for `OPTIONS *` and 501 answers: every method some case answers.
     all_methods: String,
@@ -47,7 +47,12 @@ impl Chain {
             })
             .collect::<Result<Vec<_>, String>>()?;
         let all_methods = all_methods(&cases);
-        let filters = cases.iter().filter(|c| c.filters()).cloned().collect();
+        let filters = cases
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.filters())
+            .map(|(i, c)| (i, Arc::clone(c)))
+            .collect();
         let acted: Arc<[AtomicU64]> = cases.iter().map(|_| AtomicU64::new(0)).collect();
         let names = cases.iter().map(|c| c.name.clone()).collect();
         crate::stats::get().use_chain((names, Arc::clone(&acted)));

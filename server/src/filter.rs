@@ -41,7 +41,7 @@ pub struct Ctx<'a> {
 
 /// Pass `reply` through every filter of the chain. A filter error restarts the answer as a
 /// 500 through the filters once; an error during that restart sends the built-in page.
-pub fn apply(filters: &[Arc<Plugin>], reply: Reply, ctx: &Ctx) -> Reply {
+pub fn apply(filters: &[(usize, Arc<Plugin>)], reply: Reply, ctx: &Ctx) -> Reply {
     if filters.is_empty() {
         return reply;
     }
@@ -56,15 +56,18 @@ pub fn apply(filters: &[Arc<Plugin>], reply: Reply, ctx: &Ctx) -> Reply {
 }
 
 /// One pass through the filters; `Err` names the filter that failed.
-fn run(filters: &[Arc<Plugin>], mut reply: Reply, ctx: &Ctx) -> Result<Reply, String> {
+fn run(filters: &[(usize, Arc<Plugin>)], mut reply: Reply, ctx: &Ctx) -> Result<Reply, String> {
     let mut stages: Vec<Stage> = Vec::new();
-    for f in filters {
+    for (i, f) in filters {
         if skips(f, &reply) {
             continue;
         }
         let before = log::log_enabled!(log::Level::Debug).then(|| fingerprint(&reply));
         let mut edit = Edit::new(reply, ctx);
-        let verdict = f.filter_head(ctx.req, &mut edit);
+        let verdict = {
+            let _running = crate::fault::running(*i, &f.name);
+            f.filter_head(ctx.req, &mut edit)
+        };
         let changed_body = edit.replaced.is_some() || edit.status_changed;
         reply = edit.finish().map_err(|_| f.name.clone())?;
         if let Some(before) = before {
@@ -78,7 +81,7 @@ fn run(filters: &[Arc<Plugin>], mut reply: Reply, ctx: &Ctx) -> Result<Reply, St
         match verdict {
             Verdict::Pass => {}
             Verdict::Error => return Err(f.name.clone()),
-            Verdict::Transform(state) => stages.push(Stage::new(Arc::clone(f), state)),
+            Verdict::Transform(state) => stages.push(Stage::new(*i, Arc::clone(f), state)),
         }
     }
     Ok(if stages.is_empty() {
@@ -264,14 +267,17 @@ fn editable(name: &[u8], value: &[u8]) -> bool {
 /// One transforming filter's state for one response; `filter_end` runs exactly once, when
 /// the stage is dropped (aborted unless the body reached its end).
 pub struct Stage {
+    /// The filter's place in the chain, for the fault report.
+    index: usize,
     case: Arc<Plugin>,
     state: Option<TransformState>,
     finished: bool,
 }
 
 impl Stage {
-    fn new(case: Arc<Plugin>, state: TransformState) -> Stage {
+    fn new(index: usize, case: Arc<Plugin>, state: TransformState) -> Stage {
         Stage {
+            index,
             case,
             state: Some(state),
             finished: false,
@@ -283,6 +289,7 @@ impl Stage {
         let state = self.state.as_ref().ok_or(())?;
         let mut out = Vec::new();
         let mut window = vec![0u8; 64 * 1024];
+        let _running = crate::fault::running(self.index, &self.case.name);
         loop {
             let (rc, used, made) = self.case.filter_body(state, input, &mut window, flags);
             out.extend_from_slice(&window[..made.min(window.len())]);
@@ -314,6 +321,10 @@ pub struct Transformed {
     stages: Vec<Stage>,
 }
 
+/// A filter's body transform failed: the answer cannot be completed.
+#[derive(Debug)]
+pub struct TransformFailed;
+
 /// Where a transformed body's bytes come from.
 pub enum Source {
     /// A file's byte range, read in pieces.
@@ -326,11 +337,11 @@ pub enum Source {
 
 impl Transformed {
     /// Pass one piece through every stage in order; `end` finishes them.
-    pub fn push(&mut self, input: &[u8], end: bool) -> Result<Vec<u8>, ()> {
+    pub fn push(&mut self, input: &[u8], end: bool) -> Result<Vec<u8>, TransformFailed> {
         let flags = if end { WP_IO_END } else { 0 };
         let mut data = input.to_vec();
         for stage in &mut self.stages {
-            data = stage.feed(&data, flags)?;
+            data = stage.feed(&data, flags).map_err(|()| TransformFailed)?;
         }
         Ok(data)
     }
@@ -388,7 +399,7 @@ fn whole(mut reply: Reply, body: Vec<u8>, stages: Vec<Stage>, ctx: &Ctx) -> Repl
     };
     match t.push(&body, true) {
         Ok(out) => reply.body = Body::Bytes(out),
-        Err(()) => {
+        Err(TransformFailed) => {
             log::error!(
                 "a body transform failed on {}",
                 String::from_utf8_lossy(ctx.path)

@@ -1,32 +1,10 @@
 //! Entry point: flags → which process this is (master, worker, single process, a check) →
 //! its start-up; start-up errors exit with a message.
 
-mod access_log;
-mod banner;
-mod chain;
-mod cli;
-mod config;
-mod conn;
-mod control;
-mod error_page;
-mod errors;
-mod fault;
-mod filter;
-mod http;
-mod listeners;
-mod loops;
-mod master;
-mod notify;
-mod plugin;
-mod privileges;
-mod reply;
-mod resolve;
-mod send;
-mod server;
-mod signals;
-mod static_file;
-mod stats;
-mod worker;
+use server::{
+    access_log, banner, chain, cli, config, fault, listeners, loops, master, notify, privileges,
+    signals, worker,
+};
 
 use clap::Parser;
 
@@ -132,19 +110,13 @@ fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> 
     loops::runtime()?.block_on(async move {
         tokio::spawn(fault::enter_loop(0));
         signals::install(cli, config, &shared)?;
-        announce(&banner);
+        banner::announce(&banner);
         notify::ready();
-        let served = server::run(first, shared).await.map_err(|e| e.to_string());
+        let served = server::server::run(first, shared)
+            .await
+            .map_err(|e| e.to_string());
         notify::stopping();
         log::info!("stopped");
         served
     })
-}
-
-/// Every loop exists and signals are handled: say where we listen. Tests and scripts read
-/// the first line to learn the port when listening on port 0.
-pub fn announce(banner: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(banner.as_bytes());
-    let _ = out.flush();
 }

@@ -186,7 +186,7 @@ impl Master {
         // The pid file first: whoever read the banner finds it.
         self.write_pid_file();
         let addrs: Vec<_> = self.bound.iter().map(|b| b.local).collect();
-        crate::announce(&banner::startup(
+        crate::banner::announce(&banner::startup(
             &addrs,
             &self.config.root,
             &cases,

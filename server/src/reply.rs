@@ -26,6 +26,11 @@ pub enum Body {
 }
 
 impl Body {
+    /// No bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
     /// The exact length, when known up front.
     pub fn len(&self) -> Option<u64> {
         match self {

@@ -1,0 +1,29 @@
+//! The server as a library: every module of the binary, so benchmarks (and the binary in
+//! `main.rs`) can reach the request path. The module map is in README.md.
+
+pub mod access_log;
+pub mod banner;
+pub mod chain;
+pub mod cli;
+pub mod config;
+pub mod conn;
+pub mod control;
+pub mod error_page;
+pub mod errors;
+pub mod fault;
+pub mod filter;
+pub mod http;
+pub mod listeners;
+pub mod loops;
+pub mod master;
+pub mod notify;
+pub mod plugin;
+pub mod privileges;
+pub mod reply;
+pub mod resolve;
+pub mod send;
+pub mod server;
+pub mod signals;
+pub mod static_file;
+pub mod stats;
+pub mod worker;

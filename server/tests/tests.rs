@@ -16,6 +16,8 @@ mod chain;
 /// HTTP/1.1 semantics every case gets from the host (RFC 9110 / RFC 9112).
 /// ABI 1.1: filters, transforms and rewrites, over the wire.
 mod filters;
+/// Response headers by rule: security preset, cache lifetimes, CORS (plugins/headers).
+mod headers;
 /// Dotfiles and dot-folders answer 404 as if absent; the listing agrees.
 mod hidden_files;
 mod http;

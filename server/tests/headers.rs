@@ -4,17 +4,11 @@
 
 use crate::support::*;
 
-/// The shipped chain with `headers` in front.
-fn chain() -> String {
-    CHAIN.replacen('[', "[\"headers\", ", 1)
-}
-
 fn start(settings: &str) -> Server {
-    Server::start(&chain(), &format!("[plugins.headers]\n{settings}\n"))
-}
-
-fn request(s: &Server, head: &str) -> Response {
-    s.raw(&format!("{head}\r\nHost: t\r\nConnection: close\r\n\r\n"))
+    Server::start(
+        &chain_with(&["headers"]),
+        &format!("[plugins.headers]\n{settings}\n"),
+    )
 }
 
 #[test]
@@ -35,7 +29,7 @@ fn the_security_preset_reaches_files_heads_304s_scripts_and_the_hosts_errors() {
         ("DELETE /notes.txt HTTP/1.1".into(), 405),
     ];
     for (head, status) in answers {
-        let r = request(&s, &head);
+        let r = s.request(&head);
         assert_eq!(r.status, status, "{head}");
         for (name, value) in [
             ("x-content-type-options", "nosniff"),
@@ -60,10 +54,7 @@ fn cache_lifetimes_follow_the_extension_and_fingerprinted_names_are_immutable() 
     let txt = s.get("/notes.txt");
     assert_eq!(txt.header("cache-control"), Some("max-age=3600"));
     let etag = txt.header("etag").unwrap();
-    let again = request(
-        &s,
-        &format!("GET /notes.txt HTTP/1.1\r\nIf-None-Match: {etag}"),
-    );
+    let again = s.request(&format!("GET /notes.txt HTTP/1.1\r\nIf-None-Match: {etag}"));
     assert_eq!(again.status, 304);
     assert_eq!(again.header("cache-control"), Some("max-age=3600"));
     assert_eq!(
@@ -88,13 +79,10 @@ const CORS: &str = "[plugins.headers.cors]\norigins = [\"https://app.example\"]\
 fn a_cors_preflight_is_answered_204_before_the_cases_that_serve() {
     let s = start(CORS);
     let preflight = |path: &str, origin: &str| {
-        request(
-            &s,
-            &format!(
+        s.request(&format!(
                 "OPTIONS {path} HTTP/1.1\r\nOrigin: {origin}\r\n\
                  Access-Control-Request-Method: PUT\r\nAccess-Control-Request-Headers: content-type"
-            ),
-        )
+            ))
     };
     // /api/items exists nowhere: no_file would answer 404 if headers did not come first.
     let r = preflight("/api/items", "https://app.example");
@@ -120,17 +108,14 @@ fn a_cors_preflight_is_answered_204_before_the_cases_that_serve() {
     assert_eq!(outside.status, 200);
     assert!(outside.header("allow").is_some(), "{}", outside.raw_head);
     assert_eq!(outside.header("access-control-allow-origin"), None);
-    let plain = request(
-        &s,
-        "OPTIONS /api/items HTTP/1.1\r\nOrigin: https://app.example",
-    );
+    let plain = s.request("OPTIONS /api/items HTTP/1.1\r\nOrigin: https://app.example");
     assert_eq!(plain.status, 404);
 }
 
 #[test]
 fn answers_to_an_allowed_origin_carry_allow_origin_and_vary_on_origin() {
     let s = start(CORS);
-    let r = request(&s, "GET /notes.txt HTTP/1.1\r\nOrigin: https://app.example");
+    let r = s.request("GET /notes.txt HTTP/1.1\r\nOrigin: https://app.example");
     assert_eq!(r.status, 200);
     assert_eq!(
         r.header("access-control-allow-origin"),
@@ -139,26 +124,22 @@ fn answers_to_an_allowed_origin_carry_allow_origin_and_vary_on_origin() {
     assert_eq!(r.header("vary"), Some("Origin"));
     assert_eq!(r.text(), "just text\n");
     let etag = r.header("etag").unwrap();
-    let not_modified = request(
-        &s,
-        &format!("GET /notes.txt HTTP/1.1\r\nOrigin: https://app.example\r\nIf-None-Match: {etag}"),
-    );
+    let not_modified = s.request(&format!(
+        "GET /notes.txt HTTP/1.1\r\nOrigin: https://app.example\r\nIf-None-Match: {etag}"
+    ));
     assert_eq!(not_modified.status, 304);
     assert_eq!(
         not_modified.header("access-control-allow-origin"),
         Some("https://app.example")
     );
-    let missing = request(&s, "GET /api/none HTTP/1.1\r\nOrigin: https://app.example");
+    let missing = s.request("GET /api/none HTTP/1.1\r\nOrigin: https://app.example");
     assert_eq!(missing.status, 404);
     assert_eq!(
         missing.header("access-control-allow-origin"),
         Some("https://app.example")
     );
     // Another origin gets no permission, but the answer still varies on Origin.
-    let other = request(
-        &s,
-        "GET /notes.txt HTTP/1.1\r\nOrigin: https://evil.example",
-    );
+    let other = s.request("GET /notes.txt HTTP/1.1\r\nOrigin: https://evil.example");
     assert_eq!(other.header("access-control-allow-origin"), None);
     assert_eq!(other.header("vary"), Some("Origin"));
     assert_eq!(s.get("/plain.html").header("vary"), None);
@@ -196,7 +177,7 @@ fn bad_headers_settings_stop_start_up_with_the_reason() {
         "[plugins.headers]\n[[plugins.headers.rules]]\nstatus = \"304\"\nset = { \"X\" = \"1\" }\n";
     let cfg = dir.write(
         "server.toml",
-        config_text(&root, &[plugins_dir()], &chain(), extra),
+        config_text(&root, &[plugins_dir()], &chain_with(&["headers"]), extra),
     );
     let e = run_to_exit(&["--config", cfg.to_str().unwrap(), "--check-config"]);
     assert_eq!(e.code, Some(1));

@@ -13,6 +13,8 @@ mod cases;
 mod cgi;
 /// The chain comes from server.toml: reordering, drop-in plugins, the C plugin.
 mod chain;
+/// Content coding on the fly and precompressed sidecars (plugins/compress), with real curl.
+mod compress;
 /// HTTP/1.1 semantics every case gets from the host (RFC 9110 / RFC 9112).
 /// ABI 1.1: filters, transforms and rewrites, over the wire.
 mod filters;

@@ -3,21 +3,6 @@
 
 use crate::support::*;
 
-/// The shipped chain with the stamp filter first and the old_new rewrite before the cases.
-fn chain_with(front: &[&str]) -> String {
-    let shipped: Vec<&str> = CHAIN
-        .trim_matches(|c| c == '[' || c == ']')
-        .split(", ")
-        .map(|c| c.trim_matches('"'))
-        .collect();
-    let all: Vec<String> = front
-        .iter()
-        .chain(shipped.iter())
-        .map(|c| format!("{c:?}"))
-        .collect();
-    format!("[{}]", all.join(", "))
-}
-
 fn stamped(extra: &str) -> Server {
     Server::start(&chain_with(&["stamp"]), extra)
 }

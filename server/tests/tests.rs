@@ -19,12 +19,16 @@ mod cases;
 mod cgi;
 /// The chain comes from server.toml: reordering, drop-in plugins, the C plugin.
 mod chain;
+/// Content coding on the fly and precompressed sidecars (plugins/compress), with real curl.
+mod compress;
 /// error_pages: the site's own page for every error answer, the host's own included.
 mod error_pages;
 /// ABI 1.1: filters, transforms and rewrites, over the wire.
 mod filters;
 /// docs/plugins.md is run: its commands, their output, its excerpts of the templates.
 mod guide;
+/// Response headers by rule: security preset, cache lifetimes, CORS (plugins/headers).
+mod headers;
 /// Dotfiles and dot-folders answer 404 as if absent; the listing agrees.
 mod hidden_files;
 /// HTTP/1.1 semantics every case gets from the host (RFC 9110 / RFC 9112).

@@ -119,6 +119,12 @@ pub fn chmod(p: &Path, mode: u32) {
 /// The shipped chain order.
 pub const CHAIN: &str = r#"["hidden_files", "hello", "request_info", "cgi_file", "no_file", "existing_file", "directory_index_file", "directory_no_index_file", "always_fail"]"#;
 
+/// The shipped chain with these cases in front (filters run in chain order too).
+pub fn chain_with(front: &[&str]) -> String {
+    let front: Vec<String> = front.iter().map(|c| format!("{c:?}, ")).collect();
+    CHAIN.replacen('[', &format!("[{}", front.concat()), 1)
+}
+
 /// A config file text with the given chain and extra TOML appended.
 pub fn config_text(root: &Path, plugin_dirs: &[PathBuf], cases: &str, extra: &str) -> String {
     let dirs: Vec<String> = plugin_dirs
@@ -320,6 +326,12 @@ impl Server {
         let mut s = self.connect();
         s.write_all(req.as_bytes()).unwrap();
         read_response(&mut s, req.starts_with("HEAD ")).expect("a response")
+    }
+
+    /// Send a request line and headers (without the blank line) on a new connection, with
+    /// `Host: t` and `Connection: close` added; read the response.
+    pub fn request(&self, head: &str) -> Response {
+        self.raw(&format!("{head}\r\nHost: t\r\nConnection: close\r\n\r\n"))
     }
 
     /// GET a path with HTTP/1.1 and `Connection: close`.

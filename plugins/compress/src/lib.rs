@@ -1,0 +1,120 @@
+//! Case `compress`: text answers go out smaller. The client's `Accept-Encoding` picks br,
+//! zstd or gzip; a precompressed sidecar (`file.br`...) is sent by sendfile when there is a
+//! fresh one, else the body is coded as it streams. Every answer that could have been coded
+//! says `Vary: Accept-Encoding`.
+
+pub mod accept;
+pub mod coding;
+mod conf;
+mod sidecar;
+
+use coding::Encoder;
+use conf::{Conf, Settings};
+use plugin_api::{Case, Filtered, Head, Host, Outcome, Request, Response};
+use sidecar::Sidecar;
+use std::ffi::CStr;
+
+/// Content coding.
+pub struct Compress {
+    s: Settings,
+}
+
+impl Compress {
+    /// Is the answer's media type one we compress?
+    fn compressible(&self, head: &Head) -> bool {
+        let Some(ct) = head.header("content-type") else {
+            return false;
+        };
+        let ct = String::from_utf8_lossy(&ct);
+        let media = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        self.s.types.iter().any(|t| match t.strip_suffix("/*") {
+            Some(ty) => media.split('/').next() == Some(ty),
+            None => media == *t,
+        })
+    }
+
+    /// Too small to gain from coding (a known length under `min_size`).
+    fn too_small(&self, head: &Head) -> bool {
+        head.body_length().is_some_and(|n| n < self.s.min_size)
+    }
+}
+
+/// Statuses that never carry a body (RFC 9110 §6.4.1).
+fn bodiless(status: u16) -> bool {
+    status < 200 || status == 204 || status == 304
+}
+
+/// Send the sidecar instead of the file: its own length (the host opens it), its coding,
+/// and validators of its own bytes.
+fn serve(head: &mut Head, side: Sidecar) -> Filtered {
+    let sent = head
+        .replace_body_file(&side.path)
+        .and_then(|()| head.set("Content-Encoding", side.coding.token()))
+        .and_then(|()| head.set("ETag", &side.etag()))
+        .and_then(|()| head.set("Last-Modified", &side.last_modified()));
+    match sent {
+        Ok(()) => Filtered::Pass,
+        Err(_) => Filtered::Error,
+    }
+}
+
+impl Case for Compress {
+    const NAME: &'static CStr = c"compress";
+    const ACTS: bool = false;
+    const FILTERS: bool = true;
+    const TRANSFORMS: bool = true;
+    const CONTENT_CODING: bool = true;
+
+    fn create(_host: Host, settings: plugin_api::Settings) -> Result<Self, String> {
+        let c: Conf = settings.parse()?;
+        Ok(Compress { s: c.check()? })
+    }
+
+    fn test(&self, _req: &Request) -> bool {
+        false
+    }
+
+    fn act(&self, _req: &Request, _resp: &mut Response) -> Outcome {
+        Outcome::Declined
+    }
+
+    /// The host calls this only for answers without a Content-Encoding or no-transform,
+    /// and never for a 206.
+    fn filter(&self, req: &Request, head: &mut Head) -> Filtered {
+        if !self.compressible(head) {
+            return Filtered::Pass;
+        }
+        // Whatever happens next, another Accept-Encoding could have changed it.
+        let _ = head.vary("Accept-Encoding");
+        if bodiless(head.status()) {
+            return Filtered::Pass;
+        }
+        let choice = accept::choose(req.header("accept-encoding"), &self.s.codings);
+        let Some(&best) = choice.first() else {
+            return Filtered::Pass;
+        };
+        if self.s.precompressed {
+            if let Some(side) = sidecar::find(req, head, &choice) {
+                return serve(head, side);
+            }
+        }
+        if req.header("range").is_some() || self.too_small(head) {
+            return Filtered::Pass;
+        }
+        if head.set("Content-Encoding", best.token()).is_err() {
+            return Filtered::Error;
+        }
+        let len = head.body_length();
+        Filtered::Transform(Box::new(Encoder::new(best, self.s.levels, len)))
+    }
+}
+
+plugin_api::export_case!(Compress);
+
+#[cfg(test)]
+mod tests;

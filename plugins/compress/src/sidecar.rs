@@ -1,0 +1,86 @@
+//! Precompressed sidecars (nginx's `gzip_static`, Caddy's `precompressed`): when a file's
+//! answer is on its way and `file.br` (`.zst`, `.gz`) sits next to it, no older than the
+//! file, that is sent instead, by sendfile, with no compression work per request.
+
+use crate::coding::Coding;
+use plugin_api::{Head, Kind, Request};
+use std::ffi::OsString;
+use std::fs::Metadata;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A sidecar to send.
+pub struct Sidecar {
+    pub path: PathBuf,
+    pub coding: Coding,
+    meta: Metadata,
+}
+
+impl Sidecar {
+    /// A strong validator of the sidecar's own bytes, never equal to the file's: the host's
+    /// form (mtime-size) of the sidecar, with the coding appended.
+    pub fn etag(&self) -> String {
+        format!(
+            "\"{:x}-{:x}-{}\"",
+            seconds(modified(&self.meta)),
+            self.meta.len(),
+            self.coding.token()
+        )
+    }
+
+    /// The sidecar's modification time, as an HTTP date.
+    pub fn last_modified(&self) -> String {
+        httpdate::fmt_http_date(modified(&self.meta))
+    }
+}
+
+fn modified(m: &Metadata) -> SystemTime {
+    m.modified().unwrap_or(UNIX_EPOCH)
+}
+
+fn seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The first of `candidates` with a fresh sidecar, when this answer is the request's file
+/// as the host sends it.
+pub fn find(req: &Request, head: &Head, candidates: &[Coding]) -> Option<Sidecar> {
+    let file = file_answer(req, head)?;
+    let path = req.fs_path();
+    candidates.iter().find_map(|&coding| {
+        let side = with_ext(path, coding.sidecar_ext());
+        let meta = fresh(&side, &file)?;
+        Some(Sidecar {
+            path: side,
+            coding,
+            meta,
+        })
+    })
+}
+
+/// The file's metadata when the answer is that whole file, 200, untouched: its length and
+/// `Last-Modified` are the file's. (A script or a listing at the same path has neither.)
+fn file_answer(req: &Request, head: &Head) -> Option<Metadata> {
+    if req.kind() != Kind::File || head.status() != 200 {
+        return None;
+    }
+    let meta = std::fs::metadata(req.fs_path()).ok()?;
+    let stamp = httpdate::fmt_http_date(modified(&meta));
+    let same = head.body_length() == Some(meta.len())
+        && head.header("last-modified").as_deref() == Some(stamp.as_bytes());
+    same.then_some(meta)
+}
+
+/// `a.css` + `br` = `a.css.br`.
+fn with_ext(path: &Path, ext: &str) -> PathBuf {
+    let mut s = OsString::from(path.as_os_str());
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+/// A regular file (not a link, which the host might refuse to open) no older than the file.
+fn fresh(side: &Path, file: &Metadata) -> Option<Metadata> {
+    let meta = std::fs::symlink_metadata(side).ok()?;
+    (meta.is_file() && modified(&meta) >= modified(file)).then_some(meta)
+}

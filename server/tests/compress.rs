@@ -1,0 +1,393 @@
+//! compress over the wire: real `curl --compressed` for each coding curl has, Python's gzip
+//! and zlib to decode a large file and a script's stream, and what must stay as it is
+//! (HEAD bodies, q=0, Range); precompressed sidecars sent by sendfile.
+
+use crate::support::*;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+
+fn start(settings: &str) -> Server {
+    Server::start(
+        &chain_with(&["compress"]),
+        &format!("[plugins.compress]\n{settings}\n"),
+    )
+}
+
+/// Text of `n` bytes that compresses well but not trivially.
+fn page(n: usize) -> String {
+    let mut out = String::with_capacity(n + 64);
+    let mut i = 0u64;
+    while out.len() < n {
+        out.push_str(&format!(
+            "<p>Line {i}: the quick brown fox {}</p>\n",
+            i * 7919 % 1000
+        ));
+        i += 1;
+    }
+    out.truncate(n);
+    out
+}
+
+/// Run `python3 -c code` with `input` on stdin; its stdout.
+fn python(code: &str, input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("python3")
+        .args(["-c", code])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "python failed");
+    out.stdout
+}
+
+/// Python's gzip module decodes a whole gzip body.
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    python(
+        "import gzip,sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))",
+        data,
+    )
+}
+
+/// What curl's `-V` lists as features (`brotli`, `zstd`, `libz`).
+fn curl_features() -> String {
+    let out = Command::new("curl").arg("-V").output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("Features:"))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `curl --compressed` with this Accept-Encoding: the response head and the decoded body.
+fn curl(s: &Server, path: &str, accept: &str) -> (String, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "--compressed", "-H"])
+        .arg(format!("Accept-Encoding: {accept}"))
+        .arg(format!("http://{}{path}", s.addr))
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "curl failed");
+    let split = out
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&out.stdout[..split]).to_ascii_lowercase();
+    (head, out.stdout[split + 4..].to_vec())
+}
+
+#[test]
+fn curl_decodes_each_coding_it_has_and_gets_what_the_file_holds() {
+    let s = start("");
+    let body = page(20_000);
+    std::fs::write(s.root.join("page.html"), &body).unwrap();
+    let features = curl_features();
+    for (coding, feature) in [("gzip", "libz"), ("br", "brotli"), ("zstd", "zstd")] {
+        if !features.split_whitespace().any(|f| f == feature) {
+            eprintln!("skipped {coding}: this curl lacks {feature} ({features})");
+            continue;
+        }
+        let (head, decoded) = curl(&s, "/page.html", coding);
+        assert!(
+            head.contains(&format!("content-encoding: {coding}")),
+            "{coding}: {head}"
+        );
+        assert!(head.contains("vary: accept-encoding"), "{head}");
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        assert_eq!(decoded, body.as_bytes(), "{coding}");
+    }
+    // Ties go to the server's order: br before zstd before gzip.
+    let r = s.request("GET /page.html HTTP/1.1\r\nAccept-Encoding: gzip, zstd, br");
+    assert_eq!(r.header("content-encoding"), Some("br"));
+}
+
+#[test]
+fn a_large_file_is_coded_as_a_stream_and_decodes_to_the_same_bytes() {
+    let s = start("");
+    let body = page(6 << 20);
+    std::fs::write(s.root.join("big.txt"), &body).unwrap();
+    let r = s.request("GET /big.txt HTTP/1.1\r\nAccept-Encoding: gzip");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.header("content-length"), None);
+    assert_eq!(r.header("accept-ranges"), None);
+    assert!(r.header("etag").unwrap().starts_with("W/\""));
+    assert!(r.body.len() < body.len() / 4, "{} bytes", r.body.len());
+    assert!(
+        gunzip(&r.body) == body.as_bytes(),
+        "the decoded body differs"
+    );
+}
+
+#[test]
+fn a_scripts_stream_is_coded_and_each_piece_reaches_the_client_at_once() {
+    let s = start("");
+    let script = s.root.join("cgi-bin/lines.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n\
+         i=0; while [ $i -lt 3000 ]; do echo \"line $i of the script\"; i=$((i+1)); done\n\
+         echo first; sleep 2; echo second\n",
+    )
+    .unwrap();
+    chmod(&script, 0o755);
+    let mut c = s.connect();
+    c.write_all(b"GET /cgi-bin/lines.sh HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n")
+        .unwrap();
+    // Read what arrives before the script's sleep ends, then decode it as far as it goes.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    c.set_read_timeout(Some(std::time::Duration::from_millis(1200)))
+        .unwrap();
+    while let Ok(n) = c.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.contains("content-encoding: gzip"), "{text:.300}");
+    let split = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let body = dechunk(&got[split..]);
+    let partial = python(
+        "import zlib,sys; d=zlib.decompressobj(16+zlib.MAX_WBITS); \
+         sys.stdout.buffer.write(d.decompress(sys.stdin.buffer.read()))",
+        &body,
+    );
+    let partial = String::from_utf8_lossy(&partial);
+    assert!(
+        partial.starts_with("line 0 of the script\n"),
+        "{partial:.80}"
+    );
+    assert!(
+        partial.ends_with("first\n"),
+        "{:?}",
+        &partial[partial.len().saturating_sub(40)..]
+    );
+    assert!(!partial.contains("second"));
+}
+
+/// The data of the complete chunks in `raw` (chunked framing, RFC 9112 §7.1).
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..eol]).unwrap(), 16).unwrap();
+        let start = eol + 2;
+        if size == 0 || raw.len() < start + size + 2 {
+            break;
+        }
+        out.extend_from_slice(&raw[start..start + size]);
+        raw = &raw[start + size + 2..];
+    }
+    out
+}
+
+#[test]
+fn head_gets_the_heads_of_get_without_a_body() {
+    let s = start("");
+    std::fs::write(s.root.join("page.html"), page(5000)).unwrap();
+    let get = s.request("GET /page.html HTTP/1.1\r\nAccept-Encoding: gzip");
+    let head = s.request("HEAD /page.html HTTP/1.1\r\nAccept-Encoding: gzip");
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    for name in [
+        "content-encoding",
+        "vary",
+        "etag",
+        "content-length",
+        "transfer-encoding",
+    ] {
+        assert_eq!(head.header(name), get.header(name), "{name}");
+    }
+    assert_eq!(head.header("content-encoding"), Some("gzip"));
+}
+
+#[test]
+fn refusals_small_bodies_and_ranges_are_sent_as_they_are_but_vary() {
+    let s = start("");
+    let body = page(5000);
+    std::fs::write(s.root.join("page.html"), &body).unwrap();
+    for ae in ["gzip;q=0", "identity", "*;q=0", "deflate", ""] {
+        let r = s.request(&format!("GET /page.html HTTP/1.1\r\nAccept-Encoding: {ae}"));
+        assert_eq!(r.header("content-encoding"), None, "{ae}");
+        assert_eq!(r.header("content-length"), Some("5000"), "{ae}");
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"), "{ae}");
+        assert_eq!(r.body, body.as_bytes());
+    }
+    let none = s.request("GET /page.html HTTP/1.1");
+    assert_eq!(none.header("content-encoding"), None);
+    assert_eq!(none.header("vary"), Some("Accept-Encoding"));
+    let small = s.request("GET /notes.txt HTTP/1.1\r\nAccept-Encoding: gzip");
+    assert_eq!(small.header("content-encoding"), None);
+    assert_eq!(small.header("vary"), Some("Accept-Encoding"));
+    let ranged = s.request("GET /page.html HTTP/1.1\r\nAccept-Encoding: gzip\r\nRange: bytes=0-9");
+    assert_eq!(ranged.status, 206);
+    assert_eq!(ranged.header("content-encoding"), None);
+    assert_eq!(ranged.header("content-range"), Some("bytes 0-9/5000"));
+    assert_eq!(ranged.body, &body.as_bytes()[..10]);
+}
+
+#[test]
+fn a_304_of_a_coded_answer_keeps_vary_and_the_coding() {
+    let s = start("");
+    std::fs::write(s.root.join("page.html"), page(5000)).unwrap();
+    let r = s.request("GET /page.html HTTP/1.1\r\nAccept-Encoding: gzip");
+    let etag = r.header("etag").unwrap();
+    let again = s.request(&format!(
+        "GET /page.html HTTP/1.1\r\nAccept-Encoding: gzip\r\nIf-None-Match: {etag}"
+    ));
+    assert_eq!(again.status, 304);
+    assert_eq!(again.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(again.header("etag"), Some(etag));
+}
+
+#[test]
+fn images_and_answers_already_coded_are_left_alone() {
+    let s = start("");
+    std::fs::write(s.root.join("pic.png"), page(5000)).unwrap();
+    let r = s.request("GET /pic.png HTTP/1.1\r\nAccept-Encoding: gzip");
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.header("vary"), None);
+    let script = s.root.join("cgi-bin/coded.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nContent-Encoding: identity\\r\\n\\r\\n'\n\
+         i=0; while [ $i -lt 100 ]; do echo \"line $i\"; i=$((i+1)); done\n",
+    )
+    .unwrap();
+    chmod(&script, 0o755);
+    let coded = s.request("GET /cgi-bin/coded.sh HTTP/1.1\r\nAccept-Encoding: gzip");
+    assert_eq!(coded.header("content-encoding"), Some("identity"));
+    assert!(coded.text().starts_with("line 0\n"));
+}
+
+#[test]
+fn the_hosts_own_pages_are_coded_whole_with_a_length() {
+    let s = start("min_size = 100");
+    let r = s.request("GET /missing HTTP/1.1\r\nAccept-Encoding: gzip");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    let len: usize = r.header("content-length").unwrap().parse().unwrap();
+    assert_eq!(len, r.body.len());
+    assert!(String::from_utf8_lossy(&gunzip(&r.body)).contains("<!DOCTYPE html>"));
+}
+
+/// A root with `site.css` and a newer `site.css.gz` that is NOT the file compressed: what
+/// comes back tells which was sent.
+fn with_sidecar(s: &Server) -> (Vec<u8>, Vec<u8>) {
+    let body = page(8000);
+    std::fs::write(s.root.join("site.css"), &body).unwrap();
+    let sidecar = python(
+        "import gzip,sys; sys.stdout.buffer.write(gzip.compress(b'the sidecar, not the file\\n'))",
+        b"",
+    );
+    let side = s.root.join("site.css.gz");
+    std::fs::write(&side, &sidecar).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&side)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    (body.into_bytes(), sidecar)
+}
+
+#[test]
+fn a_fresh_sidecar_is_sent_by_sendfile_with_its_own_length_and_etag() {
+    let s = start("");
+    let (body, sidecar) = with_sidecar(&s);
+    let plain = s.request("GET /site.css HTTP/1.1");
+    assert_eq!(plain.body, body);
+    let r = s.request("GET /site.css HTTP/1.1\r\nAccept-Encoding: gzip, br");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(
+        r.header("content-length"),
+        Some(sidecar.len().to_string().as_str())
+    );
+    assert_eq!(r.body, sidecar);
+    assert_eq!(gunzip(&r.body), b"the sidecar, not the file\n");
+    let etag = r.header("etag").unwrap();
+    assert!(etag.starts_with('"'), "strong: {etag}");
+    assert_ne!(Some(etag), plain.header("etag"));
+    let features = curl_features();
+    if features.split_whitespace().any(|f| f == "libz") {
+        let (_, decoded) = curl(&s, "/site.css", "gzip");
+        assert_eq!(decoded, b"the sidecar, not the file\n");
+    }
+    let again = s.request(&format!(
+        "GET /site.css HTTP/1.1\r\nAccept-Encoding: gzip\r\nIf-None-Match: {etag}"
+    ));
+    assert_eq!(again.status, 304);
+    assert_eq!(again.header("content-encoding"), Some("gzip"));
+    // The identity ETag does not validate the sidecar.
+    let old = plain.header("etag").unwrap();
+    let other = s.request(&format!(
+        "GET /site.css HTTP/1.1\r\nAccept-Encoding: gzip\r\nIf-None-Match: {old}"
+    ));
+    assert_eq!(other.status, 200);
+    // Range applies to the sidecar's own bytes (as nginx and Caddy do).
+    let ranged = s.request("GET /site.css HTTP/1.1\r\nAccept-Encoding: gzip\r\nRange: bytes=0-9");
+    assert_eq!(ranged.status, 206);
+    assert_eq!(ranged.header("content-encoding"), Some("gzip"));
+    assert_eq!(
+        ranged.header("content-range"),
+        Some(format!("bytes 0-9/{}", sidecar.len()).as_str())
+    );
+    assert_eq!(ranged.body, &sidecar[..10]);
+    let head = s.request("HEAD /site.css HTTP/1.1\r\nAccept-Encoding: gzip");
+    assert_eq!(head.header("content-length"), r.header("content-length"));
+    assert_eq!(head.header("content-encoding"), Some("gzip"));
+}
+
+#[test]
+fn a_stale_sidecar_is_ignored_and_the_file_coded_on_the_fly() {
+    let s = start("");
+    let (body, _) = with_sidecar(&s);
+    let earlier = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(s.root.join("site.css.gz"))
+        .unwrap()
+        .set_modified(earlier)
+        .unwrap();
+    let r = s.request("GET /site.css HTTP/1.1\r\nAccept-Encoding: gzip");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(gunzip(&r.body), body);
+    let off = Server::start(
+        &chain_with(&["compress"]),
+        "[plugins.compress]\nprecompressed = false\n",
+    );
+    with_sidecar(&off);
+    let r = off.request("GET /site.css HTTP/1.1\r\nAccept-Encoding: gzip");
+    assert_eq!(gunzip(&r.body), page(8000).as_bytes());
+}
+
+#[test]
+fn bad_compress_settings_stop_start_up_with_the_reason() {
+    let dir = TempDir::new("compress-bad");
+    let root = fixture_root(&dir);
+    let extra = "[plugins.compress.level]\nbr = 12\n";
+    let cfg = dir.write(
+        "server.toml",
+        config_text(&root, &[plugins_dir()], &chain_with(&["compress"]), extra),
+    );
+    let e = run_to_exit(&["--config", cfg.to_str().unwrap(), "--check-config"]);
+    assert_eq!(e.code, Some(1));
+    assert!(
+        e.stderr.contains("refused its settings [plugins.compress]")
+            && e.stderr.contains("level.br = 12: expected 0-11"),
+        "{}",
+        e.stderr
+    );
+}

@@ -338,10 +338,13 @@ fn precondition_failed(reply: Reply, head: &Head) -> Reply {
     r
 }
 
-/// Only ETag and Last-Modified, for answers about a file that do not send it.
+/// The file answer's headers for an answer about it that does not send it (412, 416): the
+/// validators and what filters added (Vary, Cache-Control, security headers...), without
+/// the ones that described the file's body.
 fn validators(headers: Headers) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
     headers.into_iter().filter(|(n, _)| {
-        n.eq_ignore_ascii_case(b"etag") || n.eq_ignore_ascii_case(b"last-modified")
+        let n = String::from_utf8_lossy(n).to_ascii_lowercase();
+        !n.starts_with("content-") && n != "accept-ranges"
     })
 }
 

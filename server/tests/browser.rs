@@ -258,3 +258,70 @@ fn a_person_can_browse_sort_follow_and_post_in_a_real_browser() {
     );
     assert!(dom.contains("<th>message</th><td>two\nlines</td>"), "{dom}");
 }
+
+/// The shipped `config/server.toml` on the shipped `www/`, with the plugins this test run
+/// built (the shipped plugin folders may hold an older release build), and without its
+/// `user`: the checkout may be in a folder `nobody` cannot read.
+fn shipped_site() -> Server {
+    let dir = TempDir::new("shipped-site");
+    let text = std::fs::read_to_string(workspace().join("config/server.toml")).unwrap();
+    let www = workspace().join("www");
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("plugin_dirs") {
+                format!("plugin_dirs = [{:?}]", plugins_dir().display().to_string())
+            } else if l.starts_with("root ") {
+                format!("root = {:?}", www.display().to_string())
+            } else if l.starts_with("listen ") {
+                "listen = \"127.0.0.1:0\"".to_string()
+            } else if l.starts_with("user ") {
+                String::new()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    dir.write("server.toml", cgi_as_root(&text));
+    Server::start_config(dir, www, &[])
+}
+
+#[test]
+fn the_demo_home_page_shows_the_chain_the_running_server_uses() {
+    let Some(bin) = chromium() else {
+        eprintln!("SKIPPED browser test: `chromium` is not installed (apt-get install chromium)");
+        return;
+    };
+    let s = shipped_site();
+    let b = Browser {
+        bin,
+        profile: TempDir::new("chromium-profile"),
+        shots: std::env::temp_dir().join("cases-browser-screenshots"),
+        base: format!("http://{}", s.addr),
+    };
+    let _ = std::fs::create_dir_all(&b.shots);
+    let dom = b.open("/", DESKTOP, "home");
+    let live = dom
+        .split("<ol id=\"live-chain\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</ol>").next())
+        .unwrap_or_default();
+    for case in [
+        "hidden_files",
+        "status",
+        "headers",
+        "compress",
+        "always_fail",
+    ] {
+        assert!(
+            live.contains(&format!("<code>{case}</code>")),
+            "{case}: {live}"
+        );
+    }
+    // And a missing page is the site's own 404 page, still a 404.
+    let r = s.get("/missing.html");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("Nothing at this address"), "{}", r.text());
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+}

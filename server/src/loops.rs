@@ -19,7 +19,7 @@ pub fn shared_state(
     };
     Ok(Arc::new(conn::Shared {
         chain: RwLock::new(Arc::new(chain)),
-        limits: config.limits.clone(),
+        limits: within_descriptors(config.limits.clone()),
         open: Default::default(),
         access_log,
         stopping: Default::default(),
@@ -108,6 +108,28 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 /// Every connection is a descriptor: use the hard limit, as nginx's worker_rlimit_nofile does.
+/// Descriptors kept aside for what is not a connection: listeners, files, scripts' pipes.
+const FD_RESERVE: usize = 256;
+
+/// `max_connections`, lowered to what the open-file limit allows (after raising it), so a
+/// connection past the cap can still be accepted and told 503 instead of failing in accept.
+fn within_descriptors(mut limits: config::Limits) -> config::Limits {
+    raise_fd_limit();
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let budget = nofile
+        .and_then(|n| usize::try_from(n).ok())
+        .map(|n| n.saturating_sub(FD_RESERVE).max(16));
+    if let Some(budget) = budget.filter(|&b| b < limits.max_connections) {
+        log::warn!(
+            "max_connections = {} is more than the open-file limit allows ({}): using {budget}; raise `ulimit -n` (LimitNOFILE= in systemd) for more",
+            limits.max_connections,
+            budget + FD_RESERVE
+        );
+        limits.max_connections = budget;
+    }
+    limits
+}
+
 pub fn raise_fd_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let lim = getrlimit(Resource::Nofile);

@@ -306,3 +306,41 @@ fn zero_turns_the_open_file_cache_and_the_shutdown_wait_off_and_is_accepted() {
 fn line_of(text: &str, start: &str) -> usize {
     text.lines().position(|l| l.starts_with(start)).unwrap() + 1
 }
+
+#[test]
+fn max_connections_is_kept_within_the_open_file_limit_so_the_503_still_goes_out() {
+    let dir = TempDir::new("nofile");
+    let root = fixture_root(&dir);
+    let text = config_text(&root, &[plugins_dir()], CHAIN, "workers = 1\n");
+    let cfg = dir.write("server.toml", text);
+    // 320 descriptors: 256 kept aside, so 64 connections; the configured 8192 cannot be.
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 320 && exec {} --config {} --log-level debug",
+            server_bin().display(),
+            cfg.display()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let s = Server::adopt(child, dir, root);
+    let held: Vec<_> = (0..64).map(|_| s.connect()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = s.raw("GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(
+        r.status, 503,
+        "the connection past the lowered cap is told so"
+    );
+    drop(held);
+    assert!(
+        s.log_contains(
+            "max_connections = 8192 is more than the open-file limit allows (320): using 64"
+        ),
+        "{}",
+        s.log()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    still_serves(&s);
+}

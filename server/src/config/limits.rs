@@ -59,7 +59,7 @@ impl Default for Limits {
             send_timeout: Duration::from_secs(60),
             keepalive_timeout: Duration::from_secs(5),
             max_requests_per_connection: 1000,
-            max_connections: 1024,
+            max_connections: 8192,
             max_ranges: 100,
             open_file_cache: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(10),

@@ -1,14 +1,60 @@
 //! What a person sees on stdout: the `--check-config` report and the start-up banner.
 
 use crate::chain::Chain;
-use crate::config::Config;
+use crate::config::{Config, Site};
 use crate::plugin;
+use crate::sites::Sites;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 
-/// `--check-config`: the configuration and the chain, like `nginx -t`.
-pub fn check_report(config: &Config, chain: &Chain) -> String {
+/// `--check-config`: the configuration and the chain, like `nginx -t`; with `[[sites]]`,
+/// every site's names, root and chain after it.
+pub fn check_report(config: &Config, sites: &Sites) -> String {
+    let chains = sites.chains();
+    let mut out = default_report(config, &chains[0]);
+    if chains.len() == 1 {
+        return out;
+    }
+    out.push_str(&format!(
+        "default site: {} (answers every host no other site names)
+",
+        chains[0].site.label
+    ));
+    for chain in chains {
+        out.push_str(&format!(
+            "site {}
+",
+            chain.site.label
+        ));
+        if !chain.site.written.is_empty() {
+            out.push_str(&format!(
+                "  server_names {}
+",
+                chain.site.written.join(", ")
+            ));
+        }
+        out.push_str(&format!(
+            "  root {}
+",
+            chain.site.root.display()
+        ));
+        if let Some(port) = chain.site.https_redirect {
+            out.push_str(&format!(
+                "  https_redirect to port {port} (plain HTTP only)
+"
+            ));
+        }
+        out.push_str("  chain:\n");
+        for line in case_lines(&described(chain), "    ", &Style::PLAIN) {
+            out.push_str(&line);
+        }
+    }
+    out
+}
+
+/// The report of a server with one site (the default site's part with several).
+fn default_report(config: &Config, chain: &Chain) -> String {
     let mut out = format!(
         "configuration {} is valid\nlisten {}\nroot {}\nworkers {}\n",
         config.path.display(),
@@ -63,6 +109,35 @@ pub fn startup(
     ));
     for line in case_lines(cases, "    ", &st) {
         out.push_str(&line);
+    }
+    out
+}
+
+/// The banner's sites part: one line for each site other than the default (whose root and
+/// chain the banner shows above), empty without `[[sites]]`.
+pub fn sites(sites: &[Site], colour: bool) -> String {
+    if sites.len() < 2 {
+        return String::new();
+    }
+    let st = if colour { Style::ANSI } else { Style::PLAIN };
+    let mut out = format!(
+        "  {}sites{}  by Host; the root and chain above are {}'s, for any other host:\n",
+        st.label, st.end, sites[0].label
+    );
+    for site in &sites[1..] {
+        let cases: Vec<&str> = site.cases.iter().map(|c| c.name.as_str()).collect();
+        let redirect = match site.https_redirect {
+            Some(port) => format!("; plain HTTP redirected to https port {port}"),
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "    {}{}{}  root {}; chain {}{redirect}\n",
+            st.case,
+            site.written.join(", "),
+            st.end,
+            site.root.display(),
+            cases.join(", ")
+        ));
     }
     out
 }

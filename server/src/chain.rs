@@ -2,7 +2,7 @@
 //! it (the first case whose `test` is true acts). The host's own answers before any case
 //! runs (400, 403, 301, 501, `OPTIONS *`) are made here too.
 
-use crate::config::Config;
+use crate::config::{Config, Site};
 use crate::conn::Peer;
 use crate::error_page;
 use crate::errors::RequestError;
@@ -19,27 +19,39 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-/// What a request is answered from: the cases in priority order and the document root.
-/// Swapped whole on reload, so a request sees one consistent pair.
+/// What a request is answered from: one site's cases in priority order and its document
+/// root. Swapped whole on reload, so a request sees one consistent pair.
 pub struct Chain {
     pub cases: Vec<Arc<Plugin>>,
-    /// The cases that filter responses (ABI 1.1), in chain order, with their place in it.
+    /// The cases that filter responses (ABI 1.1), in chain order, with their number in the
+    /// process's list of cases (for crash and stall reports).
     pub filters: Vec<(usize, Arc<Plugin>)>,
     pub root: Arc<Root>,
     /// The Allow value for `OPTIONS *` and 501 answers: every method some case answers.
     all_methods: String,
-    /// How often each case acted, for the status page.
+    /// How often each case acted, for the status page: the process's counters, every site's
+    /// chain one after the other; this chain's start at `base`.
     acted: Arc<[AtomicU64]>,
+    /// Where this chain's cases start in the process's list of cases (the counters, and
+    /// the index that names a case that crashes or stalls).
+    base: usize,
+    /// The site this chain answers for: its names and its https redirect.
+    pub site: Site,
 }
 
 impl Chain {
-    /// Load every case named in the configuration and open the root; the first failure is
-    /// returned (it stops start-up, or keeps the old chain on reload).
-    pub fn load(config: &Config) -> Result<Chain, String> {
+    /// Load every case of `site`'s chain and open its root; the first failure is returned
+    /// (it stops start-up, or keeps the old chain on reload). Its counters are
+    /// `acted[base..]`.
+    pub fn load(
+        config: &Config,
+        site: &Site,
+        (acted, base): (&Arc<[AtomicU64]>, usize),
+    ) -> Result<Chain, String> {
         let ttl = config.limits.open_file_cache;
-        let root = Root::open(&config.root, ttl)
-            .map_err(|e| format!("document root {}: {e}", config.root.display()))?;
-        let cases = config
+        let root = Root::open(&site.root, ttl)
+            .map_err(|e| format!("document root {}: {e}", site.root.display()))?;
+        let cases = site
             .cases
             .iter()
             .map(|entry| {
@@ -51,18 +63,34 @@ impl Chain {
             .iter()
             .enumerate()
             .filter(|(_, c)| c.filters())
-            .map(|(i, c)| (i, Arc::clone(c)))
+            .map(|(i, c)| (base + i, Arc::clone(c)))
             .collect();
-        let acted: Arc<[AtomicU64]> = cases.iter().map(|_| AtomicU64::new(0)).collect();
-        let names = cases.iter().map(|c| c.name.clone()).collect();
-        crate::stats::get().use_chain((names, Arc::clone(&acted)));
         Ok(Chain {
-            acted,
+            acted: Arc::clone(acted),
+            base,
             cases,
             filters,
             root: Arc::new(root),
             all_methods,
+            site: site.clone(),
         })
+    }
+
+    /// The site's short name: its first server name, or `default`.
+    pub fn site_id(&self) -> &str {
+        self.site.written.first().map_or("default", String::as_str)
+    }
+
+    /// Mark this thread as in case `i` (for a crash or stall report).
+    fn running(&self, i: usize) -> crate::fault::Running {
+        crate::fault::running(self.base + i, &self.cases[i].name)
+    }
+
+    /// Count one act of case `i`.
+    fn count(&self, i: usize) {
+        if let Some(c) = self.acted.get(self.base + i) {
+            c.fetch_add(1, Relaxed);
+        }
     }
 }
 
@@ -92,19 +120,24 @@ fn allow_value(methods: &[String]) -> String {
     out.join(", ")
 }
 
+/// What follows `http://` or `https://` (any case) in an absolute-form target.
+pub fn after_scheme(target: &[u8]) -> Option<&[u8]> {
+    let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+    if lower.starts_with(b"http://") {
+        Some(&target[7..])
+    } else if lower.starts_with(b"https://") {
+        Some(&target[8..])
+    } else {
+        None
+    }
+}
+
 /// Split an origin-form or absolute-form target into (path, query).
-fn split_target(target: &[u8]) -> Option<(&[u8], &[u8])> {
+pub fn split_target(target: &[u8]) -> Option<(&[u8], &[u8])> {
     let t = if target.starts_with(b"/") {
         target
     } else {
-        let lower = target.to_ascii_lowercase();
-        let rest = if lower.starts_with(b"http://") {
-            &target[7..]
-        } else if lower.starts_with(b"https://") {
-            &target[8..]
-        } else {
-            return None;
-        };
+        let rest = after_scheme(target)?;
         match rest.iter().position(|&b| b == b'/' || b == b'?') {
             Some(i) if rest[i] == b'/' => &rest[i..],
             Some(i) => return Some((b"/", &rest[i + 1..])),
@@ -140,6 +173,13 @@ pub async fn respond(
     body: Vec<u8>,
     peer: &Peer,
 ) -> Answered {
+    if let Some(moved) = crate::sites::https_redirect(chain, head, peer) {
+        let reply = filter_refusal(chain, moved, head, peer);
+        return Answered {
+            reply: static_file::conditional(reply, head, max_ranges),
+            remote_user: None,
+        };
+    }
     let (reply, seen) = run_chain(chain, head, body, peer).await;
     let reply = filter(chain, reply, head, &seen, peer);
     let remote_user = seen
@@ -269,7 +309,7 @@ async fn respond_once(
     };
     for (i, case) in chain.cases.iter().enumerate() {
         let hit = case.acts() && {
-            let _running = crate::fault::running(i, &case.name);
+            let _running = chain.running(i);
             case.test(work.req())
         };
         if !hit {
@@ -417,6 +457,10 @@ fn case_view(
     req.set(Field::ServerAddr, peer.local.ip().to_string().as_bytes());
     req.set(Field::Root, root.path.as_os_str().as_bytes());
     set_place(&mut req, place, &head.target);
+    if peer.tls.is_some() {
+        // As nginx's `fastcgi_param HTTPS $https`: set only on TLS connections.
+        req.add_var(b"HTTPS", b"on");
+    }
     req.body_len = body_len as u64;
     req.client_port = peer.client.port();
     req.server_port = peer.local.port();
@@ -500,21 +544,21 @@ async fn act(chain: &Arc<Chain>, i: usize, work: &mut Work, place: &mut Place) -
     let (rc, collect) = if case.may_block {
         match run_blocking(chain, i, work, body).await {
             Ran::Streaming(reply) => {
-                chain.acted[i].fetch_add(1, Relaxed);
+                chain.count(i);
                 return Acted::Answer(reply.into());
             }
             Ran::Done(rc, collect) => (rc, collect),
         }
     } else {
         let mut c = Collect::new(body, None);
-        let _running = crate::fault::running(i, &case.name);
+        let _running = chain.running(i);
         let rc = case.act(work.req(), &mut c);
         (rc, c)
     };
     log::debug!("case={} acted: {}", case.name, outcome_name(rc));
     match rc {
         WP_DONE => {
-            chain.acted[i].fetch_add(1, Relaxed);
+            chain.count(i);
             Acted::Answer(finish(collect, &chain.root, place))
         }
         WP_DECLINED | WP_CONTINUE if !collect.started => {
@@ -598,7 +642,7 @@ async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u
         let _running = crate::stats::Running::start();
         let case = &chain2.cases[i];
         let mut c = Collect::new(body, Some(tx));
-        let _running = crate::fault::running(i, &case.name);
+        let _running = chain2.running(i);
         let rc = case.act(&req, &mut c);
         if rc != WP_DONE && c.committed() {
             log::error!("case={} failed after it started answering", case.name);
@@ -640,7 +684,27 @@ fn streaming_reply(
 
 #[cfg(test)]
 mod tests {
-    use super::split_target;
+    use super::{case_view, split_target, Head, Peer, Root};
+    use crate::conn::Tls;
+
+    #[test]
+    fn a_tls_connection_gives_the_cases_https_on_and_a_plain_one_nothing() {
+        let head = Head {
+            method: "GET".into(),
+            target: b"/".to_vec(),
+            minor: 1,
+            headers: Vec::new(),
+            len: 0,
+        };
+        let root = Root::open("/".as_ref(), std::time::Duration::ZERO).unwrap();
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let mut peer = Peer::plain(addr, addr);
+        let plain = case_view(None, &head, &peer, &root, 0, &Vec::new());
+        assert_eq!(plain.var(b"HTTPS"), None);
+        peer.tls = Some(Tls { sni: None });
+        let tls = case_view(None, &head, &peer, &root, 0, &Vec::new());
+        assert_eq!(tls.var(b"HTTPS"), Some(&b"on"[..]));
+    }
 
     #[test]
     fn targets_split_into_path_and_query() {

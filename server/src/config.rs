@@ -7,16 +7,19 @@ use std::path::{Path, PathBuf};
 
 mod limits;
 pub use limits::Limits;
+mod sites;
+pub use sites::{ServerName, Site};
 
 /// The file as written (relative paths unresolved).
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct File {
     listen: Listen,
-    root: PathBuf,
+    /// The default site's (or, with `[[sites]]`, what a site without its own uses).
+    root: Option<PathBuf>,
     #[serde(default = "default_plugin_dirs")]
     plugin_dirs: Vec<PathBuf>,
-    cases: Vec<String>,
+    cases: Option<Vec<String>>,
     /// Worker processes (event loop threads with `single_process`); 0 means one per core.
     #[serde(default)]
     workers: usize,
@@ -38,6 +41,10 @@ struct File {
     /// A file the master writes its process id to.
     #[serde(default)]
     pid_file: Option<PathBuf>,
+    // ----- sites (config/sites.rs) -----
+    /// Sites by Host name, each its own root and chain.
+    #[serde(default)]
+    sites: Vec<sites::Written>,
 }
 
 /// `listen = "ADDR"` or `listen = ["ADDR", ...]`.
@@ -66,9 +73,9 @@ pub struct Config {
     pub path: PathBuf,
     /// Addresses to listen on, at least one, no duplicates.
     pub listen: Vec<SocketAddr>,
+    /// The default site's root (the only site's without `[[sites]]`).
     pub root: PathBuf,
     pub plugin_dirs: Vec<PathBuf>,
-    pub cases: Vec<CaseEntry>,
     /// Worker processes, or event loops in single-process mode (resolved: at least 1).
     pub workers: usize,
     /// Access log target ("-" for stderr), if any.
@@ -81,6 +88,9 @@ pub struct Config {
     pub group: Option<String>,
     /// Where the master writes its process id (resolved against the config's folder).
     pub pid_file: Option<PathBuf>,
+    // ----- sites (config/sites.rs) -----
+    /// Every site, the default one first; one site (the top level) without `[[sites]]`.
+    pub sites: Vec<Site>,
 }
 
 /// Is this a valid case name (`[a-z0-9_]+`)?
@@ -133,54 +143,20 @@ impl Config {
 
         let listen = listen_addrs(&shown.to_string(), listen, &file.listen)?;
 
-        let root_in = root
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| resolve(&file.root));
-        let root = root_in.canonicalize().map_err(|e| {
-            format!("{shown}: document root {} cannot be used: {e}\n  fix: create the folder or point `root` (or --root) at an existing one", root_in.display())
-        })?;
-        if !root.is_dir() {
-            return Err(format!(
-                "{shown}: document root {} is not a folder",
-                root.display()
-            ));
-        }
-
-        if file.cases.is_empty() {
-            return Err(format!("{shown}: `cases` is empty\n  expected: the case names in priority order, e.g. cases = [\"no_file\", \"existing_file\", \"always_fail\"]"));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for name in &file.cases {
-            if !valid_name(name) {
-                return Err(format!("{shown}: case name {name:?} in `cases` is not valid\n  expected: lower-case letters, digits and '_' only (the plugin file is lib<name>.so)"));
-            }
-            if !seen.insert(name.as_str()) {
-                return Err(format!("{shown}: case {name:?} is listed twice in `cases`\n  fix: keep one entry; order decides which case runs first"));
-            }
-        }
-        for name in file.plugins.keys() {
-            if !seen.contains(name.as_str()) {
-                return Err(format!("{shown}: [plugins.{name}] configures a case that is not in `cases`\n  fix: add \"{name}\" to `cases` or remove the table (a typo?)"));
-            }
-        }
-        let cases = file
-            .cases
-            .iter()
-            .map(|name| CaseEntry {
-                name: name.clone(),
-                settings: file
-                    .plugins
-                    .get(name)
-                    .map(|t| serde_json::to_string(t).unwrap_or_else(|_| "{}".into()))
-                    .unwrap_or_else(|| "{}".into()),
-            })
-            .collect();
+        let top = sites::Top {
+            root: root
+                .map(Path::to_path_buf)
+                .or(file.root.as_deref().map(resolve)),
+            cases: file.cases.as_deref(),
+            plugins: &file.plugins,
+        };
+        let sites = sites::check(&shown.to_string(), top, &file.sites, &resolve)?;
+        let default = &sites[0];
         Ok(Config {
             path: path.to_path_buf(),
             listen,
-            root,
+            root: default.root.clone(),
             plugin_dirs: file.plugin_dirs.iter().map(|p| resolve(p)).collect(),
-            cases,
             workers: match file.workers {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                 n => n,
@@ -191,6 +167,7 @@ impl Config {
             user: file.user.filter(|u| !u.is_empty()),
             group: file.group.filter(|g| !g.is_empty()),
             pid_file: file.pid_file.as_deref().map(resolve),
+            sites,
         })
     }
 }
@@ -258,8 +235,8 @@ mod tests {
             "listen = \"127.0.0.1:0\"\nroot = \"/\"\ncases = [\"a\", \"b\"]\n[plugins.a]\nx = 1\n",
         )
         .unwrap();
-        assert_eq!(c.cases[0].settings, r#"{"x":1}"#);
-        assert_eq!(c.cases[1].settings, "{}");
+        assert_eq!(c.sites[0].cases[0].settings, r#"{"x":1}"#);
+        assert_eq!(c.sites[0].cases[1].settings, "{}");
     }
 
     #[test]

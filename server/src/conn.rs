@@ -1,7 +1,7 @@
 //! One connection: wait for bytes holding no buffer, read a request head and body within the
 //! limits, ask the chain, write the reply; keep-alive, pipelining and a graceful close.
 
-use crate::chain::{respond, Chain};
+use crate::chain::{respond, Answered, Chain};
 use crate::config::Limits;
 use crate::error_page;
 use crate::errors::RequestError;
@@ -19,8 +19,9 @@ use tokio::time::{timeout, timeout_at, Instant};
 
 /// What every connection shares.
 pub struct Shared {
-    /// The chain; swapped whole on reload, so each request sees one consistent chain.
-    pub chain: RwLock<Arc<Chain>>,
+    /// Every site's chain; swapped whole on reload, so each request sees one consistent
+    /// chain.
+    pub sites: RwLock<Arc<crate::sites::Sites>>,
     pub limits: Limits,
     pub open: AtomicUsize,
     pub access_log: Option<crate::access_log::AccessLog>,
@@ -43,20 +44,55 @@ impl Shared {
         self.stop.notify_waiters();
     }
 
-    /// Put a freshly loaded chain in place; requests in flight finish on the old one.
-    pub fn swap_chain(&self, chain: Chain) {
-        *self.chain.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(chain);
+    /// Put freshly loaded sites in place; requests in flight finish on the old ones.
+    pub fn swap_sites(&self, sites: crate::sites::Sites) {
+        *self.sites.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(sites);
     }
 
-    fn chain(&self) -> Arc<Chain> {
-        Arc::clone(&self.chain.read().unwrap_or_else(|e| e.into_inner()))
+    pub fn sites(&self) -> Arc<crate::sites::Sites> {
+        Arc::clone(&self.sites.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The chain of the site a request is for: by its host (Host, or an absolute-form
+    /// target's authority) and, on TLS, the SNI name; 421 when the two disagree. Without a
+    /// head (it could not be read), the default site.
+    pub fn chain_for(&self, head: Option<&Head>, peer: &Peer) -> Result<Arc<Chain>, RequestError> {
+        let sites = self.sites();
+        match head {
+            Some(head) => sites.site_for(crate::sites::request_host(head), peer.sni()),
+            None => Ok(sites.default_chain()),
+        }
     }
 }
 
-/// Where a connection came in: the client's address and ours.
+/// Where a connection came in: the client's address and ours, and its TLS session.
 pub struct Peer {
     pub client: SocketAddr,
     pub local: SocketAddr,
+    /// `None` on a plain connection; the TLS listener sets it.
+    pub tls: Option<Tls>,
+}
+
+/// What a TLS connection tells the sites.
+pub struct Tls {
+    /// The server name the client sent in its handshake (SNI), if any.
+    pub sni: Option<String>,
+}
+
+impl Peer {
+    /// A plain-TCP connection.
+    pub fn plain(client: SocketAddr, local: SocketAddr) -> Peer {
+        Peer {
+            client,
+            local,
+            tls: None,
+        }
+    }
+
+    /// The SNI name of a TLS connection.
+    pub fn sni(&self) -> Option<&str> {
+        self.tls.as_ref()?.sni.as_deref()
+    }
 }
 
 /// Decrements the open-connection count when the connection ends.
@@ -288,8 +324,13 @@ async fn answer(
     body: Vec<u8>,
     wire: &mut Framing,
 ) -> io::Result<bool> {
-    let chain = shared.chain();
-    let answered = respond(&chain, shared.limits.max_ranges, head, body, peer).await;
+    let answered = match shared.chain_for(Some(head), peer) {
+        Ok(chain) => respond(&chain, shared.limits.max_ranges, head, body, peer).await,
+        Err(e) => Answered {
+            reply: error_page::refusal(e, &head.target),
+            remote_user: None,
+        },
+    };
     let reply = answered.reply;
     // An HTTP/1.0 client learns where a stream of unknown length ends from the close; and a
     // stop that began while the case was working is announced in this reply.
@@ -313,8 +354,8 @@ async fn refuse(
 ) -> io::Result<Next> {
     let target = head.map_or(&b""[..], |h| &h.target);
     let mut reply = error_page::refusal(err, target);
-    if let Some(head) = head {
-        reply = crate::chain::filter_refusal(&shared.chain(), reply, head, peer);
+    if let (Some(head), Ok(chain)) = (head, shared.chain_for(head, peer)) {
+        reply = crate::chain::filter_refusal(&chain, reply, head, peer);
     }
     let wire = Framing::closing(head.map_or(1, |h| h.minor));
     let seen = Logged::of(head, Instant::now());

@@ -45,6 +45,8 @@ pub enum RequestError {
     BadPath,
     /// Local redirects went round more than the budget allows.
     RedirectLoop,
+    /// The TLS server name (SNI) and the Host name different sites.
+    Misdirected,
 }
 
 impl RequestError {
@@ -63,6 +65,7 @@ impl RequestError {
             BodyTooLarge => 413,
             ClientGone => 499,
             RedirectLoop => 500,
+            Misdirected => 421,
         }
     }
 
@@ -89,6 +92,7 @@ impl RequestError {
             NotAPath => "the request target is not a path",
             BadPath => "the path is malformed or leaves the root",
             RedirectLoop => "too many local redirects",
+            Misdirected => "the connection's server name (SNI) and the Host name different sites",
         }
     }
 }

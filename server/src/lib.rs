@@ -24,6 +24,7 @@ pub mod resolve;
 pub mod send;
 pub mod server;
 pub mod signals;
+pub mod sites;
 pub mod static_file;
 pub mod stats;
 pub mod worker;

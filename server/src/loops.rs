@@ -1,24 +1,26 @@
 //! The event loops of a serving process (a worker, or the single process): what their
 //! connections share, one single-threaded loop per thread, all accepting on the same sockets.
 
-use crate::{access_log, chain, config, conn, fault, plugin, server};
+use crate::{access_log, config, conn, fault, plugin, server, sites};
 use std::net::TcpListener;
 use std::sync::{Arc, RwLock};
 
-/// What every connection shares: the chain, the limits, the access log, the stop flag.
+/// What every connection shares: the sites' chains, the limits, the access log, the stop flag.
 pub fn shared_state(
     config: &config::Config,
-    chain: chain::Chain,
+    sites: sites::Sites,
 ) -> Result<Arc<conn::Shared>, String> {
-    for p in &chain.cases {
-        log::debug!("case {}", plugin::describe(p));
+    for chain in sites.chains() {
+        for p in &chain.cases {
+            log::debug!("site {}: case {}", chain.site.label, plugin::describe(p));
+        }
     }
     let access_log = match config.access_log.as_deref() {
         None | Some("") => None,
         Some(target) => Some(access_log::AccessLog::open(target, &config_dir(config))?),
     };
     Ok(Arc::new(conn::Shared {
-        chain: RwLock::new(Arc::new(chain)),
+        sites: RwLock::new(Arc::new(sites)),
         limits: within_descriptors(config.limits.clone()),
         open: Default::default(),
         access_log,
@@ -144,15 +146,12 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// The watchdog over this process's loops, naming cases from the current chain.
+/// The watchdog over this process's loops, naming cases from the current sites' chains.
 pub fn watch(shared: &Arc<conn::Shared>, on_stall: fault::OnStall) -> Result<(), String> {
     let weak = Arc::downgrade(shared);
     fault::watch(shared.limits.stall_timeout, on_stall, move |i| {
         weak.upgrade()
-            .and_then(|s| {
-                let chain = Arc::clone(&s.chain.read().unwrap_or_else(|e| e.into_inner()));
-                chain.cases.get(i).map(|c| c.name.clone())
-            })
+            .and_then(|s| s.sites().case_name(i))
             .unwrap_or_else(|| format!("#{i}"))
     })
 }

@@ -2,8 +2,8 @@
 //! its start-up; start-up errors exit with a message.
 
 use server::{
-    access_log, banner, chain, cli, config, fault, listeners, loops, master, notify, privileges,
-    signals, worker,
+    access_log, banner, cli, config, fault, listeners, loops, master, notify, privileges, signals,
+    sites, worker,
 };
 
 use clap::Parser;
@@ -75,8 +75,8 @@ fn check_config(cli: &cli::Cli) -> Result<(), String> {
     if let Some(id) = privileges::target(config.user.as_deref(), config.group.as_deref())? {
         privileges::become_(&id)?;
     }
-    let chain = chain::Chain::load(&config)?;
-    print!("{}", banner::check_report(&config, &chain));
+    let sites = sites::Sites::load(&config)?;
+    print!("{}", banner::check_report(&config, &sites));
     Ok(())
 }
 
@@ -93,16 +93,16 @@ fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> 
         privileges::become_(id)?;
     }
     fault::install(&format!("pid {}", std::process::id()));
-    let chain = chain::Chain::load(&config)?;
+    let sites = sites::Sites::load(&config)?;
     let addrs: Vec<_> = bound.iter().map(|b| b.local).collect();
     let sockets: Vec<_> = bound.into_iter().map(|b| b.socket).collect();
     let banner = banner::startup(
         &addrs,
         &config.root,
-        &banner::described(&chain),
+        &banner::described(&sites.default_chain()),
         banner::colour_wanted(),
-    );
-    let shared = loops::shared_state(&config, chain)?;
+    ) + &banner::sites(&config.sites, banner::colour_wanted());
+    let shared = loops::shared_state(&config, sites)?;
     loops::raise_fd_limit();
     let first = loops::start(&sockets, config.workers, &shared)?;
     drop(sockets);

@@ -186,12 +186,10 @@ impl Master {
         // The pid file first: whoever read the banner finds it.
         self.write_pid_file();
         let addrs: Vec<_> = self.bound.iter().map(|b| b.local).collect();
-        crate::banner::announce(&banner::startup(
-            &addrs,
-            &self.config.root,
-            &cases,
-            banner::colour_wanted(),
-        ));
+        crate::banner::announce(
+            &(banner::startup(&addrs, &self.config.root, &cases, banner::colour_wanted())
+                + &banner::sites(&self.config.sites, banner::colour_wanted())),
+        );
         log::info!(
             "master (pid {}) serving with {} worker processes",
             std::process::id(),

@@ -93,6 +93,14 @@ impl OwnedRequest {
         self.vars.push((n, v));
     }
 
+    /// The value of a variable, for tests of the view the host builds.
+    #[cfg(test)]
+    pub fn var(&self, name: &[u8]) -> Option<&[u8]> {
+        let at = |sp: Span| &self.arena[sp.0..sp.0 + sp.1];
+        let found = self.vars.iter().find(|(n, _)| at(*n) == name);
+        found.map(|(_, v)| at(*v))
+    }
+
     /// Build the C view once, after every field is set, so the cases' test and act calls
     /// share it instead of rebuilding the header array each time.
     pub fn seal(&mut self) {

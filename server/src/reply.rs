@@ -187,8 +187,9 @@ fn host_owned(name: &[u8]) -> bool {
 /// would change how a script runs or what the host tells it (PATH, LD_*, the CGI
 /// meta-variables other than REMOTE_USER and AUTH_TYPE).
 fn var_name_ok(name: &[u8]) -> bool {
-    const RESERVED: [&[u8]; 20] = [
+    const RESERVED: [&[u8]; 21] = [
         b"PATH",
+        b"HTTPS",
         b"IFS",
         b"GATEWAY_INTERFACE",
         b"SERVER_SOFTWARE",

@@ -84,11 +84,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             local
         };
         if open > shared.limits.max_connections {
-            tokio::spawn(turn_away(stream, Peer { client, local }, slot));
+            tokio::spawn(turn_away(stream, Peer::plain(client, local), slot));
             continue;
         }
         // Boxed: two socket addresses are 64 bytes of every idle connection's state otherwise.
-        let task = serve(stream, Box::new(Peer { client, local }), slot);
+        let task = serve(stream, Box::new(Peer::plain(client, local)), slot);
         log::trace!("connection future: {} bytes", std::mem::size_of_val(&task));
         tokio::spawn(task);
     }

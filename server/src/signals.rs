@@ -2,7 +2,7 @@
 //! stop gracefully, HUP reloads server.toml's chain in place, USR1 reopens the access log,
 //! USR2 and WINCH (which need a master) are logged and ignored; none of them is fatal.
 
-use crate::{chain, cli, config, conn};
+use crate::{cli, config, conn, sites};
 use std::sync::Arc;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -52,8 +52,8 @@ async fn stop_on([mut term, mut int, mut quit]: [Named; 3], shared: Arc<conn::Sh
     shared.begin_stop();
 }
 
-/// SIGHUP: read server.toml again, load its chain (new plugins, new settings, new order,
-/// new root) and swap it in whole. Requests in flight finish on the old chain, whose
+/// SIGHUP: read server.toml again, load every site's chain (new plugins, new settings, new
+/// order, new roots, new sites) and swap them in whole. Requests in flight finish on the old chain, whose
 /// instances are destroyed when the last of them is done; libraries stay loaded. Any error
 /// keeps the old chain, as nginx keeps its old configuration.
 async fn reload_on(
@@ -64,21 +64,31 @@ async fn reload_on(
 ) {
     while hup.0.recv().await.is_some() {
         let loaded = config::Config::load(&cli.config, cli.listen.as_deref(), cli.root.as_deref())
-            .and_then(|c| chain::Chain::load(&c).map(|chain| (c, chain)));
+            .and_then(|c| sites::Sites::load(&c).map(|sites| (c, sites)));
         match loaded {
-            Ok((config, chain)) => {
+            Ok((config, sites)) => {
                 warn_restart_only(&running, &config);
+                let chain = sites.default_chain();
                 let names: Vec<&str> = chain.cases.iter().map(|p| p.name.as_str()).collect();
                 log::info!(
-                    "reloaded {}: chain {}",
+                    "reloaded {}: chain {}{}",
                     config.path.display(),
-                    names.join(", ")
+                    names.join(", "),
+                    other_sites(&config)
                 );
-                shared.swap_chain(chain);
+                shared.swap_sites(sites);
                 running = config;
             }
             Err(e) => log::error!("reload failed, keeping the running configuration: {e}"),
         }
+    }
+}
+
+/// `; 2 more sites` in the reload line, when there are sites besides the default.
+pub fn other_sites(config: &config::Config) -> String {
+    match config.sites.len() {
+        0 | 1 => String::new(),
+        n => format!("; {} more sites", n - 1),
     }
 }
 

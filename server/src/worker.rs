@@ -3,7 +3,7 @@
 //! serves on one event loop, and stops when the master says so or goes away.
 
 use crate::control::{self, ToMaster, ToWorker};
-use crate::{banner, chain, cli, config, conn, fault, loops, privileges, server};
+use crate::{banner, cli, config, conn, fault, loops, privileges, server, sites};
 use std::io::BufRead;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
@@ -25,9 +25,9 @@ pub fn run(cli: &cli::Cli, slot: usize) -> Result<(), String> {
         privileges::become_(&id)?;
     }
     fault::install(&format!("worker {slot} (pid {})", std::process::id()));
-    let chain = chain::Chain::load(&config)?;
-    let cases = banner::described(&chain);
-    let shared = loops::shared_state(&config, chain)?;
+    let sites = sites::Sites::load(&config)?;
+    let cases = banner::described(&sites.default_chain());
+    let shared = loops::shared_state(&config, sites)?;
     loops::raise_fd_limit();
     loops::watch(&shared, fault::OnStall::Abort)?;
     loops::runtime()?.block_on(async move {

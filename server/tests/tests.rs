@@ -49,6 +49,8 @@ mod service;
 mod shutdown;
 /// SIGUSR1 reopens the access log; SIGUSR2, SIGWINCH and SIGPIPE are survived.
 mod signals;
+/// [[sites]]: routing by Host, per-site roots, chains and settings, https_redirect.
+mod sites;
 /// Static files: validators, conditional requests, ranges, content types.
 mod static_files;
 /// status: counters as JSON and Prometheus text.

@@ -81,6 +81,15 @@ impl Chain {
         self.site.written.first().map_or("default", String::as_str)
     }
 
+    /// Case `i`'s test (false for a plugin that only filters), under the fault guard.
+    fn test(&self, i: usize, req: &OwnedRequest) -> bool {
+        let case = &self.cases[i];
+        case.acts() && {
+            let _running = self.running(i);
+            case.test(req)
+        }
+    }
+
     /// Mark this thread as in case `i` (for a crash or stall report).
     fn running(&self, i: usize) -> crate::fault::Running {
         crate::fault::running(self.base + i, &self.cases[i].name)
@@ -307,32 +316,41 @@ async fn respond_once(
         req: Some(req),
         body: Some(body),
     };
-    for (i, case) in chain.cases.iter().enumerate() {
-        let hit = case.acts() && {
-            let _running = chain.running(i);
-            case.test(work.req())
-        };
-        if !hit {
+    for i in 0..chain.cases.len() {
+        if !chain.test(i, work.req()) {
             continue;
         }
-        let place = seen.place.as_mut().expect("located above");
-        if let Some(refused) = method_policy(case, &head.method, &place.path) {
-            return refused.into();
-        }
-        match act(chain, i, &mut work, place).await {
-            Acted::Declined => continue,
-            Acted::Answer(answer) => return answer,
-            Acted::Continue(changes) => {
-                if let Err(refused) = go_on(chain, head, seen, &mut work, changes, peer) {
-                    return refused.into();
-                }
-            }
+        if let Some(answer) = take_turn(chain, i, head, seen, &mut work, peer).await {
+            return answer;
         }
     }
 
     // Handle errors: no case took the request.
     let path = seen.place.as_ref().map_or(&head.target, |p| &p.path);
     error_page::reply(404, path, "no case handles this request").into()
+}
+
+/// Case `i`'s test was true: its methods, then its act. `None` when the chain goes on (the
+/// case declined, or changed the request).
+async fn take_turn(
+    chain: &Arc<Chain>,
+    i: usize,
+    head: &Head,
+    seen: &mut Seen,
+    work: &mut Work,
+    peer: &Peer,
+) -> Option<Answer> {
+    let place = seen.place.as_mut().expect("located before any case runs");
+    if let Some(refused) = method_policy(&chain.cases[i], &head.method, &place.path) {
+        return Some(refused.into());
+    }
+    match act(chain, i, work, place).await {
+        Acted::Declined => None,
+        Acted::Answer(answer) => Some(answer),
+        Acted::Continue(changes) => go_on(chain, head, seen, work, changes, peer)
+            .err()
+            .map(Answer::from),
+    }
 }
 
 /// After a case returned WP_CONTINUE: keep its variables, and when it rewrote the target,

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Our server beside its peers on the shared harness (../shared/bench/run.sh): workloads a–g
+# in one run, one table, ratios against the best peer. The table is also recorded, with the
+# date, the machine and the command, in bench/results.md (the latest run per config).
+#
+#   bench/run.sh                                   # bench/server.toml against nginx, lighttpd, h2o
+#   CONFIG=bench/server-filters.toml bench/run.sh  # the same chain behind headers + compress
+#   PEERS="nginx custom" WORKLOADS="a e" ROUNDS=1 DURATION=2 bench/run.sh   # a quick look
+#
+# CI does not run it; tests never assert timings. Quote ratios, not absolute figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+harness=../shared/bench/run.sh
+config=${CONFIG:-bench/server.toml}
+out=${OUT:-$(mktemp -d /tmp/cases-bench.XXXXXX)}
+[ -x "$harness" ] || [ -f "$harness" ] || { echo "no shared harness at $harness" >&2; exit 1; }
+cargo build --release --workspace --quiet
+export CUSTOM_CMD="$PWD/target/release/server --config $PWD/$config --listen 127.0.0.1:{port} --root {root} --log-level error"
+export CUSTOM_NAME=${CUSTOM_NAME:-ours}
+export PEERS=${PEERS:-"nginx lighttpd h2o custom"}
+export ROUNDS=${ROUNDS:-2} DURATION=${DURATION:-4} CEILING=${CEILING:-0} OUT="$out"
+bash "$harness"
+record() {
+  echo "## $config, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "Machine: $(nproc) cores, $(uname -sr), load before the run $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Command: \`CONFIG=$config PEERS=\"$PEERS\" ROUNDS=$ROUNDS DURATION=$DURATION bench/run.sh\`"
+  echo
+  cat "$out/table.md"
+  echo
+}
+results=bench/results.md
+touch "$results"
+# Keep one section per config: drop the old one for this config, add the new one first.
+python3 - "$results" "$config" "$(record)" <<'PY'
+import sys
+path, config, new = sys.argv[1:]
+old = open(path).read().split("\n## ")
+head = old[0] if not old[0].startswith("## ") else ""
+sections = [s if s.startswith("## ") else "## " + s for s in old[1:]] if head or len(old) > 1 else []
+if old[0].startswith("## "):
+    sections = [old[0]] + ["## " + s for s in old[1:]]
+keep = [s for s in sections if not s.startswith(f"## {config},")]
+title = head if head.strip() else "# Benchmark results\n\nThe latest run of `bench/run.sh` per configuration.\n"
+open(path, "w").write(title.rstrip() + "\n\n" + new.rstrip() + "\n\n" + "\n\n".join(k.rstrip() for k in keep) + "\n")
+PY
+echo "table: $out/table.md; recorded in $results"

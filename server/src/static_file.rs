@@ -33,16 +33,11 @@ impl Meta {
         format!("\"{:x}-{:x}\"", self.secs(), self.size)
     }
 
-    fn secs(&self) -> u64 {
+    pub fn secs(&self) -> u64 {
         self.mtime
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0)
-    }
-
-    /// Modification time truncated to whole seconds (HTTP dates have no fractions).
-    fn mtime_secs(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.secs())
     }
 }
 
@@ -125,11 +120,10 @@ fn file_reply(
     mut headers: Headers,
 ) -> Reply {
     if !has(&headers, b"content-type") {
-        headers.push((b"Content-Type".to_vec(), content_type(path).into_bytes()));
+        headers.push((b"Content-Type".to_vec(), content_type_of(path)));
     }
     if status == 200 {
-        let last_mod = httpdate::fmt_http_date(meta.mtime_secs());
-        headers.push((b"Last-Modified".to_vec(), last_mod.into_bytes()));
+        headers.push((b"Last-Modified".to_vec(), http_date_of(meta.secs())));
         headers.push((b"ETag".to_vec(), meta.etag().into_bytes()));
         headers.push((b"Accept-Ranges".to_vec(), b"bytes".to_vec()));
     }
@@ -156,7 +150,7 @@ fn get<'a>(headers: &'a Headers, name: &[u8]) -> Option<&'a [u8]> {
 /// §13.2.2) from its own validators; an untransformed whole file then answers Range and
 /// If-Range.
 pub fn conditional(reply: Reply, head: &Head, max_ranges: usize) -> Reply {
-    if reply.status != 200 || !has_file_body(&reply) {
+    if reply.status != 200 || !asks_conditionally(head) || !has_file_body(&reply) {
         return reply;
     }
     let etag = get(&reply.headers, b"etag").unwrap_or_default().to_vec();
@@ -169,6 +163,22 @@ pub fn conditional(reply: Reply, head: &Head, max_ranges: usize) -> Reply {
             None => reply,
         },
     }
+}
+
+/// Does the request carry a precondition or a Range? Most do not, and then nothing here
+/// needs the answer's validators parsed.
+fn asks_conditionally(head: &Head) -> bool {
+    const ASKS: [&str; 6] = [
+        "if-match",
+        "if-none-match",
+        "if-modified-since",
+        "if-unmodified-since",
+        "range",
+        "if-range",
+    ];
+    head.headers
+        .iter()
+        .any(|(n, _)| ASKS.iter().any(|a| n.eq_ignore_ascii_case(a)))
 }
 
 /// A file answer, sent as it is or through transforming filters.
@@ -345,6 +355,54 @@ fn validators(headers: Headers) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
     headers.into_iter().filter(|(n, _)| {
         let n = String::from_utf8_lossy(n).to_ascii_lowercase();
         !n.starts_with("content-") && n != "accept-ranges"
+    })
+}
+
+/// Entries each per-thread formatting cache below keeps before it starts afresh.
+const MEMO_CAP: usize = 1024;
+
+/// Remember `make(key)` per event loop thread: files are served again and again with the
+/// same extension and the same modification time.
+fn memo<K: std::hash::Hash + Eq + Clone>(
+    cache: &'static std::thread::LocalKey<
+        std::cell::RefCell<std::collections::HashMap<K, Vec<u8>>>,
+    >,
+    key: &K,
+    make: impl FnOnce() -> Vec<u8>,
+) -> Vec<u8> {
+    cache.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(v) = c.get(key) {
+            return v.clone();
+        }
+        if c.len() >= MEMO_CAP {
+            c.clear();
+        }
+        let v = make();
+        c.insert(key.clone(), v.clone());
+        v
+    })
+}
+
+thread_local! {
+    static TYPES: std::cell::RefCell<std::collections::HashMap<Vec<u8>, Vec<u8>>> =
+        Default::default();
+    static DATES: std::cell::RefCell<std::collections::HashMap<u64, Vec<u8>>> =
+        Default::default();
+}
+
+/// `Last-Modified` for a modification time in whole seconds.
+fn http_date_of(secs: u64) -> Vec<u8> {
+    memo(&DATES, &secs, || {
+        httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs)).into_bytes()
+    })
+}
+
+/// The Content-Type header value for a path, remembered per extension.
+fn content_type_of(path: &Path) -> Vec<u8> {
+    let ext = path.extension().map_or(&b""[..], |e| e.as_bytes());
+    memo(&TYPES, &ext.to_ascii_lowercase(), || {
+        content_type(path).into_bytes()
     })
 }
 

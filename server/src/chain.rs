@@ -206,6 +206,7 @@ pub async fn respond(
 pub fn filter_refusal(chain: &Chain, reply: Reply, head: &Head, peer: &Peer) -> Reply {
     let seen = Seen {
         redirect: None,
+        view: None,
         place: None,
         vars: Vec::new(),
     };
@@ -216,6 +217,9 @@ pub fn filter_refusal(chain: &Chain, reply: Reply, head: &Head, peer: &Peer) -> 
 struct Seen {
     /// The request of the last local redirect, if one was followed.
     redirect: Option<Head>,
+    /// The view the cases last saw, reused by the filters (absent when a case took it to a
+    /// worker thread, or the host refused the target).
+    view: Option<OwnedRequest>,
     place: Option<Place>,
     vars: Vars,
 }
@@ -229,10 +233,17 @@ fn filter(chain: &Chain, reply: Reply, head: &Head, seen: &Seen, peer: &Peer) ->
         return reply;
     }
     let head = seen.redirect.as_ref().unwrap_or(head);
-    let req = case_view(seen.place.as_ref(), head, peer, &chain.root, 0, &seen.vars);
+    let built;
+    let req = match &seen.view {
+        Some(view) => view,
+        None => {
+            built = case_view(seen.place.as_ref(), head, peer, &chain.root, 0, &seen.vars);
+            &built
+        }
+    };
     let path = seen.place.as_ref().map_or(&head.target, |p| &p.path);
     let ctx = crate::filter::Ctx {
-        req: &req,
+        req,
         root: &chain.root,
         path,
         head_only: head.method == "HEAD",
@@ -244,6 +255,7 @@ fn filter(chain: &Chain, reply: Reply, head: &Head, seen: &Seen, peer: &Peer) ->
 async fn run_chain(chain: &Arc<Chain>, head: &Head, body: Vec<u8>, peer: &Peer) -> (Reply, Seen) {
     let mut seen = Seen {
         redirect: None,
+        view: None,
         place: None,
         vars: Vec::new(),
     };
@@ -305,6 +317,7 @@ async fn respond_once(
 ) -> Answer {
     // Figure out what exactly is being requested.
     seen.place = None;
+    seen.view = None;
     let place = match locate(chain, head) {
         Ok(place) => seen.place.insert(place),
         Err(early) => return early.into(),
@@ -321,11 +334,13 @@ async fn respond_once(
             continue;
         }
         if let Some(answer) = take_turn(chain, i, head, seen, &mut work, peer).await {
+            seen.view = work.req.take();
             return answer;
         }
     }
 
     // Handle errors: no case took the request.
+    seen.view = work.req.take();
     let path = seen.place.as_ref().map_or(&head.target, |p| &p.path);
     error_page::reply(404, path, "no case handles this request").into()
 }

@@ -37,6 +37,29 @@ pub const WP_ERROR: i32 = 2;
 /// on at the next case. From a plugin declaring minor 0 it counts as `WP_ERROR`.
 pub const WP_CONTINUE: i32 = 3;
 
+/// (1.1) The response headers the host owns: it frames the message and manages the
+/// connection with them, so a filter's set, append and remove refuse them.
+pub const HOST_OWNED_HEADERS: [&str; 11] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "date",
+    "content-range",
+    "accept-ranges",
+    "proxy-connection",
+];
+
+/// Is `name` one of [`HOST_OWNED_HEADERS`] (case-insensitive)?
+pub fn host_owned_header(name: &[u8]) -> bool {
+    HOST_OWNED_HEADERS
+        .iter()
+        .any(|o| name.eq_ignore_ascii_case(o.as_bytes()))
+}
+
 /// (1.1) `filter_head`: done with this response; no body calls follow.
 pub const WP_PASS: i32 = 0;
 /// (1.1) `filter_head`: the body goes through `filter_body` with the state stored in

@@ -576,6 +576,28 @@ impl BodyStream {
     }
 }
 
+/// (1.1) Call a plugin's `filter_body` with `input` and `out` lent as its windows: (result,
+/// input used, output made), both clamped to the windows (for hosts and `crate::testing`).
+pub fn call_filter_body(
+    fb: WpFilterBodyFn,
+    inst: *mut c_void,
+    state: *mut c_void,
+    (input, out, flags): (&[u8], &mut [u8], u32),
+) -> (i32, usize, usize) {
+    let mut io = WpBodyIo {
+        input: input.as_ptr(),
+        in_len: input.len(),
+        in_used: 0,
+        out: out.as_mut_ptr(),
+        out_cap: out.len(),
+        out_len: 0,
+        flags,
+        reserved: 0,
+    };
+    let rc = fb(inst, state, &mut io);
+    (rc, io.in_used.min(input.len()), io.out_len.min(out.len()))
+}
+
 /// Copy a string the host's head table returns through an out-parameter; `None` when the
 /// call refused.
 pub(crate) fn head_str(f: impl FnOnce(*mut WpStr) -> i32) -> Option<Vec<u8>> {
@@ -1184,18 +1206,7 @@ impl Loaded {
         let Some(fb) = self.desc.0.filter_body else {
             return (WP_BODY_ERROR, 0, 0);
         };
-        let mut io = WpBodyIo {
-            input: input.as_ptr(),
-            in_len: input.len(),
-            in_used: 0,
-            out: out.as_mut_ptr(),
-            out_cap: out.len(),
-            out_len: 0,
-            flags,
-            reserved: 0,
-        };
-        let rc = fb(self.inst, state, &mut io);
-        (rc, io.in_used.min(input.len()), io.out_len.min(out.len()))
+        call_filter_body(fb, self.inst, state, (input, out, flags))
     }
 
     /// (1.1) The descriptor's `filter_end`.

@@ -509,25 +509,9 @@ impl FilterRecord {
     }
 }
 
-/// Headers that frame a response: a filter may not touch them.
-const FRAMING: [&str; 11] = [
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "te",
-    "trailer",
-    "date",
-    "content-range",
-    "accept-ranges",
-    "proxy-connection",
-];
-
+/// Headers that frame a response: a filter may not touch them (as in the host).
 fn framing(name: &[u8]) -> bool {
-    FRAMING
-        .iter()
-        .any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
+    crate::abi::host_owned_header(name)
 }
 
 impl HeadSink for FilterRecord {

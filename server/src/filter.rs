@@ -13,20 +13,7 @@ type Headers = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Headers that frame the message or manage the connection: only the host sets them.
 pub fn host_owned(name: &[u8]) -> bool {
-    const OWNED: [&[u8]; 11] = [
-        b"content-length",
-        b"transfer-encoding",
-        b"connection",
-        b"keep-alive",
-        b"upgrade",
-        b"te",
-        b"trailer",
-        b"date",
-        b"content-range",
-        b"accept-ranges",
-        b"proxy-connection",
-    ];
-    OWNED.iter().any(|o| name.eq_ignore_ascii_case(o))
+    plugin_api::abi::host_owned_header(name)
 }
 
 /// What the filters need to know about the request besides its case view.

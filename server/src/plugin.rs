@@ -681,19 +681,8 @@ impl Plugin {
         let Some(body) = self.filter.and_then(|f| f.body) else {
             return (WP_BODY_ERROR, 0, 0);
         };
-        let mut io = WpBodyIo {
-            input: input.as_ptr(),
-            in_len: input.len(),
-            in_used: 0,
-            out: out.as_mut_ptr(),
-            out_cap: out.len(),
-            out_len: 0,
-            flags,
-            reserved: 0,
-        };
         let _g = self.lock();
-        let rc = body(self.inst, state.0, &mut io);
-        (rc, io.in_used.min(input.len()), io.out_len.min(out.len()))
+        plugin_api::export::call_filter_body(body, self.inst, state.0, (input, out, flags))
     }
 
     /// (1.1) End a transform (exactly once per state).

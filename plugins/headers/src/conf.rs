@@ -107,20 +107,9 @@ fn default_paths() -> Vec<String> {
 
 /// Headers the host writes itself after the filters: a rule may not name them. `Server`
 /// is written by the host after the filters run, so it can be neither changed nor removed.
-const HOST_WRITES: [&str; 12] = [
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "te",
-    "trailer",
-    "date",
-    "content-range",
-    "accept-ranges",
-    "proxy-connection",
-    "server",
-];
+fn host_writes(name: &str) -> bool {
+    name.eq_ignore_ascii_case("server") || plugin_api::abi::host_owned_header(name.as_bytes())
+}
 
 /// A header name a rule may edit: an RFC 9110 token the host lets filters touch.
 pub fn header_name(key: &str, name: &str) -> Result<(), String> {
@@ -129,7 +118,7 @@ pub fn header_name(key: &str, name: &str) -> Result<(), String> {
             "{key}: {name:?} is not a header name (letters, digits and !#$%&'*+-.^_`|~)"
         ));
     }
-    if HOST_WRITES.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+    if host_writes(name) {
         return Err(format!(
             "{key}: {name:?} is written by the server itself after the filters; no rule can change it"
         ));

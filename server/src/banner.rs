@@ -4,7 +4,6 @@ use crate::chain::Chain;
 use crate::config::Config;
 use crate::plugin;
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::Path;
 
 /// `--check-config`: the configuration and the chain, like `nginx -t`.
@@ -38,18 +37,13 @@ pub fn described(chain: &Chain) -> Vec<(String, String)> {
 }
 
 /// The start-up banner. Its first line is `listening on http://ADDR/` (one such line per
-/// address), always plain: tests and scripts read the port from it. Colour only when
-/// `colour` (stdout is a terminal).
-pub fn startup(
-    addrs: &[SocketAddr],
-    root: &Path,
-    cases: &[(String, String)],
-    colour: bool,
-) -> String {
+/// address, `https://` on TLS listeners), always plain: tests and scripts read the port
+/// from it. Colour only when `colour` (stdout is a terminal).
+pub fn startup(urls: &[String], root: &Path, cases: &[(String, String)], colour: bool) -> String {
     let st = if colour { Style::ANSI } else { Style::PLAIN };
     let mut out = String::new();
-    for addr in addrs {
-        out.push_str(&format!("listening on http://{addr}/\n"));
+    for url in urls {
+        out.push_str(&format!("listening on {url}\n"));
     }
     out.push_str(&format!(
         "  {}root{}   {}\n",

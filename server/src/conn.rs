@@ -8,6 +8,7 @@ use crate::errors::RequestError;
 use crate::http::{parse_head, BodyFraming, Chunked, Head};
 use crate::reply::{Body, Framing, Reply};
 use crate::send::send;
+use crate::wire::Wire;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,7 +49,7 @@ impl Shared {
         *self.chain.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(chain);
     }
 
-    fn chain(&self) -> Arc<Chain> {
+    pub fn chain(&self) -> Arc<Chain> {
         Arc::clone(&self.chain.read().unwrap_or_else(|e| e.into_inner()))
     }
 }
@@ -103,7 +104,7 @@ const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 /// Serve one connection until it closes. While idle it holds no read buffer: the buffer is
 /// allocated when bytes arrive and freed when every request in it is answered.
-pub async fn serve(mut stream: TcpStream, peer: Box<Peer>, slot: Slot) {
+pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
     let shared: &Shared = &slot.0;
     let limits = &shared.limits;
     let mut served: u32 = 0;
@@ -122,7 +123,7 @@ pub async fn serve(mut stream: TcpStream, peer: Box<Peer>, slot: Slot) {
             wait = wait.min(FIRST_REQUEST_GRACE);
         }
         tokio::select! {
-            r = timeout(wait, stream.readable()) => match r {
+            r = timeout(wait, stream.ready()) => match r {
                 Ok(Ok(())) => {}
                 _ => break,
             },
@@ -144,7 +145,7 @@ pub async fn serve(mut stream: TcpStream, peer: Box<Peer>, slot: Slot) {
 
 /// Close gracefully: stop sending, then read and drop what the client still sends for a
 /// moment, so the kernel does not answer it with a reset that destroys our last response.
-async fn linger(stream: &mut TcpStream) {
+async fn linger(stream: &mut impl Wire) {
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -159,7 +160,7 @@ async fn linger(stream: &mut TcpStream) {
 
 /// Answer every request that arrives in one burst of bytes (pipelining included).
 async fn burst(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     shared: &Shared,
     peer: &Peer,
     served: &mut u32,
@@ -167,7 +168,7 @@ async fn burst(
     let limits = &shared.limits;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     // Readiness can be stale: if nothing is there after all, go back to idle holding nothing.
-    match stream.try_read_buf(&mut buf) {
+    match stream.try_read_now(&mut buf) {
         Ok(0) => return Ok(Next::Close),
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Idle),
@@ -215,7 +216,7 @@ async fn burst(
 /// Read until a whole head is in `buf` (within the header timeout, counted from the
 /// request's first byte), then take it off the front of `buf`.
 async fn read_head(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     buf: &mut Vec<u8>,
     limits: &Limits,
 ) -> io::Result<Step<Head>> {
@@ -245,7 +246,7 @@ async fn read_head(
 
 /// Checks every request gets before any case runs: Host (RFC 9112 §3.2), body framing
 /// (§6) and Expect (RFC 9110 §10.1.1).
-fn admit(head: &Head) -> Result<BodyFraming, RequestError> {
+pub fn admit(head: &Head) -> Result<BodyFraming, RequestError> {
     let hosts = head.all("host").count();
     let bad_host = hosts > 1
         || (head.minor >= 1 && hosts == 0)
@@ -281,7 +282,7 @@ fn wire_framing(head: &Head, shared: &Shared, served: u32) -> Framing {
 /// Ask the chain and write its reply. Ok(false): the body could not be completed, so the
 /// connection must close.
 async fn answer(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     shared: &Shared,
     peer: &Peer,
     (head, since): (&Head, Instant),
@@ -305,7 +306,7 @@ async fn answer(
 /// Answer a request the host refuses before any case runs (400, 408, 413, 431...), and
 /// close gracefully: the client may still be sending.
 async fn refuse(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     shared: &Shared,
     peer: &Peer,
     head: Option<&Head>,
@@ -344,16 +345,16 @@ pub async fn turn_away(mut stream: TcpStream, peer: Peer, slot: Slot) {
 }
 
 /// What the access log and the counters need of a request besides its answer.
-struct Logged<'a> {
+pub struct Logged<'a> {
     /// `None` when the head could not be read.
-    head: Option<&'a Head>,
-    since: Instant,
+    pub head: Option<&'a Head>,
+    pub since: Instant,
     /// `REMOTE_USER` as a case set it: the combined format's third field.
-    user: Option<&'a [u8]>,
+    pub user: Option<&'a [u8]>,
 }
 
 impl<'a> Logged<'a> {
-    fn of(head: Option<&'a Head>, since: Instant) -> Logged<'a> {
+    pub fn of(head: Option<&'a Head>, since: Instant) -> Logged<'a> {
         Logged {
             head,
             since,
@@ -364,7 +365,7 @@ impl<'a> Logged<'a> {
 
 /// The one write path for every answer on a connection: log it, send it, count it.
 async fn write_reply(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     shared: &Shared,
     peer: &Peer,
     seen: Logged<'_>,
@@ -388,7 +389,7 @@ fn logged_bytes(reply: &Reply, wire: &Framing) -> Option<u64> {
 }
 
 /// One access log line, when the access log is on.
-fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, bytes: Option<u64>) {
+pub fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, bytes: Option<u64>) {
     let head = seen.head;
     log::debug!(
         "{} {:?} {status}",
@@ -418,7 +419,7 @@ fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, bytes: O
 /// Read the body whole (up to `max_body`), after a `100 Continue` when the client waits
 /// for one.
 async fn read_body(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     buf: &mut Vec<u8>,
     head: &Head,
     framing: &BodyFraming,
@@ -444,7 +445,7 @@ async fn read_body(
 
 /// A body of exactly `n` bytes; what follows it stays in `buf` for the next request.
 async fn read_length(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     buf: &mut Vec<u8>,
     n: usize,
     pace: &mut Pace,
@@ -461,7 +462,7 @@ async fn read_length(
 
 /// A chunked body, decoded as it arrives, refused past `max` bytes.
 async fn read_chunked(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     buf: &mut Vec<u8>,
     max: u64,
     pace: &mut Pace,
@@ -489,7 +490,7 @@ async fn read_chunked(
 /// One read of body bytes under the pace's deadline. `Some` ends the body: the client
 /// closed (no answer) or was too slow (408).
 async fn read_more<T>(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     buf: &mut Vec<u8>,
     pace: &mut Pace,
 ) -> io::Result<Option<Step<T>>> {

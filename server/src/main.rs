@@ -12,6 +12,8 @@ mod error_page;
 mod errors;
 mod fault;
 mod filter;
+mod h2conn;
+mod h2send;
 mod http;
 mod listeners;
 mod loops;
@@ -26,6 +28,8 @@ mod server;
 mod signals;
 mod static_file;
 mod stats;
+mod tls;
+mod wire;
 mod worker;
 
 use clap::Parser;
@@ -94,6 +98,7 @@ fn check_config(cli: &cli::Cli) -> Result<(), String> {
     } else {
         load(cli)?
     };
+    tls::check(&config)?;
     if let Some(id) = privileges::target(config.user.as_deref(), config.group.as_deref())? {
         privileges::become_(&id)?;
     }
@@ -111,15 +116,16 @@ fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> 
     if let Some(log) = access_log::file_path(&config) {
         privileges::hand_over(&log, id.as_ref())?;
     }
+    tls::install(&config)?;
     if let Some(id) = &id {
         privileges::become_(id)?;
     }
     fault::install(&format!("pid {}", std::process::id()));
     let chain = chain::Chain::load(&config)?;
-    let addrs: Vec<_> = bound.iter().map(|b| b.local).collect();
+    let urls: Vec<_> = bound.iter().map(|b| listeners::url(b, &config)).collect();
     let sockets: Vec<_> = bound.into_iter().map(|b| b.socket).collect();
     let banner = banner::startup(
-        &addrs,
+        &urls,
         &config.root,
         &banner::described(&chain),
         banner::colour_wanted(),

@@ -1,0 +1,282 @@
+//! TLS listeners: HTTPS with HTTP/1.1 and HTTP/2 checked with curl and openssl s_client,
+//! certificates chosen by SNI, certificates reloaded on HUP, the start-up errors for bad
+//! certificate files, and the self-signed mode. Certificates are made by the test (rcgen): a
+//! test CA and leaf certificates for names under `.test`.
+
+use crate::support::*;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A test certificate authority; its certificate is `ca.pem` in the test's folder.
+pub struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+    pub pem: PathBuf,
+}
+
+impl Ca {
+    pub fn new(dir: &TempDir) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "cases test CA");
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let pem = dir.write("ca.pem", cert.pem());
+        Ca { cert, key, pem }
+    }
+
+    /// A leaf for `names` (the first is its common name), written as `<file>.pem` and
+    /// `<file>.key`; `expired` makes one that ended in 2000.
+    pub fn leaf(
+        &self,
+        dir: &TempDir,
+        file: &str,
+        names: &[&str],
+        expired: bool,
+    ) -> (PathBuf, PathBuf) {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name.push(DnType::CommonName, names[0]);
+        if expired {
+            params.not_before = rcgen::date_time_ymd(1999, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2000, 1, 1);
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        (
+            dir.write(&format!("{file}.pem"), cert.pem()),
+            dir.write(&format!("{file}.key"), key.serialize_pem()),
+        )
+    }
+}
+
+/// `tls = { cert = ..., key = ... }` for a pair of files.
+pub fn pair((cert, key): &(PathBuf, PathBuf)) -> String {
+    format!(
+        "{{ cert = {:?}, key = {:?} }}",
+        cert.display().to_string(),
+        key.display().to_string()
+    )
+}
+
+/// A configuration whose only listener is TLS on `address` with `tls` (TOML), the shipped
+/// chain, and `extra` TOML.
+pub fn tls_config(dir: &TempDir, root: &Path, address: &str, tls: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        "root = {:?}\nplugin_dirs = [{:?}]\ncases = {CHAIN}\n{extra}\n[[listeners]]\naddress = {address:?}\ntls = {tls}\n",
+        root.display().to_string(),
+        plugins_dir().display().to_string(),
+    );
+    dir.write("server.toml", cgi_as_root(&text))
+}
+
+/// A server with one TLS listener on 127.0.0.1 serving a certificate for site.test; the CA.
+pub fn https_server(extra: &str) -> (Server, Ca) {
+    let dir = TempDir::new("tls");
+    let root = fixture_root(&dir);
+    let ca = Ca::new(&dir);
+    let site = ca.leaf(&dir, "site", &["site.test"], false);
+    tls_config(&dir, &root, "127.0.0.1:0", &pair(&site), extra);
+    (Server::start_config(dir, root, &[]), ca)
+}
+
+/// curl over HTTPS to `name` (resolved to the server's address) with the test CA; returns
+/// stdout (the body, then a last line from `-w`) and whether curl succeeded.
+pub fn curl(s: &Server, ca: &Ca, name: &str, path: &str, args: &[&str]) -> (String, bool) {
+    let port = s.addr.port();
+    let ip = match s.addr.ip() {
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--cacert"])
+        .arg(&ca.pem)
+        .args(["--resolve", &format!("{name}:{port}:{ip}")])
+        .args(args)
+        .args(["-w", "\n%{http_version} %{http_code}"])
+        .arg(format!("https://{name}:{port}{path}"))
+        .output()
+        .expect("run curl");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (text, out.status.success())
+}
+
+#[test]
+fn curl_gets_a_page_over_https_with_http2_and_with_http1_1() {
+    let (s, ca) = https_server("");
+    let (h2, ok) = curl(&s, &ca, "site.test", "/plain.html", &["--http2"]);
+    assert!(ok, "{h2}\n{}", s.log());
+    assert!(h2.contains("Test page.") && h2.ends_with("\n2 200"), "{h2}");
+    let (h1, ok) = curl(&s, &ca, "site.test", "/plain.html", &["--http1.1"]);
+    assert!(ok, "{h1}");
+    assert!(
+        h1.contains("Test page.") && h1.ends_with("\n1.1 200"),
+        "{h1}"
+    );
+}
+
+#[test]
+fn a_tls_listener_on_ipv6_loopback_serves() {
+    let dir = TempDir::new("tls6");
+    let root = fixture_root(&dir);
+    let ca = Ca::new(&dir);
+    let site = ca.leaf(&dir, "site", &["site.test"], false);
+    tls_config(&dir, &root, "[::1]:0", &pair(&site), "");
+    let s = Server::start_config(dir, root, &[]);
+    assert!(s.addr.is_ipv6(), "{}", s.addr);
+    let (out, ok) = curl(&s, &ca, "site.test", "/plain.html", &[]);
+    assert!(ok && out.contains("Test page."), "{out}");
+}
+
+#[test]
+fn self_signed_mode_serves_https_with_no_files_and_says_so() {
+    let s = Server::start_on("https://127.0.0.1:0", CHAIN, "");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-k",
+            "--max-time",
+            "20",
+            "--http2",
+            "-w",
+            "\n%{http_version} %{http_code}",
+        ])
+        .arg(format!("https://localhost:{}/plain.html", s.addr.port()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Test page.") && text.ends_with("\n2 200"),
+        "{text}"
+    );
+    assert!(
+        s.log_contains("self-signed certificate for localhost"),
+        "{}",
+        s.log()
+    );
+}
+
+/// What `openssl s_client` says about one handshake with the server.
+pub fn s_client(s: &Server, extra: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .args(["10", "openssl", "s_client", "-connect"])
+        .arg(s.addr.to_string())
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run openssl");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[test]
+fn tls_1_2_and_1_3_are_accepted_1_0_and_1_1_refused() {
+    let (s, _ca) = https_server("");
+    // SECLEVEL=0: the client would offer the old versions; the server must say no.
+    let old = ["-cipher", "DEFAULT@SECLEVEL=0"];
+    for v in ["-tls1", "-tls1_1"] {
+        let out = s_client(&s, &[&[v][..], &old].concat());
+        assert!(out.contains("Cipher is (NONE)"), "{v}: {out}");
+    }
+    for (v, name) in [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")] {
+        let out = s_client(&s, &[v, "-servername", "site.test"]);
+        assert!(
+            out.contains(&format!("New, {name}, Cipher is")),
+            "{v}: {out}"
+        );
+    }
+}
+
+#[test]
+fn alpn_chooses_h2_when_offered_and_http1_1_otherwise() {
+    let (s, _ca) = https_server("");
+    let both = s_client(&s, &["-alpn", "h2,http/1.1"]);
+    assert!(both.contains("ALPN protocol: h2"), "{both}");
+    let one = s_client(&s, &["-alpn", "http/1.1"]);
+    assert!(one.contains("ALPN protocol: http/1.1"), "{one}");
+}
+
+/// Start with `tls` on the listener and expect a refusal naming `file` and saying `what`.
+fn refused(dir: TempDir, tls: &str, file: &Path, what: &str) {
+    let root = fixture_root(&dir);
+    let cfg = tls_config(&dir, &root, "127.0.0.1:0", tls, "");
+    let exit = run_to_exit(&["--config", cfg.to_str().unwrap()]);
+    assert_ne!(exit.code, Some(0), "{}", exit.stderr);
+    let said = exit.stderr;
+    assert!(said.contains(&file.display().to_string()), "{said}");
+    assert!(said.contains(what), "{said}");
+    assert!(
+        said.contains("fix:") || said.contains("expected:"),
+        "{said}"
+    );
+}
+
+#[test]
+fn startup_refuses_a_missing_certificate_file_naming_it() {
+    let dir = TempDir::new("tlsmiss");
+    let cert = dir.path().join("nowhere.pem");
+    let key = dir.path().join("nowhere.key");
+    refused(
+        dir,
+        &pair(&(cert.clone(), key)),
+        &cert,
+        "cannot read the certificate file",
+    );
+}
+
+#[test]
+fn startup_refuses_a_key_that_does_not_match_its_certificate() {
+    let dir = TempDir::new("tlsmismatch");
+    let ca = Ca::new(&dir);
+    let (cert, _) = ca.leaf(&dir, "a", &["a.test"], false);
+    let (_, other_key) = ca.leaf(&dir, "b", &["b.test"], false);
+    refused(
+        dir,
+        &pair(&(cert, other_key.clone())),
+        &other_key,
+        "does not match certificate",
+    );
+}
+
+#[test]
+fn startup_refuses_an_expired_certificate_with_its_date() {
+    let dir = TempDir::new("tlsexpired");
+    let ca = Ca::new(&dir);
+    let old = ca.leaf(&dir, "old", &["old.test"], true);
+    refused(dir, &pair(&old), &old.0, "expired on");
+}
+
+#[test]
+fn startup_refuses_a_certificate_file_that_holds_no_certificate() {
+    let dir = TempDir::new("tlsnocert");
+    let ca = Ca::new(&dir);
+    let (_, key) = ca.leaf(&dir, "a", &["a.test"], false);
+    // The key given as the certificate, a common slip.
+    refused(
+        dir,
+        &pair(&(key.clone(), key.clone())),
+        &key,
+        "holds no certificate",
+    );
+}
+
+#[test]
+fn check_config_reports_a_bad_certificate_too() {
+    let dir = TempDir::new("tlscheck");
+    let root = fixture_root(&dir);
+    let missing = dir.path().join("gone.pem");
+    let cfg = tls_config(
+        &dir,
+        &root,
+        "127.0.0.1:0",
+        &pair(&(missing.clone(), missing.clone())),
+        "",
+    );
+    let exit = run_to_exit(&["--config", cfg.to_str().unwrap(), "--check-config"]);
+    assert_eq!(exit.code, Some(1), "{}", exit.stderr);
+    assert!(exit.stderr.contains("gone.pem"), "{}", exit.stderr);
+}

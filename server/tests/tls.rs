@@ -280,3 +280,106 @@ fn check_config_reports_a_bad_certificate_too() {
     assert_eq!(exit.code, Some(1), "{}", exit.stderr);
     assert!(exit.stderr.contains("gone.pem"), "{}", exit.stderr);
 }
+
+/// The subject line s_client prints for the certificate it got.
+fn subject(out: &str) -> &str {
+    out.lines()
+        .find(|l| l.starts_with("subject="))
+        .unwrap_or("no subject")
+}
+
+#[test]
+fn sni_picks_the_certificate_for_the_name_and_the_first_without_one() {
+    let dir = TempDir::new("tlssni");
+    let root = fixture_root(&dir);
+    let ca = Ca::new(&dir);
+    let a = ca.leaf(&dir, "a", &["a.test"], false);
+    let b = ca.leaf(&dir, "b", &["b.test", "*.b.test"], false);
+    let tls = format!("[{}, {}]", pair(&a), pair(&b));
+    tls_config(&dir, &root, "127.0.0.1:0", &tls, "");
+    let s = Server::start_config(dir, root, &[]);
+    let by_name = |name: &str| subject(&s_client(&s, &["-servername", name])).to_string();
+    assert!(
+        by_name("b.test").contains("CN = b.test"),
+        "{}",
+        by_name("b.test")
+    );
+    assert!(by_name("www.b.test").contains("CN = b.test"));
+    assert!(by_name("a.test").contains("CN = a.test"));
+    assert!(by_name("other.test").contains("CN = a.test"));
+    let none = s_client(&s, &["-noservername"]);
+    assert!(subject(&none).contains("CN = a.test"), "{none}");
+    // And the page itself comes over either name, verified against the CA by curl.
+    for name in ["a.test", "www.b.test"] {
+        let (out, ok) = curl(&s, &ca, name, "/plain.html", &[]);
+        assert!(ok && out.contains("Test page."), "{name}: {out}");
+    }
+}
+
+fn sighup(s: &Server) {
+    let pid = rustix::process::Pid::from_raw(s.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+}
+
+/// A download of `path` at 1.5 MB/s over HTTP/2 in the background: its output and success.
+fn slow_download(s: &Server, ca: &Ca, path: &str) -> std::thread::JoinHandle<(String, bool)> {
+    let (port, cafile, path) = (s.addr.port(), ca.pem.clone(), path.to_string());
+    std::thread::spawn(move || {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--http2",
+                "--max-time",
+                "30",
+                "--limit-rate",
+                "1500k",
+            ])
+            .arg("--cacert")
+            .arg(cafile)
+            .args(["--resolve", &format!("site.test:{port}:127.0.0.1")])
+            .args(["-o", "/dev/null", "-w", "%{http_code} %{size_download}"])
+            .arg(format!("https://site.test:{port}{path}"))
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.status.success(),
+        )
+    })
+}
+
+#[test]
+fn sighup_serves_new_certificates_and_downloads_in_flight_finish() {
+    let dir = TempDir::new("tlsreload");
+    let root = fixture_root(&dir);
+    dir.write("www/big.bin", vec![7u8; 6 << 20]);
+    let ca = Ca::new(&dir);
+    let one = ca.leaf(&dir, "site", &["site.test", "one.test"], false);
+    tls_config(&dir, &root, "127.0.0.1:0", &pair(&one), "workers = 1");
+    let s = Server::start_config(dir, root, &[]);
+    assert!(subject(&s_client(&s, &["-servername", "site.test"])).contains("CN = site.test"));
+    let download = slow_download(&s, &ca, "/big.bin");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // New files at the same paths, then HUP.
+    ca.leaf(&s.dir, "site", &["two.test", "site.test"], false);
+    sighup(&s);
+    assert!(s.log_contains("] reloaded "), "{}", s.log());
+    let now = s_client(&s, &["-servername", "site.test"]);
+    assert!(subject(&now).contains("CN = two.test"), "{now}");
+    let (out, ok) = download.join().unwrap();
+    assert!(ok, "{out}\n{}", s.log());
+    assert_eq!(out, format!("200 {}", 6 << 20));
+}
+
+#[test]
+fn sessions_resume_with_tls_1_2_and_1_3() {
+    let (s, _ca) = https_server("workers = 1");
+    for v in ["-tls1_2", "-tls1_3"] {
+        let file = s.dir.path().join(format!("session{v}"));
+        let file = file.to_str().unwrap();
+        let first = s_client(&s, &[v, "-sess_out", file, "-servername", "site.test"]);
+        assert!(first.contains("New, TLSv1."), "{v}: {first}");
+        let again = s_client(&s, &[v, "-sess_in", file, "-servername", "site.test"]);
+        assert!(again.contains("Reused, TLSv1."), "{v}: {again}");
+    }
+}

@@ -351,6 +351,8 @@ pub struct Logged<'a> {
     pub since: Instant,
     /// `REMOTE_USER` as a case set it: the combined format's third field.
     pub user: Option<&'a [u8]>,
+    /// The request came over HTTP/2.
+    pub h2: bool,
 }
 
 impl<'a> Logged<'a> {
@@ -359,6 +361,7 @@ impl<'a> Logged<'a> {
             head,
             since,
             user: None,
+            h2: false,
         }
     }
 }
@@ -404,7 +407,7 @@ pub fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, byte
     let entry = crate::access_log::Entry {
         client: peer.client.ip(),
         user: seen.user,
-        request: head.map(|h| (h.method.as_str(), &h.target[..], h.minor)),
+        request: head.map(|h| (h.method.as_str(), &h.target[..], version(h, seen.h2))),
         status,
         bytes,
         referer: head.and_then(|h| h.header("referer")),
@@ -414,6 +417,15 @@ pub fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, byte
         &entry,
         &String::from_utf8_lossy(&date),
     ));
+}
+
+/// The request's HTTP version as the access log writes it.
+fn version(head: &Head, h2: bool) -> &'static str {
+    match (h2, head.minor) {
+        (true, _) => "2.0",
+        (false, 0) => "1.0",
+        _ => "1.1",
+    }
 }
 
 /// Read the body whole (up to `max_body`), after a `100 Continue` when the client waits

@@ -181,6 +181,7 @@ async fn request(
     .await?;
     let seen = Logged {
         user: answered.remote_user.as_deref(),
+        h2: true,
         ..Logged::of(Some(&head), since)
     };
     reply(respond, shared, peer, seen, answered.reply).await
@@ -213,7 +214,11 @@ async fn refuse(
     if let Some(head) = head {
         r = crate::chain::filter_refusal(&shared.chain(), r, head, peer);
     }
-    reply(respond, shared, peer, Logged::of(head, since), r).await
+    let seen = Logged {
+        h2: true,
+        ..Logged::of(head, since)
+    };
+    reply(respond, shared, peer, seen, r).await
 }
 
 /// Log, send and count one answer.

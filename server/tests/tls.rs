@@ -163,13 +163,30 @@ fn self_signed_mode_serves_https_with_no_files_and_says_so() {
 
 /// What `openssl s_client` says about one handshake with the server.
 pub fn s_client(s: &Server, extra: &[&str]) -> String {
-    let out = Command::new("timeout")
+    s_client_saying(s, extra, "")
+}
+
+/// `s_client` sending `input` and reading until the server closes.
+pub fn s_client_saying(s: &Server, extra: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("timeout")
         .args(["10", "openssl", "s_client", "-connect"])
         .arg(s.addr.to_string())
         .args(extra)
-        .stdin(std::process::Stdio::null())
-        .output()
+        .args(if input.is_empty() {
+            None
+        } else {
+            Some("-ign_eof")
+        })
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run openssl");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
@@ -377,9 +394,129 @@ fn sessions_resume_with_tls_1_2_and_1_3() {
     for v in ["-tls1_2", "-tls1_3"] {
         let file = s.dir.path().join(format!("session{v}"));
         let file = file.to_str().unwrap();
-        let first = s_client(&s, &[v, "-sess_out", file, "-servername", "site.test"]);
+        // A request answered before the close: the TLS 1.3 tickets arrive before it.
+        let ask = "GET /plain.html HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n";
+        let first = s_client_saying(&s, &[v, "-sess_out", file, "-servername", "site.test"], ask);
         assert!(first.contains("New, TLSv1."), "{v}: {first}");
         let again = s_client(&s, &[v, "-sess_in", file, "-servername", "site.test"]);
         assert!(again.contains("Reused, TLSv1."), "{v}: {again}");
     }
+}
+
+/// A TLS server whose root has a 3 MiB file and a CGI script that echoes its body.
+fn h2_server(extra: &str) -> (Server, Ca, Vec<u8>) {
+    let dir = TempDir::new("h2");
+    let root = fixture_root(&dir);
+    let big: Vec<u8> = (0..3u32 << 20).map(|i| b'a' + (i % 23) as u8).collect();
+    dir.write("www/big.bin", &big);
+    let echo = dir.write(
+        "www/cgi-bin/echo.sh",
+        "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\r\\n\\r\\n'\nexec cat\n",
+    );
+    chmod(&echo, 0o755);
+    let ca = Ca::new(&dir);
+    let site = ca.leaf(&dir, "site", &["site.test"], false);
+    tls_config(&dir, &root, "127.0.0.1:0", &pair(&site), extra);
+    (Server::start_config(dir, root, &[]), ca, big)
+}
+
+#[test]
+fn http2_sends_a_file_many_times_its_window_whole() {
+    let (s, ca, big) = h2_server("");
+    let out = s.dir.path().join("got.bin");
+    let got = out.to_str().unwrap();
+    // 3 MiB is many times the 64 KiB window a stream starts with: the server waits for
+    // the client's WINDOW_UPDATEs.
+    let (said, ok) = curl(&s, &ca, "site.test", "/big.bin", &["--http2", "-o", got]);
+    assert!(ok && said.ends_with("2 200"), "{said}");
+    assert!(std::fs::read(&out).unwrap() == big, "the file differs");
+}
+
+#[test]
+fn http2_head_range_listing_and_errors_match_http1() {
+    let (s, ca, big) = h2_server("");
+    let (head, _) = curl(&s, &ca, "site.test", "/big.bin", &["--http2", "-I"]);
+    assert!(head.contains("content-length: 3145728"), "{head}");
+    assert!(head.ends_with("2 200"), "{head}");
+    let (part, _) = curl(
+        &s,
+        &ca,
+        "site.test",
+        "/big.bin",
+        &["--http2", "-r", "1000-1009"],
+    );
+    let want: Vec<u8> = big[1000..1010].to_vec();
+    assert!(
+        part.as_bytes().starts_with(&want) && part.ends_with("2 206"),
+        "{part}"
+    );
+    let (list, _) = curl(&s, &ca, "site.test", "/listing/", &["--http2"]);
+    assert!(list.contains("b.txt") && list.ends_with("2 200"), "{list}");
+    let (missing, _) = curl(&s, &ca, "site.test", "/nothing-here", &["--http2"]);
+    assert!(missing.ends_with("2 404"), "{missing}");
+    let (cgi, _) = curl(&s, &ca, "site.test", "/cgi-bin/hello.sh?x=1", &["--http2"]);
+    assert!(
+        cgi.contains("cgi says hi, query=x=1") && cgi.ends_with("2 200"),
+        "{cgi}"
+    );
+}
+
+#[test]
+fn http2_request_bodies_reach_the_case_and_the_body_limit_holds() {
+    let (s, ca, _) = h2_server("[limits]\nmax_body = 100000");
+    let body = s.dir.write("body.bin", vec![b'x'; 50_000]);
+    let at = format!("@{}", body.display());
+    let (echoed, ok) = curl(
+        &s,
+        &ca,
+        "site.test",
+        "/cgi-bin/echo.sh",
+        &["--http2", "--data-binary", &at],
+    );
+    assert!(ok && echoed.ends_with("2 200"), "{echoed}");
+    assert_eq!(echoed.matches('x').count(), 50_000);
+    let large = s.dir.write("large.bin", vec![b'y'; 200_000]);
+    let at = format!("@{}", large.display());
+    let (refused, _) = curl(
+        &s,
+        &ca,
+        "site.test",
+        "/cgi-bin/echo.sh",
+        &["--http2", "--data-binary", &at],
+    );
+    assert!(refused.ends_with("2 413"), "{refused}");
+}
+
+#[test]
+fn many_http2_streams_share_one_connection() {
+    let (s, ca, _) = h2_server("workers = 1\naccess_log = \"-\"");
+    let urls: Vec<String> = (0..20).map(|i| format!("/plain.html?{i}")).collect();
+    let port = s.addr.port();
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--http2", "-Z", "--parallel-max", "20", "--cacert"])
+        .arg(&ca.pem)
+        .args(["--resolve", &format!("site.test:{port}:127.0.0.1")])
+        .args([
+            "-w",
+            "%{http_version} %{http_code} %{num_connects}\n",
+            "-o",
+            "/dev/null",
+        ]);
+    for u in &urls {
+        cmd.arg(format!("https://site.test:{port}{u}"))
+            .args(["-o", "/dev/null"]);
+    }
+    let out = String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned();
+    assert_eq!(out.matches("2 200").count(), 20, "{out}");
+    // One TLS connection made for all of them (the others reused it).
+    let connects: u32 = out
+        .lines()
+        .filter_map(|l| l.split(' ').nth(2)?.parse::<u32>().ok())
+        .sum();
+    assert_eq!(connects, 1, "{out}");
+    assert!(
+        s.log_contains("\"GET /plain.html?19 HTTP/2.0\" 200"),
+        "{}",
+        s.log()
+    );
 }

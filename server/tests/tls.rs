@@ -520,3 +520,70 @@ fn many_http2_streams_share_one_connection() {
         s.log()
     );
 }
+
+/// Run one abuse scenario of fixtures/h2abuse.py (Python's h2 package, raw frames over TLS)
+/// against a fresh server; its JSON report, and the server.
+fn abuse(scenario: &str) -> (serde_json::Value, Server) {
+    let s = Server::start_on("https://127.0.0.1:0", CHAIN, "workers = 1");
+    let script = workspace().join("server/tests/fixtures/h2abuse.py");
+    let out = Command::new("timeout")
+        .args(["60", "python3"])
+        .arg(script)
+        .arg(s.addr.port().to_string())
+        .arg(scenario)
+        .output()
+        .expect("run python3");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("No module named"),
+        "Python's h2 package is missing: python3 -m pip install h2 (.ci/run does)\n{err}"
+    );
+    let report = serde_json::from_str(said.trim()).unwrap_or_else(|_| panic!("{said}\n{err}"));
+    (report, s)
+}
+
+/// The abusive connection ended (GOAWAY ENHANCE_YOUR_CALM) within the script's 15 s bound,
+/// and a new well-behaved connection then got a 200.
+fn calmed(r: &serde_json::Value) {
+    assert_eq!(r["goaway"], "ENHANCE_YOUR_CALM", "{r}");
+    assert!(r["seconds"].as_f64().unwrap() < 15.0, "{r}");
+    assert_eq!(r["fresh"], 200, "{r}");
+}
+
+#[test]
+fn http2_rapid_reset_closes_the_connection_and_others_are_served() {
+    let (r, _s) = abuse("rapid_reset");
+    calmed(&r);
+}
+
+#[test]
+fn http2_resets_of_streams_already_answering_are_counted_too() {
+    let (r, s) = abuse("reset_after_accept");
+    calmed(&r);
+    assert!(s.log_contains("reset more than 256 streams"), "{}", s.log());
+}
+
+#[test]
+fn http2_continuation_flood_closes_the_connection() {
+    let (r, _s) = abuse("continuation_flood");
+    calmed(&r);
+    // Most of the 32 MB flood was never read.
+    assert!(r["unsent"].as_u64().unwrap() > 1 << 20, "{r}");
+}
+
+#[test]
+fn http2_settings_flood_is_survived_and_the_server_still_serves() {
+    let (r, mut s) = abuse("settings_flood");
+    assert!(r["seconds"].as_f64().unwrap() < 15.0, "{r}");
+    assert_eq!(r["fresh"], 200, "{r}");
+    assert!(s.alive());
+}
+
+#[test]
+fn http2_header_list_over_the_limit_gets_431_and_the_connection_goes_on() {
+    let (r, _s) = abuse("large_headers");
+    assert_eq!(r["responses"]["431"], 1, "{r}");
+    assert_eq!(r["responses"]["200"], 1, "{r}");
+    assert_eq!(r["fresh"], 200, "{r}");
+}

@@ -67,8 +67,8 @@ fn certificates(tls: &Tls, addr: &std::net::SocketAddr) -> Result<Vec<Arc<Certif
     }
 }
 
-/// rustls with ring, TLS 1.3 and 1.2 only (its safe cipher suites), ALPN h2 then
-/// http/1.1, resumption by session id and by ticket.
+/// rustls with ring, TLS 1.3 and 1.2 only (its safe cipher suites, in its order), ALPN h2
+/// then http/1.1, resumption by session id and by ticket.
 fn server_config(certs: Vec<Arc<CertifiedKey>>) -> Result<ServerConfig, String> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -76,6 +76,9 @@ fn server_config(certs: Vec<Arc<CertifiedKey>>) -> Result<ServerConfig, String> 
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(BySni { certs }));
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    // Our cipher suite order (rustls': AEADs with forward secrecy, the strongest first)
+    // wins over the client's, as nginx's ssl_prefer_server_ciphers.
+    config.ignore_client_order = true;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS: {e}"))?;
     Ok(config)

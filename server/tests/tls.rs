@@ -587,3 +587,82 @@ fn http2_header_list_over_the_limit_gets_431_and_the_connection_goes_on() {
     assert_eq!(r["responses"]["200"], 1, "{r}");
     assert_eq!(r["fresh"], 200, "{r}");
 }
+
+/// testssl.sh on the path, under either of its names.
+fn testssl() -> Option<&'static str> {
+    ["testssl", "testssl.sh"].into_iter().find(|name| {
+        Command::new(name)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// A certificate as a CA would issue it: 90 days from yesterday, with a CRL address.
+fn issued(ca: &Ca, dir: &TempDir) -> (PathBuf, PathBuf) {
+    let mut params = CertificateParams::new(vec!["site.test".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "site.test");
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(90);
+    params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+        uris: vec!["http://crl.site.test/ca.crl".into()],
+    }];
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
+    (
+        dir.write("issued.pem", cert.pem()),
+        dir.write("issued.key", key.serialize_pem()),
+    )
+}
+
+/// testssl.sh (about a minute) finds nothing HIGH or CRITICAL: protocols, cipher suites and
+/// their order, known vulnerabilities, the certificate as served. Skipped when testssl.sh
+/// is not installed (.ci/run installs it).
+#[test]
+fn testssl_finds_nothing_high_or_critical() {
+    let Some(bin) = testssl() else {
+        eprintln!("skipped: testssl.sh is not installed (apt-get install testssl.sh)");
+        return;
+    };
+    let dir = TempDir::new("testssl");
+    let root = fixture_root(&dir);
+    let ca = Ca::new(&dir);
+    let site = issued(&ca, &dir);
+    tls_config(&dir, &root, "127.0.0.1:0", &pair(&site), "workers = 1");
+    let s = Server::start_config(dir, root, &[]);
+    let json = s.dir.path().join("testssl.json");
+    let out = Command::new("timeout")
+        .args([
+            "300",
+            bin,
+            "--fast",
+            "--quiet",
+            "--color",
+            "0",
+            "--warnings",
+            "off",
+        ])
+        .args(["--nodns", "none", "--add-ca"])
+        .arg(&ca.pem)
+        .arg("--jsonfile")
+        .arg(&json)
+        .args(["--ip", "127.0.0.1"])
+        .arg(format!("site.test:{}", s.addr.port()))
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|_| {
+        let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        panic!("no report: {said}")
+    });
+    let findings: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let bad: Vec<String> = findings
+        .iter()
+        .filter(|f| matches!(f["severity"].as_str(), Some("HIGH" | "CRITICAL")))
+        .map(|f| format!("{} {}: {}", f["severity"], f["id"], f["finding"]))
+        .collect();
+    assert!(findings.len() > 50, "too few findings: {text}");
+    assert!(bad.is_empty(), "{bad:#?}");
+}

@@ -74,8 +74,9 @@ pub struct Entry<'a> {
     pub client: std::net::IpAddr,
     /// `REMOTE_USER` as a case set it after checking credentials (nginx's `$remote_user`).
     pub user: Option<&'a [u8]>,
-    /// Method, target and minor version; `None` when the request line could not be read.
-    pub request: Option<(&'a str, &'a [u8], u8)>,
+    /// Method, target and HTTP version ("1.1", "2.0"); `None` when the request line could
+    /// not be read.
+    pub request: Option<(&'a str, &'a [u8], &'a str)>,
     pub status: u16,
     /// Body bytes, when known up front.
     pub bytes: Option<u64>,
@@ -99,11 +100,11 @@ pub fn format(e: &Entry, imf_date: &str) -> Vec<u8> {
     out.extend_from_slice(clf_date(imf_date).as_bytes());
     out.extend_from_slice(b"] \"");
     match e.request {
-        Some((method, target, minor)) => {
+        Some((method, target, version)) => {
             escaped(&mut out, method.as_bytes());
             out.push(b' ');
             escaped(&mut out, target);
-            out.extend_from_slice(format!(" HTTP/1.{minor}").as_bytes());
+            out.extend_from_slice(format!(" HTTP/{version}").as_bytes());
         }
         None => out.push(b'-'),
     }
@@ -166,7 +167,7 @@ mod tests {
         let e = Entry {
             client: "127.0.0.1".parse().unwrap(),
             user: None,
-            request: Some(("GET", b"/a\"b\n", 1)),
+            request: Some(("GET", b"/a\"b\n", "1.1")),
             status: 404,
             bytes: Some(12),
             referer: None,

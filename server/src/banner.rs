@@ -5,7 +5,6 @@ use crate::config::{Config, Site};
 use crate::plugin;
 use crate::sites::Sites;
 use std::io::{IsTerminal, Write};
-use std::net::SocketAddr;
 use std::path::Path;
 
 /// `--check-config`: the configuration and the chain, like `nginx -t`; with `[[sites]]`,
@@ -84,18 +83,13 @@ pub fn described(chain: &Chain) -> Vec<(String, String)> {
 }
 
 /// The start-up banner. Its first line is `listening on http://ADDR/` (one such line per
-/// address), always plain: tests and scripts read the port from it. Colour only when
-/// `colour` (stdout is a terminal).
-pub fn startup(
-    addrs: &[SocketAddr],
-    root: &Path,
-    cases: &[(String, String)],
-    colour: bool,
-) -> String {
+/// address, `https://` on TLS listeners), always plain: tests and scripts read the port
+/// from it. Colour only when `colour` (stdout is a terminal).
+pub fn startup(urls: &[String], root: &Path, cases: &[(String, String)], colour: bool) -> String {
     let st = if colour { Style::ANSI } else { Style::PLAIN };
     let mut out = String::new();
-    for addr in addrs {
-        out.push_str(&format!("listening on http://{addr}/\n"));
+    for url in urls {
+        out.push_str(&format!("listening on {url}\n"));
     }
     out.push_str(&format!(
         "  {}root{}   {}\n",

@@ -9,12 +9,18 @@ mod limits;
 pub use limits::Limits;
 mod sites;
 pub use sites::{ServerName, Site};
+pub mod listeners;
+use listeners::Listen;
 
 /// The file as written (relative paths unresolved).
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct File {
-    listen: Listen,
+    #[serde(default)]
+    listen: Option<Listen>,
+    /// `[[listeners]]`: addresses with optional TLS, after those of `listen`.
+    #[serde(default)]
+    listeners: Vec<listeners::Written>,
     /// The default site's (or, with `[[sites]]`, what a site without its own uses).
     root: Option<PathBuf>,
     #[serde(default = "default_plugin_dirs")]
@@ -47,14 +53,6 @@ struct File {
     sites: Vec<sites::Written>,
 }
 
-/// `listen = "ADDR"` or `listen = ["ADDR", ...]`.
-#[derive(Deserialize, Debug)]
-#[serde(untagged)]
-enum Listen {
-    One(String),
-    Many(Vec<String>),
-}
-
 fn default_plugin_dirs() -> Vec<PathBuf> {
     vec![PathBuf::from("plugins")]
 }
@@ -73,6 +71,8 @@ pub struct Config {
     pub path: PathBuf,
     /// Addresses to listen on, at least one, no duplicates.
     pub listen: Vec<SocketAddr>,
+    /// TLS for each address of `listen` (same order; `None`: plain HTTP).
+    pub tls: Vec<Option<listeners::Tls>>,
     /// The default site's root (the only site's without `[[sites]]`).
     pub root: PathBuf,
     pub plugin_dirs: Vec<PathBuf>,
@@ -141,7 +141,15 @@ impl Config {
             }
         };
 
-        let listen = listen_addrs(&shown.to_string(), listen, &file.listen)?;
+        let (listen, tls) = listeners::addresses(
+            &shown.to_string(),
+            listen,
+            file.listen.as_ref(),
+            &file.listeners,
+            base,
+        )?
+        .into_iter()
+        .unzip();
 
         let top = sites::Top {
             root: root
@@ -155,6 +163,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             listen,
+            tls,
             root: default.root.clone(),
             plugin_dirs: file.plugin_dirs.iter().map(|p| resolve(p)).collect(),
             workers: match file.workers {
@@ -170,32 +179,6 @@ impl Config {
             sites,
         })
     }
-}
-
-/// The addresses to listen on: `--listen` alone when given, else the file's, each parsed,
-/// none twice.
-fn listen_addrs(shown: &str, flag: Option<&str>, file: &Listen) -> Result<Vec<SocketAddr>, String> {
-    let written: Vec<&str> = match (flag, file) {
-        (Some(one), _) => vec![one],
-        (None, Listen::One(one)) => vec![one.as_str()],
-        (None, Listen::Many(many)) => many.iter().map(String::as_str).collect(),
-    };
-    if written.is_empty() {
-        return Err(format!("{shown}: `listen` is empty\n  expected: an address such as \"127.0.0.1:8080\", or a list of them"));
-    }
-    let mut addrs: Vec<SocketAddr> = Vec::new();
-    for text in written {
-        let addr: SocketAddr = text.parse().map_err(|_| {
-            format!("{shown}: listen = {text:?} is not an address\n  expected: IP:PORT such as \"127.0.0.1:8080\"")
-        })?;
-        if addr.port() != 0 && addrs.contains(&addr) {
-            return Err(format!(
-                "{shown}: listen names {addr} twice\n  fix: keep one"
-            ));
-        }
-        addrs.push(addr);
-    }
-    Ok(addrs)
 }
 
 #[cfg(test)]

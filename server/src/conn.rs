@@ -8,6 +8,7 @@ use crate::errors::RequestError;
 use crate::http::{parse_head, BodyFraming, Chunked, Head};
 use crate::reply::{Body, Framing, Reply};
 use crate::send::send;
+use crate::wire::Wire;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -139,7 +140,7 @@ const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 /// Serve one connection until it closes. While idle it holds no read buffer: the buffer is
 /// allocated when bytes arrive and freed when every request in it is answered.
-pub async fn serve(mut stream: TcpStream, peer: Box<Peer>, slot: Slot) {
+pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
     let shared: &Shared = &slot.0;
     let limits = &shared.limits;
     let mut served: u32 = 0;
@@ -158,7 +159,7 @@ pub async fn serve(mut stream: TcpStream, peer: Box<Peer>, slot: Slot) {
             wait = wait.min(FIRST_REQUEST_GRACE);
         }
         tokio::select! {
-            r = timeout(wait, stream.readable()) => match r {
+            r = timeout(wait, stream.ready()) => match r {
                 Ok(Ok(())) => {}
                 _ => break,
             },
@@ -180,7 +181,7 @@ pub async fn serve(mut stream: TcpStream, peer: Box<Peer>, slot: Slot) {
 
 /// Close gracefully: stop sending, then read and drop what the client still sends for a
 /// moment, so the kernel does not answer it with a reset that destroys our last response.
-async fn linger(stream: &mut TcpStream) {
+async fn linger(stream: &mut impl Wire) {
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -195,7 +196,7 @@ async fn linger(stream: &mut TcpStream) {
 
 /// Answer every request that arrives in one burst of bytes (pipelining included).
 async fn burst(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     shared: &Shared,
     peer: &Peer,
     served: &mut u32,
@@ -203,7 +204,7 @@ async fn burst(
     let limits = &shared.limits;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     // Readiness can be stale: if nothing is there after all, go back to idle holding nothing.
-    match stream.try_read_buf(&mut buf) {
+    match stream.try_read_now(&mut buf) {
         Ok(0) => return Ok(Next::Close),
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Idle),
@@ -251,7 +252,7 @@ async fn burst(
 /// Read until a whole head is in `buf` (within the header timeout, counted from the
 /// request's first byte), then take it off the front of `buf`.
 async fn read_head(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     buf: &mut Vec<u8>,
     limits: &Limits,
 ) -> io::Result<Step<Head>> {
@@ -281,7 +282,7 @@ async fn read_head(
 
 /// Checks every request gets before any case runs: Host (RFC 9112 §3.2), body framing
 /// (§6) and Expect (RFC 9110 §10.1.1).
-fn admit(head: &Head) -> Result<BodyFraming, RequestError> {
+pub fn admit(head: &Head) -> Result<BodyFraming, RequestError> {
     let hosts = head.all("host").count();
     let bad_host = hosts > 1
         || (head.minor >= 1 && hosts == 0)
@@ -317,7 +318,7 @@ fn wire_framing(head: &Head, shared: &Shared, served: u32) -> Framing {
 /// Ask the chain and write its reply. Ok(false): the body could not be completed, so the
 /// connection must close.
 async fn answer(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     shared: &Shared,
     peer: &Peer,
     (head, since): (&Head, Instant),
@@ -346,7 +347,7 @@ async fn answer(
 /// Answer a request the host refuses before any case runs (400, 408, 413, 431...), and
 /// close gracefully: the client may still be sending.
 async fn refuse(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     shared: &Shared,
     peer: &Peer,
     head: Option<&Head>,
@@ -385,27 +386,30 @@ pub async fn turn_away(mut stream: TcpStream, peer: Peer, slot: Slot) {
 }
 
 /// What the access log and the counters need of a request besides its answer.
-struct Logged<'a> {
+pub struct Logged<'a> {
     /// `None` when the head could not be read.
-    head: Option<&'a Head>,
-    since: Instant,
+    pub head: Option<&'a Head>,
+    pub since: Instant,
     /// `REMOTE_USER` as a case set it: the combined format's third field.
-    user: Option<&'a [u8]>,
+    pub user: Option<&'a [u8]>,
+    /// The request came over HTTP/2.
+    pub h2: bool,
 }
 
 impl<'a> Logged<'a> {
-    fn of(head: Option<&'a Head>, since: Instant) -> Logged<'a> {
+    pub fn of(head: Option<&'a Head>, since: Instant) -> Logged<'a> {
         Logged {
             head,
             since,
             user: None,
+            h2: false,
         }
     }
 }
 
 /// The one write path for every answer on a connection: log it, send it, count it.
 async fn write_reply(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     shared: &Shared,
     peer: &Peer,
     seen: Logged<'_>,
@@ -429,7 +433,7 @@ fn logged_bytes(reply: &Reply, wire: &Framing) -> Option<u64> {
 }
 
 /// One access log line, when the access log is on.
-fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, bytes: Option<u64>) {
+pub fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, bytes: Option<u64>) {
     let head = seen.head;
     log::debug!(
         "{} {:?} {status}",
@@ -444,7 +448,7 @@ fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, bytes: O
     let entry = crate::access_log::Entry {
         client: peer.client.ip(),
         user: seen.user,
-        request: head.map(|h| (h.method.as_str(), &h.target[..], h.minor)),
+        request: head.map(|h| (h.method.as_str(), &h.target[..], version(h, seen.h2))),
         status,
         bytes,
         referer: head.and_then(|h| h.header("referer")),
@@ -456,10 +460,19 @@ fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, bytes: O
     ));
 }
 
+/// The request's HTTP version as the access log writes it.
+fn version(head: &Head, h2: bool) -> &'static str {
+    match (h2, head.minor) {
+        (true, _) => "2.0",
+        (false, 0) => "1.0",
+        _ => "1.1",
+    }
+}
+
 /// Read the body whole (up to `max_body`), after a `100 Continue` when the client waits
 /// for one.
 async fn read_body(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     buf: &mut Vec<u8>,
     head: &Head,
     framing: &BodyFraming,
@@ -485,7 +498,7 @@ async fn read_body(
 
 /// A body of exactly `n` bytes; what follows it stays in `buf` for the next request.
 async fn read_length(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     buf: &mut Vec<u8>,
     n: usize,
     pace: &mut Pace,
@@ -502,7 +515,7 @@ async fn read_length(
 
 /// A chunked body, decoded as it arrives, refused past `max` bytes.
 async fn read_chunked(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     buf: &mut Vec<u8>,
     max: u64,
     pace: &mut Pace,
@@ -530,7 +543,7 @@ async fn read_chunked(
 /// One read of body bytes under the pace's deadline. `Some` ends the body: the client
 /// closed (no answer) or was too slow (408).
 async fn read_more<T>(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     buf: &mut Vec<u8>,
     pace: &mut Pace,
 ) -> io::Result<Option<Step<T>>> {

@@ -11,6 +11,16 @@ pub struct Bound {
     pub socket: TcpListener,
 }
 
+/// `http://ADDR/` or `https://ADDR/` for a bound socket, as the banner and the log say it.
+pub fn url(b: &Bound, config: &crate::config::Config) -> String {
+    let i = config.listen.iter().position(|w| *w == b.wanted);
+    let tls = i
+        .and_then(|i| config.tls.get(i))
+        .is_some_and(Option::is_some);
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}/", b.local)
+}
+
 /// Sockets handed to this process in LISTEN_FDS (from the first, 3, on). The variables are
 /// removed, so nothing this process starts sees them.
 pub fn inherited() -> Result<Vec<TcpListener>, String> {

@@ -3,7 +3,7 @@
 
 use server::{
     access_log, banner, cli, config, fault, listeners, loops, master, notify, privileges, signals,
-    sites, worker,
+    sites, tls, worker,
 };
 
 use clap::Parser;
@@ -72,6 +72,7 @@ fn check_config(cli: &cli::Cli) -> Result<(), String> {
     } else {
         load(cli)?
     };
+    tls::check(&config)?;
     if let Some(id) = privileges::target(config.user.as_deref(), config.group.as_deref())? {
         privileges::become_(&id)?;
     }
@@ -89,15 +90,16 @@ fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> 
     if let Some(log) = access_log::file_path(&config) {
         privileges::hand_over(&log, id.as_ref())?;
     }
+    tls::install(&config)?;
     if let Some(id) = &id {
         privileges::become_(id)?;
     }
     fault::install(&format!("pid {}", std::process::id()));
     let sites = sites::Sites::load(&config)?;
-    let addrs: Vec<_> = bound.iter().map(|b| b.local).collect();
+    let urls: Vec<_> = bound.iter().map(|b| listeners::url(b, &config)).collect();
     let sockets: Vec<_> = bound.into_iter().map(|b| b.socket).collect();
     let banner = banner::startup(
-        &addrs,
+        &urls,
         &config.root,
         &banner::described(&sites.default_chain()),
         banner::colour_wanted(),

@@ -185,9 +185,13 @@ impl Master {
         let cases = self.until_ready().await?;
         // The pid file first: whoever read the banner finds it.
         self.write_pid_file();
-        let addrs: Vec<_> = self.bound.iter().map(|b| b.local).collect();
+        let urls: Vec<_> = self
+            .bound
+            .iter()
+            .map(|b| listeners::url(b, &self.config))
+            .collect();
         crate::banner::announce(
-            &(banner::startup(&addrs, &self.config.root, &cases, banner::colour_wanted())
+            &(banner::startup(&urls, &self.config.root, &cases, banner::colour_wanted())
                 + &banner::sites(&self.config.sites, banner::colour_wanted())),
         );
         log::info!(
@@ -648,10 +652,10 @@ impl Master {
         let added: Vec<_> = bound
             .iter()
             .filter(|b| !self.bound.iter().any(|o| o.wanted == b.wanted))
-            .map(|b| b.local)
+            .map(|b| listeners::url(b, &reload.config))
             .collect();
-        for addr in added {
-            log::info!("listening on http://{addr}/");
+        for url in added {
+            log::info!("listening on {url}");
         }
         // The master's copies of removed sockets close here; the old workers close theirs
         // as they stop accepting.

@@ -4,6 +4,7 @@
 
 use crate::filter::{Source, Transformed};
 use crate::reply::{write_head, Body, Delim, Framing, Msg, Reply, Seg};
+use crate::wire::Wire;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
@@ -15,7 +16,21 @@ use tokio::time::timeout;
 /// Write a reply. Returns Ok(false) when the body could not be completed (the connection
 /// must then close).
 pub async fn send(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
+    reply: Reply,
+    framing: &Framing,
+    wait: Duration,
+) -> io::Result<bool> {
+    let done = write(stream, reply, framing, wait).await?;
+    // TLS holds what did not fit in the socket; a plain socket has nothing to flush.
+    match timeout(wait, stream.flush()).await {
+        Ok(r) => r.map(|_| done),
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
+    }
+}
+
+async fn write(
+    stream: &mut impl Wire,
     reply: Reply,
     framing: &Framing,
     wait: Duration,
@@ -46,7 +61,7 @@ pub async fn send(
 /// Send a body through its transforming filters, piece by piece, chunked (or until the
 /// close for HTTP/1.0). Ok(false) when a filter or the source failed: the connection closes.
 async fn transformed_body(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     mut t: Transformed,
     delim: Delim,
     wait: Duration,
@@ -71,7 +86,7 @@ async fn transformed_body(
 }
 
 /// The source's next piece; `None` at its end. A stream that aborted is an error.
-async fn next_piece(t: &mut Transformed) -> io::Result<Option<Vec<u8>>> {
+pub async fn next_piece(t: &mut Transformed) -> io::Result<Option<Vec<u8>>> {
     match &mut t.source {
         Source::Nothing => Ok(None),
         Source::File(..) => t.read_file_piece().map(|p| (!p.is_empty()).then_some(p)),
@@ -91,7 +106,7 @@ async fn next_piece(t: &mut Transformed) -> io::Result<Option<Vec<u8>>> {
 
 /// One piece of body on the wire: a chunk, or raw bytes when the close delimits.
 async fn write_piece(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     data: &[u8],
     delim: Delim,
     wait: Duration,
@@ -110,7 +125,7 @@ async fn write_piece(
 /// Relay what a case on a worker thread writes, chunked or within its Content-Length.
 /// Ok(false) when the case aborted or overran its length: the connection must close.
 async fn stream_body(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     mut rx: mpsc::Receiver<Msg>,
     delim: Delim,
     wait: Duration,
@@ -140,7 +155,7 @@ async fn stream_body(
 }
 
 /// Write several buffers with writev, without first copying them into one.
-async fn write_parts(stream: &mut TcpStream, parts: &[&[u8]], wait: Duration) -> io::Result<()> {
+async fn write_parts(stream: &mut impl Wire, parts: &[&[u8]], wait: Duration) -> io::Result<()> {
     let fut = async {
         let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
         while !parts.is_empty() {
@@ -169,7 +184,7 @@ async fn write_parts(stream: &mut TcpStream, parts: &[&[u8]], wait: Duration) ->
 
 /// Write with MSG_MORE: more data (a sendfile) follows at once, so do not push a small
 /// segment out on its own.
-async fn write_more(stream: &mut TcpStream, mut data: &[u8], wait: Duration) -> io::Result<()> {
+async fn write_more(stream: &TcpStream, mut data: &[u8], wait: Duration) -> io::Result<()> {
     let fut = async {
         while !data.is_empty() {
             stream.writable().await?;
@@ -191,7 +206,7 @@ async fn write_more(stream: &mut TcpStream, mut data: &[u8], wait: Duration) -> 
     }
 }
 
-async fn write_all(stream: &mut TcpStream, data: &[u8], wait: Duration) -> io::Result<()> {
+async fn write_all(stream: &mut impl Wire, data: &[u8], wait: Duration) -> io::Result<()> {
     match timeout(wait, stream.write_all(data)).await {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
@@ -203,7 +218,7 @@ async fn write_all(stream: &mut TcpStream, data: &[u8], wait: Duration) -> io::R
 const INLINE_FILE: u64 = 32 * 1024;
 
 async fn file_body(
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
     mut out: Vec<u8>,
     file: &std::fs::File,
     segs: Vec<Seg>,
@@ -217,12 +232,19 @@ async fn file_body(
                 out.resize(start + len as usize, 0);
                 file.read_exact_at(&mut out[start..], off)?;
             }
-            Seg::Range(off, len) => {
-                // MSG_MORE: let the kernel put the head in the same packets as the file data.
-                write_more(stream, &out, wait).await?;
-                out.clear();
-                sendfile_range(stream, file, off, len, wait).await?;
-            }
+            Seg::Range(off, len) => match stream.plain() {
+                Some(tcp) => {
+                    // MSG_MORE: let the kernel put the head in the same packets as the file data.
+                    write_more(tcp, &out, wait).await?;
+                    out.clear();
+                    sendfile_range(tcp, file, off, len, wait).await?;
+                }
+                None => {
+                    write_all(stream, &out, wait).await?;
+                    out.clear();
+                    copy_range(stream, file, (off, len), wait).await?;
+                }
+            },
         }
     }
     if !out.is_empty() {
@@ -231,8 +253,29 @@ async fn file_body(
     Ok(())
 }
 
+/// Pieces of a file read to be written through TLS (which sendfile cannot do).
+pub const FILE_PIECE: usize = 64 * 1024;
+
+/// A file range read piece by piece and written: for streams that transform what is written.
+async fn copy_range(
+    stream: &mut impl Wire,
+    file: &std::fs::File,
+    (mut off, len): (u64, u64),
+    wait: Duration,
+) -> io::Result<()> {
+    let end = off + len;
+    let mut piece = vec![0u8; FILE_PIECE.min(len as usize)];
+    while off < end {
+        let n = piece.len().min((end - off) as usize);
+        file.read_exact_at(&mut piece[..n], off)?;
+        write_all(stream, &piece[..n], wait).await?;
+        off += n as u64;
+    }
+    Ok(())
+}
+
 async fn sendfile_range(
-    stream: &mut TcpStream,
+    stream: &TcpStream,
     file: &std::fs::File,
     mut off: u64,
     len: u64,

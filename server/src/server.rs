@@ -1,10 +1,12 @@
-//! The listeners: bind with a real backlog, accept, cap open connections, spawn a task each.
+//! The listeners: bind with a real backlog, accept, cap open connections, spawn a task each
+//! (after a TLS handshake on TLS listeners).
 
 use crate::conn::{serve, turn_away, Peer, Shared, Slot};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 /// Bind `addr` with a listen backlog of 1024 (std's 128 drops bursts of new connections).
 /// The event loops share this one socket (each gets a duplicate descriptor). No
@@ -30,10 +32,11 @@ pub async fn run(
     shared: Arc<Shared>,
 ) -> std::io::Result<()> {
     let mut accepting = Vec::with_capacity(listeners.len());
-    for l in listeners {
+    for (i, l) in listeners.into_iter().enumerate() {
         let l = TcpListener::from_std(l)?;
         shared.accepting.fetch_add(1, Ordering::SeqCst);
-        accepting.push(tokio::spawn(accept_loop(l, Arc::clone(&shared))));
+        let tls = crate::tls::acceptor(i);
+        accepting.push(tokio::spawn(accept_loop(l, tls, Arc::clone(&shared))));
     }
     for a in accepting {
         let _ = a.await;
@@ -46,7 +49,7 @@ pub async fn run(
 }
 
 /// Accept connections on one listener until a stop; then close it.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
     let local = match listener.local_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -83,16 +86,43 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         } else {
             local
         };
+        let peer = Box::new(Peer::plain(client, local));
+        if let Some(tls) = &tls {
+            // Over the cap a TLS client gets no plain-text 503: the connection closes.
+            if open <= shared.limits.max_connections {
+                tokio::spawn(Box::pin(secure(stream, tls.clone(), peer, slot)));
+            }
+            continue;
+        }
         if open > shared.limits.max_connections {
-            tokio::spawn(turn_away(stream, Peer::plain(client, local), slot));
+            tokio::spawn(turn_away(stream, *peer, slot));
             continue;
         }
         // Boxed: two socket addresses are 64 bytes of every idle connection's state otherwise.
-        let task = serve(stream, Box::new(Peer::plain(client, local)), slot);
+        let task = serve(stream, peer, slot);
         log::trace!("connection future: {} bytes", std::mem::size_of_val(&task));
         tokio::spawn(task);
     }
     // No more accepts here: the socket closes (other processes may still hold it).
     drop(listener);
     shared.accepting.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// A TLS connection: the handshake (within the header timeout), then HTTP/2 when the client
+/// chose it by ALPN, else HTTP/1.1.
+async fn secure(stream: TcpStream, tls: TlsAcceptor, mut peer: Box<Peer>, slot: Slot) {
+    let wait = slot.0.limits.header_timeout;
+    let stream = match tokio::time::timeout(wait, tls.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return log::debug!("{}: TLS handshake failed: {e}", peer.client),
+        Err(_) => return log::debug!("{}: TLS handshake timed out", peer.client),
+    };
+    // The sites check the SNI name against the Host (421 when they disagree).
+    let sni = stream.get_ref().1.server_name().map(str::to_string);
+    peer.tls = Some(crate::conn::Tls { sni });
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        crate::h2conn::serve(stream, peer, slot).await
+    } else {
+        serve(stream, peer, slot).await
+    }
 }

@@ -21,6 +21,8 @@ pub fn run(cli: &cli::Cli, slot: usize) -> Result<(), String> {
             .map_err(|e| format!("control socket: {e}"))?,
     );
     let config = configuration(cli, &mut reader)?;
+    // Key files are often readable by root only: read them before becoming `user`.
+    crate::tls::install(&config)?;
     if let Some(id) = privileges::target(config.user.as_deref(), config.group.as_deref())? {
         privileges::become_(&id)?;
     }

@@ -55,6 +55,9 @@ mod sites;
 mod static_files;
 /// status: counters as JSON and Prometheus text.
 mod status;
+/// TLS listeners: HTTPS with HTTP/1.1 and HTTP/2 (curl, openssl s_client), certificates by
+/// SNI, reload, start-up errors, self-signed mode, and HTTP/2 abuse (Python's h2).
+mod tls;
 /// try_files: clean URLs and single-page-app fallback by rewriting to the first candidate.
 mod try_files;
 /// Binary upgrade: USR2, WINCH, QUIT.

@@ -292,6 +292,7 @@ impl Server {
         let Some(addr) = line
             .trim()
             .strip_prefix("listening on http://")
+            .or_else(|| line.trim().strip_prefix("listening on https://"))
             .and_then(|a| a.trim_end_matches('/').parse().ok())
         else {
             let _ = child.kill();

@@ -1,0 +1,303 @@
+//! One HTTP/2 connection (RFC 9113) over TLS: accept streams within the limits, answer each
+//! on a task of its own through the same chain, filters and host stages as HTTP/1.1, and
+//! close a connection that abuses resets (RFC 9113 §10.5, CVE-2023-44487).
+
+use crate::config::Limits;
+use crate::conn::{admit, log_access, Logged, Peer, Shared, Slot};
+use crate::errors::RequestError;
+use crate::http::Head;
+use crate::reply::Reply;
+use crate::wire::TlsStream;
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::{timeout, Instant};
+
+/// Streams a client may have open at once (nginx's `http2_max_concurrent_streams`).
+pub const MAX_STREAMS: u32 = 128;
+/// Streams the client resets before we accept them, beyond which h2 answers GOAWAY
+/// ENHANCE_YOUR_CALM (h2's own rapid-reset guard).
+const MAX_PENDING_RESETS: usize = 50;
+/// Streams we reset because the client broke the protocol, beyond which the connection goes.
+const MAX_ERROR_RESETS: usize = 128;
+/// Streams the client may cancel after we started answering them within `RESET_WINDOW`;
+/// past it the connection is closed with GOAWAY ENHANCE_YOUR_CALM.
+const MAX_RESETS: u32 = 2 * MAX_STREAMS;
+const RESET_WINDOW: Duration = Duration::from_secs(10);
+
+/// What a connection's stream tasks tell it.
+#[derive(Default)]
+struct Streams {
+    /// Stream tasks still running.
+    active: AtomicUsize,
+    /// Woken when a stream task ends (the connection may have become idle).
+    ended: Notify,
+    /// Client resets in the current window, and when it began.
+    resets: Mutex<(u32, Option<Instant>)>,
+    /// Woken when the resets pass `MAX_RESETS`.
+    calm: Notify,
+}
+
+impl Streams {
+    /// Count a stream the client cancelled while we worked on it.
+    fn client_reset(&self) {
+        let mut r = self.resets.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if !r.1.is_some_and(|since| now - since <= RESET_WINDOW) {
+            *r = (0, Some(now));
+        }
+        r.0 += 1;
+        if r.0 > MAX_RESETS {
+            self.calm.notify_one();
+        }
+    }
+}
+
+/// The h2 settings: stream and header limits, flow-control windows, reset guards.
+fn builder(limits: &Limits) -> h2::server::Builder {
+    let mut b = h2::server::Builder::new();
+    b.max_concurrent_streams(MAX_STREAMS)
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .initial_window_size(256 * 1024)
+        .initial_connection_window_size(1 << 20)
+        .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(Some(MAX_ERROR_RESETS));
+    b
+}
+
+/// Serve one HTTP/2 connection until it closes: the client's GOAWAY or EOF, ours on a stop,
+/// after `keepalive_timeout` without streams, or on abuse.
+pub async fn serve(stream: TlsStream, peer: Box<Peer>, slot: Slot) {
+    let shared = Arc::clone(&slot.0);
+    let limits = &shared.limits;
+    let mut conn = match timeout(limits.header_timeout, builder(limits).handshake(stream)).await {
+        Ok(Ok(c)) => c,
+        _ => return,
+    };
+    let streams = Arc::new(Streams::default());
+    let peer: Arc<Peer> = Arc::from(peer);
+    let mut closing = false;
+    loop {
+        let stop = shared.stop.notified();
+        tokio::pin!(stop);
+        stop.as_mut().enable();
+        if shared.stopping() && !closing {
+            closing = true;
+            conn.graceful_shutdown();
+        }
+        let idle = streams.active.load(Ordering::SeqCst) == 0 && !closing;
+        let idle_wait = if idle {
+            limits.keepalive_timeout
+        } else {
+            Duration::MAX
+        };
+        tokio::select! {
+            next = conn.accept() => match next {
+                Some(Ok((req, respond))) => {
+                    streams.active.fetch_add(1, Ordering::SeqCst);
+                    let task = answer(req, respond, Arc::clone(&shared), Arc::clone(&peer), Arc::clone(&streams));
+                    tokio::spawn(Box::pin(task));
+                }
+                Some(Err(e)) => {
+                    log::debug!("{}: HTTP/2 connection error: {e}", peer.client);
+                    break;
+                }
+                None => break,
+            },
+            _ = &mut stop => {}
+            _ = streams.ended.notified() => {}
+            _ = streams.calm.notified() => {
+                log::warn!("{}: HTTP/2 client reset more than {MAX_RESETS} streams in {}s; closing with ENHANCE_YOUR_CALM", peer.client, RESET_WINDOW.as_secs());
+                closing = true;
+                conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+            }
+            _ = tokio::time::sleep(idle_wait) => {
+                closing = true;
+                conn.graceful_shutdown();
+            }
+        }
+    }
+    drop(slot);
+}
+
+/// One stream: read the request, ask the chain, send the reply; counted as a client reset
+/// when the client cancels it first.
+async fn answer(
+    req: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    shared: Arc<Shared>,
+    peer: Arc<Peer>,
+    streams: Arc<Streams>,
+) {
+    if let Err(Cut { by_client: true }) = request(req, &mut respond, &shared, &peer).await {
+        streams.client_reset();
+    }
+    streams.active.fetch_sub(1, Ordering::SeqCst);
+    streams.ended.notify_one();
+}
+
+/// A stream that ended before its answer was complete; `by_client` when the client reset it.
+pub struct Cut {
+    pub by_client: bool,
+}
+
+impl From<h2::Error> for Cut {
+    fn from(e: h2::Error) -> Cut {
+        Cut {
+            by_client: e.is_reset() && e.is_remote(),
+        }
+    }
+}
+
+/// Read the request and its body, answer it, log it.
+async fn request(
+    req: http::Request<RecvStream>,
+    respond: &mut SendResponse<Bytes>,
+    shared: &Shared,
+    peer: &Peer,
+) -> Result<(), Cut> {
+    let since = Instant::now();
+    let (parts, body) = req.into_parts();
+    let head = match head(&parts, &shared.limits) {
+        Ok(h) => h,
+        Err(e) => return refuse(respond, shared, peer, None, e, since).await,
+    };
+    if let Err(e) = admit(&head) {
+        return refuse(respond, shared, peer, Some(&head), e, since).await;
+    }
+    let body = match read_body(body, &shared.limits, respond).await? {
+        Ok(b) => b,
+        Err(e) => return refuse(respond, shared, peer, Some(&head), e, since).await,
+    };
+    let chain = match shared.chain_for(Some(&head), peer) {
+        Ok(chain) => chain,
+        Err(e) => return refuse(respond, shared, peer, Some(&head), e, since).await,
+    };
+    let answered = respond_or_reset(
+        respond,
+        crate::chain::respond(&chain, shared.limits.max_ranges, &head, body, peer),
+    )
+    .await?;
+    let seen = Logged {
+        user: answered.remote_user.as_deref(),
+        h2: true,
+        ..Logged::of(Some(&head), since)
+    };
+    reply(respond, shared, peer, seen, answered.reply).await
+}
+
+/// Run the chain unless the client cancels the stream first (then the work is dropped).
+async fn respond_or_reset<F: std::future::Future>(
+    respond: &mut SendResponse<Bytes>,
+    work: F,
+) -> Result<F::Output, Cut> {
+    tokio::select! {
+        out = work => Ok(out),
+        reset = std::future::poll_fn(|cx| respond.poll_reset(cx)) => Err(Cut {
+            by_client: reset.is_ok(),
+        }),
+    }
+}
+
+/// A refusal before the chain ran (431, 413, 408, 400), through the filters.
+async fn refuse(
+    respond: &mut SendResponse<Bytes>,
+    shared: &Shared,
+    peer: &Peer,
+    head: Option<&Head>,
+    err: RequestError,
+    since: Instant,
+) -> Result<(), Cut> {
+    let target = head.map_or(&b""[..], |h| &h.target);
+    let mut r = crate::error_page::refusal(err, target);
+    if let (Some(head), Ok(chain)) = (head, shared.chain_for(head, peer)) {
+        r = crate::chain::filter_refusal(&chain, r, head, peer);
+    }
+    let seen = Logged {
+        h2: true,
+        ..Logged::of(head, since)
+    };
+    reply(respond, shared, peer, seen, r).await
+}
+
+/// Log, send and count one answer.
+async fn reply(
+    respond: &mut SendResponse<Bytes>,
+    shared: &Shared,
+    peer: &Peer,
+    seen: Logged<'_>,
+    r: Reply,
+) -> Result<(), Cut> {
+    let head_only = seen.head.is_some_and(|h| h.method == "HEAD");
+    let status = r.status;
+    let bytes = if crate::reply::bodiless(status) || head_only {
+        Some(0)
+    } else {
+        r.body.len()
+    };
+    log_access(shared, peer, &seen, status, bytes);
+    let sent = crate::h2send::send(respond, r, head_only, shared.limits.send_timeout).await;
+    crate::stats::get().record(status, bytes.unwrap_or(0), seen.since.elapsed());
+    sent
+}
+
+/// The request as the HTTP/1.1 path builds it: method, target (`:path`), and the fields,
+/// with `:authority` as Host (RFC 9113 §8.3.1) and the cookie fields joined (§8.2.3).
+fn head(parts: &http::request::Parts, limits: &Limits) -> Result<Head, RequestError> {
+    if parts.headers.len() > limits.max_header_count {
+        return Err(RequestError::HeadTooLarge);
+    }
+    let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
+    let mut headers: Vec<(String, Vec<u8>)> = Vec::with_capacity(parts.headers.len() + 1);
+    if let Some(a) = parts.uri.authority() {
+        headers.push(("host".into(), a.as_str().as_bytes().to_vec()));
+    }
+    let mut cookies: Vec<&[u8]> = Vec::new();
+    for (name, value) in &parts.headers {
+        if value.len() + name.as_str().len() + 2 > limits.max_header_field {
+            return Err(RequestError::HeadTooLarge);
+        }
+        match name.as_str() {
+            "cookie" => cookies.push(value.as_bytes()),
+            "host" if parts.uri.authority().is_some() => {}
+            n => headers.push((n.to_string(), value.as_bytes().to_vec())),
+        }
+    }
+    if !cookies.is_empty() {
+        headers.push(("cookie".into(), cookies.join(&b"; "[..])));
+    }
+    Ok(Head {
+        method: parts.method.as_str().to_string(),
+        target: target.as_bytes().to_vec(),
+        minor: 1,
+        headers,
+        len: 0,
+    })
+}
+
+/// The request body, whole, up to `max_body`, each DATA frame within `body_timeout`;
+/// what we read is handed back to the client's flow-control window.
+async fn read_body(
+    mut body: RecvStream,
+    limits: &Limits,
+    respond: &mut SendResponse<Bytes>,
+) -> Result<Result<Vec<u8>, RequestError>, Cut> {
+    let mut out = Vec::new();
+    loop {
+        let next = respond_or_reset(respond, timeout(limits.body_timeout, body.data())).await?;
+        let data = match next {
+            Err(_) => return Ok(Err(RequestError::BodyTimeout)),
+            Ok(None) => return Ok(Ok(out)),
+            Ok(Some(d)) => d?,
+        };
+        let _ = body.flow_control().release_capacity(data.len());
+        if (out.len() + data.len()) as u64 > limits.max_body {
+            return Ok(Err(RequestError::BodyTooLarge));
+        }
+        out.extend_from_slice(&data);
+    }
+}

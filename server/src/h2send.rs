@@ -1,0 +1,183 @@
+//! Writing a `Reply` on an HTTP/2 stream: the head as a HEADERS frame, then the body (bytes,
+//! file ranges read in pieces, a case's stream, a filtered body) as DATA frames, each sent
+//! only as the client's flow-control window allows, under the send timeout.
+
+use crate::h2conn::Cut;
+use crate::http::SERVER;
+use crate::reply::{bodiless, Body, Msg, Reply, Seg};
+use crate::send::{next_piece, FILE_PIECE};
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{Reason, SendStream};
+use std::os::unix::fs::FileExt;
+use std::time::Duration;
+use tokio::time::timeout;
+
+/// Send `r` on the stream; HEAD gets GET's head and no body.
+pub async fn send(
+    respond: &mut SendResponse<Bytes>,
+    r: Reply,
+    head_only: bool,
+    wait: Duration,
+) -> Result<(), Cut> {
+    let empty = head_only || bodiless(r.status) || r.body.len() == Some(0);
+    let head = response(&r);
+    let mut out = respond.send_response(head, empty)?;
+    if empty {
+        return Ok(());
+    }
+    let mut out = Out { s: &mut out, wait };
+    let done = match r.body {
+        Body::Empty => Ok(true),
+        Body::Bytes(b) => out.data(Bytes::from(b)).await.map(|_| true),
+        Body::File(file, segs) => out.file(&file, segs).await.map(|_| true),
+        Body::Stream(rx, len) => out.stream(rx, len).await,
+        Body::Transformed(t) => out.transformed(*t).await,
+    }?;
+    if !done {
+        // The case or a filter failed mid-answer: the client must not take it as whole.
+        out.s.send_reset(Reason::INTERNAL_ERROR);
+        return Ok(());
+    }
+    out.s.send_data(Bytes::new(), true)?;
+    Ok(())
+}
+
+/// The response head: status, Date, Server, the reply's fields less those HTTP/2 forbids
+/// (RFC 9113 §8.2.2), and Content-Length when known.
+fn response(r: &Reply) -> http::Response<()> {
+    let mut b = http::Response::builder().status(
+        http::StatusCode::from_u16(r.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+    );
+    let mut date = Vec::with_capacity(32);
+    crate::http::date_now(&mut date);
+    b = b.header("date", date).header("server", SERVER);
+    for (n, v) in &r.headers {
+        if !connection_specific(n) {
+            b = b.header(&n[..], &v[..]);
+        }
+    }
+    if let (false, Some(n)) = (bodiless(r.status), r.body.len()) {
+        b = b.header("content-length", n);
+    }
+    b.body(()).unwrap_or_else(|_| {
+        let mut fallback = http::Response::new(());
+        *fallback.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        fallback
+    })
+}
+
+/// Fields HTTP/2 has no place for, and Content-Length (we set it from the body).
+fn connection_specific(name: &[u8]) -> bool {
+    const DROP: [&[u8]; 7] = [
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"upgrade",
+        b"te",
+        b"content-length",
+    ];
+    DROP.iter().any(|d| name.eq_ignore_ascii_case(d))
+}
+
+/// A stream's body side, with the send timeout.
+struct Out<'a> {
+    s: &'a mut SendStream<Bytes>,
+    wait: Duration,
+}
+
+impl Out<'_> {
+    /// Send `data` in pieces as the client's window opens.
+    async fn data(&mut self, mut data: Bytes) -> Result<(), Cut> {
+        while !data.is_empty() {
+            self.s.reserve_capacity(data.len());
+            let granted = match timeout(self.wait, capacity(self.s)).await {
+                Ok(Some(n)) => n?,
+                Ok(None) => return Err(Cut { by_client: false }),
+                Err(_) => return Err(Cut { by_client: false }),
+            };
+            let piece = data.split_to(granted.min(data.len()));
+            self.s.send_data(piece, false)?;
+        }
+        Ok(())
+    }
+
+    /// File ranges (and the multipart bytes between them), read in pieces.
+    async fn file(&mut self, file: &std::fs::File, segs: Vec<Seg>) -> Result<(), Cut> {
+        for seg in segs {
+            match seg {
+                Seg::Bytes(b) => self.data(Bytes::from(b)).await?,
+                Seg::Range(mut off, len) => {
+                    let end = off + len;
+                    while off < end {
+                        let n = FILE_PIECE.min((end - off) as usize);
+                        let mut piece = vec![0u8; n];
+                        file.read_exact_at(&mut piece, off)
+                            .map_err(|_| Cut { by_client: false })?;
+                        self.data(Bytes::from(piece)).await?;
+                        off += n as u64;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What a case on a worker thread writes; Ok(false) when it aborted or overran its length.
+    async fn stream(
+        &mut self,
+        mut rx: tokio::sync::mpsc::Receiver<Msg>,
+        len: Option<u64>,
+    ) -> Result<bool, Cut> {
+        let mut sent: u64 = 0;
+        loop {
+            match rx.recv().await {
+                Some(Msg::Data(d)) => {
+                    sent += d.len() as u64;
+                    if len.is_some_and(|n| sent > n) {
+                        return Ok(false);
+                    }
+                    self.data(Bytes::from(d)).await?;
+                }
+                Some(Msg::Abort) => return Ok(false),
+                Some(Msg::Head(..)) => {}
+                None => return Ok(len.map_or(true, |n| n == sent)),
+            }
+        }
+    }
+
+    /// A body through its transforming filters; Ok(false) when a filter or the source failed.
+    async fn transformed(&mut self, mut t: crate::filter::Transformed) -> Result<bool, Cut> {
+        loop {
+            let piece = match next_piece(&mut t).await {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(_) => return Ok(false),
+            };
+            let Ok(out) = t.push(&piece, false) else {
+                return Ok(false);
+            };
+            self.data(Bytes::from(out)).await?;
+        }
+        let Ok(last) = t.push(&[], true) else {
+            return Ok(false);
+        };
+        self.data(Bytes::from(last)).await?;
+        Ok(true)
+    }
+}
+
+/// Wait until the stream may send some bytes: how many, an error, or `None` if it closed.
+async fn capacity(s: &mut SendStream<Bytes>) -> Option<Result<usize, h2::Error>> {
+    loop {
+        let now = s.capacity();
+        if now > 0 {
+            return Some(Ok(now));
+        }
+        match std::future::poll_fn(|cx| s.poll_capacity(cx)).await {
+            Some(Ok(0)) => continue,
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! TLS for the listeners that ask for it: certificates and keys read from PEM files (or made
+//! in memory with `self-signed`), checked at start-up, chosen by the name the client asks
+//! for (SNI), and turned into one rustls server configuration per listener.
+
+use crate::config::listeners::{CertFiles, Tls};
+use crate::config::Config;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use tokio_rustls::TlsAcceptor;
+
+/// ALPN protocols we speak, in our order of preference.
+const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+/// TLS sessions remembered for resumption by session id (per worker), as nginx's
+/// `ssl_session_cache` of a few MiB.
+const SESSION_CACHE: usize = 10_240;
+
+/// Per listener (in `Config::listen` order), its acceptor when it speaks TLS; set once per
+/// process before privileges are dropped (key files are often readable by root only).
+static ACCEPTORS: OnceLock<Vec<Option<TlsAcceptor>>> = OnceLock::new();
+
+/// Read every listener's certificates and keep them for `acceptor`.
+pub fn install(config: &Config) -> Result<(), String> {
+    let built = build(config)?;
+    let _ = ACCEPTORS.set(built);
+    Ok(())
+}
+
+/// Read and check every listener's certificates, keeping nothing (`--check-config`).
+pub fn check(config: &Config) -> Result<(), String> {
+    build(config).map(drop)
+}
+
+/// The TLS acceptor of listener `i`, when it speaks TLS.
+pub fn acceptor(i: usize) -> Option<TlsAcceptor> {
+    ACCEPTORS.get()?.get(i)?.clone()
+}
+
+fn build(config: &Config) -> Result<Vec<Option<TlsAcceptor>>, String> {
+    config
+        .tls
+        .iter()
+        .zip(&config.listen)
+        .map(|(tls, addr)| match tls {
+            None => Ok(None),
+            Some(tls) => {
+                let certs = certificates(tls, addr)?;
+                server_config(certs).map(|c| Some(TlsAcceptor::from(Arc::new(c))))
+            }
+        })
+        .collect()
+}
+
+/// The certificates a listener serves, the default (for clients that name no host) first.
+fn certificates(tls: &Tls, addr: &std::net::SocketAddr) -> Result<Vec<Arc<CertifiedKey>>, String> {
+    match tls {
+        Tls::SelfSigned => {
+            log::warn!("TLS on {addr}: a self-signed certificate for localhost, made in memory; clients will not trust it (curl -k). For local testing only: give cert and key files for a real site");
+            self_signed().map(|c| vec![Arc::new(c)])
+        }
+        Tls::Files(files) => files.iter().map(|f| load(f).map(Arc::new)).collect(),
+    }
+}
+
+/// rustls with ring, TLS 1.3 and 1.2 only (its safe cipher suites, in its order), ALPN h2
+/// then http/1.1, resumption by session id and by ticket.
+fn server_config(certs: Vec<Arc<CertifiedKey>>) -> Result<ServerConfig, String> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(BySni { certs }));
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    // Our cipher suite order (rustls': AEADs with forward secrecy, the strongest first)
+    // wins over the client's, as nginx's ssl_prefer_server_ciphers.
+    config.ignore_client_order = true;
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS: {e}"))?;
+    Ok(config)
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Picks the first certificate valid for the name the client asks for; the first one when
+/// it names none or none fits (as nginx's default server does).
+#[derive(Debug)]
+struct BySni {
+    certs: Vec<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for BySni {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let wanted = hello
+            .server_name()
+            .and_then(|n| ServerName::try_from(n).ok());
+        let fits = |c: &&Arc<CertifiedKey>| {
+            let Some(name) = &wanted else { return false };
+            let Some(der) = c.cert.first() else {
+                return false;
+            };
+            webpki::EndEntityCert::try_from(der)
+                .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(name).is_ok())
+        };
+        self.certs.iter().find(fits).or(self.certs.first()).cloned()
+    }
+}
+
+/// A certificate for localhost, 127.0.0.1 and ::1, with a fresh key.
+fn self_signed() -> Result<CertifiedKey, String> {
+    let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    let made = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| format!("cannot make a self-signed certificate: {e}"))?;
+    let key = PrivateKeyDer::Pkcs8(made.key_pair.serialize_der().into());
+    CertifiedKey::from_der(vec![made.cert.der().clone()], key, &provider())
+        .map_err(|e| format!("cannot use the self-signed certificate: {e}"))
+}
+
+/// One certificate chain and its key from PEM files, checked: present, readable, parsable,
+/// valid today, and the key is the certificate's.
+fn load(files: &CertFiles) -> Result<CertifiedKey, String> {
+    let chain = read_chain(&files.cert)?;
+    check_dates(&files.cert, &chain[0])?;
+    let key = read_key(&files.key)?;
+    CertifiedKey::from_der(chain, key, &provider()).map_err(|e| mismatch(files, e))
+}
+
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let shown = path.display();
+    let bytes = read(path, "certificate")?;
+    let chain = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("certificate file {shown}: {e}\n  expected: PEM \"BEGIN CERTIFICATE\" blocks, the site's certificate first, then its intermediates"))?;
+    if chain.is_empty() {
+        return Err(format!("certificate file {shown} holds no certificate\n  expected: PEM \"BEGIN CERTIFICATE\" blocks, the site's certificate first, then its intermediates (a key file given as `cert`?)"));
+    }
+    Ok(chain)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let bytes = read(path, "private key")?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+        format!("private key file {}: no private key in it ({e})\n  expected: one PEM \"BEGIN PRIVATE KEY\" (or RSA/EC PRIVATE KEY) block, unencrypted", path.display())
+    })
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| {
+        format!("cannot read the {what} file {}: {e}\n  fix: correct `cert`/`key` in [[listeners]] (relative paths start at the configuration's folder), or make the file readable by the user that starts the server (the master reads it before workers drop privileges)", path.display())
+    })
+}
+
+/// Refuse a certificate outside its validity period, naming the dates.
+fn check_dates(path: &Path, der: &CertificateDer<'_>) -> Result<(), String> {
+    let shown = path.display();
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("certificate file {shown}: the first certificate cannot be read: {e}\n  expected: a DER X.509 certificate in PEM"))?;
+    let validity = cert.validity();
+    let now = x509_parser::time::ASN1Time::now();
+    if now > validity.not_after {
+        return Err(format!("certificate file {shown} expired on {}\n  fix: renew the certificate (clients refuse an expired one) and reload", validity.not_after));
+    }
+    if now < validity.not_before {
+        return Err(format!("certificate file {shown} is not valid before {}\n  fix: check the machine's clock, or use a certificate valid now", validity.not_before));
+    }
+    Ok(())
+}
+
+fn mismatch(files: &CertFiles, e: rustls::Error) -> String {
+    let (cert, key) = (files.cert.display(), files.key.display());
+    match e {
+        rustls::Error::InconsistentKeys(_) => format!("private key file {key} does not match certificate file {cert}\n  expected: the key the certificate was issued for\n  fix: pair each `cert` with its own `key` in [[listeners]]"),
+        other => format!("private key file {key} (for {cert}) cannot be used: {other}\n  expected: an RSA, ECDSA (P-256/P-384) or Ed25519 key"),
+    }
+}

@@ -1,0 +1,79 @@
+//! What an HTTP/1.1 connection runs over: a plain TCP socket (files go out with sendfile) or
+//! a TLS stream on one (files are read and encrypted), behind one trait.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// A TLS connection after its handshake.
+pub type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// A byte stream to a client.
+pub trait Wire: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Wait until the client has sent something (which may turn out to be nothing for us).
+    fn ready(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Read what is there now into `buf`'s spare room; `WouldBlock` when nothing is.
+    fn try_read_now(&mut self, buf: &mut Vec<u8>) -> io::Result<usize>;
+    /// The socket itself when what is written to it reaches the client as is (no TLS), so
+    /// files can go out with sendfile.
+    fn plain(&self) -> Option<&TcpStream>;
+}
+
+impl Wire for TcpStream {
+    async fn ready(&mut self) -> io::Result<()> {
+        self.readable().await
+    }
+
+    fn try_read_now(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        self.try_read_buf(buf)
+    }
+
+    fn plain(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl Wire for TlsStream {
+    /// Decrypted bytes already held count as ready; otherwise wait for the socket.
+    async fn ready(&mut self) -> io::Result<()> {
+        let (tcp, tls) = self.get_mut();
+        let held = tls.process_new_packets().map_or(true, |s| {
+            s.plaintext_bytes_to_read() > 0 || s.peer_has_closed()
+        });
+        if held {
+            return Ok(());
+        }
+        tcp.readable().await
+    }
+
+    fn try_read_now(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let waker = Waker::from(Arc::new(Nobody));
+        let mut cx = Context::from_waker(&waker);
+        let start = buf.len();
+        buf.resize(buf.capacity().max(start + 1024), 0);
+        let mut rb = ReadBuf::new(&mut buf[start..]);
+        let polled = Pin::new(&mut *self).poll_read(&mut cx, &mut rb);
+        let n = rb.filled().len();
+        buf.truncate(start + n);
+        match polled {
+            Poll::Ready(Ok(())) => Ok(n),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn plain(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+/// A waker for a read that must not wait: nobody is woken.
+struct Nobody;
+
+impl Wake for Nobody {
+    fn wake(self: Arc<Self>) {}
+}

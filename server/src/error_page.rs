@@ -5,6 +5,7 @@ use crate::errors::RequestError;
 use crate::http::{reason, SERVER};
 use crate::reply::{Body, Reply};
 use plugin_api::helpers::html_escape;
+use std::fmt::Write;
 
 /// The host's answer for `status`: its HTML page naming `path` and `message`.
 pub fn reply(status: u16, path: &[u8], message: &str) -> Reply {
@@ -21,26 +22,48 @@ pub fn refusal(err: RequestError, path: &[u8]) -> Reply {
 /// the case's message, what to try, and links home and to the parent folder; drawn with the
 /// same stylesheet as the folder listings, no external assets.
 pub fn render(status: u16, path: &[u8], message: &str) -> Vec<u8> {
-    let (what, next) = advice(status);
-    let parent = parent_link(path);
-    let title = format!("{status} {}", reason(status));
-    let mut page = plugin_api::helpers::page_start(&title);
-    page.push_str(&format!(
-        "<h1>{}</h1>\n<p class=\"lead\">{what}</p>\n<p>Address: <code>{}</code></p>\n",
-        html_escape(&title),
+    let (_, next) = advice(status);
+    let mut page = String::with_capacity(4096);
+    page.push_str(&opening(status));
+    let _ = writeln!(
+        page,
+        "<p>Address: <code>{}</code></p>",
         html_escape(&String::from_utf8_lossy(path))
-    ));
+    );
     if !message.is_empty() {
-        page.push_str(&format!(
-            "<p class=\"muted\">The server says: {}.</p>\n",
-            html_escape(message.trim_end_matches('.'))
-        ));
+        let said = html_escape(message.trim_end_matches('.'));
+        let _ = writeln!(page, "<p class=\"muted\">The server says: {said}.</p>");
     }
-    page.push_str(&format!(
+    let parent = parent_link(path);
+    let _ = write!(
+        page,
         "<p>{next}</p>\n<nav><a href=\"/\">Home</a>{parent}</nav>\n\
          <footer>{SERVER}</footer>\n</body>\n</html>\n"
-    ));
+    );
     page.into_bytes()
+}
+
+/// The part of a page that depends on the status alone (the head with its stylesheet, the
+/// heading, what happened), made once per status per thread: most of every error page.
+fn opening(status: u16) -> std::rc::Rc<str> {
+    thread_local! {
+        static OPENINGS: std::cell::RefCell<std::collections::HashMap<u16, std::rc::Rc<str>>> =
+            Default::default();
+    }
+    OPENINGS.with(|o| {
+        let made = || {
+            let title = format!("{status} {}", reason(status));
+            let mut page = plugin_api::helpers::page_start(&title);
+            let what = advice(status).0;
+            let _ = writeln!(
+                page,
+                "<h1>{}</h1>\n<p class=\"lead\">{what}</p>",
+                html_escape(&title)
+            );
+            std::rc::Rc::from(page)
+        };
+        std::rc::Rc::clone(o.borrow_mut().entry(status).or_insert_with(made))
+    })
 }
 
 /// What happened, in a sentence, and what to try, for `status`.

@@ -74,6 +74,10 @@ fn advice(status: u16) -> (&'static str, &'static str) {
             "The server could not understand this request.",
             "Check the address for stray characters, such as a % not followed by two hex digits.",
         ),
+        401 => (
+            "This page needs a user name and password.",
+            "Sign in with the ones you were given, or ask the site's owner for them.",
+        ),
         403 => (
             "You may not see this page.",
             "It leads outside the site or the server may not read it; go back to a page you know.",
@@ -99,6 +103,10 @@ fn advice(status: u16) -> (&'static str, &'static str) {
         416 => (
             "The part of the file asked for is not in it.",
             "Reload the whole file.",
+        ),
+        421 => (
+            "This server does not answer for that address over this connection.",
+            "Open the address directly, in a new window.",
         ),
         431 => (
             "The request headers are too large.",

@@ -574,7 +574,7 @@ struct Changes {
 async fn act(chain: &Arc<Chain>, i: usize, work: &mut Work, place: &mut Place) -> Acted {
     let case = &chain.cases[i];
     let body = work.body.take().unwrap_or_default();
-    let (rc, collect) = if case.may_block {
+    let (rc, mut collect) = if case.may_block {
         match run_blocking(chain, i, work, body).await {
             Ran::Streaming(reply) => {
                 chain.count(i);
@@ -596,8 +596,8 @@ async fn act(chain: &Arc<Chain>, i: usize, work: &mut Work, place: &mut Place) -
         }
         WP_DECLINED | WP_CONTINUE if !collect.started => {
             let changes = Changes {
-                rewrite: collect.rewrite.clone(),
-                vars: collect.vars.clone(),
+                rewrite: collect.rewrite.take(),
+                vars: std::mem::take(&mut collect.vars),
             };
             work.body = Some(collect.into_body());
             if rc == WP_DECLINED {

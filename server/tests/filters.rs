@@ -52,8 +52,9 @@ fn a_304_keeps_the_headers_a_filter_added() {
 }
 
 #[test]
-fn a_filter_cannot_touch_the_framing() {
-    // The stamp fixture's unit test shows the refusal; here the wire shows one framing.
+fn a_filtered_file_keeps_one_content_length_and_its_body() {
+    // The refusal of framing headers is shown by the stamp fixture's unit test
+    // (`framing_headers_stay_the_hosts`); here the wire shows one framing after a filter.
     let s = stamped("");
     let r = s.get("/notes.txt");
     assert_eq!(r.header("content-length"), Some("10"));

@@ -89,28 +89,31 @@ pub struct Entry<'a> {
 /// client-sent fields are escaped as `\xHH` (and spaces in the unquoted user), so a request
 /// cannot forge log lines or shift their fields.
 pub fn format(e: &Entry, imf_date: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(160);
-    out.extend_from_slice(e.client.to_string().as_bytes());
+    let mut out = Vec::with_capacity(256);
+    crate::digits::push_ip(&mut out, e.client);
     out.extend_from_slice(b" - ");
     match e.user.filter(|u| !u.is_empty()) {
         Some(user) => user_field(&mut out, user),
         None => out.push(b'-'),
     }
     out.extend_from_slice(b" [");
-    out.extend_from_slice(clf_date(imf_date).as_bytes());
+    clf_date(&mut out, imf_date);
     out.extend_from_slice(b"] \"");
     match e.request {
         Some((method, target, version)) => {
             escaped(&mut out, method.as_bytes());
             out.push(b' ');
             escaped(&mut out, target);
-            out.extend_from_slice(format!(" HTTP/{version}").as_bytes());
+            out.extend_from_slice(b" HTTP/");
+            out.extend_from_slice(version.as_bytes());
         }
         None => out.push(b'-'),
     }
-    out.extend_from_slice(format!("\" {} ", e.status).as_bytes());
+    out.extend_from_slice(b"\" ");
+    crate::digits::push_decimal(&mut out, e.status.into());
+    out.push(b' ');
     match e.bytes {
-        Some(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Some(n) => crate::digits::push_decimal(&mut out, n),
         None => out.push(b'-'),
     }
     for field in [e.referer, e.user_agent] {
@@ -135,26 +138,44 @@ fn user_field(out: &mut Vec<u8>, user: &[u8]) {
     }
 }
 
+/// Client-sent bytes, with quotes, backslashes and control bytes as `\xHH`; a field with
+/// none of them (nearly all) is copied at once.
 fn escaped(out: &mut Vec<u8>, v: &[u8]) {
+    let plain = |b: &u8| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\';
+    if v.iter().all(plain) {
+        out.extend_from_slice(v);
+        return;
+    }
     for &b in v {
-        if !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\' {
-            out.extend_from_slice(format!("\\x{b:02X}").as_bytes());
-        } else {
+        if plain(&b) {
             out.push(b);
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.extend_from_slice(&[
+                b'\\',
+                b'x',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ]);
         }
     }
 }
 
 /// `Tue, 24 Nov 2026 00:53:06 GMT` → `24/Nov/2026:00:53:06 +0000`.
-fn clf_date(imf: &str) -> String {
+fn clf_date(out: &mut Vec<u8>, imf: &str) {
     match (
         imf.get(5..7),
         imf.get(8..11),
         imf.get(12..16),
         imf.get(17..25),
     ) {
-        (Some(d), Some(m), Some(y), Some(t)) => format!("{d}/{m}/{y}:{t} +0000"),
-        _ => imf.to_string(),
+        (Some(d), Some(m), Some(y), Some(t)) => {
+            for (part, sep) in [(d, "/"), (m, "/"), (y, ":"), (t, " +0000")] {
+                out.extend_from_slice(part.as_bytes());
+                out.extend_from_slice(sep.as_bytes());
+            }
+        }
+        _ => out.extend_from_slice(imf.as_bytes()),
     }
 }
 

@@ -486,8 +486,12 @@ fn case_view(
             b"HTTP/1.1"
         },
     );
-    req.set(Field::ClientAddr, peer.client.ip().to_string().as_bytes());
-    req.set(Field::ServerAddr, peer.local.ip().to_string().as_bytes());
+    let mut ip = Vec::with_capacity(40);
+    crate::digits::push_ip(&mut ip, peer.client.ip());
+    req.set(Field::ClientAddr, &ip);
+    ip.clear();
+    crate::digits::push_ip(&mut ip, peer.local.ip());
+    req.set(Field::ServerAddr, &ip);
     req.set(Field::Root, root.path.as_os_str().as_bytes());
     set_place(&mut req, place, &head.target);
     if peer.tls.is_some() {

@@ -145,11 +145,13 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
     let limits = &shared.limits;
     let mut served: u32 = 0;
     let mut wait = limits.header_timeout;
+    // Registered once, before the flag is first checked, so a stop in between is not missed;
+    // it stays registered while the connection lives (once per request cost a lock each).
+    let stop = shared.stop.notified();
+    tokio::pin!(stop);
+    stop.as_mut().enable();
+    let mut stop_seen = false;
     loop {
-        // Registered before the flag is checked, so a stop in between is not missed.
-        let stop = shared.stop.notified();
-        tokio::pin!(stop);
-        stop.as_mut().enable();
         if shared.stopping() {
             // Idle, it closes. Just accepted (before the stop: a reload or an upgrade hands
             // the socket on), its first request may be on its way: a moment for it.
@@ -163,7 +165,10 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
                 Ok(Ok(())) => {}
                 _ => break,
             },
-            _ = &mut stop => continue,
+            _ = &mut stop, if !stop_seen => {
+                stop_seen = true;
+                continue;
+            }
         }
         wait = limits.keepalive_timeout;
         match Box::pin(burst(&mut stream, shared, &peer, &mut served)).await {
@@ -176,7 +181,7 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
             Ok(Next::Close) | Err(_) => break,
         }
     }
-    drop(slot);
+    // `slot`, a parameter, is dropped after the locals borrowing it: the count goes down last.
 }
 
 /// Close gracefully: stop sending, then read and drop what the client still sends for a
@@ -256,7 +261,8 @@ async fn read_head(
     buf: &mut Vec<u8>,
     limits: &Limits,
 ) -> io::Result<Step<Head>> {
-    let deadline = Instant::now() + limits.header_timeout;
+    // Armed only when the head is not all here yet, which is rare.
+    let mut deadline = None;
     loop {
         match parse_head(buf, limits) {
             Ok(Some(head)) => {
@@ -269,6 +275,7 @@ async fn read_head(
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(4096);
         }
+        let deadline = *deadline.get_or_insert_with(|| Instant::now() + limits.header_timeout);
         match timeout_at(deadline, stream.read_buf(buf)).await {
             Ok(Ok(0)) => return Ok(Step::Close),
             Ok(Ok(_)) => {}
@@ -443,8 +450,6 @@ pub fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, byte
     let Some(log) = &shared.access_log else {
         return;
     };
-    let mut date = Vec::with_capacity(32);
-    crate::http::date_now(&mut date);
     let entry = crate::access_log::Entry {
         client: peer.client.ip(),
         user: seen.user,
@@ -454,10 +459,8 @@ pub fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, byte
         referer: head.and_then(|h| h.header("referer")),
         user_agent: head.and_then(|h| h.header("user-agent")),
     };
-    log.write(&crate::access_log::format(
-        &entry,
-        &String::from_utf8_lossy(&date),
-    ));
+    let line = crate::http::with_date_now(|date| crate::access_log::format(&entry, date));
+    log.write(&line);
 }
 
 /// The request's HTTP version as the access log writes it.
@@ -488,11 +491,14 @@ async fn read_body(
     if expects && *framing != BodyFraming::None {
         stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
     }
-    let mut pace = Pace::new(limits);
     match *framing {
         BodyFraming::None => Ok(Step::Go(Vec::new())),
-        BodyFraming::Length(n) => read_length(stream, buf, n as usize, &mut pace).await,
-        BodyFraming::Chunked => read_chunked(stream, buf, limits.max_body, &mut pace).await,
+        BodyFraming::Length(n) => {
+            read_length(stream, buf, n as usize, &mut Pace::new(limits)).await
+        }
+        BodyFraming::Chunked => {
+            read_chunked(stream, buf, limits.max_body, &mut Pace::new(limits)).await
+        }
     }
 }
 

@@ -184,10 +184,19 @@ impl HeadSink for Edit<'_> {
         if !editable(name, value) {
             return false;
         }
-        self.reply
-            .headers
-            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.reply.headers.push((name.to_vec(), value.to_vec()));
+        let same = |(n, _): &(Vec<u8>, Vec<u8>)| n.eq_ignore_ascii_case(name);
+        match self.reply.headers.iter().filter(|h| same(h)).count() {
+            0 => self.reply.headers.push((name.to_vec(), value.to_vec())),
+            // One already there: its value is replaced where it stands.
+            1 => {
+                let i = self.reply.headers.iter().position(same).unwrap_or(0);
+                self.reply.headers[i].1 = value.to_vec();
+            }
+            _ => {
+                self.reply.headers.retain(|h| !same(h));
+                self.reply.headers.push((name.to_vec(), value.to_vec()));
+            }
+        }
         true
     }
 

@@ -357,6 +357,11 @@ thread_local! {
 
 /// The current time as an IMF-fixdate, recomputed at most once a second per thread.
 pub fn date_now(out: &mut Vec<u8>) {
+    with_date_now(|d| out.extend_from_slice(d.as_bytes()));
+}
+
+/// Lend the current IMF-fixdate to `f`, without copying it.
+pub fn with_date_now<R>(f: impl FnOnce(&str) -> R) -> R {
     let now = std::time::SystemTime::now();
     let secs = now
         .duration_since(std::time::UNIX_EPOCH)
@@ -367,16 +372,43 @@ pub fn date_now(out: &mut Vec<u8>) {
         if d.0 != secs || d.1.is_empty() {
             *d = (secs, httpdate::fmt_http_date(now));
         }
-        out.extend_from_slice(d.1.as_bytes());
+        f(&d.1)
     })
 }
 
 /// Is this byte string allowed in a header name (token)?
 pub fn is_token(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.iter().all(|&b| TCHAR[usize::from(b)])
 }
+
+/// `tchar` (RFC 9110 §5.6.2) by byte value.
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    t
+};
 
 /// Is this byte string allowed in a header value (no CR, LF, NUL or other controls but tab)?
 pub fn is_field_value(s: &[u8]) -> bool {

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod control;
+pub mod digits;
 pub mod error_page;
 pub mod errors;
 pub mod fault;

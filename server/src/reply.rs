@@ -128,7 +128,7 @@ pub fn write_head(out: &mut Vec<u8>, r: &Reply, f: &Framing) -> Delim {
     match delim {
         Delim::Length(n) => {
             out.extend_from_slice(b"Content-Length: ");
-            out.extend_from_slice(n.to_string().as_bytes());
+            crate::digits::push_decimal(out, n);
             out.extend_from_slice(b"\r\n");
         }
         Delim::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
@@ -146,7 +146,7 @@ pub fn write_head(out: &mut Vec<u8>, r: &Reply, f: &Framing) -> Delim {
 /// `HTTP/1.1 200 OK`, then the Date and Server every response carries.
 fn status_line(out: &mut Vec<u8>, status: u16) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.to_string().as_bytes());
+    crate::digits::push_decimal(out, status.into());
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b"\r\nDate: ");

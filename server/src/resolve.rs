@@ -277,7 +277,9 @@ impl Root {
 
     /// `root/seg1/seg2...` as a file system path.
     pub fn join(&self, segs: &[Vec<u8>]) -> PathBuf {
-        let mut p = self.path.clone();
+        let len = self.path.as_os_str().len() + segs.iter().map(|s| s.len() + 1).sum::<usize>();
+        let mut p = PathBuf::with_capacity(len);
+        p.push(&self.path);
         for s in segs {
             p.push(OsStr::from_bytes(s));
         }

@@ -5,6 +5,7 @@
 use crate::filter::{Source, Transformed};
 use crate::reply::{write_head, Body, Delim, Framing, Msg, Reply, Seg};
 use crate::wire::Wire;
+use std::future::Future;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
@@ -23,10 +24,7 @@ pub async fn send(
 ) -> io::Result<bool> {
     let done = write(stream, reply, framing, wait).await?;
     // TLS holds what did not fit in the socket; a plain socket has nothing to flush.
-    match timeout(wait, stream.flush()).await {
-        Ok(r) => r.map(|_| done),
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
-    }
+    timed(wait, stream.flush()).await.map(|_| done)
 }
 
 async fn write(
@@ -35,7 +33,7 @@ async fn write(
     framing: &Framing,
     wait: Duration,
 ) -> io::Result<bool> {
-    let mut out = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(512 + inline_len(&reply.body));
     let delim = write_head(&mut out, &reply, framing);
     // HEAD gets the same head as GET and no body, whichever case answered.
     if delim == Delim::None || framing.head_only {
@@ -176,10 +174,7 @@ async fn write_parts(stream: &mut impl Wire, parts: &[&[u8]], wait: Duration) ->
         }
         Ok(())
     };
-    match timeout(wait, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
-    }
+    timed(wait, fut).await
 }
 
 /// Write with MSG_MORE: more data (a sendfile) follows at once, so do not push a small
@@ -200,17 +195,39 @@ async fn write_more(stream: &TcpStream, mut data: &[u8], wait: Duration) -> io::
         }
         Ok(())
     };
+    timed(wait, fut).await
+}
+
+async fn write_all(stream: &mut impl Wire, data: &[u8], wait: Duration) -> io::Result<()> {
+    timed(wait, stream.write_all(data)).await
+}
+
+/// Run a write under the send timeout. Most writes finish at once (the socket buffer has
+/// room): the timer is armed only when the first poll cannot finish, which saves a timer
+/// registration and removal per answer.
+pub async fn timed<T>(wait: Duration, fut: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
+    if let std::task::Poll::Ready(r) = first {
+        return r;
+    }
     match timeout(wait, fut).await {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
     }
 }
 
-async fn write_all(stream: &mut impl Wire, data: &[u8], wait: Duration) -> io::Result<()> {
-    match timeout(wait, stream.write_all(data)).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
-    }
+/// The bytes of a file body that go out in the head's buffer.
+fn inline_len(body: &Body) -> usize {
+    let Body::File(_, segs) = body else {
+        return 0;
+    };
+    let inline = |s: &Seg| match s {
+        Seg::Bytes(b) => b.len(),
+        Seg::Range(_, len) if *len <= INLINE_FILE => *len as usize,
+        Seg::Range(..) => 0,
+    };
+    segs.iter().map(inline).sum()
 }
 
 /// Files up to this size are read and sent with the head in one write; larger ones go out
@@ -301,12 +318,7 @@ async fn sendfile_range(
                 }
             }
         };
-        match timeout(wait, fut).await {
-            Ok(r) => {
-                r?;
-            }
-            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
-        }
+        timed(wait, fut).await?;
     }
     Ok(())
 }

@@ -29,8 +29,14 @@ impl Meta {
         }
     }
 
-    pub fn etag(&self) -> String {
-        format!("\"{:x}-{:x}\"", self.secs(), self.size)
+    pub fn etag(&self) -> Vec<u8> {
+        let mut tag = Vec::with_capacity(24);
+        tag.push(b'"');
+        crate::digits::push_hex(&mut tag, self.secs());
+        tag.push(b'-');
+        crate::digits::push_hex(&mut tag, self.size);
+        tag.push(b'"');
+        tag
     }
 
     pub fn secs(&self) -> u64 {
@@ -124,7 +130,7 @@ fn file_reply(
     }
     if status == 200 {
         headers.push((b"Last-Modified".to_vec(), http_date_of(meta.secs())));
-        headers.push((b"ETag".to_vec(), meta.etag().into_bytes()));
+        headers.push((b"ETag".to_vec(), meta.etag()));
         headers.push((b"Accept-Ranges".to_vec(), b"bytes".to_vec()));
     }
     Reply {
@@ -358,51 +364,69 @@ fn validators(headers: Headers) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
     })
 }
 
-/// Entries each per-thread formatting cache below keeps before it starts afresh.
-const MEMO_CAP: usize = 1024;
+/// The header values formatted most recently on this event loop thread, found by a scan
+/// (cheaper than hashing for the few keys a site keeps asking for); the oldest goes first.
+struct Recent<K> {
+    entries: Vec<(K, Vec<u8>)>,
+    next: usize,
+}
 
-/// Remember `make(key)` per event loop thread: files are served again and again with the
-/// same extension and the same modification time.
-fn memo<K: std::hash::Hash + Eq + Clone>(
-    cache: &'static std::thread::LocalKey<
-        std::cell::RefCell<std::collections::HashMap<K, Vec<u8>>>,
-    >,
-    key: &K,
-    make: impl FnOnce() -> Vec<u8>,
-) -> Vec<u8> {
-    cache.with(|c| {
-        let mut c = c.borrow_mut();
-        if let Some(v) = c.get(key) {
+/// Values each per-thread cache below keeps.
+const RECENT: usize = 16;
+
+impl<K: PartialEq> Recent<K> {
+    const fn new() -> Self {
+        Recent {
+            entries: Vec::new(),
+            next: 0,
+        }
+    }
+
+    fn get_or(
+        &mut self,
+        same: impl Fn(&K) -> bool,
+        make: impl FnOnce() -> (K, Vec<u8>),
+    ) -> Vec<u8> {
+        if let Some((_, v)) = self.entries.iter().find(|(k, _)| same(k)) {
             return v.clone();
         }
-        if c.len() >= MEMO_CAP {
-            c.clear();
+        let (k, v) = make();
+        if self.entries.len() < RECENT {
+            self.entries.push((k, v.clone()));
+        } else {
+            self.entries[self.next] = (k, v.clone());
+            self.next = (self.next + 1) % RECENT;
         }
-        let v = make();
-        c.insert(key.clone(), v.clone());
         v
-    })
+    }
 }
 
 thread_local! {
-    static TYPES: std::cell::RefCell<std::collections::HashMap<Vec<u8>, Vec<u8>>> =
-        Default::default();
-    static DATES: std::cell::RefCell<std::collections::HashMap<u64, Vec<u8>>> =
-        Default::default();
+    static TYPES: std::cell::RefCell<Recent<Vec<u8>>> = const { std::cell::RefCell::new(Recent::new()) };
+    static DATES: std::cell::RefCell<Recent<u64>> = const { std::cell::RefCell::new(Recent::new()) };
 }
 
 /// `Last-Modified` for a modification time in whole seconds.
 fn http_date_of(secs: u64) -> Vec<u8> {
-    memo(&DATES, &secs, || {
-        httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs)).into_bytes()
+    DATES.with_borrow_mut(|c| {
+        c.get_or(
+            |k| *k == secs,
+            || {
+                let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
+                (secs, date.into_bytes())
+            },
+        )
     })
 }
 
 /// The Content-Type header value for a path, remembered per extension.
 fn content_type_of(path: &Path) -> Vec<u8> {
     let ext = path.extension().map_or(&b""[..], |e| e.as_bytes());
-    memo(&TYPES, &ext.to_ascii_lowercase(), || {
-        content_type(path).into_bytes()
+    TYPES.with_borrow_mut(|c| {
+        c.get_or(
+            |k| k.eq_ignore_ascii_case(ext),
+            || (ext.to_ascii_lowercase(), content_type(path).into_bytes()),
+        )
     })
 }
 

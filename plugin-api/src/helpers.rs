@@ -53,19 +53,32 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
+/// The rules of [`STYLE`] every page uses, as a literal for `concat!`.
+macro_rules! page_rules {
+    () => {
+        concat!(
+            ":root{color-scheme:light dark;--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;",
+            "--bg:#fff;--link:#0550ae;--hover:#f6f8fa}",
+            "@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9198a1;",
+            "--line:#3d444d;--bg:#0d1117;--link:#4493f8;--hover:#151b23}}",
+            "*{box-sizing:border-box}",
+            "body{margin:0 auto;max-width:60rem;padding:1rem 1.25rem;color:var(--fg);",
+            "background:var(--bg);font:16px/1.5 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif}",
+            "a{color:var(--link);text-decoration:none}a:hover,a:focus{text-decoration:underline}",
+            "h1{font-size:1.375rem;line-height:1.3;margin:.25rem 0 1rem;overflow-wrap:anywhere}",
+            "nav{color:var(--muted);overflow-wrap:anywhere}",
+            "code{font:.9em ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;",
+            "overflow-wrap:anywhere}",
+            ".lead{font-size:1.125rem}.muted,footer{color:var(--muted)}",
+            "footer{margin-top:2rem;font-size:.875rem}",
+        )
+    };
+}
+
 /// The stylesheet of every page the server itself draws (error pages and folder listings):
 /// the system font, light and dark (`color-scheme`), long names wrapped, no external assets.
 pub const STYLE: &str = concat!(
-    ":root{color-scheme:light dark;--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;",
-    "--bg:#fff;--link:#0550ae;--hover:#f6f8fa}",
-    "@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9198a1;",
-    "--line:#3d444d;--bg:#0d1117;--link:#4493f8;--hover:#151b23}}",
-    "*{box-sizing:border-box}",
-    "body{margin:0 auto;max-width:60rem;padding:1rem 1.25rem;color:var(--fg);",
-    "background:var(--bg);font:16px/1.5 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif}",
-    "a{color:var(--link);text-decoration:none}a:hover,a:focus{text-decoration:underline}",
-    "h1{font-size:1.375rem;line-height:1.3;margin:.25rem 0 1rem;overflow-wrap:anywhere}",
-    "nav{color:var(--muted);overflow-wrap:anywhere}",
+    page_rules!(),
     "table{width:100%;border-collapse:collapse}",
     "th,td{padding:.4rem .6rem;text-align:left;vertical-align:baseline}",
     "th{border-bottom:2px solid var(--line);white-space:nowrap;font-weight:600}",
@@ -73,21 +86,29 @@ pub const STYLE: &str = concat!(
     ".name{width:100%;overflow-wrap:anywhere}.dir a{font-weight:600}",
     ".size,.date{white-space:nowrap;text-align:right;color:var(--muted);",
     "font-variant-numeric:tabular-nums}",
-    "code{font:.9em ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;",
-    "overflow-wrap:anywhere}",
-    ".lead{font-size:1.125rem}.muted,footer{color:var(--muted)}",
-    "footer{margin-top:2rem;font-size:.875rem}",
     "@media (max-width:40rem){body{padding:.75rem}th,td{padding:.4rem .3rem}",
     "td.date{font-size:.8125rem}}",
+);
+
+/// [`STYLE`] without the table rules: for pages without a table, such as error pages, which
+/// are sent often and should stay small.
+pub const PAGE_STYLE: &str = concat!(
+    page_rules!(),
+    "@media (max-width:40rem){body{padding:.75rem}}"
 );
 
 /// The start of a page drawn with [`STYLE`]: doctype, charset, viewport, the title (escaped
 /// here) and the stylesheet, ending just inside `<body>`.
 pub fn page_start(title: &str) -> String {
+    page_start_with(title, STYLE)
+}
+
+/// [`page_start`] with another stylesheet, such as [`PAGE_STYLE`].
+pub fn page_start_with(title: &str, style: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+         <title>{}</title>\n<style>{style}</style>\n</head>\n<body>\n",
         html_escape(title)
     )
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::time::{timeout_at, Instant};
 
 /// What every connection shares.
 pub struct Shared {
@@ -151,6 +151,10 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
     tokio::pin!(stop);
     stop.as_mut().enable();
     let mut stop_seen = false;
+    // One idle timer for the connection's life, moved on before each wait: moving a deadline
+    // later is a compare-and-swap, where a new timer per request took the timer lock twice.
+    let idle = tokio::time::sleep(wait);
+    tokio::pin!(idle);
     loop {
         if shared.stopping() {
             // Idle, it closes. Just accepted (before the stop: a reload or an upgrade hands
@@ -160,11 +164,12 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
             }
             wait = wait.min(FIRST_REQUEST_GRACE);
         }
+        idle.as_mut().reset(Instant::now() + wait);
         tokio::select! {
-            r = timeout(wait, stream.ready()) => match r {
-                Ok(Ok(())) => {}
-                _ => break,
+            r = stream.ready() => if r.is_err() {
+                break;
             },
+            _ = &mut idle => break,
             _ = &mut stop, if !stop_seen => {
                 stop_seen = true;
                 continue;

@@ -20,7 +20,7 @@ pub fn refusal(err: RequestError, path: &[u8]) -> Reply {
 
 /// An HTML error page for `status`: what happened in a sentence, the request path (escaped),
 /// the case's message, what to try, and links home and to the parent folder; drawn with the
-/// same stylesheet as the folder listings, no external assets.
+/// same stylesheet as the folder listings less its table rules, no external assets.
 pub fn render(status: u16, path: &[u8], message: &str) -> Vec<u8> {
     let (_, next) = advice(status);
     let mut page = String::with_capacity(4096);
@@ -53,7 +53,8 @@ fn opening(status: u16) -> std::rc::Rc<str> {
     OPENINGS.with(|o| {
         let made = || {
             let title = format!("{status} {}", reason(status));
-            let mut page = plugin_api::helpers::page_start(&title);
+            let style = plugin_api::helpers::PAGE_STYLE;
+            let mut page = plugin_api::helpers::page_start_with(&title, style);
             let what = advice(status).0;
             let _ = writeln!(
                 page,

@@ -324,7 +324,7 @@ pub struct TransformFailed;
 /// Where a transformed body's bytes come from.
 pub enum Source {
     /// A file's byte range, read in pieces.
-    File(Arc<std::fs::File>, u64, u64),
+    File(Arc<crate::shared_file::SharedFile>, u64, u64),
     /// What a case on a worker thread goes on writing.
     Stream(tokio::sync::mpsc::Receiver<Msg>),
     /// Nothing (HEAD and bodiless answers: the filter never gets body calls).
@@ -382,7 +382,11 @@ fn transformed(mut reply: Reply, stages: Vec<Stage>, ctx: &Ctx) -> Reply {
 
 /// Multipart file bodies are never transformed (Range is cut after the filters, so this
 /// only happens if a case built one itself).
-fn reply_without_transform(mut reply: Reply, file: Arc<std::fs::File>, segs: Vec<Seg>) -> Reply {
+fn reply_without_transform(
+    mut reply: Reply,
+    file: Arc<crate::shared_file::SharedFile>,
+    segs: Vec<Seg>,
+) -> Reply {
     reply.body = Body::File(file, segs);
     reply
 }

@@ -26,6 +26,7 @@ pub mod reply;
 pub mod resolve;
 pub mod send;
 pub mod server;
+pub mod shared_file;
 pub mod signals;
 pub mod sites;
 pub mod static_file;

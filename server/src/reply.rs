@@ -17,7 +17,7 @@ pub enum Body {
     Empty,
     Bytes(Vec<u8>),
     /// A file sent in pieces (whole file, one range, or multipart ranges).
-    File(std::sync::Arc<std::fs::File>, Vec<Seg>),
+    File(std::sync::Arc<crate::shared_file::SharedFile>, Vec<Seg>),
     /// Written by a plugin on a worker thread as it goes; length unknown unless the plugin
     /// gave a Content-Length.
     Stream(mpsc::Receiver<Msg>, Option<u64>),

@@ -1,6 +1,7 @@
 //! URL path → file system path confined to the document root: decoding, normalising, and the
 //! one place where path safety is decided (a path never escapes the root).
 
+use crate::shared_file::SharedFile;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -257,7 +258,7 @@ impl Root {
                 Ok(st) => {
                     let kind = kind_of_mode(st.st_mode);
                     let file = (kind == Kind::File).then(|| OpenFile {
-                        file: Arc::new(std::fs::File::from(fd)),
+                        file: Arc::new(SharedFile::new(fd.into(), st.st_size.max(0) as u64)),
                         stat: st,
                     });
                     Ok(Found { kind, file })
@@ -298,7 +299,7 @@ pub fn kind_of_mode(mode: u32) -> Kind {
 /// A regular file opened during lookup, with its stat (shared with the open-file cache).
 #[derive(Clone)]
 pub struct OpenFile {
-    pub file: Arc<std::fs::File>,
+    pub file: Arc<SharedFile>,
     pub stat: rustix::fs::Stat,
 }
 

@@ -4,6 +4,7 @@
 
 use crate::filter::{Source, Transformed};
 use crate::reply::{write_head, Body, Delim, Framing, Msg, Reply, Seg};
+use crate::shared_file::SharedFile;
 use crate::wire::Wire;
 use std::future::Future;
 use std::io;
@@ -237,7 +238,7 @@ const INLINE_FILE: u64 = 32 * 1024;
 async fn file_body(
     stream: &mut impl Wire,
     mut out: Vec<u8>,
-    file: &std::fs::File,
+    file: &SharedFile,
     segs: Vec<Seg>,
     wait: Duration,
 ) -> io::Result<()> {
@@ -245,9 +246,7 @@ async fn file_body(
         match seg {
             Seg::Bytes(b) => out.extend_from_slice(&b),
             Seg::Range(off, len) if len <= INLINE_FILE => {
-                let start = out.len();
-                out.resize(start + len as usize, 0);
-                file.read_exact_at(&mut out[start..], off)?;
+                file.read_into(&mut out, off, len as usize)?
             }
             Seg::Range(off, len) => match stream.plain() {
                 Some(tcp) => {

@@ -58,10 +58,11 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
             return;
         }
     };
+    // Registered once, before the flag is checked, so a stop in between is not missed.
+    let stop = shared.stop.notified();
+    tokio::pin!(stop);
+    stop.as_mut().enable();
     loop {
-        let stop = shared.stop.notified();
-        tokio::pin!(stop);
-        stop.as_mut().enable();
         if shared.stopping() {
             break;
         }

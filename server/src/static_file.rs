@@ -6,6 +6,7 @@ use crate::error_page;
 use crate::http::Head;
 use crate::reply::{Body, Reply, Seg};
 use crate::resolve::{self, Kind, OpenError, OpenFile, Root};
+use crate::shared_file::SharedFile;
 use rustix::fs::OFlags;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -108,7 +109,7 @@ fn open(root: &Root, abs: &Path) -> Result<OpenFile, (u16, &'static str)> {
         })?;
     match rustix::fs::fstat(&fd) {
         Ok(stat) if resolve::kind_of_mode(stat.st_mode) == Kind::File => Ok(OpenFile {
-            file: Arc::new(std::fs::File::from(fd)),
+            file: Arc::new(SharedFile::new(fd.into(), stat.st_size.max(0) as u64)),
             stat,
         }),
         Ok(_) => Err((403, "not a regular file")),
@@ -119,7 +120,7 @@ fn open(root: &Root, abs: &Path) -> Result<OpenFile, (u16, &'static str)> {
 /// The whole file with its type; a 200 also gets its validators and `Accept-Ranges`, which
 /// the conditional stage ([`conditional`]) reads.
 fn file_reply(
-    file: Arc<std::fs::File>,
+    file: Arc<SharedFile>,
     meta: &Meta,
     path: &Path,
     status: u16,

@@ -182,6 +182,22 @@ fn a_replaced_or_removed_file_shows_within_the_open_file_cache_time() {
 }
 
 #[test]
+fn a_small_file_rewritten_in_place_is_served_whole_never_half_old_half_new() {
+    let s = Server::shipped_with("workers = 1\n[limits]\nopen_file_cache = 0.5\n");
+    assert_eq!(s.get("/notes.txt").text(), "just text\n");
+    // Rewritten in place (same inode, another length), as an editor that does not rename.
+    std::fs::write(s.root.join("notes.txt"), "a longer second version\n").unwrap();
+    // Within the cache time: still the version its Content-Length and ETag describe.
+    let r = s.get("/notes.txt");
+    assert_eq!(r.text(), "just text\n");
+    assert_eq!(r.header("content-length"), Some("10"));
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let r = s.get("/notes.txt");
+    assert_eq!(r.text(), "a longer second version\n");
+    assert_eq!(r.header("content-length"), Some("24"));
+}
+
+#[test]
 fn a_file_path_with_a_trailing_slash_is_404() {
     let s = Server::shipped();
     assert_eq!(s.get("/notes.txt/").status, 404);

@@ -1,0 +1,119 @@
+//! An opened file shared by the open-file cache and the answers that send it; a small one
+//! keeps its bytes after its first read, so a page served again and again costs no read.
+
+use std::fs::File;
+use std::io;
+use std::ops::Deref;
+use std::os::unix::fs::FileExt;
+use std::sync::OnceLock;
+
+/// Files up to this size keep their bytes once read (a favicon, a small page or script):
+/// at most this much per entry of the open-file cache, for as long as the entry lives.
+pub const KEEP_BYTES: u64 = 4096;
+
+/// A regular file and, once read, the bytes of a small one.
+pub struct SharedFile {
+    file: File,
+    /// Its size when it was opened (the stat the answer's Content-Length comes from).
+    size: u64,
+    /// The whole file, when it is small; `None` inside when the read failed.
+    bytes: OnceLock<Option<Box<[u8]>>>,
+}
+
+impl SharedFile {
+    pub fn new(file: File, size: u64) -> SharedFile {
+        SharedFile {
+            file,
+            size,
+            bytes: OnceLock::new(),
+        }
+    }
+
+    /// Append `len` bytes from `off` to `out`: from the kept bytes of a small file (read
+    /// whole the first time), else with one positioned read.
+    pub fn read_into(&self, out: &mut Vec<u8>, off: u64, len: usize) -> io::Result<()> {
+        if let Some(part) = self
+            .kept()
+            .and_then(|b| b.get(off as usize..off as usize + len))
+        {
+            out.extend_from_slice(part);
+            return Ok(());
+        }
+        let start = out.len();
+        out.resize(start + len, 0);
+        self.file.read_exact_at(&mut out[start..], off)
+    }
+
+    fn kept(&self) -> Option<&[u8]> {
+        if self.size > KEEP_BYTES {
+            return None;
+        }
+        let read_whole = || {
+            let mut b = vec![0; self.size as usize];
+            self.file.read_exact_at(&mut b, 0).ok()?;
+            Some(b.into_boxed_slice())
+        };
+        self.bytes.get_or_init(read_whole).as_deref()
+    }
+}
+
+impl Deref for SharedFile {
+    type Target = File;
+
+    fn deref(&self) -> &File {
+        &self.file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A file in the temporary folder holding `bytes`, removed when the guard drops.
+    struct Temp(std::path::PathBuf);
+
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn file_with(name: &str, bytes: &[u8]) -> (Temp, SharedFile) {
+        let path = std::env::temp_dir().join(format!("cases-{}-{name}", std::process::id()));
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(bytes)
+            .unwrap();
+        let f = SharedFile::new(File::open(&path).unwrap(), bytes.len() as u64);
+        (Temp(path), f)
+    }
+
+    #[test]
+    fn a_small_file_is_read_once_and_then_served_from_memory() {
+        let (t, f) = file_with("small", b"hello, world");
+        let mut out = b"head|".to_vec();
+        f.read_into(&mut out, 7, 5).unwrap();
+        assert_eq!(out, b"head|world");
+        // Changed on disk: the kept bytes are what was read first, as the cached stat is.
+        std::fs::write(&t.0, b"HELLO, WORLD").unwrap();
+        out.clear();
+        f.read_into(&mut out, 0, 12).unwrap();
+        assert_eq!(out, b"hello, world");
+    }
+
+    #[test]
+    fn a_large_file_is_read_each_time() {
+        let big = vec![b'x'; KEEP_BYTES as usize + 1];
+        let (t, f) = file_with("large", &big);
+        let mut out = Vec::new();
+        f.read_into(&mut out, 0, 3).unwrap();
+        assert_eq!(out, b"xxx");
+        let mut changed = big.clone();
+        changed[..3].copy_from_slice(b"abc");
+        std::fs::write(&t.0, &changed).unwrap();
+        out.clear();
+        f.read_into(&mut out, 0, 3).unwrap();
+        assert_eq!(out, b"abc");
+    }
+}

@@ -141,29 +141,21 @@ const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 /// Serve one connection until it closes. While idle it holds no read buffer: the buffer is
 /// allocated when bytes arrive and freed when every request in it is answered.
 pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
-    let shared: &Shared = &slot.0;
-    let limits = &shared.limits;
+    // What lives across the idle wait is most of what an idle connection costs: the stream,
+    // `peer`, `slot`, a count and the two registrations below; no more (no copies of
+    // references into `slot`, no durations).
     let mut served: u32 = 0;
-    let mut wait = limits.header_timeout;
     // Registered once, before the flag is first checked, so a stop in between is not missed;
     // it stays registered while the connection lives (once per request cost a lock each).
-    let stop = shared.stop.notified();
+    let stop = slot.0.stop.notified();
     tokio::pin!(stop);
     stop.as_mut().enable();
     let mut stop_seen = false;
     // One idle timer for the connection's life, moved on before each wait: moving a deadline
     // later is a compare-and-swap, where a new timer per request took the timer lock twice.
-    let idle = tokio::time::sleep(wait);
+    let idle = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(idle);
-    loop {
-        if shared.stopping() {
-            // Idle, it closes. Just accepted (before the stop: a reload or an upgrade hands
-            // the socket on), its first request may be on its way: a moment for it.
-            if served > 0 {
-                break;
-            }
-            wait = wait.min(FIRST_REQUEST_GRACE);
-        }
+    while let Some(wait) = idle_wait(&slot.0, served) {
         idle.as_mut().reset(Instant::now() + wait);
         tokio::select! {
             r = stream.ready() => if r.is_err() {
@@ -175,8 +167,7 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
                 continue;
             }
         }
-        wait = limits.keepalive_timeout;
-        match Box::pin(burst(&mut stream, shared, &peer, &mut served)).await {
+        match Box::pin(burst(&mut stream, &slot.0, &peer, &mut served)).await {
             Ok(Next::Idle) => continue,
             Ok(Next::Linger) => {
                 // Boxed: its scratch buffer must not be part of every idle connection's state.
@@ -187,6 +178,20 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
         }
     }
     // `slot`, a parameter, is dropped after the locals borrowing it: the count goes down last.
+}
+
+/// How long a connection may wait for its next request: the header timeout for the first
+/// (only a moment once a stop began: a reload or an upgrade handed the socket on, and its
+/// request may be on its way), the keep-alive timeout after that. `None`: close now (idle
+/// while the server stops).
+fn idle_wait(shared: &Shared, served: u32) -> Option<Duration> {
+    let limits = &shared.limits;
+    match (served, shared.stopping()) {
+        (0, false) => Some(limits.header_timeout),
+        (0, true) => Some(limits.header_timeout.min(FIRST_REQUEST_GRACE)),
+        (_, false) => Some(limits.keepalive_timeout),
+        (_, true) => None,
+    }
 }
 
 /// Close gracefully: stop sending, then read and drop what the client still sends for a

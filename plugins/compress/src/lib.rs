@@ -25,16 +25,16 @@ impl Compress {
         let Some(ct) = head.header("content-type") else {
             return false;
         };
-        let ct = String::from_utf8_lossy(&ct);
+        // Bytes, compared without case: this runs for every answer.
         let media = ct
-            .split(';')
+            .split(|&b| b == b';')
             .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+            .unwrap_or_default()
+            .trim_ascii();
+        let top = media.split(|&b| b == b'/').next().unwrap_or_default();
         self.s.types.iter().any(|t| match t.strip_suffix("/*") {
-            Some(ty) => media.split('/').next() == Some(ty),
-            None => media == *t,
+            Some(ty) => top.eq_ignore_ascii_case(ty.as_bytes()),
+            None => media.eq_ignore_ascii_case(t.as_bytes()),
         })
     }
 

@@ -194,7 +194,13 @@ impl Cache {
 
     /// The `Cache-Control` value for a path, if the settings give one.
     pub fn control(&self, path: &str) -> Option<String> {
-        if self.immutable_names.is_match(file_name(path)) || self.immutable_paths.is_match(path) {
+        // An empty set is skipped: matching builds a candidate even when there is nothing
+        // to match, and this runs for every answer.
+        let names = &self.immutable_names;
+        let paths = &self.immutable_paths;
+        if (!names.is_empty() && names.is_match(file_name(path)))
+            || (!paths.is_empty() && paths.is_match(path))
+        {
             return Some(IMMUTABLE.into());
         }
         let ext = extension_of(path);

@@ -469,7 +469,7 @@ pub fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, byte
         referer: head.and_then(|h| h.header("referer")),
         user_agent: head.and_then(|h| h.header("user-agent")),
     };
-    let line = crate::http::with_date_now(|date| crate::access_log::format(&entry, date));
+    let line = crate::http::with_date_now(|_, date| crate::access_log::format(&entry, date));
     log.write(&line);
 }
 

@@ -357,11 +357,11 @@ thread_local! {
 
 /// The current time as an IMF-fixdate, recomputed at most once a second per thread.
 pub fn date_now(out: &mut Vec<u8>) {
-    with_date_now(|d| out.extend_from_slice(d.as_bytes()));
+    with_date_now(|_, d| out.extend_from_slice(d.as_bytes()));
 }
 
-/// Lend the current IMF-fixdate to `f`, without copying it.
-pub fn with_date_now<R>(f: impl FnOnce(&str) -> R) -> R {
+/// Lend the current second (since the epoch) and its IMF-fixdate to `f`, without copying.
+pub fn with_date_now<R>(f: impl FnOnce(u64, &str) -> R) -> R {
     let now = std::time::SystemTime::now();
     let secs = now
         .duration_since(std::time::UNIX_EPOCH)
@@ -372,7 +372,7 @@ pub fn with_date_now<R>(f: impl FnOnce(&str) -> R) -> R {
         if d.0 != secs || d.1.is_empty() {
             *d = (secs, httpdate::fmt_http_date(now));
         }
-        f(&d.1)
+        f(secs, &d.1)
     })
 }
 

@@ -1,7 +1,7 @@
 //! What goes back to the client: the `Reply` model, the sinks that receive a plugin's
 //! response calls (buffered, or streamed from a worker thread), and serialisation of heads.
 
-use crate::http::{date_now, is_field_value, is_token, reason, SERVER};
+use crate::http::{is_field_value, is_token, reason, SERVER};
 use crate::plugin::Sink;
 use tokio::sync::mpsc;
 
@@ -143,14 +143,37 @@ pub fn write_head(out: &mut Vec<u8>, r: &Reply, f: &Framing) -> Delim {
     delim
 }
 
-/// `HTTP/1.1 200 OK`, then the Date and Server every response carries.
+/// `HTTP/1.1 200 OK`, then the Date and Server every response carries: made once per status
+/// per second on each event loop thread, then copied whole.
 fn status_line(out: &mut Vec<u8>, status: u16) {
+    thread_local! {
+        static STARTS: std::cell::RefCell<(u64, Vec<(u16, Vec<u8>)>)> =
+            const { std::cell::RefCell::new((0, Vec::new())) };
+    }
+    crate::http::with_date_now(|secs, date| {
+        STARTS.with_borrow_mut(|(at, made)| {
+            if *at != secs {
+                *at = secs;
+                made.clear();
+            }
+            if let Some((_, start)) = made.iter().find(|(s, _)| *s == status) {
+                return out.extend_from_slice(start);
+            }
+            let mut start = Vec::with_capacity(96);
+            write_status_line(&mut start, status, date);
+            out.extend_from_slice(&start);
+            made.push((status, start));
+        })
+    })
+}
+
+fn write_status_line(out: &mut Vec<u8>, status: u16, date: &str) {
     out.extend_from_slice(b"HTTP/1.1 ");
     crate::digits::push_decimal(out, status.into());
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b"\r\nDate: ");
-    date_now(out);
+    out.extend_from_slice(date.as_bytes());
     out.extend_from_slice(b"\r\nServer: ");
     out.extend_from_slice(SERVER.as_bytes());
     out.extend_from_slice(b"\r\n");

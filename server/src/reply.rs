@@ -143,12 +143,14 @@ pub fn write_head(out: &mut Vec<u8>, r: &Reply, f: &Framing) -> Delim {
     delim
 }
 
+/// The second the starts below were made in, and each status's start.
+type Starts = (u64, Vec<(u16, Vec<u8>)>);
+
 /// `HTTP/1.1 200 OK`, then the Date and Server every response carries: made once per status
 /// per second on each event loop thread, then copied whole.
 fn status_line(out: &mut Vec<u8>, status: u16) {
     thread_local! {
-        static STARTS: std::cell::RefCell<(u64, Vec<(u16, Vec<u8>)>)> =
-            const { std::cell::RefCell::new((0, Vec::new())) };
+        static STARTS: std::cell::RefCell<Starts> = const { std::cell::RefCell::new((0, Vec::new())) };
     }
     crate::http::with_date_now(|secs, date| {
         STARTS.with_borrow_mut(|(at, made)| {

@@ -19,11 +19,12 @@ export CUSTOM_CMD="$PWD/target/release/server --config $PWD/$config --listen 127
 export CUSTOM_NAME=${CUSTOM_NAME:-ours}
 export PEERS=${PEERS:-"nginx lighttpd h2o custom"}
 export ROUNDS=${ROUNDS:-2} DURATION=${DURATION:-4} CEILING=${CEILING:-0} OUT="$out"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 bash "$harness"
 record() {
   echo "## $config, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "Machine: $(nproc) cores, $(uname -sr), load before the run $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Machine: $(nproc) cores, $(uname -sr), load before the run $load_before."
   echo "Command: \`CONFIG=$config PEERS=\"$PEERS\" ROUNDS=$ROUNDS DURATION=$DURATION bench/run.sh\`"
   echo
   cat "$out/table.md"
@@ -31,17 +32,5 @@ record() {
 }
 results=bench/results.md
 touch "$results"
-# Keep one section per config: drop the old one for this config, add the new one first.
-python3 - "$results" "$config" "$(record)" <<'PY'
-import sys
-path, config, new = sys.argv[1:]
-old = open(path).read().split("\n## ")
-head = old[0] if not old[0].startswith("## ") else ""
-sections = [s if s.startswith("## ") else "## " + s for s in old[1:]] if head or len(old) > 1 else []
-if old[0].startswith("## "):
-    sections = [old[0]] + ["## " + s for s in old[1:]]
-keep = [s for s in sections if not s.startswith(f"## {config},")]
-title = head if head.strip() else "# Benchmark results\n\nThe latest run of `bench/run.sh` per configuration.\n"
-open(path, "w").write(title.rstrip() + "\n\n" + new.rstrip() + "\n\n" + "\n\n".join(k.rstrip() for k in keep) + "\n")
-PY
+python3 bench/record.py "$results" "$config" "$(record)"
 echo "table: $out/table.md; recorded in $results"

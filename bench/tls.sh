@@ -103,7 +103,6 @@ wrk_rps() { wrk -t1 -c"$1" -d"${D}s" "${@:3}" "$2" | awk '/Requests\/sec/ {print
 wrk_mbs() { wrk -t1 -c"$1" -d"${D}s" "$2" | awk '/Transfer\/sec/ {v=$2; u=substr(v,length(v)-1); n=v+0; if (u=="GB") n*=1024; if (u=="KB") n/=1024; print n}'; }
 h2_rps() { h2load -D "$D" -c10 -m10 "$1" 2>/dev/null | awk '/finished in/ {print $4}'; }
 
-printf "%-28s %12s %12s %12s %10s %10s\n" workload ours nginx h2o ours/nginx ours/h2o
 row() { # NAME CMD...
     local name=$1; shift
     local v=()
@@ -117,6 +116,9 @@ handshakes() { wrk_rps 10 "https://localhost:$1/1k.html" -H "Connection: close";
 h2_1k()      { h2_rps "https://localhost:$1/1k.html"; }
 h1_1k()      { wrk_rps 10 "https://localhost:$1/1k.html"; }
 big()        { wrk_mbs 2 "https://localhost:$1/10m.bin"; }
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+{
+printf "%-28s %12s %12s %12s %10s %10s\n" workload ours nginx h2o ours/nginx ours/h2o
 row "handshakes/s (full)" handshakes
 row "1 KiB HTTP/2 req/s" h2_1k
 row "1 KiB HTTP/1.1+TLS req/s" h1_1k
@@ -126,3 +128,18 @@ plain=$(wrk_mbs 2 "http://127.0.0.1:$PORT_PLAIN/10m.bin")
 tls=$(wrk_mbs 2 "https://localhost:$PORT_OURS/10m.bin")
 printf "ours, 10 MiB: plain (sendfile) %s MB/s, TLS (read + encrypt) %s MB/s, TLS/plain %.2f\n" \
     "$plain" "$tls" "$(echo "$tls / $plain" | bc -l)"
+} | tee "$RUN/table.txt"
+
+# The latest run, with date, machine and command, in bench/results.md.
+{
+    echo "## bench/tls.sh, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "Machine: $(nproc) cores, $(uname -sr), load before the run $load_before."
+    echo "Command: \`DURATION=$D bench/tls.sh\`; $(nginx -v 2>&1), $(h2o --version 2>&1 | head -1)."
+    echo
+    echo '```'
+    cat "$RUN/table.txt"
+    echo '```'
+} >"$RUN/section.md"
+python3 "$TOP/bench/record.py" "$TOP/bench/results.md" bench/tls.sh "$(cat "$RUN/section.md")"
+echo "recorded in bench/results.md"

@@ -1,7 +1,7 @@
 //! (ABI 1.1) The safe side of response filters: the [`Head`] a filter edits, what it decides
 //! ([`Filtered`]), and the [`Transform`] a body goes through.
 
-use crate::abi::WpHead;
+use crate::abi::{WpHead, WpStr};
 use crate::export::head_str;
 use crate::Refused;
 use std::os::unix::ffi::OsStrExt;
@@ -64,6 +64,16 @@ impl<'a> Head<'a> {
     /// The first value of a header (case-insensitive), copied.
     pub fn header(&self, name: &str) -> Option<Vec<u8>> {
         head_str(|out| (self.raw.get_header)(self.raw.ctx, name.as_ptr(), name.len(), out))
+    }
+    /// Whether the response has a header of this name (case-insensitive), without copying
+    /// its value: cheaper than `header(name).is_some()` in a filter that runs for every
+    /// answer.
+    pub fn has(&self, name: &str) -> bool {
+        let mut out = WpStr {
+            ptr: std::ptr::null(),
+            len: 0,
+        };
+        (self.raw.get_header)(self.raw.ctx, name.as_ptr(), name.len(), &mut out) == 0
     }
     /// Every header, in order, copied.
     pub fn headers(&self) -> Vec<(Vec<u8>, Vec<u8>)> {

@@ -38,7 +38,7 @@ impl Headers {
             return;
         }
         for (name, value) in SECURITY {
-            if head.header(name).is_none() {
+            if !head.has(name) {
                 let _ = head.set(name, value);
             }
         }
@@ -50,8 +50,7 @@ impl Headers {
             return;
         };
         let fetch = matches!(req.method(), "GET" | "HEAD");
-        if !fetch || !(200..300).contains(&head.status()) || head.header("cache-control").is_some()
-        {
+        if !fetch || !(200..300).contains(&head.status()) || head.has("cache-control") {
             return;
         }
         if let Some(value) = cache.control(path) {

@@ -486,12 +486,7 @@ fn case_view(
             b"HTTP/1.1"
         },
     );
-    let mut ip = Vec::with_capacity(40);
-    crate::digits::push_ip(&mut ip, peer.client.ip());
-    req.set(Field::ClientAddr, &ip);
-    ip.clear();
-    crate::digits::push_ip(&mut ip, peer.local.ip());
-    req.set(Field::ServerAddr, &ip);
+    set_addresses(&mut req, peer);
     req.set(Field::Root, root.path.as_os_str().as_bytes());
     set_place(&mut req, place, &head.target);
     if peer.tls.is_some() {
@@ -509,6 +504,16 @@ fn case_view(
     }
     req.seal();
     req
+}
+
+/// The client's and our address, as text (written without `fmt`).
+fn set_addresses(req: &mut OwnedRequest, peer: &Peer) {
+    let mut ip = Vec::with_capacity(40);
+    crate::digits::push_ip(&mut ip, peer.client.ip());
+    req.set(Field::ClientAddr, &ip);
+    ip.clear();
+    crate::digits::push_ip(&mut ip, peer.local.ip());
+    req.set(Field::ServerAddr, &ip);
 }
 
 /// Path, query, file system path and kind of the view.

@@ -56,6 +56,10 @@ fn hex(b: u8) -> Option<u8> {
 
 /// Strict percent-decoding: `%` must be followed by two hex digits; NUL is refused.
 pub fn decode(raw: &[u8]) -> Result<Vec<u8>, Refusal> {
+    // Most paths have no escape at all: copied whole.
+    if !raw.contains(&b'%') && !raw.contains(&0) {
+        return Ok(raw.to_vec());
+    }
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {

@@ -678,8 +678,10 @@ pub trait HeadSink {
     fn status(&self) -> u16;
     /// `set_status`.
     fn set_status(&mut self, status: u16) -> bool;
-    /// Every header, in order.
-    fn header_list(&self) -> &[(Vec<u8>, Vec<u8>)];
+    /// How many headers there are.
+    fn header_count(&self) -> usize;
+    /// Header `i` (in order) as name and value.
+    fn header_at(&self, i: usize) -> Option<(&[u8], &[u8])>;
     /// `set_header`.
     fn set_header(&mut self, name: &[u8], value: &[u8]) -> bool;
     /// `append_header`.
@@ -748,12 +750,12 @@ extern "C" fn hd_set_status(ctx: *mut c_void, status: u16) -> i32 {
 }
 
 extern "C" fn hd_count(ctx: *mut c_void) -> usize {
-    head_sink(ctx).map_or(0, |h| h.header_list().len())
+    head_sink(ctx).map_or(0, |h| h.header_count())
 }
 
 extern "C" fn hd_at(ctx: *mut c_void, i: usize, name: *mut WpStr, value: *mut WpStr) -> i32 {
     let Some(h) = head_sink(ctx) else { return -1 };
-    let Some((n, v)) = h.header_list().get(i) else {
+    let Some((n, v)) = h.header_at(i) else {
         return -1;
     };
     if name.is_null() || value.is_null() {
@@ -771,9 +773,8 @@ extern "C" fn hd_get(ctx: *mut c_void, n: *const u8, nl: usize, value: *mut WpSt
     let (Some(h), Some(name)) = (head_sink(ctx), lent(n, nl)) else {
         return -1;
     };
-    let found = h
-        .header_list()
-        .iter()
+    let found = (0..h.header_count())
+        .filter_map(|i| h.header_at(i))
         .find(|(k, _)| k.eq_ignore_ascii_case(name));
     match found {
         Some((_, v)) if !value.is_null() => {

@@ -528,8 +528,12 @@ impl HeadSink for FilterRecord {
         true
     }
 
-    fn header_list(&self) -> &[(Vec<u8>, Vec<u8>)] {
-        &self.headers
+    fn header_count(&self) -> usize {
+        self.headers.len()
+    }
+
+    fn header_at(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        self.headers.get(i).map(|(n, v)| (&n[..], &v[..]))
     }
 
     fn set_header(&mut self, name: &[u8], value: &[u8]) -> bool {

@@ -90,7 +90,7 @@ pub struct Entry<'a> {
 /// cannot forge log lines or shift their fields.
 pub fn format(e: &Entry, imf_date: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    crate::digits::push_ip(&mut out, e.client);
+    crate::digits::with_ip_text(e.client, |t| out.extend_from_slice(t));
     out.extend_from_slice(b" - ");
     match e.user.filter(|u| !u.is_empty()) {
         Some(user) => user_field(&mut out, user),

@@ -189,7 +189,8 @@ pub async fn respond(
             remote_user: None,
         };
     }
-    let (reply, seen) = run_chain(chain, head, body, peer).await;
+    let mut seen = Seen::default();
+    let reply = run_chain(chain, head, body, peer, &mut seen).await;
     let reply = filter(chain, reply, head, &seen, peer);
     let remote_user = seen
         .vars
@@ -204,16 +205,11 @@ pub async fn respond(
 
 /// A reply the host made before the chain ran (413, a bad Host...), through the filters.
 pub fn filter_refusal(chain: &Chain, reply: Reply, head: &Head, peer: &Peer) -> Reply {
-    let seen = Seen {
-        redirect: None,
-        view: None,
-        place: None,
-        vars: Vec::new(),
-    };
-    filter(chain, reply, head, &seen, peer)
+    filter(chain, reply, head, &Seen::default(), peer)
 }
 
 /// What the chain last looked at, for the filters' view of the request.
+#[derive(Default)]
 struct Seen {
     /// The request of the last local redirect, if one was followed.
     redirect: Option<Head>,
@@ -252,45 +248,44 @@ fn filter(chain: &Chain, reply: Reply, head: &Head, seen: &Seen, peer: &Peer) ->
 }
 
 /// The cases, following local (CGI) redirects as new GET requests.
-async fn run_chain(chain: &Arc<Chain>, head: &Head, body: Vec<u8>, peer: &Peer) -> (Reply, Seen) {
-    let mut seen = Seen {
-        redirect: None,
-        view: None,
-        place: None,
-        vars: Vec::new(),
-    };
-    let mut answer = respond_once(chain, head, &mut seen, body, peer).await;
+/// What they looked at is left in `seen` (which stays in place: it is large).
+async fn run_chain(
+    chain: &Arc<Chain>,
+    head: &Head,
+    body: Vec<u8>,
+    peer: &Peer,
+    seen: &mut Seen,
+) -> Reply {
+    let mut answer = respond_once(chain, head, seen, body, peer).await;
     for _ in 0..MAX_REDIRECTS {
         let Answer::Redirect(target) = answer else {
             break;
         };
         let next = redirected(head, target);
-        answer = respond_once(chain, &next, &mut seen, Vec::new(), peer).await;
+        answer = respond_once(chain, &next, seen, Vec::new(), peer).await;
         seen.redirect = Some(next);
     }
-    let reply = match answer {
+    match answer {
         Answer::Reply(r) => r,
         Answer::Redirect(_) => error_page::refusal(RequestError::RedirectLoop, &head.target),
-    };
-    (reply, seen)
+    }
 }
 
 /// The request a local redirect makes: GET (HEAD stays HEAD) of `target`, without a body.
 fn redirected(head: &Head, target: Vec<u8>) -> Head {
-    let body_field = |n: &str| {
+    let body_field = |n: &[u8]| {
         ["content-length", "transfer-encoding", "content-type"]
             .iter()
-            .any(|b| n.eq_ignore_ascii_case(b))
+            .any(|b| n.eq_ignore_ascii_case(b.as_bytes()))
     };
     Head {
-        method: if head.method == "HEAD" { "HEAD" } else { "GET" }.to_string(),
+        method: if head.method == "HEAD" { "HEAD" } else { "GET" }.into(),
         target,
         minor: head.minor,
         headers: head
             .headers
             .iter()
             .filter(|(n, _)| !body_field(n))
-            .cloned()
             .collect(),
         len: 0,
     }
@@ -422,9 +417,9 @@ fn place_of(chain: &Chain, target: &[u8]) -> Result<Place, Reply> {
     let Some((raw_path, query)) = split_target(target) else {
         return Err(refuse(RequestError::NotAPath, target));
     };
-    let (segs, trailing) =
+    let (normal, trailing) =
         resolve::normalise(raw_path).map_err(|_| refuse(RequestError::BadPath, raw_path))?;
-    let found = match chain.root.lookup(&segs) {
+    let found = match chain.root.lookup(normal.rel()) {
         Ok(found) => found,
         // Through a symlink out of the root: not part of the site, so absent to the cases
         // (a hidden name stays hidden, as the chain's first case decides).
@@ -438,9 +433,10 @@ fn place_of(chain: &Chain, target: &[u8]) -> Result<Place, Reply> {
     };
     // The path keeps a trailing slash only when the target has a real one (not `%2f`), so a
     // folder named without it is seen as such, and the directory cases redirect to it.
-    let path = resolve::url_path(&segs, trailing && raw_path.ends_with(b"/"));
+    let fs_path = chain.root.join(normal.rel());
+    let path = normal.into_url_path(trailing && raw_path.ends_with(b"/"));
     Ok(Place {
-        fs_path: chain.root.join(&segs),
+        fs_path,
         query: query.to_vec(),
         path,
         kind,
@@ -451,7 +447,7 @@ fn place_of(chain: &Chain, target: &[u8]) -> Result<Place, Reply> {
 /// 501 for a method no one implements (with the Allow of the whole chain), and the answers
 /// to `*` (OPTIONS only).
 fn asterisk_or_unknown(chain: &Chain, head: &Head) -> Option<Reply> {
-    let method = head.method.as_str();
+    let method = &*head.method;
     if !known_method(method) || method == "CONNECT" {
         let r = error_page::refusal(RequestError::NotImplemented, &head.target);
         return Some(r.header("Allow", chain.all_methods.clone()));
@@ -496,8 +492,8 @@ fn case_view(
     req.body_len = body_len as u64;
     req.client_port = peer.client.port();
     req.server_port = peer.local.port();
-    for (n, v) in &head.headers {
-        req.add_header(n.as_bytes(), v);
+    for (n, v) in head.headers.iter() {
+        req.add_header(n, v);
     }
     for (n, v) in vars {
         req.add_var(n, v);
@@ -508,12 +504,9 @@ fn case_view(
 
 /// The client's and our address, as text (written without `fmt`).
 fn set_addresses(req: &mut OwnedRequest, peer: &Peer) {
-    let mut ip = Vec::with_capacity(40);
-    crate::digits::push_ip(&mut ip, peer.client.ip());
-    req.set(Field::ClientAddr, &ip);
-    ip.clear();
-    crate::digits::push_ip(&mut ip, peer.local.ip());
-    req.set(Field::ServerAddr, &ip);
+    use crate::digits::with_ip_text;
+    with_ip_text(peer.client.ip(), |t| req.set(Field::ClientAddr, t));
+    with_ip_text(peer.local.ip(), |t| req.set(Field::ServerAddr, t));
 }
 
 /// Path, query, file system path and kind of the view.
@@ -710,7 +703,7 @@ async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u
 /// when it gave one.
 fn streaming_reply(
     status: u16,
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    headers: crate::reply::Headers,
     rx: tokio::sync::mpsc::Receiver<Msg>,
 ) -> Reply {
     let len = headers
@@ -735,7 +728,7 @@ mod tests {
             method: "GET".into(),
             target: b"/".to_vec(),
             minor: 1,
-            headers: Vec::new(),
+            headers: Default::default(),
             len: 0,
         };
         let root = Root::open("/".as_ref(), std::time::Duration::ZERO).unwrap();

@@ -60,8 +60,11 @@ impl Shared {
     pub fn chain_for(&self, head: Option<&Head>, peer: &Peer) -> Result<Arc<Chain>, RequestError> {
         let sites = self.sites();
         match head {
-            Some(head) => sites.site_for(crate::sites::request_host(head), peer.sni()),
-            None => Ok(sites.default_chain()),
+            // One site answers every name: its host is not even looked at.
+            Some(head) if sites.chains().len() > 1 => {
+                sites.site_for(crate::sites::request_host(head), peer.sni())
+            }
+            _ => Ok(sites.default_chain()),
         }
     }
 }
@@ -217,7 +220,7 @@ async fn burst(
     served: &mut u32,
 ) -> io::Result<Next> {
     let limits = &shared.limits;
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut buf = crate::pool::Buf::take(4096);
     // Readiness can be stale: if nothing is there after all, go back to idle holding nothing.
     match stream.try_read_now(&mut buf) {
         Ok(0) => return Ok(Next::Close),
@@ -300,10 +303,11 @@ async fn read_head(
 /// Checks every request gets before any case runs: Host (RFC 9112 §3.2), body framing
 /// (§6) and Expect (RFC 9110 §10.1.1).
 pub fn admit(head: &Head) -> Result<BodyFraming, RequestError> {
-    let hosts = head.all("host").count();
-    let bad_host = hosts > 1
-        || (head.minor >= 1 && hosts == 0)
-        || head.header("host").is_some_and(|h| {
+    let mut hosts = head.all("host");
+    let host = hosts.next();
+    let bad_host = hosts.next().is_some()
+        || (head.minor >= 1 && host.is_none())
+        || host.is_some_and(|h| {
             h.iter()
                 .any(|&b| b <= b' ' || b == b'/' || b == b'\\' || b == b'@' || b >= 0x7f)
         });
@@ -463,7 +467,7 @@ pub fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, byte
     let entry = crate::access_log::Entry {
         client: peer.client.ip(),
         user: seen.user,
-        request: head.map(|h| (h.method.as_str(), &h.target[..], version(h, seen.h2))),
+        request: head.map(|h| (&*h.method, &h.target[..], version(h, seen.h2))),
         status,
         bytes,
         referer: head.and_then(|h| h.header("referer")),

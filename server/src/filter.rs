@@ -9,7 +9,7 @@ use plugin_api::abi::{WP_BODY_MORE, WP_BODY_OK, WP_F_CONTENT_CODING, WP_IO_END};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-type Headers = Vec<(Vec<u8>, Vec<u8>)>;
+use crate::reply::{Headers, Text};
 
 /// Headers that frame the message or manage the connection: only the host sets them.
 pub fn host_owned(name: &[u8]) -> bool {
@@ -176,25 +176,34 @@ impl HeadSink for Edit<'_> {
         true
     }
 
-    fn header_list(&self) -> &[(Vec<u8>, Vec<u8>)] {
-        &self.reply.headers
+    fn header_count(&self) -> usize {
+        self.reply.headers.len()
+    }
+
+    fn header_at(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        self.reply.headers.get(i).map(|(n, v)| (&n[..], &v[..]))
     }
 
     fn set_header(&mut self, name: &[u8], value: &[u8]) -> bool {
         if !editable(name, value) {
             return false;
         }
-        let same = |(n, _): &(Vec<u8>, Vec<u8>)| n.eq_ignore_ascii_case(name);
+        let same = |(n, _): &(Text, Text)| n.eq_ignore_ascii_case(name);
         match self.reply.headers.iter().filter(|h| same(h)).count() {
-            0 => self.reply.headers.push((name.to_vec(), value.to_vec())),
+            0 => self
+                .reply
+                .headers
+                .push((name.to_vec().into(), value.to_vec().into())),
             // One already there: its value is replaced where it stands.
             1 => {
                 let i = self.reply.headers.iter().position(same).unwrap_or(0);
-                self.reply.headers[i].1 = value.to_vec();
+                self.reply.headers[i].1 = value.to_vec().into();
             }
             _ => {
                 self.reply.headers.retain(|h| !same(h));
-                self.reply.headers.push((name.to_vec(), value.to_vec()));
+                self.reply
+                    .headers
+                    .push((name.to_vec().into(), value.to_vec().into()));
             }
         }
         true
@@ -204,7 +213,9 @@ impl HeadSink for Edit<'_> {
         if !editable(name, value) {
             return false;
         }
-        self.reply.headers.push((name.to_vec(), value.to_vec()));
+        self.reply
+            .headers
+            .push((name.to_vec().into(), value.to_vec().into()));
         true
     }
 
@@ -229,11 +240,15 @@ impl HeadSink for Edit<'_> {
                     .split(|&b| b == b',')
                     .any(|t| t.trim_ascii().eq_ignore_ascii_case(token) || t.trim_ascii() == b"*");
                 if !present {
+                    let v = v.to_mut();
                     v.extend_from_slice(b", ");
                     v.extend_from_slice(token);
                 }
             }
-            None => self.reply.headers.push((b"Vary".to_vec(), token.to_vec())),
+            None => {
+                let vary = (Text::Borrowed(b"Vary"), Text::Owned(token.to_vec()));
+                self.reply.headers.push(vary)
+            }
         }
         true
     }
@@ -414,7 +429,7 @@ fn whole(mut reply: Reply, body: Vec<u8>, stages: Vec<Stage>, ctx: &Ctx) -> Repl
 fn weaken_etag(headers: &mut Headers) {
     for (n, v) in headers.iter_mut() {
         if n.eq_ignore_ascii_case(b"etag") && v.starts_with(b"\"") {
-            v.splice(0..0, *b"W/");
+            v.to_mut().splice(0..0, *b"W/");
         }
     }
 }

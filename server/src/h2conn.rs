@@ -5,7 +5,7 @@
 use crate::config::Limits;
 use crate::conn::{admit, log_access, Logged, Peer, Shared, Slot};
 use crate::errors::RequestError;
-use crate::http::Head;
+use crate::http::{Fields, Head};
 use crate::reply::Reply;
 use crate::wire::TlsStream;
 use bytes::Bytes;
@@ -252,9 +252,9 @@ fn head(parts: &http::request::Parts, limits: &Limits) -> Result<Head, RequestEr
         return Err(RequestError::HeadTooLarge);
     }
     let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
-    let mut headers: Vec<(String, Vec<u8>)> = Vec::with_capacity(parts.headers.len() + 1);
+    let mut headers = Fields::with_capacity(parts.headers.len() + 1, 512);
     if let Some(a) = parts.uri.authority() {
-        headers.push(("host".into(), a.as_str().as_bytes().to_vec()));
+        headers.push(b"host", a.as_str().as_bytes());
     }
     let mut cookies: Vec<&[u8]> = Vec::new();
     for (name, value) in &parts.headers {
@@ -264,14 +264,14 @@ fn head(parts: &http::request::Parts, limits: &Limits) -> Result<Head, RequestEr
         match name.as_str() {
             "cookie" => cookies.push(value.as_bytes()),
             "host" if parts.uri.authority().is_some() => {}
-            n => headers.push((n.to_string(), value.as_bytes().to_vec())),
+            n => headers.push(n.as_bytes(), value.as_bytes()),
         }
     }
     if !cookies.is_empty() {
-        headers.push(("cookie".into(), cookies.join(&b"; "[..])));
+        headers.push(b"cookie", &cookies.join(&b"; "[..]));
     }
     Ok(Head {
-        method: parts.method.as_str().to_string(),
+        method: crate::http::method_text(parts.method.as_str()),
         target: target.as_bytes().to_vec(),
         minor: 1,
         headers,

@@ -3,17 +3,107 @@
 
 use crate::config::Limits;
 use crate::errors::RequestError;
+use std::borrow::Cow;
 
 /// A parsed request head, owned.
 #[derive(Debug, Clone)]
 pub struct Head {
-    pub method: String,
+    /// A method we know is a constant; another is copied.
+    pub method: Cow<'static, str>,
     pub target: Vec<u8>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor: u8,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Fields,
     /// Bytes of the buffer the head occupied.
     pub len: usize,
+}
+
+/// A request's header fields in order, held in one buffer (two allocations for the whole
+/// head, however many fields it has).
+#[derive(Debug, Clone, Default)]
+pub struct Fields {
+    text: Vec<u8>,
+    /// Per field: where its name starts, where its value starts, where the value ends.
+    at: Vec<[u32; 3]>,
+}
+
+impl Fields {
+    /// Room for `fields` fields of `bytes` bytes of names and values in all.
+    pub fn with_capacity(fields: usize, bytes: usize) -> Fields {
+        Fields {
+            text: Vec::with_capacity(bytes),
+            at: Vec::with_capacity(fields),
+        }
+    }
+
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        let start = self.text.len() as u32;
+        self.text.extend_from_slice(name);
+        let mid = self.text.len() as u32;
+        self.text.extend_from_slice(value);
+        self.at.push([start, mid, self.text.len() as u32]);
+    }
+
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    /// The value of the first field named `name` (any case).
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        for &[s, m, e] in &self.at {
+            let (s, m, e) = (s as usize, m as usize, e as usize);
+            if m - s == name.len() && self.text[s..m].eq_ignore_ascii_case(name) {
+                return Some(&self.text[m..e]);
+            }
+        }
+        None
+    }
+
+    /// The values of the fields named `name` (any case), in order. Lengths are compared
+    /// first: most fields are not the one asked for.
+    pub fn all<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let t = &self.text;
+        self.at
+            .iter()
+            .filter(move |&&[s, m, _]| {
+                (m - s) as usize == name.len()
+                    && t[s as usize..m as usize].eq_ignore_ascii_case(name)
+            })
+            .map(move |&[_, m, e]| &t[m as usize..e as usize])
+    }
+
+    /// Every field as (name, value), in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.at.iter().map(|&[s, m, e]| {
+            let t = &self.text;
+            (&t[s as usize..m as usize], &t[m as usize..e as usize])
+        })
+    }
+}
+
+impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for Fields {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Fields {
+        let mut f = Fields::default();
+        for (n, v) in iter {
+            f.push(n.as_ref(), v.as_ref());
+        }
+        f
+    }
+}
+
+/// A method as a constant when it is one we know (no allocation for nearly every request).
+pub fn method_text(m: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    match KNOWN.iter().find(|k| **k == m) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(m.to_string()),
+    }
 }
 
 /// How the request body is delimited (RFC 9112 §6.3).
@@ -26,17 +116,11 @@ pub enum BodyFraming {
 
 impl Head {
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.headers.get(name.as_bytes())
     }
 
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.headers.all(name.as_bytes())
     }
 
     /// Does a comma-separated header (e.g. Connection) contain `token`?
@@ -49,6 +133,10 @@ impl Head {
 
     /// Body framing per RFC 9112 §6; refuses everything that could smuggle a request.
     pub fn framing(&self) -> Result<BodyFraming, RequestError> {
+        // Most requests have neither field.
+        if self.header("transfer-encoding").is_none() && self.header("content-length").is_none() {
+            return Ok(BodyFraming::None);
+        }
         let te: Vec<&[u8]> = self.all("transfer-encoding").collect();
         let cl: Vec<&[u8]> = self.all("content-length").collect();
         if !te.is_empty() {
@@ -148,15 +236,20 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, RequestEr
             if n > limits.max_header_bytes || req.headers.len() > limits.max_header_count {
                 return Err(RequestError::HeadTooLarge);
             }
-            let method = req.method.unwrap_or("").to_string();
+            let method = method_text(req.method.unwrap_or(""));
             let target = req.path.unwrap_or("").as_bytes().to_vec();
             let minor = req.version.unwrap_or(1);
-            let mut hs = Vec::with_capacity(req.headers.len());
+            let bytes = req
+                .headers
+                .iter()
+                .map(|h| h.name.len() + h.value.len())
+                .sum();
+            let mut hs = Fields::with_capacity(req.headers.len(), bytes);
             for h in req.headers.iter() {
                 if h.name.len() + h.value.len() + 2 > limits.max_header_field {
                     return Err(RequestError::HeadTooLarge);
                 }
-                hs.push((h.name.to_string(), h.value.trim_ascii().to_vec()));
+                hs.push(h.name.as_bytes(), h.value.trim_ascii());
             }
             Ok(Some(Head {
                 method,

@@ -21,6 +21,7 @@ pub mod loops;
 pub mod master;
 pub mod notify;
 pub mod plugin;
+pub mod pool;
 pub mod privileges;
 pub mod reply;
 pub mod resolve;

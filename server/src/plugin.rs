@@ -46,7 +46,8 @@ struct Sealed {
 unsafe impl Send for OwnedRequest {}
 
 #[derive(Clone, Copy, Default)]
-struct Span(usize, usize);
+/// Start and length in the arena (a request's text is far below 4 GiB: heads are bounded).
+struct Span(u32, u32);
 
 /// Field order in `OwnedRequest::fields`: the request's string fields, in ABI order.
 pub use plugin_api::abi::Field;
@@ -70,7 +71,7 @@ impl OwnedRequest {
         let start = self.arena.len();
         self.arena.extend_from_slice(s);
         self.arena.push(0);
-        Span(start, s.len())
+        Span(start as u32, s.len() as u32)
     }
 
     pub fn set(&mut self, f: Field, value: &[u8]) {
@@ -96,7 +97,7 @@ impl OwnedRequest {
     /// The value of a variable, for tests of the view the host builds.
     #[cfg(test)]
     pub fn var(&self, name: &[u8]) -> Option<&[u8]> {
-        let at = |sp: Span| &self.arena[sp.0..sp.0 + sp.1];
+        let at = |sp: Span| &self.arena[sp.0 as usize..(sp.0 + sp.1) as usize];
         let found = self.vars.iter().find(|(n, _)| at(*n) == name);
         found.map(|(_, v)| at(*v))
     }
@@ -115,8 +116,8 @@ impl OwnedRequest {
 
     fn str_at(&self, sp: Span) -> WpStr {
         WpStr {
-            ptr: self.arena.as_ptr().wrapping_add(sp.0),
-            len: sp.1,
+            ptr: self.arena.as_ptr().wrapping_add(sp.0 as usize),
+            len: sp.1 as usize,
         }
     }
 

@@ -51,9 +51,16 @@ impl Body {
 }
 
 /// A response ready to write.
+/// A header name or value: a constant, or bytes made for this answer (most names and many
+/// values are constants, which then cost no allocation).
+pub type Text = std::borrow::Cow<'static, [u8]>;
+
+/// An answer's headers, in order.
+pub type Headers = Vec<(Text, Text)>;
+
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub headers: Headers,
     pub body: Body,
 }
 
@@ -66,8 +73,9 @@ impl Reply {
         }
     }
 
-    pub fn header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Reply {
-        self.headers.push((name.as_bytes().to_vec(), value.into()));
+    pub fn header(mut self, name: &'static str, value: impl Into<Vec<u8>>) -> Reply {
+        self.headers
+            .push((Text::Borrowed(name.as_bytes()), Text::Owned(value.into())));
         self
     }
 }
@@ -249,7 +257,7 @@ const HOLD: usize = 64 * 1024;
 /// Messages from a plugin running on a worker thread.
 pub enum Msg {
     /// Status and headers are final; body chunks follow.
-    Head(u16, Vec<(Vec<u8>, Vec<u8>)>),
+    Head(u16, Headers),
     Data(Vec<u8>),
     /// The plugin failed mid-answer: close without completing the body.
     Abort,
@@ -258,7 +266,7 @@ pub enum Msg {
 /// What a plugin asked for, collected during `act`.
 pub struct Collect {
     pub status: u16,
-    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub headers: Headers,
     pub body: Vec<u8>,
     pub file: Option<Vec<u8>>,
     pub error: Option<(u16, String)>,
@@ -361,7 +369,8 @@ impl Sink for Collect {
         {
             return false;
         }
-        self.headers.push((name.to_vec(), value.to_vec()));
+        self.headers
+            .push((Text::Owned(name.to_vec()), Text::Owned(value.to_vec())));
         true
     }
 

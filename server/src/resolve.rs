@@ -1,13 +1,13 @@
 //! URL path → file system path confined to the document root: decoding, normalising, and the
 //! one place where path safety is decided (a path never escapes the root).
 
-use crate::shared_file::SharedFile;
+use crate::shared_file::{Meta, SharedFile};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,27 +22,73 @@ pub enum Refusal {
     Forbidden,
 }
 
+/// A decoded, normalised URL path: `/seg1/seg2` (empty for the root), every segment
+/// non-empty, never `.` or `..`, holding neither `/` nor NUL.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Normal(Vec<u8>);
+
+impl Normal {
+    /// The path relative to the root: `seg1/seg2`, empty for the root itself.
+    pub fn rel(&self) -> &[u8] {
+        self.0.get(1..).unwrap_or_default()
+    }
+
+    /// The segments, in order.
+    pub fn segments(&self) -> impl Iterator<Item = &[u8]> {
+        self.rel().split(|&b| b == b'/').filter(|s| !s.is_empty())
+    }
+
+    /// The path as cases see it: `/` for the root, a trailing slash when asked for.
+    pub fn into_url_path(mut self, trailing: bool) -> Vec<u8> {
+        if self.0.is_empty() || trailing {
+            self.0.push(b'/');
+        }
+        self.0
+    }
+}
+
 /// Percent-decode a path and normalise it: `.` and empty segments dropped, `..` pops one
-/// segment. Returns the segments; `..` above the root, `%00` and bad escapes are refused.
-pub fn normalise(raw: &[u8]) -> Result<(Vec<Vec<u8>>, bool), Refusal> {
+/// segment. Returns the path and whether it ended in a slash; `..` above the root, `%00` and
+/// bad escapes are refused. Decoded `%2f` separates segments like `/`.
+pub fn normalise(raw: &[u8]) -> Result<(Normal, bool), Refusal> {
     if raw.first() != Some(&b'/') {
         return Err(Refusal::BadRequest);
     }
-    let decoded = decode(raw)?;
-    let trailing = decoded.len() > 1 && decoded.ends_with(b"/");
-    let mut segs: Vec<Vec<u8>> = Vec::new();
-    for seg in decoded.split(|&b| b == b'/') {
-        match seg {
+    let mut p = decode(raw)?;
+    let trailing = p.len() > 1 && p.ends_with(b"/");
+    squeeze(&mut p)?;
+    Ok((Normal(p), trailing))
+}
+
+/// Normalise a decoded path that starts with `/` in place: the result is never longer, so
+/// each kept segment (with its leading slash) is moved down over what was dropped.
+fn squeeze(p: &mut Vec<u8>) -> Result<(), Refusal> {
+    let (mut w, mut r) = (0, 0);
+    while r < p.len() {
+        let start = r + 1;
+        let end = p[start..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(p.len(), |i| start + i);
+        match &p[start..end] {
             b"" | b"." => {}
             b".." => {
-                if segs.pop().is_none() {
-                    return Err(Refusal::BadRequest);
-                }
+                w = p[..w]
+                    .iter()
+                    .rposition(|&b| b == b'/')
+                    .ok_or(Refusal::BadRequest)?
             }
-            s => segs.push(s.to_vec()),
+            _ => {
+                if w != r {
+                    p.copy_within(r..end, w);
+                }
+                w += end - r;
+            }
         }
+        r = end;
     }
-    Ok((segs, trailing))
+    p.truncate(w);
+    Ok(())
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -85,18 +131,6 @@ pub fn decode(raw: &[u8]) -> Result<Vec<u8>, Refusal> {
 }
 
 /// The normalised URL path (`/a/b/` form) from segments.
-pub fn url_path(segs: &[Vec<u8>], trailing: bool) -> Vec<u8> {
-    let mut p = Vec::with_capacity(64);
-    for s in segs {
-        p.push(b'/');
-        p.extend_from_slice(s);
-    }
-    if p.is_empty() || trailing {
-        p.push(b'/');
-    }
-    p
-}
-
 /// The document root, opened once.
 pub struct Root {
     pub path: PathBuf,
@@ -110,14 +144,18 @@ pub struct Root {
 /// Most files each event loop keeps open.
 const CACHE_CAP: usize = 1024;
 
-/// (root id, path relative to the root) → the open file and when it was opened.
-type FileCache = HashMap<(u64, Vec<u8>), (OpenFile, Instant)>;
+/// Root id → path relative to the root → the open file and when it was opened.
+type FileCache = HashMap<u64, HashMap<Box<[u8]>, (OpenFile, Instant), FastHash>, FastHash>;
+
+/// The paths are files that exist (a miss is never kept), so the keys are not the client's
+/// to choose; foldhash is seeded per process all the same.
+type FastHash = foldhash::fast::RandomState;
 
 thread_local! {
     /// Open regular files by (root id, relative path): each event loop has its own, so no
     /// lock is taken. Like lighttpd's stat cache and nginx's open_file_cache, an entry is
     /// trusted for `cache_ttl`; a changed file shows after at most that long.
-    static OPEN_FILES: RefCell<FileCache> = RefCell::new(HashMap::new());
+    static OPEN_FILES: RefCell<FileCache> = RefCell::new(FileCache::default());
 }
 
 /// What a path is on disk.
@@ -206,21 +244,19 @@ impl Root {
         abs.strip_prefix(&self.path).ok()
     }
 
-    /// Open the segments beneath the root once: what is there, plus the open file and its
-    /// stat for a regular file (kept so sending it costs no second open), or `Forbidden` when
-    /// a symlink leads outside.
-    pub fn lookup(&self, segs: &[Vec<u8>]) -> Result<Found, Refusal> {
-        let rel = segs.join(&b'/');
+    /// Open `rel` beneath the root once: what is there, plus the open file and its stat for
+    /// a regular file (kept so sending it costs no second open), or `Forbidden` when a
+    /// symlink leads outside.
+    pub fn lookup(&self, rel: &[u8]) -> Result<Found, Refusal> {
         if self.cache_ttl.is_zero() {
-            return self.lookup_uncached(&rel);
+            return self.lookup_uncached(rel);
         }
         let now = Instant::now();
-        let key = (self.id, rel);
+        let fresh = |at: &Instant| now.duration_since(*at) < self.cache_ttl;
         let hit = OPEN_FILES.with(|c| {
-            c.borrow()
-                .get(&key)
-                .filter(|(_, at)| now.duration_since(*at) < self.cache_ttl)
-                .map(|(f, _)| f.clone())
+            let c = c.borrow();
+            let (file, at) = c.get(&self.id)?.get(rel)?;
+            fresh(at).then(|| file.clone())
         });
         if let Some(file) = hit {
             return Ok(Found {
@@ -228,23 +264,21 @@ impl Root {
                 file: Some(file),
             });
         }
-        let found = self.lookup_uncached(&key.1)?;
+        let found = self.lookup_uncached(rel)?;
         OPEN_FILES.with(|c| {
             let mut c = c.borrow_mut();
-            match &found.file {
-                Some(f) => {
-                    if c.len() >= CACHE_CAP {
-                        c.retain(|_, (_, at)| now.duration_since(*at) < self.cache_ttl);
-                        if c.len() >= CACHE_CAP {
-                            c.clear();
-                        }
-                    }
-                    c.insert(key, (f.clone(), now));
-                }
-                None => {
-                    c.remove(&key);
+            let files = c.entry(self.id).or_default();
+            let Some(f) = &found.file else {
+                files.remove(rel);
+                return;
+            };
+            if files.len() >= CACHE_CAP {
+                files.retain(|_, (_, at)| fresh(at));
+                if files.len() >= CACHE_CAP {
+                    files.clear();
                 }
             }
+            files.insert(rel.into(), (f.clone(), now));
         });
         Ok(found)
     }
@@ -261,10 +295,7 @@ impl Root {
             Ok(fd) => match rustix::fs::fstat(&fd) {
                 Ok(st) => {
                     let kind = kind_of_mode(st.st_mode);
-                    let file = (kind == Kind::File).then(|| OpenFile {
-                        file: Arc::new(SharedFile::new(fd.into(), st.st_size.max(0) as u64)),
-                        stat: st,
-                    });
+                    let file = (kind == Kind::File).then(|| OpenFile::new(fd, &st));
                     Ok(Found { kind, file })
                 }
                 Err(_) => Ok(Found::missing()),
@@ -276,19 +307,22 @@ impl Root {
 
     /// Test helper: just the kind.
     #[cfg(test)]
-    pub fn kind_of(&self, segs: &[Vec<u8>]) -> Result<Kind, Refusal> {
-        self.lookup(segs).map(|f| f.kind)
+    pub fn kind_of(&self, path: &Normal) -> Result<Kind, Refusal> {
+        self.lookup(path.rel()).map(|f| f.kind)
     }
 
     /// `root/seg1/seg2...` as a file system path.
-    pub fn join(&self, segs: &[Vec<u8>]) -> PathBuf {
-        let len = self.path.as_os_str().len() + segs.iter().map(|s| s.len() + 1).sum::<usize>();
-        let mut p = PathBuf::with_capacity(len);
-        p.push(&self.path);
-        for s in segs {
-            p.push(OsStr::from_bytes(s));
+    pub fn join(&self, rel: &[u8]) -> PathBuf {
+        let root = self.path.as_os_str().as_bytes();
+        let mut p = Vec::with_capacity(root.len() + 1 + rel.len());
+        p.extend_from_slice(root);
+        if !rel.is_empty() {
+            if !root.ends_with(b"/") {
+                p.push(b'/');
+            }
+            p.extend_from_slice(rel);
         }
-        p
+        PathBuf::from(std::ffi::OsString::from_vec(p))
     }
 }
 
@@ -304,7 +338,18 @@ pub fn kind_of_mode(mode: u32) -> Kind {
 #[derive(Clone)]
 pub struct OpenFile {
     pub file: Arc<SharedFile>,
-    pub stat: rustix::fs::Stat,
+    /// Size and modification time, from the stat made when it was opened.
+    pub meta: Meta,
+}
+
+impl OpenFile {
+    pub fn new(fd: OwnedFd, stat: &rustix::fs::Stat) -> OpenFile {
+        let meta = Meta::of(stat);
+        OpenFile {
+            file: Arc::new(SharedFile::new(fd.into(), meta.size)),
+            meta,
+        }
+    }
 }
 
 /// What lookup found.
@@ -363,7 +408,7 @@ mod tests {
 
     fn norm(s: &str) -> Result<String, Refusal> {
         normalise(s.as_bytes())
-            .map(|(segs, t)| String::from_utf8_lossy(&url_path(&segs, t)).into_owned())
+            .map(|(path, t)| String::from_utf8_lossy(&path.into_url_path(t)).into_owned())
     }
 
     #[test]
@@ -428,8 +473,9 @@ mod tests {
     proptest! {
         #[test]
         fn normalised_paths_never_hold_dot_segments_or_nul(raw in "/[a-z./%0-9A-F\\\\]{0,40}") {
-            if let Ok((segs, _)) = normalise(raw.as_bytes()) {
-                for s in &segs {
+            if let Ok((path, _)) = normalise(raw.as_bytes()) {
+                prop_assert!(path.rel().len() < raw.len());
+                for s in path.segments() {
                     prop_assert!(s != b".." && s != b"." && !s.is_empty());
                     prop_assert!(!s.contains(&b'/') && !s.contains(&0));
                 }

@@ -34,7 +34,7 @@ async fn write(
     framing: &Framing,
     wait: Duration,
 ) -> io::Result<bool> {
-    let mut out = Vec::with_capacity(512 + inline_len(&reply.body));
+    let mut out = crate::pool::Buf::take(512 + inline_len(&reply.body));
     let delim = write_head(&mut out, &reply, framing);
     // HEAD gets the same head as GET and no body, whichever case answered.
     if delim == Delim::None || framing.head_only {
@@ -237,7 +237,7 @@ const INLINE_FILE: u64 = 32 * 1024;
 
 async fn file_body(
     stream: &mut impl Wire,
-    mut out: Vec<u8>,
+    mut out: crate::pool::Buf,
     file: &SharedFile,
     segs: Vec<Seg>,
     wait: Duration,

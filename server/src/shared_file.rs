@@ -6,10 +6,44 @@ use std::io;
 use std::ops::Deref;
 use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Files up to this size keep their bytes once read (a favicon, a small page or script):
 /// at most this much per entry of the open-file cache, for as long as the entry lives.
 pub const KEEP_BYTES: u64 = 4096;
+
+/// Facts about the file that validators come from.
+#[derive(Clone, Copy)]
+pub struct Meta {
+    pub size: u64,
+    pub mtime: SystemTime,
+}
+
+impl Meta {
+    pub fn of(st: &rustix::fs::Stat) -> Meta {
+        Meta {
+            size: st.st_size.max(0) as u64,
+            mtime: UNIX_EPOCH + Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32),
+        }
+    }
+
+    pub fn etag(&self) -> Vec<u8> {
+        let mut tag = Vec::with_capacity(24);
+        tag.push(b'"');
+        crate::digits::push_hex(&mut tag, self.secs());
+        tag.push(b'-');
+        crate::digits::push_hex(&mut tag, self.size);
+        tag.push(b'"');
+        tag
+    }
+
+    pub fn secs(&self) -> u64 {
+        self.mtime
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
 
 /// A regular file and, once read, the bytes of a small one.
 pub struct SharedFile {

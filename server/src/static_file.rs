@@ -6,7 +6,7 @@ use crate::error_page;
 use crate::http::Head;
 use crate::reply::{Body, Reply, Seg};
 use crate::resolve::{self, Kind, OpenError, OpenFile, Root};
-use crate::shared_file::SharedFile;
+use crate::shared_file::{Meta, SharedFile};
 use rustix::fs::OFlags;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -14,39 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-type Headers = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// Facts about the file that validators come from.
-pub struct Meta {
-    pub size: u64,
-    pub mtime: SystemTime,
-}
-
-impl Meta {
-    fn of(st: &rustix::fs::Stat) -> Meta {
-        Meta {
-            size: st.st_size.max(0) as u64,
-            mtime: UNIX_EPOCH + Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32),
-        }
-    }
-
-    pub fn etag(&self) -> Vec<u8> {
-        let mut tag = Vec::with_capacity(24);
-        tag.push(b'"');
-        crate::digits::push_hex(&mut tag, self.secs());
-        tag.push(b'-');
-        crate::digits::push_hex(&mut tag, self.size);
-        tag.push(b'"');
-        tag
-    }
-
-    pub fn secs(&self) -> u64 {
-        self.mtime
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-}
+use crate::reply::{Headers, Text};
 
 /// Answer with the file at `abs`, which a case chose: reuse the file the lookup opened when it
 /// is the same path, else open it beneath the root. `url` names it in error pages.
@@ -64,7 +32,7 @@ pub fn answer(
         None => open(root, abs),
     };
     match opened {
-        Ok(f) => file_reply(f.file, &Meta::of(&f.stat), abs, status, headers),
+        Ok(f) => file_reply(f.file, &f.meta, abs, status, headers),
         Err((status, message)) => error_page::reply(status, url, message),
     }
 }
@@ -74,7 +42,7 @@ pub fn open_for_filter(root: &Root, abs: &[u8]) -> Option<Body> {
     let abs = Path::new(OsStr::from_bytes(abs));
     match open(root, abs) {
         Ok(f) => {
-            let size = Meta::of(&f.stat).size;
+            let size = f.meta.size;
             Some(Body::File(f.file, vec![Seg::Range(0, size)]))
         }
         Err((status, why)) => {
@@ -108,10 +76,9 @@ fn open(root: &Root, abs: &Path) -> Result<OpenFile, (u16, &'static str)> {
             }
         })?;
     match rustix::fs::fstat(&fd) {
-        Ok(stat) if resolve::kind_of_mode(stat.st_mode) == Kind::File => Ok(OpenFile {
-            file: Arc::new(SharedFile::new(fd.into(), stat.st_size.max(0) as u64)),
-            stat,
-        }),
+        Ok(stat) if resolve::kind_of_mode(stat.st_mode) == Kind::File => {
+            Ok(OpenFile::new(fd, &stat))
+        }
         Ok(_) => Err((403, "not a regular file")),
         Err(_) => Err((500, "the file cannot be read")),
     }
@@ -127,12 +94,15 @@ fn file_reply(
     mut headers: Headers,
 ) -> Reply {
     if !has(&headers, b"content-type") {
-        headers.push((b"Content-Type".to_vec(), content_type_of(path)));
+        headers.push((Text::Borrowed(b"Content-Type"), content_type_of(path)));
     }
     if status == 200 {
-        headers.push((b"Last-Modified".to_vec(), http_date_of(meta.secs())));
-        headers.push((b"ETag".to_vec(), meta.etag()));
-        headers.push((b"Accept-Ranges".to_vec(), b"bytes".to_vec()));
+        headers.push((
+            Text::Borrowed(b"Last-Modified"),
+            http_date_of(meta.secs()).into(),
+        ));
+        headers.push((Text::Borrowed(b"ETag"), meta.etag().into()));
+        headers.push((Text::Borrowed(b"Accept-Ranges"), Text::Borrowed(b"bytes")));
     }
     Reply {
         status,
@@ -149,7 +119,7 @@ fn get<'a>(headers: &'a Headers, name: &[u8]) -> Option<&'a [u8]> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_slice())
+        .map(|(_, v)| &v[..])
 }
 
 /// The host stage after the chain and its filters: a 200 file answer (transformed or not)
@@ -185,7 +155,7 @@ fn asks_conditionally(head: &Head) -> bool {
     ];
     head.headers
         .iter()
-        .any(|(n, _)| ASKS.iter().any(|a| n.eq_ignore_ascii_case(a)))
+        .any(|(n, _)| ASKS.iter().any(|a| n.eq_ignore_ascii_case(a.as_bytes())))
 }
 
 /// A file answer, sent as it is or through transforming filters.
@@ -280,8 +250,8 @@ fn single_range(mut reply: Reply, (s, e): (u64, u64), size: u64) -> Reply {
         return reply;
     };
     reply.headers.push((
-        b"Content-Range".to_vec(),
-        format!("bytes {s}-{e}/{size}").into_bytes(),
+        Text::Borrowed(b"Content-Range"),
+        format!("bytes {s}-{e}/{size}").into_bytes().into(),
     ));
     Reply {
         status: 206,
@@ -317,8 +287,10 @@ fn multipart(mut reply: Reply, rs: &[(u64, u64)], size: u64) -> Reply {
     }
     segs.push(Seg::Bytes(format!("\r\n--{boundary}--\r\n").into_bytes()));
     reply.headers.push((
-        b"Content-Type".to_vec(),
-        format!("multipart/byteranges; boundary={boundary}").into_bytes(),
+        Text::Borrowed(b"Content-Type"),
+        format!("multipart/byteranges; boundary={boundary}")
+            .into_bytes()
+            .into(),
     ));
     Reply {
         status: 206,
@@ -332,8 +304,8 @@ fn unsatisfiable(reply: Reply, head: &Head, size: u64) -> Reply {
     let mut r = error_page::reply(416, &head.target, "no part of the requested range exists");
     r.headers.extend(validators(reply.headers));
     r.headers.push((
-        b"Content-Range".to_vec(),
-        format!("bytes */{size}").into_bytes(),
+        Text::Borrowed(b"Content-Range"),
+        format!("bytes */{size}").into_bytes().into(),
     ));
     r
 }
@@ -358,7 +330,7 @@ fn precondition_failed(reply: Reply, head: &Head) -> Reply {
 /// The file answer's headers for an answer about it that does not send it (412, 416): the
 /// validators and what filters added (Vary, Cache-Control, security headers...), without
 /// the ones that described the file's body.
-fn validators(headers: Headers) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
+fn validators(headers: Headers) -> impl Iterator<Item = (Text, Text)> {
     headers.into_iter().filter(|(n, _)| {
         let n = String::from_utf8_lossy(n).to_ascii_lowercase();
         !n.starts_with("content-") && n != "accept-ranges"
@@ -367,15 +339,15 @@ fn validators(headers: Headers) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
 
 /// The header values formatted most recently on this event loop thread, found by a scan
 /// (cheaper than hashing for the few keys a site keeps asking for); the oldest goes first.
-struct Recent<K> {
-    entries: Vec<(K, Vec<u8>)>,
+struct Recent<K, V> {
+    entries: Vec<(K, V)>,
     next: usize,
 }
 
 /// Values each per-thread cache below keeps.
 const RECENT: usize = 16;
 
-impl<K: PartialEq> Recent<K> {
+impl<K: PartialEq, V: Clone> Recent<K, V> {
     const fn new() -> Self {
         Recent {
             entries: Vec::new(),
@@ -383,11 +355,7 @@ impl<K: PartialEq> Recent<K> {
         }
     }
 
-    fn get_or(
-        &mut self,
-        same: impl Fn(&K) -> bool,
-        make: impl FnOnce() -> (K, Vec<u8>),
-    ) -> Vec<u8> {
+    fn get_or(&mut self, same: impl Fn(&K) -> bool, make: impl FnOnce() -> (K, V)) -> V {
         if let Some((_, v)) = self.entries.iter().find(|(k, _)| same(k)) {
             return v.clone();
         }
@@ -403,8 +371,8 @@ impl<K: PartialEq> Recent<K> {
 }
 
 thread_local! {
-    static TYPES: std::cell::RefCell<Recent<Vec<u8>>> = const { std::cell::RefCell::new(Recent::new()) };
-    static DATES: std::cell::RefCell<Recent<u64>> = const { std::cell::RefCell::new(Recent::new()) };
+    static TYPES: std::cell::RefCell<Recent<Vec<u8>, &'static [u8]>> = const { std::cell::RefCell::new(Recent::new()) };
+    static DATES: std::cell::RefCell<Recent<u64, Vec<u8>>> = const { std::cell::RefCell::new(Recent::new()) };
 }
 
 /// `Last-Modified` for a modification time in whole seconds.
@@ -421,14 +389,28 @@ fn http_date_of(secs: u64) -> Vec<u8> {
 }
 
 /// The Content-Type header value for a path, remembered per extension.
-fn content_type_of(path: &Path) -> Vec<u8> {
+fn content_type_of(path: &Path) -> Text {
     let ext = path.extension().map_or(&b""[..], |e| e.as_bytes());
-    TYPES.with_borrow_mut(|c| {
+    let value = TYPES.with_borrow_mut(|c| {
         c.get_or(
             |k| k.eq_ignore_ascii_case(ext),
-            || (ext.to_ascii_lowercase(), content_type(path).into_bytes()),
+            || (ext.to_ascii_lowercase(), interned(content_type(path))),
         )
-    })
+    });
+    Text::Borrowed(value)
+}
+
+/// One lasting copy of each Content-Type value, so answers borrow it: the values come from
+/// a fixed table (mime_guess's types, with or without a charset), so the set is bounded.
+fn interned(value: String) -> &'static [u8] {
+    static VALUES: std::sync::Mutex<Vec<&'static [u8]>> = std::sync::Mutex::new(Vec::new());
+    let mut values = VALUES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(v) = values.iter().find(|v| **v == value.as_bytes()) {
+        return v;
+    }
+    let v: &'static [u8] = Box::leak(value.into_bytes().into_boxed_slice());
+    values.push(v);
+    v
 }
 
 /// Content-Type for a path from its extension; text gets `charset=utf-8`.

@@ -216,49 +216,9 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, RequestEr
         &mut heap[..]
     };
     let mut req = httparse::Request::new(&mut []);
-    let status = req.parse_with_uninit_headers(data, slots);
-    match status {
-        Ok(httparse::Status::Partial) => {
-            if data.len() > limits.max_header_bytes {
-                return Err(RequestError::HeadTooLarge);
-            }
-            // A single header line that is already too long.
-            if let Some(i) = line_end {
-                let rest = &data[i + 1..];
-                let cur = rest.rsplit(|&b| b == b'\n').next().unwrap_or(rest);
-                if cur.len() > limits.max_header_field {
-                    return Err(RequestError::HeadTooLarge);
-                }
-            }
-            Ok(None)
-        }
-        Ok(httparse::Status::Complete(n)) => {
-            if n > limits.max_header_bytes || req.headers.len() > limits.max_header_count {
-                return Err(RequestError::HeadTooLarge);
-            }
-            let method = method_text(req.method.unwrap_or(""));
-            let target = req.path.unwrap_or("").as_bytes().to_vec();
-            let minor = req.version.unwrap_or(1);
-            let bytes = req
-                .headers
-                .iter()
-                .map(|h| h.name.len() + h.value.len())
-                .sum();
-            let mut hs = Fields::with_capacity(req.headers.len(), bytes);
-            for h in req.headers.iter() {
-                if h.name.len() + h.value.len() + 2 > limits.max_header_field {
-                    return Err(RequestError::HeadTooLarge);
-                }
-                hs.push(h.name.as_bytes(), h.value.trim_ascii());
-            }
-            Ok(Some(Head {
-                method,
-                target,
-                minor,
-                headers: hs,
-                len: skip + n,
-            }))
-        }
+    match req.parse_with_uninit_headers(data, slots) {
+        Ok(httparse::Status::Partial) => partial(data, line_end, limits),
+        Ok(httparse::Status::Complete(n)) => owned(&req, skip + n, limits).map(Some),
         Err(httparse::Error::TooManyHeaders) => Err(RequestError::HeadTooLarge),
         Err(httparse::Error::Version) => {
             // "HTTP/2.0" and the like are well-formed but not ours; junk is a 400.
@@ -270,6 +230,52 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, RequestEr
         }
         Err(_) => Err(RequestError::Malformed),
     }
+}
+
+/// An incomplete head: wait for more, unless it is already too large (as a whole, or the
+/// field line being read).
+fn partial(
+    data: &[u8],
+    line_end: Option<usize>,
+    limits: &Limits,
+) -> Result<Option<Head>, RequestError> {
+    if data.len() > limits.max_header_bytes {
+        return Err(RequestError::HeadTooLarge);
+    }
+    if let Some(i) = line_end {
+        let rest = &data[i + 1..];
+        let cur = rest.rsplit(|&b| b == b'\n').next().unwrap_or(rest);
+        if cur.len() > limits.max_header_field {
+            return Err(RequestError::HeadTooLarge);
+        }
+    }
+    Ok(None)
+}
+
+/// A whole head of `len` bytes, within the limits, copied out of the read buffer.
+fn owned(req: &httparse::Request, len: usize, limits: &Limits) -> Result<Head, RequestError> {
+    if len > limits.max_header_bytes || req.headers.len() > limits.max_header_count {
+        return Err(RequestError::HeadTooLarge);
+    }
+    let bytes = req
+        .headers
+        .iter()
+        .map(|h| h.name.len() + h.value.len())
+        .sum();
+    let mut fields = Fields::with_capacity(req.headers.len(), bytes);
+    for h in req.headers.iter() {
+        if h.name.len() + h.value.len() + 2 > limits.max_header_field {
+            return Err(RequestError::HeadTooLarge);
+        }
+        fields.push(h.name.as_bytes(), h.value.trim_ascii());
+    }
+    Ok(Head {
+        method: method_text(req.method.unwrap_or("")),
+        target: req.path.unwrap_or("").as_bytes().to_vec(),
+        minor: req.version.unwrap_or(1),
+        headers: fields,
+        len,
+    })
 }
 
 fn looks_like_version(data: &[u8]) -> bool {

@@ -682,6 +682,13 @@ pub trait HeadSink {
     fn header_count(&self) -> usize;
     /// Header `i` (in order) as name and value.
     fn header_at(&self, i: usize) -> Option<(&[u8], &[u8])>;
+    /// The first value of the header `name` (any case).
+    fn find_header(&self, name: &[u8]) -> Option<&[u8]> {
+        (0..self.header_count())
+            .filter_map(|i| self.header_at(i))
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
     /// `set_header`.
     fn set_header(&mut self, name: &[u8], value: &[u8]) -> bool;
     /// `append_header`.
@@ -773,11 +780,8 @@ extern "C" fn hd_get(ctx: *mut c_void, n: *const u8, nl: usize, value: *mut WpSt
     let (Some(h), Some(name)) = (head_sink(ctx), lent(n, nl)) else {
         return -1;
     };
-    let found = (0..h.header_count())
-        .filter_map(|i| h.header_at(i))
-        .find(|(k, _)| k.eq_ignore_ascii_case(name));
-    match found {
-        Some((_, v)) if !value.is_null() => {
+    match h.find_header(name) {
+        Some(v) if !value.is_null() => {
             // SAFETY: the filter passes a writable `WpStr` for this call.
             unsafe { *value = as_wp_str(v) };
             0

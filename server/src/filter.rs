@@ -45,6 +45,8 @@ pub fn apply(filters: &[(usize, Arc<Plugin>)], reply: Reply, ctx: &Ctx) -> Reply
 /// One pass through the filters; `Err` names the filter that failed.
 fn run(filters: &[(usize, Arc<Plugin>)], mut reply: Reply, ctx: &Ctx) -> Result<Reply, String> {
     let mut stages: Vec<Stage> = Vec::new();
+    // Room for what the filters add (security headers, Vary...): one growth, not several.
+    reply.headers.reserve(8);
     for (i, f) in filters {
         if skips(f, &reply) {
             continue;
@@ -92,9 +94,8 @@ fn skips(f: &Plugin, reply: &Reply) -> bool {
     let has = |n: &[u8]| reply.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
     let no_transform = reply.headers.iter().any(|(k, v)| {
         k.eq_ignore_ascii_case(b"cache-control")
-            && String::from_utf8_lossy(v)
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("no-transform"))
+            && v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"no-transform"))
     });
     reply.status == 206 || has(b"content-encoding") || no_transform
 }
@@ -184,27 +185,29 @@ impl HeadSink for Edit<'_> {
         self.reply.headers.get(i).map(|(n, v)| (&n[..], &v[..]))
     }
 
+    fn find_header(&self, name: &[u8]) -> Option<&[u8]> {
+        let found = self.position(name)?;
+        Some(&self.reply.headers[found].1)
+    }
+
     fn set_header(&mut self, name: &[u8], value: &[u8]) -> bool {
         if !editable(name, value) {
             return false;
         }
+        let headers = &mut self.reply.headers;
         let same = |(n, _): &(Text, Text)| n.eq_ignore_ascii_case(name);
-        match self.reply.headers.iter().filter(|h| same(h)).count() {
-            0 => self
-                .reply
-                .headers
-                .push((name.to_vec().into(), value.to_vec().into())),
-            // One already there: its value is replaced where it stands.
-            1 => {
-                let i = self.reply.headers.iter().position(same).unwrap_or(0);
-                self.reply.headers[i].1 = value.to_vec().into();
-            }
-            _ => {
-                self.reply.headers.retain(|h| !same(h));
-                self.reply
-                    .headers
-                    .push((name.to_vec().into(), value.to_vec().into()));
-            }
+        let Some(first) = headers.iter().position(same) else {
+            headers.push((name.to_vec().into(), value.to_vec().into()));
+            return true;
+        };
+        // The first one keeps its place with the new value; any others go.
+        headers[first].1 = value.to_vec().into();
+        if headers[first + 1..].iter().any(same) {
+            let mut i = 0;
+            headers.retain(|h| {
+                i += 1;
+                i - 1 == first || !same(h)
+            });
         }
         true
     }
@@ -431,5 +434,44 @@ fn weaken_etag(headers: &mut Headers) {
         if n.eq_ignore_ascii_case(b"etag") && v.starts_with(b"\"") {
             v.to_mut().splice(0..0, *b"W/");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(reply: &Reply) -> Vec<(String, String)> {
+        let text = |t: &Text| String::from_utf8_lossy(t).into_owned();
+        reply
+            .headers
+            .iter()
+            .map(|(n, v)| (text(n), text(v)))
+            .collect()
+    }
+
+    #[test]
+    fn set_header_leaves_one_field_of_the_name_where_the_first_stood() {
+        let req = OwnedRequest::new();
+        let root = crate::resolve::Root::open("/".as_ref(), std::time::Duration::ZERO).unwrap();
+        let ctx = Ctx {
+            req: &req,
+            root: &root,
+            path: b"/",
+            head_only: false,
+        };
+        let reply = Reply::new(200, Body::Empty)
+            .header("X-A", "1")
+            .header("Vary", "x")
+            .header("X-A", "2");
+        let mut edit = Edit::new(reply, &ctx);
+        assert!(edit.set_header(b"x-a", b"3"));
+        assert!(edit.set_header(b"New", b"v"));
+        assert!(!edit.set_header(b"Bad Name", b"v"));
+        assert!(!edit.set_header(b"X-B", b"a\r\nInjected: 1"));
+        assert!(!edit.set_header(b"Connection", b"close"));
+        let want = [("X-A", "3"), ("Vary", "x"), ("New", "v")];
+        let want: Vec<_> = want.map(|(n, v)| (n.to_string(), v.to_string())).into();
+        assert_eq!(fields(&edit.reply), want);
     }
 }

@@ -511,7 +511,9 @@ const TCHAR: [bool; 256] = {
 
 /// Is this byte string allowed in a header value (no CR, LF, NUL or other controls but tab)?
 pub fn is_field_value(s: &[u8]) -> bool {
-    s.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    // No early exit: the loop compiles to a vector scan.
+    let bad = |b: u8| (b < 0x20 && b != b'\t') | (b == 0x7f);
+    !s.iter().fold(false, |any, &b| any | bad(b))
 }
 
 #[cfg(test)]
@@ -521,6 +523,15 @@ mod tests {
 
     fn head(raw: &str) -> Result<Option<Head>, u16> {
         parse_head(raw.as_bytes(), &Limits::default()).map_err(RequestError::status)
+    }
+
+    #[test]
+    fn field_values_take_tabs_and_visible_bytes_but_no_controls() {
+        assert!(is_field_value(b"max-age=3600, public\t\x80\xff"));
+        assert!(is_field_value(b""));
+        for bad in [&b"a\r\nb"[..], b"a\nb", b"\0", b"a\x7fb", b"\x1b[0m"] {
+            assert!(!is_field_value(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::errors::RequestError;
 use crate::http::{reason, SERVER};
 use crate::reply::{Body, Reply};
-use plugin_api::helpers::html_escape;
+use plugin_api::helpers::{html_escape, html_escape_into};
 use std::fmt::Write;
 
 /// The host's answer for `status`: its HTML page naming `path` and `message`.
@@ -23,48 +23,56 @@ pub fn refusal(err: RequestError, path: &[u8]) -> Reply {
 /// same stylesheet as the folder listings less its table rules, no external assets.
 pub fn render(status: u16, path: &[u8], message: &str) -> Vec<u8> {
     let (_, next) = advice(status);
-    let mut page = String::with_capacity(4096);
-    page.push_str(&opening(status));
-    let _ = writeln!(
-        page,
-        "<p>Address: <code>{}</code></p>",
-        html_escape(&String::from_utf8_lossy(path))
-    );
+    let mut page = String::with_capacity(2048);
+    push_opening(&mut page, status);
+    page.push_str("<p>Address: <code>");
+    html_escape_into(&mut page, &String::from_utf8_lossy(path));
+    page.push_str("</code></p>\n");
     if !message.is_empty() {
-        let said = html_escape(message.trim_end_matches('.'));
-        let _ = writeln!(page, "<p class=\"muted\">The server says: {said}.</p>");
+        page.push_str("<p class=\"muted\">The server says: ");
+        html_escape_into(&mut page, message.trim_end_matches('.'));
+        page.push_str(".</p>\n");
     }
-    let parent = parent_link(path);
-    let _ = write!(
-        page,
-        "<p>{next}</p>\n<nav><a href=\"/\">Home</a>{parent}</nav>\n\
-         <footer>{SERVER}</footer>\n</body>\n</html>\n"
-    );
+    page.push_str("<p>");
+    page.push_str(next);
+    page.push_str("</p>\n<nav><a href=\"/\">Home</a>");
+    parent_link(&mut page, path);
+    page.push_str("</nav>\n<footer>");
+    page.push_str(SERVER);
+    page.push_str("</footer>\n</body>\n</html>\n");
     page.into_bytes()
 }
 
 /// The part of a page that depends on the status alone (the head with its stylesheet, the
 /// heading, what happened), made once per status per thread: most of every error page.
-fn opening(status: u16) -> std::rc::Rc<str> {
+fn push_opening(page: &mut String, status: u16) {
     thread_local! {
-        static OPENINGS: std::cell::RefCell<std::collections::HashMap<u16, std::rc::Rc<str>>> =
-            Default::default();
+        // The statuses the server sends: a few dozen at most, found by a scan.
+        static OPENINGS: std::cell::RefCell<Vec<(u16, String)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
     }
-    OPENINGS.with(|o| {
-        let made = || {
-            let title = format!("{status} {}", reason(status));
-            let style = plugin_api::helpers::PAGE_STYLE;
-            let mut page = plugin_api::helpers::page_start_with(&title, style);
-            let what = advice(status).0;
-            let _ = writeln!(
-                page,
-                "<h1>{}</h1>\n<p class=\"lead\">{what}</p>",
-                html_escape(&title)
-            );
-            std::rc::Rc::from(page)
+    OPENINGS.with_borrow_mut(|o| {
+        let i = match o.iter().position(|(s, _)| *s == status) {
+            Some(i) => i,
+            None => {
+                o.push((status, opening(status)));
+                o.len() - 1
+            }
         };
-        std::rc::Rc::clone(o.borrow_mut().entry(status).or_insert_with(made))
+        page.push_str(&o[i].1);
     })
+}
+
+fn opening(status: u16) -> String {
+    let title = format!("{status} {}", reason(status));
+    let mut page = plugin_api::helpers::page_start_with(&title, plugin_api::helpers::PAGE_STYLE);
+    let what = advice(status).0;
+    let _ = writeln!(
+        page,
+        "<h1>{}</h1>\n<p class=\"lead\">{what}</p>",
+        html_escape(&title)
+    );
+    page
 }
 
 /// What happened, in a sentence, and what to try, for `status`.
@@ -133,23 +141,25 @@ fn advice(status: u16) -> (&'static str, &'static str) {
     }
 }
 
-/// ` · <a href="/a/">Parent folder</a>` for a path below the root; empty for `/`.
-fn parent_link(path: &[u8]) -> String {
+/// ` · <a href="/a/">Parent folder</a>` for a path below the root; nothing for `/`.
+fn parent_link(page: &mut String, path: &[u8]) {
     // The folder above the path: "/a/b" and "/a/b/" both have "/a/"; "/" has none.
-    let segs: Vec<&[u8]> = path
+    let trimmed = path.strip_suffix(b"/").unwrap_or(path);
+    let Some(last) = trimmed.iter().rposition(|&b| b == b'/') else {
+        return;
+    };
+    if !path.starts_with(b"/") || trimmed.is_empty() {
+        return;
+    }
+    page.push_str(" · <a href=\"/");
+    for seg in trimmed[..last]
         .split(|&b| b == b'/')
         .filter(|s| !s.is_empty())
-        .collect();
-    match segs.split_last() {
-        Some((_, above)) if path.starts_with(b"/") => {
-            let mut href = String::from("/");
-            for seg in above {
-                href.push_str(&format!("{}/", plugin_api::helpers::encode_segment(seg)));
-            }
-            format!(" · <a href=\"{}\">Parent folder</a>", html_escape(&href))
-        }
-        _ => String::new(),
+    {
+        html_escape_into(page, &plugin_api::helpers::encode_segment(seg));
+        page.push('/');
     }
+    page.push_str("\">Parent folder</a>");
 }
 
 #[cfg(test)]
@@ -184,6 +194,12 @@ mod tests {
         assert!(!folder.contains("The server says"));
         let root = String::from_utf8(super::render(500, b"/", "")).unwrap();
         assert!(root.contains("Something went wrong") && !root.contains("Parent folder"));
+    }
+
+    #[test]
+    fn a_parent_link_escapes_what_percent_encoding_leaves() {
+        let page = String::from_utf8(super::render(404, b"/a&lt;b'/c", "")).unwrap();
+        assert!(page.contains("href=\"/a&amp;lt;b&#39;/\""), "{page}");
     }
 
     #[test]

@@ -21,7 +21,8 @@ pub struct Buf(Vec<u8>);
 impl Buf {
     pub fn take(cap: usize) -> Buf {
         let mut b = FREE.with_borrow_mut(Vec::pop).unwrap_or_default();
-        b.reserve(cap);
+        // Never smaller than what the pool keeps, so a fresh one can go back to it.
+        b.reserve(cap.max(MIN_KEPT));
         Buf(b)
     }
 }

@@ -154,26 +154,30 @@ async fn stream_body(
 }
 
 /// Write several buffers with writev, without first copying them into one.
-async fn write_parts(stream: &mut impl Wire, parts: &[&[u8]], wait: Duration) -> io::Result<()> {
+async fn write_parts<const N: usize>(
+    stream: &mut impl Wire,
+    parts: &[&[u8]; N],
+    wait: Duration,
+) -> io::Result<()> {
     let fut = async {
-        let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
-        while !parts.is_empty() {
-            let slices: Vec<io::IoSlice> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
-            let mut n = stream.write_vectored(&slices).await?;
+        // What is left of each part: the written front is cut off as writes complete.
+        let mut left: [&[u8]; N] = *parts;
+        loop {
+            let slices = left.map(io::IoSlice::new);
+            let first = left.iter().position(|p| !p.is_empty()).unwrap_or(N);
+            if first == N {
+                return Ok(());
+            }
+            let mut n = stream.write_vectored(&slices[first..]).await?;
             if n == 0 {
                 return Err(io::Error::new(io::ErrorKind::WriteZero, "peer closed"));
             }
-            while n > 0 {
-                if n >= parts[0].len() {
-                    n -= parts[0].len();
-                    parts.remove(0);
-                } else {
-                    parts[0] = &parts[0][n..];
-                    n = 0;
-                }
+            for part in &mut left[first..] {
+                let cut = n.min(part.len());
+                *part = &part[cut..];
+                n -= cut;
             }
         }
-        Ok(())
     };
     timed(wait, fut).await
 }

@@ -51,9 +51,56 @@ impl Body {
 }
 
 /// A response ready to write.
-/// A header name or value: a constant, or bytes made for this answer (most names and many
-/// values are constants, which then cost no allocation).
-pub type Text = std::borrow::Cow<'static, [u8]>;
+/// A header name or value: a constant, bytes shared with a cache (a file's validators), or
+/// bytes made for this answer. Only the last costs an allocation.
+#[derive(Clone, Debug)]
+pub enum Text {
+    Borrowed(&'static [u8]),
+    Shared(std::sync::Arc<[u8]>),
+    Owned(Vec<u8>),
+}
+
+impl Text {
+    /// The bytes, to change in place (copied first unless they are this answer's own).
+    pub fn to_mut(&mut self) -> &mut Vec<u8> {
+        if !matches!(self, Text::Owned(_)) {
+            *self = Text::Owned(self.to_vec());
+        }
+        match self {
+            Text::Owned(v) => v,
+            _ => unreachable!("made owned just above"),
+        }
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Text::Borrowed(b) => b,
+            Text::Shared(b) => b,
+            Text::Owned(b) => b,
+        }
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        **self == **other
+    }
+}
+
+impl Default for Text {
+    fn default() -> Text {
+        Text::Borrowed(b"")
+    }
+}
+
+impl From<Vec<u8>> for Text {
+    fn from(v: Vec<u8>) -> Text {
+        Text::Owned(v)
+    }
+}
 
 /// An answer's headers, in order.
 pub type Headers = Vec<(Text, Text)>;

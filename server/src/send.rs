@@ -246,6 +246,12 @@ async fn file_body(
     segs: Vec<Seg>,
     wait: Duration,
 ) -> io::Result<()> {
+    // A whole small file whose bytes are kept: the head and those bytes in one writev.
+    if let [Seg::Range(off, len)] = segs[..] {
+        if let Some(bytes) = file.kept_range(off, len as usize) {
+            return write_parts(stream, &[&out, bytes], wait).await;
+        }
+    }
     for seg in segs {
         match seg {
             Seg::Bytes(b) => out.extend_from_slice(&b),

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io;
 use std::ops::Deref;
 use std::os::unix::fs::FileExt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Files up to this size keep their bytes once read (a favicon, a small page or script):
@@ -37,6 +37,12 @@ impl Meta {
         tag
     }
 
+    /// The modification time in whole seconds as an IMF-fixdate.
+    pub fn last_modified(&self) -> Vec<u8> {
+        let secs = UNIX_EPOCH + Duration::from_secs(self.secs());
+        httpdate::fmt_http_date(secs).into_bytes()
+    }
+
     pub fn secs(&self) -> u64 {
         self.mtime
             .duration_since(UNIX_EPOCH)
@@ -52,6 +58,8 @@ pub struct SharedFile {
     size: u64,
     /// The whole file, when it is small; `None` inside when the read failed.
     bytes: OnceLock<Option<Box<[u8]>>>,
+    /// `Last-Modified` and `ETag`, written once for every answer that sends this file.
+    validators: OnceLock<[Arc<[u8]>; 2]>,
 }
 
 impl SharedFile {
@@ -60,16 +68,28 @@ impl SharedFile {
             file,
             size,
             bytes: OnceLock::new(),
+            validators: OnceLock::new(),
         }
+    }
+
+    /// `Last-Modified` and `ETag` for this file, from `meta` (the stat it was opened with),
+    /// made on first use.
+    pub fn validators(&self, meta: &Meta) -> [Arc<[u8]>; 2] {
+        let make = || [meta.last_modified().into(), meta.etag().into()];
+        self.validators.get_or_init(make).clone()
+    }
+
+    /// `len` bytes from `off` out of the kept bytes of a small file (read whole the first
+    /// time); `None` for a larger file, or when the read failed.
+    pub fn kept_range(&self, off: u64, len: usize) -> Option<&[u8]> {
+        self.kept()?
+            .get(off as usize..(off as usize).checked_add(len)?)
     }
 
     /// Append `len` bytes from `off` to `out`: from the kept bytes of a small file (read
     /// whole the first time), else with one positioned read.
     pub fn read_into(&self, out: &mut Vec<u8>, off: u64, len: usize) -> io::Result<()> {
-        if let Some(part) = self
-            .kept()
-            .and_then(|b| b.get(off as usize..off as usize + len))
-        {
+        if let Some(part) = self.kept_range(off, len) {
             out.extend_from_slice(part);
             return Ok(());
         }

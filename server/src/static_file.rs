@@ -12,7 +12,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::reply::{Headers, Text};
 
@@ -97,11 +97,9 @@ fn file_reply(
         headers.push((Text::Borrowed(b"Content-Type"), content_type_of(path)));
     }
     if status == 200 {
-        headers.push((
-            Text::Borrowed(b"Last-Modified"),
-            http_date_of(meta.secs()).into(),
-        ));
-        headers.push((Text::Borrowed(b"ETag"), meta.etag().into()));
+        let [modified, etag] = file.validators(meta);
+        headers.push((Text::Borrowed(b"Last-Modified"), Text::Shared(modified)));
+        headers.push((Text::Borrowed(b"ETag"), Text::Shared(etag)));
         headers.push((Text::Borrowed(b"Accept-Ranges"), Text::Borrowed(b"bytes")));
     }
     Reply {
@@ -372,20 +370,6 @@ impl<K: PartialEq, V: Clone> Recent<K, V> {
 
 thread_local! {
     static TYPES: std::cell::RefCell<Recent<Vec<u8>, &'static [u8]>> = const { std::cell::RefCell::new(Recent::new()) };
-    static DATES: std::cell::RefCell<Recent<u64, Vec<u8>>> = const { std::cell::RefCell::new(Recent::new()) };
-}
-
-/// `Last-Modified` for a modification time in whole seconds.
-fn http_date_of(secs: u64) -> Vec<u8> {
-    DATES.with_borrow_mut(|c| {
-        c.get_or(
-            |k| *k == secs,
-            || {
-                let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
-                (secs, date.into_bytes())
-            },
-        )
-    })
 }
 
 /// The Content-Type header value for a path, remembered per extension.

@@ -37,6 +37,15 @@ pub fn redirect_to_folder(req: &crate::Request, resp: &mut crate::Response) -> c
         .into()
 }
 
+/// Bytes as text: borrowed when they are UTF-8 (checked the fast way, a word at a time),
+/// else with U+FFFD for what is not.
+pub fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
+}
+
 /// Escape text for HTML element content and quoted attribute values.
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -238,6 +247,15 @@ pub fn seconds(key: &str, value: f64, accept: Seconds) -> Result<Duration, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lossy_borrows_utf8_and_replaces_the_rest() {
+        assert!(matches!(
+            lossy("/ä/b".as_bytes()),
+            std::borrow::Cow::Borrowed("/ä/b")
+        ));
+        assert_eq!(lossy(b"/a\xff"), "/a\u{fffd}");
+    }
 
     #[test]
     fn html_escape_escapes_markup_and_quotes() {

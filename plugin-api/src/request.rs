@@ -52,7 +52,7 @@ impl<'a> Request<'a> {
     }
     /// The decoded path when it is UTF-8, else its lossy form.
     pub fn path(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(self.path_bytes())
+        crate::helpers::lossy(self.path_bytes())
     }
     /// The raw query string (without `?`).
     pub fn query(&self) -> &[u8] {

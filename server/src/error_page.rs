@@ -26,7 +26,7 @@ pub fn render(status: u16, path: &[u8], message: &str) -> Vec<u8> {
     let mut page = String::with_capacity(2048);
     push_opening(&mut page, status);
     page.push_str("<p>Address: <code>");
-    html_escape_into(&mut page, &String::from_utf8_lossy(path));
+    html_escape_into(&mut page, &plugin_api::helpers::lossy(path));
     page.push_str("</code></p>\n");
     if !message.is_empty() {
         page.push_str("<p class=\"muted\">The server says: ");

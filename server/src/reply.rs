@@ -456,7 +456,7 @@ impl Sink for Collect {
             return false;
         }
         self.started = true;
-        self.error = Some((status, String::from_utf8_lossy(message).into_owned()));
+        self.error = Some((status, plugin_api::helpers::lossy(message).into_owned()));
         true
     }
 

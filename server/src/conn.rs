@@ -160,7 +160,11 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
     tokio::pin!(idle);
     while let Some(wait) = idle_wait(&slot.0, served) {
         idle.as_mut().reset(Instant::now() + wait);
+        // In this order, without drawing a random one first: bytes that arrived are served
+        // even when the idle timer or a stop fired at the same moment (a stop is seen again
+        // before the next wait).
         tokio::select! {
+            biased;
             r = stream.ready() => if r.is_err() {
                 break;
             },

@@ -144,7 +144,7 @@ pub struct Root {
 /// Most files each event loop keeps open.
 const CACHE_CAP: usize = 1024;
 
-/// Root id → path relative to the root → the open file and when it was opened.
+/// Root id → path relative to the root → the open file and when its entry expires.
 type FileCache = HashMap<u64, HashMap<Box<[u8]>, (OpenFile, Instant), FastHash>, FastHash>;
 
 /// The paths are files that exist (a miss is never kept), so the keys are not the client's
@@ -252,7 +252,8 @@ impl Root {
             return self.lookup_uncached(rel);
         }
         let now = Instant::now();
-        let fresh = |at: &Instant| now.duration_since(*at) < self.cache_ttl;
+        // Each entry keeps when it expires: a comparison per hit, no subtraction.
+        let fresh = |expires: &Instant| now < *expires;
         let hit = OPEN_FILES.with(|c| {
             let c = c.borrow();
             let (file, at) = c.get(&self.id)?.get(rel)?;
@@ -278,7 +279,7 @@ impl Root {
                     files.clear();
                 }
             }
-            files.insert(rel.into(), (f.clone(), now));
+            files.insert(rel.into(), (f.clone(), now + self.cache_ttl));
         });
         Ok(found)
     }

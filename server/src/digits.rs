@@ -49,10 +49,7 @@ impl IpText {
     };
 
     pub fn of(ip: IpAddr) -> IpText {
-        let mut t = IpText {
-            bytes: [0; 46],
-            len: 0,
-        };
+        let mut t = IpText::EMPTY;
         match ip {
             IpAddr::V4(v4) => t.push_v4(v4.octets()),
             IpAddr::V6(v6) => {

@@ -44,36 +44,26 @@ impl Fields {
         self.at.push([start, mid, self.text.len() as u32]);
     }
 
-    pub fn len(&self) -> usize {
-        self.at.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.at.is_empty()
-    }
-
     /// The value of the first field named `name` (any case).
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        for &[s, m, e] in &self.at {
-            let (s, m, e) = (s as usize, m as usize, e as usize);
-            if m - s == name.len() && self.text[s..m].eq_ignore_ascii_case(name) {
-                return Some(&self.text[m..e]);
-            }
-        }
-        None
+        let at = self.at.iter().find(|at| self.is_named(at, name))?;
+        Some(self.value(at))
     }
 
-    /// The values of the fields named `name` (any case), in order. Lengths are compared
-    /// first: most fields are not the one asked for.
+    /// The values of the fields named `name` (any case), in order.
     pub fn all<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
-        let t = &self.text;
-        self.at
-            .iter()
-            .filter(move |&&[s, m, _]| {
-                (m - s) as usize == name.len()
-                    && t[s as usize..m as usize].eq_ignore_ascii_case(name)
-            })
-            .map(move |&[_, m, e]| &t[m as usize..e as usize])
+        let named = self.at.iter().filter(move |at| self.is_named(at, name));
+        named.map(|at| self.value(at))
+    }
+
+    /// Is this field named `name`? Lengths are compared first: most fields are not.
+    fn is_named(&self, &[s, m, _]: &[u32; 3], name: &[u8]) -> bool {
+        (m - s) as usize == name.len()
+            && self.text[s as usize..m as usize].eq_ignore_ascii_case(name)
+    }
+
+    fn value(&self, &[_, m, e]: &[u32; 3]) -> &[u8] {
+        &self.text[m as usize..e as usize]
     }
 
     /// Every field as (name, value), in order.
@@ -97,10 +87,7 @@ impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for Fields {
 
 /// A method as a constant when it is one we know (no allocation for nearly every request).
 pub fn method_text(m: &str) -> Cow<'static, str> {
-    const KNOWN: [&str; 9] = [
-        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-    ];
-    match KNOWN.iter().find(|k| **k == m) {
+    match METHODS.iter().find(|k| **k == m) {
         Some(k) => Cow::Borrowed(k),
         None => Cow::Owned(m.to_string()),
     }
@@ -441,11 +428,13 @@ pub fn reason(status: u16) -> &'static str {
 
 /// Methods this server knows (RFC 9110 §9 plus PATCH); anything else is 501.
 pub fn known_method(m: &str) -> bool {
-    matches!(
-        m,
-        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH"
-    )
+    METHODS.contains(&m)
 }
+
+/// The methods of RFC 9110 and PATCH (RFC 5789).
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
 
 /// Value for the `Server` header.
 pub const SERVER: &str = concat!("cases/", env!("CARGO_PKG_VERSION"));

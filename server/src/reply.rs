@@ -50,7 +50,6 @@ impl Body {
     }
 }
 
-/// A response ready to write.
 /// A header name or value: a constant, bytes shared with a cache (a file's validators), or
 /// bytes made for this answer. Only the last costs an allocation.
 #[derive(Clone, Debug)]
@@ -105,6 +104,7 @@ impl From<Vec<u8>> for Text {
 /// An answer's headers, in order.
 pub type Headers = Vec<(Text, Text)>;
 
+/// A response ready to write.
 pub struct Reply {
     pub status: u16,
     pub headers: Headers,

@@ -339,16 +339,12 @@ pub fn kind_of_mode(mode: u32) -> Kind {
 #[derive(Clone)]
 pub struct OpenFile {
     pub file: Arc<SharedFile>,
-    /// Size and modification time, from the stat made when it was opened.
-    pub meta: Meta,
 }
 
 impl OpenFile {
     pub fn new(fd: OwnedFd, stat: &rustix::fs::Stat) -> OpenFile {
-        let meta = Meta::of(stat);
         OpenFile {
-            file: Arc::new(SharedFile::new(fd.into(), meta.size)),
-            meta,
+            file: Arc::new(SharedFile::new(fd.into(), Meta::of(stat))),
         }
     }
 }

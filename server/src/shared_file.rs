@@ -54,8 +54,9 @@ impl Meta {
 /// A regular file and, once read, the bytes of a small one.
 pub struct SharedFile {
     file: File,
-    /// Its size when it was opened (the stat the answer's Content-Length comes from).
-    size: u64,
+    /// Its size and modification time when it was opened (the stat the answer's
+    /// Content-Length and validators come from).
+    meta: Meta,
     /// The whole file, when it is small; `None` inside when the read failed.
     bytes: OnceLock<Option<Box<[u8]>>>,
     /// `Last-Modified` and `ETag`, written once for every answer that sends this file.
@@ -63,19 +64,22 @@ pub struct SharedFile {
 }
 
 impl SharedFile {
-    pub fn new(file: File, size: u64) -> SharedFile {
+    pub fn new(file: File, meta: Meta) -> SharedFile {
         SharedFile {
             file,
-            size,
+            meta,
             bytes: OnceLock::new(),
             validators: OnceLock::new(),
         }
     }
 
-    /// `Last-Modified` and `ETag` for this file, from `meta` (the stat it was opened with),
-    /// made on first use.
-    pub fn validators(&self, meta: &Meta) -> [Arc<[u8]>; 2] {
-        let make = || [meta.last_modified().into(), meta.etag().into()];
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// `Last-Modified` and `ETag` for this file, made on first use.
+    pub fn validators(&self) -> [Arc<[u8]>; 2] {
+        let make = || [self.meta.last_modified().into(), self.meta.etag().into()];
         self.validators.get_or_init(make).clone()
     }
 
@@ -99,11 +103,11 @@ impl SharedFile {
     }
 
     fn kept(&self) -> Option<&[u8]> {
-        if self.size > KEEP_BYTES {
+        if self.meta.size > KEEP_BYTES {
             return None;
         }
         let read_whole = || {
-            let mut b = vec![0; self.size as usize];
+            let mut b = vec![0; self.meta.size as usize];
             self.file.read_exact_at(&mut b, 0).ok()?;
             Some(b.into_boxed_slice())
         };
@@ -139,7 +143,11 @@ mod tests {
             .unwrap()
             .write_all(bytes)
             .unwrap();
-        let f = SharedFile::new(File::open(&path).unwrap(), bytes.len() as u64);
+        let meta = Meta {
+            size: bytes.len() as u64,
+            mtime: UNIX_EPOCH,
+        };
+        let f = SharedFile::new(File::open(&path).unwrap(), meta);
         (Temp(path), f)
     }
 

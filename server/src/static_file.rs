@@ -6,7 +6,7 @@ use crate::error_page;
 use crate::http::Head;
 use crate::reply::{Body, Reply, Seg};
 use crate::resolve::{self, Kind, OpenError, OpenFile, Root};
-use crate::shared_file::{Meta, SharedFile};
+use crate::shared_file::SharedFile;
 use rustix::fs::OFlags;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -32,7 +32,7 @@ pub fn answer(
         None => open(root, abs),
     };
     match opened {
-        Ok(f) => file_reply(f.file, &f.meta, abs, status, headers),
+        Ok(f) => file_reply(f.file, abs, status, headers),
         Err((status, message)) => error_page::reply(status, url, message),
     }
 }
@@ -42,7 +42,7 @@ pub fn open_for_filter(root: &Root, abs: &[u8]) -> Option<Body> {
     let abs = Path::new(OsStr::from_bytes(abs));
     match open(root, abs) {
         Ok(f) => {
-            let size = f.meta.size;
+            let size = f.file.meta().size;
             Some(Body::File(f.file, vec![Seg::Range(0, size)]))
         }
         Err((status, why)) => {
@@ -86,26 +86,21 @@ fn open(root: &Root, abs: &Path) -> Result<OpenFile, (u16, &'static str)> {
 
 /// The whole file with its type; a 200 also gets its validators and `Accept-Ranges`, which
 /// the conditional stage ([`conditional`]) reads.
-fn file_reply(
-    file: Arc<SharedFile>,
-    meta: &Meta,
-    path: &Path,
-    status: u16,
-    mut headers: Headers,
-) -> Reply {
+fn file_reply(file: Arc<SharedFile>, path: &Path, status: u16, mut headers: Headers) -> Reply {
     if !has(&headers, b"content-type") {
         headers.push((Text::Borrowed(b"Content-Type"), content_type_of(path)));
     }
     if status == 200 {
-        let [modified, etag] = file.validators(meta);
+        let [modified, etag] = file.validators();
         headers.push((Text::Borrowed(b"Last-Modified"), Text::Shared(modified)));
         headers.push((Text::Borrowed(b"ETag"), Text::Shared(etag)));
         headers.push((Text::Borrowed(b"Accept-Ranges"), Text::Borrowed(b"bytes")));
     }
+    let size = file.meta().size;
     Reply {
         status,
         headers,
-        body: Body::File(file, vec![Seg::Range(0, meta.size)]),
+        body: Body::File(file, vec![Seg::Range(0, size)]),
     }
 }
 

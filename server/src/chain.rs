@@ -489,9 +489,7 @@ fn case_view(
         // As nginx's `fastcgi_param HTTPS $https`: set only on TLS connections.
         req.add_var(b"HTTPS", b"on");
     }
-    req.body_len = body_len as u64;
-    req.client_port = peer.client.port();
-    req.server_port = peer.local.port();
+    req.set_numbers(body_len as u64, peer.client.port(), peer.local.port());
     for (n, v) in head.headers.iter() {
         req.add_header(n, v);
     }
@@ -518,12 +516,12 @@ fn set_place(req: &mut OwnedRequest, place: Option<&Place>, target: &[u8]) {
     req.set(Field::Path, &place.path);
     req.set(Field::Query, &place.query);
     req.set(Field::FsPath, place.fs_path.as_os_str().as_bytes());
-    req.fs_kind = match place.kind {
+    req.set_kind(match place.kind {
         Kind::Missing => WP_KIND_MISSING,
         Kind::File => WP_KIND_FILE,
         Kind::Dir => WP_KIND_DIR,
         Kind::Other => WP_KIND_OTHER,
-    };
+    });
 }
 
 /// Between `test` and `act`: the case's methods. OPTIONS is answered with its Allow unless
@@ -577,7 +575,8 @@ async fn act(chain: &Arc<Chain>, i: usize, work: &mut Work, place: &mut Place) -
     let case = &chain.cases[i];
     let body = work.body.take().unwrap_or_default();
     let (rc, mut collect) = if case.may_block {
-        match run_blocking(chain, i, work, body).await {
+        // Boxed: a worker thread's hand-over need not be in every request's state.
+        match Box::pin(run_blocking(chain, i, work, body)).await {
             Ran::Streaming(reply) => {
                 chain.count(i);
                 return Acted::Answer(reply.into());

@@ -236,7 +236,7 @@ async fn burst(
         // 1. The head.
         let head = match read_head(stream, &mut buf, limits).await? {
             Step::Go(head) => head,
-            Step::Refuse(e) => return refuse(stream, shared, peer, None, e).await,
+            Step::Refuse(e) => return Box::pin(refuse(stream, shared, peer, None, e)).await,
             Step::Close => return Ok(Next::Close),
         };
         *served += 1;
@@ -244,12 +244,12 @@ async fn burst(
         // 2. What every request must get right before any case runs.
         let framing = match admit(&head) {
             Ok(f) => f,
-            Err(e) => return refuse(stream, shared, peer, Some(&head), e).await,
+            Err(e) => return Box::pin(refuse(stream, shared, peer, Some(&head), e)).await,
         };
         // 3. The body, read whole (bounded), so the next request on the connection parses.
         let body = match read_body(stream, &mut buf, &head, &framing, limits).await? {
             Step::Go(body) => body,
-            Step::Refuse(e) => return refuse(stream, shared, peer, Some(&head), e).await,
+            Step::Refuse(e) => return Box::pin(refuse(stream, shared, peer, Some(&head), e)).await,
             Step::Close => {
                 let seen = Logged::of(Some(&head), since);
                 log_access(shared, peer, &seen, RequestError::ClientGone.status(), None);
@@ -370,7 +370,8 @@ async fn answer(
 }
 
 /// Answer a request the host refuses before any case runs (400, 408, 413, 431...), and
-/// close gracefully: the client may still be sending.
+/// close gracefully: the client may still be sending. Callers box it, so its state is not
+/// part of every burst's.
 async fn refuse(
     stream: &mut impl Wire,
     shared: &Shared,
@@ -511,11 +512,18 @@ async fn read_body(
     }
     match *framing {
         BodyFraming::None => Ok(Step::Go(Vec::new())),
+        // Boxed: a body is the rarer case, and its reads' state need not be in every burst's.
         BodyFraming::Length(n) => {
-            read_length(stream, buf, n as usize, &mut Pace::new(limits)).await
+            Box::pin(read_length(stream, buf, n as usize, &mut Pace::new(limits))).await
         }
         BodyFraming::Chunked => {
-            read_chunked(stream, buf, limits.max_body, &mut Pace::new(limits)).await
+            Box::pin(read_chunked(
+                stream,
+                buf,
+                limits.max_body,
+                &mut Pace::new(limits),
+            ))
+            .await
         }
     }
 }

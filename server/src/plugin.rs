@@ -19,31 +19,31 @@ pub use plugin_api::export::ResponseSink as Sink;
 /// Host-side receiver of a filter's head calls (ABI 1.1).
 pub use plugin_api::export::HeadSink;
 
-/// A request in a form that can move between threads: one byte arena plus offsets.
-pub struct OwnedRequest {
+/// A request in a form that can move between threads: one byte arena plus offsets. It lives
+/// in a box that goes back to the thread's pool when dropped, so moving it copies a pointer
+/// and its arena and arrays keep their room from one request to the next.
+pub struct OwnedRequest(Option<Box<Parts>>);
+
+struct Parts {
     arena: Vec<u8>,
     headers: Vec<(Span, Span)>,
     vars: Vec<(Span, Span)>,
     fields: [Span; 9],
-    pub fs_kind: u32,
-    pub body_len: u64,
-    pub client_port: u16,
-    pub server_port: u16,
-    /// The C view, built once by `seal` for every test and act of the request.
-    sealed: Option<Sealed>,
+    fs_kind: u32,
+    body_len: u64,
+    client_port: u16,
+    server_port: u16,
+    /// The C view, built once by `seal` for every test and act of the request; it points
+    /// into `arena`, `wp_headers` and `wp_vars`.
+    sealed: Option<WpRequest>,
+    wp_headers: Vec<WpHeader>,
+    wp_vars: Vec<WpHeader>,
 }
 
-/// A `WpRequest` and its header and variable arrays, pointing into the owner's `arena`.
-struct Sealed {
-    raw: WpRequest,
-    _headers: Vec<WpHeader>,
-    _vars: Vec<WpHeader>,
-}
-
-// SAFETY: the raw pointers in `sealed` point only into this request's own heap buffers
-// (`arena` and the header Vec), which move with it and are never written while sealed;
-// they are only read, through `&self`.
-unsafe impl Send for OwnedRequest {}
+// SAFETY: the raw pointers in `sealed` and the `wp_*` arrays point only into this request's
+// own heap buffers (`arena` and the `wp_*` Vecs), which move with it and are never written
+// while sealed; they are only read, through `&self`.
+unsafe impl Send for Parts {}
 
 #[derive(Clone, Copy, Default)]
 /// Start and length in the arena (a request's text is far below 4 GiB: heads are bounded).
@@ -52,83 +52,163 @@ struct Span(u32, u32);
 /// Field order in `OwnedRequest::fields`: the request's string fields, in ABI order.
 pub use plugin_api::abi::Field;
 
+/// Requests each thread keeps for reuse, at most, and the arena room a kept one may have.
+const KEEP: usize = 8;
+const MAX_KEPT_ARENA: usize = 16 * 1024;
+
+/// The boxes themselves are kept: a request holds its parts by a box, so that moving it
+/// between the chain's stages copies a pointer.
+#[allow(clippy::vec_box)]
+type Kept = std::cell::RefCell<Vec<Box<Parts>>>;
+
+thread_local! {
+    static FREE: Kept = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl OwnedRequest {
     pub fn new() -> Self {
-        OwnedRequest {
-            arena: Vec::with_capacity(512),
-            headers: Vec::new(),
-            vars: Vec::new(),
-            fields: [Span::default(); 9],
-            fs_kind: WP_KIND_MISSING,
-            body_len: 0,
-            client_port: 0,
-            server_port: 0,
-            sealed: None,
-        }
+        let parts = FREE.with_borrow_mut(Vec::pop).unwrap_or_else(|| {
+            Box::new(Parts {
+                arena: Vec::with_capacity(512),
+                headers: Vec::new(),
+                vars: Vec::new(),
+                fields: [Span::default(); 9],
+                fs_kind: WP_KIND_MISSING,
+                body_len: 0,
+                client_port: 0,
+                server_port: 0,
+                sealed: None,
+                wp_headers: Vec::new(),
+                wp_vars: Vec::new(),
+            })
+        });
+        OwnedRequest(Some(parts))
+    }
+
+    fn parts(&self) -> &Parts {
+        self.0.as_deref().expect("taken only by drop")
+    }
+
+    fn parts_mut(&mut self) -> &mut Parts {
+        self.0.as_deref_mut().expect("taken only by drop")
     }
 
     fn push(&mut self, s: &[u8]) -> Span {
-        let start = self.arena.len();
-        self.arena.extend_from_slice(s);
-        self.arena.push(0);
+        let arena = &mut self.parts_mut().arena;
+        let start = arena.len();
+        arena.reserve(s.len() + 1);
+        arena.extend_from_slice(s);
+        arena.push(0);
         Span(start as u32, s.len() as u32)
     }
 
     pub fn set(&mut self, f: Field, value: &[u8]) {
-        self.sealed = None;
-        self.fields[f as usize] = self.push(value);
+        let span = self.push(value);
+        let p = self.parts_mut();
+        p.sealed = None;
+        p.fields[f as usize] = span;
     }
 
     pub fn add_header(&mut self, name: &[u8], value: &[u8]) {
-        self.sealed = None;
-        let n = self.push(name);
-        let v = self.push(value);
-        self.headers.push((n, v));
+        let (n, v) = (self.push(name), self.push(value));
+        let p = self.parts_mut();
+        p.sealed = None;
+        p.headers.push((n, v));
     }
 
     /// (1.1) A variable a case set, for the cases after it.
     pub fn add_var(&mut self, name: &[u8], value: &[u8]) {
-        self.sealed = None;
-        let n = self.push(name);
-        let v = self.push(value);
-        self.vars.push((n, v));
+        let (n, v) = (self.push(name), self.push(value));
+        let p = self.parts_mut();
+        p.sealed = None;
+        p.vars.push((n, v));
+    }
+
+    /// What the path names (`WP_KIND_*`).
+    pub fn set_kind(&mut self, kind: u32) {
+        let p = self.parts_mut();
+        p.sealed = None;
+        p.fs_kind = kind;
+    }
+
+    /// The body's length and the client's and our port.
+    pub fn set_numbers(&mut self, body_len: u64, client_port: u16, server_port: u16) {
+        let p = self.parts_mut();
+        p.sealed = None;
+        (p.body_len, p.client_port, p.server_port) = (body_len, client_port, server_port);
     }
 
     /// The value of a variable, for tests of the view the host builds.
     #[cfg(test)]
     pub fn var(&self, name: &[u8]) -> Option<&[u8]> {
-        let at = |sp: Span| &self.arena[sp.0 as usize..(sp.0 + sp.1) as usize];
-        let found = self.vars.iter().find(|(n, _)| at(*n) == name);
+        let p = self.parts();
+        let at = |sp: Span| &p.arena[sp.0 as usize..(sp.0 + sp.1) as usize];
+        let found = p.vars.iter().find(|(n, _)| at(*n) == name);
         found.map(|(_, v)| at(*v))
     }
 
     /// Build the C view once, after every field is set, so the cases' test and act calls
     /// share it instead of rebuilding the header array each time.
     pub fn seal(&mut self) {
-        let (headers, vars) = (self.wp_pairs(&self.headers), self.wp_pairs(&self.vars));
-        let raw = self.wp_request(&headers, &vars);
-        self.sealed = Some(Sealed {
-            raw,
-            _headers: headers,
-            _vars: vars,
+        let p = self.parts_mut();
+        fill_pairs(&mut p.wp_headers, &p.arena, &p.headers);
+        fill_pairs(&mut p.wp_vars, &p.arena, &p.vars);
+        p.sealed = Some(p.wp_request(&p.wp_headers, &p.wp_vars));
+    }
+
+    /// Hand the borrowed C view to `f` (the sealed one, or one built for this call).
+    fn with_raw<R>(&self, f: impl FnOnce(&WpRequest) -> R) -> R {
+        let p = self.parts();
+        if let Some(raw) = &p.sealed {
+            return f(raw);
+        }
+        let (mut headers, mut vars) = (Vec::new(), Vec::new());
+        fill_pairs(&mut headers, &p.arena, &p.headers);
+        fill_pairs(&mut vars, &p.arena, &p.vars);
+        f(&p.wp_request(&headers, &vars))
+    }
+}
+
+impl Drop for OwnedRequest {
+    /// Back to the thread's pool, emptied, unless it grew too big to keep.
+    fn drop(&mut self) {
+        let Some(mut parts) = self.0.take() else {
+            return;
+        };
+        if parts.arena.capacity() > MAX_KEPT_ARENA {
+            return;
+        }
+        parts.clear();
+        let _ = FREE.try_with(|f| {
+            let mut f = f.borrow_mut();
+            if f.len() < KEEP {
+                f.push(parts);
+            }
         });
+    }
+}
+
+impl Default for OwnedRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Parts {
+    fn clear(&mut self) {
+        self.sealed = None;
+        self.arena.clear();
+        self.headers.clear();
+        self.vars.clear();
+        self.wp_headers.clear();
+        self.wp_vars.clear();
+        self.fields = [Span::default(); 9];
+        self.fs_kind = WP_KIND_MISSING;
+        (self.body_len, self.client_port, self.server_port) = (0, 0, 0);
     }
 
     fn str_at(&self, sp: Span) -> WpStr {
-        WpStr {
-            ptr: self.arena.as_ptr().wrapping_add(sp.0 as usize),
-            len: sp.1 as usize,
-        }
-    }
-
-    fn wp_pairs(&self, pairs: &[(Span, Span)]) -> Vec<WpHeader> {
-        pairs
-            .iter()
-            .map(|(n, v)| WpHeader {
-                name: self.str_at(*n),
-                value: self.str_at(*v),
-            })
-            .collect()
+        str_at(&self.arena, sp)
     }
 
     fn wp_request(&self, headers: &[WpHeader], vars: &[WpHeader]) -> WpRequest {
@@ -155,23 +235,22 @@ impl OwnedRequest {
             var_count: vars.len(),
         }
     }
+}
 
-    /// Hand the borrowed C view to `f` (the sealed one, or one built for this call).
-    fn with_raw<R>(&self, f: impl FnOnce(&WpRequest) -> R) -> R {
-        match &self.sealed {
-            Some(s) => f(&s.raw),
-            None => {
-                let (headers, vars) = (self.wp_pairs(&self.headers), self.wp_pairs(&self.vars));
-                f(&self.wp_request(&headers, &vars))
-            }
-        }
+fn str_at(arena: &[u8], sp: Span) -> WpStr {
+    WpStr {
+        ptr: arena.as_ptr().wrapping_add(sp.0 as usize),
+        len: sp.1 as usize,
     }
 }
 
-impl Default for OwnedRequest {
-    fn default() -> Self {
-        Self::new()
-    }
+/// `pairs` as the ABI's name/value array over `arena`, in `out` (emptied first).
+fn fill_pairs(out: &mut Vec<WpHeader>, arena: &[u8], pairs: &[(Span, Span)]) {
+    out.clear();
+    out.extend(pairs.iter().map(|(n, v)| WpHeader {
+        name: str_at(arena, *n),
+        value: str_at(arena, *v),
+    }));
 }
 
 /// One loaded case: the library, its descriptor's functions and the instance.
@@ -739,4 +818,37 @@ pub fn describe(p: &Plugin) -> String {
         roles(p),
         p.path.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_request_comes_back_empty_with_its_room() {
+        let mut a = OwnedRequest::new();
+        a.set(Field::Method, b"GET");
+        a.add_header(b"Host", b"example.org");
+        a.add_var(b"REMOTE_USER", b"ann");
+        a.set_numbers(5, 1, 2);
+        a.seal();
+        let arena = a.parts().arena.as_ptr();
+        drop(a);
+        let b = OwnedRequest::new();
+        assert_eq!(b.parts().arena.as_ptr(), arena, "the same arena is reused");
+        assert_eq!(b.var(b"REMOTE_USER"), None);
+        b.with_raw(|raw| {
+            assert_eq!((raw.header_count, raw.var_count), (0, 0));
+            assert_eq!((raw.method.len, raw.body_len, raw.client_port), (0, 0, 0));
+        });
+    }
+
+    #[test]
+    fn a_field_set_after_sealing_is_in_the_view() {
+        let mut a = OwnedRequest::new();
+        a.set(Field::Path, b"/a");
+        a.seal();
+        a.set(Field::Path, b"/longer/path");
+        a.with_raw(|raw| assert_eq!(raw.path.len, b"/longer/path".len()));
+    }
 }

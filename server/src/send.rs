@@ -46,13 +46,14 @@ async fn write(
         Body::File(file, segs) => file_body(stream, out, &file, segs, wait)
             .await
             .map(|_| true),
+        // Boxed, as the pieces of a big file are: their state need not be in every reply's.
         Body::Stream(rx, _) => {
             write_all(stream, &out, wait).await?;
-            stream_body(stream, rx, delim, wait).await
+            Box::pin(stream_body(stream, rx, delim, wait)).await
         }
         Body::Transformed(t) => {
             write_all(stream, &out, wait).await?;
-            transformed_body(stream, *t, delim, wait).await
+            Box::pin(transformed_body(stream, *t, delim, wait)).await
         }
     }
 }
@@ -209,14 +210,15 @@ async fn write_all(stream: &mut impl Wire, data: &[u8], wait: Duration) -> io::R
 
 /// Run a write under the send timeout. Most writes finish at once (the socket buffer has
 /// room): the timer is armed only when the first poll cannot finish, which saves a timer
-/// registration and removal per answer.
+/// registration and removal per answer. The timer is boxed then, so it is not part of
+/// every write's state.
 pub async fn timed<T>(wait: Duration, fut: impl Future<Output = io::Result<T>>) -> io::Result<T> {
     let mut fut = std::pin::pin!(fut);
     let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
     if let std::task::Poll::Ready(r) = first {
         return r;
     }
-    match timeout(wait, fut).await {
+    match Box::pin(timeout(wait, fut)).await {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
     }
@@ -241,7 +243,7 @@ const INLINE_FILE: u64 = 32 * 1024;
 
 async fn file_body(
     stream: &mut impl Wire,
-    mut out: crate::pool::Buf,
+    out: crate::pool::Buf,
     file: &SharedFile,
     segs: Vec<Seg>,
     wait: Duration,
@@ -252,6 +254,18 @@ async fn file_body(
             return write_parts(stream, &[&out, bytes], wait).await;
         }
     }
+    Box::pin(file_pieces(stream, out, file, segs, wait)).await
+}
+
+/// A file body piece by piece: ranges read into the head's buffer, big ones sent with
+/// sendfile (or copied, through TLS).
+async fn file_pieces(
+    stream: &mut impl Wire,
+    mut out: crate::pool::Buf,
+    file: &SharedFile,
+    segs: Vec<Seg>,
+    wait: Duration,
+) -> io::Result<()> {
     for seg in segs {
         match seg {
             Seg::Bytes(b) => out.extend_from_slice(&b),

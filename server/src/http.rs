@@ -449,16 +449,22 @@ pub fn date_now(out: &mut Vec<u8>) {
 }
 
 /// Lend the current second (since the epoch) and its IMF-fixdate to `f`, without copying.
+/// The second comes from the coarse real-time clock (a read of the kernel's last tick, a
+/// few milliseconds behind at most, where the precise clock reads the hardware counter):
+/// a Date header and an access log line name only the second.
 pub fn with_date_now<R>(f: impl FnOnce(u64, &str) -> R) -> R {
-    let now = std::time::SystemTime::now();
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    use nix::time::{clock_gettime, ClockId};
+    let secs = match clock_gettime(ClockId::CLOCK_REALTIME_COARSE) {
+        Ok(t) => u64::try_from(t.tv_sec()).unwrap_or(0),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
     DATE.with(|d| {
         let mut d = d.borrow_mut();
         if d.0 != secs || d.1.is_empty() {
-            *d = (secs, httpdate::fmt_http_date(now));
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            *d = (secs, httpdate::fmt_http_date(at));
         }
         f(secs, &d.1)
     })

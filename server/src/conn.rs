@@ -11,12 +11,13 @@ use crate::send::send;
 use crate::wire::Wire;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::{timeout_at, Instant, Sleep};
 
 /// What every connection shares.
 pub struct Shared {
@@ -123,6 +124,9 @@ impl Drop for Slot {
 enum Next {
     /// Keep the connection; the buffer is empty.
     Idle,
+    /// Every request that arrived is answered and the connection stays; the last one began
+    /// at this instant.
+    Answered(Instant),
     /// Close now: nothing unread is left that could turn our close into a reset.
     Close,
     /// Close after our answer, but the client may still be sending (a body we refused,
@@ -174,8 +178,9 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
                 continue;
             }
         }
-        match Box::pin(burst(&mut stream, &slot.0, &peer, &mut served)).await {
-            Ok(Next::Idle) => continue,
+        let burst = burst(&mut stream, &slot.0, &peer, &mut served, idle.as_mut());
+        match Box::pin(burst).await {
+            Ok(Next::Idle | Next::Answered(_)) => continue,
             Ok(Next::Linger) => {
                 // Boxed: its scratch buffer must not be part of every idle connection's state.
                 Box::pin(linger(&mut stream)).await;
@@ -216,25 +221,72 @@ async fn linger(stream: &mut impl Wire) {
     }
 }
 
-/// Answer every request that arrives in one burst of bytes (pipelining included).
+/// Answer requests while they keep coming: every request in the bytes that arrived
+/// (pipelining included), then, for a moment, the next ones.
 async fn burst(
     stream: &mut impl Wire,
     shared: &Shared,
     peer: &Peer,
     served: &mut u32,
+    mut idle: Pin<&mut Sleep>,
+) -> io::Result<Next> {
+    let mut buf = crate::pool::Buf::take(4096);
+    loop {
+        // Readiness can be stale: if nothing is there after all, go back to idle holding
+        // nothing.
+        match stream.try_read_now(&mut buf) {
+            Ok(0) => return Ok(Next::Close),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Idle),
+            Err(e) => return Err(e),
+        }
+        match answer_all(stream, shared, peer, served, &mut buf).await? {
+            Next::Answered(at) if next_soon(stream, shared, idle.as_mut(), at).await => continue,
+            Next::Answered(_) => return Ok(Next::Idle),
+            next => return Ok(next),
+        }
+    }
+}
+
+/// How long a connection that just answered waits for its next request inside its burst,
+/// keeping the burst's state (a busy client's next request comes within moments), before
+/// it goes back to idle, which frees that state.
+const NEXT_SOON: Duration = Duration::from_millis(50);
+
+/// Did bytes arrive within `NEXT_SOON` (or the keep-alive timeout, when shorter) of `at`,
+/// when the last request began (no clock read: an answer that took longer than that goes
+/// straight back to idle)? Not while the server stops: the connection then goes back to
+/// idle, which closes it.
+async fn next_soon(
+    stream: &mut impl Wire,
+    shared: &Shared,
+    mut idle: Pin<&mut Sleep>,
+    at: Instant,
+) -> bool {
+    if shared.stopping() {
+        return false;
+    }
+    let wait = shared.limits.keepalive_timeout.min(NEXT_SOON);
+    idle.as_mut().reset(at + wait);
+    tokio::select! {
+        biased;
+        r = stream.ready() => r.is_ok(),
+        _ = idle => false,
+    }
+}
+
+/// Answer every request whose bytes are in `buf`, reading more when one is incomplete.
+async fn answer_all(
+    stream: &mut impl Wire,
+    shared: &Shared,
+    peer: &Peer,
+    served: &mut u32,
+    buf: &mut crate::pool::Buf,
 ) -> io::Result<Next> {
     let limits = &shared.limits;
-    let mut buf = crate::pool::Buf::take(4096);
-    // Readiness can be stale: if nothing is there after all, go back to idle holding nothing.
-    match stream.try_read_now(&mut buf) {
-        Ok(0) => return Ok(Next::Close),
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Idle),
-        Err(e) => return Err(e),
-    }
     loop {
         // 1. The head.
-        let head = match read_head(stream, &mut buf, limits).await? {
+        let head = match read_head(stream, buf, limits).await? {
             Step::Go(head) => head,
             Step::Refuse(e) => return Box::pin(refuse(stream, shared, peer, None, e)).await,
             Step::Close => return Ok(Next::Close),
@@ -247,7 +299,7 @@ async fn burst(
             Err(e) => return Box::pin(refuse(stream, shared, peer, Some(&head), e)).await,
         };
         // 3. The body, read whole (bounded), so the next request on the connection parses.
-        let body = match read_body(stream, &mut buf, &head, &framing, limits).await? {
+        let body = match read_body(stream, buf, &head, &framing, limits).await? {
             Step::Go(body) => body,
             Step::Refuse(e) => return Box::pin(refuse(stream, shared, peer, Some(&head), e)).await,
             Step::Close => {
@@ -265,7 +317,7 @@ async fn burst(
         match (wire.close, buf.is_empty()) {
             (true, true) => return Ok(Next::Close),
             (true, false) => return Ok(Next::Linger),
-            (false, true) => return Ok(Next::Idle),
+            (false, true) => return Ok(Next::Answered(since)),
             (false, false) => {}
         }
     }

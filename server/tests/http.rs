@@ -103,6 +103,20 @@ fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
 }
 
 #[test]
+fn a_keep_alive_connection_serves_requests_after_pauses_within_the_timeout() {
+    // A connection first waits for its next request inside its burst for a moment, then
+    // goes back to idle: a request after either kind of pause is answered.
+    let s = Server::shipped_with("[limits]\nkeepalive_timeout = 2.0\n");
+    let mut c = s.connect();
+    for pause_ms in [0, 10, 300, 700] {
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        send(&mut c, "GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        let r = read_response(&mut c, false).expect("answered after the pause");
+        assert_eq!(r.status, 200, "after {pause_ms} ms");
+    }
+}
+
+#[test]
 fn closing_after_an_error_does_not_reset_away_the_response() {
     // The client sends more than the server reads before it closes: without a graceful
     // (lingering) close the kernel answers with RST and the client may lose the 400.

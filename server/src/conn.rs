@@ -454,7 +454,7 @@ pub async fn turn_away(mut stream: TcpStream, peer: Peer, slot: Slot) {
         b"",
         "the server is at its connection limit; try again shortly",
     )
-    .header("Retry-After", "1");
+    .header_const("Retry-After", "1");
     let shared: &Shared = &slot.0;
     let _ = write_reply(
         &mut stream,

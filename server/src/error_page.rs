@@ -10,7 +10,7 @@ use std::fmt::Write;
 /// The host's answer for `status`: its HTML page naming `path` and `message`.
 pub fn reply(status: u16, path: &[u8], message: &str) -> Reply {
     Reply::new(status, Body::Bytes(render(status, path, message)))
-        .header("Content-Type", "text/html; charset=utf-8")
+        .header_const("Content-Type", "text/html; charset=utf-8")
 }
 
 /// The answer to a request the host refuses.

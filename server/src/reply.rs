@@ -125,6 +125,15 @@ impl Reply {
             .push((Text::Borrowed(name.as_bytes()), Text::Owned(value.into())));
         self
     }
+
+    /// A header whose value is a constant too (no copy).
+    pub fn header_const(mut self, name: &'static str, value: &'static str) -> Reply {
+        self.headers.push((
+            Text::Borrowed(name.as_bytes()),
+            Text::Borrowed(value.as_bytes()),
+        ));
+        self
+    }
 }
 
 /// Does a status forbid a body (RFC 9110 §6.4.1)?

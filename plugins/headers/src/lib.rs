@@ -37,9 +37,10 @@ impl Headers {
         if !self.security {
             return;
         }
+        // Appended when absent: the same as set, without the host looking for one to replace.
         for (name, value) in SECURITY {
             if !head.has(name) {
-                let _ = head.set(name, value);
+                let _ = head.append(name, value);
             }
         }
     }
@@ -54,7 +55,7 @@ impl Headers {
             return;
         }
         if let Some(value) = cache.control(path) {
-            let _ = head.set("Cache-Control", &value);
+            let _ = head.append("Cache-Control", value);
         }
     }
 

@@ -70,7 +70,11 @@ impl PathMatch {
 
 /// The last segment of a path (`""` for a folder path ending in `/`).
 fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
+    // By byte: `/` never occurs inside a UTF-8 sequence, so the cut is on a boundary.
+    match path.bytes().rposition(|b| b == b'/') {
+        Some(i) => &path[i + 1..],
+        None => path,
+    }
 }
 
 /// The extension of a path's file name, with its dot (`".css"`), or `""`. A folder path
@@ -80,7 +84,7 @@ pub fn extension_of(path: &str) -> &str {
         return ".html";
     }
     let name = file_name(path);
-    match name.rfind('.') {
+    match name.bytes().rposition(|b| b == b'.') {
         Some(i) if i > 0 => &name[i..],
         _ => "",
     }
@@ -168,7 +172,8 @@ pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// Cache lifetimes: fingerprinted names first, then the extension's `max-age`.
 pub struct Cache {
-    max_age: Vec<(String, u32)>,
+    /// Extension → its `Cache-Control` value, made once from the settings.
+    max_age: Vec<(String, String)>,
     immutable_names: GlobSet,
     immutable_paths: GlobSet,
 }
@@ -185,15 +190,19 @@ impl Cache {
             }
         }
         let built = |b: GlobSetBuilder| b.build().map_err(|e| format!("cache.immutable: {e}"));
+        let value = |secs: u32| match secs {
+            0 => "no-cache".to_string(),
+            s => format!("max-age={s}"),
+        };
         Ok(Cache {
-            max_age,
+            max_age: max_age.into_iter().map(|(e, s)| (e, value(s))).collect(),
             immutable_names: built(names)?,
             immutable_paths: built(paths)?,
         })
     }
 
     /// The `Cache-Control` value for a path, if the settings give one.
-    pub fn control(&self, path: &str) -> Option<String> {
+    pub fn control(&self, path: &str) -> Option<&str> {
         // An empty set is skipped: matching builds a candidate even when there is nothing
         // to match, and this runs for every answer.
         let names = &self.immutable_names;
@@ -201,17 +210,14 @@ impl Cache {
         if (!names.is_empty() && names.is_match(file_name(path)))
             || (!paths.is_empty() && paths.is_match(path))
         {
-            return Some(IMMUTABLE.into());
+            return Some(IMMUTABLE);
         }
         let ext = extension_of(path);
-        let (_, secs) = self
+        let (_, value) = self
             .max_age
             .iter()
             .find(|(e, _)| e.eq_ignore_ascii_case(ext))?;
-        Some(match secs {
-            0 => "no-cache".into(),
-            s => format!("max-age={s}"),
-        })
+        Some(value)
     }
 }
 
@@ -283,15 +289,12 @@ mod tests {
             &[hex8.into(), "/static/**".into()],
         )
         .unwrap();
-        assert_eq!(c.control("/a/app.0123abcd.css").as_deref(), Some(IMMUTABLE));
-        assert_eq!(c.control("/static/x/y.png").as_deref(), Some(IMMUTABLE));
-        assert_eq!(c.control("/a/app.css").as_deref(), Some("max-age=3600"));
-        assert_eq!(
-            c.control("/a/app.0123abcz.css").as_deref(),
-            Some("max-age=3600")
-        );
-        assert_eq!(c.control("/index.html").as_deref(), Some("no-cache"));
-        assert_eq!(c.control("/").as_deref(), Some("no-cache"));
+        assert_eq!(c.control("/a/app.0123abcd.css"), Some(IMMUTABLE));
+        assert_eq!(c.control("/static/x/y.png"), Some(IMMUTABLE));
+        assert_eq!(c.control("/a/app.css"), Some("max-age=3600"));
+        assert_eq!(c.control("/a/app.0123abcz.css"), Some("max-age=3600"));
+        assert_eq!(c.control("/index.html"), Some("no-cache"));
+        assert_eq!(c.control("/"), Some("no-cache"));
         assert_eq!(c.control("/a.png"), None);
     }
 

@@ -230,27 +230,25 @@ async fn burst(
     served: &mut u32,
     mut idle: Pin<&mut Sleep>,
 ) -> io::Result<Next> {
-    let mut buf = crate::pool::Buf::take(4096);
     // When the last request of this burst began.
     let mut last = None;
     loop {
-        // Readiness can be stale (the read finds nothing, and that clears it): wait again
-        // within the brief wait, or go back to idle holding nothing.
+        let mut buf = crate::pool::Buf::take(4096);
         match stream.try_read_now(&mut buf) {
             Ok(0) => return Ok(Next::Close),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match last {
-                Some(at) if next_soon(stream, shared, idle.as_mut(), at).await => continue,
-                _ => return Ok(Next::Idle),
+            Ok(_) => match answer_all(stream, shared, peer, served, &mut buf).await? {
+                Next::Answered(at) => last = Some(at),
+                next => return Ok(next),
             },
+            // Stale readiness: the read finds nothing (which clears it).
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
-        match answer_all(stream, shared, peer, served, &mut buf).await? {
-            Next::Answered(at) if next_soon(stream, shared, idle.as_mut(), at).await => {
-                last = Some(at);
-            }
-            Next::Answered(_) => return Ok(Next::Idle),
-            next => return Ok(next),
+        // While it waits for its next request the connection holds no buffer.
+        drop(buf);
+        match last {
+            Some(at) if next_soon(stream, shared, idle.as_mut(), at).await => {}
+            _ => return Ok(Next::Idle),
         }
     }
 }

@@ -258,10 +258,41 @@ async fn burst(
 /// it goes back to idle, which frees that state.
 const NEXT_SOON: Duration = Duration::from_millis(50);
 
+/// Connections of one event loop that may wait so at once. Each keeps its burst's state
+/// (1.5 KB) while it waits: many connections answered in one rush (a client opening
+/// thousands) would otherwise leave that much scattered through the heap, raising what
+/// every idle connection costs afterwards.
+const MAX_WAITING_SOON: u32 = 64;
+
+thread_local! {
+    static WAITING_SOON: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// One connection's place among those waiting soon; given back when dropped.
+struct WaitingSoon;
+
+impl WaitingSoon {
+    fn take() -> Option<WaitingSoon> {
+        WAITING_SOON.with(|n| {
+            let now = n.get();
+            (now < MAX_WAITING_SOON).then(|| {
+                n.set(now + 1);
+                WaitingSoon
+            })
+        })
+    }
+}
+
+impl Drop for WaitingSoon {
+    fn drop(&mut self) {
+        WAITING_SOON.with(|n| n.set(n.get() - 1));
+    }
+}
+
 /// Did bytes arrive within `NEXT_SOON` (or the keep-alive timeout, when shorter; at least
 /// half that) of `at`, when the last request began? No clock read: an answer that took
-/// longer than that goes straight back to idle. Not while the server stops: the connection
-/// then goes back to idle, which closes it.
+/// longer than that goes straight back to idle. Not while the server stops (the connection
+/// then goes back to idle, which closes it), nor when `MAX_WAITING_SOON` others wait.
 async fn next_soon(
     stream: &mut impl Wire,
     shared: &Shared,
@@ -271,6 +302,9 @@ async fn next_soon(
     if shared.stopping() {
         return false;
     }
+    let Some(_place) = WaitingSoon::take() else {
+        return false;
+    };
     // Moving the timer costs some hundred instructions: a deadline still at least half the
     // wait away (set by an earlier request of this run) is kept as it is.
     let wait = shared.limits.keepalive_timeout.min(NEXT_SOON);
@@ -684,5 +718,22 @@ impl Pace {
         }
         let earned = Duration::from_secs_f64(self.received as f64 / self.min_rate);
         next_read.min(self.start + self.between + earned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_so_many_connections_of_a_loop_wait_soon_at_once() {
+        let mut places: Vec<WaitingSoon> = (0..MAX_WAITING_SOON)
+            .map(|_| WaitingSoon::take().expect("a place below the cap"))
+            .collect();
+        assert!(WaitingSoon::take().is_none(), "the cap is full");
+        places.pop();
+        let again = WaitingSoon::take();
+        assert!(again.is_some(), "a place given back is free again");
+        assert!(WaitingSoon::take().is_none(), "and only that one");
     }
 }

@@ -258,13 +258,16 @@ async fn burst(
 /// it goes back to idle, which frees that state.
 const NEXT_SOON: Duration = Duration::from_millis(50);
 
-/// Connections of one event loop that may wait so at once. Each keeps its burst's state
+/// At most this many connections of one event loop wait for their next request inside
+/// their burst at once; the others go straight back to idle. Each keeps its burst's state
 /// (1.5 KB) while it waits: many connections answered in one rush (a client opening
 /// thousands) would otherwise leave that much scattered through the heap, raising what
 /// every idle connection costs afterwards.
 const MAX_WAITING_SOON: u32 = 64;
 
 thread_local! {
+    // Per thread: each event loop is a current-thread runtime, so a connection's task
+    // takes and gives back its place on the same thread.
     static WAITING_SOON: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 

@@ -6,7 +6,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A TLS connection after its handshake.
@@ -28,8 +28,19 @@ impl Wire for TcpStream {
         self.readable().await
     }
 
+    /// A read that leaves room in `buf` emptied the socket: its readiness is cleared here,
+    /// so the next wait goes to the event loop instead of a read that finds nothing (one
+    /// system call a request fewer; nginx does the same). Bytes that arrive later raise a
+    /// new event; an end of stream stays ready.
     fn try_read_now(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        self.try_read_buf(buf)
+        let room = buf.capacity() - buf.len();
+        let n = self.try_read_buf(buf)?;
+        if n > 0 && n < room {
+            let _ = self.try_io(Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+        }
+        Ok(n)
     }
 
     fn plain(&self) -> Option<&TcpStream> {

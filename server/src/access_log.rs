@@ -1,10 +1,11 @@
 //! The access log: one line per request in nginx's "combined" format, to a file or stderr.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
-/// Where access lines go. Each line is one `write` (O_APPEND for files), so lines from
+/// Where access lines go. Each `write` holds whole lines (O_APPEND for files), so lines from
 /// different event loops never interleave; writers share the lock, a reopen takes it alone.
 pub enum AccessLog {
     File {
@@ -26,7 +27,7 @@ impl AccessLog {
         Ok(AccessLog::File { path, file })
     }
 
-    /// Write one line (it must end with a newline).
+    /// Write whole lines (each ending with a newline) now.
     pub fn write(&self, line: &[u8]) {
         let _ = match self {
             AccessLog::File { file, .. } => {
@@ -49,6 +50,111 @@ impl AccessLog {
         // Closed here, after the lock is released: a slow close delays no writer.
         drop(old);
         Ok(Some(path))
+    }
+}
+
+/// The most an event loop holds before writing: a pipe takes a write of at most this much
+/// (PIPE_BUF) whole, so lines of workers sharing a stderr pipe never interleave.
+const HOLD: usize = 4096;
+
+/// The lines an event loop's connections logged and have not yet written.
+struct Held {
+    log: Option<Arc<AccessLog>>,
+    lines: Vec<u8>,
+    /// The number the next line gets.
+    next: u64,
+    /// Every line numbered below this is written.
+    written: u64,
+}
+
+impl Held {
+    fn write(&mut self) {
+        if let Some(log) = self.log.take() {
+            log.write(&self.lines);
+        }
+        self.lines.clear();
+        self.written = self.next;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.write();
+    }
+}
+
+thread_local! {
+    static HELD: RefCell<Held> = const {
+        RefCell::new(Held { log: None, lines: Vec::new(), next: 0, written: 0 })
+    };
+}
+
+/// A line held by this thread, by number.
+pub struct Ticket(u64);
+
+/// Hold the line `fill` formats for `log`; `written` writes it. The event loop's other
+/// connections answered in the same turn add theirs meanwhile, so under load one write
+/// carries dozens of lines instead of one each (lighttpd buffers its log too; nginx with
+/// `buffer=`), while every line is still in the log before its response leaves.
+pub fn hold(log: &Arc<AccessLog>, fill: impl FnOnce(&mut Vec<u8>)) -> Ticket {
+    HELD.with(|held| {
+        let mut held = held.borrow_mut();
+        if held.log.as_ref().is_some_and(|l| !Arc::ptr_eq(l, log)) {
+            held.write();
+        }
+        held.log = Some(Arc::clone(log));
+        let (start, n) = (held.lines.len(), held.next);
+        fill(&mut held.lines);
+        held.next += 1;
+        if held.lines.len() > HOLD && start > 0 {
+            log.write(&held.lines[..start]);
+            held.lines.drain(..start);
+            held.written = n;
+        }
+        Ticket(n)
+    })
+}
+
+/// Return once the held line is written: first let every other connection that is ready
+/// on this event loop run up to its own line, then write what is held unless one of them
+/// already did.
+pub async fn written(ticket: Ticket) {
+    YieldOnce(false).await;
+    write_held_up_to(ticket.0);
+}
+
+fn write_held_up_to(n: u64) {
+    HELD.with(|held| {
+        let mut held = held.borrow_mut();
+        if held.written <= n {
+            held.write();
+        }
+    })
+}
+
+/// Write what this thread holds (a line whose connection went away before `written`).
+/// Each event loop calls it whenever it goes idle and once more when it ends.
+pub fn write_held() {
+    HELD.with(|held| held.borrow_mut().write())
+}
+
+/// Pending once, waking itself: the task goes to the back of the event loop's queue, after
+/// the tasks already ready.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 
@@ -88,44 +194,42 @@ pub struct Entry<'a> {
 /// 829 "referer" "agent"`, `-` for no user. Quotes, backslashes and control bytes in
 /// client-sent fields are escaped as `\xHH` (and spaces in the unquoted user), so a request
 /// cannot forge log lines or shift their fields.
-pub fn format(e: &Entry, imf_date: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+pub fn format(out: &mut Vec<u8>, e: &Entry, imf_date: &str) {
     crate::digits::with_ip_text(e.client, |t| out.extend_from_slice(t));
     out.extend_from_slice(b" - ");
     match e.user.filter(|u| !u.is_empty()) {
-        Some(user) => user_field(&mut out, user),
+        Some(user) => user_field(out, user),
         None => out.push(b'-'),
     }
     out.extend_from_slice(b" [");
-    clf_date(&mut out, imf_date);
+    clf_date(out, imf_date);
     out.extend_from_slice(b"] \"");
     match e.request {
         Some((method, target, version)) => {
-            escaped(&mut out, method.as_bytes());
+            escaped(out, method.as_bytes());
             out.push(b' ');
-            escaped(&mut out, target);
+            escaped(out, target);
             out.extend_from_slice(b" HTTP/");
             out.extend_from_slice(version.as_bytes());
         }
         None => out.push(b'-'),
     }
     out.extend_from_slice(b"\" ");
-    crate::digits::push_decimal(&mut out, e.status.into());
+    crate::digits::push_decimal(out, e.status.into());
     out.push(b' ');
     match e.bytes {
-        Some(n) => crate::digits::push_decimal(&mut out, n),
+        Some(n) => crate::digits::push_decimal(out, n),
         None => out.push(b'-'),
     }
     for field in [e.referer, e.user_agent] {
         out.extend_from_slice(b" \"");
         match field {
-            Some(v) => escaped(&mut out, v),
+            Some(v) => escaped(out, v),
             None => out.push(b'-'),
         }
         out.push(b'"');
     }
     out.push(b'\n');
-    out
 }
 
 /// The user: unquoted in the combined format, so a space is escaped too.
@@ -183,6 +287,12 @@ fn clf_date(out: &mut Vec<u8>, imf: &str) {
 mod tests {
     use super::*;
 
+    fn line(e: &Entry) -> Vec<u8> {
+        let mut out = Vec::new();
+        format(&mut out, e, "Tue, 24 Nov 2026 00:53:06 GMT");
+        out
+    }
+
     #[test]
     fn combined_format_with_escaping() {
         let e = Entry {
@@ -194,9 +304,8 @@ mod tests {
             referer: None,
             user_agent: Some(b"curl/8"),
         };
-        let line = format(&e, "Tue, 24 Nov 2026 00:53:06 GMT");
         assert_eq!(
-            String::from_utf8(line).unwrap(),
+            String::from_utf8(line(&e)).unwrap(),
             "127.0.0.1 - - [24/Nov/2026:00:53:06 +0000] \"GET /a\\x22b\\x0A HTTP/1.1\" 404 12 \"-\" \"curl/8\"\n"
         );
     }
@@ -212,18 +321,14 @@ mod tests {
             referer: None,
             user_agent: None,
         };
-        let line = String::from_utf8(format(&e, "Tue, 24 Nov 2026 00:53:06 GMT")).unwrap();
         assert_eq!(
-            line,
+            String::from_utf8(line(&e)).unwrap(),
             "::1 - ann\\x20\\x22o\\x22\\x20b [24/Nov/2026:00:53:06 +0000] \"-\" 200 - \"-\" \"-\"\n"
         );
-        let none = format(
-            &Entry {
-                user: Some(b""),
-                ..e
-            },
-            "Tue, 24 Nov 2026 00:53:06 GMT",
-        );
+        let none = line(&Entry {
+            user: Some(b""),
+            ..e
+        });
         assert!(none.starts_with(b"::1 - - ["));
     }
 }

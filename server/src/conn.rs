@@ -26,7 +26,7 @@ pub struct Shared {
     pub sites: RwLock<Arc<crate::sites::Sites>>,
     pub limits: Limits,
     pub open: AtomicUsize,
-    pub access_log: Option<crate::access_log::AccessLog>,
+    pub access_log: Option<Arc<crate::access_log::AccessLog>>,
     /// Set once on SIGTERM/SIGINT: stop accepting, close idle connections, finish the rest.
     pub stopping: std::sync::atomic::AtomicBool,
     /// Wakes accept loops and idle connections when `stopping` is set.
@@ -351,7 +351,10 @@ async fn answer_all(
             Step::Refuse(e) => return Box::pin(refuse(stream, shared, peer, Some(&head), e)).await,
             Step::Close => {
                 let seen = Logged::of(Some(&head), since);
-                log_access(shared, peer, &seen, RequestError::ClientGone.status(), None);
+                let gone = RequestError::ClientGone.status();
+                if let Some(line) = log_access(shared, peer, &seen, gone, None) {
+                    crate::access_log::written(line).await;
+                }
                 return Ok(Next::Close);
             }
         };
@@ -542,7 +545,9 @@ async fn write_reply(
     wire: &Framing,
 ) -> io::Result<bool> {
     let (status, bytes) = (reply.status, logged_bytes(&reply, wire));
-    log_access(shared, peer, &seen, status, bytes);
+    if let Some(line) = log_access(shared, peer, &seen, status, bytes) {
+        crate::access_log::written(line).await;
+    }
     let sent = send(stream, reply, wire, shared.limits.send_timeout).await;
     crate::stats::get().record(status, bytes.unwrap_or(0), seen.since.elapsed());
     sent
@@ -557,17 +562,21 @@ fn logged_bytes(reply: &Reply, wire: &Framing) -> Option<u64> {
     }
 }
 
-/// One access log line, when the access log is on.
-pub fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, bytes: Option<u64>) {
+/// One access log line, when the access log is on, held until `access_log::written`.
+pub fn log_access(
+    shared: &Shared,
+    peer: &Peer,
+    seen: &Logged,
+    status: u16,
+    bytes: Option<u64>,
+) -> Option<crate::access_log::Ticket> {
     let head = seen.head;
     log::debug!(
         "{} {:?} {status}",
         peer.client,
         head.map(|h| String::from_utf8_lossy(&h.target))
     );
-    let Some(log) = &shared.access_log else {
-        return;
-    };
+    let log = shared.access_log.as_ref()?;
     let entry = crate::access_log::Entry {
         client: peer.client.ip(),
         user: seen.user,
@@ -577,8 +586,9 @@ pub fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, byte
         referer: head.and_then(|h| h.header("referer")),
         user_agent: head.and_then(|h| h.header("user-agent")),
     };
-    let line = crate::http::with_date_now(|_, date| crate::access_log::format(&entry, date));
-    log.write(&line);
+    Some(crate::access_log::hold(log, |out| {
+        crate::http::with_date_now(|_, date| crate::access_log::format(out, &entry, date))
+    }))
 }
 
 /// The request's HTTP version as the access log writes it.

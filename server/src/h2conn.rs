@@ -239,7 +239,9 @@ async fn reply(
     } else {
         r.body.len()
     };
-    log_access(shared, peer, &seen, status, bytes);
+    if let Some(line) = log_access(shared, peer, &seen, status, bytes) {
+        crate::access_log::written(line).await;
+    }
     let sent = crate::h2send::send(respond, r, head_only, shared.limits.send_timeout).await;
     crate::stats::get().record(status, bytes.unwrap_or(0), seen.since.elapsed());
     sent

@@ -17,7 +17,10 @@ pub fn shared_state(
     }
     let access_log = match config.access_log.as_deref() {
         None | Some("") => None,
-        Some(target) => Some(access_log::AccessLog::open(target, &config_dir(config))?),
+        Some(target) => Some(Arc::new(access_log::AccessLog::open(
+            target,
+            &config_dir(config),
+        )?)),
     };
     Ok(Arc::new(conn::Shared {
         sites: RwLock::new(Arc::new(sites)),
@@ -90,6 +93,7 @@ fn spawn(
             tokio::spawn(fault::enter_loop(i));
             server::run(listeners, shared).await
         });
+        access_log::write_held();
         if let Err(e) = served {
             log::error!("event loop stopped: {e}");
         }
@@ -101,10 +105,19 @@ fn spawn(
         .map_err(|e| format!("cannot start an event loop thread: {e}"))
 }
 
-/// One single-threaded runtime: an event loop.
+/// Run `work` on an event loop on this thread, then write the access lines it still holds.
+pub fn block_on<F: std::future::Future>(work: F) -> Result<F::Output, String> {
+    let out = runtime()?.block_on(work);
+    access_log::write_held();
+    Ok(out)
+}
+
+/// One single-threaded runtime: an event loop. Whenever it has nothing left to run it
+/// writes the access lines it holds.
 pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(access_log::write_held)
         .build()
         .map_err(|e| format!("cannot start an event loop: {e}"))
 }

@@ -115,7 +115,7 @@ fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> 
     let first = loops::start(&sockets, config.workers, &shared)?;
     drop(sockets);
     loops::watch(&shared, fault::OnStall::Report)?;
-    loops::runtime()?.block_on(async move {
+    loops::block_on(async move {
         tokio::spawn(fault::enter_loop(0));
         signals::install(cli, config, &shared)?;
         banner::announce(&banner);
@@ -126,5 +126,5 @@ fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> 
         notify::stopping();
         log::info!("stopped");
         served
-    })
+    })?
 }

@@ -32,7 +32,7 @@ pub fn run(cli: &cli::Cli, slot: usize) -> Result<(), String> {
     let shared = loops::shared_state(&config, sites)?;
     loops::raise_fd_limit();
     loops::watch(&shared, fault::OnStall::Abort)?;
-    loops::runtime()?.block_on(async move {
+    loops::block_on(async move {
         tokio::spawn(fault::enter_loop(0));
         signals(&shared)?;
         let (read, write) = tokio::net::UnixStream::from_std(nonblocking(control)?)
@@ -49,7 +49,7 @@ pub fn run(cli: &cli::Cli, slot: usize) -> Result<(), String> {
         server::run(listeners, shared)
             .await
             .map_err(|e| e.to_string())
-    })
+    })?
 }
 
 /// The sockets passed in LISTEN_FDS: the listeners, then the control socket (last).

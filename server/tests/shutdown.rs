@@ -75,3 +75,45 @@ fn a_request_in_flight_finishes_then_exit_0(sig: Signal) {
     assert_eq!(r.header("connection"), Some("close"));
     assert_eq!(exit_code_within(&mut s, Duration::from_secs(5)), Some(0));
 }
+
+/// Every request of a busy moment (clients pipelining, so an event loop answers many before
+/// it goes idle) has its line in the access log, once and whole, when a graceful stop comes
+/// straight after the last answer: lines an event loop holds are written before it exits.
+#[test]
+fn every_access_line_of_a_busy_moment_is_written_whole_before_a_graceful_exit() {
+    for mode in ["", "single_process = true"] {
+        let mut s = Server::start(CHAIN, &format!("access_log = \"access.log\"\n{mode}"));
+        let clients: Vec<_> = (0..4)
+            .map(|c| {
+                let mut conn = s.connect();
+                std::thread::spawn(move || {
+                    let all: String = (0..100)
+                        .map(|i| format!("GET /notes.txt?c{c}r{i} HTTP/1.1\r\nHost: t\r\n\r\n"))
+                        .collect();
+                    conn.write_all(all.as_bytes()).unwrap();
+                    for _ in 0..100 {
+                        assert_eq!(read_response(&mut conn, false).unwrap().status, 200);
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+        kill(&s, Signal::TERM);
+        assert_eq!(exit_code_within(&mut s, Duration::from_secs(5)), Some(0));
+        let log = std::fs::read_to_string(s.dir.path().join("access.log")).unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 400, "{mode:?}: {log}");
+        for c in 0..4 {
+            for i in 0..100 {
+                let whole = format!("\"GET /notes.txt?c{c}r{i} HTTP/1.1\" 200 10 \"-\" \"-\"");
+                let n = lines
+                    .iter()
+                    .filter(|l| l.starts_with("127.0.0.1 - - [") && l.ends_with(&whole))
+                    .count();
+                assert_eq!(n, 1, "{mode:?}: c{c}r{i}: {log}");
+            }
+        }
+    }
+}

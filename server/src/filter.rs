@@ -191,17 +191,17 @@ impl HeadSink for Edit<'_> {
     }
 
     fn set_header(&mut self, name: &[u8], value: &[u8]) -> bool {
-        if !editable(name, value) {
+        let Some(field) = checked_field(name, value) else {
             return false;
-        }
+        };
         let headers = &mut self.reply.headers;
         let same = |(n, _): &(Text, Text)| n.eq_ignore_ascii_case(name);
         let Some(first) = headers.iter().position(same) else {
-            headers.push((name.to_vec().into(), value.to_vec().into()));
+            headers.push(field);
             return true;
         };
         // The first one keeps its place with the new value; any others go.
-        headers[first].1 = value.to_vec().into();
+        headers[first].1 = field.1;
         if headers[first + 1..].iter().any(same) {
             let mut i = 0;
             headers.retain(|h| {
@@ -213,12 +213,10 @@ impl HeadSink for Edit<'_> {
     }
 
     fn append_header(&mut self, name: &[u8], value: &[u8]) -> bool {
-        if !editable(name, value) {
+        let Some(field) = checked_field(name, value) else {
             return false;
-        }
-        self.reply
-            .headers
-            .push((name.to_vec().into(), value.to_vec().into()));
+        };
+        self.reply.headers.push(field);
         true
     }
 
@@ -248,10 +246,7 @@ impl HeadSink for Edit<'_> {
                     v.extend_from_slice(token);
                 }
             }
-            None => {
-                let vary = (Text::Borrowed(b"Vary"), Text::Owned(token.to_vec()));
-                self.reply.headers.push(vary)
-            }
+            None => self.reply.headers.extend(checked_field(b"Vary", token)),
         }
         true
     }
@@ -276,6 +271,49 @@ impl HeadSink for Edit<'_> {
 
 fn editable(name: &[u8], value: &[u8]) -> bool {
     crate::http::is_token(name) && crate::http::is_field_value(value) && !host_owned(name)
+}
+
+/// How many fields filters added lately each thread keeps, checked and shared (a power of 2).
+const FIELDS_KEPT: usize = 64;
+
+thread_local! {
+    static FIELDS: std::cell::RefCell<[Option<(Text, Text)>; FIELDS_KEPT]> =
+        const { std::cell::RefCell::new([const { None }; FIELDS_KEPT]) };
+}
+
+/// The field a filter sets or appends, when it is `editable`. Filters add the same few
+/// fields to nearly every answer (security headers, Cache-Control, Vary), so the last
+/// ones are kept per thread, in one of two places picked by a hash of their lengths and
+/// a few bytes: a field seen before costs a compare, not a check and two copies.
+fn checked_field(name: &[u8], value: &[u8]) -> Option<(Text, Text)> {
+    let slot = field_slot(name, value);
+    FIELDS.with_borrow_mut(|kept| {
+        for i in [slot, slot ^ 1] {
+            if let Some((n, v)) = &kept[i] {
+                if **n == *name && **v == *value {
+                    return Some((n.clone(), v.clone()));
+                }
+            }
+        }
+        if !editable(name, value) {
+            return None;
+        }
+        let field = (Text::Shared(name.into()), Text::Shared(value.into()));
+        let free = if kept[slot].is_none() { slot } else { slot ^ 1 };
+        kept[free] = Some(field.clone());
+        Some(field)
+    })
+}
+
+fn field_slot(name: &[u8], value: &[u8]) -> usize {
+    let byte = |s: &[u8], i: usize| u64::from(s.get(i).copied().unwrap_or(0));
+    let key = name.len() as u64
+        | (value.len() as u64) << 16
+        | byte(name, name.len() / 2) << 32
+        | byte(value, value.len() / 2) << 40
+        | byte(value, 0) << 48
+        | byte(name, 0) << 56;
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FIELDS_KEPT.trailing_zeros())) as usize
 }
 
 /// One transforming filter's state for one response; `filter_end` runs exactly once, when
@@ -440,6 +478,25 @@ fn weaken_etag(headers: &mut Headers) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_fields_come_back_exactly_and_refused_ones_stay_refused() {
+        let many: Vec<(String, String)> = (0..300)
+            .map(|i| (format!("X-Field-{i}"), format!("value {}", i * 7)))
+            .collect();
+        for _ in 0..2 {
+            for (n, v) in &many {
+                let (kn, kv) = checked_field(n.as_bytes(), v.as_bytes()).unwrap();
+                assert_eq!((&*kn, &*kv), (n.as_bytes(), v.as_bytes()));
+            }
+            assert!(checked_field(b"Content-Length", b"5").is_none());
+            assert!(checked_field(b"Bad Name", b"x").is_none());
+            assert!(checked_field(b"X-Ok", b"line\r\nbreak").is_none());
+            // Same lengths and sampled bytes as a kept field, different elsewhere.
+            let (kn, kv) = checked_field(b"X-Field-1", b"valuf 7").unwrap();
+            assert_eq!((&*kn, &*kv), (&b"X-Field-1"[..], &b"valuf 7"[..]));
+        }
+    }
 
     fn fields(reply: &Reply) -> Vec<(String, String)> {
         let text = |t: &Text| String::from_utf8_lossy(t).into_owned();

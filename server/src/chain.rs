@@ -735,7 +735,7 @@ mod tests {
         let mut peer = Peer::plain(addr, addr);
         let plain = case_view(None, &head, &peer, &root, 0, &Vec::new());
         assert_eq!(plain.var(b"HTTPS"), None);
-        peer.tls = Some(Tls { sni: None });
+        peer.tls = Some(Box::new(Tls { sni: None }));
         let tls = case_view(None, &head, &peer, &root, 0, &Vec::new());
         assert_eq!(tls.var(b"HTTPS"), Some(&b"on"[..]));
     }

@@ -120,7 +120,7 @@ async fn secure(stream: TcpStream, tls: TlsAcceptor, mut peer: Box<Peer>, slot: 
     };
     // The sites check the SNI name against the Host (421 when they disagree).
     let sni = stream.get_ref().1.server_name().map(str::to_string);
-    peer.tls = Some(crate::conn::Tls { sni });
+    peer.tls = Some(Box::new(crate::conn::Tls { sni }));
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         crate::h2conn::serve(stream, peer, slot).await
     } else {

@@ -10,8 +10,7 @@ use std::fmt::Write;
 /// The host's answer for `status`: its HTML page naming `path` and `message`.
 pub fn reply(status: u16, path: &[u8], message: &str) -> Reply {
     let mut r = Reply::new(status, Body::Bytes(render(status, path, message)));
-    // Room for what filters commonly add too (security headers, Vary): one allocation.
-    r.headers.reserve(12);
+    r.headers.reserve(crate::reply::HEADER_ROOM);
     r.header_const("Content-Type", "text/html; charset=utf-8")
 }
 

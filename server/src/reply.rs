@@ -104,6 +104,10 @@ impl From<Vec<u8>> for Text {
 /// An answer's headers, in order.
 pub type Headers = Vec<(Text, Text)>;
 
+/// Room a host-made answer's header list starts with: its own few fields and what filters
+/// commonly add (security headers, Cache-Control, Vary), so the list is allocated once.
+pub const HEADER_ROOM: usize = 12;
+
 /// A response ready to write.
 pub struct Reply {
     pub status: u16,

@@ -87,8 +87,7 @@ fn open(root: &Root, abs: &Path) -> Result<OpenFile, (u16, &'static str)> {
 /// The whole file with its type; a 200 also gets its validators and `Accept-Ranges`, which
 /// the conditional stage ([`conditional`]) reads.
 fn file_reply(file: Arc<SharedFile>, path: &Path, status: u16, mut headers: Headers) -> Reply {
-    // Room for these four and what filters commonly add, so the list grows once.
-    headers.reserve(12);
+    headers.reserve(crate::reply::HEADER_ROOM);
     if !has(&headers, b"content-type") {
         headers.push((Text::Borrowed(b"Content-Type"), content_type_of(path)));
     }

@@ -352,10 +352,7 @@ async fn answer_all(
             Step::Refuse(e) => return Box::pin(refuse(stream, shared, peer, Some(&head), e)).await,
             Step::Close => {
                 let seen = Logged::of(Some(&head), since);
-                let gone = RequestError::ClientGone.status();
-                if let Some(line) = log_access(shared, peer, &seen, gone, None) {
-                    crate::access_log::written(line).await;
-                }
+                log_access(shared, peer, &seen, RequestError::ClientGone.status(), None).await;
                 return Ok(Next::Close);
             }
         };
@@ -546,9 +543,7 @@ async fn write_reply(
     wire: &Framing,
 ) -> io::Result<bool> {
     let (status, bytes) = (reply.status, logged_bytes(&reply, wire));
-    if let Some(line) = log_access(shared, peer, &seen, status, bytes) {
-        crate::access_log::written(line).await;
-    }
+    log_access(shared, peer, &seen, status, bytes).await;
     let sent = send(stream, reply, wire, shared.limits.send_timeout).await;
     crate::stats::get().record(status, bytes.unwrap_or(0), seen.since.elapsed());
     sent
@@ -563,8 +558,21 @@ fn logged_bytes(reply: &Reply, wire: &Framing) -> Option<u64> {
     }
 }
 
-/// One access log line, when the access log is on, held until `access_log::written`.
-pub fn log_access(
+/// One access log line, when the access log is on; returns once it is written (with the
+/// lines of the other connections answered in the same turn).
+pub async fn log_access(
+    shared: &Shared,
+    peer: &Peer,
+    seen: &Logged<'_>,
+    status: u16,
+    bytes: Option<u64>,
+) {
+    if let Some(line) = hold_line(shared, peer, seen, status, bytes) {
+        crate::access_log::written(line).await;
+    }
+}
+
+fn hold_line(
     shared: &Shared,
     peer: &Peer,
     seen: &Logged,

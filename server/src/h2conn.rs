@@ -239,9 +239,7 @@ async fn reply(
     } else {
         r.body.len()
     };
-    if let Some(line) = log_access(shared, peer, &seen, status, bytes) {
-        crate::access_log::written(line).await;
-    }
+    log_access(shared, peer, &seen, status, bytes).await;
     let sent = crate::h2send::send(respond, r, head_only, shared.limits.send_timeout).await;
     crate::stats::get().record(status, bytes.unwrap_or(0), seen.since.elapsed());
     sent

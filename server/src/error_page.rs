@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 /// The host's answer for `status`: its HTML page naming `path` and `message`.
 pub fn reply(status: u16, path: &[u8], message: &str) -> Reply {
-    let mut r = Reply::new(status, Body::Bytes(render(status, path, message)));
+    let mut r = Reply::new(status, Body::Bytes(render_kept(status, path, message)));
     r.headers.reserve(crate::reply::HEADER_ROOM);
     r.header_const("Content-Type", "text/html; charset=utf-8")
 }
@@ -17,6 +17,52 @@ pub fn reply(status: u16, path: &[u8], message: &str) -> Reply {
 /// The answer to a request the host refuses.
 pub fn refusal(err: RequestError, path: &[u8]) -> Reply {
     reply(err.status(), path, err.message())
+}
+
+/// Most pages a thread keeps, and the longest path it keeps one for.
+const PAGES_KEPT: usize = 16;
+const KEPT_PATH_MAX: usize = 256;
+
+/// A rendered page and what it was rendered from.
+struct Kept {
+    status: u16,
+    path: Box<[u8]>,
+    message: Box<str>,
+    page: Vec<u8>,
+}
+
+/// The page for (`status`, `path`, `message`), copied from the last ones this thread
+/// rendered when it is among them: the same few addresses miss again and again (a site
+/// without a favicon, a scanner's list), and a copy costs a tenth of a rendering.
+fn render_kept(status: u16, path: &[u8], message: &str) -> Vec<u8> {
+    thread_local! {
+        // Replaced in turn once full; `.1` is the next place to replace.
+        static KEPT: std::cell::RefCell<(Vec<Kept>, usize)> =
+            const { std::cell::RefCell::new((Vec::new(), 0)) };
+    }
+    if path.len() > KEPT_PATH_MAX {
+        return render(status, path, message);
+    }
+    KEPT.with_borrow_mut(|(kept, next)| {
+        let same = |k: &&Kept| k.status == status && *k.path == *path && *k.message == *message;
+        if let Some(k) = kept.iter().find(same) {
+            return k.page.clone();
+        }
+        let page = render(status, path, message);
+        let k = Kept {
+            status,
+            path: path.into(),
+            message: message.into(),
+            page: page.clone(),
+        };
+        if kept.len() < PAGES_KEPT {
+            kept.push(k);
+        } else {
+            kept[*next] = k;
+            *next = (*next + 1) % PAGES_KEPT;
+        }
+        page
+    })
 }
 
 /// An HTML error page for `status`: what happened in a sentence, the request path (escaped),
@@ -165,6 +211,31 @@ fn parent_link(page: &mut String, path: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kept_pages_come_back_exactly_as_rendered_for_their_own_address() {
+        let long = format!("/{}", "a".repeat(super::KEPT_PATH_MAX));
+        let mut asks: Vec<(u16, Vec<u8>, &str)> = (0..40)
+            .map(|i| (404, format!("/p{}", i % 20).into_bytes(), ""))
+            .collect();
+        // Near misses of a kept one: another status, message, or a path one byte longer.
+        asks.extend([
+            (404, b"/p1".to_vec(), ""),
+            (410, b"/p1".to_vec(), ""),
+            (404, b"/p1".to_vec(), "gone"),
+            (404, b"/p11".to_vec(), ""),
+            (404, long.clone().into_bytes(), ""),
+            (404, long.into_bytes(), "x"),
+        ]);
+        for (status, path, message) in &asks {
+            assert_eq!(
+                super::render_kept(*status, path, message),
+                super::render(*status, path, message),
+                "{status} {}",
+                String::from_utf8_lossy(path)
+            );
+        }
+    }
+
     #[test]
     fn the_path_and_message_are_escaped() {
         let page = String::from_utf8(super::render(404, b"/<script>", "a & b")).unwrap();

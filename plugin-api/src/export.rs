@@ -1240,3 +1240,13 @@ impl Drop for Loaded {
         // `host` is freed after this, as the server frees its table after `destroy`.
     }
 }
+
+/// Bytes as text when they are UTF-8: ASCII (nearly every method, path and address) is
+/// recognised a word at a time and borrowed as it is; anything else takes the full check.
+pub(crate) fn utf8_text(b: &[u8]) -> Option<&str> {
+    if b.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        return Some(unsafe { std::str::from_utf8_unchecked(b) });
+    }
+    std::str::from_utf8(b).ok()
+}

@@ -40,9 +40,9 @@ pub fn redirect_to_folder(req: &crate::Request, resp: &mut crate::Response) -> c
 /// Bytes as text: borrowed when they are UTF-8 (checked the fast way, a word at a time),
 /// else with U+FFFD for what is not.
 pub fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
-    match std::str::from_utf8(b) {
-        Ok(s) => std::borrow::Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(b),
+    match crate::export::utf8_text(b) {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => String::from_utf8_lossy(b),
     }
 }
 
@@ -255,6 +255,14 @@ mod tests {
             std::borrow::Cow::Borrowed("/ä/b")
         ));
         assert_eq!(lossy(b"/a\xff"), "/a\u{fffd}");
+        // ASCII of every length around a word, and a stray byte after a long ASCII run.
+        for n in 0..40 {
+            let ascii = "/abcdefghijklmnopqrstuvwxyz0123456789-_.~"[..n].as_bytes();
+            assert!(matches!(lossy(ascii), std::borrow::Cow::Borrowed(s) if s.as_bytes() == ascii));
+            let mut bad = ascii.to_vec();
+            bad.push(0x80);
+            assert_eq!(lossy(&bad).chars().last(), Some('\u{fffd}'), "{n}");
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ impl<'a> Request<'a> {
     }
 
     fn text(&self, f: Field) -> &'a str {
-        std::str::from_utf8(self.bytes(f)).unwrap_or("")
+        crate::export::utf8_text(self.bytes(f)).unwrap_or("")
     }
 
     /// The method token (`GET`).

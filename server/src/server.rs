@@ -80,6 +80,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
                 continue;
             }
         };
+        crate::wire::wait_for_first_bytes(&stream);
         let (slot, open) = Slot::take(&shared);
         // Bound to one address, every connection arrives on it: no getsockname needed.
         let local = if local.ip().is_unspecified() {

@@ -36,9 +36,7 @@ impl Wire for TcpStream {
         let room = buf.capacity() - buf.len();
         let n = self.try_read_buf(buf)?;
         if n > 0 && n < room {
-            let _ = self.try_io(Interest::READABLE, || {
-                Err::<(), _>(io::ErrorKind::WouldBlock.into())
-            });
+            forget_readable(self);
         }
         Ok(n)
     }
@@ -46,6 +44,21 @@ impl Wire for TcpStream {
     fn plain(&self) -> Option<&TcpStream> {
         Some(self)
     }
+}
+
+/// Clear the socket's read readiness without a system call; the event loop raises it again
+/// when bytes arrive (or are already there: the registration reports what is pending).
+fn forget_readable(tcp: &TcpStream) {
+    let _ = tcp.try_io(Interest::READABLE, || {
+        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+    });
+}
+
+/// A socket just accepted waits for its first bytes in the event loop, as nginx's does
+/// (without `deferred`): tokio assumes it readable, and the read that assumption makes
+/// right away almost always finds nothing yet, the client's request still on its way.
+pub fn wait_for_first_bytes(tcp: &TcpStream) {
+    forget_readable(tcp);
 }
 
 impl Wire for TlsStream {

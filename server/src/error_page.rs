@@ -19,9 +19,10 @@ pub fn refusal(err: RequestError, path: &[u8]) -> Reply {
     reply(err.status(), path, err.message())
 }
 
-/// Most pages a thread keeps, and the longest path it keeps one for.
+/// Most pages a thread keeps, and the longest path and message it keeps one for (a 405's
+/// message holds the client's method, which may be as long as a request line).
 const PAGES_KEPT: usize = 16;
-const KEPT_PATH_MAX: usize = 256;
+const KEPT_TEXT_MAX: usize = 256;
 
 /// A rendered page and what it was rendered from.
 struct Kept {
@@ -40,7 +41,7 @@ fn render_kept(status: u16, path: &[u8], message: &str) -> Vec<u8> {
         static KEPT: std::cell::RefCell<(Vec<Kept>, usize)> =
             const { std::cell::RefCell::new((Vec::new(), 0)) };
     }
-    if path.len() > KEPT_PATH_MAX {
+    if path.len() > KEPT_TEXT_MAX || message.len() > KEPT_TEXT_MAX {
         return render(status, path, message);
     }
     KEPT.with_borrow_mut(|(kept, next)| {
@@ -213,7 +214,7 @@ fn parent_link(page: &mut String, path: &[u8]) {
 mod tests {
     #[test]
     fn kept_pages_come_back_exactly_as_rendered_for_their_own_address() {
-        let long = format!("/{}", "a".repeat(super::KEPT_PATH_MAX));
+        let long = format!("/{}", "a".repeat(super::KEPT_TEXT_MAX));
         let mut asks: Vec<(u16, Vec<u8>, &str)> = (0..40)
             .map(|i| (404, format!("/p{}", i % 20).into_bytes(), ""))
             .collect();
@@ -224,7 +225,9 @@ mod tests {
             (404, b"/p1".to_vec(), "gone"),
             (404, b"/p11".to_vec(), ""),
             (404, long.clone().into_bytes(), ""),
-            (404, long.into_bytes(), "x"),
+            (404, long.clone().into_bytes(), "x"),
+            (405, b"/p1".to_vec(), &long),
+            (405, b"/p1".to_vec(), &long[1..]),
         ]);
         for (status, path, message) in &asks {
             assert_eq!(

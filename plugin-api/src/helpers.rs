@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(lossy(b"/a\xff"), "/a\u{fffd}");
         // ASCII of every length around a word, and a stray byte after a long ASCII run.
         for n in 0..40 {
-            let ascii = "/abcdefghijklmnopqrstuvwxyz0123456789-_.~"[..n].as_bytes();
+            let ascii = &b"/abcdefghijklmnopqrstuvwxyz0123456789-_.~"[..n];
             assert!(matches!(lossy(ascii), std::borrow::Cow::Borrowed(s) if s.as_bytes() == ascii));
             let mut bad = ascii.to_vec();
             bad.push(0x80);

@@ -57,6 +57,9 @@ fn forget_readable(tcp: &TcpStream) {
 /// A socket just accepted waits for its first bytes in the event loop, as nginx's does
 /// (without `deferred`): tokio assumes it readable, and the read that assumption makes
 /// right away almost always finds nothing yet, the client's request still on its way.
+/// No event is lost: each event loop is a current-thread runtime, so its driver has not
+/// run since the registration, and bytes already queued then raise the event at its next
+/// turn.
 pub fn wait_for_first_bytes(tcp: &TcpStream) {
     forget_readable(tcp);
 }

@@ -1243,6 +1243,7 @@ impl Drop for Loaded {
 
 /// Bytes as text when they are UTF-8: ASCII (nearly every method, path and address) is
 /// recognised a word at a time and borrowed as it is; anything else takes the full check.
+/// Here, not in `helpers`, because the borrow needs `unsafe`, which only this module has.
 pub(crate) fn utf8_text(b: &[u8]) -> Option<&str> {
     if b.is_ascii() {
         // SAFETY: ASCII bytes are valid UTF-8.

@@ -139,7 +139,14 @@ pub struct Root {
     id: u64,
     /// How long an opened file and its stat are reused (zero: never).
     cache_ttl: Duration,
+    /// How long a lookup that found no file (a missing path, a folder) is reused.
+    kind_ttl: Duration,
 }
+
+/// Longest a lookup that found no regular file is reused: a burst of requests for one
+/// missing path (a flood of 404s, a folder's absent index.html under load) shares one
+/// lookup, while a file created just after a 404 is still found by the next request.
+const KIND_TTL: Duration = Duration::from_millis(1);
 
 /// Most files each event loop keeps open.
 const CACHE_CAP: usize = 1024;
@@ -147,8 +154,8 @@ const CACHE_CAP: usize = 1024;
 /// Root id → path relative to the root → the open file and when its entry expires.
 type FileCache = HashMap<u64, HashMap<Box<[u8]>, (OpenFile, Instant), FastHash>, FastHash>;
 
-/// The paths are files that exist (a miss is never kept), so the keys are not the client's
-/// to choose; foldhash is seeded per process all the same.
+/// The paths are files that exist (a miss is never kept here), so the keys are not the
+/// client's to choose; foldhash is seeded per process all the same.
 type FastHash = foldhash::fast::RandomState;
 
 thread_local! {
@@ -156,6 +163,43 @@ thread_local! {
     /// lock is taken. Like lighttpd's stat cache and nginx's open_file_cache, an entry is
     /// trusted for `cache_ttl`; a changed file shows after at most that long.
     static OPEN_FILES: RefCell<FileCache> = RefCell::new(FileCache::default());
+    /// What paths that are not regular files were found to be (mostly: missing), trusted
+    /// for a moment (`KIND_TTL`): under load, a repeated 404, a folder's missing index or
+    /// a single-page app's fallback costs no system call.
+    static KINDS: RefCell<Kinds> = RefCell::new(Kinds::new());
+}
+
+/// How many non-file lookups each event loop keeps (a power of 2), and the longest path kept.
+const KIND_SLOTS: usize = 256;
+const KIND_PATH_MAX: usize = 256;
+
+/// A direct-mapped table: one entry per slot, picked by a per-process seeded hash of the
+/// root and the path, so clients cannot aim many paths at one slot, and a flood of new
+/// paths only replaces entries of this table.
+struct Kinds {
+    hasher: FastHash,
+    slots: Vec<Option<KindEntry>>,
+}
+
+struct KindEntry {
+    root: u64,
+    rel: Box<[u8]>,
+    kind: Kind,
+    expires: Instant,
+}
+
+impl Kinds {
+    fn new() -> Kinds {
+        Kinds {
+            hasher: FastHash::default(),
+            slots: (0..KIND_SLOTS).map(|_| None).collect(),
+        }
+    }
+
+    fn slot(&self, root: u64, rel: &[u8]) -> usize {
+        use std::hash::BuildHasher;
+        (self.hasher.hash_one((root, rel)) as usize) & (KIND_SLOTS - 1)
+    }
 }
 
 /// What a path is on disk.
@@ -182,6 +226,7 @@ impl Root {
             fd,
             id: IDS.fetch_add(1, Ordering::Relaxed),
             cache_ttl,
+            kind_ttl: cache_ttl.min(KIND_TTL),
         })
     }
 
@@ -246,42 +291,92 @@ impl Root {
 
     /// Open `rel` beneath the root once: what is there, plus the open file and its stat for
     /// a regular file (kept so sending it costs no second open), or `Forbidden` when a
-    /// symlink leads outside.
+    /// symlink leads outside. Within `cache_ttl` the answer is reused: an open file from the
+    /// open-file cache, anything else (a missing path, a folder) from the kinds kept.
     pub fn lookup(&self, rel: &[u8]) -> Result<Found, Refusal> {
         if self.cache_ttl.is_zero() {
             return self.lookup_uncached(rel);
         }
         let now = Instant::now();
-        // Each entry keeps when it expires: a comparison per hit, no subtraction.
-        let fresh = |expires: &Instant| now < *expires;
-        let hit = OPEN_FILES.with(|c| {
-            let c = c.borrow();
-            let (file, at) = c.get(&self.id)?.get(rel)?;
-            fresh(at).then(|| file.clone())
-        });
-        if let Some(file) = hit {
-            return Ok(Found {
-                kind: Kind::File,
-                file: Some(file),
-            });
+        if let Some(found) = self
+            .cached_file(rel, now)
+            .or_else(|| self.kept_kind(rel, now))
+        {
+            return Ok(found);
         }
         let found = self.lookup_uncached(rel)?;
+        match &found.file {
+            Some(f) => self.keep_file(rel, f, now),
+            None => {
+                self.forget_file(rel);
+                self.keep_kind(rel, found.kind, now);
+            }
+        }
+        Ok(found)
+    }
+
+    /// A fresh entry of the open-file cache.
+    fn cached_file(&self, rel: &[u8], now: Instant) -> Option<Found> {
+        OPEN_FILES.with(|c| {
+            let c = c.borrow();
+            let (file, expires) = c.get(&self.id)?.get(rel)?;
+            (now < *expires).then(|| Found {
+                kind: Kind::File,
+                file: Some(file.clone()),
+            })
+        })
+    }
+
+    fn keep_file(&self, rel: &[u8], f: &OpenFile, now: Instant) {
         OPEN_FILES.with(|c| {
             let mut c = c.borrow_mut();
             let files = c.entry(self.id).or_default();
-            let Some(f) = &found.file else {
-                files.remove(rel);
-                return;
-            };
             if files.len() >= CACHE_CAP {
-                files.retain(|_, (_, at)| fresh(at));
+                files.retain(|_, (_, expires)| now < *expires);
                 if files.len() >= CACHE_CAP {
                     files.clear();
                 }
             }
             files.insert(rel.into(), (f.clone(), now + self.cache_ttl));
         });
-        Ok(found)
+    }
+
+    /// Close the file kept for `rel` when the path no longer names one (its disk space
+    /// goes back now if it was deleted).
+    fn forget_file(&self, rel: &[u8]) {
+        OPEN_FILES.with(|c| {
+            if let Some(files) = c.borrow_mut().get_mut(&self.id) {
+                files.remove(rel);
+            }
+        });
+    }
+
+    /// What `rel` was found to be (missing, a folder...) when that is still fresh.
+    fn kept_kind(&self, rel: &[u8], now: Instant) -> Option<Found> {
+        KINDS.with_borrow(|k| {
+            let e = k.slots[k.slot(self.id, rel)].as_ref()?;
+            (e.root == self.id && *e.rel == *rel && now < e.expires).then_some(Found {
+                kind: e.kind,
+                file: None,
+            })
+        })
+    }
+
+    /// Keep a lookup that found no regular file, in the slot its path hashes to (a path the
+    /// client chose replaces one other entry at most, never an open file).
+    fn keep_kind(&self, rel: &[u8], kind: Kind, now: Instant) {
+        if rel.len() > KIND_PATH_MAX {
+            return;
+        }
+        KINDS.with_borrow_mut(|k| {
+            let i = k.slot(self.id, rel);
+            k.slots[i] = Some(KindEntry {
+                root: self.id,
+                rel: rel.into(),
+                kind,
+                expires: now + self.kind_ttl,
+            });
+        });
     }
 
     fn lookup_uncached(&self, rel: &[u8]) -> Result<Found, Refusal> {
@@ -464,6 +559,33 @@ mod tests {
         assert_eq!(r.kind_of(&segs("/in")), Ok(Kind::File));
         assert_eq!(r.kind_of(&segs("/sub")), Ok(Kind::Dir));
         assert_eq!(r.kind_of(&segs("/nope")), Ok(Kind::Missing));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_path_found_missing_is_kept_for_its_moment_by_its_own_root_only() {
+        let dir = std::env::temp_dir().join(format!("resolve-kinds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir = dir.canonicalize().unwrap();
+        let segs = |s: &str| normalise(s.as_bytes()).unwrap().0;
+        let mut long = Root::open(&dir, Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            long.kind_ttl, KIND_TTL,
+            "a miss is kept a moment, not the file cache's time"
+        );
+        // Long enough to see within a test: the file created after the miss stays unseen.
+        long.kind_ttl = Duration::from_secs(60);
+        assert_eq!(long.kind_of(&segs("/late.txt")), Ok(Kind::Missing));
+        std::fs::write(dir.join("late.txt"), b"x").unwrap();
+        assert_eq!(long.kind_of(&segs("/late.txt")), Ok(Kind::Missing));
+        // Another root's lookups are its own; after the moment the file is found.
+        let short = Root::open(&dir, Duration::from_secs(60)).unwrap();
+        assert_eq!(short.kind_of(&segs("/late.txt")), Ok(Kind::File));
+        std::fs::remove_file(dir.join("late.txt")).unwrap();
+        assert_eq!(short.kind_of(&segs("/gone.txt")), Ok(Kind::Missing));
+        std::fs::write(dir.join("gone.txt"), b"x").unwrap();
+        std::thread::sleep(KIND_TTL * 2);
+        assert_eq!(short.kind_of(&segs("/gone.txt")), Ok(Kind::File));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -176,7 +176,7 @@ fn a_replaced_or_removed_file_shows_within_the_open_file_cache_time() {
     std::fs::remove_file(s.root.join("notes.txt")).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(400));
     assert_eq!(s.get("/notes.txt").status, 404);
-    // A new file is found at once: misses are never cached.
+    // A new file is found at once: a miss is kept only for a moment (1 ms).
     std::fs::write(s.root.join("fresh.txt"), "new").unwrap();
     assert_eq!(s.get("/fresh.txt").text(), "new");
 }

@@ -370,7 +370,7 @@ thread_local! {
 
 /// The Content-Type header value for a path, remembered per extension.
 fn content_type_of(path: &Path) -> Text {
-    let ext = path.extension().map_or(&b""[..], |e| e.as_bytes());
+    let ext = extension(path.as_os_str().as_bytes());
     let value = TYPES.with_borrow_mut(|c| {
         c.get_or(
             |k| k.eq_ignore_ascii_case(ext),
@@ -378,6 +378,17 @@ fn content_type_of(path: &Path) -> Text {
         )
     });
     Text::Borrowed(value)
+}
+
+/// What `Path::extension` finds in a file's path (after the last dot of its name, not a
+/// leading one), read from the bytes: the file answer's path has no trailing slash or `.`
+/// segment for `Path`'s component parsing to settle, and this runs for every file sent.
+fn extension(path: &[u8]) -> &[u8] {
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    match name.iter().rposition(|&b| b == b'.') {
+        Some(dot) if dot > 0 => &name[dot + 1..],
+        _ => b"",
+    }
 }
 
 /// One lasting copy of each Content-Type value, so answers borrow it: the values come from
@@ -535,6 +546,24 @@ mod tests {
         assert_eq!(parse_ranges(b"bytes=5-2", 10), Ignore);
         assert_eq!(parse_ranges(b"items=0-1", 10), Ignore);
         assert_eq!(parse_ranges(b"bytes=a-b", 10), Ignore);
+    }
+
+    #[test]
+    fn a_file_names_extension_is_what_path_finds() {
+        for p in [
+            "/srv/www/a.html",
+            "/srv/www/a.tar.gz",
+            "/srv/www/.bashrc",
+            "/srv/www/noext",
+            "/srv/www/file.",
+            "/srv/v1.2/readme",
+            "/srv/www/..",
+            "a.CSS",
+            "",
+        ] {
+            let want = Path::new(p).extension().map_or(&b""[..], |e| e.as_bytes());
+            assert_eq!(extension(p.as_bytes()), want, "{p}");
+        }
     }
 
     #[test]

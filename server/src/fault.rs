@@ -41,9 +41,12 @@ pub struct Running {
 /// this case.
 pub fn running(index: usize, name: &str) -> Running {
     let before = RUNNING.with(|r| r.replace((name.as_ptr(), name.len())));
-    let case_before = LOOP
-        .with(Cell::get)
-        .map_or(0, |l| l.case.swap(index + 1, Ordering::Relaxed));
+    let case_before = LOOP.with(Cell::get).map_or(0, |l| {
+        // Only this thread writes its loop's case: a load and a store, not a locked swap.
+        let before = l.case.load(Ordering::Relaxed);
+        l.case.store(index + 1, Ordering::Relaxed);
+        before
+    });
     Running {
         before,
         case_before,

@@ -298,11 +298,42 @@ fn checked_field(name: &[u8], value: &[u8]) -> Option<(Text, Text)> {
         if !editable(name, value) {
             return None;
         }
-        let field = (Text::Shared(name.into()), Text::Shared(value.into()));
+        let field = (lasting(name), lasting(value));
         let free = if kept[slot].is_none() { slot } else { slot ^ 1 };
         kept[free] = Some(field.clone());
         Some(field)
     })
+}
+
+/// Bytes of field text each process keeps for good, so that a kept field is borrowed by
+/// every answer that carries it: no reference count to raise and drop, a locked
+/// instruction each, four per field per answer. Beyond it (a filter adding a new value to
+/// every answer fills it once) fields are shared with a count, as before.
+const LASTING_BUDGET: usize = 64 * 1024;
+
+/// Field texts kept for good, and their bytes in all.
+type Lasting = (std::collections::HashSet<&'static [u8]>, usize);
+
+/// One lasting copy of `text`, or a counted one once the budget is spent. A lock, but only
+/// when a thread meets a field its table does not hold.
+fn lasting(text: &[u8]) -> Text {
+    static KEPT: std::sync::LazyLock<std::sync::Mutex<Lasting>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    lasting_in(&mut kept, LASTING_BUDGET, text)
+}
+
+fn lasting_in(kept: &mut Lasting, budget: usize, text: &[u8]) -> Text {
+    if let Some(t) = kept.0.get(text) {
+        return Text::Borrowed(t);
+    }
+    if kept.1 + text.len() > budget {
+        return Text::Shared(text.into());
+    }
+    let t: &'static [u8] = Box::leak(text.into());
+    kept.1 += t.len();
+    kept.0.insert(t);
+    Text::Borrowed(t)
 }
 
 fn field_slot(name: &[u8], value: &[u8]) -> usize {
@@ -478,6 +509,28 @@ fn weaken_etag(headers: &mut Headers) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lasting_texts_are_kept_once_within_their_budget_then_counted() {
+        let mut kept = Lasting::default();
+        let borrowed = |t: &Text| match t {
+            Text::Borrowed(b) => Some(b.as_ptr()),
+            _ => None,
+        };
+        let a = lasting_in(&mut kept, 16, b"nosniff");
+        let again = lasting_in(&mut kept, 16, b"nosniff");
+        assert!(borrowed(&a).is_some());
+        assert_eq!(borrowed(&a), borrowed(&again), "one copy, found again");
+        assert_eq!(kept.1, 7);
+        let more = lasting_in(&mut kept, 16, b"SAMEORIGIN");
+        assert!(
+            borrowed(&more).is_none(),
+            "past the budget: counted, not kept"
+        );
+        assert_eq!(&*more, b"SAMEORIGIN");
+        assert_eq!(kept.1, 7);
+        assert!(borrowed(&lasting_in(&mut kept, 16, b"nosniff")).is_some());
+    }
 
     #[test]
     fn kept_fields_come_back_exactly_and_refused_ones_stay_refused() {

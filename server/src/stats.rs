@@ -1,6 +1,6 @@
 //! The process's counters for the status plugin: requests by status, bytes sent, a latency
-//! histogram, connections and blocking cases in flight, uptime. Relaxed atomics only: no
-//! lock is taken on the request path.
+//! histogram, connections and blocking cases in flight, uptime. No lock and no locked
+//! instruction on the request path: each thread counts its requests in its own block.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
@@ -16,6 +16,19 @@ pub struct Stats {
     started: Instant,
     /// When the running configuration was loaded (start-up or the last reload).
     pub loaded: std::sync::Mutex<SystemTime>,
+    /// Every thread's request counters that has answered a request.
+    counts: std::sync::Mutex<Vec<&'static Counts>>,
+    /// Cases acting on a worker thread right now (scripts and other blocking cases).
+    pub blocking: AtomicU64,
+    /// Open connections.
+    pub connections: AtomicU64,
+    /// The running chain's case names and how often each acted.
+    chain: std::sync::Mutex<Option<Acted>>,
+}
+
+/// One thread's request counters. Only that thread writes them, so an increment is a load
+/// and a store (plain moves), not a locked read-modify-write; readers add every thread's.
+struct Counts {
     requests: AtomicU64,
     /// Indexed by status - 100 (100..=599).
     by_status: [AtomicU64; 500],
@@ -23,12 +36,27 @@ pub struct Stats {
     /// Counts per bucket of BUCKETS, then the overflow (+Inf).
     latency: [AtomicU64; BUCKETS.len() + 1],
     latency_micros: AtomicU64,
-    /// Cases acting on a worker thread right now (scripts and other blocking cases).
-    pub blocking: AtomicU64,
-    /// Open connections.
-    pub connections: AtomicU64,
-    /// The running chain's case names and how often each acted.
-    chain: std::sync::Mutex<Option<Acted>>,
+}
+
+thread_local! {
+    /// This thread's block, made (and kept for the process's life) at its first request:
+    /// the threads that answer requests are the event loops, a few that live as long.
+    static MINE: std::cell::Cell<Option<&'static Counts>> = const { std::cell::Cell::new(None) };
+}
+
+/// Add `n` to a counter only the calling thread writes.
+fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// The request counters of every thread, added up.
+struct Added {
+    requests: u64,
+    /// Indexed by status - 100.
+    by_status: Vec<u64>,
+    bytes: u64,
+    latency: Vec<u64>,
+    latency_micros: u64,
 }
 
 /// Case names and their act counters, shared with the chain that counts.
@@ -40,11 +68,7 @@ pub fn get() -> &'static Stats {
     STATS.get_or_init(|| Stats {
         started: Instant::now(),
         loaded: std::sync::Mutex::new(SystemTime::now()),
-        requests: AtomicU64::new(0),
-        by_status: [const { AtomicU64::new(0) }; 500],
-        bytes: AtomicU64::new(0),
-        latency: [const { AtomicU64::new(0) }; BUCKETS.len() + 1],
-        latency_micros: AtomicU64::new(0),
+        counts: std::sync::Mutex::new(Vec::new()),
         blocking: AtomicU64::new(0),
         connections: AtomicU64::new(0),
         chain: std::sync::Mutex::new(None),
@@ -54,19 +78,57 @@ pub fn get() -> &'static Stats {
 impl Stats {
     /// One answered request: its status, body bytes and time from its first byte.
     pub fn record(&self, status: u16, bytes: u64, took: Duration) {
-        self.requests.fetch_add(1, Relaxed);
-        if let Some(c) = self.by_status.get(usize::from(status).wrapping_sub(100)) {
-            c.fetch_add(1, Relaxed);
+        let mine = self.mine();
+        bump(&mine.requests, 1);
+        if let Some(c) = mine.by_status.get(usize::from(status).wrapping_sub(100)) {
+            bump(c, 1);
         }
-        self.bytes.fetch_add(bytes, Relaxed);
+        bump(&mine.bytes, bytes);
         let secs = took.as_secs_f64();
         let bucket = BUCKETS
             .iter()
             .position(|&b| secs <= b)
             .unwrap_or(BUCKETS.len());
-        self.latency[bucket].fetch_add(1, Relaxed);
-        self.latency_micros
-            .fetch_add(took.as_micros() as u64, Relaxed);
+        bump(&mine.latency[bucket], 1);
+        bump(&mine.latency_micros, took.as_micros() as u64);
+    }
+
+    /// The calling thread's counters.
+    fn mine(&self) -> &'static Counts {
+        MINE.with(|m| {
+            m.get().unwrap_or_else(|| {
+                let c: &'static Counts = Box::leak(Box::new(Counts {
+                    requests: AtomicU64::new(0),
+                    by_status: [const { AtomicU64::new(0) }; 500],
+                    bytes: AtomicU64::new(0),
+                    latency: [const { AtomicU64::new(0) }; BUCKETS.len() + 1],
+                    latency_micros: AtomicU64::new(0),
+                }));
+                self.counts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(c);
+                m.set(Some(c));
+                c
+            })
+        })
+    }
+
+    /// Every thread's request counters added up, under one lock.
+    fn added(&self) -> Added {
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let sum = |counter: &dyn Fn(&Counts) -> &AtomicU64| -> u64 {
+            counts.iter().map(|c| counter(c).load(Relaxed)).sum()
+        };
+        Added {
+            requests: sum(&|c| &c.requests),
+            by_status: (0..500).map(|i| sum(&|c| &c.by_status[i])).collect(),
+            bytes: sum(&|c| &c.bytes),
+            latency: (0..=BUCKETS.len())
+                .map(|i| sum(&|c| &c.latency[i]))
+                .collect(),
+            latency_micros: sum(&|c| &c.latency_micros),
+        }
     }
 
     /// The chain now serving, and the counters it keeps of which case acted (a reload
@@ -86,20 +148,20 @@ impl Stats {
                 .zip(counts.iter().map(|c| c.load(Relaxed)))
                 .collect()
         });
+        let added = self.added();
         let by_status = (100u16..600)
-            .zip(self.by_status.iter())
-            .map(|(s, c)| (s, c.load(Relaxed)))
+            .zip(added.by_status)
             .filter(|(_, n)| *n > 0)
             .collect();
         Snapshot {
             pid: std::process::id(),
             uptime: self.started.elapsed().as_secs_f64(),
             loaded: *self.loaded.lock().unwrap_or_else(|e| e.into_inner()),
-            requests: self.requests.load(Relaxed),
+            requests: added.requests,
             by_status,
-            bytes: self.bytes.load(Relaxed),
-            latency: self.latency.iter().map(|c| c.load(Relaxed)).collect(),
-            latency_sum: self.latency_micros.load(Relaxed) as f64 / 1e6,
+            bytes: added.bytes,
+            latency: added.latency,
+            latency_sum: added.latency_micros as f64 / 1e6,
             open: self.connections.load(Relaxed),
             blocking: self.blocking.load(Relaxed),
             by_case,
@@ -177,5 +239,41 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         get().blocking.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_counted_on_many_threads_add_up() {
+        let status = |s: &Snapshot| {
+            s.by_status
+                .iter()
+                .find(|(code, _)| *code == 299)
+                .map_or(0, |(_, n)| *n)
+        };
+        let before = get().snapshot();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    for _ in 0..1000 {
+                        get().record(299, 3, Duration::from_micros(200));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let after = get().snapshot();
+        assert_eq!(status(&after) - status(&before), 4000);
+        assert!(after.requests - before.requests >= 4000);
+        assert!(after.bytes - before.bytes >= 12_000);
+        assert!(
+            after.latency[0] - before.latency[0] >= 4000,
+            "0.2 ms is in the first bucket"
+        );
     }
 }

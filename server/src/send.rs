@@ -169,7 +169,10 @@ async fn write_parts<const N: usize>(
             if first == N {
                 return Ok(());
             }
-            let mut n = stream.write_vectored(&slices[first..]).await?;
+            let mut n = match stream.plain() {
+                Some(tcp) => writev(tcp, &slices[first..]).await?,
+                None => stream.write_vectored(&slices[first..]).await?,
+            };
             if n == 0 {
                 return Err(io::Error::new(io::ErrorKind::WriteZero, "peer closed"));
             }
@@ -181,6 +184,22 @@ async fn write_parts<const N: usize>(
         }
     };
     timed(wait, fut).await
+}
+
+/// One `writev` on a plain socket, waiting while its buffer is full. rustix's system call,
+/// not libc's wrapper, which marks each call as a cancellation point with two locked
+/// instructions, for threads this server never cancels.
+async fn writev(tcp: &TcpStream, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    loop {
+        let r = tcp.try_io(Interest::WRITABLE, || {
+            rustix::io::writev(tcp, slices).map_err(io::Error::from)
+        });
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => tcp.writable().await?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
 }
 
 /// Write with MSG_MORE: more data (a sendfile) follows at once, so do not push a small

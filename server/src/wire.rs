@@ -32,9 +32,21 @@ impl Wire for TcpStream {
     /// so the next wait goes to the event loop instead of a read that finds nothing (one
     /// system call a request fewer; nginx does the same). Bytes that arrive later raise a
     /// new event; an end of stream stays ready.
+    ///
+    /// The `recv` is rustix's system call, not libc's wrapper: the wrapper marks each call
+    /// as a cancellation point with two locked instructions, for threads this server never
+    /// cancels.
     fn try_read_now(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        if buf.len() == buf.capacity() {
+            buf.reserve(4096);
+        }
         let room = buf.capacity() - buf.len();
-        let n = self.try_read_buf(buf)?;
+        let n = self.try_io(Interest::READABLE, || {
+            let into = rustix::buffer::spare_capacity(buf);
+            rustix::net::recv(&*self, into, rustix::net::RecvFlags::empty())
+                .map(|(n, _)| n)
+                .map_err(io::Error::from)
+        })?;
         if n > 0 && n < room {
             forget_readable(self);
         }

@@ -315,12 +315,22 @@ const LASTING_BUDGET: usize = 64 * 1024;
 type Lasting = (std::collections::HashSet<&'static [u8]>, usize);
 
 /// One lasting copy of `text`, or a counted one once the budget is spent. A lock, but only
-/// when a thread meets a field its table does not hold.
+/// when a thread meets a field its table does not hold, and none once the budget is spent
+/// (so fields new to every answer do not make the event loops queue for it).
 fn lasting(text: &[u8]) -> Text {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     static KEPT: std::sync::LazyLock<std::sync::Mutex<Lasting>> =
         std::sync::LazyLock::new(Default::default);
+    static SPENT: AtomicBool = AtomicBool::new(false);
+    if SPENT.load(Relaxed) {
+        return Text::Shared(text.into());
+    }
     let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
-    lasting_in(&mut kept, LASTING_BUDGET, text)
+    let t = lasting_in(&mut kept, LASTING_BUDGET, text);
+    if matches!(t, Text::Shared(_)) {
+        SPENT.store(true, Relaxed);
+    }
+    t
 }
 
 fn lasting_in(kept: &mut Lasting, budget: usize, text: &[u8]) -> Text {

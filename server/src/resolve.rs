@@ -291,8 +291,8 @@ impl Root {
 
     /// Open `rel` beneath the root once: what is there, plus the open file and its stat for
     /// a regular file (kept so sending it costs no second open), or `Forbidden` when a
-    /// symlink leads outside. Within `cache_ttl` the answer is reused: an open file from the
-    /// open-file cache, anything else (a missing path, a folder) from the kinds kept.
+    /// symlink leads outside. An open file is reused for `cache_ttl` (the open-file cache),
+    /// anything else (a missing path, a folder) for `kind_ttl`.
     pub fn lookup(&self, rel: &[u8]) -> Result<Found, Refusal> {
         if self.cache_ttl.is_zero() {
             return self.lookup_uncached(rel);

@@ -186,15 +186,21 @@ async fn write_parts<const N: usize>(
     timed(wait, fut).await
 }
 
-/// One `writev` on a plain socket, waiting while its buffer is full. rustix's system call,
-/// not libc's wrapper, which marks each call as a cancellation point with two locked
-/// instructions, for threads this server never cancels.
+/// One `writev` on a plain socket.
 async fn writev(tcp: &TcpStream, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    plain_write(tcp, || rustix::io::writev(tcp, slices)).await
+}
+
+/// One write system call on a plain socket (`writev`, `send`, `sendfile`), waiting while
+/// its buffer is full and again after EINTR. rustix's system calls, not libc's wrappers,
+/// which mark each call as a cancellation point with two locked instructions, for threads
+/// this server never cancels.
+async fn plain_write(
+    tcp: &TcpStream,
+    mut call: impl FnMut() -> rustix::io::Result<usize>,
+) -> io::Result<usize> {
     loop {
-        let r = tcp.try_io(Interest::WRITABLE, || {
-            rustix::io::writev(tcp, slices).map_err(io::Error::from)
-        });
-        match r {
+        match tcp.try_io(Interest::WRITABLE, || call().map_err(io::Error::from)) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => tcp.writable().await?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             r => return r,
@@ -207,16 +213,9 @@ async fn writev(tcp: &TcpStream, slices: &[io::IoSlice<'_>]) -> io::Result<usize
 async fn write_more(stream: &TcpStream, mut data: &[u8], wait: Duration) -> io::Result<()> {
     let fut = async {
         while !data.is_empty() {
-            stream.writable().await?;
-            let r = stream.try_io(Interest::WRITABLE, || {
-                rustix::net::send(&*stream, data, rustix::net::SendFlags::MORE)
-                    .map_err(io::Error::from)
-            });
-            match r {
-                Ok(n) => data = &data[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
+            let more = rustix::net::SendFlags::MORE;
+            let n = plain_write(stream, || rustix::net::send(stream, data, more)).await?;
+            data = &data[n..];
         }
         Ok(())
     };
@@ -343,24 +342,10 @@ async fn sendfile_range(
     let end = off + len;
     while off < end {
         let chunk = (end - off).min(1 << 21) as usize;
-        let fut = async {
-            loop {
-                stream.writable().await?;
-                let r = stream.try_io(Interest::WRITABLE, || {
-                    rustix::fs::sendfile(&*stream, file, Some(&mut off), chunk)
-                        .map_err(io::Error::from)
-                });
-                match r {
-                    Ok(0) => {
-                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"))
-                    }
-                    Ok(n) => return Ok(n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-        };
-        timed(wait, fut).await?;
+        let call = || rustix::fs::sendfile(stream, file, Some(&mut off), chunk);
+        if timed(wait, plain_write(stream, call)).await? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
+        }
     }
     Ok(())
 }

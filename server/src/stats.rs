@@ -16,7 +16,7 @@ pub struct Stats {
     started: Instant,
     /// When the running configuration was loaded (start-up or the last reload).
     pub loaded: std::sync::Mutex<SystemTime>,
-    /// Every thread's request counters that has answered a request.
+    /// The request counters of every thread that has answered a request.
     counts: std::sync::Mutex<Vec<&'static Counts>>,
     /// Cases acting on a worker thread right now (scripts and other blocking cases).
     pub blocking: AtomicU64,

@@ -19,50 +19,32 @@ pub fn refusal(err: RequestError, path: &[u8]) -> Reply {
     reply(err.status(), path, err.message())
 }
 
-/// Most pages a thread keeps, and the longest path and message it keeps one for (a 405's
-/// message holds the client's method, which may be as long as a request line).
-const PAGES_KEPT: usize = 16;
+/// The longest path and message a thread keeps a page for (a 405's message holds the
+/// client's method, which may be as long as a request line).
 const KEPT_TEXT_MAX: usize = 256;
 
-/// A rendered page and what it was rendered from.
-struct Kept {
-    status: u16,
-    path: Box<[u8]>,
-    message: Box<str>,
-    page: Vec<u8>,
-}
+/// What a kept page was rendered from: status, path, message.
+type PageKey = (u16, Box<[u8]>, Box<str>);
 
 /// The page for (`status`, `path`, `message`), copied from the last ones this thread
 /// rendered when it is among them: the same few addresses miss again and again (a site
 /// without a favicon, a scanner's list), and a copy costs a tenth of a rendering.
 fn render_kept(status: u16, path: &[u8], message: &str) -> Vec<u8> {
     thread_local! {
-        // Replaced in turn once full; `.1` is the next place to replace.
-        static KEPT: std::cell::RefCell<(Vec<Kept>, usize)> =
-            const { std::cell::RefCell::new((Vec::new(), 0)) };
+        static KEPT: std::cell::RefCell<crate::recent::Recent<PageKey, Vec<u8>>> =
+            const { std::cell::RefCell::new(crate::recent::Recent::new()) };
     }
     if path.len() > KEPT_TEXT_MAX || message.len() > KEPT_TEXT_MAX {
         return render(status, path, message);
     }
-    KEPT.with_borrow_mut(|(kept, next)| {
-        let same = |k: &&Kept| k.status == status && *k.path == *path && *k.message == *message;
-        if let Some(k) = kept.iter().find(same) {
-            return k.page.clone();
-        }
-        let page = render(status, path, message);
-        let k = Kept {
-            status,
-            path: path.into(),
-            message: message.into(),
-            page: page.clone(),
-        };
-        if kept.len() < PAGES_KEPT {
-            kept.push(k);
-        } else {
-            kept[*next] = k;
-            *next = (*next + 1) % PAGES_KEPT;
-        }
-        page
+    KEPT.with_borrow_mut(|kept| {
+        kept.get_or(
+            |(s, p, m)| *s == status && **p == *path && **m == *message,
+            || {
+                let key = (status, path.into(), message.into());
+                (key, render(status, path, message))
+            },
+        )
     })
 }
 

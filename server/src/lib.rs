@@ -23,6 +23,7 @@ pub mod notify;
 pub mod plugin;
 pub mod pool;
 pub mod privileges;
+pub mod recent;
 pub mod reply;
 pub mod resolve;
 pub mod send;

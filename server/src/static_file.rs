@@ -331,41 +331,8 @@ fn validators(headers: Headers) -> impl Iterator<Item = (Text, Text)> {
     })
 }
 
-/// The header values formatted most recently on this event loop thread, found by a scan
-/// (cheaper than hashing for the few keys a site keeps asking for); the oldest goes first.
-struct Recent<K, V> {
-    entries: Vec<(K, V)>,
-    next: usize,
-}
-
-/// Values each per-thread cache below keeps.
-const RECENT: usize = 16;
-
-impl<K: PartialEq, V: Clone> Recent<K, V> {
-    const fn new() -> Self {
-        Recent {
-            entries: Vec::new(),
-            next: 0,
-        }
-    }
-
-    fn get_or(&mut self, same: impl Fn(&K) -> bool, make: impl FnOnce() -> (K, V)) -> V {
-        if let Some((_, v)) = self.entries.iter().find(|(k, _)| same(k)) {
-            return v.clone();
-        }
-        let (k, v) = make();
-        if self.entries.len() < RECENT {
-            self.entries.push((k, v.clone()));
-        } else {
-            self.entries[self.next] = (k, v.clone());
-            self.next = (self.next + 1) % RECENT;
-        }
-        v
-    }
-}
-
 thread_local! {
-    static TYPES: std::cell::RefCell<Recent<Vec<u8>, &'static [u8]>> = const { std::cell::RefCell::new(Recent::new()) };
+    static TYPES: std::cell::RefCell<crate::recent::Recent<Vec<u8>, &'static [u8]>> = const { std::cell::RefCell::new(crate::recent::Recent::new()) };
 }
 
 /// The Content-Type header value for a path, remembered per extension.

@@ -21,6 +21,9 @@ struct File {
     /// `[[listeners]]`: addresses with optional TLS, after those of `listen`.
     #[serde(default)]
     listeners: Vec<listeners::Written>,
+    /// Accept a connection once its first bytes are there (TCP_DEFER_ACCEPT).
+    #[serde(default = "yes")]
+    defer_accept: bool,
     /// The default site's (or, with `[[sites]]`, what a site without its own uses).
     root: Option<PathBuf>,
     #[serde(default = "default_plugin_dirs")]
@@ -53,6 +56,10 @@ struct File {
     sites: Vec<sites::Written>,
 }
 
+fn yes() -> bool {
+    true
+}
+
 fn default_plugin_dirs() -> Vec<PathBuf> {
     vec![PathBuf::from("plugins")]
 }
@@ -73,6 +80,11 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// TLS for each address of `listen` (same order; `None`: plain HTTP).
     pub tls: Vec<Option<listeners::Tls>>,
+    /// The kernel holds a new connection until its first bytes arrive (or about a second
+    /// passes), so accepting it and reading its request take one wake-up, not two, and a
+    /// connection that never sends takes no place under `max_connections` (TCP_DEFER_ACCEPT,
+    /// nginx's `deferred`, h2o's default).
+    pub defer_accept: bool,
     /// The default site's root (the only site's without `[[sites]]`).
     pub root: PathBuf,
     pub plugin_dirs: Vec<PathBuf>,
@@ -164,6 +176,7 @@ impl Config {
             path: path.to_path_buf(),
             listen,
             tls,
+            defer_accept: file.defer_accept,
             root: default.root.clone(),
             plugin_dirs: file.plugin_dirs.iter().map(|p| resolve(p)).collect(),
             workers: match file.workers {

@@ -33,11 +33,27 @@ pub fn inherited() -> Result<Vec<TcpListener>, String> {
         })
 }
 
-/// The sockets for `wanted`: one already open for the same entry is shared (`current` is
-/// left as it is, so a failure changes nothing), an inherited one with the same address is
-/// taken (an entry with port 0 takes one on its IP), the rest are bound. Inherited sockets
-/// nothing asks for are closed, with a warning.
+/// The sockets for `config.listen`: one already open for the same entry is shared
+/// (`current` is left as it is, so a failure changes nothing), an inherited one with the same
+/// address is taken (an entry with port 0 takes one on its IP), the rest are bound. Inherited
+/// sockets nothing asks for are closed, with a warning. Each gets `defer_accept` as
+/// configured (a reload that changes it changes the sockets it keeps too).
 pub fn open(
+    config: &crate::config::Config,
+    current: &[Bound],
+    inherited: Vec<TcpListener>,
+) -> Result<Vec<Bound>, String> {
+    let out = gather(&config.listen, current, inherited, &config.path)?;
+    for b in &out {
+        if let Err(e) = crate::server::defer_accept(&b.socket, config.defer_accept) {
+            log::warn!("{}: cannot set TCP_DEFER_ACCEPT: {e}", b.local);
+        }
+    }
+    Ok(out)
+}
+
+/// The sockets for `wanted`, shared, inherited or bound (see `open`).
+fn gather(
     wanted: &[SocketAddr],
     current: &[Bound],
     mut inherited: Vec<TcpListener>,

@@ -90,7 +90,7 @@ fn check_config(cli: &cli::Cli) -> Result<(), String> {
 /// `--single-process`: bind, (as root) become `user`, load, start the event loops, handle
 /// signals, announce, serve — all in this process, as before there were workers.
 fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> {
-    let bound = listeners::open(&config.listen, &[], listeners::inherited()?, &config.path)?;
+    let bound = listeners::open(&config, &[], listeners::inherited()?)?;
     let id = privileges::target(config.user.as_deref(), config.group.as_deref())?;
     privileges::explain(config.user.as_deref());
     if let Some(log) = access_log::file_path(&config) {

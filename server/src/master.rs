@@ -171,12 +171,7 @@ impl Master {
         self.identity =
             privileges::target(self.config.user.as_deref(), self.config.group.as_deref())?;
         privileges::explain(self.config.user.as_deref());
-        self.bound = listeners::open(
-            &self.config.listen,
-            &[],
-            listeners::inherited()?,
-            &self.config.path,
-        )?;
+        self.bound = listeners::open(&self.config, &[], listeners::inherited()?)?;
         self.hand_over_log()?;
         signals(&self.tx)?;
         for slot in 1..=self.config.workers {
@@ -576,7 +571,7 @@ impl Master {
         let config = &reload.config;
         let opened =
             privileges::target(config.user.as_deref(), config.group.as_deref()).and_then(|id| {
-                let bound = listeners::open(&config.listen, &self.bound, Vec::new(), &config.path)?;
+                let bound = listeners::open(config, &self.bound, Vec::new())?;
                 Ok((id, bound))
             });
         let (identity, bound) = match opened {

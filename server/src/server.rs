@@ -2,6 +2,7 @@
 //! (after a TLS handshake on TLS listeners).
 
 use crate::conn::{serve, turn_away, Peer, Shared, Slot};
+use libc::c_int;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,6 +24,28 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     sock.bind(&addr.into())?;
     sock.listen(1024)?;
     Ok(sock.into())
+}
+
+// TCP_DEFER_ACCEPT, which nix does not name, through nix's own safe setter.
+use nix::{getsockopt_impl, setsockopt_impl, sockopt_impl};
+sockopt_impl!(
+    DeferAccept,
+    Both,
+    libc::IPPROTO_TCP,
+    libc::TCP_DEFER_ACCEPT,
+    libc::c_int
+);
+
+/// Let the kernel hold a new connection until its first bytes arrive, for at most about a
+/// second (one SYN-ACK retransmission; a client that stays silent is accepted then), as
+/// h2o does: one wake-up accepts the connection with its request already readable.
+pub fn defer_accept(socket: &std::net::TcpListener, on: bool) -> std::io::Result<()> {
+    nix::sys::socket::setsockopt(socket, DeferAccept, &c_int::from(on)).map_err(Into::into)
+}
+
+/// Does the kernel hold this socket's new connections until they send (see `defer_accept`)?
+fn defers_accept(socket: &TcpListener) -> bool {
+    nix::sys::socket::getsockopt(socket, DeferAccept).is_ok_and(|secs| secs > 0)
 }
 
 /// Accept on every listener until a stop, then keep driving this loop until every
@@ -62,6 +85,9 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
     let stop = shared.stop.notified();
     tokio::pin!(stop);
     stop.as_mut().enable();
+    // A connection accepted after its first bytes arrived is read at once; otherwise it
+    // waits in the event loop for them.
+    let deferred = defers_accept(&listener);
     loop {
         if shared.stopping() {
             break;
@@ -80,7 +106,9 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
                 continue;
             }
         };
-        crate::wire::wait_for_first_bytes(&stream);
+        if !deferred {
+            crate::wire::wait_for_first_bytes(&stream);
+        }
         let (slot, open) = Slot::take(&shared);
         // Bound to one address, every connection arrives on it: no getsockname needed.
         let local = if local.ip().is_unspecified() {

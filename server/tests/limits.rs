@@ -8,6 +8,14 @@ fn still_serves(s: &Server) {
     assert_eq!(s.get("/notes.txt").status, 200, "the server still answers");
 }
 
+/// A connection held open the way a slow client holds one: its request head begun, not
+/// finished (a silent one is not handed to the server at once: see `defer_accept`).
+fn hold(s: &Server) -> std::net::TcpStream {
+    let mut c = s.connect();
+    c.write_all(b"GET /notes.txt HTTP/1.1\r\n").unwrap();
+    c
+}
+
 #[test]
 fn a_long_request_line_is_414() {
     let s = Server::shipped();
@@ -91,7 +99,7 @@ fn a_body_that_stalls_is_408() {
 fn connections_beyond_the_cap_get_503_and_the_server_recovers() {
     // The cap is per worker process, as nginx's worker_connections: one worker here.
     let s = Server::shipped_with("workers = 1\n[limits]\nmax_connections = 3\n");
-    let held: Vec<_> = (0..3).map(|_| s.connect()).collect();
+    let held: Vec<_> = (0..3).map(|_| hold(&s)).collect();
     std::thread::sleep(Duration::from_millis(200));
     let r = s.raw("GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 503);
@@ -102,11 +110,52 @@ fn connections_beyond_the_cap_get_503_and_the_server_recovers() {
 }
 
 #[test]
+fn a_connection_that_sends_nothing_takes_no_place_under_the_cap() {
+    let s = Server::shipped_with("workers = 1\n[limits]\nmax_connections = 1\n");
+    let silent = s.connect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        s.get("/notes.txt").status,
+        200,
+        "the kernel still holds the silent one"
+    );
+    drop(silent);
+}
+
+#[test]
+fn without_defer_accept_a_connection_that_sends_nothing_counts_at_once() {
+    let s =
+        Server::shipped_with("workers = 1\ndefer_accept = false\n[limits]\nmax_connections = 1\n");
+    let silent = s.connect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        s.raw("GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n").status,
+        503
+    );
+    drop(silent);
+    std::thread::sleep(Duration::from_millis(300));
+    still_serves(&s);
+}
+
+#[test]
+fn a_connection_silent_past_the_deferral_is_served_when_it_sends() {
+    let s = Server::shipped();
+    let mut c = s.connect();
+    // The kernel hands a silent connection over after about a second; it is then read at
+    // once, finds nothing, and waits for its request like any other.
+    std::thread::sleep(Duration::from_millis(2500));
+    c.write_all(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut c, false).expect("a response");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
 fn a_connection_turned_away_at_the_cap_is_in_the_access_log() {
     let s = Server::shipped_with(
         "workers = 1\naccess_log = \"access.log\"\n[limits]\nmax_connections = 2\n",
     );
-    let held: Vec<_> = (0..2).map(|_| s.connect()).collect();
+    let held: Vec<_> = (0..2).map(|_| hold(&s)).collect();
     std::thread::sleep(Duration::from_millis(200));
     let r = s.raw("GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 503);
@@ -326,7 +375,7 @@ fn max_connections_is_kept_within_the_open_file_limit_so_the_503_still_goes_out(
         .spawn()
         .unwrap();
     let s = Server::adopt(child, dir, root);
-    let held: Vec<_> = (0..64).map(|_| s.connect()).collect();
+    let held: Vec<_> = (0..64).map(|_| hold(&s)).collect();
     std::thread::sleep(Duration::from_millis(300));
     let r = s.raw("GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(

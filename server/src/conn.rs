@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant, Sleep};
 
 /// What every connection shares.
@@ -491,7 +490,7 @@ async fn refuse(
 }
 
 /// Over the connection cap: a short 503 and close, costing almost nothing.
-pub async fn turn_away(mut stream: TcpStream, peer: Peer, slot: Slot) {
+pub async fn turn_away(mut stream: crate::wire::Plain, peer: Peer, slot: Slot) {
     let reply = error_page::reply(
         503,
         b"",

@@ -5,13 +5,13 @@
 use crate::filter::{Source, Transformed};
 use crate::reply::{write_head, Body, Delim, Framing, Msg, Reply, Seg};
 use crate::shared_file::SharedFile;
-use crate::wire::Wire;
+use crate::wire::{Plain, Wire};
 use std::future::Future;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, Interest};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -170,7 +170,7 @@ async fn write_parts<const N: usize>(
                 return Ok(());
             }
             let mut n = match stream.plain() {
-                Some(tcp) => writev(tcp, &slices[first..]).await?,
+                Some(plain) => writev(plain, &slices[first..]).await?,
                 None => stream.write_vectored(&slices[first..]).await?,
             };
             if n == 0 {
@@ -187,34 +187,19 @@ async fn write_parts<const N: usize>(
 }
 
 /// One `writev` on a plain socket.
-async fn writev(tcp: &TcpStream, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {
-    plain_write(tcp, || rustix::io::writev(tcp, slices)).await
-}
-
-/// One write system call on a plain socket (`writev`, `send`, `sendfile`), waiting while
-/// its buffer is full and again after EINTR. rustix's system calls, not libc's wrappers,
-/// which mark each call as a cancellation point with two locked instructions, for threads
-/// this server never cancels.
-async fn plain_write(
-    tcp: &TcpStream,
-    mut call: impl FnMut() -> rustix::io::Result<usize>,
-) -> io::Result<usize> {
-    loop {
-        match tcp.try_io(Interest::WRITABLE, || call().map_err(io::Error::from)) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => tcp.writable().await?,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            r => return r,
-        }
-    }
+async fn writev(plain: &mut Plain, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    plain.write_with(|fd| rustix::io::writev(fd, slices)).await
 }
 
 /// Write with MSG_MORE: more data (a sendfile) follows at once, so do not push a small
 /// segment out on its own.
-async fn write_more(stream: &TcpStream, mut data: &[u8], wait: Duration) -> io::Result<()> {
+async fn write_more(plain: &mut Plain, mut data: &[u8], wait: Duration) -> io::Result<()> {
     let fut = async {
         while !data.is_empty() {
             let more = rustix::net::SendFlags::MORE;
-            let n = plain_write(stream, || rustix::net::send(stream, data, more)).await?;
+            let n = plain
+                .write_with(|fd| rustix::net::send(fd, data, more))
+                .await?;
             data = &data[n..];
         }
         Ok(())
@@ -291,11 +276,11 @@ async fn file_pieces(
                 file.read_into(&mut out, off, len as usize)?
             }
             Seg::Range(off, len) => match stream.plain() {
-                Some(tcp) => {
+                Some(plain) => {
                     // MSG_MORE: let the kernel put the head in the same packets as the file data.
-                    write_more(tcp, &out, wait).await?;
+                    write_more(plain, &out, wait).await?;
                     out.clear();
-                    sendfile_range(tcp, file, off, len, wait).await?;
+                    sendfile_range(plain, file, off, len, wait).await?;
                 }
                 None => {
                     write_all(stream, &out, wait).await?;
@@ -333,7 +318,7 @@ async fn copy_range(
 }
 
 async fn sendfile_range(
-    stream: &TcpStream,
+    plain: &mut Plain,
     file: &std::fs::File,
     mut off: u64,
     len: u64,
@@ -342,8 +327,8 @@ async fn sendfile_range(
     let end = off + len;
     while off < end {
         let chunk = (end - off).min(1 << 21) as usize;
-        let call = || rustix::fs::sendfile(stream, file, Some(&mut off), chunk);
-        if timed(wait, plain_write(stream, call)).await? == 0 {
+        let call = |fd: BorrowedFd<'_>| rustix::fs::sendfile(fd, file, Some(&mut off), chunk);
+        if timed(wait, plain.write_with(call)).await? == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
         }
     }

@@ -2,11 +2,14 @@
 //! (after a TLS handshake on TLS listeners).
 
 use crate::conn::{serve, turn_away, Peer, Shared, Slot};
+use crate::wire::Plain;
 use libc::c_int;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 /// Bind `addr` with a listen backlog of 1024 (std's 128 drops bursts of new connections).
@@ -44,7 +47,7 @@ pub fn defer_accept(socket: &std::net::TcpListener, on: bool) -> std::io::Result
 }
 
 /// Does the kernel hold this socket's new connections until they send (see `defer_accept`)?
-fn defers_accept(socket: &TcpListener) -> bool {
+fn defers_accept(socket: &std::net::TcpListener) -> bool {
     nix::sys::socket::getsockopt(socket, DeferAccept).is_ok_and(|secs| secs > 0)
 }
 
@@ -56,7 +59,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let mut accepting = Vec::with_capacity(listeners.len());
     for (i, l) in listeners.into_iter().enumerate() {
-        let l = TcpListener::from_std(l)?;
+        let l = register(l)?;
         shared.accepting.fetch_add(1, Ordering::SeqCst);
         let tls = crate::tls::acceptor(i);
         accepting.push(tokio::spawn(accept_loop(l, tls, Arc::clone(&shared))));
@@ -72,8 +75,8 @@ pub async fn run(
 }
 
 /// Accept connections on one listener until a stop; then close it.
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
-    let local = match listener.local_addr() {
+async fn accept_loop(listener: Listener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
+    let local = match listener.get_ref().local_addr() {
         Ok(a) => a,
         Err(e) => {
             log::error!("a listening socket has no address: {e}");
@@ -87,7 +90,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
     stop.as_mut().enable();
     // A connection accepted after its first bytes arrived is read at once; otherwise it
     // waits in the event loop for them.
-    let deferred = defers_accept(&listener);
+    let deferred = defers_accept(listener.get_ref());
     loop {
         if shared.stopping() {
             break;
@@ -95,7 +98,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
         let accepted = tokio::select! {
             biased;
             _ = &mut stop => break,
-            a = listener.accept() => a,
+            a = accept(&listener) => a,
         };
         let (stream, client) = match accepted {
             Ok(x) => x,
@@ -106,9 +109,6 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
                 continue;
             }
         };
-        if !deferred {
-            crate::wire::wait_for_first_bytes(&stream);
-        }
         let (slot, open) = Slot::take(&shared);
         // Bound to one address, every connection arrives on it: no getsockname needed.
         let local = if local.ip().is_unspecified() {
@@ -120,10 +120,16 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
         if let Some(tls) = &tls {
             // Over the cap a TLS client gets no plain-text 503: the connection closes.
             if open <= shared.limits.max_connections {
-                tokio::spawn(Box::pin(secure(stream, tls.clone(), peer, slot)));
+                match TcpStream::from_std(stream) {
+                    Ok(s) => {
+                        tokio::spawn(Box::pin(secure(s, tls.clone(), peer, slot)));
+                    }
+                    Err(e) => log::error!("a connection could not join the event loop: {e}"),
+                }
             }
             continue;
         }
+        let stream = Plain::new(stream, deferred);
         if open > shared.limits.max_connections {
             tokio::spawn(turn_away(stream, *peer, slot));
             continue;
@@ -136,6 +142,33 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
     // No more accepts here: the socket closes (other processes may still hold it).
     drop(listener);
     shared.accepting.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// A listening socket, registered with the event loop.
+type Listener = AsyncFd<std::net::TcpListener>;
+
+/// Register a listening socket with the event loop, readable only. tokio deprecates the safe
+/// constructor because an `AsRawFd` type might not own its descriptor, which could then be
+/// closed while registered (its replacement is the same call marked `unsafe`); a
+/// `TcpListener` owns its descriptor and keeps it open until the registration is dropped.
+#[allow(deprecated)]
+fn register(listener: std::net::TcpListener) -> std::io::Result<Listener> {
+    AsyncFd::with_interest(listener, Interest::READABLE)
+}
+
+/// The next connection, not registered with the event loop (see `Plain`), and its client.
+async fn accept(listener: &Listener) -> std::io::Result<(std::net::TcpStream, SocketAddr)> {
+    use rustix::net::SocketFlags;
+    listener
+        .async_io(Interest::READABLE, |l| {
+            let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+            let (fd, client) = rustix::net::acceptfrom_with(l, flags)?;
+            // A TCP connection always has one; a placeholder rather than a lost connection.
+            let client = client.and_then(|a| SocketAddr::try_from(a).ok());
+            let client = client.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+            Ok((std::net::TcpStream::from(fd), client))
+        })
+        .await
 }
 
 /// A TLS connection: the handshake (within the header timeout), then HTTP/2 when the client

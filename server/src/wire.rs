@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -20,41 +21,226 @@ pub trait Wire: AsyncRead + AsyncWrite + Unpin + Send {
     fn try_read_now(&mut self, buf: &mut Vec<u8>) -> io::Result<usize>;
     /// The socket itself when what is written to it reaches the client as is (no TLS), so
     /// files can go out with sendfile.
-    fn plain(&self) -> Option<&TcpStream>;
+    fn plain(&mut self) -> Option<&mut Plain>;
 }
 
-impl Wire for TcpStream {
-    async fn ready(&mut self) -> io::Result<()> {
-        self.readable().await
+/// A plain TCP connection. It joins the event loop only when it first has to wait: a
+/// request that came with its connection (see `defer_accept`) and was answered in one
+/// write never registers the socket, whose two `epoll_ctl` calls (add, and delete before
+/// the close) were about 9% of such a connection's CPU. tokio's own accept registers every
+/// socket it returns; the accept loop calls `accept4` itself for this.
+pub struct Plain(State);
+
+/// Four states in the size of tokio's stream alone (the two unregistered ones fit beside
+/// its niche), so an idle connection costs no more than before.
+enum State {
+    /// Not registered yet; bytes may be waiting (nothing said otherwise yet).
+    Fresh(std::net::TcpStream),
+    /// Not registered yet; the last read emptied it.
+    Alone(std::net::TcpStream),
+    Joined(TcpStream),
+    /// Registering failed: every call fails.
+    Lost,
+}
+
+impl Plain {
+    /// A socket just accepted (nonblocking); `request_there` when the kernel handed it
+    /// over only once its first bytes had arrived.
+    pub fn new(socket: std::net::TcpStream, request_there: bool) -> Plain {
+        Plain(match request_there {
+            true => State::Fresh(socket),
+            false => State::Alone(socket),
+        })
     }
 
-    /// A read that leaves room in `buf` emptied the socket: its readiness is cleared here,
-    /// so the next wait goes to the event loop instead of a read that finds nothing (one
-    /// system call a request fewer; nginx does the same). Bytes that arrive later raise a
-    /// new event; an end of stream stays ready.
-    ///
-    /// The `recv` is rustix's system call, not libc's wrapper: the wrapper marks each call
-    /// as a cancellation point with two locked instructions, for threads this server never
-    /// cancels.
+    /// The socket, registered with the event loop from now on.
+    fn joined(&mut self) -> io::Result<&mut TcpStream> {
+        if let State::Fresh(_) | State::Alone(_) = self.0 {
+            if let State::Fresh(socket) | State::Alone(socket) =
+                std::mem::replace(&mut self.0, State::Lost)
+            {
+                self.0 = State::Joined(TcpStream::from_std(socket)?);
+            }
+        }
+        match &mut self.0 {
+            State::Joined(tcp) => Ok(tcp),
+            _ => Err(lost()),
+        }
+    }
+
+    /// A fresh socket's last read emptied it.
+    fn quiet(&mut self) {
+        if let State::Fresh(_) = self.0 {
+            if let State::Fresh(socket) = std::mem::replace(&mut self.0, State::Lost) {
+                self.0 = State::Alone(socket);
+            }
+        }
+    }
+
+    /// One write system call (`writev`, `send`, `sendfile`) made by `call` on the socket,
+    /// waiting while its buffer is full and again after EINTR. rustix's system calls, not
+    /// libc's wrappers, which mark each call as a cancellation point with two locked
+    /// instructions, for threads this server never cancels.
+    pub async fn write_with(
+        &mut self,
+        mut call: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<usize>,
+    ) -> io::Result<usize> {
+        loop {
+            let r = match &self.0 {
+                State::Fresh(socket) | State::Alone(socket) => {
+                    call(socket.as_fd()).map_err(io::Error::from)
+                }
+                State::Joined(tcp) => tcp.try_io(Interest::WRITABLE, || {
+                    call(tcp.as_fd()).map_err(io::Error::from)
+                }),
+                State::Lost => Err(lost()),
+            };
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.joined()?.writable().await?
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+}
+
+fn lost() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the socket could not join the event loop",
+    )
+}
+
+impl Wire for Plain {
+    fn ready(&mut self) -> impl Future<Output = io::Result<()>> + Send {
+        match self.0 {
+            State::Fresh(_) => Ready::Now,
+            _ => match self.joined() {
+                Ok(tcp) => Ready::Wait(tcp),
+                Err(e) => Ready::Failed(Some(e)),
+            },
+        }
+    }
+
     fn try_read_now(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        if buf.len() == buf.capacity() {
-            buf.reserve(4096);
+        match &mut self.0 {
+            State::Fresh(socket) | State::Alone(socket) => {
+                let r = recv_into(&*socket, buf);
+                // Emptied (a short read) or found empty: the next wait joins the event loop.
+                if r.as_ref()
+                    .map_or_else(|e| e.kind() == io::ErrorKind::WouldBlock, |s| s.1)
+                {
+                    self.quiet();
+                }
+                r.map(|(n, _)| n)
+            }
+            State::Joined(tcp) => read_joined(tcp, buf),
+            State::Lost => Err(lost()),
         }
-        let room = buf.capacity() - buf.len();
-        let n = self.try_io(Interest::READABLE, || {
-            let into = rustix::buffer::spare_capacity(buf);
-            rustix::net::recv(&*self, into, rustix::net::RecvFlags::empty())
-                .map(|(n, _)| n)
-                .map_err(io::Error::from)
-        })?;
-        if n > 0 && n < room {
-            forget_readable(self);
-        }
-        Ok(n)
     }
 
-    fn plain(&self) -> Option<&TcpStream> {
+    fn plain(&mut self) -> Option<&mut Plain> {
         Some(self)
+    }
+}
+
+/// `Plain::ready`: a future of 16 bytes where tokio's `readable()` takes some 60, and every
+/// idle connection holds one.
+enum Ready<'a> {
+    Now,
+    Wait(&'a TcpStream),
+    Failed(Option<io::Error>),
+}
+
+impl Future for Ready<'_> {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Ready::Now => Poll::Ready(Ok(())),
+            Ready::Wait(tcp) => tcp.poll_read_ready(cx),
+            Ready::Failed(e) => Poll::Ready(Err(e.take().unwrap_or_else(lost))),
+        }
+    }
+}
+
+/// One `recv` into `buf`'s spare room (made when there is none): the count, and whether
+/// it emptied the socket (it left room). The `recv` is rustix's system call, not libc's
+/// wrapper (see `Plain::write_with`).
+fn recv_into(socket: impl AsFd, buf: &mut Vec<u8>) -> io::Result<(usize, bool)> {
+    if buf.len() == buf.capacity() {
+        buf.reserve(4096);
+    }
+    let room = buf.capacity() - buf.len();
+    let into = rustix::buffer::spare_capacity(buf);
+    let (n, _) = rustix::net::recv(socket, into, rustix::net::RecvFlags::empty())?;
+    Ok((n, n > 0 && n < room))
+}
+
+/// A read on a registered socket. One that leaves room in `buf` emptied the socket: its
+/// readiness is cleared here, so the next wait goes to the event loop instead of a read
+/// that finds nothing (one system call a request fewer; nginx does the same). Bytes that
+/// arrive later raise a new event; an end of stream stays ready.
+fn read_joined(tcp: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let (n, emptied) = tcp.try_io(Interest::READABLE, || recv_into(tcp, buf))?;
+    if emptied {
+        forget_readable(tcp);
+    }
+    Ok(n)
+}
+
+/// Reads join the event loop (a read that must wait needs it; the first read of a
+/// connection is `try_read_now`). Writes go straight to the socket until one must wait.
+impl AsyncRead for Plain {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut().joined() {
+            Ok(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for Plain {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        if let State::Fresh(socket) | State::Alone(socket) = &me.0 {
+            match rustix::net::send(socket, data, rustix::net::SendFlags::empty()) {
+                Err(e) if e == rustix::io::Errno::AGAIN => {}
+                r => return Poll::Ready(r.map_err(io::Error::from)),
+            }
+        }
+        match me.joined() {
+            Ok(tcp) => Pin::new(tcp).poll_write(cx, data),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().0 {
+            State::Joined(tcp) => Pin::new(tcp).poll_flush(cx),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().0 {
+            State::Fresh(socket) | State::Alone(socket) => {
+                let how = rustix::net::Shutdown::Write;
+                Poll::Ready(rustix::net::shutdown(&*socket, how).map_err(io::Error::from))
+            }
+            State::Joined(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            State::Lost => Poll::Ready(Err(lost())),
+        }
     }
 }
 
@@ -64,16 +250,6 @@ fn forget_readable(tcp: &TcpStream) {
     let _ = tcp.try_io(Interest::READABLE, || {
         Err::<(), _>(io::ErrorKind::WouldBlock.into())
     });
-}
-
-/// A socket just accepted waits for its first bytes in the event loop, as nginx's does
-/// (without `deferred`): tokio assumes it readable, and the read that assumption makes
-/// right away almost always finds nothing yet, the client's request still on its way.
-/// No event is lost: each event loop is a current-thread runtime, so its driver has not
-/// run since the registration, and bytes already queued then raise the event at its next
-/// turn.
-pub fn wait_for_first_bytes(tcp: &TcpStream) {
-    forget_readable(tcp);
 }
 
 impl Wire for TlsStream {
@@ -105,7 +281,7 @@ impl Wire for TlsStream {
         }
     }
 
-    fn plain(&self) -> Option<&TcpStream> {
+    fn plain(&mut self) -> Option<&mut Plain> {
         None
     }
 }
@@ -115,4 +291,20 @@ struct Nobody;
 
 impl Wake for Nobody {
     fn wake(self: Arc<Self>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_connection_is_no_bigger_than_tokios_stream() {
+        // Every idle connection holds one: its states must not cost a word more.
+        assert!(
+            std::mem::size_of::<Plain>() <= std::mem::size_of::<TcpStream>(),
+            "{} > {}",
+            std::mem::size_of::<Plain>(),
+            std::mem::size_of::<TcpStream>()
+        );
+    }
 }

@@ -63,7 +63,11 @@ fn a_request_in_flight_finishes_then_exit_0(sig: Signal) {
     );
     chmod(&script, 0o755);
     let mut s = Server::start_in(dir, root, &[plugins_dir()], CHAIN, "");
+    // Idle after an answer: a connection that never sent is still the kernel's (deferred).
     let mut idle = s.connect();
+    idle.write_all(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut idle, false).unwrap().status, 200);
     let mut c = s.connect();
     c.write_all(b"GET /cgi-bin/slow.sh HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();

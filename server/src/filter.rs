@@ -262,7 +262,12 @@ impl HeadSink for Edit<'_> {
     }
 
     fn body_length(&self) -> Option<u64> {
-        if self.ctx.head_only && !matches!(self.reply.body, Body::Bytes(_) | Body::File(..)) {
+        if self.ctx.head_only
+            && !matches!(
+                self.reply.body,
+                Body::Bytes(_) | Body::Shared(_) | Body::File(..)
+            )
+        {
             return None;
         }
         self.reply.body.len()
@@ -465,7 +470,8 @@ fn transformed(mut reply: Reply, stages: Vec<Stage>, ctx: &Ctx) -> Reply {
     // HEAD and bodiless answers keep their source but are never read: no body calls.
     let source = match std::mem::replace(&mut reply.body, Body::Empty) {
         Body::Bytes(b) if !bodiless => return whole(reply, b, stages, ctx),
-        Body::Empty | Body::Bytes(_) => Source::Nothing,
+        Body::Shared(b) if !bodiless => return whole(reply, b.to_vec(), stages, ctx),
+        Body::Empty | Body::Bytes(_) | Body::Shared(_) => Source::Nothing,
         Body::File(file, segs) => match segs.as_slice() {
             [Seg::Range(off, len)] => Source::File(file, *off, *len),
             _ => return reply_without_transform(reply, file, segs),

@@ -30,6 +30,7 @@ pub async fn send(
     let done = match r.body {
         Body::Empty => Ok(true),
         Body::Bytes(b) => out.data(Bytes::from(b)).await.map(|_| true),
+        Body::Shared(b) => out.data(Bytes::from_owner(b)).await.map(|_| true),
         Body::File(file, segs) => out.file(&file, segs).await.map(|_| true),
         Body::Stream(rx, len) => out.stream(rx, len).await,
         Body::Transformed(t) => out.transformed(*t).await,

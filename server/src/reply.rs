@@ -16,6 +16,8 @@ pub enum Seg {
 pub enum Body {
     Empty,
     Bytes(Vec<u8>),
+    /// Bytes kept for more answers than this one (an error page's last renderings).
+    Shared(std::sync::Arc<[u8]>),
     /// A file sent in pieces (whole file, one range, or multipart ranges).
     File(std::sync::Arc<crate::shared_file::SharedFile>, Vec<Seg>),
     /// Written by a plugin on a worker thread as it goes; length unknown unless the plugin
@@ -36,6 +38,7 @@ impl Body {
         match self {
             Body::Empty => Some(0),
             Body::Bytes(b) => Some(b.len() as u64),
+            Body::Shared(b) => Some(b.len() as u64),
             Body::File(_, segs) => Some(
                 segs.iter()
                     .map(|s| match s {

@@ -43,6 +43,7 @@ async fn write(
     match reply.body {
         Body::Empty => write_all(stream, &out, wait).await.map(|_| true),
         Body::Bytes(b) => write_parts(stream, &[&out, &b], wait).await.map(|_| true),
+        Body::Shared(b) => write_parts(stream, &[&out, &b], wait).await.map(|_| true),
         Body::File(file, segs) => file_body(stream, out, &file, segs, wait)
             .await
             .map(|_| true),

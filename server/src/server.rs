@@ -1,9 +1,10 @@
-//! The listeners: bind with a real backlog, accept, cap open connections, spawn a task each
-//! (after a TLS handshake on TLS listeners).
+//! The listeners: bind with a real backlog (and deferred accept), accept, cap open
+//! connections, spawn a task each (after a TLS handshake on TLS listeners).
 
 use crate::conn::{serve, turn_away, Peer, Shared, Slot};
 use crate::wire::Plain;
 use libc::c_int;
+use nix::{getsockopt_impl, setsockopt_impl, sockopt_impl};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -30,7 +31,6 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 }
 
 // TCP_DEFER_ACCEPT, which nix does not name, through nix's own safe setter.
-use nix::{getsockopt_impl, setsockopt_impl, sockopt_impl};
 sockopt_impl!(
     DeferAccept,
     Both,

@@ -322,12 +322,13 @@ fn precondition_failed(reply: Reply, head: &Head) -> Reply {
 }
 
 /// The file answer's headers for an answer about it that does not send it (412, 416): the
-/// validators and what filters added (Vary, Cache-Control, security headers...), without
-/// the ones that described the file's body.
+/// validators and what filters added (Vary, Cache-Control, security headers, the
+/// Content-Security-Policy among them), without the ones that described the file's body.
 fn validators(headers: Headers) -> impl Iterator<Item = (Text, Text)> {
     headers.into_iter().filter(|(n, _)| {
-        let n = String::from_utf8_lossy(n).to_ascii_lowercase();
-        !n.starts_with("content-") && n != "accept-ranges"
+        let about_body = n.len() > 8 && n[..8].eq_ignore_ascii_case(b"content-");
+        let policy = n.len() >= 23 && n[..23].eq_ignore_ascii_case(b"content-security-policy");
+        (!about_body || policy) && !n.eq_ignore_ascii_case(b"accept-ranges")
     })
 }
 

@@ -12,7 +12,7 @@ fn start(settings: &str) -> Server {
 }
 
 #[test]
-fn the_security_preset_reaches_files_heads_304s_scripts_and_the_hosts_errors() {
+fn the_security_preset_reaches_files_heads_304s_412s_416s_scripts_and_the_hosts_errors() {
     let s = start("security = true");
     let etag = s.get("/notes.txt").header("etag").unwrap().to_string();
     let answers = [
@@ -22,6 +22,9 @@ fn the_security_preset_reaches_files_heads_304s_scripts_and_the_hosts_errors() {
             format!("GET /notes.txt HTTP/1.1\r\nIf-None-Match: {etag}"),
             304,
         ),
+        // The file's answer turned into 412 and 416 keeps what the filter added to it.
+        ("GET /notes.txt HTTP/1.1\r\nIf-Match: \"other\"".into(), 412),
+        ("GET /notes.txt HTTP/1.1\r\nRange: bytes=99-".into(), 416),
         ("GET /cgi-bin/hello.sh HTTP/1.1".into(), 200),
         ("GET /missing HTTP/1.1".into(), 404),
         ("GET /subdir HTTP/1.1".into(), 301),

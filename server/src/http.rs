@@ -139,7 +139,9 @@ impl Head {
     }
 }
 
-/// Only `chunked`, once and last, is ours; another coding is 501, a misplaced chunked 400.
+/// Only `chunked` alone is ours. Chunked twice, or not last, is 400 (RFC 9112 §6.3: the
+/// length cannot be known); a coding we do not decode, alone or before a final chunked, is
+/// 501 (§6.1), as nginx, lighttpd and Go answer.
 fn transfer_codings(fields: &[&[u8]]) -> Result<BodyFraming, RequestError> {
     let codings: Vec<&[u8]> = fields
         .iter()
@@ -147,11 +149,13 @@ fn transfer_codings(fields: &[&[u8]]) -> Result<BodyFraming, RequestError> {
         .map(|t| t.trim_ascii())
         .filter(|t| !t.is_empty())
         .collect();
+    let chunked = |t: &&[u8]| t.eq_ignore_ascii_case(b"chunked");
     match codings.as_slice() {
-        [only] if only.eq_ignore_ascii_case(b"chunked") => Ok(BodyFraming::Chunked),
-        list if list.iter().any(|t| t.eq_ignore_ascii_case(b"chunked")) => {
-            Err(RequestError::BadFraming)
+        [only] if chunked(only) => Ok(BodyFraming::Chunked),
+        [before @ .., last] if chunked(last) && !before.iter().any(chunked) => {
+            Err(RequestError::UnknownCoding)
         }
+        list if list.iter().any(chunked) => Err(RequestError::BadFraming),
         [] => Err(RequestError::BadFraming),
         _ => Err(RequestError::UnknownCoding),
     }
@@ -207,14 +211,12 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, RequestEr
         Ok(httparse::Status::Partial) => partial(data, line_end, limits),
         Ok(httparse::Status::Complete(n)) => owned(&req, skip + n, limits).map(Some),
         Err(httparse::Error::TooManyHeaders) => Err(RequestError::HeadTooLarge),
-        Err(httparse::Error::Version) => {
+        Err(httparse::Error::Version) => match as_http_1_1(buf, skip) {
+            Some(patched) => parse_head(&patched, limits),
             // "HTTP/2.0" and the like are well-formed but not ours; junk is a 400.
-            if looks_like_version(data) {
-                Err(RequestError::Version)
-            } else {
-                Err(RequestError::Malformed)
-            }
-        }
+            None if looks_like_version(data) => Err(RequestError::Version),
+            None => Err(RequestError::Malformed),
+        },
         Err(_) => Err(RequestError::Malformed),
     }
 }
@@ -262,6 +264,22 @@ fn owned(req: &httparse::Request, len: usize, limits: &Limits) -> Result<Head, R
         minor: req.version.unwrap_or(1),
         headers: fields,
         len,
+    })
+}
+
+/// A request line ending in "HTTP/1.2" to "HTTP/1.9", copied with "HTTP/1.1": a later
+/// minor version of HTTP/1 is read as the highest one we implement (RFC 9110 §2.5), as
+/// nginx and Go's server do. The copy is as long as `buf`, so the head's length holds.
+fn as_http_1_1(buf: &[u8], skip: usize) -> Option<Vec<u8>> {
+    let data = &buf[skip..];
+    let line = data.split(|&b| b == b'\n').next().unwrap_or(data);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let digit = line.len().checked_sub(1)?;
+    let later = line[..digit].ends_with(b" HTTP/1.") && (b'2'..=b'9').contains(&line[digit]);
+    later.then(|| {
+        let mut patched = buf.to_vec();
+        patched[skip + digit] = b'1';
+        patched
     })
 }
 
@@ -542,6 +560,22 @@ mod tests {
     }
 
     #[test]
+    fn a_later_http_1_minor_version_is_read_as_1_1() {
+        let h = head("\r\nGET /a HTTP/1.2\r\nHost: x\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.minor, &h.target[..]), (1, &b"/a"[..]));
+        assert_eq!(h.len, "\r\nGET /a HTTP/1.2\r\nHost: x\r\n\r\n".len());
+        assert_eq!(
+            head("GET / HTTP/1.9\nHost: x\n\n").unwrap().unwrap().minor,
+            1
+        );
+        assert!(head("GET / HTTP/1.2").unwrap().is_none());
+        assert_eq!(head("GET / HTTP/1.10\r\n\r\n").unwrap_err(), 400);
+        assert_eq!(head("GET / HTTP/3.1\r\n\r\n").unwrap_err(), 505);
+    }
+
+    #[test]
     fn partial_heads_ask_for_more() {
         assert!(head("GET / HTTP/1.1\r\nHost").unwrap().is_none());
     }
@@ -620,6 +654,15 @@ mod tests {
         assert_eq!(framing("Transfer-Encoding: gzip\r\n"), Err(501));
         assert_eq!(framing("Transfer-Encoding: chunked, gzip\r\n"), Err(400));
         assert_eq!(framing("Transfer-Encoding: chunked, chunked\r\n"), Err(400));
+        assert_eq!(framing("Transfer-Encoding: gzip, chunked\r\n"), Err(501));
+        assert_eq!(
+            framing("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"),
+            Err(501)
+        );
+        assert_eq!(
+            framing("Transfer-Encoding: chunked, gzip, chunked\r\n"),
+            Err(400)
+        );
     }
 
     #[test]

@@ -189,6 +189,12 @@ fn ambiguous_framing_is_refused_and_the_connection_closed() {
         "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
         501,
     );
+    // A coding we cannot decode before a final chunked: 501 (RFC 9112 §6.1), as nginx says.
+    rejected_and_closed(
+        &s,
+        &format!("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n{smuggle}"),
+        501,
+    );
     rejected_and_closed(
         &s,
         "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: +3\r\n\r\nabc",
@@ -380,6 +386,19 @@ fn a_folder_redirect_percent_encodes_the_path() {
     let r = s.get("/a%20b%25?x=1");
     assert_eq!(r.status, 301);
     assert_eq!(r.header("location"), Some("/a%20b%25/?x=1"));
+}
+
+#[test]
+fn a_later_http_1_minor_version_is_answered_as_1_1() {
+    // RFC 9110 §2.5: processed as the highest minor version we implement, as nginx does.
+    let s = Server::shipped();
+    let mut c = s.connect();
+    send(&mut c, "GET /notes.txt HTTP/1.2\r\nHost: t\r\n\r\n");
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!((r.status, r.header("connection")), (200, None));
+    send(&mut c, "HEAD /notes.txt HTTP/1.9\r\nHost: t\r\n\r\n");
+    assert_eq!(read_response(&mut c, true).unwrap().status, 200);
+    assert_eq!(s.raw("GET / HTTP/1.10\r\nHost: t\r\n\r\n").status, 400);
 }
 
 #[test]

@@ -181,7 +181,7 @@ pub struct Entry<'a> {
     pub client: std::net::IpAddr,
     /// `REMOTE_USER` as a case set it after checking credentials (nginx's `$remote_user`).
     pub user: Option<&'a [u8]>,
-    /// Method, target and HTTP version ("1.1", "2.0"); `None` when the request line could
+    /// Method, target and protocol ("HTTP/1.1", "HTTP/2.0"); `None` when the request line could
     /// not be read.
     pub request: Option<(&'a str, &'a [u8], &'a str)>,
     pub status: u16,
@@ -210,7 +210,7 @@ pub fn format(out: &mut Vec<u8>, e: &Entry, imf_date: &str) {
             escaped(out, method.as_bytes());
             out.push(b' ');
             escaped(out, target);
-            out.extend_from_slice(b" HTTP/");
+            out.push(b' ');
             out.extend_from_slice(version.as_bytes());
         }
         None => out.push(b'-'),
@@ -299,7 +299,7 @@ mod tests {
         let e = Entry {
             client: "127.0.0.1".parse().unwrap(),
             user: None,
-            request: Some(("GET", b"/a\"b\n", "1.1")),
+            request: Some(("GET", b"/a\"b\n", "HTTP/1.1")),
             status: 404,
             bytes: Some(12),
             referer: None,

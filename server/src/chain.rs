@@ -131,10 +131,15 @@ fn allow_value(methods: &[String]) -> String {
 
 /// What follows `http://` or `https://` (any case) in an absolute-form target.
 pub fn after_scheme(target: &[u8]) -> Option<&[u8]> {
-    let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
-    if lower.starts_with(b"http://") {
+    let starts = |scheme: &[u8]| {
+        let n = scheme.len();
+        target
+            .get(..n)
+            .is_some_and(|t| t.eq_ignore_ascii_case(scheme))
+    };
+    if starts(b"http://") {
         Some(&target[7..])
-    } else if lower.starts_with(b"https://") {
+    } else if starts(b"https://") {
         Some(&target[8..])
     } else {
         None
@@ -282,6 +287,7 @@ fn redirected(head: &Head, target: Vec<u8>) -> Head {
         method: if head.method == "HEAD" { "HEAD" } else { "GET" }.into(),
         target,
         minor: head.minor,
+        h2: head.h2,
         headers: head
             .headers
             .iter()
@@ -474,14 +480,7 @@ fn case_view(
     let mut req = OwnedRequest::new();
     req.set(Field::Method, head.method.as_bytes());
     req.set(Field::Target, &head.target);
-    req.set(
-        Field::Version,
-        if head.minor == 0 {
-            b"HTTP/1.0"
-        } else {
-            b"HTTP/1.1"
-        },
-    );
+    req.set(Field::Version, crate::conn::version(head).as_bytes());
     set_addresses(&mut req, peer);
     req.set(Field::Root, root.path.as_os_str().as_bytes());
     set_place(&mut req, place, &head.target);
@@ -490,8 +489,16 @@ fn case_view(
         req.add_var(b"HTTPS", b"on");
     }
     req.set_numbers(body_len as u64, peer.client.port(), peer.local.port());
+    // An absolute-form target's authority is the request's host (RFC 9112 §3.2.2): the
+    // cases see it as Host, as they see HTTP/2's :authority.
+    let authority = crate::sites::absolute_authority(&head.target);
     for (n, v) in head.headers.iter() {
-        req.add_header(n, v);
+        if authority.is_none() || !n.eq_ignore_ascii_case(b"host") {
+            req.add_header(n, v);
+        }
+    }
+    if let Some(host) = authority {
+        req.add_header(b"host", host);
     }
     for (n, v) in vars {
         req.add_var(n, v);
@@ -727,6 +734,7 @@ mod tests {
             method: "GET".into(),
             target: b"/".to_vec(),
             minor: 1,
+            h2: false,
             headers: Default::default(),
             len: 0,
         };

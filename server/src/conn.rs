@@ -517,8 +517,6 @@ pub struct Logged<'a> {
     pub since: Instant,
     /// `REMOTE_USER` as a case set it: the combined format's third field.
     pub user: Option<&'a [u8]>,
-    /// The request came over HTTP/2.
-    pub h2: bool,
 }
 
 impl<'a> Logged<'a> {
@@ -527,7 +525,6 @@ impl<'a> Logged<'a> {
             head,
             since,
             user: None,
-            h2: false,
         }
     }
 }
@@ -588,7 +585,7 @@ fn hold_line(
     let entry = crate::access_log::Entry {
         client: peer.client.ip(),
         user: seen.user,
-        request: head.map(|h| (&*h.method, &h.target[..], version(h, seen.h2))),
+        request: head.map(|h| (&*h.method, &h.target[..], version(h))),
         status,
         bytes,
         referer: head.and_then(|h| h.header("referer")),
@@ -600,11 +597,12 @@ fn hold_line(
 }
 
 /// The request's HTTP version as the access log writes it.
-fn version(head: &Head, h2: bool) -> &'static str {
-    match (h2, head.minor) {
-        (true, _) => "2.0",
-        (false, 0) => "1.0",
-        _ => "1.1",
+/// The request's protocol as the access log and CGI's SERVER_PROTOCOL name it.
+pub fn version(head: &Head) -> &'static str {
+    match (head.h2, head.minor) {
+        (true, _) => "HTTP/2.0",
+        (false, 0) => "HTTP/1.0",
+        _ => "HTTP/1.1",
     }
 }
 

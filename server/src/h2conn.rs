@@ -184,7 +184,6 @@ async fn request(
     .await?;
     let seen = Logged {
         user: answered.remote_user.as_deref(),
-        h2: true,
         ..Logged::of(Some(&head), since)
     };
     reply(respond, shared, peer, seen, answered.reply).await
@@ -217,10 +216,7 @@ async fn refuse(
     if let (Some(head), Ok(chain)) = (head, shared.chain_for(head, peer)) {
         r = crate::chain::filter_refusal(&chain, r, head, peer);
     }
-    let seen = Logged {
-        h2: true,
-        ..Logged::of(head, since)
-    };
+    let seen = Logged::of(head, since);
     reply(respond, shared, peer, seen, r).await
 }
 
@@ -274,6 +270,7 @@ fn head(parts: &http::request::Parts, limits: &Limits) -> Result<Head, RequestEr
         method: crate::http::method_text(parts.method.as_str()),
         target: target.as_bytes().to_vec(),
         minor: 1,
+        h2: true,
         headers,
         len: 0,
     })

@@ -11,8 +11,10 @@ pub struct Head {
     /// A method we know is a constant; another is copied.
     pub method: Cow<'static, str>,
     pub target: Vec<u8>,
-    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1 and HTTP/2.
     pub minor: u8,
+    /// The request came over HTTP/2.
+    pub h2: bool,
     pub headers: Fields,
     /// Bytes of the buffer the head occupied.
     pub len: usize,
@@ -262,6 +264,7 @@ fn owned(req: &httparse::Request, len: usize, limits: &Limits) -> Result<Head, R
         method: method_text(req.method.unwrap_or("")),
         target: req.path.unwrap_or("").as_bytes().to_vec(),
         minor: req.version.unwrap_or(1),
+        h2: false,
         headers: fields,
         len,
     })

@@ -154,7 +154,7 @@ pub fn request_host(head: &Head) -> Option<&[u8]> {
 }
 
 /// `http://h:1/x` → `h:1`: the authority of an absolute-form target (userinfo dropped).
-fn absolute_authority(target: &[u8]) -> Option<&[u8]> {
+pub fn absolute_authority(target: &[u8]) -> Option<&[u8]> {
     let rest = crate::chain::after_scheme(target)?;
     let end = rest
         .iter()

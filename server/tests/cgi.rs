@@ -212,6 +212,78 @@ fn a_local_location_is_a_server_side_redirect() {
 }
 
 #[test]
+fn a_local_redirect_lets_the_script_finish() {
+    let s = cgi_server("", "", &[]);
+    let r = s.get("/cgi-bin/late.sh");
+    assert_eq!((r.status, r.text().as_str()), (200, "just text\n"));
+    assert!(s.log_contains("late.sh finished its work"), "{}", s.log());
+    assert!(!s.log().contains("signal"), "{}", s.log());
+}
+
+#[test]
+fn output_past_the_scripts_own_content_length_is_cut_there() {
+    let s = cgi_server("", "", &[]);
+    let mut c = s.connect();
+    c.write_all(b"GET /cgi-bin/overlong.sh HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "hel"));
+    assert_eq!(r.header("content-length"), Some("3"));
+    // The connection goes on.
+    c.write_all(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut c, false).unwrap().text(), "just text\n");
+}
+
+#[test]
+fn a_status_that_is_no_final_answer_gives_502_and_304_drops_the_body_quietly() {
+    let s = cgi_server("", "", &[]);
+    for bad in ["101", "999", "600", "99"] {
+        let r = s.get(&format!("/cgi-bin/status_q.sh?{bad}"));
+        assert_eq!(r.status, 502, "{bad}");
+    }
+    let r = s.get("/cgi-bin/status_q.sh?299");
+    assert_eq!((r.status, r.text().as_str()), (299, "body\n"));
+    let r = s.raw("GET /cgi-bin/status_q.sh?304 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!((r.status, r.text().as_str()), (304, ""));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!s.log().contains("failed after it started"), "{}", s.log());
+}
+
+#[test]
+fn path_info_keeps_a_trailing_slash_once_and_a_folder_gets_its_slash() {
+    let s = cgi_server("", "", &[]);
+    for (path, info) in [("/cgi-bin/env.py/", "/"), ("/cgi-bin/env.py/a/", "/a/")] {
+        let env = env_of(&s.get(path));
+        assert_eq!(
+            env.get("PATH_INFO").map(String::as_str),
+            Some(info),
+            "{path}"
+        );
+    }
+    std::fs::create_dir(s.root.join("cgi-bin/sub")).unwrap();
+    let r = s.get("/cgi-bin/sub?x=1");
+    assert_eq!(
+        (r.status, r.header("location")),
+        (301, Some("/cgi-bin/sub/?x=1"))
+    );
+    assert_eq!(s.get("/cgi-bin/sub/").status, 403);
+    assert_eq!(s.get("/cgi-bin/env.py/%ff").status, 400);
+}
+
+#[test]
+fn an_absolute_form_target_gives_an_origin_form_request_uri_and_cookies_join_with_semicolons() {
+    let s = cgi_server("", "", &[]);
+    let r = s.raw("GET http://Example.TEST:8080/cgi-bin/env.py/p?q=1 HTTP/1.1\r\nHost: other\r\nCookie: a=1\r\nCookie: b=2\r\nConnection: close\r\n\r\n");
+    let env = env_of(&r);
+    let get = |k: &str| env.get(k).map(String::as_str);
+    assert_eq!(get("REQUEST_URI"), Some("/cgi-bin/env.py/p?q=1"));
+    assert_eq!(get("SERVER_NAME"), Some("example.test"));
+    assert_eq!(get("HTTP_HOST"), Some("Example.TEST:8080"));
+    assert_eq!(get("HTTP_COOKIE"), Some("a=1; b=2"));
+}
+
+#[test]
 fn a_crash_or_garbage_gives_502_and_stderr_reaches_the_log() {
     let s = cgi_server("", "", &[]);
     let r = s.get("/cgi-bin/crash.sh");

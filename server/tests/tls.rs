@@ -414,6 +414,11 @@ fn h2_server(extra: &str) -> (Server, Ca, Vec<u8>) {
         "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\r\\n\\r\\n'\nexec cat\n",
     );
     chmod(&echo, 0o755);
+    let proto = dir.write(
+        "www/cgi-bin/proto.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s' \"$SERVER_PROTOCOL\"\n",
+    );
+    chmod(&proto, 0o755);
     let ca = Ca::new(&dir);
     let site = ca.leaf(&dir, "site", &["site.test"], false);
     tls_config(&dir, &root, "127.0.0.1:0", &pair(&site), extra);
@@ -458,6 +463,18 @@ fn http2_head_range_listing_and_errors_match_http1() {
     assert!(
         cgi.contains("cgi says hi, query=x=1") && cgi.ends_with("2 200"),
         "{cgi}"
+    );
+}
+
+#[test]
+fn a_script_asked_over_http2_sees_server_protocol_http_2_0() {
+    let (s, ca, _) = h2_server("");
+    let (h2, _) = curl(&s, &ca, "site.test", "/cgi-bin/proto.sh", &["--http2"]);
+    assert!(h2.starts_with("HTTP/2.0") && h2.ends_with("2 200"), "{h2}");
+    let (h1, _) = curl(&s, &ca, "site.test", "/cgi-bin/proto.sh", &["--http1.1"]);
+    assert!(
+        h1.starts_with("HTTP/1.1") && h1.ends_with("1.1 200"),
+        "{h1}"
     );
 }
 

@@ -33,7 +33,7 @@ fn locate(req: &Request, dir: &str) -> Option<(String, PathBuf, String)> {
     let mut url = dir.trim_end_matches('/').to_string();
     let mut fs = root.join(dir.trim_start_matches('/'));
     let segs: Vec<&str> = rest.split('/').collect();
-    for (i, seg) in segs.iter().enumerate() {
+    for seg in segs {
         if seg.is_empty() {
             return None;
         }
@@ -42,14 +42,8 @@ fn locate(req: &Request, dir: &str) -> Option<(String, PathBuf, String)> {
         fs.push(seg);
         let meta = std::fs::metadata(&fs).ok()?;
         if meta.is_file() {
-            let info: String = segs[i + 1..].iter().map(|s| format!("/{s}")).collect();
-            let info = if path.ends_with('/') && !info.is_empty() {
-                format!("{info}/")
-            } else if path.ends_with('/') && i + 1 == segs.len() - 1 {
-                "/".to_string()
-            } else {
-                info
-            };
+            // The rest of the path, as it came: "/a/" for script/a/, "/" for script/.
+            let info = path[url.len()..].to_string();
             return Some((url, fs, info));
         }
         if !meta.is_dir() {
@@ -86,8 +80,16 @@ fn acquire(cfg: &CgiFile) -> Option<Running<'_>> {
 
 /// Answer the request by running the script.
 pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
+    if plugin_api::helpers::needs_slash(req) {
+        return plugin_api::helpers::redirect_to_folder(req, resp);
+    }
     if req.kind() == Kind::Dir {
         return resp.error(403, "a CGI folder is not listed").into();
+    }
+    // PATH_INFO and SCRIPT_NAME are text to the script; bytes that are not UTF-8 would
+    // reach it changed, so they are refused, as lighttpd does.
+    if std::str::from_utf8(req.path_bytes()).is_err() {
+        return resp.error(400, "the path is not UTF-8 text").into();
     }
     let path = req.path().into_owned();
     let located = match cfg.dirs.iter().find(|d| path.starts_with(d.as_str())) {
@@ -193,7 +195,8 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
     let outcome = relay(&mut pipes, req, resp, &shown, cfg);
     // Stopped early (error, timeout, a client that went away, HEAD): the script must not
     // run on unread, nor block us in wait().
-    if outcome != Outcome::Done || pipes.timed_out || !pipes.eof {
+    let stopped = outcome != Outcome::Done || pipes.timed_out || !pipes.eof;
+    if stopped {
         kill_group(pid);
     }
     let status = child.wait();
@@ -202,7 +205,8 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
         let _ = w.join();
     }
     if let Ok(st) = status {
-        if !st.success() {
+        // A script we stopped ends by our signal: nothing to report about it.
+        if !st.success() && !stopped {
             cfg.host
                 .log(Level::Warn, &format!("{shown}: exited with {st}"));
         }
@@ -314,6 +318,11 @@ impl Pipes<'_> {
         self.line.clear();
     }
 
+    /// Read stdout to its end (or the deadline) and drop it, so the script runs to its end.
+    fn discard_rest(&mut self, chunk: &mut [u8]) {
+        while self.read(chunk).is_ok_and(|n| n > 0) {}
+    }
+
     /// After the script exited: log what is left on stderr, waiting briefly for its end (a
     /// background child may hold the pipe open; it is not waited for).
     fn drain_stderr(&mut self) {
@@ -383,7 +392,8 @@ fn relay(
                 .next()
                 .and_then(|c| c.parse::<u16>().ok());
             match code {
-                Some(c) if (100..=999).contains(&c) && v.len() >= 3 => status = Some(c),
+                // A final answer: 1xx cannot be one, and codes end at 599 (RFC 9110 §15).
+                Some(c) if (200..=599).contains(&c) && v.len() >= 3 => status = Some(c),
                 _ => {
                     log(&format!("bad Status line {v:?}"));
                     return resp.error(502, "the script's answer is malformed").into();
@@ -397,7 +407,9 @@ fn relay(
     }
     if let (Some(loc), None) = (&location, status) {
         if loc.starts_with('/') {
-            // RFC 3875 §6.2.2: a local redirect is answered by the server as a new GET.
+            // RFC 3875 §6.2.2: a local redirect is answered by the server as a new GET,
+            // once the script has finished (its output is read and dropped, as Apache does).
+            out.discard_rest(&mut chunk);
             return resp.redirect(loc).into();
         }
     }
@@ -415,36 +427,20 @@ fn relay(
         // Hop-by-hop and framing headers belong to the server; drop them quietly.
         let _ = resp.header(n, v);
     }
-    // HEAD runs the script like GET, so its headers are the same; the host sends no body.
-    let head_only = req.method() == "HEAD";
-    let first = &buf[body_start..];
-    if !first.is_empty() && resp.write(first).is_err() {
-        return Outcome::Error;
-    }
-    loop {
-        // Nothing more to read right now: let what is held reach the client. A script that
-        // finishes quickly is answered whole, with a Content-Length.
-        if !out.readable_now() && resp.flush().is_err() {
-            return if head_only {
-                Outcome::Done
-            } else {
-                Outcome::Error
-            };
-        }
-        match out.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => {
-                if resp.write(&chunk[..n]).is_err() {
-                    // The client went away (or takes no body): stop the script.
-                    return if head_only {
-                        Outcome::Done
-                    } else {
-                        Outcome::Error
-                    };
-                }
-            }
-            Err(_) => break,
-        }
+    // HEAD runs the script like GET, so its headers are the same; the host sends no body,
+    // nor for 204 and 304, and refuses one: that refusal is no failure.
+    let no_body = req.method() == "HEAD" || status == 204 || status == 304;
+    let declared = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok());
+    if stream_body(out, resp, &buf[body_start..], &mut chunk, declared).is_err() {
+        // The client went away (or takes no body): the script is stopped.
+        return if no_body {
+            Outcome::Done
+        } else {
+            Outcome::Error
+        };
     }
     if out.timed_out {
         log(&format!(
@@ -454,6 +450,40 @@ fn relay(
         return Outcome::Error;
     }
     Outcome::Done
+}
+
+/// Send the body: `first` (read with the header block), then the rest as it comes. Output
+/// past the script's own Content-Length is read and dropped, as nginx and lighttpd cut it.
+/// `Err` when the host takes no more (the client went away, or the answer has no body).
+fn stream_body(
+    out: &mut Pipes,
+    resp: &mut Response,
+    first: &[u8],
+    chunk: &mut [u8],
+    mut left: Option<u64>,
+) -> Result<(), ()> {
+    let mut send = |resp: &mut Response, data: &[u8]| {
+        let n = left.map_or(data.len(), |l| data.len().min(l as usize));
+        if let Some(l) = left.as_mut() {
+            *l -= n as u64;
+        }
+        match n {
+            0 => Ok(()),
+            n => resp.write(&data[..n]).map_err(drop),
+        }
+    };
+    send(resp, first)?;
+    loop {
+        // Nothing more to read right now: let what is held reach the client. A script that
+        // finishes quickly is answered whole, with a Content-Length.
+        if !out.readable_now() {
+            resp.flush().map_err(drop)?;
+        }
+        match out.read(chunk) {
+            Ok(0) | Err(_) => return Ok(()),
+            Ok(n) => send(resp, &chunk[..n])?,
+        }
+    }
 }
 
 /// Where the header block ends and the body starts (LF or CRLF line ends).
@@ -517,6 +547,21 @@ fn parse_headers(block: &[u8]) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
+/// The request target without the scheme and authority of an absolute-form one
+/// (`http://host/p?q` is `/p?q`), as REQUEST_URI is in nginx and lighttpd.
+fn origin_form(target: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let scheme_end = target.windows(3).position(|w| w == b"://");
+    let Some(at) = scheme_end.filter(|&at| !target[..at].contains(&b'/')) else {
+        return target.into();
+    };
+    let rest = &target[at + 3..];
+    match rest.iter().position(|&b| b == b'/' || b == b'?') {
+        Some(i) if rest[i] == b'/' => rest[i..].into(),
+        Some(i) => [&b"/"[..], &rest[i..]].concat().into(),
+        None => (&b"/"[..]).into(),
+    }
+}
+
 /// RFC 3875 §4.1 meta-variables, plus the common extras scripts expect.
 fn meta_variables(
     cfg: &CgiFile,
@@ -543,6 +588,8 @@ fn meta_variables(
             }
         })
         .filter(|h| !h.is_empty())
+        // Host names are case-insensitive: one spelling, as lighttpd and nginx's $host give.
+        .map(|h| h.to_ascii_lowercase())
         .unwrap_or_else(|| req.server_addr().to_string());
     set("GATEWAY_INTERFACE", "CGI/1.1".into());
     set(
@@ -559,7 +606,7 @@ fn meta_variables(
     set("DOCUMENT_ROOT", req.root().to_string_lossy().into_owned());
     set(
         "REQUEST_URI",
-        String::from_utf8_lossy(req.target()).into_owned(),
+        String::from_utf8_lossy(&origin_form(req.target())).into_owned(),
     );
     if !path_info.is_empty() {
         set("PATH_INFO", path_info.into());
@@ -611,7 +658,8 @@ fn meta_variables(
         let value = String::from_utf8_lossy(v).into_owned();
         match http.iter_mut().find(|(k, _)| *k == key) {
             Some((_, old)) => {
-                old.push_str(", ");
+                // Cookie pairs are separated by "; " (RFC 6265 §4.2.1, RFC 9113 §8.2.3).
+                old.push_str(if key == "HTTP_COOKIE" { "; " } else { ", " });
                 old.push_str(&value);
             }
             None => http.push((key, value)),
@@ -627,6 +675,19 @@ fn meta_variables(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_uri_is_the_origin_form_of_the_target() {
+        let of = |t: &str| String::from_utf8(origin_form(t.as_bytes()).into_owned()).unwrap();
+        assert_eq!(of("/cgi-bin/a.py/p?q=1"), "/cgi-bin/a.py/p?q=1");
+        assert_eq!(
+            of("http://Example.COM:9999/cgi-bin/a.py?q"),
+            "/cgi-bin/a.py?q"
+        );
+        assert_eq!(of("https://h?q=1"), "/?q=1");
+        assert_eq!(of("http://h"), "/");
+        assert_eq!(of("/x?next=http://h/y"), "/x?next=http://h/y");
+    }
 
     #[test]
     fn header_blocks_end_at_the_first_blank_line() {

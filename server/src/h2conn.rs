@@ -57,6 +57,10 @@ impl Streams {
     }
 }
 
+/// How long an idle connection told to go away (GOAWAY and a PING) gets to answer the
+/// PING and close; then it is closed (nginx closes an idle HTTP/2 connection at once).
+const GOODBYE_WAIT: Duration = Duration::from_secs(2);
+
 /// The h2 settings: stream and header limits, flow-control windows, reset guards.
 fn builder(limits: &Limits) -> h2::server::Builder {
     let mut b = h2::server::Builder::new();
@@ -89,11 +93,14 @@ pub async fn serve(stream: TlsStream, peer: Box<Peer>, slot: Slot) {
             closing = true;
             conn.graceful_shutdown();
         }
-        let idle = streams.active.load(Ordering::SeqCst) == 0 && !closing;
-        let idle_wait = if idle {
-            limits.keepalive_timeout
-        } else {
-            Duration::MAX
+        // Idle: the keep-alive wait, then a graceful GOAWAY; once closing with no stream
+        // left, a bounded wait for the client's part of the goodbye (h2 waits for the
+        // PING it sent with the GOAWAY to come back, which a client may never do).
+        let idle = streams.active.load(Ordering::SeqCst) == 0;
+        let idle_wait = match (idle, closing) {
+            (true, false) => limits.keepalive_timeout,
+            (true, true) => GOODBYE_WAIT,
+            (false, _) => Duration::MAX,
         };
         tokio::select! {
             next = conn.accept() => match next {
@@ -116,6 +123,12 @@ pub async fn serve(stream: TlsStream, peer: Box<Peer>, slot: Slot) {
                 conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
             }
             _ = tokio::time::sleep(idle_wait) => {
+                if closing {
+                    log::debug!("{}: HTTP/2 client did not end the connection after GOAWAY; closing it", peer.client);
+                    conn.abrupt_shutdown(Reason::NO_ERROR);
+                    let _ = timeout(Duration::from_secs(1), conn.accept()).await;
+                    break;
+                }
                 closing = true;
                 conn.graceful_shutdown();
             }
@@ -242,7 +255,9 @@ async fn reply(
 }
 
 /// The request as the HTTP/1.1 path builds it: method, target (`:path`), and the fields,
-/// with `:authority` as Host (RFC 9113 §8.3.1) and the cookie fields joined (§8.2.3).
+/// with `:authority` as Host (RFC 9113 §8.3.1) and the cookie fields joined (§8.2.3). A
+/// Host that names another authority, or a value with whitespace around it, makes the
+/// request malformed (§8.3.1, §8.2.1): 400.
 fn head(parts: &http::request::Parts, limits: &Limits) -> Result<Head, RequestError> {
     if parts.headers.len() > limits.max_header_count {
         return Err(RequestError::HeadTooLarge);
@@ -257,10 +272,16 @@ fn head(parts: &http::request::Parts, limits: &Limits) -> Result<Head, RequestEr
         if value.len() + name.as_str().len() + 2 > limits.max_header_field {
             return Err(RequestError::HeadTooLarge);
         }
-        match name.as_str() {
-            "cookie" => cookies.push(value.as_bytes()),
-            "host" if parts.uri.authority().is_some() => {}
-            n => headers.push(n.as_bytes(), value.as_bytes()),
+        let v = value.as_bytes();
+        let padded = |b: Option<&u8>| b.is_some_and(|b| matches!(b, b' ' | b'\t'));
+        if padded(v.first()) || padded(v.last()) {
+            return Err(RequestError::Malformed);
+        }
+        match (name.as_str(), parts.uri.authority()) {
+            ("cookie", _) => cookies.push(v),
+            ("host", Some(a)) if v.eq_ignore_ascii_case(a.as_str().as_bytes()) => {}
+            ("host", Some(_)) => return Err(RequestError::Malformed),
+            (n, _) => headers.push(n.as_bytes(), v),
         }
     }
     if !cookies.is_empty() {

@@ -284,6 +284,16 @@ fn an_absolute_form_target_gives_an_origin_form_request_uri_and_cookies_join_wit
 }
 
 #[test]
+fn header_bytes_that_are_not_utf8_reach_the_script_unchanged() {
+    let s = cgi_server("", "", &[]);
+    let mut c = s.connect();
+    c.write_all(b"GET /cgi-bin/rawenv.sh?a=%FF HTTP/1.1\r\nHost: t\r\nX-Raw: caf\xe9\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!((r.status, &r.body[..]), (200, &b"caf\xe9|a=%FF"[..]));
+}
+
+#[test]
 fn a_crash_or_garbage_gives_502_and_stderr_reaches_the_log() {
     let s = cgi_server("", "", &[]);
     let r = s.get("/cgi-bin/crash.sh");

@@ -573,6 +573,27 @@ fn calmed(r: &serde_json::Value) {
 }
 
 #[test]
+fn an_idle_http2_client_that_never_answers_the_goaway_ping_is_closed() {
+    // keepalive_timeout is 5 s; then GOAWAY and a PING, which this client never answers.
+    let (r, _s) = abuse("silent");
+    assert_eq!(r["closed"], true, "{r}");
+    let secs = r["seconds"].as_f64().unwrap();
+    assert!((4.5..12.0).contains(&secs), "{r}");
+    assert_eq!(r["fresh"], 200, "{r}");
+}
+
+#[test]
+fn http2_host_against_authority_and_padded_values_are_400_and_the_connection_goes_on() {
+    let (r, _s) = abuse("malformed_fields");
+    assert_eq!(
+        r["responses"],
+        serde_json::json!({"400": 2, "200": 1}),
+        "{r}"
+    );
+    assert_eq!(r["goaway"], serde_json::Value::Null, "{r}");
+}
+
+#[test]
 fn http2_rapid_reset_closes_the_connection_and_others_are_served() {
     let (r, _s) = abuse("rapid_reset");
     calmed(&r);

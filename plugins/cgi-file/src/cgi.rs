@@ -3,7 +3,9 @@
 
 use crate::CgiFile;
 use plugin_api::{Kind, Level, Outcome, Request, Response};
+use std::ffi::OsString;
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -569,9 +571,9 @@ fn meta_variables(
     script_name: &str,
     script: &Path,
     path_info: &str,
-) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |k: &str, v: String| env.push((k.to_string(), v));
+) -> Vec<(String, OsString)> {
+    let mut env: Vec<(String, OsString)> = Vec::new();
+    let mut set = |k: &str, v: OsString| env.push((k.to_string(), v));
     let host_header = req
         .header("host")
         .map(|h| String::from_utf8_lossy(h).into_owned());
@@ -596,49 +598,43 @@ fn meta_variables(
         "SERVER_SOFTWARE",
         concat!("cases/", env!("CARGO_PKG_VERSION")).into(),
     );
-    set("SERVER_NAME", server_name);
-    set("SERVER_PORT", req.server_port().to_string());
+    set("SERVER_NAME", server_name.into());
+    set("SERVER_PORT", req.server_port().to_string().into());
     set("SERVER_ADDR", req.server_addr().into());
     set("SERVER_PROTOCOL", req.version().into());
     set("REQUEST_METHOD", req.method().into());
     set("SCRIPT_NAME", script_name.into());
-    set("SCRIPT_FILENAME", script.to_string_lossy().into_owned());
-    set("DOCUMENT_ROOT", req.root().to_string_lossy().into_owned());
-    set(
-        "REQUEST_URI",
-        String::from_utf8_lossy(&origin_form(req.target())).into_owned(),
-    );
+    set("SCRIPT_FILENAME", script.into());
+    set("DOCUMENT_ROOT", req.root().into());
+    // What the client sent, byte for byte (obs-text included, RFC 9110 §5.5).
+    set("REQUEST_URI", bytes(&origin_form(req.target())));
     if !path_info.is_empty() {
         set("PATH_INFO", path_info.into());
         let translated = req.root().join(path_info.trim_start_matches('/'));
-        set("PATH_TRANSLATED", translated.to_string_lossy().into_owned());
+        set("PATH_TRANSLATED", translated.into());
     }
-    set(
-        "QUERY_STRING",
-        String::from_utf8_lossy(req.query()).into_owned(),
-    );
+    set("QUERY_STRING", bytes(req.query()));
     set("REMOTE_ADDR", req.client_addr().into());
     set("REMOTE_HOST", req.client_addr().into());
-    set("REMOTE_PORT", req.client_port().to_string());
+    set("REMOTE_PORT", req.client_port().to_string().into());
     if req.body_len() > 0 || req.header("content-length").is_some() {
-        set("CONTENT_LENGTH", req.body_len().to_string());
+        set("CONTENT_LENGTH", req.body_len().to_string().into());
     }
     if let Some(t) = req.header("content-type") {
-        set("CONTENT_TYPE", String::from_utf8_lossy(t).into_owned());
+        set("CONTENT_TYPE", bytes(t));
     }
     set("REDIRECT_STATUS", "200".into());
-    set("PATH", cfg.path.clone());
+    set("PATH", cfg.path.clone().into());
     // Variables earlier cases attached (ABI 1.1): REMOTE_USER and AUTH_TYPE from a case
     // that authenticated the request, and the like. The host refuses names that would
     // clash with the meta-variables above (PATH, LD_*, HTTP_*, SCRIPT_NAME...).
     for (n, v) in req.vars() {
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        set(&text(n), text(v));
+        set(&String::from_utf8_lossy(n), bytes(v));
     }
     // Every request header as HTTP_*, except the ones RFC 3875 §4.1.18 says to leave out
     // (credentials, the body's framing) and `Proxy` (httpoxy: HTTP_PROXY would steer the
     // script's own outgoing requests).
-    let mut http: Vec<(String, String)> = Vec::new();
+    let mut http: Vec<(String, Vec<u8>)> = Vec::new();
     for (n, v) in req.headers() {
         let name = String::from_utf8_lossy(n);
         let lower = name.to_ascii_lowercase();
@@ -655,21 +651,25 @@ fn meta_variables(
             continue;
         }
         let key = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
-        let value = String::from_utf8_lossy(v).into_owned();
         match http.iter_mut().find(|(k, _)| *k == key) {
             Some((_, old)) => {
                 // Cookie pairs are separated by "; " (RFC 6265 §4.2.1, RFC 9113 §8.2.3).
-                old.push_str(if key == "HTTP_COOKIE" { "; " } else { ", " });
-                old.push_str(&value);
+                old.extend_from_slice(if key == "HTTP_COOKIE" { b"; " } else { b", " });
+                old.extend_from_slice(v);
             }
-            None => http.push((key, value)),
+            None => http.push((key, v.to_vec())),
         }
     }
-    env.extend(http);
+    env.extend(http.into_iter().map(|(k, v)| (k, OsString::from_vec(v))));
     for (k, v) in &cfg.env {
-        env.push((k.clone(), v.clone()));
+        env.push((k.clone(), v.into()));
     }
     env
+}
+
+/// Bytes as an environment value, unchanged (a Unix environment holds bytes, not text).
+fn bytes(b: &[u8]) -> OsString {
+    OsString::from_vec(b.to_vec())
 }
 
 #[cfg(test)]

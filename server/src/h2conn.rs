@@ -85,6 +85,7 @@ pub async fn serve(stream: TlsStream, peer: Box<Peer>, slot: Slot) {
     let streams = Arc::new(Streams::default());
     let peer: Arc<Peer> = Arc::from(peer);
     let mut closing = false;
+    let mut idled_out = false;
     loop {
         let stop = shared.stop.notified();
         tokio::pin!(stop);
@@ -93,14 +94,15 @@ pub async fn serve(stream: TlsStream, peer: Box<Peer>, slot: Slot) {
             closing = true;
             conn.graceful_shutdown();
         }
-        // Idle: the keep-alive wait, then a graceful GOAWAY; once closing with no stream
-        // left, a bounded wait for the client's part of the goodbye (h2 waits for the
-        // PING it sent with the GOAWAY to come back, which a client may never do).
+        // Idle: the keep-alive wait, then a graceful GOAWAY. After that GOAWAY, once no
+        // stream is left, the client gets GOODBYE_WAIT to end its part (h2 waits for the
+        // PING it sent with the GOAWAY to come back, which a client may never do), then the
+        // connection is closed. A stop's GOAWAY is bounded by shutdown_timeout instead.
         let idle = streams.active.load(Ordering::SeqCst) == 0;
         let idle_wait = match (idle, closing) {
             (true, false) => limits.keepalive_timeout,
-            (true, true) => GOODBYE_WAIT,
-            (false, _) => Duration::MAX,
+            (true, true) if idled_out => GOODBYE_WAIT,
+            _ => Duration::MAX,
         };
         tokio::select! {
             next = conn.accept() => match next {
@@ -123,14 +125,16 @@ pub async fn serve(stream: TlsStream, peer: Box<Peer>, slot: Slot) {
                 conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
             }
             _ = tokio::time::sleep(idle_wait) => {
-                if closing {
+                if !closing {
+                    closing = true;
+                    idled_out = true;
+                    conn.graceful_shutdown();
+                } else if !conn.has_streams() {
                     log::debug!("{}: HTTP/2 client did not end the connection after GOAWAY; closing it", peer.client);
                     conn.abrupt_shutdown(Reason::NO_ERROR);
                     let _ = timeout(Duration::from_secs(1), conn.accept()).await;
                     break;
                 }
-                closing = true;
-                conn.graceful_shutdown();
             }
         }
     }

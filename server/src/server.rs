@@ -171,11 +171,33 @@ async fn accept(listener: &Listener) -> std::io::Result<(std::net::TcpStream, So
         .await
 }
 
+/// The answer to plain HTTP on a TLS port.
+const PLAIN_ON_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 58\r\nConnection: close\r\n\r\nThis port speaks HTTPS: ask for https:// and not http://.\n";
+
+/// A client that speaks plain HTTP to a TLS port (its first byte a letter, where a TLS
+/// record starts with its type, 20 to 24) gets a 400 in plain HTTP saying so, as nginx and
+/// Go's server answer, instead of a TLS alert it cannot read. Its request is read first,
+/// so that our close does not reset the answer away.
+async fn plain_http_on_tls(stream: &mut TcpStream) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let mut first = [0u8; 1];
+    if !matches!(stream.peek(&mut first).await, Ok(1)) || !first[0].is_ascii_uppercase() {
+        return false;
+    }
+    let _ = stream.try_read(&mut [0u8; 8192]);
+    let _ = stream.write_all(PLAIN_ON_TLS).await;
+    let _ = stream.shutdown().await;
+    true
+}
+
 /// A TLS connection: the handshake (within the header timeout), then HTTP/2 when the client
 /// chose it by ALPN, else HTTP/1.1.
-async fn secure(stream: TcpStream, tls: TlsAcceptor, mut peer: Box<Peer>, slot: Slot) {
-    let wait = slot.0.limits.header_timeout;
-    let stream = match tokio::time::timeout(wait, tls.accept(stream)).await {
+async fn secure(mut stream: TcpStream, tls: TlsAcceptor, mut peer: Box<Peer>, slot: Slot) {
+    let deadline = tokio::time::Instant::now() + slot.0.limits.header_timeout;
+    if let Ok(true) = tokio::time::timeout_at(deadline, plain_http_on_tls(&mut stream)).await {
+        return log::debug!("{}: plain HTTP on a TLS port: 400", peer.client);
+    }
+    let stream = match tokio::time::timeout_at(deadline, tls.accept(stream)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return log::debug!("{}: TLS handshake failed: {e}", peer.client),
         Err(_) => return log::debug!("{}: TLS handshake timed out", peer.client),

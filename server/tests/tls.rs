@@ -161,6 +161,30 @@ fn self_signed_mode_serves_https_with_no_files_and_says_so() {
     );
 }
 
+#[test]
+fn plain_http_to_a_tls_port_gets_a_plain_400_saying_so_and_tls_goes_on() {
+    // As nginx and Go's server answer, where a TLS alert would leave the client guessing.
+    let s = Server::start_on("https://127.0.0.1:0", CHAIN, "");
+    let r = s.raw("GET /plain.html HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 400, "{}", r.raw_head);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(r.text().contains("https://"), "{}", r.text());
+    let out = Command::new("curl")
+        .args([
+            "-sSk",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(format!("https://localhost:{}/plain.html", s.addr.port()))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+}
+
 /// What `openssl s_client` says about one handshake with the server.
 pub fn s_client(s: &Server, extra: &[&str]) -> String {
     s_client_saying(s, extra, "")

@@ -6,7 +6,7 @@ use crate::config::Limits;
 use crate::error_page;
 use crate::errors::RequestError;
 use crate::http::{parse_head, BodyFraming, Chunked, Head};
-use crate::reply::{Body, Framing, Reply};
+use crate::reply::{Framing, Reply};
 use crate::send::send;
 use crate::wire::Wire;
 use std::io;
@@ -457,9 +457,11 @@ async fn answer(
         },
     };
     let reply = answered.reply;
-    // An HTTP/1.0 client learns where a stream of unknown length ends from the close; and a
-    // stop that began while the case was working is announced in this reply.
-    wire.close |= matches!(reply.body, Body::Stream(_, None)) && head.minor == 0;
+    // An HTTP/1.0 client learns where a body of unknown length (a case's stream, a
+    // filter's coding) ends from the close, as `write_head` announces; and a stop that
+    // began while the case was working is announced in this reply.
+    let unknown_length = reply.body.len().is_none() && !crate::reply::bodiless(reply.status);
+    wire.close |= unknown_length && head.minor == 0;
     wire.close |= shared.stopping();
     let seen = Logged {
         user: answered.remote_user.as_deref(),

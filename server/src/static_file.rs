@@ -205,7 +205,9 @@ fn preconditions(head: &Head, etag: &[u8], mtime: Option<SystemTime>) -> Option<
 }
 
 /// A GET with a satisfiable Range gets 206 (one part, or multipart/byteranges); an
-/// unsatisfiable one 416; an If-Range that no longer matches, the whole file.
+/// unsatisfiable one 416; an If-Range that no longer matches, the whole file. So do an
+/// empty file (no part of it can be named) and parts that add up to more than the file
+/// (overlaps that would send it many times over, RFC 9110 §14.3, §17.15), as nginx does.
 fn ranges(
     reply: Reply,
     head: &Head,
@@ -214,7 +216,7 @@ fn ranges(
     size: u64,
     max_ranges: usize,
 ) -> Reply {
-    if head.method != "GET" {
+    if head.method != "GET" || size == 0 {
         return reply;
     }
     let Some(range) = head.header("range") else {
@@ -233,10 +235,15 @@ fn ranges(
     match parse_ranges(range, size) {
         RangeSpec::Ignore => reply,
         RangeSpec::Unsatisfiable => unsatisfiable(reply, head, size),
-        RangeSpec::Ranges(rs) if rs.len() > max_ranges => reply,
+        RangeSpec::Ranges(rs) if rs.len() > max_ranges || parts_length(&rs) > size => reply,
         RangeSpec::Ranges(rs) if rs.len() == 1 => single_range(reply, rs[0], size),
         RangeSpec::Ranges(rs) => multipart(reply, &rs, size),
     }
+}
+
+/// The bytes the parts name, overlaps counted each time.
+fn parts_length(rs: &[(u64, u64)]) -> u64 {
+    rs.iter().map(|(s, e)| e - s + 1).sum()
 }
 
 fn single_range(mut reply: Reply, (s, e): (u64, u64), size: u64) -> Reply {
@@ -304,10 +311,14 @@ fn unsatisfiable(reply: Reply, head: &Head, size: u64) -> Reply {
     r
 }
 
+/// 304: the validators and caching fields of the 200, not the fields that describe its
+/// content (RFC 9110 §15.4.5): no Content-Type, and no Content-Encoding of a coded copy
+/// a cache holding the plain one could take for its own.
 fn not_modified(mut reply: Reply) -> Reply {
-    reply.headers.retain(|(n, _)| {
-        !n.eq_ignore_ascii_case(b"content-type") && !n.eq_ignore_ascii_case(b"accept-ranges")
-    });
+    const CONTENT: [&[u8]; 3] = [b"content-type", b"content-encoding", b"accept-ranges"];
+    reply
+        .headers
+        .retain(|(n, _)| !CONTENT.iter().any(|c| n.eq_ignore_ascii_case(c)));
     Reply {
         status: 304,
         headers: reply.headers,
@@ -374,7 +385,8 @@ fn interned(value: String) -> &'static [u8] {
 
 /// Content-Type for a path from its extension; text gets `charset=utf-8`.
 pub fn content_type(path: &Path) -> String {
-    let mime = mime_guess::from_path(path).first_raw();
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let mime = current_type(ext).or_else(|| mime_guess::from_path(path).first_raw());
     match mime {
         Some(m)
             if m.starts_with("text/")
@@ -387,6 +399,25 @@ pub fn content_type(path: &Path) -> String {
         Some(m) => m.to_string(),
         None => "application/octet-stream".to_string(),
     }
+}
+
+/// Types registered since mime_guess's table was made, where it still has the old ones
+/// (application/javascript for .mjs, application/font-woff, text/plain for .map).
+fn current_type(ext: &str) -> Option<&'static str> {
+    const CURRENT: [(&str, &str); 8] = [
+        ("js", "text/javascript"), // RFC 9239
+        ("mjs", "text/javascript"),
+        ("cjs", "text/javascript"),
+        ("woff", "font/woff"), // RFC 8081
+        ("woff2", "font/woff2"),
+        ("otf", "font/otf"),
+        ("ttf", "font/ttf"),
+        ("map", "application/json"), // source maps
+    ];
+    CURRENT
+        .iter()
+        .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+        .map(|(_, t)| *t)
 }
 
 fn etag_list_matches(list: &[u8], etag: &[u8], weak: bool) -> bool {
@@ -514,6 +545,22 @@ mod tests {
         assert_eq!(parse_ranges(b"bytes=5-2", 10), Ignore);
         assert_eq!(parse_ranges(b"items=0-1", 10), Ignore);
         assert_eq!(parse_ranges(b"bytes=a-b", 10), Ignore);
+    }
+
+    #[test]
+    fn scripts_fonts_and_source_maps_get_their_current_types() {
+        for (name, want) in [
+            ("a.js", "text/javascript; charset=utf-8"),
+            ("a.MJS", "text/javascript; charset=utf-8"),
+            ("a.woff", "font/woff"),
+            ("a.woff2", "font/woff2"),
+            ("a.otf", "font/otf"),
+            ("a.js.map", "application/json; charset=utf-8"),
+            ("a.html", "text/html; charset=utf-8"),
+            ("a.png", "image/png"),
+        ] {
+            assert_eq!(content_type(Path::new(name)), want, "{name}");
+        }
     }
 
     #[test]

@@ -234,7 +234,30 @@ fn refusals_small_bodies_and_ranges_are_sent_as_they_are_but_vary() {
 }
 
 #[test]
-fn a_304_of_a_coded_answer_keeps_vary_and_the_coding() {
+fn an_http10_keep_alive_client_of_a_coded_answer_is_told_close_and_closed() {
+    // The coded length is unknown, so an HTTP/1.0 client learns the end from the close.
+    let s = start("");
+    std::fs::write(s.root.join("page.html"), page(5000)).unwrap();
+    let mut c = s.connect();
+    let req = "GET /page.html HTTP/1.0\r\nConnection: keep-alive\r\nAccept-Encoding: gzip\r\n\r\n";
+    c.write_all(req.as_bytes()).unwrap();
+    // Closed at once, not left to keepalive_timeout (5 s) while the client waits for the end.
+    let began = std::time::Instant::now();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let mut all = Vec::new();
+    c.read_to_end(&mut all)
+        .expect("the server closes after the answer");
+    assert!(began.elapsed() < std::time::Duration::from_secs(2));
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.contains("Content-Encoding: gzip\r\n"), "{text}");
+    assert!(text.contains("Connection: close\r\n"), "{text}");
+    let body = &all[all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+    assert_eq!(gunzip(body), page(5000).into_bytes());
+}
+
+#[test]
+fn a_304_of_a_coded_answer_keeps_vary_and_its_etag_but_names_no_coding() {
     let s = start("");
     std::fs::write(s.root.join("page.html"), page(5000)).unwrap();
     let r = s.request("GET /page.html HTTP/1.1\r\nAccept-Encoding: gzip");
@@ -245,6 +268,9 @@ fn a_304_of_a_coded_answer_keeps_vary_and_the_coding() {
     assert_eq!(again.status, 304);
     assert_eq!(again.header("vary"), Some("Accept-Encoding"));
     assert_eq!(again.header("etag"), Some(etag));
+    // Content-Encoding describes content a 304 has not (RFC 9110 §15.4.5); a cache holding
+    // the plain copy must not relabel it.
+    assert_eq!(again.header("content-encoding"), None, "{}", again.raw_head);
 }
 
 #[test]
@@ -328,7 +354,8 @@ fn a_fresh_sidecar_is_sent_by_sendfile_with_its_own_length_and_etag() {
         "GET /site.css HTTP/1.1\r\nAccept-Encoding: gzip\r\nIf-None-Match: {etag}"
     ));
     assert_eq!(again.status, 304);
-    assert_eq!(again.header("content-encoding"), Some("gzip"));
+    // No representation metadata on a 304 (RFC 9110 §15.4.5; nginx, Go's ServeContent).
+    assert_eq!(again.header("content-encoding"), None);
     // The identity ETag does not validate the sidecar.
     let old = plain.header("etag").unwrap();
     let other = s.request(&format!(

@@ -100,6 +100,28 @@ fn an_unsatisfiable_range_gives_416_and_a_bad_one_is_ignored() {
 }
 
 #[test]
+fn ranges_that_add_up_to_more_than_the_file_or_an_empty_file_get_the_whole_file() {
+    let s = Server::shipped();
+    // Overlaps would send the 10 bytes a hundred times over (RFC 9110 §17.15): 200, once.
+    let many = vec!["0-"; 50].join(",");
+    let r = req(&s, "/notes.txt", &format!("Range: bytes={many}\r\n"));
+    assert_eq!((r.status, r.text().as_str()), (200, "just text\n"));
+    let r = req(&s, "/notes.txt", "Range: bytes=0-5, 3-9\r\n");
+    assert_eq!(r.status, 200);
+    // Parts that do not overlap still make a multipart answer.
+    assert_eq!(
+        req(&s, "/notes.txt", "Range: bytes=0-1, 5-6\r\n").status,
+        206
+    );
+    // No part of an empty file can be named: the (empty) whole, as nginx and lighttpd.
+    std::fs::write(s.root.join("empty.txt"), b"").unwrap();
+    for range in ["bytes=0-", "bytes=-1"] {
+        let r = req(&s, "/empty.txt", &format!("Range: {range}\r\n"));
+        assert_eq!((r.status, r.body.len()), (200, 0), "{range}");
+    }
+}
+
+#[test]
 fn if_range_with_a_stale_validator_sends_the_whole_file() {
     let s = Server::shipped();
     let etag = s.get("/notes.txt").header("etag").unwrap().to_string();

@@ -85,9 +85,11 @@ fn header(page: &mut String, view: &View) {
 }
 
 /// A name for a link: `&` (and `=`, `+`, `;`) encoded too, so the link reads the same
-/// with or without HTML's entity decoding.
+/// with or without HTML's entity decoding; and `:`, so that a file named
+/// `javascript:alert(1)` or `https:evil.example` is a path, not a scheme (RFC 3986 §4.2),
+/// as nginx writes it.
 fn link_segment(raw: &[u8]) -> String {
-    encode_query_value(raw)
+    encode_query_value(raw).replace(':', "%3A")
 }
 
 fn row(page: &mut String, e: &Entry) {
@@ -189,6 +191,24 @@ mod unit {
             "{page}"
         );
         assert!(page.contains("href=\"../\""));
+    }
+
+    #[test]
+    fn a_name_that_looks_like_a_scheme_links_to_the_file() {
+        let names = [
+            &b"javascript:alert(1)"[..],
+            b"https:evil.example",
+            b"data:text,hi",
+        ];
+        let files: Vec<Entry> = names.iter().map(|n| file(n, 1)).collect();
+        let page = render(b"/d/", &files, &BY_NAME);
+        for href in [
+            "href=\"javascript%3Aalert(1)\"",
+            "href=\"https%3Aevil.example\"",
+            "href=\"data%3Atext,hi\"",
+        ] {
+            assert!(page.contains(href), "{href} in {page}");
+        }
     }
 
     #[test]

@@ -28,6 +28,8 @@ OVERRIDES = {
 
 
 def main():
+    if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
+        sys.exit("usage: python3 bench/shipped.py OUT.toml   (e.g. target/bench-shipped.toml)")
     out_path = sys.argv[1]
     lines = open("config/server.toml").read().split("\n")
     seen = set()

@@ -294,6 +294,10 @@ impl Master {
                 );
                 notify::stopping();
                 self.stopping = true;
+                // The workers close theirs as they stop accepting; with ours closed too, a
+                // new connection is refused at once instead of waiting in the kernel's
+                // queue for the exit (nginx closes its listening sockets the same way).
+                self.bound.clear();
                 self.stop_all().await;
             }
             Sig::Hup if self.stopping => {}

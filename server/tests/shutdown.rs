@@ -54,12 +54,24 @@ fn sigquit_stops_as_gracefully_as_sigterm() {
     a_request_in_flight_finishes_then_exit_0(Signal::QUIT);
 }
 
+/// Does connecting to `addr` fail with "refused" within `wait`?
+fn refused_within(addr: std::net::SocketAddr, wait: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < wait {
+        match std::net::TcpStream::connect(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return true,
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    false
+}
+
 fn a_request_in_flight_finishes_then_exit_0(sig: Signal) {
     let dir = TempDir::new("drain");
     let root = fixture_root(&dir);
     let script = dir.write(
         "www/cgi-bin/slow.sh",
-        "#!/bin/sh\nsleep 1\nprintf 'Content-Type: text/plain\\r\\n\\r\\ndone\\n'\n",
+        "#!/bin/sh\nsleep 2\nprintf 'Content-Type: text/plain\\r\\n\\r\\ndone\\n'\n",
     );
     chmod(&script, 0o755);
     let mut s = Server::start_in(dir, root, &[plugins_dir()], CHAIN, "");
@@ -74,6 +86,9 @@ fn a_request_in_flight_finishes_then_exit_0(sig: Signal) {
     std::thread::sleep(Duration::from_millis(300));
     kill(&s, sig);
     assert!(closed_within(&mut idle, Duration::from_secs(3)), "{sig:?}");
+    // New connections are refused from the stop on (as nginx closes its listening sockets),
+    // not accepted by the kernel to wait unanswered until the exit.
+    assert!(refused_within(s.addr, Duration::from_secs(1)), "{sig:?}");
     let r = read_response(&mut c, false).expect("the request in flight is answered");
     assert_eq!((r.status, r.text().as_str()), (200, "done\n"));
     assert_eq!(r.header("connection"), Some("close"));

@@ -151,6 +151,26 @@ const KIND_TTL: Duration = Duration::from_millis(1);
 /// Most files each event loop keeps open.
 const CACHE_CAP: usize = 1024;
 
+/// How often each event loop closes the files whose entries are past their time.
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// Close this event loop's kept files whose time is up, every `SWEEP_EVERY`, for as long as
+/// the loop runs: a file deleted or replaced under the root gives its disk space back
+/// within `open_file_cache` and two seconds even when no request comes (entries are
+/// otherwise only dropped when the cache is full or their path is asked for again; nginx's
+/// open_file_cache has `inactive` for this).
+pub async fn close_expired_files() {
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        let now = Instant::now();
+        OPEN_FILES.with_borrow_mut(|roots| {
+            for files in roots.values_mut() {
+                files.retain(|_, (_, expires)| now < *expires);
+            }
+        });
+    }
+}
+
 /// Root id → path relative to the root → the open file and when its entry expires.
 type FileCache = HashMap<u64, HashMap<Box<[u8]>, (OpenFile, Instant), FastHash>, FastHash>;
 

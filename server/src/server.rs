@@ -57,6 +57,7 @@ pub async fn run(
     listeners: Vec<std::net::TcpListener>,
     shared: Arc<Shared>,
 ) -> std::io::Result<()> {
+    tokio::spawn(crate::resolve::close_expired_files());
     let mut accepting = Vec::with_capacity(listeners.len());
     for (i, l) in listeners.into_iter().enumerate() {
         let l = register(l)?;

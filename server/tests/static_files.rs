@@ -176,6 +176,33 @@ fn replace(path: &std::path::Path, data: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// Does any process of the server hold an open descriptor of a deleted file `name`?
+fn holds_deleted(s: &Server, name: &str) -> bool {
+    let gone = format!("{name} (deleted)");
+    children(s.child.id()).into_iter().any(|p| {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{p}/fd")) else {
+            return false;
+        };
+        fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .any(|target| target.to_string_lossy().ends_with(&gone))
+    })
+}
+
+#[test]
+fn a_deleted_file_is_closed_soon_after_its_cache_time_with_no_request() {
+    let s = Server::shipped_with("[limits]\nopen_file_cache = 0.3\n");
+    std::fs::write(s.root.join("gone.bin"), vec![1u8; 100_000]).unwrap();
+    assert_eq!(s.get("/gone.bin").status, 200);
+    std::fs::remove_file(s.root.join("gone.bin")).unwrap();
+    // Kept open for the cache's time, so its disk space is not back yet...
+    assert!(holds_deleted(&s, "gone.bin"));
+    // ...but soon after, though no request asks for it again (nginx's `inactive`).
+    assert!(within(
+        std::time::Duration::from_secs(5),
+        || !holds_deleted(&s, "gone.bin")
+    ));
+}
+
 #[test]
 fn with_the_open_file_cache_off_a_replaced_file_is_served_at_once() {
     let s = Server::shipped_with("[limits]\nopen_file_cache = 0.0\n");

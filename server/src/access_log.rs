@@ -167,13 +167,37 @@ pub fn file_path(config: &crate::config::Config) -> Option<PathBuf> {
     }
 }
 
+/// What `--check-config` can tell of the access log without writing anything: its folder
+/// exists, and the path is not a folder or the like (start-up opens it, as root when
+/// started as root, and creates it).
+pub fn check(config: &crate::config::Config) -> Result<(), String> {
+    let Some(path) = file_path(config) else {
+        return Ok(());
+    };
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if folder.is_some_and(|f| !f.is_dir()) {
+        return Err(cannot_open(&path, "its folder does not exist"));
+    }
+    if path.exists() && !path.is_file() {
+        return Err(cannot_open(&path, "it is not a regular file"));
+    }
+    Ok(())
+}
+
 /// Open `path` with O_APPEND|O_CREAT.
 fn append(path: &Path) -> Result<std::fs::File, String> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| format!("cannot open the access log {}: {e}", path.display()))
+        .map_err(|e| cannot_open(path, &e.to_string()))
+}
+
+fn cannot_open(path: &Path, why: &str) -> String {
+    format!(
+        "cannot open the access log {}: {why}\n  fix: create its folder (writable by the server), or set access_log to \"-\" (stderr) or \"\" (none) in server.toml",
+        path.display()
+    )
 }
 
 /// What one line records.

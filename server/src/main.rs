@@ -79,6 +79,7 @@ fn check_config(cli: &cli::Cli) -> Result<(), String> {
         load(cli)?
     };
     tls::check(&config)?;
+    access_log::check(&config)?;
     if let Some(id) = privileges::target(config.user.as_deref(), config.group.as_deref())? {
         privileges::become_(&id)?;
     }

@@ -120,7 +120,9 @@ async fn accept_loop(listener: Listener, tls: Option<TlsAcceptor>, shared: Arc<S
         let peer = Box::new(Peer::plain(client, local));
         if let Some(tls) = &tls {
             // Over the cap a TLS client gets no plain-text 503: the connection closes.
-            if open <= shared.limits.max_connections {
+            if open > shared.limits.max_connections {
+                warn_at_the_cap(shared.limits.max_connections);
+            } else {
                 match TcpStream::from_std(stream) {
                     Ok(s) => {
                         tokio::spawn(Box::pin(secure(s, tls.clone(), peer, slot)));
@@ -132,6 +134,7 @@ async fn accept_loop(listener: Listener, tls: Option<TlsAcceptor>, shared: Arc<S
         }
         let stream = Plain::new(stream, deferred);
         if open > shared.limits.max_connections {
+            warn_at_the_cap(shared.limits.max_connections);
             tokio::spawn(turn_away(stream, *peer, slot));
             continue;
         }
@@ -170,6 +173,21 @@ async fn accept(listener: &Listener) -> std::io::Result<(std::net::TcpStream, So
             Ok((std::net::TcpStream::from(fd), client))
         })
         .await
+}
+
+/// Say in the error log that connections are being turned away, at most every 10 s per
+/// event loop (nginx: "worker_connections are not enough").
+fn warn_at_the_cap(limit: usize) {
+    use std::time::{Duration, Instant};
+    thread_local! {
+        static LAST: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    }
+    let now = Instant::now();
+    let due = !matches!(LAST.get(), Some(t) if now - t < Duration::from_secs(10));
+    if due {
+        LAST.set(Some(now));
+        log::warn!("max_connections ({limit}) reached: new connections get 503 and are closed until some end\n  fix: raise max_connections in [limits] (an idle connection costs about 1 KB)");
+    }
 }
 
 /// The answer to plain HTTP on a TLS port.

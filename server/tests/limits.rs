@@ -104,6 +104,9 @@ fn connections_beyond_the_cap_get_503_and_the_server_recovers() {
     let r = s.raw("GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 503);
     assert_eq!(r.header("retry-after"), Some("1"));
+    // The operator learns it from the error log too, as from nginx's
+    // "worker_connections are not enough".
+    assert!(s.log_contains("max_connections (3) reached"), "{}", s.log());
     drop(held);
     std::thread::sleep(Duration::from_millis(300));
     still_serves(&s);
@@ -279,6 +282,35 @@ fn exit_of(config: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     (code, stderr)
+}
+
+#[test]
+fn an_access_log_in_a_missing_folder_fails_check_config_as_it_fails_start_up() {
+    let dir = TempDir::new("badlog");
+    let root = fixture_root(&dir);
+    let log = dir.path().join("no-such-folder/access.log");
+    let extra = format!("access_log = {:?}\n", log.display().to_string());
+    let cfg = dir.write(
+        "server.toml",
+        config_text(&root, &[plugins_dir()], CHAIN, &extra),
+    );
+    for args in [&["--check-config"][..], &["--listen", "127.0.0.1:0"]] {
+        let (code, stderr) = exit_of(&cfg, args);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot open the access log"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("no-such-folder/access.log"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("fix: create its folder"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!log.exists());
 }
 
 #[test]

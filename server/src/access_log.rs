@@ -208,6 +208,9 @@ pub struct Entry<'a> {
     /// Method, target and protocol ("HTTP/1.1", "HTTP/2.0"); `None` when the request line could
     /// not be read.
     pub request: Option<(&'a str, &'a [u8], &'a str)>,
+    /// Without a request: the first line as it came (what a bad client sent, as nginx logs
+    /// it), or empty.
+    pub raw_line: &'a [u8],
     pub status: u16,
     /// Body bytes, when known up front.
     pub bytes: Option<u64>,
@@ -237,6 +240,7 @@ pub fn format(out: &mut Vec<u8>, e: &Entry, imf_date: &str) {
             out.push(b' ');
             out.extend_from_slice(version.as_bytes());
         }
+        None if !e.raw_line.is_empty() => escaped(out, e.raw_line),
         None => out.push(b'-'),
     }
     out.extend_from_slice(b"\" ");
@@ -324,6 +328,7 @@ mod tests {
             client: "127.0.0.1".parse().unwrap(),
             user: None,
             request: Some(("GET", b"/a\"b\n", "HTTP/1.1")),
+            raw_line: b"",
             status: 404,
             bytes: Some(12),
             referer: None,
@@ -336,11 +341,30 @@ mod tests {
     }
 
     #[test]
+    fn a_request_line_that_could_not_be_read_is_logged_as_it_came_escaped() {
+        let e = Entry {
+            client: "127.0.0.1".parse().unwrap(),
+            user: None,
+            request: None,
+            raw_line: b"\x16\x03\x01 \"GET\"",
+            status: 400,
+            bytes: Some(0),
+            referer: None,
+            user_agent: None,
+        };
+        assert_eq!(
+            String::from_utf8(line(&e)).unwrap(),
+            "127.0.0.1 - - [24/Nov/2026:00:53:06 +0000] \"\\x16\\x03\\x01 \\x22GET\\x22\" 400 0 \"-\" \"-\"\n"
+        );
+    }
+
+    #[test]
     fn the_user_is_the_third_field_with_spaces_and_quotes_escaped() {
         let e = Entry {
             client: "::1".parse().unwrap(),
             user: Some(b"ann \"o\" b"),
             request: None,
+            raw_line: b"",
             status: 200,
             bytes: None,
             referer: None,

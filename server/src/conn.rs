@@ -335,7 +335,10 @@ async fn answer_all(
         // 1. The head.
         let head = match read_head(stream, buf, limits).await? {
             Step::Go(head) => head,
-            Step::Refuse(e) => return Box::pin(refuse(stream, shared, peer, None, e)).await,
+            Step::Refuse(e) => {
+                let line = first_line(buf);
+                return Box::pin(refuse(stream, shared, peer, Err(line), e)).await;
+            }
             Step::Close => return Ok(Next::Close),
         };
         *served += 1;
@@ -343,12 +346,12 @@ async fn answer_all(
         // 2. What every request must get right before any case runs.
         let framing = match admit(&head) {
             Ok(f) => f,
-            Err(e) => return Box::pin(refuse(stream, shared, peer, Some(&head), e)).await,
+            Err(e) => return Box::pin(refuse(stream, shared, peer, Ok(&head), e)).await,
         };
         // 3. The body, read whole (bounded), so the next request on the connection parses.
         let body = match read_body(stream, buf, &head, &framing, limits).await? {
             Step::Go(body) => body,
-            Step::Refuse(e) => return Box::pin(refuse(stream, shared, peer, Some(&head), e)).await,
+            Step::Refuse(e) => return Box::pin(refuse(stream, shared, peer, Ok(&head), e)).await,
             Step::Close => {
                 let seen = Logged::of(Some(&head), since);
                 log_access(shared, peer, &seen, RequestError::ClientGone.status(), None).await;
@@ -477,18 +480,38 @@ async fn refuse(
     stream: &mut impl Wire,
     shared: &Shared,
     peer: &Peer,
-    head: Option<&Head>,
+    head: Result<&Head, &[u8]>,
     err: RequestError,
 ) -> io::Result<Next> {
+    let (head, raw_line) = match head {
+        Ok(h) => (Some(h), &b""[..]),
+        Err(line) => (None, line),
+    };
     let target = head.map_or(&b""[..], |h| &h.target);
     let mut reply = error_page::refusal(err, target);
     if let (Some(head), Ok(chain)) = (head, shared.chain_for(head, peer)) {
         reply = crate::chain::filter_refusal(&chain, reply, head, peer);
     }
     let wire = Framing::closing(head.map_or(1, |h| h.minor));
-    let seen = Logged::of(head, Instant::now());
+    let seen = Logged {
+        raw_line,
+        ..Logged::of(head, Instant::now())
+    };
     write_reply(stream, shared, peer, seen, reply, &wire).await?;
     Ok(Next::Linger)
+}
+
+/// The first line of a request that could not be read (blank lines before it skipped, at
+/// most 1 KiB): what the access log shows of it, escaped, as nginx logs a bad request line.
+fn first_line(buf: &[u8]) -> &[u8] {
+    let start = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    let rest = &buf[start..];
+    let line = rest.split(|&b| b == b'\n').next().unwrap_or(rest);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    &line[..line.len().min(1024)]
 }
 
 /// Over the connection cap: a short 503 and close, costing almost nothing.
@@ -519,6 +542,8 @@ pub struct Logged<'a> {
     pub since: Instant,
     /// `REMOTE_USER` as a case set it: the combined format's third field.
     pub user: Option<&'a [u8]>,
+    /// Without a head: the first line of what the client sent, for the log.
+    pub raw_line: &'a [u8],
 }
 
 impl<'a> Logged<'a> {
@@ -527,6 +552,7 @@ impl<'a> Logged<'a> {
             head,
             since,
             user: None,
+            raw_line: b"",
         }
     }
 }
@@ -588,6 +614,7 @@ fn hold_line(
         client: peer.client.ip(),
         user: seen.user,
         request: head.map(|h| (&*h.method, &h.target[..], version(h))),
+        raw_line: seen.raw_line,
         status,
         bytes,
         referer: head.and_then(|h| h.header("referer")),

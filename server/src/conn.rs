@@ -474,8 +474,9 @@ async fn answer(
 }
 
 /// Answer a request the host refuses before any case runs (400, 408, 413, 431...), and
-/// close gracefully: the client may still be sending. Callers box it, so its state is not
-/// part of every burst's.
+/// close gracefully: the client may still be sending. `head` is the request's head, or,
+/// when none could be read, the first line that came (for the access log). Callers box
+/// it, so its state is not part of every burst's.
 async fn refuse(
     stream: &mut impl Wire,
     shared: &Shared,

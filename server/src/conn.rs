@@ -505,13 +505,7 @@ async fn refuse(
 /// The first line of a request that could not be read (blank lines before it skipped, at
 /// most 1 KiB): what the access log shows of it, escaped, as nginx logs a bad request line.
 fn first_line(buf: &[u8]) -> &[u8] {
-    let start = buf
-        .iter()
-        .take_while(|&&b| b == b'\r' || b == b'\n')
-        .count();
-    let rest = &buf[start..];
-    let line = rest.split(|&b| b == b'\n').next().unwrap_or(rest);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = crate::http::request_line(&buf[crate::http::blank_lines(buf)..]);
     &line[..line.len().min(1024)]
 }
 

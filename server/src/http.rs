@@ -186,11 +186,7 @@ fn content_length(fields: &[&[u8]]) -> Result<Option<u64>, RequestError> {
 
 /// Try to parse a request head from `buf`. `Ok(None)` means "need more bytes".
 pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, RequestError> {
-    // Leading empty lines before the request line are ignored (RFC 9112 §2.2).
-    let skip = buf
-        .iter()
-        .take_while(|&&b| b == b'\r' || b == b'\n')
-        .count();
+    let skip = blank_lines(buf);
     let data = &buf[skip..];
     let line_end = data.iter().position(|&b| b == b'\n');
     match line_end {
@@ -270,13 +266,25 @@ fn owned(req: &httparse::Request, len: usize, limits: &Limits) -> Result<Head, R
     })
 }
 
+/// Bytes of the empty lines before a request line, which a server ignores (RFC 9112 §2.2).
+pub fn blank_lines(buf: &[u8]) -> usize {
+    buf.iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()
+}
+
+/// The request line `data` starts with: up to its LF, without the CR before it (all of
+/// `data` while no LF has come).
+pub fn request_line(data: &[u8]) -> &[u8] {
+    let line = data.split(|&b| b == b'\n').next().unwrap_or(data);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
 /// A request line ending in "HTTP/1.2" to "HTTP/1.9", copied with "HTTP/1.1": a later
 /// minor version of HTTP/1 is read as the highest one we implement (RFC 9110 §2.5), as
 /// nginx and Go's server do. The copy is as long as `buf`, so the head's length holds.
 fn as_http_1_1(buf: &[u8], skip: usize) -> Option<Vec<u8>> {
-    let data = &buf[skip..];
-    let line = data.split(|&b| b == b'\n').next().unwrap_or(data);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = request_line(&buf[skip..]);
     let digit = line.len().checked_sub(1)?;
     let later = line[..digit].ends_with(b" HTTP/1.") && (b'2'..=b'9').contains(&line[digit]);
     later.then(|| {
@@ -287,9 +295,10 @@ fn as_http_1_1(buf: &[u8], skip: usize) -> Option<Vec<u8>> {
 }
 
 fn looks_like_version(data: &[u8]) -> bool {
-    let line = data.split(|&b| b == b'\n').next().unwrap_or(data);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let v = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    let v = request_line(data)
+        .rsplit(|&b| b == b' ')
+        .next()
+        .unwrap_or(b"");
     v.len() == 8
         && v.starts_with(b"HTTP/")
         && v[5].is_ascii_digit()

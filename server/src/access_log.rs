@@ -95,7 +95,8 @@ pub struct Ticket(u64);
 /// Hold the line `fill` formats for `log`; `written` writes it. The event loop's other
 /// connections answered in the same turn add theirs meanwhile, so under load one write
 /// carries dozens of lines instead of one each (lighttpd buffers its log too; nginx with
-/// `buffer=`), while every line is still in the log before its response leaves.
+/// `buffer=`). Lines are held after their answer was sent (with the body bytes that went
+/// out), so each is in the log before its connection reads the next request or closes.
 pub fn hold(log: &Arc<AccessLog>, fill: impl FnOnce(&mut Vec<u8>)) -> Ticket {
     HELD.with(|held| {
         let mut held = held.borrow_mut();

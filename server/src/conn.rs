@@ -552,7 +552,8 @@ impl<'a> Logged<'a> {
     }
 }
 
-/// The one write path for every answer on a connection: log it, send it, count it.
+/// The one write path for every answer on a connection: send it, then log and count it
+/// with the body bytes that went out (nginx logs after the send too).
 async fn write_reply(
     stream: &mut impl Wire,
     shared: &Shared,
@@ -561,20 +562,12 @@ async fn write_reply(
     reply: Reply,
     wire: &Framing,
 ) -> io::Result<bool> {
-    let (status, bytes) = (reply.status, logged_bytes(&reply, wire));
-    log_access(shared, peer, &seen, status, bytes).await;
-    let sent = send(stream, reply, wire, shared.limits.send_timeout).await;
-    crate::stats::get().record(status, bytes.unwrap_or(0), seen.since.elapsed());
+    let status = reply.status;
+    let mut bytes = 0;
+    let sent = send(stream, reply, wire, shared.limits.send_timeout, &mut bytes).await;
+    log_access(shared, peer, &seen, status, Some(bytes)).await;
+    crate::stats::get().record(status, bytes, seen.since.elapsed());
     sent
-}
-
-/// Body bytes for the access log: none for HEAD and bodiless statuses, unknown for streams.
-fn logged_bytes(reply: &Reply, wire: &Framing) -> Option<u64> {
-    if crate::reply::bodiless(reply.status) || wire.head_only {
-        Some(0)
-    } else {
-        reply.body.len()
-    }
 }
 
 /// One access log line, when the access log is on; returns once it is written (with the

@@ -237,7 +237,7 @@ async fn refuse(
     reply(respond, shared, peer, seen, r).await
 }
 
-/// Log, send and count one answer.
+/// Send, log and count one answer, with the body bytes that went out.
 async fn reply(
     respond: &mut SendResponse<Bytes>,
     shared: &Shared,
@@ -247,14 +247,11 @@ async fn reply(
 ) -> Result<(), Cut> {
     let head_only = seen.head.is_some_and(|h| h.method == "HEAD");
     let status = r.status;
-    let bytes = if crate::reply::bodiless(status) || head_only {
-        Some(0)
-    } else {
-        r.body.len()
-    };
-    log_access(shared, peer, &seen, status, bytes).await;
-    let sent = crate::h2send::send(respond, r, head_only, shared.limits.send_timeout).await;
-    crate::stats::get().record(status, bytes.unwrap_or(0), seen.since.elapsed());
+    let mut bytes = 0;
+    let wait = shared.limits.send_timeout;
+    let sent = crate::h2send::send(respond, r, head_only, wait, &mut bytes).await;
+    log_access(shared, peer, &seen, status, Some(bytes)).await;
+    crate::stats::get().record(status, bytes, seen.since.elapsed());
     sent
 }
 

@@ -13,12 +13,14 @@ use std::os::unix::fs::FileExt;
 use std::time::Duration;
 use tokio::time::timeout;
 
-/// Send `r` on the stream; HEAD gets GET's head and no body.
+/// Send `r` on the stream; HEAD gets GET's head and no body. `sent` is set to the body
+/// bytes handed to the stream (for the access log), also when it is cut.
 pub async fn send(
     respond: &mut SendResponse<Bytes>,
     r: Reply,
     head_only: bool,
     wait: Duration,
+    sent: &mut u64,
 ) -> Result<(), Cut> {
     let empty = head_only || bodiless(r.status) || r.body.len() == Some(0);
     let head = response(&r);
@@ -26,7 +28,11 @@ pub async fn send(
     if empty {
         return Ok(());
     }
-    let mut out = Out { s: &mut out, wait };
+    let mut out = Out {
+        s: &mut out,
+        wait,
+        sent,
+    };
     let done = match r.body {
         Body::Empty => Ok(true),
         Body::Bytes(b) => out.data(Bytes::from(b)).await.map(|_| true),
@@ -82,10 +88,11 @@ fn connection_specific(name: &[u8]) -> bool {
     DROP.iter().any(|d| name.eq_ignore_ascii_case(d))
 }
 
-/// A stream's body side, with the send timeout.
+/// A stream's body side, with the send timeout, counting the body bytes it sends.
 struct Out<'a> {
     s: &'a mut SendStream<Bytes>,
     wait: Duration,
+    sent: &'a mut u64,
 }
 
 impl Out<'_> {
@@ -99,7 +106,9 @@ impl Out<'_> {
                 Err(_) => return Err(Cut { by_client: false }),
             };
             let piece = data.split_to(granted.min(data.len()));
+            let n = piece.len() as u64;
             self.s.send_data(piece, false)?;
+            *self.sent += n;
         }
         Ok(())
     }

@@ -16,74 +16,269 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 /// Write a reply. Returns Ok(false) when the body could not be completed (the connection
-/// must then close).
+/// must then close). `sent` is set to the body bytes that went out (the access log's
+/// figure, as nginx's `$body_bytes_sent` but without chunk framing), also when it fails.
 pub async fn send(
     stream: &mut impl Wire,
     reply: Reply,
     framing: &Framing,
     wait: Duration,
+    sent: &mut u64,
 ) -> io::Result<bool> {
-    let done = write(stream, reply, framing, wait).await?;
-    // TLS holds what did not fit in the socket; a plain socket has nothing to flush.
-    timed(wait, stream.flush()).await.map(|_| done)
+    let mut out = Out {
+        stream,
+        wait,
+        wire: 0,
+        framing: 0,
+    };
+    let done = match out.reply(reply, framing).await {
+        // TLS holds what did not fit in the socket; a plain socket has nothing to flush.
+        Ok(done) => timed(wait, out.stream.flush()).await.map(|_| done),
+        Err(e) => Err(e),
+    };
+    *sent = out.wire.saturating_sub(out.framing);
+    done
 }
 
-async fn write(
-    stream: &mut impl Wire,
-    reply: Reply,
-    framing: &Framing,
+/// A connection's write side for one reply, under the send timeout, counting what it
+/// writes: every byte, and those of the head and the chunk framing among them.
+struct Out<'s, W> {
+    stream: &'s mut W,
     wait: Duration,
-) -> io::Result<bool> {
-    let mut out = crate::pool::Buf::take(512 + inline_len(&reply.body));
-    let delim = write_head(&mut out, &reply, framing);
-    // HEAD gets the same head as GET and no body, whichever case answered.
-    if delim == Delim::None || framing.head_only {
-        return write_all(stream, &out, wait).await.map(|_| true);
-    }
-    match reply.body {
-        Body::Empty => write_all(stream, &out, wait).await.map(|_| true),
-        Body::Bytes(b) => write_parts(stream, &[&out, &b], wait).await.map(|_| true),
-        Body::Shared(b) => write_parts(stream, &[&out, &b], wait).await.map(|_| true),
-        Body::File(file, segs) => file_body(stream, out, &file, segs, wait)
-            .await
-            .map(|_| true),
-        // Boxed, as the pieces of a big file are: their state need not be in every reply's.
-        Body::Stream(rx, _) => {
-            write_all(stream, &out, wait).await?;
-            Box::pin(stream_body(stream, rx, delim, wait)).await
-        }
-        Body::Transformed(t) => {
-            write_all(stream, &out, wait).await?;
-            Box::pin(transformed_body(stream, *t, delim, wait)).await
-        }
-    }
+    wire: u64,
+    framing: u64,
 }
 
-/// Send a body through its transforming filters, piece by piece, chunked (or until the
-/// close for HTTP/1.0). Ok(false) when a filter or the source failed: the connection closes.
-async fn transformed_body(
-    stream: &mut impl Wire,
-    mut t: Transformed,
-    delim: Delim,
-    wait: Duration,
-) -> io::Result<bool> {
-    loop {
-        let Some(piece) = next_piece(&mut t).await? else {
-            break;
-        };
-        let Ok(out) = t.push(&piece, false) else {
+impl<W: Wire> Out<'_, W> {
+    async fn reply(&mut self, reply: Reply, framing: &Framing) -> io::Result<bool> {
+        let mut head = crate::pool::Buf::take(512 + inline_len(&reply.body));
+        let delim = write_head(&mut head, &reply, framing);
+        self.framing = head.len() as u64;
+        // HEAD gets the same head as GET and no body, whichever case answered.
+        if delim == Delim::None || framing.head_only {
+            return self.all(&head).await.map(|_| true);
+        }
+        match reply.body {
+            Body::Empty => self.all(&head).await.map(|_| true),
+            Body::Bytes(b) => self.parts(&[&head, &b]).await.map(|_| true),
+            Body::Shared(b) => self.parts(&[&head, &b]).await.map(|_| true),
+            Body::File(file, segs) => self.file(head, &file, segs).await.map(|_| true),
+            // Boxed, as the pieces of a big file are: their state need not be in every reply's.
+            Body::Stream(rx, _) => {
+                self.all(&head).await?;
+                Box::pin(self.stream_body(rx, delim)).await
+            }
+            Body::Transformed(t) => {
+                self.all(&head).await?;
+                Box::pin(self.transformed(*t, delim)).await
+            }
+        }
+    }
+
+    /// A body through its transforming filters, piece by piece, chunked (or until the close
+    /// for HTTP/1.0). Ok(false) when a filter or the source failed: the connection closes.
+    async fn transformed(&mut self, mut t: Transformed, delim: Delim) -> io::Result<bool> {
+        loop {
+            let Some(piece) = next_piece(&mut t).await? else {
+                break;
+            };
+            let Ok(out) = t.push(&piece, false) else {
+                return Ok(false);
+            };
+            self.piece(&out, delim).await?;
+        }
+        let Ok(last) = t.push(&[], true) else {
             return Ok(false);
         };
-        write_piece(stream, &out, delim, wait).await?;
+        self.piece(&last, delim).await?;
+        self.last_chunk(delim).await.map(|_| true)
     }
-    let Ok(last) = t.push(&[], true) else {
-        return Ok(false);
-    };
-    write_piece(stream, &last, delim, wait).await?;
-    if delim == Delim::Chunked {
-        write_all(stream, b"0\r\n\r\n", wait).await?;
+
+    /// One piece of body on the wire: a chunk, or raw bytes when the close delimits.
+    async fn piece(&mut self, data: &[u8], delim: Delim) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if delim != Delim::Chunked {
+            return self.all(data).await;
+        }
+        let mut size = [0u8; 18];
+        let size = chunk_size(&mut size, data.len());
+        self.framing += size.len() as u64 + 2;
+        self.parts(&[size, data, b"\r\n"]).await
     }
-    Ok(true)
+
+    /// The chunked body's end.
+    async fn last_chunk(&mut self, delim: Delim) -> io::Result<()> {
+        if delim != Delim::Chunked {
+            return Ok(());
+        }
+        self.framing += 5;
+        self.all(b"0\r\n\r\n").await
+    }
+
+    /// Relay what a case on a worker thread writes, chunked or within its Content-Length.
+    /// Ok(false) when the case aborted or overran its length: the connection must close.
+    async fn stream_body(&mut self, mut rx: mpsc::Receiver<Msg>, delim: Delim) -> io::Result<bool> {
+        let mut came: u64 = 0;
+        loop {
+            match rx.recv().await {
+                Some(Msg::Data(d)) => {
+                    came += d.len() as u64;
+                    if let Delim::Length(n) = delim {
+                        if came > n {
+                            return Ok(false);
+                        }
+                    }
+                    self.piece(&d, delim).await?;
+                }
+                Some(Msg::Abort) => return Ok(false),
+                Some(Msg::Head(..)) => {}
+                None => break,
+            }
+        }
+        match delim {
+            Delim::Length(n) => Ok(came == n),
+            _ => self.last_chunk(delim).await.map(|_| true),
+        }
+    }
+
+    /// Write several buffers with writev, without first copying them into one.
+    async fn parts<const N: usize>(&mut self, parts: &[&[u8]; N]) -> io::Result<()> {
+        let (wait, stream, wire) = (self.wait, &mut *self.stream, &mut self.wire);
+        let fut = async {
+            // What is left of each part: the written front is cut off as writes complete.
+            let mut left: [&[u8]; N] = *parts;
+            loop {
+                let slices = left.map(io::IoSlice::new);
+                let first = left.iter().position(|p| !p.is_empty()).unwrap_or(N);
+                if first == N {
+                    return Ok(());
+                }
+                let mut n = match stream.plain() {
+                    Some(plain) => writev(plain, &slices[first..]).await?,
+                    None => stream.write_vectored(&slices[first..]).await?,
+                };
+                if n == 0 {
+                    return Err(io::Error::new(io::ErrorKind::WriteZero, "peer closed"));
+                }
+                *wire += n as u64;
+                for part in &mut left[first..] {
+                    let cut = n.min(part.len());
+                    *part = &part[cut..];
+                    n -= cut;
+                }
+            }
+        };
+        timed(wait, fut).await
+    }
+
+    async fn all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.parts(&[data]).await
+    }
+
+    /// Write with MSG_MORE: more data (a sendfile) follows at once, so do not push a small
+    /// segment out on its own.
+    async fn more(&mut self, mut data: &[u8]) -> io::Result<()> {
+        let Some(plain) = self.stream.plain() else {
+            return self.all(data).await;
+        };
+        let wire = &mut self.wire;
+        let fut = async {
+            while !data.is_empty() {
+                let more = rustix::net::SendFlags::MORE;
+                let n = plain
+                    .write_with(|fd| rustix::net::send(fd, data, more))
+                    .await?;
+                *wire += n as u64;
+                data = &data[n..];
+            }
+            Ok(())
+        };
+        timed(self.wait, fut).await
+    }
+
+    async fn file(
+        &mut self,
+        head: crate::pool::Buf,
+        file: &SharedFile,
+        segs: Vec<Seg>,
+    ) -> io::Result<()> {
+        // A whole small file whose bytes are kept: the head and those bytes in one writev.
+        if let [Seg::Range(off, len)] = segs[..] {
+            if let Some(bytes) = file.kept_range(off, len as usize) {
+                return self.parts(&[&head, bytes]).await;
+            }
+        }
+        Box::pin(self.file_pieces(head, file, segs)).await
+    }
+
+    /// A file body piece by piece: ranges read into the head's buffer, big ones sent with
+    /// sendfile (or copied, through TLS).
+    async fn file_pieces(
+        &mut self,
+        mut out: crate::pool::Buf,
+        file: &SharedFile,
+        segs: Vec<Seg>,
+    ) -> io::Result<()> {
+        for seg in segs {
+            match seg {
+                Seg::Bytes(b) => out.extend_from_slice(&b),
+                Seg::Range(off, len) if len <= INLINE_FILE => {
+                    file.read_into(&mut out, off, len as usize)?
+                }
+                Seg::Range(off, len) => {
+                    // MSG_MORE: let the kernel put the head in the same packets as the file data.
+                    self.more(&out).await?;
+                    out.clear();
+                    self.range(file, off, len).await?;
+                }
+            }
+        }
+        if !out.is_empty() {
+            self.all(&out).await?;
+        }
+        Ok(())
+    }
+
+    /// A file range: sendfile on a plain socket, read and written through TLS.
+    async fn range(&mut self, file: &std::fs::File, off: u64, len: u64) -> io::Result<()> {
+        match self.stream.plain() {
+            Some(_) => self.sendfile(file, off, len).await,
+            None => self.copy(file, off, len).await,
+        }
+    }
+
+    /// A file range read piece by piece and written: for streams that transform what is
+    /// written (TLS), which sendfile cannot do.
+    async fn copy(&mut self, file: &std::fs::File, mut off: u64, len: u64) -> io::Result<()> {
+        let end = off + len;
+        let mut piece = vec![0u8; FILE_PIECE.min(len as usize)];
+        while off < end {
+            let n = piece.len().min((end - off) as usize);
+            file.read_exact_at(&mut piece[..n], off)?;
+            self.all(&piece[..n]).await?;
+            off += n as u64;
+        }
+        Ok(())
+    }
+
+    async fn sendfile(&mut self, file: &std::fs::File, mut off: u64, len: u64) -> io::Result<()> {
+        let end = off + len;
+        while off < end {
+            let chunk = (end - off).min(1 << 21) as usize;
+            let Some(plain) = self.stream.plain() else {
+                return Err(io::Error::other("sendfile needs a plain socket"));
+            };
+            let call = |fd: BorrowedFd<'_>| rustix::fs::sendfile(fd, file, Some(&mut off), chunk);
+            let n = timed(self.wait, plain.write_with(call)).await?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
+            }
+            self.wire += n as u64;
+        }
+        Ok(())
+    }
 }
 
 /// The source's next piece; `None` at its end. A stream that aborted is an error.
@@ -105,111 +300,28 @@ pub async fn next_piece(t: &mut Transformed) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
-/// One piece of body on the wire: a chunk, or raw bytes when the close delimits.
-async fn write_piece(
-    stream: &mut impl Wire,
-    data: &[u8],
-    delim: Delim,
-    wait: Duration,
-) -> io::Result<()> {
-    if data.is_empty() {
-        return Ok(());
-    }
-    if delim == Delim::Chunked {
-        let size = format!("{:x}\r\n", data.len());
-        write_parts(stream, &[size.as_bytes(), data, b"\r\n"], wait).await
-    } else {
-        write_all(stream, data, wait).await
-    }
-}
-
-/// Relay what a case on a worker thread writes, chunked or within its Content-Length.
-/// Ok(false) when the case aborted or overran its length: the connection must close.
-async fn stream_body(
-    stream: &mut impl Wire,
-    mut rx: mpsc::Receiver<Msg>,
-    delim: Delim,
-    wait: Duration,
-) -> io::Result<bool> {
-    let mut sent: u64 = 0;
+/// A chunk's size line (`1f4\r\n`) in `buf`, without an allocation.
+fn chunk_size(buf: &mut [u8; 18], len: usize) -> &[u8] {
+    let mut text = [0u8; 16];
+    let mut i = text.len();
+    let mut n = len;
     loop {
-        match rx.recv().await {
-            Some(Msg::Data(d)) => {
-                sent += d.len() as u64;
-                if let Delim::Length(n) = delim {
-                    if sent > n {
-                        return Ok(false);
-                    }
-                }
-                write_piece(stream, &d, delim, wait).await?;
-            }
-            Some(Msg::Abort) => return Ok(false),
-            Some(Msg::Head(..)) => {}
-            None => break,
+        i -= 1;
+        text[i] = b"0123456789abcdef"[n % 16];
+        n /= 16;
+        if n == 0 {
+            break;
         }
     }
-    match delim {
-        Delim::Chunked => write_all(stream, b"0\r\n\r\n", wait).await.map(|_| true),
-        Delim::Length(n) => Ok(sent == n),
-        _ => Ok(true),
-    }
-}
-
-/// Write several buffers with writev, without first copying them into one.
-async fn write_parts<const N: usize>(
-    stream: &mut impl Wire,
-    parts: &[&[u8]; N],
-    wait: Duration,
-) -> io::Result<()> {
-    let fut = async {
-        // What is left of each part: the written front is cut off as writes complete.
-        let mut left: [&[u8]; N] = *parts;
-        loop {
-            let slices = left.map(io::IoSlice::new);
-            let first = left.iter().position(|p| !p.is_empty()).unwrap_or(N);
-            if first == N {
-                return Ok(());
-            }
-            let mut n = match stream.plain() {
-                Some(plain) => writev(plain, &slices[first..]).await?,
-                None => stream.write_vectored(&slices[first..]).await?,
-            };
-            if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, "peer closed"));
-            }
-            for part in &mut left[first..] {
-                let cut = n.min(part.len());
-                *part = &part[cut..];
-                n -= cut;
-            }
-        }
-    };
-    timed(wait, fut).await
+    let digits = text.len() - i;
+    buf[..digits].copy_from_slice(&text[i..]);
+    buf[digits..digits + 2].copy_from_slice(b"\r\n");
+    &buf[..digits + 2]
 }
 
 /// One `writev` on a plain socket.
 async fn writev(plain: &mut Plain, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {
     plain.write_with(|fd| rustix::io::writev(fd, slices)).await
-}
-
-/// Write with MSG_MORE: more data (a sendfile) follows at once, so do not push a small
-/// segment out on its own.
-async fn write_more(plain: &mut Plain, mut data: &[u8], wait: Duration) -> io::Result<()> {
-    let fut = async {
-        while !data.is_empty() {
-            let more = rustix::net::SendFlags::MORE;
-            let n = plain
-                .write_with(|fd| rustix::net::send(fd, data, more))
-                .await?;
-            data = &data[n..];
-        }
-        Ok(())
-    };
-    timed(wait, fut).await
-}
-
-async fn write_all(stream: &mut impl Wire, data: &[u8], wait: Duration) -> io::Result<()> {
-    timed(wait, stream.write_all(data)).await
 }
 
 /// Run a write under the send timeout. Most writes finish at once (the socket buffer has
@@ -245,93 +357,5 @@ fn inline_len(body: &Body) -> usize {
 /// with sendfile.
 const INLINE_FILE: u64 = 32 * 1024;
 
-async fn file_body(
-    stream: &mut impl Wire,
-    out: crate::pool::Buf,
-    file: &SharedFile,
-    segs: Vec<Seg>,
-    wait: Duration,
-) -> io::Result<()> {
-    // A whole small file whose bytes are kept: the head and those bytes in one writev.
-    if let [Seg::Range(off, len)] = segs[..] {
-        if let Some(bytes) = file.kept_range(off, len as usize) {
-            return write_parts(stream, &[&out, bytes], wait).await;
-        }
-    }
-    Box::pin(file_pieces(stream, out, file, segs, wait)).await
-}
-
-/// A file body piece by piece: ranges read into the head's buffer, big ones sent with
-/// sendfile (or copied, through TLS).
-async fn file_pieces(
-    stream: &mut impl Wire,
-    mut out: crate::pool::Buf,
-    file: &SharedFile,
-    segs: Vec<Seg>,
-    wait: Duration,
-) -> io::Result<()> {
-    for seg in segs {
-        match seg {
-            Seg::Bytes(b) => out.extend_from_slice(&b),
-            Seg::Range(off, len) if len <= INLINE_FILE => {
-                file.read_into(&mut out, off, len as usize)?
-            }
-            Seg::Range(off, len) => match stream.plain() {
-                Some(plain) => {
-                    // MSG_MORE: let the kernel put the head in the same packets as the file data.
-                    write_more(plain, &out, wait).await?;
-                    out.clear();
-                    sendfile_range(plain, file, off, len, wait).await?;
-                }
-                None => {
-                    write_all(stream, &out, wait).await?;
-                    out.clear();
-                    copy_range(stream, file, (off, len), wait).await?;
-                }
-            },
-        }
-    }
-    if !out.is_empty() {
-        write_all(stream, &out, wait).await?;
-    }
-    Ok(())
-}
-
 /// Pieces of a file read to be written through TLS (which sendfile cannot do).
 pub const FILE_PIECE: usize = 64 * 1024;
-
-/// A file range read piece by piece and written: for streams that transform what is written.
-async fn copy_range(
-    stream: &mut impl Wire,
-    file: &std::fs::File,
-    (mut off, len): (u64, u64),
-    wait: Duration,
-) -> io::Result<()> {
-    let end = off + len;
-    let mut piece = vec![0u8; FILE_PIECE.min(len as usize)];
-    while off < end {
-        let n = piece.len().min((end - off) as usize);
-        file.read_exact_at(&mut piece[..n], off)?;
-        write_all(stream, &piece[..n], wait).await?;
-        off += n as u64;
-    }
-    Ok(())
-}
-
-async fn sendfile_range(
-    plain: &mut Plain,
-    file: &std::fs::File,
-    mut off: u64,
-    len: u64,
-    wait: Duration,
-) -> io::Result<()> {
-    let end = off + len;
-    while off < end {
-        let chunk = (end - off).min(1 << 21) as usize;
-        let call = |fd: BorrowedFd<'_>| rustix::fs::sendfile(fd, file, Some(&mut off), chunk);
-        if timed(wait, plain.write_with(call)).await? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
-        }
-    }
-    Ok(())
-}

@@ -125,6 +125,31 @@ fn a_large_file_is_coded_as_a_stream_and_decodes_to_the_same_bytes() {
     );
 }
 
+/// The access log says how many body bytes went out: the coded length (chunk framing
+/// aside), not "-" for a length unknown when the head was written, and 0 for HEAD.
+#[test]
+fn the_access_log_counts_the_coded_bytes_that_went_out() {
+    let s = Server::start(
+        &chain_with(&["compress"]),
+        "access_log = \"access.log\"\n[plugins.compress]\n",
+    );
+    std::fs::write(s.root.join("page.html"), page(50_000)).unwrap();
+    let r = s.request("GET /page.html?coded HTTP/1.1\r\nAccept-Encoding: gzip");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    let coded = r.body.len();
+    assert!(coded > 0 && coded < 50_000 / 4, "{coded} bytes");
+    s.request("HEAD /page.html?head HTTP/1.1\r\nAccept-Encoding: gzip");
+    let log = s.access_log("access.log", 2);
+    assert!(
+        log.contains(&format!("\"GET /page.html?coded HTTP/1.1\" 200 {coded} ")),
+        "{coded}: {log}"
+    );
+    assert!(
+        log.contains("\"HEAD /page.html?head HTTP/1.1\" 200 0 "),
+        "{log}"
+    );
+}
+
 #[test]
 fn a_scripts_stream_is_coded_and_each_piece_reaches_the_client_at_once() {
     let s = start("");

@@ -442,6 +442,43 @@ fn one_or_several_event_loops_serve_alike() {
     }
 }
 
+/// The bytes column counts what went out, as nginx's does: all of a script's stream (its
+/// length unknown when the head left), and only part of a download the client cut short,
+/// still logged with the status it was sent with.
+#[test]
+fn the_access_log_counts_the_body_bytes_sent_of_streams_and_cut_downloads() {
+    let s = Server::start(CHAIN, "access_log = \"access.log\"");
+    let script = s.root.join("cgi-bin/pause.sh");
+    let text = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho first\nsleep 1\necho second\n";
+    std::fs::write(&script, text).unwrap();
+    chmod(&script, 0o755);
+    let r = s.get("/cgi-bin/pause.sh?q=streamed");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.text(), "first\nsecond\n");
+    let streamed = r.body.len();
+    std::fs::write(s.root.join("big.bin"), vec![7u8; 64 << 20]).unwrap();
+    let mut c = s.connect();
+    c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut first = vec![0u8; 256 << 10];
+    c.read_exact(&mut first).unwrap();
+    drop(c);
+    let log = s.access_log("access.log", 2);
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines[0].contains(&format!(
+            "\"GET /cgi-bin/pause.sh?q=streamed HTTP/1.1\" 200 {streamed} "
+        )),
+        "{log}"
+    );
+    let cut = lines[1]
+        .split_once("\"GET /big.bin HTTP/1.1\" 200 ")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no byte count: {log}"));
+    assert!(cut > 0 && cut < 64 << 20, "{cut}: {log}");
+}
+
 #[test]
 fn the_access_log_records_each_request_in_combined_format() {
     let s = Server::start(CHAIN, "access_log = \"access.log\"");
@@ -451,7 +488,7 @@ fn the_access_log_records_each_request_in_combined_format() {
     // Requests the host refuses before any case runs are logged too.
     assert_eq!(s.raw("GET /x HTTP/1.1\r\n\r\n").status, 400);
     assert_eq!(s.raw("NOT A REQUEST\r\n\r\n").status, 400);
-    let log = std::fs::read_to_string(s.dir.path().join("access.log")).unwrap();
+    let log = s.access_log("access.log", 4);
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 4, "{log}");
     assert!(lines[2].contains("\"GET /x HTTP/1.1\" 400 "), "{log}");

@@ -202,7 +202,7 @@ fn sighup_applies_new_limits_and_a_new_access_log() {
     reloaded(&s, 1);
     assert_eq!(s.raw(&format!("{post}{body}")).status, 413);
     s.get("/notes.txt?after");
-    let log = std::fs::read_to_string(s.dir.path().join("after.log")).unwrap();
+    let log = s.access_log("after.log", 2);
     assert!(log.contains("GET /notes.txt?after HTTP/1.1\" 200"), "{log}");
 }
 

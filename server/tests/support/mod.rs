@@ -358,6 +358,15 @@ impl Server {
         false
     }
 
+    /// The access log file `name` (in the server's folder) once it has `lines` lines, or
+    /// as it is after 3 s: a line is written just after its answer is sent, as nginx does.
+    pub fn access_log(&self, name: &str, lines: usize) -> String {
+        let path = self.dir.path().join(name);
+        let read = || std::fs::read_to_string(&path).unwrap_or_default();
+        within(Duration::from_secs(3), || read().lines().count() >= lines);
+        read()
+    }
+
     /// Is the process still running?
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()

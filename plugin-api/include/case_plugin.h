@@ -34,7 +34,7 @@ extern "C" {
 #define WP_DONE 0     /* the response is complete */
 #define WP_DECLINED 1 /* not mine after all (only before writing): try the next case */
 #define WP_ERROR 2    /* failed: 500 if nothing was sent, else the connection closes */
-#define WP_CONTINUE 3 /* 1.1: rewrote the request / set variables: go on at the next case */
+#define WP_CONTINUE 3 /* 1.1: set variables: go on at the next case; rewrote the request: from the first case again */
 
 /* filter_head() results (1.1) */
 #define WP_PASS 0         /* done with this response: no body calls */

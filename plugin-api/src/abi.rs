@@ -34,7 +34,8 @@ pub const WP_DECLINED: i32 = 1;
 /// `act` failed; the host answers 500 if nothing was sent yet, else closes the connection.
 pub const WP_ERROR: i32 = 2;
 /// (1.1) `act` changed the request (`rewrite`, `set_var`) without answering: the chain goes
-/// on at the next case. From a plugin declaring minor 0 it counts as `WP_ERROR`.
+/// on at the next case, or after a `rewrite` from the first case again (at most 10 times).
+/// From a plugin declaring minor 0 it counts as `WP_ERROR`.
 pub const WP_CONTINUE: i32 = 3;
 
 /// (1.1) The response headers the host owns: it frames the message and manages the

@@ -170,6 +170,9 @@ pub fn split_target(target: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// Local redirects followed for one request before giving up with a 500.
 const MAX_REDIRECTS: usize = 10;
+/// Rewrites of one request's target before giving up with a 500 (nginx's limit of internal
+/// redirects is 10 too).
+const MAX_REWRITES: usize = 10;
 
 /// A request's answer, and who a case found the client to be.
 pub struct Answered {
@@ -330,13 +333,29 @@ async fn respond_once(
         req: Some(req),
         body: Some(body),
     };
-    for i in 0..chain.cases.len() {
+    let (mut i, mut rewrites) = (0, 0);
+    while i < chain.cases.len() {
         if !chain.test(i, work.req()) {
+            i += 1;
             continue;
         }
-        if let Some(answer) = take_turn(chain, i, head, seen, &mut work, peer).await {
-            seen.view = work.req.take();
-            return answer;
+        match take_turn(chain, i, head, seen, &mut work, peer).await {
+            Turn::Answer(answer) => {
+                seen.view = work.req.take();
+                return answer;
+            }
+            Turn::Next => i += 1,
+            // A new target is a new request to every case, those before this one too (an
+            // access rule, a password), as nginx looks for its location again.
+            Turn::Again if rewrites < MAX_REWRITES => (i, rewrites) = (0, rewrites + 1),
+            Turn::Again => {
+                log::error!(
+                    "case={}: more than {MAX_REWRITES} rewrites",
+                    chain.cases[i].name
+                );
+                seen.view = work.req.take();
+                return error_page::refusal(RequestError::RewriteLoop, &head.target).into();
+            }
         }
     }
 
@@ -346,8 +365,16 @@ async fn respond_once(
     error_page::reply(404, path, "no case handles this request").into()
 }
 
-/// Case `i`'s test was true: its methods, then its act. `None` when the chain goes on (the
-/// case declined, or changed the request).
+/// Where the chain goes after a case's turn.
+enum Turn {
+    Answer(Answer),
+    /// On to the next case (this one declined, or only set variables).
+    Next,
+    /// From the first case again: the target was rewritten.
+    Again,
+}
+
+/// Case `i`'s test was true: its methods, then its act.
 async fn take_turn(
     chain: &Arc<Chain>,
     i: usize,
@@ -355,17 +382,22 @@ async fn take_turn(
     seen: &mut Seen,
     work: &mut Work,
     peer: &Peer,
-) -> Option<Answer> {
+) -> Turn {
     let place = seen.place.as_mut().expect("located before any case runs");
     if let Some(refused) = method_policy(&chain.cases[i], &head.method, &place.path) {
-        return Some(refused.into());
+        return Turn::Answer(refused.into());
     }
     match act(chain, i, work, place).await {
-        Acted::Declined => None,
-        Acted::Answer(answer) => Some(answer),
-        Acted::Continue(changes) => go_on(chain, head, seen, work, changes, peer)
-            .err()
-            .map(Answer::from),
+        Acted::Declined => Turn::Next,
+        Acted::Answer(answer) => Turn::Answer(answer),
+        Acted::Continue(changes) => {
+            let again = changes.rewrite.is_some();
+            match go_on(chain, head, seen, work, changes, peer) {
+                Err(refused) => Turn::Answer(refused.into()),
+                Ok(()) if again => Turn::Again,
+                Ok(()) => Turn::Next,
+            }
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub enum RequestError {
     BadPath,
     /// Local redirects went round more than the budget allows.
     RedirectLoop,
+    /// Cases rewrote the target more often than the budget allows.
+    RewriteLoop,
     /// The TLS server name (SNI) and the Host name different sites.
     Misdirected,
 }
@@ -64,7 +66,7 @@ impl RequestError {
             Expectation => 417,
             BodyTooLarge => 413,
             ClientGone => 499,
-            RedirectLoop => 500,
+            RedirectLoop | RewriteLoop => 500,
             Misdirected => 421,
         }
     }
@@ -92,6 +94,7 @@ impl RequestError {
             NotAPath => "the request target is not a path",
             BadPath => "the path is malformed or leaves the root",
             RedirectLoop => "too many local redirects",
+            RewriteLoop => "the request was rewritten too many times",
             Misdirected => "the connection's server name (SNI) and the Host name different sites",
         }
     }

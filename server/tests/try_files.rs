@@ -98,3 +98,61 @@ fn a_candidate_that_could_leave_the_root_stops_start_up() {
         e.stderr
     );
 }
+
+/// A fallback is a new request to every case, the ones before try_files too: a rule that
+/// keeps a folder from everyone still holds when a deep link falls back into it, as nginx
+/// matches its locations again after try_files.
+#[test]
+fn a_fallback_into_a_denied_folder_is_denied_as_the_folder_itself_is() {
+    let chain = CHAIN_TRY.replacen("[\"try_files\"", "[\"access\", \"try_files\"", 1);
+    let rules = format!(
+        "{RULES}\n[[plugins.try_files.rules]]\nprefix = \"/open/\"\nfiles = [\"$path\", \"/private/secret.txt\"]\n\
+         [[plugins.access.rules]]\nprefix = \"/private/\"\ndeny = [\"all\"]\n"
+    )
+    .replacen(
+        "[[plugins.try_files.rules]]\nfiles = [\"$path\", \"$path.html\", \"$path/index.html\"]\n",
+        "",
+        1,
+    );
+    let s = Server::start(&chain, &rules);
+    std::fs::create_dir_all(s.root.join("private")).unwrap();
+    std::fs::write(s.root.join("private/secret.txt"), "the hidden words\n").unwrap();
+    assert_eq!(s.get("/private/secret.txt").status, 403);
+    let r = s.get("/open/anything");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!r.text().contains("hidden words"));
+}
+
+/// Rules that send each other's paths back and forth end in a 500 after ten rewrites, as
+/// nginx ends an internal redirection cycle, rather than going round for ever.
+#[test]
+fn rewrites_that_go_round_end_in_a_500() {
+    let rules = "[[plugins.try_files.rules]]\nprefix = \"/a/\"\nfiles = [\"/b/x.html\"]\n\
+                 [[plugins.try_files.rules]]\nprefix = \"/b/\"\nfiles = [\"/a/y.html\"]\n";
+    let s = Server::start(CHAIN_TRY, rules);
+    for rel in ["a/y.html", "b/x.html"] {
+        std::fs::create_dir_all(s.root.join(rel).parent().unwrap()).unwrap();
+        std::fs::write(s.root.join(rel), "page\n").unwrap();
+    }
+    assert_eq!(s.get("/a/y.html").status, 500);
+    assert!(
+        s.log_contains("case=try_files: more than 10 rewrites"),
+        "{}",
+        s.log()
+    );
+    assert_eq!(s.get("/notes.txt").status, 200, "the server goes on");
+}
+
+/// A `$path/` candidate that finds the folder the path names leaves it to the folder cases:
+/// a 301 to the path with its slash (as nginx answers), not the folder's page at an address
+/// against which its relative links resolve one level too high.
+#[test]
+fn a_folder_candidate_redirects_to_the_folder_with_its_slash() {
+    let rules = "[[plugins.try_files.rules]]\nfiles = [\"$path\", \"$path/\", \"=404\"]\n";
+    let s = Server::start(CHAIN_TRY, rules);
+    let r = s.get("/subdir");
+    assert_eq!(r.status, 301, "{}", r.text());
+    assert!(r.header("location").unwrap().ends_with("/subdir/"));
+    assert_eq!(s.get("/subdir/").text(), "<p>subdir index</p>\n");
+    assert_eq!(s.get("/nowhere").status, 404);
+}

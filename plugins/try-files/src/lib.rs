@@ -84,7 +84,7 @@ impl Rule {
                 return Choice::AsIs;
             }
             if exists(req.root(), &filled, path) {
-                return if filled == path {
+                return if filled == path || is_folder_of(&filled, path) {
                     Choice::AsIs
                 } else {
                     Choice::Rewrite(filled)
@@ -93,6 +93,12 @@ impl Rule {
         }
         Choice::Nothing
     }
+}
+
+/// `filled` is the folder `path` names, slash added (`"$path/"` on `/docs`): left to the
+/// folder cases, whose 301 to `/docs/` keeps the folder page's relative links right.
+fn is_folder_of(filled: &[u8], path: &[u8]) -> bool {
+    filled.strip_suffix(b"/") == Some(path)
 }
 
 impl TryFiles {

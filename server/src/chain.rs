@@ -469,10 +469,12 @@ fn place_of(chain: &Chain, target: &[u8]) -> Result<Place, Reply> {
         Kind::File | Kind::Other if trailing => (Kind::Missing, None),
         k => (k, found.file),
     };
-    // The path keeps a trailing slash only when the target has a real one (not `%2f`), so a
-    // folder named without it is seen as such, and the directory cases redirect to it.
+    // The path keeps a trailing slash only when the target has a real one (not `%2f`) or
+    // ends in a dot segment, so a folder named without it is seen as such, and the
+    // directory cases redirect to it.
     let fs_path = chain.root.join(normal.rel());
-    let path = normal.into_url_path(trailing && raw_path.ends_with(b"/"));
+    let folder_end = || raw_path.ends_with(b"/") || dot_end(raw_path);
+    let path = normal.into_url_path(trailing && folder_end());
     Ok(Place {
         fs_path,
         query: query.to_vec(),
@@ -480,6 +482,12 @@ fn place_of(chain: &Chain, target: &[u8]) -> Result<Place, Reply> {
         kind,
         opened,
     })
+}
+
+/// Does the raw path's last segment (after its last real `/`) decode to `.` or `..`?
+fn dot_end(raw_path: &[u8]) -> bool {
+    let last = raw_path.rsplit(|&b| b == b'/').next().unwrap_or_default();
+    resolve::decode(last).is_ok_and(|d| resolve::ends_in_dot_segment(&d) && !d.contains(&b'/'))
 }
 
 /// 501 for a method no one implements (with the Allow of the whole chain), and the answers

@@ -413,18 +413,35 @@ pub fn admit(head: &Head) -> Result<BodyFraming, RequestError> {
     let host = hosts.next();
     let bad_host = hosts.next().is_some()
         || (head.minor >= 1 && host.is_none())
-        || host.is_some_and(|h| {
-            h.iter()
-                .any(|&b| b <= b' ' || b == b'/' || b == b'\\' || b == b'@' || b >= 0x7f)
-        });
+        || host.is_some_and(|h| !crate::http::is_authority(h));
     if bad_host {
         return Err(RequestError::BadHost);
     }
+    absolute_form(&head.target)?;
     let framing = head.framing()?;
     match head.header("expect") {
-        Some(e) if !e.eq_ignore_ascii_case(b"100-continue") => Err(RequestError::Expectation),
+        // An empty Expect asks for nothing (nginx and lighttpd ignore it).
+        Some(e) if !e.is_empty() && !e.eq_ignore_ascii_case(b"100-continue") => {
+            Err(RequestError::Expectation)
+        }
         _ => Ok(framing),
     }
+}
+
+/// An absolute-form target names a host, without userinfo (RFC 9110 §4.2.1, §4.2.4), and
+/// has no fragment (RFC 9112 §3.2.2: an absolute-URI); nginx and lighttpd say 400 too.
+fn absolute_form(target: &[u8]) -> Result<(), RequestError> {
+    let Some(rest) = crate::chain::after_scheme(target) else {
+        return Ok(());
+    };
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    if target.contains(&b'#') || !crate::http::is_authority(&rest[..end]) {
+        return Err(RequestError::BadAuthority);
+    }
+    Ok(())
 }
 
 /// Connection management for the reply (RFC 9112 §9.3): HTTP/1.1 persists unless told to

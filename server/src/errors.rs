@@ -41,6 +41,8 @@ pub enum RequestError {
     AsteriskNotOptions,
     /// The target is neither a path nor an absolute URL.
     NotAPath,
+    /// An absolute-form target's host is missing or invalid, or it has userinfo or a fragment.
+    BadAuthority,
     /// The path has bad percent-encoding, a NUL, or `..` above the root.
     BadPath,
     /// Local redirects went round more than the budget allows.
@@ -59,7 +61,7 @@ impl RequestError {
             UriTooLong => 414,
             HeadTooLarge | TrailersTooLarge => 431,
             Malformed | BadHost | BadFraming | BadChunk | AsteriskNotOptions | NotAPath
-            | BadPath => 400,
+            | BadAuthority | BadPath => 400,
             Version => 505,
             HeadTimeout | BodyTimeout => 408,
             UnknownCoding | NotImplemented => 501,
@@ -92,6 +94,9 @@ impl RequestError {
             NotImplemented => "this method is not implemented",
             AsteriskNotOptions => "'*' is only for OPTIONS",
             NotAPath => "the request target is not a path",
+            BadAuthority => {
+                "the request target's host is invalid, or has a user name or a fragment"
+            }
             BadPath => "the path is malformed or leaves the root",
             RedirectLoop => "too many local redirects",
             RewriteLoop => "the request was rewritten too many times",

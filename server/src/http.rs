@@ -295,11 +295,12 @@ fn as_http_1_1(buf: &[u8], skip: usize) -> Option<Vec<u8>> {
 }
 
 fn looks_like_version(data: &[u8]) -> bool {
-    let v = request_line(data)
-        .rsplit(|&b| b == b' ')
-        .next()
-        .unwrap_or(b"");
-    v.len() == 8
+    let line = request_line(data);
+    // Three parts: `GET /a b HTTP/1.1` is a malformed line (400), not a version (505).
+    let parts = line.iter().filter(|&&b| b == b' ').count() + 1;
+    let v = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    parts == 3
+        && v.len() == 8
         && v.starts_with(b"HTTP/")
         && v[5].is_ascii_digit()
         && v[6] == b'.'
@@ -311,7 +312,44 @@ fn looks_like_version(data: &[u8]) -> bool {
 pub struct Chunked {
     state: ChunkState,
     remaining: u64,
+    /// Bytes of trailer lines so far (bounded by `MAX_TRAILERS`).
+    trailers: usize,
     pub done: bool,
+}
+
+/// The most bytes of trailer fields a chunked body may end with (431 beyond).
+const MAX_TRAILERS: usize = 8192;
+
+/// A chunk-size line without its CRLF: hex digits (leading zeros as many as sent), then
+/// extensions, in which a CR, NUL or other control but tab is refused (RFC 9112 §2.2, §7.1.1).
+fn chunk_size(line: &[u8]) -> Result<u64, RequestError> {
+    if line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(RequestError::BadChunk);
+    }
+    let size_part = line.split(|&b| b == b';').next().unwrap_or(b"");
+    let size_part = size_part.trim_ascii_end();
+    let zeros = size_part.iter().take_while(|&&b| b == b'0').count();
+    let digits = &size_part[zeros.min(size_part.len().saturating_sub(1))..];
+    if size_part.is_empty() || digits.len() > 15 {
+        return Err(RequestError::BadChunk);
+    }
+    let mut n: u64 = 0;
+    for &b in digits {
+        let d = (b as char).to_digit(16).ok_or(RequestError::BadChunk)?;
+        n = n * 16 + d as u64;
+    }
+    Ok(n)
+}
+
+/// One trailer line (CR stripped): a field line as in the head, no obs-fold (RFC 9112 §7.1.2).
+fn trailer_line(line: &[u8]) -> Result<(), RequestError> {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return Err(RequestError::BadChunk);
+    };
+    if !is_token(&line[..colon]) || !is_field_value(&line[colon + 1..]) {
+        return Err(RequestError::BadChunk);
+    }
+    Ok(())
 }
 
 #[derive(Default, PartialEq, Eq, Debug)]
@@ -343,16 +381,7 @@ impl Chunked {
                     };
                     let line = &input[i..i + nl];
                     let line = line.strip_suffix(b"\r").ok_or(RequestError::BadChunk)?;
-                    let size_part = line.split(|&b| b == b';').next().unwrap_or(b"");
-                    let size_part = size_part.trim_ascii_end();
-                    if size_part.is_empty() || size_part.len() > 15 {
-                        return Err(RequestError::BadChunk);
-                    }
-                    let mut n: u64 = 0;
-                    for &b in size_part {
-                        let d = (b as char).to_digit(16).ok_or(RequestError::BadChunk)?;
-                        n = n * 16 + d as u64;
-                    }
+                    let n = chunk_size(line)?;
                     i += nl + 1;
                     if n == 0 {
                         self.state = ChunkState::Trailers;
@@ -389,15 +418,22 @@ impl Chunked {
                 }
                 ChunkState::Trailers => {
                     let Some(nl) = input[i..].iter().position(|&b| b == b'\n') else {
-                        if input.len() - i > 8192 {
+                        if self.trailers + input.len() - i > MAX_TRAILERS {
                             return Err(RequestError::TrailersTooLarge);
                         }
                         return Ok(i);
                     };
+                    self.trailers += nl + 1;
+                    if self.trailers > MAX_TRAILERS {
+                        return Err(RequestError::TrailersTooLarge);
+                    }
                     let line = &input[i..i + nl];
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
                     i += nl + 1;
-                    if line == b"\r" || line.is_empty() {
+                    if line.is_empty() {
                         self.done = true;
+                    } else {
+                        trailer_line(line)?;
                     }
                 }
             }
@@ -534,6 +570,47 @@ const TCHAR: [bool; 256] = {
     t
 };
 
+/// `uri-host [":" port]` (RFC 9110 §7.2, RFC 3986 §3.2.2): a valid Host value, and the
+/// authority of an absolute-form target once it has no userinfo. Not empty: an http URI's
+/// host never is (RFC 9110 §4.2.1).
+pub fn is_authority(a: &[u8]) -> bool {
+    let (host, port) = match a.first() {
+        Some(b'[') => match a.iter().position(|&b| b == b']') {
+            Some(end) => (&a[..=end], &a[end + 1..]),
+            None => return false,
+        },
+        _ => a.split_at(a.iter().position(|&b| b == b':').unwrap_or(a.len())),
+    };
+    let port_ok = port.is_empty() || (port[0] == b':' && port[1..].iter().all(u8::is_ascii_digit));
+    port_ok && is_uri_host(host)
+}
+
+/// An IP literal in brackets (IPv6 or IPvFuture), or a reg-name (an IPv4 address is one).
+fn is_uri_host(host: &[u8]) -> bool {
+    let unreserved_or_sub_delim =
+        |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b);
+    if let Some(inside) = host.strip_prefix(b"[").and_then(|h| h.strip_suffix(b"]")) {
+        return !inside.is_empty()
+            && inside
+                .iter()
+                .all(|&b| unreserved_or_sub_delim(b) || b == b':');
+    }
+    let mut i = 0;
+    while i < host.len() {
+        match host[i] {
+            b'%' if host
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+            {
+                i += 3
+            }
+            b if unreserved_or_sub_delim(b) => i += 1,
+            _ => return false,
+        }
+    }
+    !host.is_empty()
+}
+
 /// Is this byte string allowed in a header value (no CR, LF, NUL or other controls but tab)?
 pub fn is_field_value(s: &[u8]) -> bool {
     // No early exit: the loop compiles to a vector scan.
@@ -545,6 +622,43 @@ pub fn is_field_value(s: &[u8]) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn authorities_follow_the_uri_host_grammar() {
+        for ok in [
+            "example.com",
+            "a.test:8080",
+            "127.0.0.1:1",
+            "[::1]",
+            "[::1]:443",
+            "x_y",
+            "h:",
+            "a%41b",
+        ] {
+            assert!(is_authority(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            ":80",
+            "::1",
+            "[::1",
+            "[]",
+            "localhost:abc",
+            "x<y",
+            "a\"b",
+            "a{b",
+            "a|b",
+            "a#b",
+            "a?b",
+            "u@h",
+            "a/b",
+            "a b",
+            "[::1]x",
+            "a%4g",
+        ] {
+            assert!(!is_authority(bad.as_bytes()), "{bad}");
+        }
+    }
 
     fn head(raw: &str) -> Result<Option<Head>, u16> {
         parse_head(raw.as_bytes(), &Limits::default()).map_err(RequestError::status)
@@ -610,6 +724,9 @@ mod tests {
         assert_eq!(head("GET / HTTP/2.0\r\n\r\n").unwrap_err(), 505);
         assert_eq!(head("GET / FOO\r\n\r\n").unwrap_err(), 400);
         assert_eq!(head("G@T / HTTP/1.1\r\n\r\n").unwrap_err(), 400);
+        // A space in the target makes four parts: malformed, whatever the last one says.
+        assert_eq!(head("GET /a b HTTP/1.1\r\n\r\n").unwrap_err(), 400);
+        assert_eq!(head("GET /plain.html x HTTP/1.1\r\n\r\n").unwrap_err(), 400);
     }
 
     fn framing(hs: &str) -> Result<BodyFraming, u16> {
@@ -712,6 +829,37 @@ mod tests {
                 .map_err(RequestError::status),
             Err(413)
         );
+    }
+
+    /// A chunk line or a trailer is held to the head's rules (RFC 9112 §2.2, §7.1): no bare
+    /// CR, NUL or obs-fold, a field line with a name; trailers are bounded; leading zeros
+    /// of a size are as many as sent (nginx, lighttpd).
+    #[test]
+    fn chunk_extensions_and_trailers_are_checked_and_bounded() {
+        let status = |body: &[u8]| {
+            let mut c = Chunked::default();
+            let mut out = Vec::new();
+            c.feed(body, &mut out, 1 << 20)
+                .map(|_| (c.done, out))
+                .map_err(RequestError::status)
+        };
+        for bad in [
+            &b"5;a=x\ry\r\nhello\r\n0\r\n\r\n"[..],
+            b"5;x\0\r\nhello\r\n0\r\n\r\n",
+            b"0\r\nno colon\r\n\r\n",
+            b"0\r\nX-A: 1\r\n folded\r\n\r\n",
+            b"0\r\nX-A: a\rb\r\n\r\n",
+            b"0\r\nX A: 1\r\n\r\n",
+        ] {
+            assert_eq!(status(bad), Err(400), "{:?}", String::from_utf8_lossy(bad));
+        }
+        let mut many = b"0\r\n".to_vec();
+        for i in 0..1000 {
+            many.extend_from_slice(format!("X-Trailer-{i}: value\r\n").as_bytes());
+        }
+        assert_eq!(status(&many), Err(431));
+        let long = b"00000000000000000005\r\nhello\r\n0\r\nX-T: 1\r\n\r\n";
+        assert_eq!(status(long), Ok((true, b"hello".to_vec())));
     }
 
     proptest! {

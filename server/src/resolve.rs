@@ -55,9 +55,15 @@ pub fn normalise(raw: &[u8]) -> Result<(Normal, bool), Refusal> {
         return Err(Refusal::BadRequest);
     }
     let mut p = decode(raw)?;
-    let trailing = p.len() > 1 && p.ends_with(b"/");
+    // A last `.` or `..` segment leaves a folder: `/a/b/.` is `/a/b/` (RFC 3986 §5.2.4).
+    let trailing = p.len() > 1 && (p.ends_with(b"/") || ends_in_dot_segment(&p));
     squeeze(&mut p)?;
     Ok((Normal(p), trailing))
+}
+
+/// Is the last segment `.` or `..`?
+pub fn ends_in_dot_segment(p: &[u8]) -> bool {
+    matches!(p.rsplit(|&b| b == b'/').next(), Some(b"." | b".."))
 }
 
 /// Normalise a decoded path that starts with `/` in place: the result is never longer, so

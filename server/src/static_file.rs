@@ -176,8 +176,14 @@ fn whole_file(reply: &Reply) -> Option<u64> {
 /// RFC 9110 §13.2.2's order: `Some(412)` or `Some(304)` when a precondition decides.
 fn preconditions(head: &Head, etag: &[u8], mtime: Option<SystemTime>) -> Option<u16> {
     let safe = head.method == "GET" || head.method == "HEAD";
-    if let Some(im) = head.header("if-match") {
-        if !etag_list_matches(im, etag, false) {
+    // Field lines of one name are one list (RFC 9110 §5.3): any line may hold the match.
+    let any_line = |name: &str, weak: bool| {
+        let mut lines = head.all(name).peekable();
+        lines.peek()?;
+        Some(lines.any(|v| etag_list_matches(v, etag, weak)))
+    };
+    if let Some(matched) = any_line("if-match", false) {
+        if !matched {
             return Some(412);
         }
     } else if let (Some(d), Some(m)) = (
@@ -188,8 +194,8 @@ fn preconditions(head: &Head, etag: &[u8], mtime: Option<SystemTime>) -> Option<
             return Some(412);
         }
     }
-    if let Some(inm) = head.header("if-none-match") {
-        if etag_list_matches(inm, etag, true) {
+    if let Some(matched) = any_line("if-none-match", true) {
+        if matched {
             return Some(if safe { 304 } else { 412 });
         }
     } else if let (true, Some(d), Some(m)) = (
@@ -197,7 +203,8 @@ fn preconditions(head: &Head, etag: &[u8], mtime: Option<SystemTime>) -> Option<
         head.header("if-modified-since").and_then(http_date),
         mtime,
     ) {
-        if m <= d {
+        // A date later than our clock is invalid (RFC 9110 §13.1.3), so ignored, as nginx does.
+        if m <= d && d <= SystemTime::now() {
             return Some(304);
         }
     }
@@ -477,20 +484,28 @@ pub fn parse_ranges(v: &[u8], size: u64) -> RangeSpec {
     let Ok(v) = std::str::from_utf8(v) else {
         return RangeSpec::Ignore;
     };
-    let Some(set) = v.trim().strip_prefix("bytes=") else {
+    // The unit is case-insensitive (RFC 9110 §14.1), as nginx and lighttpd read it.
+    let v = v.trim();
+    let Some(set) = v.get(6..).filter(|_| v[..6].eq_ignore_ascii_case("bytes=")) else {
         return RangeSpec::Ignore;
     };
+    let specs = set.split(',').map(str::trim).filter(|s| !s.is_empty());
+    if specs.clone().next().is_none() {
+        // `bytes=` names no range at all: not a valid Range, so ignored.
+        return RangeSpec::Ignore;
+    }
     let mut out = Vec::new();
-    for spec in set.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for spec in specs {
         let Some((a, b)) = spec.split_once('-') else {
             return RangeSpec::Ignore;
         };
         let (a, b) = (a.trim(), b.trim());
+        // Digits past u64 name a position beyond any file: as large as it gets.
         let num = |s: &str| -> Option<u64> {
             if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
                 None
             } else {
-                s.parse().ok()
+                Some(s.parse().unwrap_or(u64::MAX))
             }
         };
         if a.is_empty() {
@@ -545,6 +560,19 @@ mod tests {
         assert_eq!(parse_ranges(b"bytes=5-2", 10), Ignore);
         assert_eq!(parse_ranges(b"items=0-1", 10), Ignore);
         assert_eq!(parse_ranges(b"bytes=a-b", 10), Ignore);
+        // The unit in any case; an empty set is no Range; a huge end is the file's end.
+        assert_eq!(parse_ranges(b"Bytes=0-1", 10), Ranges(vec![(0, 1)]));
+        assert_eq!(parse_ranges(b"BYTES=-2", 10), Ranges(vec![(8, 9)]));
+        assert_eq!(parse_ranges(b"bytes=", 10), Ignore);
+        assert_eq!(parse_ranges(b"bytes= , ", 10), Ignore);
+        assert_eq!(
+            parse_ranges(b"bytes=0-99999999999999999999999", 10),
+            Ranges(vec![(0, 9)])
+        );
+        assert_eq!(
+            parse_ranges(b"bytes=99999999999999999999999-", 10),
+            Unsatisfiable
+        );
     }
 
     #[test]

@@ -143,11 +143,79 @@ fn a_missing_or_repeated_host_in_http11_is_400_and_http10_needs_none() {
     assert_eq!(s.raw("GET /notes.txt HTTP/1.0\r\n\r\n").status, 200);
 }
 
+/// Host is `uri-host [":" port]` (RFC 9110 §7.2) and an http URI's host is never empty
+/// (§4.2.1): anything else is 400 (RFC 9112 §3.2), as lighttpd answers; so is an
+/// absolute-form target with userinfo (§4.2.4), a fragment or no host (nginx, lighttpd).
+#[test]
+fn invalid_hosts_and_absolute_forms_without_a_valid_host_are_400() {
+    let s = Server::shipped();
+    for host in [
+        "",
+        "[::1",
+        "::1",
+        "localhost:abc",
+        "x<y",
+        "a\"b",
+        "a{b",
+        "a|b",
+        "a#b",
+        "a?b",
+    ] {
+        let r = s.raw(&format!("GET /notes.txt HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+        assert_eq!(r.status, 400, "Host: {host}");
+    }
+    for host in [
+        "example.test",
+        "a.test:8080",
+        "127.0.0.1:1",
+        "[::1]:80",
+        "under_score",
+    ] {
+        let r = s.raw(&format!(
+            "GET /notes.txt HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(r.status, 200, "Host: {host}");
+    }
+    for target in [
+        "http://x#frag/notes.txt",
+        "http:///notes.txt",
+        "http://u:p@x.test/notes.txt",
+        "http://x<y/notes.txt",
+    ] {
+        let r = s.raw(&format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n"));
+        assert_eq!(r.status, 400, "{target}");
+    }
+}
+
 #[test]
 fn absolute_form_targets_are_accepted() {
     let s = Server::shipped();
     let r = s.raw("GET http://example.test/notes.txt HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n");
     assert_eq!((r.status, r.text().as_str()), (200, "just text\n"));
+}
+
+/// The request line, chunk lines and trailers are read by the head's rules: a space in
+/// the target is a malformed line (400, not 505); a bare CR in a chunk extension or a
+/// trailer, a trailer without a name, or 8 KiB of trailers is refused (RFC 9112 §2.2,
+/// §7.1); an empty Expect asks for nothing.
+#[test]
+fn malformed_lines_in_the_target_chunks_and_trailers_are_400() {
+    let s = Server::shipped();
+    assert_eq!(s.raw("GET /a b HTTP/1.1\r\nHost: t\r\n\r\n").status, 400);
+    let post = |body: &str| {
+        s.raw(&format!(
+            "POST /cgi-bin/hello.sh HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{body}"
+        ))
+        .status
+    };
+    assert_eq!(post("5;a=x\ry\r\nhello\r\n0\r\n\r\n"), 400);
+    assert_eq!(post("5\r\nhello\r\n0\r\nX-A: a\rb\r\n\r\n"), 400);
+    assert_eq!(post("5\r\nhello\r\n0\r\nno colon\r\n\r\n"), 400);
+    let many: String = (0..1000).map(|i| format!("X-T-{i}: v\r\n")).collect();
+    assert_eq!(post(&format!("5\r\nhello\r\n0\r\n{many}\r\n")), 431);
+    assert_eq!(post("0005\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"), 200);
+    let r = s.raw("GET /notes.txt HTTP/1.1\r\nHost: t\r\nExpect:\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
 }
 
 #[test]

@@ -117,3 +117,28 @@ fn a_hidden_name_stays_hidden_even_as_a_folder_or_a_link_out_of_the_root() {
         );
     }
 }
+
+/// A last `.` or `..` segment leaves a folder (RFC 3986 §5.2.4): `/notes.txt/.` names a
+/// folder that is not there (404, as nginx says), `/subdir/.` and `/subdir/x/..` the folder
+/// itself, whose index is served there without a redirect (nginx too).
+#[test]
+fn a_last_dot_segment_names_a_folder() {
+    let s = Server::shipped();
+    let get = |path: &str| {
+        s.raw(&format!(
+            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        ))
+    };
+    for path in ["/notes.txt/.", "/notes.txt/x/..", "/notes.txt/%2e"] {
+        assert_eq!(get(path).status, 404, "{path}");
+    }
+    for path in ["/subdir/.", "/subdir/x/..", "/subdir/%2E"] {
+        let r = get(path);
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "<p>subdir index</p>\n".into()),
+            "{path}"
+        );
+    }
+    assert_eq!(get("/notes.txt").status, 200);
+}

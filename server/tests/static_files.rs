@@ -35,6 +35,44 @@ fn if_none_match_and_if_modified_since_give_304() {
     assert_eq!(req(&s, "/notes.txt", &both).status, 200);
 }
 
+/// An HTTP-date `days` from now, by `date` (GNU coreutils).
+fn http_date_in(days: i32) -> String {
+    let out = std::process::Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!("{days} days"),
+            "+%a, %d %b %Y %H:%M:%S GMT",
+        ])
+        .env("LC_ALL", "C")
+        .output()
+        .expect("date");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Field lines of one name are one list (RFC 9110 §5.3), so a match on any If-None-Match
+/// or If-Match line counts; an If-Modified-Since later than the server's clock is invalid
+/// and ignored (§13.1.3), as nginx ignores it.
+#[test]
+fn every_condition_line_counts_and_a_date_from_the_future_is_ignored() {
+    let s = Server::shipped();
+    let etag = s.get("/notes.txt").header("etag").unwrap().to_string();
+    let inm = format!("If-None-Match: \"x\"\r\nIf-None-Match: {etag}\r\n");
+    assert_eq!(req(&s, "/notes.txt", &inm).status, 304);
+    let im = format!("If-Match: \"x\"\r\nIf-Match: {etag}\r\n");
+    assert_eq!(req(&s, "/notes.txt", &im).status, 200);
+    let im = "If-Match: \"x\"\r\nIf-Match: \"y\"\r\n";
+    assert_eq!(req(&s, "/notes.txt", im).status, 412);
+    let future = format!("If-Modified-Since: {}\r\n", http_date_in(2));
+    assert_eq!(req(&s, "/notes.txt", &future).status, 200, "{future}");
+    let yesterday = format!("If-Modified-Since: {}\r\n", http_date_in(-1));
+    assert_eq!(
+        req(&s, "/notes.txt", &yesterday).status,
+        200,
+        "written since"
+    );
+}
+
 #[test]
 fn if_match_that_fails_gives_412() {
     let s = Server::shipped();

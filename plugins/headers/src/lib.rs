@@ -22,14 +22,14 @@ pub struct Headers {
 }
 
 /// The security preset: no MIME sniffing, no full URLs leaked to other sites, no framing
-/// by other sites (CSP `frame-ancestors` for current browsers, `X-Frame-Options` for old
+/// by other sites (`X-Frame-Options` for old browsers, CSP `frame-ancestors` for current
 /// ones). Each is added only when the answer has none (a script's own policy wins).
-const SECURITY: [(&str, &str); 4] = [
+const SECURITY: [(&str, &str); 3] = [
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "strict-origin-when-cross-origin"),
-    ("Content-Security-Policy", "frame-ancestors 'self'"),
     ("X-Frame-Options", "SAMEORIGIN"),
 ];
+const FRAME_ANCESTORS: (&str, &str) = ("Content-Security-Policy", "frame-ancestors 'self'");
 
 impl Headers {
     /// The preset, for headers the answer does not set itself.
@@ -38,10 +38,19 @@ impl Headers {
             return;
         }
         // Appended when absent: the same as set, without the host looking for one to replace.
+        let mut own_frame_policy = false;
         for (name, value) in SECURITY {
-            if !head.has(name) {
+            if head.has(name) {
+                own_frame_policy = name == "X-Frame-Options";
+            } else {
                 let _ = head.append(name, value);
             }
+        }
+        // Browsers follow frame-ancestors over X-Frame-Options: ours would turn the
+        // answer's own `X-Frame-Options: DENY` into 'self'.
+        let (name, value) = FRAME_ANCESTORS;
+        if !own_frame_policy && !head.has(name) {
+            let _ = head.append(name, value);
         }
     }
 

@@ -36,6 +36,15 @@ fn the_security_preset_reaches_every_status_but_keeps_an_answers_own_policy() {
     let own = TestResponse::new(200).header("X-Frame-Options", "DENY");
     let seen = c.filter(&TestRequest::get("/x"), &own);
     assert_eq!(seen.all("x-frame-options"), vec!["DENY"]);
+    // Browsers follow frame-ancestors over X-Frame-Options: ours would undo the DENY.
+    assert_eq!(seen.header("content-security-policy"), None);
+    let own_csp = TestResponse::new(200).header("Content-Security-Policy", "script-src 'self'");
+    let seen = c.filter(&TestRequest::get("/x"), &own_csp);
+    assert_eq!(
+        seen.all("content-security-policy"),
+        vec!["script-src 'self'"]
+    );
+    assert_eq!(seen.header("x-frame-options"), Some("SAMEORIGIN"));
     let off = case("{}").filter(&TestRequest::get("/x"), &TestResponse::new(200));
     assert_eq!(off.header("x-content-type-options"), None);
 }

@@ -574,6 +574,20 @@ const TCHAR: [bool; 256] = {
 /// authority of an absolute-form target once it has no userinfo. Not empty: an http URI's
 /// host never is (RFC 9110 §4.2.1).
 pub fn is_authority(a: &[u8]) -> bool {
+    // Most are a name or an IPv4 address, and a port: one scan to the colon.
+    let end = a
+        .iter()
+        .position(|&b| !REG_NAME[usize::from(b)])
+        .unwrap_or(a.len());
+    match a.get(end) {
+        None => end > 0,
+        Some(b':') if end > 0 => a[end + 1..].iter().all(u8::is_ascii_digit),
+        _ => is_any_authority(a),
+    }
+}
+
+/// `is_authority` for an IP literal or a host with percent-escapes.
+fn is_any_authority(a: &[u8]) -> bool {
     let (host, port) = match a.first() {
         Some(b'[') => match a.iter().position(|&b| b == b']') {
             Some(end) => (&a[..=end], &a[end + 1..]),
@@ -587,13 +601,11 @@ pub fn is_authority(a: &[u8]) -> bool {
 
 /// An IP literal in brackets (IPv6 or IPvFuture), or a reg-name (an IPv4 address is one).
 fn is_uri_host(host: &[u8]) -> bool {
-    let unreserved_or_sub_delim =
-        |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b);
     if let Some(inside) = host.strip_prefix(b"[").and_then(|h| h.strip_suffix(b"]")) {
         return !inside.is_empty()
             && inside
                 .iter()
-                .all(|&b| unreserved_or_sub_delim(b) || b == b':');
+                .all(|&b| REG_NAME[usize::from(b)] || b == b':');
     }
     let mut i = 0;
     while i < host.len() {
@@ -604,12 +616,41 @@ fn is_uri_host(host: &[u8]) -> bool {
             {
                 i += 3
             }
-            b if unreserved_or_sub_delim(b) => i += 1,
+            b if REG_NAME[usize::from(b)] => i += 1,
             _ => return false,
         }
     }
     !host.is_empty()
 }
+
+/// `unreserved / sub-delims` (RFC 3986 §2.2, §2.3): a reg-name's bytes but `%`, by value.
+const REG_NAME: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    t
+};
 
 /// Is this byte string allowed in a header value (no CR, LF, NUL or other controls but tab)?
 pub fn is_field_value(s: &[u8]) -> bool {

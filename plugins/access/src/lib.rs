@@ -106,12 +106,27 @@ fn rule(n: usize, c: RuleConf) -> Result<Rule, String> {
         deny: list("deny", &c.deny)?,
         shown: c.prefix,
     };
+    if let Some((d, a)) = shadowed_deny(&r) {
+        return Err(format!(
+            "{at}: deny {d} can never apply: allow {a} covers it, and a rule looks at its allow list first\n  fix: put deny = [\"{d}\"] in a rule of its own with the same prefix, before this one (the first rule that names an address decides, as nginx's first matching allow or deny line does)"
+        ));
+    }
     if r.allow.is_empty() && r.deny.is_empty() {
         return Err(format!(
             "{at}: allow and deny are both empty\n  expected: addresses or networks in allow = [...] and/or deny = [...], like allow = [\"127.0.0.1\"], deny = [\"all\"]"
         ));
     }
     Ok(r)
+}
+
+/// A deny entry within one of the same rule's allow entries (it would never decide), and
+/// that allow entry. `all` is two networks, so `deny = ["all"]` is never shadowed but by
+/// `allow = ["all"]`.
+fn shadowed_deny(r: &Rule) -> Option<(IpNet, IpNet)> {
+    r.deny.iter().find_map(|d| {
+        let covered = r.allow.iter().find(|a| a.contains(d))?;
+        Some((*d, *covered))
+    })
 }
 
 /// Refuse a rule that allows some addresses when nothing after it denies anyone on its
@@ -285,6 +300,28 @@ mod tests {
         let e = refused(r#"{"prefix": "/a", "deny": ["all"], "order": 1}"#);
         assert!(e.contains("unknown field `order`"), "{e}");
         assert!(refused("").contains("expected at least one"));
+    }
+
+    /// nginx reads `deny 127.0.0.2; allow 127.0.0.0/8;` in order; here a rule's allow list
+    /// comes first, so such a deny would silently never apply: refused, with the fix.
+    #[test]
+    fn a_deny_inside_the_same_rules_allow_is_refused_with_the_fix() {
+        let e = refused(r#"{"prefix": "/a", "deny": ["127.0.0.2"], "allow": ["127.0.0.0/8"]}"#);
+        assert!(
+            e.contains("rule 1 (prefix = \"/a\"): deny 127.0.0.2/32 can never apply: allow 127.0.0.0/8 covers it"),
+            "{e}"
+        );
+        assert!(
+            e.contains("in a rule of its own with the same prefix, before this one"),
+            "{e}"
+        );
+        // The fix works: the first rule denies 127.0.0.2, the second lets the rest in.
+        let c = case(
+            r#"{"prefix": "/a", "deny": ["127.0.0.2"]}, {"prefix": "/a", "allow": ["127.0.0.0/8"], "deny": ["all"]}"#,
+        );
+        assert!(denied(&c, "/a/x", "127.0.0.2"));
+        assert!(!denied(&c, "/a/x", "127.0.0.3"));
+        assert!(denied(&c, "/a/x", "10.0.0.1"));
     }
 
     #[test]

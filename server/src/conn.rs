@@ -32,6 +32,10 @@ pub struct Shared {
     pub stop: tokio::sync::Notify,
     /// Accept loops still running (a worker tells its master once none is).
     pub accepting: AtomicUsize,
+    /// The stop is a reload's: the new workers serve, so requests in flight finish however
+    /// long they take (each still under its own timeouts), as nginx's old workers do.
+    /// Cleared by a stop with `shutdown_timeout` that comes after.
+    pub retiring: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -162,6 +166,7 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
     // later is a compare-and-swap, where a new timer per request took the timer lock twice.
     let idle = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(idle);
+    let mut lingered = false;
     while let Some(wait) = idle_wait(&slot.0, served) {
         idle.as_mut().reset(Instant::now() + wait);
         // In this order, without drawing a random one first: bytes that arrived are served
@@ -184,10 +189,14 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
             Ok(Next::Linger) => {
                 // Boxed: its scratch buffer must not be part of every idle connection's state.
                 Box::pin(linger(&mut stream)).await;
+                lingered = true;
                 break;
             }
             Ok(Next::Close) | Err(_) => break,
         }
+    }
+    if !lingered {
+        Box::pin(close_notify(&mut stream)).await;
     }
     // `slot`, a parameter, is dropped after the locals borrowing it: the count goes down last.
 }
@@ -203,6 +212,15 @@ fn idle_wait(shared: &Shared, served: u32) -> Option<Duration> {
         (0, true) => Some(limits.header_timeout.min(FIRST_REQUEST_GRACE)),
         (_, false) => Some(limits.keepalive_timeout),
         (_, true) => None,
+    }
+}
+
+/// A TLS connection ends with close_notify (RFC 8446 §6.1 MUST), so the client can tell our
+/// close from a cut; at most a moment for a client that does not read. A plain one just
+/// closes.
+async fn close_notify(stream: &mut impl Wire) {
+    if stream.plain().is_none() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
     }
 }
 

@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 pub enum ToWorker {
     /// The configuration text to serve (the first message; validated by the master).
     Config { text: String },
-    /// Stop accepting, finish the requests in flight, exit.
+    /// Stop accepting, finish the requests in flight (within `shutdown_timeout`), exit.
     Stop,
+    /// A reload: stop accepting, finish the requests in flight however long they take, exit.
+    /// A `Stop` after it sets the deadline.
+    Retire,
     /// Open the access log's path anew (SIGUSR1).
     Reopen,
 }

@@ -100,7 +100,7 @@ impl RequestError {
             BadPath => "the path is malformed or leaves the root",
             RedirectLoop => "too many local redirects",
             RewriteLoop => "the request was rewritten too many times",
-            Misdirected => "the connection's server name (SNI) and the Host name different sites",
+            Misdirected => "the TLS server name (SNI) and the Host header lead to different sites",
         }
     }
 }

@@ -473,6 +473,7 @@ pub fn reason(status: u16) -> &'static str {
         415 => "Unsupported Media Type",
         416 => "Range Not Satisfiable",
         417 => "Expectation Failed",
+        421 => "Misdirected Request",
         422 => "Unprocessable Content",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
@@ -663,6 +664,17 @@ pub fn is_field_value(s: &[u8]) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn statuses_the_host_sends_have_their_rfc_9110_reason_phrases() {
+        for (status, phrase) in [
+            (421, "Misdirected Request"),
+            (413, "Content Too Large"),
+            (505, "HTTP Version Not Supported"),
+        ] {
+            assert_eq!(reason(status), phrase);
+        }
+    }
 
     #[test]
     fn authorities_follow_the_uri_host_grammar() {

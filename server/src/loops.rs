@@ -30,6 +30,7 @@ pub fn shared_state(
         stopping: Default::default(),
         stop: Default::default(),
         accepting: Default::default(),
+        retiring: Default::default(),
     }))
 }
 

@@ -22,10 +22,17 @@ fn main() -> ExitCode {
     // close-on-exec (ours already are). Done first, while there is only one thread.
     close_fds::set_fds_cloexec(3, &[]);
     let cli = cli::Cli::parse();
-    let log_config = simplelog::ConfigBuilder::new()
+    let mut log_config = simplelog::ConfigBuilder::new();
+    log_config
         .set_target_level(simplelog::LevelFilter::Off)
-        .set_thread_level(simplelog::LevelFilter::Off)
-        .build();
+        .set_thread_level(simplelog::LevelFilter::Off);
+    // rustls warns about what clients send (an IP address as SNI, a renegotiation), echoing
+    // it without saying who: a client could fill the log. Our own line for a failed
+    // handshake is at debug, with the address; so are rustls' then.
+    if cli.log_level < simplelog::LevelFilter::Debug {
+        log_config.add_filter_ignore_str("rustls");
+    }
+    let log_config = log_config.build();
     let _ = simplelog::WriteLogger::init(cli.log_level, log_config, std::io::stderr());
 
     match start(&cli) {

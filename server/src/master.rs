@@ -57,6 +57,8 @@ struct Worker {
     ready: bool,
     /// Told to stop: its exit is expected, not a crash.
     stopping: bool,
+    /// Told to stop by a reload, without a deadline (a later stop sets one).
+    retiring: bool,
 }
 
 /// What happens to the master, one at a time.
@@ -454,6 +456,7 @@ impl Master {
                 started: Instant::now(),
                 ready: false,
                 stopping: false,
+                retiring: false,
             },
         );
         Ok(())
@@ -507,10 +510,11 @@ impl Master {
             let Some(w) = self.workers.get_mut(id) else {
                 continue;
             };
-            if w.stopping {
+            if w.stopping && !w.retiring {
                 continue;
             }
             w.stopping = true;
+            w.retiring = false;
             let _ = w.to.write_all(&control::line(&ToWorker::Stop)).await;
             let tx = self.tx.clone();
             let id = *id;
@@ -518,6 +522,22 @@ impl Master {
                 tokio::time::sleep(grace).await;
                 let _ = tx.send(Event::Overdue(id));
             });
+        }
+    }
+
+    /// A reload's old workers: they stop accepting and finish what is in flight however long
+    /// it takes (a download is not cut), as nginx's old workers do; no SIGKILL follows.
+    async fn retire(&mut self, ids: &[u64]) {
+        for id in ids {
+            let Some(w) = self.workers.get_mut(id) else {
+                continue;
+            };
+            if w.stopping {
+                continue;
+            }
+            w.stopping = true;
+            w.retiring = true;
+            let _ = w.to.write_all(&control::line(&ToWorker::Retire)).await;
         }
     }
 
@@ -647,7 +667,7 @@ impl Master {
             .filter(|(_, w)| w.generation < generation)
             .map(|(id, _)| *id)
             .collect();
-        self.stop(&old).await;
+        self.retire(&old).await;
         let added: Vec<_> = bound
             .iter()
             .filter(|b| !self.bound.iter().any(|o| o.wanted == b.wanted))

@@ -52,7 +52,8 @@ fn defers_accept(socket: &std::net::TcpListener) -> bool {
 }
 
 /// Accept on every listener until a stop, then keep driving this loop until every
-/// connection (on every loop) has finished, or the shutdown timeout passes.
+/// connection (on every loop) has finished, or the shutdown timeout passes (none for a
+/// reload's stop).
 pub async fn run(
     listeners: Vec<std::net::TcpListener>,
     shared: Arc<Shared>,
@@ -68,8 +69,16 @@ pub async fn run(
     for a in accepting {
         let _ = a.await;
     }
-    let deadline = tokio::time::Instant::now() + shared.limits.shutdown_timeout;
-    while shared.open.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+    // A reload's stop has no deadline until a stop with one comes (the timeout runs from then).
+    let mut deadline = None;
+    while shared.open.load(Ordering::SeqCst) > 0 {
+        let now = tokio::time::Instant::now();
+        if !shared.retiring.load(Ordering::SeqCst) {
+            let by = *deadline.get_or_insert(now + shared.limits.shutdown_timeout);
+            if now >= by {
+                break;
+            }
+        }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     Ok(())
@@ -190,21 +199,30 @@ fn warn_at_the_cap(limit: usize) {
     }
 }
 
-/// The answer to plain HTTP on a TLS port.
-const PLAIN_ON_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 58\r\nConnection: close\r\n\r\nThis port speaks HTTPS: ask for https:// and not http://.\n";
+/// The body of the answer to plain HTTP on a TLS port.
+const PLAIN_ON_TLS: &str = "This port speaks HTTPS: ask for https:// and not http://.\n";
 
-/// A client that speaks plain HTTP to a TLS port (its first byte a letter, where a TLS
-/// record starts with its type, 20 to 24) gets a 400 in plain HTTP saying so, as nginx and
-/// Go's server answer, instead of a TLS alert it cannot read. Its request is read first,
-/// so that our close does not reset the answer away.
+/// A client that speaks plain HTTP to a TLS port (its first byte not a TLS handshake
+/// record's 0x16, nor an SSLv2 hello's high bit: nginx's test) gets a 400 in plain HTTP
+/// saying so, as nginx and Go's server answer, instead of a TLS alert it cannot read. Its
+/// request is read first, so that our close does not reset the answer away.
 async fn plain_http_on_tls(stream: &mut TcpStream) -> bool {
     use tokio::io::AsyncWriteExt;
     let mut first = [0u8; 1];
-    if !matches!(stream.peek(&mut first).await, Ok(1)) || !first[0].is_ascii_uppercase() {
+    if !matches!(stream.peek(&mut first).await, Ok(1)) || first[0] == 0x16 || first[0] >= 0x80 {
         return false;
     }
     let _ = stream.try_read(&mut [0u8; 8192]);
-    let _ = stream.write_all(PLAIN_ON_TLS).await;
+    let mut answer = b"HTTP/1.1 400 Bad Request\r\nDate: ".to_vec();
+    crate::http::date_now(&mut answer);
+    answer.extend_from_slice(
+        format!(
+            "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{PLAIN_ON_TLS}",
+            PLAIN_ON_TLS.len()
+        )
+        .as_bytes(),
+    );
+    let _ = stream.write_all(&answer).await;
     let _ = stream.shutdown().await;
     true
 }

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A TLS connection after its handshake.
@@ -253,8 +253,13 @@ fn forget_readable(tcp: &TcpStream) {
 }
 
 impl Wire for TlsStream {
-    /// Decrypted bytes already held count as ready; otherwise wait for the socket.
+    /// Decrypted bytes already held count as ready; otherwise wait for the socket, after
+    /// sending what the last records asked for (an alert refusing a renegotiation, a
+    /// KeyUpdate), which would otherwise wait until our next answer.
     async fn ready(&mut self) -> io::Result<()> {
+        if self.get_ref().1.wants_write() {
+            self.flush().await?;
+        }
         let (tcp, tls) = self.get_mut();
         let held = tls.process_new_packets().map_or(true, |s| {
             s.plaintext_bytes_to_read() > 0 || s.peer_has_closed()

@@ -112,6 +112,13 @@ async fn obey(
         };
         let reply = match msg {
             Ok(ToWorker::Stop) => {
+                shared.retiring.store(false, Ordering::SeqCst);
+                shared.begin_stop();
+                drained(&shared).await;
+                ToMaster::Draining
+            }
+            Ok(ToWorker::Retire) => {
+                shared.retiring.store(true, Ordering::SeqCst);
                 shared.begin_stop();
                 drained(&shared).await;
                 ToMaster::Draining

@@ -230,6 +230,30 @@ fn a_download_in_flight_across_a_reload_completes_intact() {
     assert!(first[head_end..] == data[..], "the body differs");
 }
 
+/// A reload's old workers have no deadline (nginx sets none for its old workers): a
+/// download slower than `shutdown_timeout` still completes, where a stop would cut it.
+#[test]
+fn a_slow_download_outlives_shutdown_timeout_across_a_reload() {
+    let s = Server::start(CHAIN, "[limits]\nshutdown_timeout = 1.0\n");
+    let data: Vec<u8> = (0..48u32 << 20).map(|i| (i % 253) as u8).collect();
+    std::fs::write(s.root.join("big.bin"), &data).unwrap();
+    let mut c = s.connect();
+    c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut first = vec![0u8; 64 << 10];
+    c.read_exact(&mut first).unwrap();
+    sighup(&s);
+    reloaded(&s, 1);
+    // Well past shutdown_timeout (and the 2 s the master adds before a SIGKILL).
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    first.extend_from_slice(&rest);
+    let head_end = first.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(first.len() - head_end, data.len());
+    assert!(first[head_end..] == data[..], "the body differs");
+}
+
 #[test]
 fn single_process_mode_reloads_the_chain_in_place() {
     let s = Server::start(

@@ -165,10 +165,18 @@ fn self_signed_mode_serves_https_with_no_files_and_says_so() {
 fn plain_http_to_a_tls_port_gets_a_plain_400_saying_so_and_tls_goes_on() {
     // As nginx and Go's server answer, where a TLS alert would leave the client guessing.
     let s = Server::start_on("https://127.0.0.1:0", CHAIN, "");
-    let r = s.raw("GET /plain.html HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(r.status, 400, "{}", r.raw_head);
-    assert_eq!(r.header("connection"), Some("close"));
-    assert!(r.text().contains("https://"), "{}", r.text());
+    // Whatever the first byte, unless it starts a TLS handshake (nginx's test).
+    for req in [
+        "GET /plain.html HTTP/1.1",
+        "get /plain.html HTTP/1.1",
+        "\r\nGET / HTTP/1.1",
+    ] {
+        let r = s.raw(&format!("{req}\r\nHost: t\r\n\r\n"));
+        assert_eq!(r.status, 400, "{req:?}: {}", r.raw_head);
+        assert_eq!(r.header("connection"), Some("close"));
+        assert!(r.header("date").is_some(), "{}", r.raw_head);
+        assert!(r.text().contains("https://"), "{}", r.text());
+    }
     let out = Command::new("curl")
         .args([
             "-sSk",
@@ -183,6 +191,88 @@ fn plain_http_to_a_tls_port_gets_a_plain_400_saying_so_and_tls_goes_on() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+}
+
+/// Every way an HTTP/1.1 connection over TLS ends (the client's Connection: close, an
+/// HTTP/1.0 answer that only the close delimits, the keep-alive timeout) ends with
+/// close_notify (RFC 8446 §6.1), so a client can tell the end from a cut (RFC 9112 §9.8).
+/// Python's ssl with `suppress_ragged_eofs=False` raises on an EOF without it.
+#[test]
+fn tls_connections_end_with_close_notify() {
+    let s = Server::start_on(
+        "https://127.0.0.1:0",
+        CHAIN,
+        "[limits]\nkeepalive_timeout = 1.0\n",
+    );
+    let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+port = int(sys.argv[1])
+for req in [b"GET /plain.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            b"GET /cgi-bin/hello.sh HTTP/1.0\r\n\r\n",
+            b"GET /plain.html HTTP/1.1\r\nHost: t\r\n\r\n"]:
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), suppress_ragged_eofs=False)
+    s.settimeout(10); s.sendall(req); got = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        print("close_notify", got.split(b"\r\n")[0].decode())
+    except ssl.SSLError as e:
+        print("cut", e)
+"#;
+    let out = Command::new("timeout")
+        .args(["30", "python3", "-c", script])
+        .arg(s.addr.port().to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "close_notify HTTP/1.1 200 OK",
+            "close_notify HTTP/1.1 200 OK",
+            "close_notify HTTP/1.1 200 OK"
+        ],
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A TLS 1.2 client asking to renegotiate gets the no_renegotiation alert at once (RFC 5246
+/// §7.2.2, as nginx sends it), not a wait for an answer that never comes.
+#[test]
+fn a_renegotiation_is_refused_at_once_with_an_alert() {
+    use std::io::Write;
+    let s = Server::start_on("https://127.0.0.1:0", CHAIN, "");
+    let mut child = Command::new("timeout")
+        .args(["15", "openssl", "s_client", "-tls1_2", "-alpn", "http/1.1"])
+        .arg("-connect")
+        .arg(s.addr.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run openssl");
+    let mut stdin = child.stdin.take().unwrap();
+    // s_client takes commands once its handshake is done.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let asked = std::time::Instant::now();
+    stdin.write_all(b"R\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("RENEGOTIATING"), "{text}");
+    assert!(text.contains("no renegotiation"), "{text}");
+    // The header timeout (20 s) is what ended it before.
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    drop(stdin);
 }
 
 /// What `openssl s_client` says about one handshake with the server.

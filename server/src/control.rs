@@ -3,11 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A TLS session ticket key (ChaCha20-Poly1305, 256 bits).
+pub type TicketKey = [u8; 32];
+
 /// Master → worker.
 #[derive(Serialize, Deserialize, Debug)]
 pub enum ToWorker {
-    /// The configuration text to serve (the first message; validated by the master).
-    Config { text: String },
+    /// The configuration text to serve (the first message; validated by the master), and
+    /// the key that seals TLS session tickets, the same for every worker so a client
+    /// resumes on whichever accepts it.
+    Config { text: String, ticket_key: TicketKey },
     /// Stop accepting, finish the requests in flight (within `shutdown_timeout`), exit.
     Stop,
     /// A reload: stop accepting, finish the requests in flight however long they take, exit.

@@ -33,6 +33,7 @@ pub mod signals;
 pub mod sites;
 pub mod static_file;
 pub mod stats;
+pub mod tickets;
 pub mod tls;
 pub mod wire;
 pub mod worker;

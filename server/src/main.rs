@@ -3,7 +3,7 @@
 
 use server::{
     access_log, banner, cli, config, fault, listeners, loops, master, notify, privileges, signals,
-    sites, tls, worker,
+    sites, tickets, tls, worker,
 };
 
 use clap::Parser;
@@ -104,7 +104,7 @@ fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> 
     if let Some(log) = access_log::file_path(&config) {
         privileges::hand_over(&log, id.as_ref())?;
     }
-    tls::install(&config)?;
+    tls::install(&config, &tickets::new_key()?)?;
     if let Some(id) = &id {
         privileges::become_(id)?;
     }

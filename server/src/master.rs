@@ -136,6 +136,9 @@ struct Master {
     pid_file: Option<PathBuf>,
     /// The new master a USR2 started, while it runs.
     upgrade: Option<u32>,
+    /// Seals TLS session tickets in every worker, of every generation (so a session
+    /// survives a reload too); made at start, never written anywhere.
+    ticket_key: control::TicketKey,
 }
 
 impl Master {
@@ -163,6 +166,7 @@ impl Master {
             stopping: false,
             winched: false,
             pid_file,
+            ticket_key: crate::tickets::new_key()?,
             upgrade: None,
         })
     }
@@ -437,7 +441,10 @@ impl Master {
         let (read, mut to) = tokio::net::UnixStream::from_std(ours)
             .map_err(|e| e.to_string())?
             .into_split();
-        let first = control::line(&ToWorker::Config { text: text.clone() });
+        let first = control::line(&ToWorker::Config {
+            text: text.clone(),
+            ticket_key: self.ticket_key,
+        });
         if let Err(e) = to.write_all(&first).await {
             let _ = child.start_kill();
             return Err(format!("cannot talk to a new worker: {e}"));

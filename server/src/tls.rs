@@ -4,6 +4,7 @@
 
 use crate::config::listeners::{CertFiles, Tls};
 use crate::config::Config;
+use crate::control::TicketKey;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
@@ -24,16 +25,17 @@ const SESSION_CACHE: usize = 10_240;
 /// process before privileges are dropped (key files are often readable by root only).
 static ACCEPTORS: OnceLock<Vec<Option<TlsAcceptor>>> = OnceLock::new();
 
-/// Read every listener's certificates and keep them for `acceptor`.
-pub fn install(config: &Config) -> Result<(), String> {
-    let built = build(config)?;
+/// Read every listener's certificates and keep them for `acceptor`; tickets are sealed with
+/// `ticket_key` (the master's, shared by every worker).
+pub fn install(config: &Config, ticket_key: &TicketKey) -> Result<(), String> {
+    let built = build(config, ticket_key)?;
     let _ = ACCEPTORS.set(built);
     Ok(())
 }
 
 /// Read and check every listener's certificates, keeping nothing (`--check-config`).
 pub fn check(config: &Config) -> Result<(), String> {
-    build(config).map(drop)
+    build(config, &crate::tickets::new_key()?).map(drop)
 }
 
 /// The TLS acceptor of listener `i`, when it speaks TLS.
@@ -41,7 +43,7 @@ pub fn acceptor(i: usize) -> Option<TlsAcceptor> {
     ACCEPTORS.get()?.get(i)?.clone()
 }
 
-fn build(config: &Config) -> Result<Vec<Option<TlsAcceptor>>, String> {
+fn build(config: &Config, ticket_key: &TicketKey) -> Result<Vec<Option<TlsAcceptor>>, String> {
     config
         .tls
         .iter()
@@ -50,7 +52,7 @@ fn build(config: &Config) -> Result<Vec<Option<TlsAcceptor>>, String> {
             None => Ok(None),
             Some(tls) => {
                 let certs = certificates(tls, addr)?;
-                server_config(certs).map(|c| Some(TlsAcceptor::from(Arc::new(c))))
+                server_config(certs, ticket_key).map(|c| Some(TlsAcceptor::from(Arc::new(c))))
             }
         })
         .collect()
@@ -68,8 +70,11 @@ fn certificates(tls: &Tls, addr: &std::net::SocketAddr) -> Result<Vec<Arc<Certif
 }
 
 /// rustls with ring, TLS 1.3 and 1.2 only (its safe cipher suites, in its order), ALPN h2
-/// then http/1.1, resumption by session id and by ticket.
-fn server_config(certs: Vec<Arc<CertifiedKey>>) -> Result<ServerConfig, String> {
+/// then http/1.1, resumption by session id (per worker) and by ticket (on any worker).
+fn server_config(
+    certs: Vec<Arc<CertifiedKey>>,
+    ticket_key: &TicketKey,
+) -> Result<ServerConfig, String> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS: {e}"))?
@@ -80,7 +85,7 @@ fn server_config(certs: Vec<Arc<CertifiedKey>>) -> Result<ServerConfig, String> 
     // wins over the client's, as nginx's ssl_prefer_server_ciphers.
     config.ignore_client_order = true;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
-    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS: {e}"))?;
+    config.ticketer = Arc::new(crate::tickets::SharedTicketer::new(ticket_key)?);
     Ok(config)
 }
 

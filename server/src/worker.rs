@@ -20,9 +20,9 @@ pub fn run(cli: &cli::Cli, slot: usize) -> Result<(), String> {
             .try_clone()
             .map_err(|e| format!("control socket: {e}"))?,
     );
-    let config = configuration(cli, &mut reader)?;
+    let (config, ticket_key) = configuration(cli, &mut reader)?;
     // Key files are often readable by root only: read them before becoming `user`.
-    crate::tls::install(&config)?;
+    crate::tls::install(&config, &ticket_key)?;
     if let Some(id) = privileges::target(config.user.as_deref(), config.group.as_deref())? {
         privileges::become_(&id)?;
     }
@@ -72,19 +72,24 @@ fn inherited() -> Result<(Vec<std::net::TcpListener>, UnixStream), String> {
     Ok((listeners, control))
 }
 
-/// The first message: the configuration text, parsed as if read from `--config`.
-fn configuration(cli: &cli::Cli, reader: &mut impl BufRead) -> Result<config::Config, String> {
+/// The first message: the configuration text, parsed as if read from `--config`, and the
+/// session ticket key.
+fn configuration(
+    cli: &cli::Cli,
+    reader: &mut impl BufRead,
+) -> Result<(config::Config, control::TicketKey), String> {
     let mut line = String::new();
     reader
         .read_line(&mut line)
         .map_err(|e| format!("control socket: {e}"))?;
     match control::parse::<ToWorker>(&line)? {
-        ToWorker::Config { text } => config::Config::from_text(
+        ToWorker::Config { text, ticket_key } => config::Config::from_text(
             &cli.config,
             &text,
             cli.listen.as_deref(),
             cli.root.as_deref(),
-        ),
+        )
+        .map(|c| (c, ticket_key)),
         other => Err(format!("expected the configuration first, got {other:?}")),
     }
 }

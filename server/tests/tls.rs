@@ -517,6 +517,25 @@ fn sessions_resume_with_tls_1_2_and_1_3() {
     }
 }
 
+/// Every worker seals tickets with the master's key, so a session resumes on whichever
+/// worker accepts the next connection (nginx's workers share their ticket keys too);
+/// with a key per worker, about one in two of these would be a full handshake.
+#[test]
+fn a_session_resumes_on_any_worker() {
+    let (s, _ca) = https_server("workers = 2");
+    for v in ["-tls1_2", "-tls1_3"] {
+        let file = s.dir.path().join(format!("session{v}"));
+        let file = file.to_str().unwrap();
+        let ask = "GET /plain.html HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n";
+        let first = s_client_saying(&s, &[v, "-sess_out", file, "-servername", "site.test"], ask);
+        assert!(first.contains("New, TLSv1."), "{v}: {first}");
+        for i in 0..10 {
+            let again = s_client(&s, &[v, "-sess_in", file, "-servername", "site.test"]);
+            assert!(again.contains("Reused, TLSv1."), "{v}, try {i}: {again}");
+        }
+    }
+}
+
 /// A TLS server whose root has a 3 MiB file and a CGI script that echoes its body.
 fn h2_server(extra: &str) -> (Server, Ca, Vec<u8>) {
     let dir = TempDir::new("h2");

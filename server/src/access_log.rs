@@ -61,10 +61,6 @@ const HOLD: usize = 4096;
 struct Held {
     log: Option<Arc<AccessLog>>,
     lines: Vec<u8>,
-    /// The number the next line gets.
-    next: u64,
-    /// Every line numbered below this is written.
-    written: u64,
 }
 
 impl Held {
@@ -73,7 +69,6 @@ impl Held {
             log.write(&self.lines);
         }
         self.lines.clear();
-        self.written = self.next;
     }
 }
 
@@ -85,79 +80,35 @@ impl Drop for Held {
 
 thread_local! {
     static HELD: RefCell<Held> = const {
-        RefCell::new(Held { log: None, lines: Vec::new(), next: 0, written: 0 })
+        RefCell::new(Held { log: None, lines: Vec::new() })
     };
 }
 
-/// A line held by this thread, by number.
-pub struct Ticket(u64);
-
-/// Hold the line `fill` formats for `log`; `written` writes it. The event loop's other
-/// connections answered in the same turn add theirs meanwhile, so under load one write
-/// carries dozens of lines instead of one each (lighttpd buffers its log too; nginx with
-/// `buffer=`). Lines are held after their answer was sent (with the body bytes that went
-/// out), so each is in the log before its connection reads the next request or closes.
-pub fn hold(log: &Arc<AccessLog>, fill: impl FnOnce(&mut Vec<u8>)) -> Ticket {
+/// Hold the line `fill` formats for `log`, after its answer was sent (with the body bytes
+/// that went out). The event loop writes what it holds whenever it has nothing else to run
+/// (`write_held`), and at once past `HOLD` bytes: under load one write carries dozens of
+/// lines instead of one each (lighttpd buffers its log too; nginx with `buffer=`), and no
+/// connection waits for the write.
+pub fn hold(log: &Arc<AccessLog>, fill: impl FnOnce(&mut Vec<u8>)) {
     HELD.with(|held| {
         let mut held = held.borrow_mut();
         if held.log.as_ref().is_some_and(|l| !Arc::ptr_eq(l, log)) {
             held.write();
         }
         held.log = Some(Arc::clone(log));
-        let (start, n) = (held.lines.len(), held.next);
+        let start = held.lines.len();
         fill(&mut held.lines);
-        held.next += 1;
         if held.lines.len() > HOLD && start > 0 {
             log.write(&held.lines[..start]);
             held.lines.drain(..start);
-            held.written = n;
-        }
-        Ticket(n)
-    })
-}
-
-/// Return once the held line is written: first let every other connection that is ready
-/// on this event loop run up to its own line, then write what is held unless one of them
-/// already did.
-pub async fn written(ticket: Ticket) {
-    YieldOnce(false).await;
-    write_held_up_to(ticket.0);
-}
-
-fn write_held_up_to(n: u64) {
-    HELD.with(|held| {
-        let mut held = held.borrow_mut();
-        if held.written <= n {
-            held.write();
         }
     })
 }
 
-/// Write what this thread holds (a line whose connection went away before `written`).
-/// Each event loop calls it whenever it goes idle and once more when it ends.
+/// Write what this thread holds. Each event loop calls it whenever it goes idle (before it
+/// waits for events) and once more when it ends.
 pub fn write_held() {
     HELD.with(|held| held.borrow_mut().write())
-}
-
-/// Pending once, waking itself: the task goes to the back of the event loop's queue, after
-/// the tasks already ready. (tokio's `yield_now` defers the wake until the loop has polled
-/// its driver, which costs an extra `epoll_wait` each turn.)
-struct YieldOnce(bool);
-
-impl std::future::Future for YieldOnce {
-    type Output = ();
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if self.0 {
-            return std::task::Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    }
 }
 
 /// The access log's file, when it is a file (not stderr, not off).

@@ -372,7 +372,7 @@ async fn answer_all(
             Step::Refuse(e) => return Box::pin(refuse(stream, shared, peer, Ok(&head), e)).await,
             Step::Close => {
                 let seen = Logged::of(Some(&head), since);
-                log_access(shared, peer, &seen, RequestError::ClientGone.status(), None).await;
+                log_access(shared, peer, &seen, RequestError::ClientGone.status(), None);
                 return Ok(Next::Close);
             }
         };
@@ -600,39 +600,23 @@ async fn write_reply(
     let status = reply.status;
     let mut bytes = 0;
     let sent = send(stream, reply, wire, shared.limits.send_timeout, &mut bytes).await;
-    log_access(shared, peer, &seen, status, Some(bytes)).await;
+    log_access(shared, peer, &seen, status, Some(bytes));
     crate::stats::get().record(status, bytes, seen.since.elapsed());
     sent
 }
 
-/// One access log line, when the access log is on; returns once it is written (with the
-/// lines of the other connections answered in the same turn).
-pub async fn log_access(
-    shared: &Shared,
-    peer: &Peer,
-    seen: &Logged<'_>,
-    status: u16,
-    bytes: Option<u64>,
-) {
-    if let Some(line) = hold_line(shared, peer, seen, status, bytes) {
-        crate::access_log::written(line).await;
-    }
-}
-
-fn hold_line(
-    shared: &Shared,
-    peer: &Peer,
-    seen: &Logged,
-    status: u16,
-    bytes: Option<u64>,
-) -> Option<crate::access_log::Ticket> {
+/// One access log line, when the access log is on: held with the lines of the event loop's
+/// other answers, and written with them (see `access_log::hold`).
+pub fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, bytes: Option<u64>) {
     let head = seen.head;
     log::debug!(
         "{} {:?} {status}",
         peer.client,
         head.map(|h| String::from_utf8_lossy(&h.target))
     );
-    let log = shared.access_log.as_ref()?;
+    let Some(log) = shared.access_log.as_ref() else {
+        return;
+    };
     let entry = crate::access_log::Entry {
         client: peer.client.ip(),
         user: seen.user,
@@ -643,9 +627,9 @@ fn hold_line(
         referer: head.and_then(|h| h.header("referer")),
         user_agent: head.and_then(|h| h.header("user-agent")),
     };
-    Some(crate::access_log::hold(log, |out| {
+    crate::access_log::hold(log, |out| {
         crate::http::with_date_now(|_, date| crate::access_log::format(out, &entry, date))
-    }))
+    });
 }
 
 /// The request's HTTP version as the access log writes it.

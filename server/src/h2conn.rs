@@ -250,7 +250,7 @@ async fn reply(
     let mut bytes = 0;
     let wait = shared.limits.send_timeout;
     let sent = crate::h2send::send(respond, r, head_only, wait, &mut bytes).await;
-    log_access(shared, peer, &seen, status, Some(bytes)).await;
+    log_access(shared, peer, &seen, status, Some(bytes));
     crate::stats::get().record(status, bytes, seen.since.elapsed());
     sent
 }

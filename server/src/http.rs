@@ -543,33 +543,23 @@ pub fn is_token(s: &[u8]) -> bool {
 }
 
 /// `tchar` (RFC 9110 §5.6.2) by byte value.
-const TCHAR: [bool; 256] = {
+const TCHAR: [bool; 256] = alnum_and(b"!#$%&'*+-.^_`|~");
+
+/// A byte class by value: letters, digits and `extra`.
+const fn alnum_and(extra: &[u8]) -> [bool; 256] {
     let mut t = [false; 256];
     let mut b = 0;
     while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
+        t[b] = (b as u8).is_ascii_alphanumeric();
         b += 1;
     }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
     t
-};
+}
 
 /// `uri-host [":" port]` (RFC 9110 §7.2, RFC 3986 §3.2.2): a valid Host value, and the
 /// authority of an absolute-form target once it has no userinfo. Not empty: an http URI's
@@ -625,33 +615,7 @@ fn is_uri_host(host: &[u8]) -> bool {
 }
 
 /// `unreserved / sub-delims` (RFC 3986 §2.2, §2.3): a reg-name's bytes but `%`, by value.
-const REG_NAME: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-            );
-        b += 1;
-    }
-    t
-};
+const REG_NAME: [bool; 256] = alnum_and(b"-._~!$&'()*+,;=");
 
 /// Is this byte string allowed in a header value (no CR, LF, NUL or other controls but tab)?
 pub fn is_field_value(s: &[u8]) -> bool {

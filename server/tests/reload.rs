@@ -206,28 +206,40 @@ fn sighup_applies_new_limits_and_a_new_access_log() {
     assert!(log.contains("GET /notes.txt?after HTTP/1.1\" 200"), "{log}");
 }
 
-#[test]
-fn a_download_in_flight_across_a_reload_completes_intact() {
-    let s = Server::shipped();
-    let data: Vec<u8> = (0..24u32 << 20).map(|i| (i % 251) as u8).collect();
+/// A download of `mib` MiB under way (its first 64 KiB read): the connection, those bytes,
+/// and the whole file.
+fn download_started(s: &Server, mib: u32) -> (std::net::TcpStream, Vec<u8>, Vec<u8>) {
+    let data: Vec<u8> = (0..mib << 20).map(|i| (i % 251) as u8).collect();
     std::fs::write(s.root.join("big.bin"), &data).unwrap();
     let mut c = s.connect();
     c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut first = vec![0u8; 64 << 10];
     c.read_exact(&mut first).unwrap();
+    (c, first, data)
+}
+
+/// Read the rest of the download and check that the body is the whole file.
+fn download_completes(mut c: std::net::TcpStream, mut got: Vec<u8>, data: &[u8]) {
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    got.extend_from_slice(&rest);
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(got.len() - head_end, data.len());
+    assert!(got[head_end..] == data[..], "the body differs");
+}
+
+#[test]
+fn a_download_in_flight_across_a_reload_completes_intact() {
+    let s = Server::shipped();
+    let (c, first, data) = download_started(&s, 24);
     rewrite(&s, &[plugins_dir()], r#"["no_file", "always_fail"]"#, "");
     sighup(&s);
     reloaded(&s, 1);
     // New connections get the new chain...
     assert_eq!(s.get("/notes.txt").status, 500);
     // ...while the download goes on on the old worker, to its last byte.
-    let mut rest = Vec::new();
-    c.read_to_end(&mut rest).unwrap();
-    first.extend_from_slice(&rest);
-    let head_end = first.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    assert_eq!(first.len() - head_end, data.len());
-    assert!(first[head_end..] == data[..], "the body differs");
+    download_completes(c, first, &data);
 }
 
 /// A reload's old workers have no deadline (nginx sets none for its old workers): a
@@ -235,23 +247,12 @@ fn a_download_in_flight_across_a_reload_completes_intact() {
 #[test]
 fn a_slow_download_outlives_shutdown_timeout_across_a_reload() {
     let s = Server::start(CHAIN, "[limits]\nshutdown_timeout = 1.0\n");
-    let data: Vec<u8> = (0..48u32 << 20).map(|i| (i % 253) as u8).collect();
-    std::fs::write(s.root.join("big.bin"), &data).unwrap();
-    let mut c = s.connect();
-    c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut first = vec![0u8; 64 << 10];
-    c.read_exact(&mut first).unwrap();
+    let (c, first, data) = download_started(&s, 48);
     sighup(&s);
     reloaded(&s, 1);
     // Well past shutdown_timeout (and the 2 s the master adds before a SIGKILL).
     std::thread::sleep(std::time::Duration::from_secs(4));
-    let mut rest = Vec::new();
-    c.read_to_end(&mut rest).unwrap();
-    first.extend_from_slice(&rest);
-    let head_end = first.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    assert_eq!(first.len() - head_end, data.len());
-    assert!(first[head_end..] == data[..], "the body differs");
+    download_completes(c, first, &data);
 }
 
 #[test]

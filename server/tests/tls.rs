@@ -247,15 +247,8 @@ for req in [b"GET /plain.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
 fn a_renegotiation_is_refused_at_once_with_an_alert() {
     use std::io::Write;
     let s = Server::start_on("https://127.0.0.1:0", CHAIN, "");
-    let mut child = Command::new("timeout")
-        .args(["15", "openssl", "s_client", "-tls1_2", "-alpn", "http/1.1"])
-        .arg("-connect")
-        .arg(s.addr.to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run openssl");
+    // Without -ign_eof: that would make `R` a line of data rather than a command.
+    let mut child = s_client_child(&s, &["-tls1_2", "-alpn", "http/1.1"]);
     let mut stdin = child.stdin.take().unwrap();
     // s_client takes commands once its handshake is done.
     std::thread::sleep(std::time::Duration::from_millis(700));
@@ -283,25 +276,27 @@ pub fn s_client(s: &Server, extra: &[&str]) -> String {
 /// `s_client` sending `input` and reading until the server closes.
 pub fn s_client_saying(s: &Server, extra: &[&str], input: &str) -> String {
     use std::io::Write;
-    let mut child = Command::new("timeout")
-        .args(["10", "openssl", "s_client", "-connect"])
-        .arg(s.addr.to_string())
-        .args(extra)
-        .args(if input.is_empty() {
-            None
-        } else {
-            Some("-ign_eof")
-        })
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run openssl");
+    let ign_eof = (!input.is_empty()).then_some("-ign_eof");
+    let mut child = s_client_child(s, &[extra, ign_eof.as_slice()].concat());
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input.as_bytes()).unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// `openssl s_client` connecting to the server (10 s at most), its stdin, stdout and stderr
+/// piped.
+fn s_client_child(s: &Server, extra: &[&str]) -> std::process::Child {
+    Command::new("timeout")
+        .args(["10", "openssl", "s_client", "-connect"])
+        .arg(s.addr.to_string())
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run openssl")
 }
 
 #[test]
@@ -502,18 +497,32 @@ fn sighup_serves_new_certificates_and_downloads_in_flight_finish() {
     assert_eq!(out, format!("200 {}", 6 << 20));
 }
 
+/// A session made with TLS version `v` (`-tls1_2`), saved to a file: its path.
+fn session_saved(s: &Server, v: &str) -> String {
+    let file = s.dir.path().join(format!("session{v}"));
+    let file = file.to_str().unwrap().to_string();
+    // A request answered before the close: the TLS 1.3 tickets arrive before it.
+    let ask = "GET /plain.html HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n";
+    let first = s_client_saying(s, &[v, "-sess_out", &file, "-servername", "site.test"], ask);
+    assert!(first.contains("New, TLSv1."), "{v}: {first}");
+    file
+}
+
+/// A new connection offering the saved session: is it resumed?
+fn resumes(s: &Server, v: &str, file: &str) -> Result<(), String> {
+    let again = s_client(s, &[v, "-sess_in", file, "-servername", "site.test"]);
+    match again.contains("Reused, TLSv1.") {
+        true => Ok(()),
+        false => Err(again),
+    }
+}
+
 #[test]
 fn sessions_resume_with_tls_1_2_and_1_3() {
     let (s, _ca) = https_server("workers = 1");
     for v in ["-tls1_2", "-tls1_3"] {
-        let file = s.dir.path().join(format!("session{v}"));
-        let file = file.to_str().unwrap();
-        // A request answered before the close: the TLS 1.3 tickets arrive before it.
-        let ask = "GET /plain.html HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n";
-        let first = s_client_saying(&s, &[v, "-sess_out", file, "-servername", "site.test"], ask);
-        assert!(first.contains("New, TLSv1."), "{v}: {first}");
-        let again = s_client(&s, &[v, "-sess_in", file, "-servername", "site.test"]);
-        assert!(again.contains("Reused, TLSv1."), "{v}: {again}");
+        let file = session_saved(&s, v);
+        resumes(&s, v, &file).unwrap_or_else(|again| panic!("{v}: {again}"));
     }
 }
 
@@ -524,14 +533,9 @@ fn sessions_resume_with_tls_1_2_and_1_3() {
 fn a_session_resumes_on_any_worker() {
     let (s, _ca) = https_server("workers = 2");
     for v in ["-tls1_2", "-tls1_3"] {
-        let file = s.dir.path().join(format!("session{v}"));
-        let file = file.to_str().unwrap();
-        let ask = "GET /plain.html HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n";
-        let first = s_client_saying(&s, &[v, "-sess_out", file, "-servername", "site.test"], ask);
-        assert!(first.contains("New, TLSv1."), "{v}: {first}");
+        let file = session_saved(&s, v);
         for i in 0..10 {
-            let again = s_client(&s, &[v, "-sess_in", file, "-servername", "site.test"]);
-            assert!(again.contains("Reused, TLSv1."), "{v}, try {i}: {again}");
+            resumes(&s, v, &file).unwrap_or_else(|again| panic!("{v}, try {i}: {again}"));
         }
     }
 }

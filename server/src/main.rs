@@ -26,6 +26,9 @@ fn main() -> ExitCode {
     log_config
         .set_target_level(simplelog::LevelFilter::Off)
         .set_thread_level(simplelog::LevelFilter::Off);
+    if let Some(stamp) = log_stamp() {
+        log_config.set_time_format_custom(stamp);
+    }
     // rustls warns about what clients send (an IP address as SNI, a renegotiation), echoing
     // it without saying who: a client could fill the log. Our own line for a failed
     // handshake is at debug, with the address; so are rustls' then.
@@ -33,7 +36,7 @@ fn main() -> ExitCode {
         log_config.add_filter_ignore_str("rustls");
     }
     let log_config = log_config.build();
-    let _ = simplelog::WriteLogger::init(cli.log_level, log_config, std::io::stderr());
+    let _ = simplelog::WriteLogger::init(cli.log_level, log_config, WholeLines::default());
 
     match start(&cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -42,6 +45,41 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// stderr, a line at a time: the logger writes a record in pieces (time, level, message),
+/// and the master and its workers share stderr, so pieces of their lines interleaved. A
+/// line goes out in one `write` (whole on a pipe up to PIPE_BUF), as nginx writes each
+/// error log line.
+#[derive(Default)]
+struct WholeLines(Vec<u8>);
+
+impl std::io::Write for WholeLines {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(data);
+        if let Some(end) = self.0.iter().rposition(|&b| b == b'\n') {
+            let result = std::io::stderr().lock().write_all(&self.0[..=end]);
+            self.0.drain(..=end);
+            result?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What starts every error log line: the date and time, and which process wrote it (the
+/// master or one of the workers), as nginx's `2026/11/27 10:00:00 [error] 1234#0:`.
+fn log_stamp() -> Option<&'static [time::format_description::FormatItem<'static>]> {
+    let text = format!(
+        "[year]/[month]/[day] [hour]:[minute]:[second] pid {}",
+        std::process::id()
+    );
+    let text: &'static str = Box::leak(text.into_boxed_str());
+    let items = time::format_description::parse_borrowed::<1>(text).ok()?;
+    Some(Box::leak(items.into_boxed_slice()))
 }
 
 /// Which process this is decides what it does.

@@ -129,3 +129,45 @@ fn on_a_terminal_the_banner_is_coloured_and_the_listening_line_stays_plain() {
     assert!(!lines[0].contains('\x1b'), "{lines:#?}");
     assert_banner(&lines, &root, ["\x1b[1m", "\x1b[32m", "\x1b[0m"]);
 }
+
+/// Every error log line starts with the date, the time and the pid of the process that
+/// wrote it (the master or a worker), as nginx's `2026/11/27 10:00:00 [error] 1234#0:`.
+#[test]
+fn error_log_lines_carry_the_date_and_the_writers_pid() {
+    let s = Server::start_on("https://127.0.0.1:0", CASES, "workers = 2");
+    let master = s.child.id().to_string();
+    assert!(
+        s.log_contains(&format!(
+            "pid {master} [INFO] master (pid {master}) serving"
+        )),
+        "{}",
+        s.log()
+    );
+    let workers: Vec<String> = s.workers(2).iter().map(u32::to_string).collect();
+    let stamped = |line: &str, pid: &str| {
+        let f: Vec<&str> = line.split(' ').collect();
+        let date = f[0].as_bytes();
+        f.len() > 4
+            && date.len() == 10
+            && (date[4], date[7]) == (b'/', b'/')
+            && f[1].len() == 8
+            && (f[2], f[3]) == ("pid", pid)
+    };
+    let log = s.log();
+    let master_line = log.lines().find(|l| l.contains("] master (pid")).unwrap();
+    assert!(stamped(master_line, &master), "{master_line}");
+    // Each worker warns about the self-signed certificate it made.
+    let each_worker_said_it = || {
+        let log = s.log();
+        let said: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("a self-signed certificate"))
+            .collect();
+        workers.iter().all(|w| said.iter().any(|l| stamped(l, w)))
+    };
+    assert!(
+        within(Duration::from_secs(5), each_worker_said_it),
+        "workers {workers:?}: {}",
+        s.log()
+    );
+}

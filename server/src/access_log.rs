@@ -105,6 +105,39 @@ pub fn hold(log: &Arc<AccessLog>, fill: impl FnOnce(&mut Vec<u8>)) {
     })
 }
 
+/// Before a connection closes: the lines this event loop holds are written, after one turn
+/// (so the connections answered in it add theirs: one write for all), so a client that
+/// reads until our close finds its line in the file, as nginx writes its line before it
+/// closes. A kept-alive answer's line is written when the loop next runs out of work.
+pub async fn written_before_close() {
+    if HELD.with(|held| held.borrow().lines.is_empty()) {
+        return;
+    }
+    YieldOnce(false).await;
+    write_held();
+}
+
+/// Pending once, waking itself: the task goes to the back of the event loop's queue, after
+/// the tasks already ready. (tokio's `yield_now` defers the wake until the loop has polled
+/// its driver, which costs an extra `epoll_wait` each turn.)
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 /// Write what this thread holds. Each event loop calls it whenever it goes idle (before it
 /// waits for events) and once more when it ends.
 pub fn write_held() {

@@ -195,6 +195,7 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
             Ok(Next::Close) | Err(_) => break,
         }
     }
+    crate::access_log::written_before_close().await;
     if !lingered {
         Box::pin(close_notify(&mut stream)).await;
     }

@@ -192,9 +192,17 @@ pub fn normalise(host: &[u8]) -> String {
 /// `https_redirect = true` on a plain connection: 301 to the same path and query on
 /// https, for a host that is one of the site's names (never one the client made up: a host
 /// this site does not name, or none, is 421). `None`: serve the request.
+/// A path (or absolute URL) with good escapes that stays beneath the root: what the chain
+/// would not refuse with 400.
+fn well_formed(target: &[u8]) -> bool {
+    crate::chain::split_target(target)
+        .is_some_and(|(path, _)| crate::resolve::normalise(path).is_ok())
+}
+
 pub fn https_redirect(chain: &Chain, head: &Head, peer: &Peer) -> Option<Reply> {
     let port = chain.site.https_redirect?;
-    if peer.tls.is_some() || head.target == b"*" {
+    if peer.tls.is_some() || head.target == b"*" || !well_formed(&head.target) {
+        // A target the chain refuses (400) is not redirected to either.
         return None;
     }
     let host = request_host(head).map(normalise);

@@ -191,6 +191,11 @@ fn https_redirect_answers_301_to_the_same_path_and_query_on_https() {
     assert_eq!(r.header("location"), Some("https://r.test/?q"));
     // Other sites are served as before.
     assert_eq!(get(&s, "/", "a.test").status, 200);
+    // A target the chain would refuse is refused here too, not redirected (nginx: 400).
+    for target in ["x", "/x%zz", "/x%", "/../etc", "http://r.test/x%zz"] {
+        let r = get(&s, target, "r.test");
+        assert_eq!(r.status, 400, "{target}: {:?}", r.header("location"));
+    }
 }
 
 #[test]

@@ -137,6 +137,11 @@ fn check_config(cli: &cli::Cli) -> Result<(), String> {
 /// signals, announce, serve — all in this process, as before there were workers.
 fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> {
     let bound = listeners::open(&config, &[], listeners::inherited()?)?;
+    // Written before becoming `user`: pid files live where only root writes (/run).
+    let pid_file = cli.pid_file.clone().or_else(|| config.pid_file.clone());
+    if let Some(p) = &pid_file {
+        master::write_pid_file(p);
+    }
     let id = privileges::target(config.user.as_deref(), config.group.as_deref())?;
     privileges::explain(config.user.as_deref());
     if let Some(log) = access_log::file_path(&config) {
@@ -170,6 +175,9 @@ fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> 
             .await
             .map_err(|e| e.to_string());
         notify::stopping();
+        if let Some(p) = &pid_file {
+            master::remove_pid_file(p);
+        }
         log::info!("stopped");
         served
     })?

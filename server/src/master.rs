@@ -9,7 +9,7 @@ use crate::{access_log, banner, cli, config::Config, notify, privileges};
 use command_fds::{CommandFdExt, FdMapping};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -855,9 +855,7 @@ impl Master {
 
     fn write_pid_file(&self) {
         if let Some(p) = &self.pid_file {
-            if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
-                log::error!("cannot write the pid file {}: {e}", p.display());
-            }
+            write_pid_file(p);
         }
     }
 
@@ -869,19 +867,30 @@ impl Master {
 
     /// Remove our pid file (or our `.oldbin`), only if it still names us.
     fn remove_pid_file(&self) {
-        let Some(p) = &self.pid_file else {
-            return;
-        };
-        let ours = format!("{}\n", std::process::id());
-        for path in [p.clone(), oldbin(p)] {
-            if std::fs::read_to_string(&path).is_ok_and(|t| t == ours) {
-                let _ = std::fs::remove_file(&path);
-            }
+        if let Some(p) = &self.pid_file {
+            remove_pid_file(p);
         }
     }
 }
 
-fn oldbin(p: &std::path::Path) -> PathBuf {
+/// Write this process's id to `path` (the master's, or `--single-process`'s).
+pub fn write_pid_file(path: &Path) {
+    if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+        log::error!("cannot write the pid file {}: {e}", path.display());
+    }
+}
+
+/// Remove `path` (or its `.oldbin`), only if it still names this process.
+pub fn remove_pid_file(path: &Path) {
+    let ours = format!("{}\n", std::process::id());
+    for path in [path.to_path_buf(), oldbin(path)] {
+        if std::fs::read_to_string(&path).is_ok_and(|t| t == ours) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+fn oldbin(p: &Path) -> PathBuf {
     let mut s = p.as_os_str().to_owned();
     s.push(".oldbin");
     PathBuf::from(s)

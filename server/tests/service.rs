@@ -170,26 +170,26 @@ fn a_socket_passed_by_the_service_manager_is_served() {
     assert_eq!(s.get("/notes.txt").status, 200);
 }
 
+/// With workers the pid file names the master; with `single_process` the one process (it
+/// was not written at all).
 #[test]
 fn the_pid_file_names_the_master_and_goes_away_with_it() {
-    let dir = TempDir::new("pidfile");
-    let root = fixture_root(&dir);
-    dir.subdir("run");
-    let mut s = Server::start_in(
-        dir,
-        root,
-        &[plugins_dir()],
-        CHAIN,
-        "pid_file = \"run/server.pid\"\n",
-    );
-    let pid_file = s.dir.path().join("run/server.pid");
-    assert_eq!(
-        std::fs::read_to_string(&pid_file).unwrap(),
-        format!("{}\n", s.child.id())
-    );
-    s.signal(Signal::TERM);
-    assert!(within(Duration::from_secs(5), || !s.alive()));
-    assert!(!pid_file.exists());
+    for mode in ["", "single_process = true\n"] {
+        let dir = TempDir::new("pidfile");
+        let root = fixture_root(&dir);
+        dir.subdir("run");
+        let extra = format!("pid_file = \"run/server.pid\"\n{mode}");
+        let mut s = Server::start_in(dir, root, &[plugins_dir()], CHAIN, &extra);
+        let pid_file = s.dir.path().join("run/server.pid");
+        assert_eq!(
+            std::fs::read_to_string(&pid_file).unwrap_or_default(),
+            format!("{}\n", s.child.id()),
+            "{mode:?}"
+        );
+        s.signal(Signal::TERM);
+        assert!(within(Duration::from_secs(5), || !s.alive()));
+        assert!(!pid_file.exists(), "{mode:?}");
+    }
 }
 
 #[test]

@@ -281,6 +281,7 @@ fn an_absolute_form_target_gives_an_origin_form_request_uri_and_cookies_join_wit
     assert_eq!(get("SERVER_NAME"), Some("example.test"));
     assert_eq!(get("HTTP_HOST"), Some("Example.TEST:8080"));
     assert_eq!(get("HTTP_COOKIE"), Some("a=1; b=2"));
+    assert_eq!(get("REQUEST_SCHEME"), Some("http"));
 }
 
 #[test]

@@ -880,13 +880,15 @@ fn an_sni_name_and_a_host_of_different_sites_get_421_over_http1_and_http2() {
     );
 }
 
+/// HTTPS=on as nginx's `$https`, and REQUEST_SCHEME as nginx's fastcgi_params and
+/// lighttpd set it.
 #[test]
 fn a_script_over_tls_sees_https_on() {
     let s = Server::start_on("https://127.0.0.1:0", CHAIN, "workers = 1");
     let script = s.root.join("cgi-bin/https.sh");
     std::fs::write(
         &script,
-        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nHTTPS=%s\\n' \"$HTTPS\"\n",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nHTTPS=%s %s\\n' \"$HTTPS\" \"$REQUEST_SCHEME\"\n",
     )
     .unwrap();
     chmod(&script, 0o755);
@@ -898,5 +900,5 @@ fn a_script_over_tls_sees_https_on() {
         ))
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "HTTPS=on\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "HTTPS=on https\n");
 }

@@ -624,6 +624,9 @@ fn meta_variables(
         set("CONTENT_TYPE", bytes(t));
     }
     set("REDIRECT_STATUS", "200".into());
+    // As nginx's fastcgi_params and lighttpd set it; HTTPS=on comes with the host's variables.
+    let tls = req.var("HTTPS") == Some(b"on");
+    set("REQUEST_SCHEME", if tls { "https" } else { "http" }.into());
     set("PATH", cfg.path.clone().into());
     // Variables earlier cases attached (ABI 1.1): REMOTE_USER and AUTH_TYPE from a case
     // that authenticated the request, and the like. The host refuses names that would

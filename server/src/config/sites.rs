@@ -159,6 +159,9 @@ fn site(
             return Err(format!("{file}: {at}[sites.plugins.{name}] configures a case that is not in this site's `cases`\n  fix: add \"{name}\" to the site's `cases` or remove the table (a typo?)"));
         }
     }
+    if w.https_port == Some(0) {
+        return Err(format!("{file}: {at}`https_port = 0` is no port a browser can reach\n  fix: the port of the https listener, 1 to 65535 (443 is left out of the URL)"));
+    }
     if w.https_port.is_some() && !w.https_redirect {
         return Err(format!("{file}: {at}`https_port` is set but `https_redirect` is not\n  fix: add https_redirect = true, or remove https_port"));
     }
@@ -415,6 +418,10 @@ mod tests {
             (
                 "[[sites]]\nserver_names = [\"a.test\"]\nhttps_port = 8443\n",
                 "[[sites]] #1 (a.test): `https_port` is set but `https_redirect` is not",
+            ),
+            (
+                "[[sites]]\nserver_names = [\"a.test\"]\nhttps_redirect = true\nhttps_port = 0\n",
+                "[[sites]] #1 (a.test): `https_port = 0` is no port a browser can reach",
             ),
         ] {
             let e = parse(&format!("{cases}{text}")).unwrap_err();

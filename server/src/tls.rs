@@ -15,8 +15,9 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use tokio_rustls::TlsAcceptor;
 
-/// ALPN protocols we speak, in our order of preference.
-const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+/// ALPN protocols we speak, in our order of preference (http/1.0 too, as nginx lists it: a
+/// client that offers only that is served, not refused with no_application_protocol).
+const ALPN: [&[u8]; 3] = [b"h2", b"http/1.1", b"http/1.0"];
 /// TLS sessions remembered for resumption by session id (per worker), as nginx's
 /// `ssl_session_cache` of a few MiB.
 const SESSION_CACHE: usize = 10_240;

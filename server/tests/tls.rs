@@ -324,6 +324,14 @@ fn alpn_chooses_h2_when_offered_and_http1_1_otherwise() {
     assert!(both.contains("ALPN protocol: h2"), "{both}");
     let one = s_client(&s, &["-alpn", "http/1.1"]);
     assert!(one.contains("ALPN protocol: http/1.1"), "{one}");
+    // A client that offers only http/1.0 (curl --http1.0) is served, as nginx serves it.
+    let old = s_client_saying(
+        &s,
+        &["-alpn", "http/1.0"],
+        "GET /plain.html HTTP/1.0\r\n\r\n",
+    );
+    assert!(old.contains("ALPN protocol: http/1.0"), "{old}");
+    assert!(old.contains("HTTP/1.1 200 OK"), "{old}");
 }
 
 /// Start with `tls` on the listener and expect a refusal naming `file` and saying `what`.

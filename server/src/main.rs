@@ -138,7 +138,7 @@ fn check_config(cli: &cli::Cli) -> Result<(), String> {
 fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> {
     let bound = listeners::open(&config, &[], listeners::inherited()?)?;
     // Written before becoming `user`: pid files live where only root writes (/run).
-    let pid_file = cli.pid_file.clone().or_else(|| config.pid_file.clone());
+    let pid_file = master::pid_file(cli, &config);
     if let Some(p) = &pid_file {
         master::write_pid_file(p);
     }

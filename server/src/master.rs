@@ -146,7 +146,7 @@ impl Master {
         let (tx, rx) = mpsc::unbounded_channel();
         let exe =
             std::env::current_exe().map_err(|e| format!("cannot find our own binary: {e}"))?;
-        let pid_file = cli.pid_file.clone().or_else(|| config.pid_file.clone());
+        let pid_file = pid_file(cli, &config);
         Ok(Master {
             cli: cli.clone(),
             exe,
@@ -871,6 +871,11 @@ impl Master {
             remove_pid_file(p);
         }
     }
+}
+
+/// Where the pid file goes: `--pid-file`, else server.toml's `pid_file`, else nowhere.
+pub fn pid_file(cli: &cli::Cli, config: &Config) -> Option<PathBuf> {
+    cli.pid_file.clone().or_else(|| config.pid_file.clone())
 }
 
 /// Write this process's id to `path` (the master's, or `--single-process`'s).

@@ -243,8 +243,9 @@ impl<W: Wire> Out<'_, W> {
 
     /// A file range: sendfile on a plain socket, read and written through TLS.
     async fn range(&mut self, file: &std::fs::File, off: u64, len: u64) -> io::Result<()> {
+        let wait = self.wait;
         match self.stream.plain() {
-            Some(_) => self.sendfile(file, off, len).await,
+            Some(plain) => sendfile(plain, file, (off, len), wait, &mut self.wire).await,
             None => self.copy(file, off, len).await,
         }
     }
@@ -262,23 +263,28 @@ impl<W: Wire> Out<'_, W> {
         }
         Ok(())
     }
+}
 
-    async fn sendfile(&mut self, file: &std::fs::File, mut off: u64, len: u64) -> io::Result<()> {
-        let end = off + len;
-        while off < end {
-            let chunk = (end - off).min(1 << 21) as usize;
-            let Some(plain) = self.stream.plain() else {
-                return Err(io::Error::other("sendfile needs a plain socket"));
-            };
-            let call = |fd: BorrowedFd<'_>| rustix::fs::sendfile(fd, file, Some(&mut off), chunk);
-            let n = timed(self.wait, plain.write_with(call)).await?;
-            if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
-            }
-            self.wire += n as u64;
+/// A file range with sendfile, in pieces of up to 2 MiB (nginx's `sendfile_max_chunk`),
+/// each under the send timeout; `wire` counts what went out.
+async fn sendfile(
+    plain: &mut Plain,
+    file: &std::fs::File,
+    (mut off, len): (u64, u64),
+    wait: Duration,
+    wire: &mut u64,
+) -> io::Result<()> {
+    let end = off + len;
+    while off < end {
+        let chunk = (end - off).min(1 << 21) as usize;
+        let call = |fd: BorrowedFd<'_>| rustix::fs::sendfile(fd, file, Some(&mut off), chunk);
+        let n = timed(wait, plain.write_with(call)).await?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
         }
-        Ok(())
+        *wire += n as u64;
     }
+    Ok(())
 }
 
 /// The source's next piece; `None` at its end. A stream that aborted is an error.

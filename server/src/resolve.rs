@@ -408,16 +408,18 @@ impl Root {
     fn lookup_uncached(&self, rel: &[u8]) -> Result<Found, Refusal> {
         // O_NONBLOCK: opening a fifo must not wait for a writer. O_NOCTTY: never adopt a tty.
         let readable = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
-        let opened = match self.open_beneath(rel, readable) {
-            // Unreadable (permissions, a socket): still find out what it is.
-            Err(OpenError::Io(_)) => self.open_beneath(rel, OFlags::PATH),
-            r => r,
+        let (opened, can_read) = match self.open_beneath(rel, readable) {
+            // Unreadable (permissions, a socket): still find out what it is, but keep no
+            // file, so sending it opens it again and answers 403 (nginx's answer) instead
+            // of a 200 head over a descriptor that cannot be read.
+            Err(OpenError::Io(_)) => (self.open_beneath(rel, OFlags::PATH), false),
+            r => (r, true),
         };
         match opened {
             Ok(fd) => match rustix::fs::fstat(&fd) {
                 Ok(st) => {
                     let kind = kind_of_mode(st.st_mode);
-                    let file = (kind == Kind::File).then(|| OpenFile::new(fd, &st));
+                    let file = (kind == Kind::File && can_read).then(|| OpenFile::new(fd, &st));
                     Ok(Found { kind, file })
                 }
                 Err(_) => Ok(Found::missing()),

@@ -76,6 +76,29 @@ fn started_as_root_with_user_scripts_and_workers_do_not_run_as_root() {
 }
 
 #[test]
+fn a_file_the_workers_cannot_read_is_403_whatever_the_request_asks() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (dir, www, pdir) = as_user_dir();
+    let secret = dir.write("www/secret.txt", "only root reads this\n");
+    chmod(&secret, 0o600);
+    let text = config_text(&www, &[pdir], CGI_CHAIN, "user = \"nobody\"\n");
+    std::fs::write(dir.path().join("server.toml"), text).unwrap();
+    let s = Server::start_config(dir, www, &[]);
+    let get = "GET /secret.txt HTTP/1.1\r\nHost: x\r\n";
+    for extra in ["", "If-None-Match: *\r\n", "Range: bytes=0-3\r\n"] {
+        let r = s.raw(&format!("{get}{extra}Connection: close\r\n\r\n"));
+        assert_eq!(r.status, 403, "{extra}: {}", r.raw_head);
+        assert!(r.header("etag").is_none(), "{}", r.raw_head);
+    }
+    let head = s.raw("HEAD /secret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(head.status, 403, "{}", head.raw_head);
+    assert_eq!(s.get("/plain.html").status, 200);
+}
+
+#[test]
 fn cgi_file_refuses_to_start_as_root_unless_told_to() {
     if !root() {
         eprintln!("skipped: needs root");

@@ -24,6 +24,9 @@ struct File {
     /// Accept a connection once its first bytes are there (TCP_DEFER_ACCEPT).
     #[serde(default = "yes")]
     defer_accept: bool,
+    /// Serve HTTP/2: by ALPN over TLS, and with prior knowledge over plain TCP.
+    #[serde(default = "yes")]
+    http2: bool,
     /// The default site's (or, with `[[sites]]`, what a site without its own uses).
     root: Option<PathBuf>,
     #[serde(default = "default_plugin_dirs")]
@@ -85,6 +88,10 @@ pub struct Config {
     /// connection that never sends takes no place under `max_connections` (TCP_DEFER_ACCEPT,
     /// nginx's `deferred`, h2o's default).
     pub defer_accept: bool,
+    /// HTTP/2 is offered by ALPN over TLS and taken with prior knowledge (a client that
+    /// starts with its preface, RFC 9113 §3.3) over plain TCP, as lighttpd and h2o do;
+    /// false leaves HTTP/1.1 only (nginx's `http2 off`).
+    pub http2: bool,
     /// The default site's root (the only site's without `[[sites]]`).
     pub root: PathBuf,
     pub plugin_dirs: Vec<PathBuf>,
@@ -177,6 +184,7 @@ impl Config {
             listen,
             tls,
             defer_accept: file.defer_accept,
+            http2: file.http2,
             root: default.root.clone(),
             plugin_dirs: file.plugin_dirs.iter().map(|p| resolve(p)).collect(),
             workers: match file.workers {

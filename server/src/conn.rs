@@ -36,6 +36,9 @@ pub struct Shared {
     /// long they take (each still under its own timeouts), as nginx's old workers do.
     /// Cleared by a stop with `shutdown_timeout` that comes after.
     pub retiring: std::sync::atomic::AtomicBool,
+    /// HTTP/2 is served: by ALPN over TLS, and to a plain connection that starts with its
+    /// preface.
+    pub http2: bool,
 }
 
 impl Shared {
@@ -136,6 +139,9 @@ enum Next {
     /// Close after our answer, but the client may still be sending (a body we refused,
     /// pipelined requests): drain for a moment first, as nginx's lingering_close does.
     Linger,
+    /// The client began with the HTTP/2 preface (prior knowledge, RFC 9113 §3.3): these
+    /// bytes, read so far, go to HTTP/2 with the rest of the connection.
+    Http2(Vec<u8>),
 }
 
 /// A step of reading a request: go on with the value, refuse with an error page, or close
@@ -192,6 +198,11 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
                 lingered = true;
                 break;
             }
+            Ok(Next::Http2(preface)) => {
+                let stream = crate::wire::Rewound::new(preface, stream);
+                // Boxed: HTTP/2's state must not be part of every HTTP/1.1 connection's.
+                return Box::pin(crate::h2conn::serve(stream, peer, &slot)).await;
+            }
             Ok(Next::Close) | Err(_) => break,
         }
     }
@@ -239,6 +250,10 @@ async fn linger(stream: &mut impl Wire) {
         }
     }
 }
+
+/// The first line of the HTTP/2 connection preface (RFC 9113 §3.4): a request line no
+/// HTTP/1.1 server accepts, so a client may send it without asking first (§3.3).
+const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// Answer requests while they keep coming: every request in the bytes that arrived
 /// (pipelining included), then, for a moment, the next ones.
@@ -351,6 +366,16 @@ async fn answer_all(
 ) -> io::Result<Next> {
     let limits = &shared.limits;
     loop {
+        // 0. HTTP/2 instead, on a plain connection that starts with its preface.
+        if *served == 0
+            && shared.http2
+            && buf.starts_with(H2_PREFACE_LINE)
+            && stream.plain().is_some()
+        {
+            let preface = buf.to_vec();
+            buf.clear();
+            return Ok(Next::Http2(preface));
+        }
         // 1. The head.
         let head = match read_head(stream, buf, limits).await? {
             Step::Go(head) => head,

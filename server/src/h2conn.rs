@@ -1,4 +1,4 @@
-//! One HTTP/2 connection (RFC 9113) over TLS: accept streams within the limits, answer each
+//! One HTTP/2 connection (RFC 9113), over TLS or cleartext with prior knowledge: accept streams within the limits, answer each
 //! on a task of its own through the same chain, filters and host stages as HTTP/1.1, and
 //! close a connection that abuses resets (RFC 9113 §10.5, CVE-2023-44487).
 
@@ -7,7 +7,6 @@ use crate::conn::{admit, log_access, Logged, Peer, Shared, Slot};
 use crate::errors::RequestError;
 use crate::http::{Fields, Head};
 use crate::reply::Reply;
-use crate::wire::TlsStream;
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
@@ -75,7 +74,10 @@ fn builder(limits: &Limits) -> h2::server::Builder {
 
 /// Serve one HTTP/2 connection until it closes: the client's GOAWAY or EOF, ours on a stop,
 /// after `keepalive_timeout` without streams, or on abuse.
-pub async fn serve(stream: TlsStream, peer: Box<Peer>, slot: Slot) {
+pub async fn serve<S>(stream: S, peer: Box<Peer>, slot: &Slot)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let shared = Arc::clone(&slot.0);
     let limits = &shared.limits;
     let mut conn = match timeout(limits.header_timeout, builder(limits).handshake(stream)).await {
@@ -138,7 +140,6 @@ pub async fn serve(stream: TlsStream, peer: Box<Peer>, slot: Slot) {
             }
         }
     }
-    drop(slot);
 }
 
 /// One stream: read the request, ask the chain, send the reply; counted as a client reset

@@ -31,6 +31,7 @@ pub fn shared_state(
         stop: Default::default(),
         accepting: Default::default(),
         retiring: Default::default(),
+        http2: config.http2,
     }))
 }
 

@@ -243,7 +243,7 @@ async fn secure(mut stream: TcpStream, tls: TlsAcceptor, mut peer: Box<Peer>, sl
     let sni = stream.get_ref().1.server_name().map(str::to_string);
     peer.tls = Some(Box::new(crate::conn::Tls { sni }));
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        crate::h2conn::serve(stream, peer, slot).await
+        crate::h2conn::serve(stream, peer, &slot).await
     } else {
         serve(stream, peer, slot).await
     }

@@ -53,7 +53,8 @@ fn build(config: &Config, ticket_key: &TicketKey) -> Result<Vec<Option<TlsAccept
             None => Ok(None),
             Some(tls) => {
                 let certs = certificates(tls, addr)?;
-                server_config(certs, ticket_key).map(|c| Some(TlsAcceptor::from(Arc::new(c))))
+                server_config(certs, ticket_key, config.http2)
+                    .map(|c| Some(TlsAcceptor::from(Arc::new(c))))
             }
         })
         .collect()
@@ -75,13 +76,15 @@ fn certificates(tls: &Tls, addr: &std::net::SocketAddr) -> Result<Vec<Arc<Certif
 fn server_config(
     certs: Vec<Arc<CertifiedKey>>,
     ticket_key: &TicketKey,
+    http2: bool,
 ) -> Result<ServerConfig, String> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS: {e}"))?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(BySni { certs }));
-    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    let offered = ALPN.iter().filter(|p| http2 || **p != b"h2");
+    config.alpn_protocols = offered.map(|p| p.to_vec()).collect();
     // Our cipher suite order (rustls': AEADs with forward secrecy, the strongest first)
     // wins over the client's, as nginx's ssl_prefer_server_ciphers.
     config.ignore_client_order = true;

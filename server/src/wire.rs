@@ -291,6 +291,76 @@ impl Wire for TlsStream {
     }
 }
 
+/// A connection whose first bytes were already read (the HTTP/2 preface, found where an
+/// HTTP/1.1 request was expected): they are read again first, then the stream itself.
+pub struct Rewound<W> {
+    first: Vec<u8>,
+    at: usize,
+    inner: W,
+}
+
+impl<W> Rewound<W> {
+    pub fn new(first: Vec<u8>, inner: W) -> Rewound<W> {
+        Rewound {
+            first,
+            at: 0,
+            inner,
+        }
+    }
+}
+
+impl<W: AsyncRead + Unpin> AsyncRead for Rewound<W> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        let left = &me.first[me.at..];
+        if left.is_empty() {
+            return Pin::new(&mut me.inner).poll_read(cx, buf);
+        }
+        let n = left.len().min(buf.remaining());
+        buf.put_slice(&left[..n]);
+        me.at += n;
+        if me.at == me.first.len() {
+            me.first = Vec::new();
+            me.at = 0;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Rewound<W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 /// A waker for a read that must not wait: nobody is woken.
 struct Nobody;
 

@@ -27,6 +27,8 @@ mod error_pages;
 mod filters;
 /// docs/plugins.md is run: its commands, their output, its excerpts of the templates.
 mod guide;
+/// HTTP/2 with prior knowledge on a plain port (RFC 9113 §3.3).
+mod h2c;
 /// Response headers by rule: security preset, cache lifetimes, CORS (plugins/headers).
 mod headers;
 /// Dotfiles and dot-folders answer 404 as if absent; the listing agrees.

@@ -340,13 +340,16 @@ fn precondition_failed(reply: Reply, head: &Head) -> Reply {
 }
 
 /// The file answer's headers for an answer about it that does not send it (412, 416): the
-/// validators and what filters added (Vary, Cache-Control, security headers, the
-/// Content-Security-Policy among them), without the ones that described the file's body.
+/// validators and what filters added (Vary, security headers, the Content-Security-Policy
+/// among them), without the ones that described the file's body, nor its lifetime
+/// (Cache-Control, Expires): a cache must not keep the error and give it for a plain GET
+/// of the file (RFC 9111 §3, §4), as nginx's `expires` and `add_header` skip these statuses.
 fn validators(headers: Headers) -> impl Iterator<Item = (Text, Text)> {
+    const DROPPED: [&[u8]; 3] = [b"accept-ranges", b"cache-control", b"expires"];
     headers.into_iter().filter(|(n, _)| {
         let about_body = n.len() > 8 && n[..8].eq_ignore_ascii_case(b"content-");
         let policy = n.len() >= 23 && n[..23].eq_ignore_ascii_case(b"content-security-policy");
-        (!about_body || policy) && !n.eq_ignore_ascii_case(b"accept-ranges")
+        (!about_body || policy) && !DROPPED.iter().any(|d| n.eq_ignore_ascii_case(d))
     })
 }
 

@@ -70,8 +70,15 @@ fn cache_lifetimes_follow_the_extension_and_fingerprinted_names_are_immutable() 
         s.get("/app.0123abcd.js").header("cache-control"),
         Some("public, max-age=31536000, immutable")
     );
-    // Errors are not kept by caches for an hour.
+    // Errors are not kept by caches for an hour, those made from the file's answer
+    // (412, 416) neither: a cache could give them for a plain GET of the file.
     assert_eq!(s.get("/missing.txt").header("cache-control"), None);
+    let failed = s.request("GET /notes.txt HTTP/1.1\r\nIf-Match: \"other\"");
+    assert_eq!(failed.status, 412);
+    assert_eq!(failed.header("cache-control"), None, "{}", failed.raw_head);
+    let past = s.request("GET /notes.txt HTTP/1.1\r\nRange: bytes=99999-");
+    assert_eq!(past.status, 416);
+    assert_eq!(past.header("cache-control"), None, "{}", past.raw_head);
 }
 
 const CORS: &str = "[plugins.headers.cors]\norigins = [\"https://app.example\"]\n\

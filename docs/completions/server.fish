@@ -2,7 +2,12 @@ complete -c server -l config -d 'The configuration file' -r -F
 complete -c server -l listen -d 'Listen address, overriding `listen` in the file (e.g. 127.0.0.1:8080; port 0 picks one)' -r
 complete -c server -l root -d 'Document root, overriding `root` in the file' -r -F
 complete -c server -l pid-file -d 'Write the master\'s process id to this file (overrides `pid_file`)' -r -F
-complete -c server -l log-level -d 'Log level: error, warn, info, debug or trace' -r
+complete -c server -l log-level -d 'Log level of the error log (stderr)' -r -f -a "off\t''
+error\t''
+warn\t''
+info\t''
+debug\t''
+trace\t''"
 complete -c server -l worker -d 'Internal: run as worker process N of a master (the master starts these)' -r
 complete -c server -l generate -d 'Print a man page or shell completions generated from these flags, and exit' -r -f -a "man\t''
 bash\t''

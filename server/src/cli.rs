@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 
-/// An HTTP/1.1 server whose every behaviour is a case plugin named in server.toml.
+/// An HTTP/1.1 and HTTP/2 server whose every behaviour is a case plugin named in server.toml.
 ///
 /// A master process reads the configuration, binds the listening sockets and starts worker
 /// processes that load the plugins and serve; signals go to the master: HUP reloads (new
@@ -31,8 +31,8 @@ pub struct Cli {
     /// Write the master's process id to this file (overrides `pid_file`).
     #[arg(long, value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
-    /// Log level: error, warn, info, debug or trace.
-    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    /// Log level of the error log (stderr).
+    #[arg(long, default_value = "info", value_name = "LEVEL", value_parser = level(), ignore_case = true)]
     pub log_level: log::LevelFilter,
     /// Internal: run as worker process N of a master (the master starts these).
     #[arg(long, hide = true, value_name = "N")]
@@ -65,10 +65,50 @@ impl Cli {
         if let Some(r) = &self.root {
             args.extend(["--root".into(), r.clone().into()]);
         }
-        args.extend(["--log-level".into(), self.log_level.to_string().into()]);
+        let level = self.log_level.to_string().to_ascii_lowercase();
+        args.extend(["--log-level".into(), level.into()]);
         args
     }
 }
+
+/// The levels `--log-level` takes, listed in its error, help and completions.
+fn level() -> impl clap::builder::TypedValueParser<Value = log::LevelFilter> {
+    use clap::builder::{PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(["off", "error", "warn", "info", "debug", "trace"])
+        .map(|s| s.parse().unwrap_or(log::LevelFilter::Info))
+}
+
+/// The man page's sections after the options (roff), which clap does not make.
+const MAN_MORE: &str = r#".SH SIGNALS
+Sent to the master (its pid is in \fBpid_file\fR or \fB\-\-pid\-file\fR):
+.TP
+\fBTERM\fR, \fBINT\fR, \fBQUIT\fR
+Stop: no new connections, idle ones closed, requests in flight finished (up to \fBshutdown_timeout\fR), exit 0.
+.TP
+\fBHUP\fR
+Reload: read the configuration and load the plugins again; new workers serve, the old ones finish their requests. A configuration that fails changes nothing.
+.TP
+\fBUSR1\fR
+Reopen the access log (after moving it away, as logrotate does).
+.TP
+\fBUSR2\fR
+Start the new binary as a second master on the same sockets.
+.TP
+\fBWINCH\fR
+Stop the workers (after USR2, so the new master's workers serve alone); HUP starts them again.
+.SH FILES
+.TP
+\fIconfig/server.toml\fR
+The configuration (\fB\-\-config\fR); relative paths in it are resolved against its folder.
+.TP
+\fIplugins/lib\fRNAME\fI.so\fR
+A case plugin named in \fBcases\fR; \fBplugin_dirs\fR lists the folders searched.
+.TP
+\fBaccess_log\fR, \fBpid_file\fR
+The access log (nginx's combined format) and the master's pid, where the configuration puts them. The error log is stderr.
+.SH EXIT STATUS
+0 after a stop by signal, or when \fB\-\-check\-config\fR found the configuration and every plugin good; 1 when the configuration, a certificate or a plugin is refused (the message names the file or plugin and the fix), or a listening address cannot be bound.
+"#;
 
 /// `--generate`: the man page (roff) or a completion script for `what`.
 pub fn generate(what: Generate) -> Vec<u8> {
@@ -78,6 +118,7 @@ pub fn generate(what: Generate) -> Vec<u8> {
     let shell = match what {
         Generate::Man => {
             let _ = clap_mangen::Man::new(cmd).render(&mut out);
+            out.extend_from_slice(MAN_MORE.as_bytes());
             return out;
         }
         Generate::Bash => clap_complete::Shell::Bash,

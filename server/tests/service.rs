@@ -216,6 +216,29 @@ fn the_pid_file_names_the_master_and_goes_away_with_it() {
 }
 
 #[test]
+fn a_wrong_log_level_is_refused_with_the_levels_listed() {
+    let e = run_to_exit(&["--log-level", "loud"]);
+    assert_eq!(e.code, Some(2), "{}", e.stderr);
+    assert!(
+        e.stderr
+            .contains("possible values: off, error, warn, info, debug, trace"),
+        "{}",
+        e.stderr
+    );
+}
+
+#[test]
+fn the_man_page_says_what_signals_do_where_files_are_and_what_exit_codes_mean() {
+    let man = run_to_exit(&["--generate", "man"]).stdout;
+    for section in [".SH SIGNALS", ".SH FILES", ".SH EXIT STATUS"] {
+        assert!(man.contains(section), "{section} missing:\n{man}");
+    }
+    for signal in ["HUP", "USR1", "USR2", "WINCH", "QUIT"] {
+        assert!(man.contains(&format!("\\fB{signal}\\fR")), "{signal}");
+    }
+}
+
+#[test]
 fn the_committed_man_page_and_completions_match_the_flags() {
     for (what, file) in [
         ("man", "docs/server.1"),

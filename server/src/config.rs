@@ -27,6 +27,9 @@ struct File {
     /// Serve HTTP/2: by ALPN over TLS, and with prior knowledge over plain TCP.
     #[serde(default = "yes")]
     http2: bool,
+    /// Name the version in the `Server` header and on the host's pages.
+    #[serde(default = "yes")]
+    server_tokens: bool,
     /// The default site's (or, with `[[sites]]`, what a site without its own uses).
     root: Option<PathBuf>,
     #[serde(default = "default_plugin_dirs")]
@@ -92,6 +95,9 @@ pub struct Config {
     /// starts with its preface, RFC 9113 §3.3) over plain TCP, as lighttpd and h2o do;
     /// false leaves HTTP/1.1 only (nginx's `http2 off`).
     pub http2: bool,
+    /// The `Server` header and the host's pages say `cases/VERSION`; false: `cases` (nginx's
+    /// `server_tokens off`).
+    pub server_tokens: bool,
     /// The default site's root (the only site's without `[[sites]]`).
     pub root: PathBuf,
     pub plugin_dirs: Vec<PathBuf>,
@@ -185,6 +191,7 @@ impl Config {
             tls,
             defer_accept: file.defer_accept,
             http2: file.http2,
+            server_tokens: file.server_tokens,
             root: default.root.clone(),
             plugin_dirs: file.plugin_dirs.iter().map(|p| resolve(p)).collect(),
             workers: match file.workers {

@@ -2,7 +2,7 @@
 //! `send_error`, is built here (status, reason, the escaped path and a message).
 
 use crate::errors::RequestError;
-use crate::http::{reason, SERVER};
+use crate::http::reason;
 use crate::reply::{Body, Reply};
 use plugin_api::helpers::{html_escape, html_escape_into};
 use std::fmt::Write;
@@ -70,7 +70,7 @@ pub fn render(status: u16, path: &[u8], message: &str) -> Vec<u8> {
     page.push_str("</p>\n<nav><a href=\"/\">Home</a>");
     parent_link(&mut page, path);
     page.push_str("</nav>\n<footer>");
-    page.push_str(SERVER);
+    page.push_str(crate::http::server());
     page.push_str("</footer>\n</body>\n</html>\n");
     page.into_bytes()
 }

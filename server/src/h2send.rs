@@ -3,7 +3,6 @@
 //! only as the client's flow-control window allows, under the send timeout.
 
 use crate::h2conn::Cut;
-use crate::http::SERVER;
 use crate::reply::{bodiless, Body, Msg, Reply, Seg};
 use crate::send::{next_piece, FILE_PIECE};
 use bytes::Bytes;
@@ -58,7 +57,9 @@ fn response(r: &Reply) -> http::Response<()> {
     );
     let mut date = Vec::with_capacity(32);
     crate::http::date_now(&mut date);
-    b = b.header("date", date).header("server", SERVER);
+    b = b
+        .header("date", date)
+        .header("server", crate::http::server());
     for (n, v) in &r.headers {
         if !connection_specific(n) {
             b = b.header(&n[..], &v[..]);

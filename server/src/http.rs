@@ -503,8 +503,24 @@ const METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
 
-/// Value for the `Server` header.
+/// The server's name and version, as the status page reports it.
 pub const SERVER: &str = concat!("cases/", env!("CARGO_PKG_VERSION"));
+
+/// Is the version shown in the `Server` header and on the host's pages (`server_tokens`)?
+static TOKENS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Show the version, or only the name (`server_tokens = false`, as nginx's `server_tokens off`).
+pub fn show_version(on: bool) {
+    TOKENS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The `Server` header's value, and the signature of the host's pages.
+pub fn server() -> &'static str {
+    match TOKENS.load(std::sync::atomic::Ordering::Relaxed) {
+        true => SERVER,
+        false => "cases",
+    }
+}
 
 thread_local! {
     static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };

@@ -22,6 +22,7 @@ pub fn shared_state(
             &config_dir(config),
         )?)),
     };
+    crate::http::show_version(config.server_tokens);
     Ok(Arc::new(conn::Shared {
         sites: RwLock::new(Arc::new(sites)),
         limits: within_descriptors(config.limits.clone()),

@@ -1,7 +1,7 @@
 //! What goes back to the client: the `Reply` model, the sinks that receive a plugin's
 //! response calls (buffered, or streamed from a worker thread), and serialisation of heads.
 
-use crate::http::{is_field_value, is_token, reason, SERVER};
+use crate::http::{is_field_value, is_token, reason};
 use crate::plugin::Sink;
 use tokio::sync::mpsc;
 
@@ -248,7 +248,7 @@ fn write_status_line(out: &mut Vec<u8>, status: u16, date: &str) {
     out.extend_from_slice(b"\r\nDate: ");
     out.extend_from_slice(date.as_bytes());
     out.extend_from_slice(b"\r\nServer: ");
-    out.extend_from_slice(SERVER.as_bytes());
+    out.extend_from_slice(crate::http::server().as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 

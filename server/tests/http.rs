@@ -574,3 +574,18 @@ fn the_access_log_records_each_request_in_combined_format() {
         "{log}"
     );
 }
+
+#[test]
+fn server_tokens_off_names_the_server_without_its_version_in_headers_and_pages() {
+    let version = concat!("cases/", env!("CARGO_PKG_VERSION"));
+    let shown = Server::shipped();
+    let r = shown.get("/nothing-here");
+    assert_eq!(r.header("server"), Some(version));
+    assert!(r.text().contains(version), "{}", r.text());
+    let hidden = Server::shipped_with("server_tokens = false");
+    for path in ["/nothing-here", "/plain.html"] {
+        let r = hidden.get(path);
+        assert_eq!(r.header("server"), Some("cases"), "{path}");
+        assert!(!r.text().contains(version), "{path}: {}", r.text());
+    }
+}

@@ -723,12 +723,19 @@ async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u
         let _running = crate::stats::Running::start();
         let case = &chain2.cases[i];
         let mut c = Collect::new(body, Some(tx));
-        let _running = chain2.running(i);
+        let in_case = chain2.running(i);
         let rc = case.act(&req, &mut c);
+        drop(in_case);
         if rc != WP_DONE && c.committed() {
-            log::error!("case={} failed after it started answering", case.name);
+            if c.client_gone() {
+                log::debug!("case={}: the client went away mid-answer", case.name);
+            } else {
+                log::error!("case={} failed after it started answering", case.name);
+            }
             c.abort_stream();
         }
+        // The case is done (a script's place is free); what it wrote and the client has
+        // not read yet still goes out from here.
         c.end_stream();
         (rc, c, req)
     });

@@ -31,6 +31,7 @@ pub mod server;
 pub mod shared_file;
 pub mod signals;
 pub mod sites;
+pub mod spool;
 pub mod static_file;
 pub mod stats;
 pub mod tickets;

@@ -343,8 +343,11 @@ pub struct Collect {
     pub started: bool,
     req_body: Vec<u8>,
     body_pos: usize,
-    stream: Option<mpsc::Sender<Msg>>,
+    /// Boxed: most answers stream nothing, and `Collect` travels by value.
+    stream: Option<Box<crate::spool::Outbox>>,
     committed: bool,
+    /// The client went away while the case was answering (its connection closed).
+    client_gone: bool,
 }
 
 impl Collect {
@@ -361,21 +364,30 @@ impl Collect {
             started: false,
             req_body,
             body_pos: 0,
-            stream,
+            stream: stream.map(|tx| Box::new(crate::spool::Outbox::new(tx))),
             committed: false,
+            client_gone: false,
         }
     }
 
-    /// Close the stream (if any) so the connection sees the end.
+    /// Hand the connection what is still held (waiting for the client as long as it
+    /// reads), then close the stream (if any) so the connection sees the end.
     pub fn end_stream(&mut self) {
-        self.stream = None;
+        if let Some(mut out) = self.stream.take() {
+            out.drain();
+        }
     }
 
     /// Tell the connection the streamed answer is broken (it closes without finishing it).
     pub fn abort_stream(&mut self) {
-        if let Some(tx) = &self.stream {
-            let _ = tx.blocking_send(Msg::Abort);
+        if let Some(out) = &mut self.stream {
+            out.abort();
         }
+    }
+
+    /// Did the answer stop because the client went away (not the case's fault)?
+    pub fn client_gone(&self) -> bool {
+        self.client_gone
     }
 
     /// Take back the request body (when a case declined).
@@ -387,10 +399,11 @@ impl Collect {
         self.committed
     }
 
-    fn send(&self, m: Msg) -> bool {
-        self.stream
-            .as_ref()
-            .is_some_and(|tx| tx.blocking_send(m).is_ok())
+    /// Send body bytes on the stream; false (and noted) when the client went away.
+    fn send(&mut self, data: Vec<u8>) -> bool {
+        let sent = self.stream.as_mut().is_some_and(|out| out.data(data));
+        self.client_gone |= !sent;
+        sent
     }
 
     /// Send the head (once) and whatever is held, now.
@@ -398,7 +411,8 @@ impl Collect {
         if !self.committed {
             self.committed = true;
             let head = Msg::Head(self.status, std::mem::take(&mut self.headers));
-            if !self.send(head) {
+            if !self.stream.as_mut().is_some_and(|out| out.head(head)) {
+                self.client_gone = true;
                 return false;
             }
         }
@@ -406,7 +420,7 @@ impl Collect {
             return true;
         }
         let held = std::mem::take(&mut self.body);
-        self.send(Msg::Data(held))
+        self.send(held)
     }
 
     fn can_add(&self) -> bool {
@@ -452,7 +466,7 @@ impl Sink for Collect {
             return self.flush();
         }
         if self.committed {
-            return self.send(Msg::Data(data.to_vec()));
+            return self.send(data.to_vec());
         }
         self.body.extend_from_slice(data);
         self.body.len() < HOLD || self.flush()

@@ -460,6 +460,30 @@ fn scripts_beyond_the_concurrency_limit_wait_and_then_get_503() {
         "queued requests ran once a slot was free: {statuses:?}"
     );
     assert!(busy >= 1, "{statuses:?}");
+    // Said once in the error log, with the fix.
+    assert!(s.log_contains("script places stayed taken"), "{}", s.log());
+    assert!(s.log_contains("raise max_running"), "{}", s.log());
+}
+
+#[test]
+fn a_client_that_does_not_read_keeps_no_script_running_and_still_gets_every_byte() {
+    // One place for scripts. count.sh writes about 21 MB, far more than the sockets hold:
+    // what its client has not read is held by the server, so the script ends at once and
+    // the next script runs, where it used to wait for the slow client and then get 503.
+    let s = cgi_server("max_running = 1\nqueue_timeout = 3", "", &[]);
+    let mut slow = s.connect();
+    let req = "GET /cgi-bin/count.sh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    slow.write_all(req.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let next = s.get("/cgi-bin/status.sh");
+    assert_ne!(next.status, 503, "{}", s.log());
+    // The slow client then reads it all, in order.
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let r = read_response(&mut slow, false).expect("the whole answer");
+    let want: String = (1..=3_000_000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(r.body.len(), want.len());
+    assert!(r.body == want.as_bytes(), "the answer came out of order");
 }
 
 #[test]

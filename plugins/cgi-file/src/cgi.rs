@@ -80,6 +80,22 @@ fn acquire(cfg: &CgiFile) -> Option<Running<'_>> {
     Some(Running(cfg))
 }
 
+/// Say in the log that requests find every place taken, at most every 10 s (the access
+/// log shows each 503).
+fn warn_full(cfg: &CgiFile) {
+    let mut last = cfg.warned.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    if last.is_some_and(|t| now - t < Duration::from_secs(10)) {
+        return;
+    }
+    *last = Some(now);
+    let msg = format!(
+        "all {} script places stayed taken for queue_timeout ({:?}): answering 503\n  fix: raise max_running in [plugins.cgi_file] if the machine has room, or look for scripts that take long (timeout)",
+        cfg.max_running, cfg.queue_timeout
+    );
+    cfg.host.log(Level::Warn, &msg);
+}
+
 /// Answer the request by running the script.
 pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
     if plugin_api::helpers::needs_slash(req) {
@@ -129,6 +145,7 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
             .into();
     }
     let Some(_slot) = acquire(cfg) else {
+        warn_full(cfg);
         let _ = resp.header("Retry-After", "1");
         return resp
             .error(503, "too many scripts are running; try again shortly")

@@ -76,6 +76,8 @@ pub struct CgiFile {
     /// Scripts running now, guarded for the wait on a free slot.
     running: Mutex<usize>,
     freed: Condvar,
+    /// When the log last said that requests found every place taken.
+    warned: Mutex<Option<std::time::Instant>>,
     env: BTreeMap<String, String>,
     path: String,
     host: Host,
@@ -134,6 +136,7 @@ impl Case for CgiFile {
             queue_timeout,
             running: Mutex::new(0),
             freed: Condvar::new(),
+            warned: Mutex::new(None),
             env: c.env,
             path: c.path,
             host,

@@ -211,6 +211,38 @@ pub async fn respond(
     }
 }
 
+/// The chain's answer when the head alone decides it: the first case whose test is true
+/// does not take the method (405), so the body need not be read first, as nginx answers a
+/// POST to a file at once. Tests are pure and see only the body's length, which the head
+/// gives. `None`: read the body and run the chain.
+pub fn refused_before_body(
+    chain: &Chain,
+    head: &Head,
+    peer: &Peer,
+    body_len: usize,
+) -> Option<Reply> {
+    if head.method == "OPTIONS" || crate::sites::https_redirect(chain, head, peer).is_some() {
+        return None;
+    }
+    let place = locate(chain, head).ok()?;
+    let view = case_view(
+        Some(&place),
+        head,
+        peer,
+        &chain.root,
+        body_len,
+        &Vars::new(),
+    );
+    let first = (0..chain.cases.len()).find(|&i| chain.test(i, &view))?;
+    let refused = method_policy(&chain.cases[first], &head.method, &place.path)?;
+    let seen = Seen {
+        view: Some(view),
+        place: Some(place),
+        ..Seen::default()
+    };
+    Some(filter(chain, refused, head, &seen, peer))
+}
+
 /// A reply the host made before the chain ran (413, a bad Host...), through the filters.
 pub fn filter_refusal(chain: &Chain, reply: Reply, head: &Head, peer: &Peer) -> Reply {
     filter(chain, reply, head, &Seen::default(), peer)

@@ -392,7 +392,14 @@ async fn answer_all(
             Ok(f) => f,
             Err(e) => return Box::pin(refuse(stream, shared, peer, Ok(&head), e)).await,
         };
-        // 3. The body, read whole (bounded), so the next request on the connection parses.
+        // 3. The body, read whole (bounded), so the next request on the connection parses;
+        // unless the chain refuses the method whatever the body says (then close).
+        if let Some(refused) = refused_before_body(shared, peer, &head, &framing, buf) {
+            let wire = Framing::closing(head.minor);
+            let seen = Logged::of(Some(&head), since);
+            write_reply(stream, shared, peer, seen, refused, &wire).await?;
+            return Ok(Next::Linger);
+        }
         let body = match read_body(stream, buf, &head, &framing, limits).await? {
             Step::Go(body) => body,
             Step::Refuse(e) => return Box::pin(refuse(stream, shared, peer, Ok(&head), e)).await,
@@ -415,6 +422,29 @@ async fn answer_all(
             (false, false) => {}
         }
     }
+}
+
+/// The chain's refusal of a request that came without its body (a client waiting for 100
+/// Continue, a large upload, a body trickled slowly), when the head alone decides it (a
+/// method the case that would act does not take): answered at once, and the connection
+/// closed, instead of waiting for a body that may come slowly or never. When some of the
+/// body came with the head (a client that may have pipelined more), it is read as usual.
+fn refused_before_body(
+    shared: &Shared,
+    peer: &Peer,
+    head: &Head,
+    framing: &BodyFraming,
+    buf: &[u8],
+) -> Option<Reply> {
+    let BodyFraming::Length(len) = *framing else {
+        return None;
+    };
+    // One over the limit is 413 first (as nginx).
+    if len == 0 || !buf.is_empty() || len > shared.limits.max_body {
+        return None;
+    }
+    let chain = shared.chain_for(Some(head), peer).ok()?;
+    crate::chain::refused_before_body(&chain, head, peer, len as usize)
 }
 
 /// Read until a whole head is in `buf` (within the header timeout, counted from the

@@ -589,3 +589,31 @@ fn server_tokens_off_names_the_server_without_its_version_in_headers_and_pages()
         assert!(!r.text().contains(version), "{path}: {}", r.text());
     }
 }
+
+#[test]
+fn a_method_the_file_does_not_take_is_405_at_once_without_waiting_for_the_body() {
+    // nginx answers a POST to a file at once; the body (which may come slowly, or never)
+    // is not waited for, and no 100 Continue invites it.
+    let s = Server::shipped();
+    for expect in ["", "Expect: 100-continue\r\n"] {
+        let mut c = s.connect();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let head = format!(
+            "POST /plain.html HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n{expect}\r\n"
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        let r = read_response(&mut c, false).expect("an answer before the body");
+        assert_eq!(r.status, 405, "{expect}: {}", r.raw_head);
+        assert_eq!(
+            r.header("allow"),
+            Some("GET, HEAD, OPTIONS"),
+            "{}",
+            r.raw_head
+        );
+        assert_eq!(r.header("connection"), Some("close"), "{}", r.raw_head);
+    }
+    // A body that came with its head is read as before, and the connection stays.
+    let r = s.raw("POST /plain.html HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("connection"), None, "{}", r.raw_head);
+}

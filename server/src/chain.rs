@@ -745,7 +745,7 @@ enum Ran {
 /// Run a blocking case on a worker thread. If it starts streaming, the reply carries the
 /// stream; otherwise its collected answer comes back, and the request returns to `work`.
 async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u8>) -> Ran {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(8);
+    let (out, mut rx) = crate::spool::channel();
     let chain2 = Arc::clone(chain);
     let req = work
         .req
@@ -754,7 +754,7 @@ async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u
     let task = tokio::task::spawn_blocking(move || {
         let _running = crate::stats::Running::start();
         let case = &chain2.cases[i];
-        let mut c = Collect::new(body, Some(tx));
+        let mut c = Collect::new(body, Some(out));
         let in_case = chain2.running(i);
         let rc = case.act(&req, &mut c);
         drop(in_case);
@@ -786,11 +786,7 @@ async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u
 
 /// A reply whose body is what the worker goes on writing, with the case's Content-Length
 /// when it gave one.
-fn streaming_reply(
-    status: u16,
-    headers: crate::reply::Headers,
-    rx: tokio::sync::mpsc::Receiver<Msg>,
-) -> Reply {
+fn streaming_reply(status: u16, headers: crate::reply::Headers, rx: crate::spool::Inbox) -> Reply {
     let len = headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))

@@ -4,7 +4,7 @@
 
 use crate::error_page;
 use crate::plugin::{HeadSink, OwnedRequest, Plugin, TransformState, Verdict};
-use crate::reply::{Body, Msg, Reply, Seg};
+use crate::reply::{Body, Reply, Seg};
 use plugin_api::abi::{WP_BODY_MORE, WP_BODY_OK, WP_F_CONTENT_CODING, WP_IO_END};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -428,7 +428,7 @@ pub enum Source {
     /// A file's byte range, read in pieces.
     File(Arc<crate::shared_file::SharedFile>, u64, u64),
     /// What a case on a worker thread goes on writing.
-    Stream(tokio::sync::mpsc::Receiver<Msg>),
+    Stream(crate::spool::Inbox),
     /// Nothing (HEAD and bodiless answers: the filter never gets body calls).
     Nothing,
 }

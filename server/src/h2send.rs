@@ -136,11 +136,7 @@ impl Out<'_> {
     }
 
     /// What a case on a worker thread writes; Ok(false) when it aborted or overran its length.
-    async fn stream(
-        &mut self,
-        mut rx: tokio::sync::mpsc::Receiver<Msg>,
-        len: Option<u64>,
-    ) -> Result<bool, Cut> {
+    async fn stream(&mut self, mut rx: crate::spool::Inbox, len: Option<u64>) -> Result<bool, Cut> {
         let mut sent: u64 = 0;
         loop {
             match rx.recv().await {

@@ -3,7 +3,6 @@
 
 use crate::http::{is_field_value, is_token, reason};
 use crate::plugin::Sink;
-use tokio::sync::mpsc;
 
 /// One piece of a body.
 pub enum Seg {
@@ -22,7 +21,7 @@ pub enum Body {
     File(std::sync::Arc<crate::shared_file::SharedFile>, Vec<Seg>),
     /// Written by a plugin on a worker thread as it goes; length unknown unless the plugin
     /// gave a Content-Length.
-    Stream(mpsc::Receiver<Msg>, Option<u64>),
+    Stream(crate::spool::Inbox, Option<u64>),
     /// A file or stream on its way through transforming filters; length unknown.
     Transformed(Box<crate::filter::Transformed>),
 }
@@ -351,7 +350,7 @@ pub struct Collect {
 }
 
 impl Collect {
-    pub fn new(req_body: Vec<u8>, stream: Option<mpsc::Sender<Msg>>) -> Collect {
+    pub fn new(req_body: Vec<u8>, stream: Option<crate::spool::Outbox>) -> Collect {
         Collect {
             status: 200,
             headers: Vec::new(),
@@ -364,18 +363,16 @@ impl Collect {
             started: false,
             req_body,
             body_pos: 0,
-            stream: stream.map(|tx| Box::new(crate::spool::Outbox::new(tx))),
+            stream: stream.map(Box::new),
             committed: false,
             client_gone: false,
         }
     }
 
-    /// Hand the connection what is still held (waiting for the client as long as it
-    /// reads), then close the stream (if any) so the connection sees the end.
+    /// Close the stream (if any): the connection sees the end once it has sent what came
+    /// and what is still held, which it reads itself (this thread does not wait).
     pub fn end_stream(&mut self) {
-        if let Some(mut out) = self.stream.take() {
-            out.drain();
-        }
+        self.stream = None;
     }
 
     /// Tell the connection the streamed answer is broken (it closes without finishing it).

@@ -12,7 +12,6 @@ use std::os::fd::BorrowedFd;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 /// Write a reply. Returns Ok(false) when the body could not be completed (the connection
@@ -119,7 +118,7 @@ impl<W: Wire> Out<'_, W> {
 
     /// Relay what a case on a worker thread writes, chunked or within its Content-Length.
     /// Ok(false) when the case aborted or overran its length: the connection must close.
-    async fn stream_body(&mut self, mut rx: mpsc::Receiver<Msg>, delim: Delim) -> io::Result<bool> {
+    async fn stream_body(&mut self, mut rx: crate::spool::Inbox, delim: Delim) -> io::Result<bool> {
         let mut came: u64 = 0;
         loop {
             match rx.recv().await {

@@ -1,26 +1,153 @@
 //! The way out of a case on a worker thread (a CGI script): what it writes faster than its
 //! client reads is held, in memory and then in an unlinked temporary file, so the case ends
-//! and gives back its place (a script slot) while a slow client is still reading, as
-//! nginx buffers an upstream's answer.
+//! and gives back its place (a script slot) and its thread while a slow client is still
+//! reading, as nginx buffers an upstream's answer.
 
 use crate::reply::Msg;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use tokio::sync::mpsc::{error::TrySendError, Sender};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
+use tokio::sync::mpsc::{self, Receiver, Sender};
 
 /// Held in memory before the rest goes to a file (nginx's proxy_buffers: 8 × 8 KiB).
 const IN_MEMORY: usize = 64 * 1024;
-/// Held in the file at most (nginx's proxy_max_temp_file_size); past it the case waits for
-/// the client.
+/// Held in the file of one answer at most (nginx's proxy_max_temp_file_size); past it
+/// the case waits for its client.
 const IN_FILE: u64 = 1 << 30;
+/// Held in the files of all answers of this process at most; past it cases wait.
+const IN_FILES: u64 = 4 << 30;
 /// Read back from the file this much at a time.
 const PIECE: usize = 64 * 1024;
 
-/// The sending side of a streamed answer, with its spool.
+/// Bytes in this process's spool files now.
+static SPOOLED: AtomicU64 = AtomicU64::new(0);
+
+/// A streamed answer's two ends: the case's, and the connection's. Messages go through a
+/// short channel; body bytes that find it full are held, and everything in the channel is
+/// older than anything held (the case sends to the channel only while nothing is held),
+/// so the connection reads the channel first, then what is held.
+pub fn channel() -> (Outbox, Inbox) {
+    let (tx, rx) = mpsc::channel(8);
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let out = Outbox {
+        tx,
+        shared: Arc::clone(&shared),
+    };
+    (out, Inbox { rx, shared })
+}
+
+/// What both ends share: the held bytes, and whether the case broke its answer.
+#[derive(Default)]
+struct Shared {
+    held: Held,
+    abort: bool,
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The case's end of a streamed answer.
 pub struct Outbox {
     tx: Sender<Msg>,
-    held: Held,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Outbox {
+    /// Send the head (the first message: the channel has room). False when the client left.
+    pub fn head(&mut self, m: Msg) -> bool {
+        self.tx.blocking_send(m).is_ok()
+    }
+
+    /// Send body bytes without waiting for the client: into the channel when nothing is
+    /// held and it has room, else held; only a full spool waits. False when the client
+    /// left.
+    pub fn data(&mut self, data: Vec<u8>) -> bool {
+        let mut shared = lock(&self.shared);
+        if shared.held.is_empty() {
+            match self.tx.try_reserve() {
+                Ok(permit) => {
+                    permit.send(Msg::Data(data));
+                    return true;
+                }
+                Err(TrySendError::Closed(())) => return false,
+                Err(TrySendError::Full(())) => {}
+            }
+        } else if self.tx.is_closed() {
+            return false;
+        }
+        match shared.held.hold(data) {
+            None => true,
+            Some(data) => {
+                drop(shared);
+                self.send_when_nothing_held(data)
+            }
+        }
+    }
+
+    /// No room to hold more: wait until the connection has taken what is held, then send
+    /// `data` through the channel, waiting for the client as before the spool.
+    fn send_when_nothing_held(&mut self, data: Vec<u8>) -> bool {
+        while !lock(&self.shared).held.is_empty() {
+            if self.tx.is_closed() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.tx.blocking_send(Msg::Data(data)).is_ok()
+    }
+
+    /// The answer is broken: what is held is dropped, and the connection closes once it
+    /// has sent what came before.
+    pub fn abort(&mut self) {
+        let mut shared = lock(&self.shared);
+        shared.held = Held::default();
+        shared.abort = true;
+    }
+}
+
+/// The connection's end.
+pub struct Inbox {
+    rx: Receiver<Msg>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Inbox {
+    /// The next message; `None` at the end of the answer.
+    pub async fn recv(&mut self) -> Option<Msg> {
+        loop {
+            if let Some(m) = self.now() {
+                return m;
+            }
+            // Nothing in the channel and nothing held: the case's next message comes
+            // through the channel (it holds only while the channel is full).
+            if let Some(m) = self.rx.recv().await {
+                return Some(m);
+            }
+        }
+    }
+
+    /// What is there now: `Some(message)`, `Some(None)` at the end, `None` to wait.
+    fn now(&mut self) -> Option<Option<Msg>> {
+        // Under the lock, so the case cannot hold a piece between the two looks.
+        let mut shared = lock(&self.shared);
+        let closed = match self.rx.try_recv() {
+            Ok(m) => return Some(Some(m)),
+            Err(TryRecvError::Empty) => false,
+            Err(TryRecvError::Disconnected) => true,
+        };
+        if let Some(piece) = shared.held.next_piece() {
+            return Some(Some(Msg::Data(piece)));
+        }
+        if closed {
+            return Some(std::mem::take(&mut shared.abort).then_some(Msg::Abort));
+        }
+        None
+    }
 }
 
 /// What is held, in the order it was written.
@@ -36,77 +163,6 @@ struct Held {
     no_file: bool,
 }
 
-impl Outbox {
-    pub fn new(tx: Sender<Msg>) -> Outbox {
-        Outbox {
-            tx,
-            held: Held::default(),
-        }
-    }
-
-    /// Send the head (the first message: the channel has room). False when the client left.
-    pub fn head(&mut self, m: Msg) -> bool {
-        self.tx.blocking_send(m).is_ok()
-    }
-
-    /// Send body bytes without waiting for the client: into the channel when nothing is
-    /// held before them and it has room, else into the spool; only a full spool waits.
-    /// False when the client left.
-    pub fn data(&mut self, data: Vec<u8>) -> bool {
-        if !self.pump() {
-            return false;
-        }
-        if self.held.is_empty() {
-            match self.tx.try_reserve() {
-                Ok(permit) => {
-                    permit.send(Msg::Data(data));
-                    return true;
-                }
-                Err(TrySendError::Closed(())) => return false,
-                Err(TrySendError::Full(())) => {}
-            }
-        }
-        match self.held.hold(data) {
-            None => true,
-            // No room left to hold it: wait for the client to take what is held, then this.
-            Some(data) => self.drain() && self.tx.blocking_send(Msg::Data(data)).is_ok(),
-        }
-    }
-
-    /// Everything held, into the channel, waiting for the client as long as it reads (the
-    /// connection gives up on one that stops, and the channel then closes).
-    pub fn drain(&mut self) -> bool {
-        while let Some(piece) = self.held.next_piece() {
-            if self.tx.blocking_send(Msg::Data(piece)).is_err() {
-                return false;
-            }
-        }
-        true
-    }
-
-    /// The answer is broken: what is held is dropped, and the connection told to close.
-    pub fn abort(&mut self) {
-        self.held = Held::default();
-        let _ = self.tx.blocking_send(Msg::Abort);
-    }
-
-    /// Move what is held into the channel while it has room. False when the client left.
-    fn pump(&mut self) -> bool {
-        while !self.held.is_empty() {
-            let permit = match self.tx.try_reserve() {
-                Ok(p) => p,
-                Err(TrySendError::Full(())) => return true,
-                Err(TrySendError::Closed(())) => return false,
-            };
-            match self.held.next_piece() {
-                Some(piece) => permit.send(Msg::Data(piece)),
-                None => return true,
-            }
-        }
-        true
-    }
-}
-
 impl Held {
     fn is_empty(&self) -> bool {
         self.mem.is_empty() && self.read == self.written
@@ -120,7 +176,8 @@ impl Held {
             self.mem.push_back(data);
             return None;
         }
-        if self.written - self.read + data.len() as u64 > IN_FILE {
+        let more = data.len() as u64;
+        if self.written - self.read + more > IN_FILE || SPOOLED.load(Relaxed) + more > IN_FILES {
             return Some(data);
         }
         let at = self.written;
@@ -129,7 +186,8 @@ impl Held {
         };
         match file.write_all_at(&data, at) {
             Ok(()) => {
-                self.written += data.len() as u64;
+                self.written += more;
+                SPOOLED.fetch_add(more, Relaxed);
                 None
             }
             Err(e) => {
@@ -176,15 +234,24 @@ impl Held {
         let file = self.file.as_ref()?;
         if let Err(e) = file.read_exact_at(&mut piece, self.read) {
             log::error!("spool file: {e}");
+            SPOOLED.fetch_sub(left, Relaxed);
             self.read = self.written;
             return None;
         }
         self.read += piece.len() as u64;
+        SPOOLED.fetch_sub(piece.len() as u64, Relaxed);
         if self.read == self.written {
             // All read back: the file starts over, and gives its disk space back.
             (self.read, self.written) = (0, 0);
             let _ = file.set_len(0);
         }
         Some(piece)
+    }
+}
+
+impl Drop for Held {
+    /// Bytes never read back leave the process's count (the file goes with its descriptor).
+    fn drop(&mut self) {
+        SPOOLED.fetch_sub(self.written - self.read, Relaxed);
     }
 }

@@ -487,6 +487,39 @@ fn a_client_that_does_not_read_keeps_no_script_running_and_still_gets_every_byte
 }
 
 #[test]
+fn what_the_server_holds_for_a_slow_client_reaches_it_while_the_script_pauses() {
+    // 8 MiB, then a line, then a pause: a client that starts reading late finds much of it
+    // held by the server; all of it, the line too, must come before the pause ends.
+    let s = cgi_server("", "", &[]);
+    let script = s.root.join("cgi-bin/pause.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\r\\n\\r\\n'\n\
+         head -c 8388608 /dev/zero; echo first; sleep 5; echo second\n",
+    )
+    .unwrap();
+    chmod(&script, 0o755);
+    let mut c = s.connect();
+    let start = Instant::now();
+    c.write_all(b"GET /cgi-bin/pause.sh HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    while !got.windows(6).any(|w| w == b"first\n") {
+        let n = c.read(&mut buf).expect("the answer keeps coming");
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "the line came after {took:?}"
+    );
+}
+
+#[test]
 fn cgi_runs_only_under_the_configured_folders() {
     let s = cgi_server("dirs = [\"/scripts/\"]", "", &[]);
     // /cgi-bin/ is an ordinary folder now: its files are served as they are, not run.

@@ -255,6 +255,37 @@ async fn linger(stream: &mut impl Wire) {
 /// HTTP/1.1 server accepts, so a client may send it without asking first (§3.3).
 const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
+/// What a plain connection's first bytes turned out to be.
+enum Preface {
+    Http2,
+    Http1,
+    /// The client went away, or stopped within the first line, before it could be told.
+    Gone,
+}
+
+/// Does the connection start with HTTP/2's preface? Read on while what came is a piece of
+/// its first line (a client may send it in small writes), within the header timeout.
+async fn http2_preface(
+    stream: &mut impl Wire,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+) -> io::Result<Preface> {
+    let deadline = Instant::now() + limits.header_timeout;
+    loop {
+        if buf.starts_with(H2_PREFACE_LINE) {
+            return Ok(Preface::Http2);
+        }
+        if !H2_PREFACE_LINE.starts_with(buf) {
+            return Ok(Preface::Http1);
+        }
+        match timeout_at(deadline, stream.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(Err(e)) => return Err(e),
+            _ => return Ok(Preface::Gone),
+        }
+    }
+}
+
 /// Answer requests while they keep coming: every request in the bytes that arrived
 /// (pipelining included), then, for a moment, the next ones.
 async fn burst(
@@ -367,14 +398,16 @@ async fn answer_all(
     let limits = &shared.limits;
     loop {
         // 0. HTTP/2 instead, on a plain connection that starts with its preface.
-        if *served == 0
-            && shared.http2
-            && buf.starts_with(H2_PREFACE_LINE)
-            && stream.plain().is_some()
-        {
-            let preface = buf.to_vec();
-            buf.clear();
-            return Ok(Next::Http2(preface));
+        if *served == 0 && shared.http2 && stream.plain().is_some() {
+            match http2_preface(stream, buf, limits).await? {
+                Preface::Http2 => {
+                    let preface = buf.to_vec();
+                    buf.clear();
+                    return Ok(Next::Http2(preface));
+                }
+                Preface::Http1 => {}
+                Preface::Gone => return Ok(Next::Close),
+            }
         }
         // 1. The head.
         let head = match read_head(stream, buf, limits).await? {
@@ -424,11 +457,11 @@ async fn answer_all(
     }
 }
 
-/// The chain's refusal of a request that came without its body (a client waiting for 100
+/// The chain's refusal of a request whose body has not all come (a client waiting for 100
 /// Continue, a large upload, a body trickled slowly), when the head alone decides it (a
 /// method the case that would act does not take): answered at once, and the connection
-/// closed, instead of waiting for a body that may come slowly or never. When some of the
-/// body came with the head (a client that may have pipelined more), it is read as usual.
+/// closed, instead of waiting for a body that may come slowly or never. Nothing pipelined
+/// can be in `buf` then (it holds less than this body). A body here whole is read as usual.
 fn refused_before_body(
     shared: &Shared,
     peer: &Peer,
@@ -440,7 +473,7 @@ fn refused_before_body(
         return None;
     };
     // One over the limit is 413 first (as nginx).
-    if len == 0 || !buf.is_empty() || len > shared.limits.max_body {
+    if len <= buf.len() as u64 || len > shared.limits.max_body {
         return None;
     }
     let chain = shared.chain_for(Some(head), peer).ok()?;

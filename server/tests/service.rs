@@ -7,8 +7,14 @@ use rustix::process::Signal;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-fn root() -> bool {
-    rustix::process::geteuid().is_root()
+/// Not started as root: the test says it is skipped (the root-only ones start workers as
+/// another user).
+fn not_root() -> bool {
+    let not = !rustix::process::geteuid().is_root();
+    if not {
+        eprintln!("skipped: needs root");
+    }
+    not
 }
 
 /// A dir whose plugins folder holds copies of the libraries (readable by any user, wherever
@@ -40,8 +46,7 @@ const CGI_CHAIN: &str = r#"["cgi_file", "no_file", "existing_file", "always_fail
 
 #[test]
 fn started_as_root_with_user_scripts_and_workers_do_not_run_as_root() {
-    if !root() {
-        eprintln!("skipped: needs root");
+    if not_root() {
         return;
     }
     let (dir, www, pdir) = as_user_dir();
@@ -77,8 +82,7 @@ fn started_as_root_with_user_scripts_and_workers_do_not_run_as_root() {
 
 #[test]
 fn a_file_the_workers_cannot_read_is_403_whatever_the_request_asks() {
-    if !root() {
-        eprintln!("skipped: needs root");
+    if not_root() {
         return;
     }
     let (dir, www, pdir) = as_user_dir();
@@ -100,8 +104,7 @@ fn a_file_the_workers_cannot_read_is_403_whatever_the_request_asks() {
 
 #[test]
 fn cgi_file_refuses_to_start_as_root_unless_told_to() {
-    if !root() {
-        eprintln!("skipped: needs root");
+    if not_root() {
         return;
     }
     let (dir, www, pdir) = as_user_dir();

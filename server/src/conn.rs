@@ -398,8 +398,11 @@ async fn answer_all(
     let limits = &shared.limits;
     loop {
         // 0. HTTP/2 instead, on a plain connection that starts with its preface.
-        if *served == 0 && shared.http2 && stream.plain().is_some() {
-            match http2_preface(stream, buf, limits).await? {
+        // (Boxed, and only for a request that starts as the preface does: its wait must
+        // not be part of every burst's state.)
+        let maybe_h2 = *served == 0 && shared.http2 && buf.first() == Some(&b'P');
+        if maybe_h2 && stream.plain().is_some() {
+            match Box::pin(http2_preface(stream, buf, limits)).await? {
                 Preface::Http2 => {
                     let preface = buf.to_vec();
                     buf.clear();

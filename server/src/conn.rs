@@ -431,10 +431,7 @@ async fn answer_all(
         // 3. The body, read whole (bounded), so the next request on the connection parses;
         // unless the chain refuses the method whatever the body says (then close).
         if let Some(refused) = refused_before_body(shared, peer, &head, &framing, buf) {
-            let wire = Framing::closing(head.minor);
-            let seen = Logged::of(Some(&head), since);
-            write_reply(stream, shared, peer, seen, refused, &wire).await?;
-            return Ok(Next::Linger);
+            return Box::pin(close_with(stream, shared, peer, Ok(&head), refused)).await;
         }
         let body = match read_body(stream, buf, &head, &framing, limits).await? {
             Step::Go(body) => body,
@@ -611,15 +608,26 @@ async fn refuse(
     head: Result<&Head, &[u8]>,
     err: RequestError,
 ) -> io::Result<Next> {
+    let target = head.map_or(&b""[..], |h| &h.target);
+    let mut reply = error_page::refusal(err, target);
+    if let (Ok(h), Ok(chain)) = (head, shared.chain_for(head.ok(), peer)) {
+        reply = crate::chain::filter_refusal(&chain, reply, h, peer);
+    }
+    close_with(stream, shared, peer, head, reply).await
+}
+
+/// Send `reply` (already through the filters) and close gracefully. `head` as `refuse`'s.
+async fn close_with(
+    stream: &mut impl Wire,
+    shared: &Shared,
+    peer: &Peer,
+    head: Result<&Head, &[u8]>,
+    reply: Reply,
+) -> io::Result<Next> {
     let (head, raw_line) = match head {
         Ok(h) => (Some(h), &b""[..]),
         Err(line) => (None, line),
     };
-    let target = head.map_or(&b""[..], |h| &h.target);
-    let mut reply = error_page::refusal(err, target);
-    if let (Some(head), Ok(chain)) = (head, shared.chain_for(head, peer)) {
-        reply = crate::chain::filter_refusal(&chain, reply, head, peer);
-    }
     let wire = Framing::closing(head.map_or(1, |h| h.minor));
     let seen = Logged {
         raw_line,

@@ -515,7 +515,8 @@ fn one_or_several_event_loops_serve_alike() {
 /// still logged with the status it was sent with.
 #[test]
 fn the_access_log_counts_the_body_bytes_sent_of_streams_and_cut_downloads() {
-    let s = Server::start(CHAIN, "access_log = \"access.log\"");
+    // One worker: the lines are asserted in order (see the combined-format test).
+    let s = Server::start(CHAIN, "workers = 1\naccess_log = \"access.log\"");
     let script = s.root.join("cgi-bin/pause.sh");
     let text = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho first\nsleep 1\necho second\n";
     std::fs::write(&script, text).unwrap();
@@ -549,7 +550,10 @@ fn the_access_log_counts_the_body_bytes_sent_of_streams_and_cut_downloads() {
 
 #[test]
 fn the_access_log_records_each_request_in_combined_format() {
-    let s = Server::start(CHAIN, "access_log = \"access.log\"");
+    // One worker: the lines are asserted in the order the requests were made, and two
+    // workers each write their own lines (a line follows its answer out, so the next
+    // request, on another worker, can be logged first, as with nginx's workers).
+    let s = Server::start(CHAIN, "workers = 1\naccess_log = \"access.log\"");
     let r = s.raw("GET /notes.txt?x=1 HTTP/1.1\r\nHost: t\r\nUser-Agent: probe/1.0\r\nReferer: http://r.test/\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 200);
     s.get("/missing\"quote");

@@ -345,8 +345,6 @@ pub struct Collect {
     /// Boxed: most answers stream nothing, and `Collect` travels by value.
     stream: Option<Box<crate::spool::Outbox>>,
     committed: bool,
-    /// The client went away while the case was answering (its connection closed).
-    client_gone: bool,
 }
 
 impl Collect {
@@ -365,7 +363,6 @@ impl Collect {
             body_pos: 0,
             stream: stream.map(Box::new),
             committed: false,
-            client_gone: false,
         }
     }
 
@@ -382,9 +379,9 @@ impl Collect {
         }
     }
 
-    /// Did the answer stop because the client went away (not the case's fault)?
+    /// Did the client go away while the case was answering (its connection closed)?
     pub fn client_gone(&self) -> bool {
-        self.client_gone
+        self.stream.as_ref().is_some_and(|out| out.client_gone())
     }
 
     /// Take back the request body (when a case declined).
@@ -396,11 +393,9 @@ impl Collect {
         self.committed
     }
 
-    /// Send body bytes on the stream; false (and noted) when the client went away.
+    /// Send body bytes on the stream; false when the client went away.
     fn send(&mut self, data: Vec<u8>) -> bool {
-        let sent = self.stream.as_mut().is_some_and(|out| out.data(data));
-        self.client_gone |= !sent;
-        sent
+        self.stream.as_mut().is_some_and(|out| out.data(data))
     }
 
     /// Send the head (once) and whatever is held, now.
@@ -409,7 +404,6 @@ impl Collect {
             self.committed = true;
             let head = Msg::Head(self.status, std::mem::take(&mut self.headers));
             if !self.stream.as_mut().is_some_and(|out| out.head(head)) {
-                self.client_gone = true;
                 return false;
             }
         }

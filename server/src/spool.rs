@@ -101,6 +101,11 @@ impl Outbox {
         self.tx.blocking_send(Msg::Data(data)).is_ok()
     }
 
+    /// The connection's end is gone (the client left).
+    pub fn client_gone(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// The answer is broken: what is held is dropped, and the connection closes once it
     /// has sent what came before.
     pub fn abort(&mut self) {

@@ -732,7 +732,6 @@ pub fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, byte
     });
 }
 
-/// The request's HTTP version as the access log writes it.
 /// The request's protocol as the access log and CGI's SERVER_PROTOCOL name it.
 pub fn version(head: &Head) -> &'static str {
     match (head.h2, head.minor) {

@@ -278,36 +278,46 @@ fn editable(name: &[u8], value: &[u8]) -> bool {
     crate::http::is_token(name) && crate::http::is_field_value(value) && !host_owned(name)
 }
 
-/// How many fields filters added lately each thread keeps, checked and shared (a power of 2).
+/// How many fields filters added lately each thread keeps, checked and kept for good (a
+/// power of 2).
 const FIELDS_KEPT: usize = 64;
 
+/// A field checked once and kept for good: its name and value.
+type KeptField = Option<(&'static [u8], &'static [u8])>;
+
 thread_local! {
-    static FIELDS: std::cell::RefCell<[Option<(Text, Text)>; FIELDS_KEPT]> =
-        const { std::cell::RefCell::new([const { None }; FIELDS_KEPT]) };
+    static FIELDS: [std::cell::Cell<KeptField>; FIELDS_KEPT] =
+        const { [const { std::cell::Cell::new(None) }; FIELDS_KEPT] };
 }
 
 /// The field a filter sets or appends, when it is `editable`. Filters add the same few
 /// fields to nearly every answer (security headers, Cache-Control, Vary), so the last
 /// ones are kept per thread, in one of two places picked by a hash of their lengths and
-/// a few bytes: a field seen before costs a compare, not a check and two copies.
+/// a few bytes: a field seen before costs a compare, not a check and two copies. Only
+/// fields kept for good (`lasting`) are remembered, as plain slices, so that a hit is two
+/// compares and no reference count.
 fn checked_field(name: &[u8], value: &[u8]) -> Option<(Text, Text)> {
     let slot = field_slot(name, value);
-    FIELDS.with_borrow_mut(|kept| {
-        for i in [slot, slot ^ 1] {
-            if let Some((n, v)) = &kept[i] {
-                if **n == *name && **v == *value {
-                    return Some((n.clone(), v.clone()));
-                }
-            }
-        }
-        if !editable(name, value) {
-            return None;
-        }
-        let field = (lasting(name), lasting(value));
-        let free = if kept[slot].is_none() { slot } else { slot ^ 1 };
-        kept[free] = Some(field.clone());
-        Some(field)
-    })
+    let same = |f: KeptField| f.filter(|&(n, v)| n == name && v == value);
+    if let Some((n, v)) = FIELDS.with(|kept| same(kept[slot].get()).or(same(kept[slot ^ 1].get())))
+    {
+        return Some((Text::Borrowed(n), Text::Borrowed(v)));
+    }
+    if !editable(name, value) {
+        return None;
+    }
+    let field = (lasting(name), lasting(value));
+    if let (Text::Borrowed(n), Text::Borrowed(v)) = field {
+        FIELDS.with(|kept| {
+            let free = if kept[slot].get().is_none() {
+                slot
+            } else {
+                slot ^ 1
+            };
+            kept[free].set(Some((n, v)));
+        });
+    }
+    Some(field)
 }
 
 /// Bytes of field text each process keeps for good, so that a kept field is borrowed by

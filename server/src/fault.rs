@@ -19,7 +19,7 @@ thread_local! {
 /// What the watchdog reads of one event loop.
 pub struct LoopState {
     pub index: usize,
-    /// Bumped by a task on the loop every `TICK`: stuck when the loop is stuck.
+    /// Bumped by a task on the loop every `tick`: stuck when the loop is stuck.
     ticks: AtomicU64,
     /// 1 + the index in the chain of the case the loop is in; 0 when none.
     case: AtomicUsize,
@@ -28,8 +28,12 @@ pub struct LoopState {
 /// Every event loop of this process.
 static LOOPS: Mutex<Vec<&'static LoopState>> = Mutex::new(Vec::new());
 
-/// How often a loop proves it is alive.
-const TICK: Duration = Duration::from_millis(100);
+/// How often a loop proves it is alive: a tenth of `stall_timeout`, at least every second
+/// (so an idle loop wakes once a second for it, as lighttpd's does, where a fixed 100 ms
+/// woke it ten times), and at most every 10 ms.
+fn tick(stall: Duration) -> Duration {
+    (stall / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
 
 /// Marks this thread as in case `index` (named `name`) until the guard drops.
 pub struct Running {
@@ -63,8 +67,9 @@ impl Drop for Running {
 }
 
 /// Register the calling thread as event loop `index` and return the future that keeps
-/// proving it alive; spawn that future on the loop.
-pub fn enter_loop(index: usize) -> impl std::future::Future<Output = ()> {
+/// proving it alive to a watchdog of `stall` (none when zero); spawn that future on the
+/// loop.
+pub fn enter_loop(index: usize, stall: Duration) -> impl std::future::Future<Output = ()> {
     let state: &'static LoopState = Box::leak(Box::new(LoopState {
         index,
         ticks: AtomicU64::new(0),
@@ -73,7 +78,10 @@ pub fn enter_loop(index: usize) -> impl std::future::Future<Output = ()> {
     LOOP.with(|l| l.set(Some(state)));
     LOOPS.lock().unwrap_or_else(|e| e.into_inner()).push(state);
     async move {
-        let mut every = tokio::time::interval(TICK);
+        if stall.is_zero() {
+            return;
+        }
+        let mut every = tokio::time::interval(tick(stall));
         loop {
             every.tick().await;
             state.ticks.fetch_add(1, Ordering::Relaxed);

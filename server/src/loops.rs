@@ -83,6 +83,7 @@ fn spawn(
     shared: Arc<conn::Shared>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) -> Result<(), String> {
+    let stall = shared.limits.stall_timeout;
     let run = move || {
         let rt = match runtime() {
             Ok(rt) => rt,
@@ -93,7 +94,7 @@ fn spawn(
         };
         let _ = ready.send(Ok(()));
         let served = rt.block_on(async move {
-            tokio::spawn(fault::enter_loop(i));
+            tokio::spawn(fault::enter_loop(i, stall));
             server::run(listeners, shared).await
         });
         access_log::write_held();

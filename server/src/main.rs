@@ -167,7 +167,7 @@ fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> 
     drop(sockets);
     loops::watch(&shared, fault::OnStall::Report)?;
     loops::block_on(async move {
-        tokio::spawn(fault::enter_loop(0));
+        tokio::spawn(fault::enter_loop(0, shared.limits.stall_timeout));
         signals::install(cli, config, &shared)?;
         banner::announce(&banner);
         notify::ready();

@@ -33,7 +33,7 @@ pub fn run(cli: &cli::Cli, slot: usize) -> Result<(), String> {
     loops::raise_fd_limit();
     loops::watch(&shared, fault::OnStall::Abort)?;
     loops::block_on(async move {
-        tokio::spawn(fault::enter_loop(0));
+        tokio::spawn(fault::enter_loop(0, shared.limits.stall_timeout));
         signals(&shared)?;
         let (read, write) = tokio::net::UnixStream::from_std(nonblocking(control)?)
             .map_err(|e| format!("control socket: {e}"))?

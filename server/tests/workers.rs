@@ -121,6 +121,36 @@ fn a_case_spinning_on_the_event_loop_is_reported_and_its_worker_replaced() {
     assert_eq!(s.workers(2).len(), 2);
 }
 
+/// Times the threads of process `pid` have gone to sleep and woken so far (voluntary
+/// context switches).
+fn wakeups(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the worker's threads");
+    let switches = |status: String| {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("voluntary_ctxt_switches"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok()
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+        .filter_map(switches)
+        .sum()
+}
+
+#[test]
+fn an_idle_worker_wakes_about_once_a_second_for_its_watchdog() {
+    // The default stall_timeout (10 s): the loop proves it is alive every second and the
+    // watchdog looks every second. A 100 ms tick woke an idle worker about 20 times a second.
+    let s = Server::start(r#"["no_file", "existing_file"]"#, "workers = 1");
+    serves(&s);
+    let worker = s.workers(1)[0];
+    std::thread::sleep(Duration::from_millis(500));
+    let before = wakeups(worker);
+    std::thread::sleep(Duration::from_secs(3));
+    let woke = wakeups(worker) - before;
+    assert!(woke <= 24, "an idle worker woke {woke} times in 3 s");
+}
+
 #[test]
 fn a_worker_killed_from_outside_is_replaced_as_after_an_oom_kill() {
     let s = faulty("workers = 2");

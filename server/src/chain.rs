@@ -211,9 +211,9 @@ pub async fn respond(
     }
 }
 
-/// The chain's answer when the head alone decides it: the first case whose test is true
-/// does not take the method (405), so the body need not be read first, as nginx answers a
-/// POST to a file at once. Tests are pure and see only the body's length, which the head
+/// The chain's answer when the head alone decides it: a method no case knows (501), or the
+/// first case whose test is true does not take the method (405), so the body need not be
+/// read first, as nginx answers a POST to a file at once. Tests are pure and see only the body's length, which the head
 /// gives. `None`: read the body and run the chain.
 pub fn refused_before_body(
     chain: &Chain,
@@ -224,7 +224,11 @@ pub fn refused_before_body(
     if head.method == "OPTIONS" || crate::sites::https_redirect(chain, head, peer).is_some() {
         return None;
     }
-    let place = locate(chain, head).ok()?;
+    let place = match locate(chain, head) {
+        Ok(place) => place,
+        // A method no case knows (501), `*` with another method than OPTIONS (400).
+        Err(refused) => return Some(filter_refusal(chain, refused, head, peer)),
+    };
     let view = case_view(
         Some(&place),
         head,

@@ -73,7 +73,8 @@ fn builder(limits: &Limits) -> h2::server::Builder {
 }
 
 /// Serve one HTTP/2 connection until it closes: the client's GOAWAY or EOF, ours on a stop,
-/// after `keepalive_timeout` without streams, or on abuse.
+/// after `keepalive_timeout` without streams, after `max_requests_per_connection` streams,
+/// or on abuse.
 pub async fn serve<S>(stream: S, peer: Box<Peer>, slot: &Slot)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -88,6 +89,7 @@ where
     let peer: Arc<Peer> = Arc::from(peer);
     let mut closing = false;
     let mut idled_out = false;
+    let mut accepted: u32 = 0;
     loop {
         let stop = shared.stop.notified();
         tokio::pin!(stop);
@@ -112,6 +114,13 @@ where
                     streams.active.fetch_add(1, Ordering::SeqCst);
                     let task = answer(req, respond, Arc::clone(&shared), Arc::clone(&peer), Arc::clone(&streams));
                     tokio::spawn(Box::pin(task));
+                    // As over HTTP/1.1 (and nginx's keepalive_requests over HTTP/2): a
+                    // graceful GOAWAY once the connection has had its share of requests.
+                    accepted = accepted.saturating_add(1);
+                    if accepted >= limits.max_requests_per_connection && !closing {
+                        closing = true;
+                        conn.graceful_shutdown();
+                    }
                 }
                 Some(Err(e)) => {
                     log::debug!("{}: HTTP/2 connection error: {e}", peer.client);
@@ -187,6 +196,17 @@ async fn request(
     if let Err(e) = admit(&head) {
         return refuse(respond, shared, peer, Some(&head), e, since).await;
     }
+    match before_body(respond, &body, &head, shared, peer) {
+        Early::Read => {}
+        Early::TooLarge => {
+            let e = RequestError::BodyTooLarge;
+            return refuse(respond, shared, peer, Some(&head), e, since).await;
+        }
+        Early::Refused(r) => {
+            let seen = Logged::of(Some(&head), since);
+            return reply(respond, shared, peer, seen, r).await;
+        }
+    }
     let body = match read_body(body, &shared.limits, respond).await? {
         Ok(b) => b,
         Err(e) => return refuse(respond, shared, peer, Some(&head), e, since).await,
@@ -205,6 +225,53 @@ async fn request(
         ..Logged::of(Some(&head), since)
     };
     reply(respond, shared, peer, seen, answered.reply).await
+}
+
+/// What to do before a request body that has not all come.
+enum Early {
+    /// Read it (after a 100 Continue when the client waits for one).
+    Read,
+    /// Its declared length is over `max_body`: 413 at once, as nginx answers.
+    TooLarge,
+    /// The chain's answer does not depend on it (a method the acting case does not take,
+    /// one no case knows): sent at once, and the rest refused by the stream's reset
+    /// (RFC 9113 §8.1 allows a complete response before the whole request).
+    Refused(Reply),
+}
+
+/// Decide before reading a body still to come. A client sending `Expect: 100-continue`
+/// gets the answer or a 100 now; waiting for the body first is what RFC 9110 §10.1.1
+/// forbids (and left a CONNECT, whose stream stays open, waiting for body_timeout).
+fn before_body(
+    respond: &mut SendResponse<Bytes>,
+    body: &RecvStream,
+    head: &Head,
+    shared: &Shared,
+    peer: &Peer,
+) -> Early {
+    if body.is_end_stream() {
+        return Early::Read;
+    }
+    let declared = head.header("content-length").and_then(|v| {
+        let digits = std::str::from_utf8(v).ok()?;
+        digits.parse::<u64>().ok()
+    });
+    let len = declared.unwrap_or(0);
+    if len > shared.limits.max_body {
+        return Early::TooLarge;
+    }
+    let chain = shared.chain_for(Some(head), peer).ok();
+    let refused =
+        chain.and_then(|c| crate::chain::refused_before_body(&c, head, peer, len as usize));
+    if let Some(r) = refused {
+        return Early::Refused(r);
+    }
+    if head.header("expect").is_some() {
+        let mut go_on = http::Response::new(());
+        *go_on.status_mut() = http::StatusCode::CONTINUE;
+        let _ = respond.send_informational(go_on);
+    }
+    Early::Read
 }
 
 /// Run the chain unless the client cancels the stream first (then the work is dropped).
@@ -264,7 +331,12 @@ fn head(parts: &http::request::Parts, limits: &Limits) -> Result<Head, RequestEr
     if parts.headers.len() > limits.max_header_count {
         return Err(RequestError::HeadTooLarge);
     }
-    let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
+    // CONNECT names its authority only (§8.5): that is its target, as HTTP/1.1's
+    // authority-form, for the log and the error page.
+    let target = match (&parts.method, parts.uri.authority()) {
+        (&http::Method::CONNECT, Some(a)) => a.as_str(),
+        _ => parts.uri.path_and_query().map_or("", |p| p.as_str()),
+    };
     let mut headers = Fields::with_capacity(parts.headers.len() + 1, 512);
     if let Some(a) = parts.uri.authority() {
         headers.push(b"host", a.as_str().as_bytes());

@@ -134,3 +134,165 @@ fn with_http2_off_the_preface_is_505_and_tls_offers_only_http1() {
         .expect("run curl");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1.1", "{}", tls.log());
 }
+
+/// Python's h2 over a plain socket, one request whose body is held back: the events that
+/// come within 3 s, as `informational:STATUS`, `response:STATUS`, `reset:CODE`; then, if
+/// the stream is still open, the body is sent and what follows printed the same way.
+const HELD_BODY: &str = r#"
+import socket, sys, time, h2.connection, h2.config, h2.events
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+c.initiate_connection()
+method, path = sys.argv[2], sys.argv[3]
+fields = [(":method", method), (":authority", "127.0.0.1")]
+if method != "CONNECT":
+    fields += [(":path", path), (":scheme", "http"), ("content-length", "5")]
+fields += [tuple(f.split(": ", 1)) for f in sys.argv[4:]]
+c.send_headers(1, fields, end_stream=False)
+s.sendall(c.data_to_send())
+said, ended = [], False
+def events(seconds):
+    global ended
+    s.settimeout(seconds)
+    try:
+        while not ended:
+            data = s.recv(65536)
+            if not data:
+                said.append("closed"); return
+            for ev in c.receive_data(data):
+                if isinstance(ev, h2.events.InformationalResponseReceived):
+                    said.append("informational:" + dict(ev.headers)[b":status"].decode())
+                elif isinstance(ev, h2.events.ResponseReceived):
+                    said.append("response:" + dict(ev.headers)[b":status"].decode())
+                elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    ended = True
+            s.sendall(c.data_to_send())
+    except socket.timeout:
+        pass
+events(3)
+said.append("|")
+if not ended:
+    c.send_data(1, b"hello", end_stream=True)
+    s.sendall(c.data_to_send())
+    events(5)
+print(" ".join(said))
+"#;
+
+/// HELD_BODY against `s`: what came before the body was sent, and what came after.
+fn held_body(s: &Server, method: &str, path: &str, fields: &[&str]) -> (String, String) {
+    let out = Command::new("timeout")
+        .args(["30", "python3", "-c", HELD_BODY])
+        .arg(s.addr.port().to_string())
+        .args([method, path])
+        .args(fields)
+        .output()
+        .expect("run python3");
+    let said = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "{err}");
+    let (before, after) = said.trim().split_once('|').expect("both parts");
+    (before.trim().to_string(), after.trim().to_string())
+}
+
+#[test]
+fn an_http2_client_expecting_100_continue_gets_it_before_it_sends_its_body() {
+    // RFC 9110 §10.1.1: a 100 (or the final answer) at once, never a wait for the body.
+    let s = Server::shipped();
+    let (before, after) = held_body(&s, "POST", "/nothing-here", &["expect: 100-continue"]);
+    assert_eq!(before, "informational:100", "{}", s.log());
+    assert_eq!(after, "response:404", "{}", s.log());
+    // Without the expectation the body is simply read first.
+    let (before, after) = held_body(&s, "POST", "/nothing-here", &[]);
+    assert_eq!((before.as_str(), after.as_str()), ("", "response:404"));
+}
+
+#[test]
+fn over_http2_an_answer_the_head_decides_does_not_wait_for_the_body() {
+    let s = Server::shipped_with("access_log = \"-\"");
+    // A file does not take POST: 405 at once, as nginx answers.
+    let (before, _) = held_body(&s, "POST", "/plain.html", &[]);
+    assert_eq!(before, "response:405", "{}", s.log());
+    // CONNECT, which no case implements: 501 at once, where its open stream used to wait
+    // for body_timeout.
+    let (before, _) = held_body(&s, "CONNECT", "", &[]);
+    assert_eq!(before, "response:501", "{}", s.log());
+    let logged = "\"CONNECT 127.0.0.1 HTTP/2.0\" 501";
+    assert!(s.log_contains(logged), "{}", s.log());
+    // A declared length over max_body: 413 at once.
+    let s = Server::shipped_with("[limits]\nmax_body = 4");
+    let (before, _) = held_body(&s, "POST", "/nothing-here", &[]);
+    assert_eq!(before, "response:413", "{}", s.log());
+}
+
+/// GET /plain.html `n` times on one plain HTTP/2 connection, one after another, with
+/// frames read and written by hand (Python's h2 ends its connection at the first GOAWAY,
+/// even the graceful one, while streams may still be answered): the statuses, then
+/// `goaway` if a GOAWAY came by 2 s after the last answer, else `open`.
+const MANY: &str = r#"
+import socket, sys, hpack, hyperframe.frame as F
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(2)
+enc, dec = hpack.Encoder(), hpack.Decoder()
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + F.SettingsFrame(0).serialize())
+buf, said, goaway = b"", [], False
+def frame():
+    global buf
+    while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
+        data = s.recv(65536)
+        if not data:
+            raise EOFError
+        buf += data
+    f, n = F.Frame.parse_frame_header(memoryview(buf[:9]))
+    f.parse_body(memoryview(buf[9:9 + n]))
+    buf = buf[9 + n:]
+    return f
+def until_end(sid):
+    global goaway
+    while True:
+        f = frame()
+        if isinstance(f, F.SettingsFrame) and "ACK" not in f.flags:
+            s.sendall(F.SettingsFrame(0, flags=["ACK"]).serialize())
+        elif isinstance(f, F.PingFrame) and "ACK" not in f.flags:
+            s.sendall(F.PingFrame(0, opaque_data=f.opaque_data, flags=["ACK"]).serialize())
+        elif isinstance(f, F.GoAwayFrame):
+            goaway = True
+        elif isinstance(f, F.HeadersFrame) and f.stream_id == sid:
+            said.append(dict(dec.decode(f.data))[":status"])
+        if f.stream_id == sid and "END_STREAM" in f.flags:
+            return
+for i in range(int(sys.argv[2])):
+    sid = 2 * i + 1
+    block = enc.encode([(":method", "GET"), (":path", "/plain.html"), (":scheme", "http"),
+                        (":authority", "127.0.0.1")])
+    s.sendall(F.HeadersFrame(sid, data=block, flags=["END_HEADERS", "END_STREAM"]).serialize())
+    until_end(sid)
+try:
+    until_end(-1)
+except (socket.timeout, EOFError):
+    pass
+print(" ".join(said), "goaway" if goaway else "open")
+"#;
+
+/// MANY against `s` with `n` requests.
+fn many(s: &Server, n: usize) -> String {
+    let out = Command::new("timeout")
+        .args(["30", "python3", "-c", MANY])
+        .arg(s.addr.port().to_string())
+        .arg(n.to_string())
+        .output()
+        .expect("run python3");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "{err}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn an_http2_connection_goes_away_after_max_requests_per_connection() {
+    // As over HTTP/1.1, and as nginx's keepalive_requests over HTTP/2: a graceful GOAWAY,
+    // every stream accepted before it still answered.
+    let limits = "[limits]\nkeepalive_timeout = 30.0";
+    let s = Server::shipped_with(&format!("{limits}\nmax_requests_per_connection = 3"));
+    assert_eq!(many(&s, 3), "200 200 200 goaway", "{}", s.log());
+    let s = Server::shipped_with(limits);
+    assert_eq!(many(&s, 3), "200 200 200 open");
+}

@@ -627,4 +627,11 @@ fn a_method_the_file_does_not_take_is_405_at_once_without_waiting_for_the_body()
     let r = s.raw("POST /plain.html HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("connection"), None, "{}", r.raw_head);
+    // A method no case knows is 501 whatever the body says: at once too.
+    let mut c = s.connect();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"FROB /plain.html HTTP/1.1\r\nHost: t\r\nContent-Length: 4096\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut c, false).expect("an answer before the body");
+    assert_eq!(r.status, 501, "{}", r.raw_head);
 }

@@ -191,7 +191,11 @@ async fn request(
     let (parts, body) = req.into_parts();
     let head = match head(&parts, &shared.limits) {
         Ok(h) => h,
-        Err(e) => return refuse(respond, shared, peer, None, e, since).await,
+        Err(e) => {
+            // Its fields refused: the method and target still name it in the log.
+            let named = request_line(&parts);
+            return refuse(respond, shared, peer, Some(&named), e, since).await;
+        }
     };
     if let Err(e) = admit(&head) {
         return refuse(respond, shared, peer, Some(&head), e, since).await;
@@ -331,12 +335,6 @@ fn head(parts: &http::request::Parts, limits: &Limits) -> Result<Head, RequestEr
     if parts.headers.len() > limits.max_header_count {
         return Err(RequestError::HeadTooLarge);
     }
-    // CONNECT names its authority only (§8.5): that is its target, as HTTP/1.1's
-    // authority-form, for the log and the error page.
-    let target = match (&parts.method, parts.uri.authority()) {
-        (&http::Method::CONNECT, Some(a)) => a.as_str(),
-        _ => parts.uri.path_and_query().map_or("", |p| p.as_str()),
-    };
     let mut headers = Fields::with_capacity(parts.headers.len() + 1, 512);
     if let Some(a) = parts.uri.authority() {
         headers.push(b"host", a.as_str().as_bytes());
@@ -362,13 +360,27 @@ fn head(parts: &http::request::Parts, limits: &Limits) -> Result<Head, RequestEr
         headers.push(b"cookie", &cookies.join(&b"; "[..]));
     }
     Ok(Head {
+        headers,
+        ..request_line(parts)
+    })
+}
+
+/// The method and target of a request, without its fields. CONNECT names its authority
+/// only (§8.5): that is its target, as HTTP/1.1's authority-form, for the log and the
+/// error page.
+fn request_line(parts: &http::request::Parts) -> Head {
+    let target = match (&parts.method, parts.uri.authority()) {
+        (&http::Method::CONNECT, Some(a)) => a.as_str(),
+        _ => parts.uri.path_and_query().map_or("", |p| p.as_str()),
+    };
+    Head {
         method: crate::http::method_text(parts.method.as_str()),
         target: target.as_bytes().to_vec(),
         minor: 1,
         h2: true,
-        headers,
+        headers: Fields::with_capacity(0, 0),
         len: 0,
-    })
+    }
 }
 
 /// The request body, whole, up to `max_body`, each DATA frame within `body_timeout`;

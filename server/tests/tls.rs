@@ -686,7 +686,11 @@ fn many_http2_streams_share_one_connection() {
 /// Run one abuse scenario of fixtures/h2abuse.py (Python's h2 package, raw frames over TLS)
 /// against a fresh server; its JSON report, and the server.
 fn abuse(scenario: &str) -> (serde_json::Value, Server) {
-    let s = Server::start_on("https://127.0.0.1:0", CHAIN, "workers = 1");
+    let s = Server::start_on(
+        "https://127.0.0.1:0",
+        CHAIN,
+        "workers = 1\naccess_log = \"-\"",
+    );
     let script = workspace().join("server/tests/fixtures/h2abuse.py");
     let out = Command::new("timeout")
         .args(["60", "python3"])
@@ -729,13 +733,17 @@ fn an_idle_http2_client_that_never_answers_the_goaway_ping_is_closed() {
 
 #[test]
 fn http2_host_against_authority_and_padded_values_are_400_and_the_connection_goes_on() {
-    let (r, _s) = abuse("malformed_fields");
+    let (r, s) = abuse("malformed_fields");
     assert_eq!(
         r["responses"],
         serde_json::json!({"400": 2, "200": 1}),
         "{r}"
     );
     assert_eq!(r["goaway"], serde_json::Value::Null, "{r}");
+    // The refused requests are logged by method and target, not as "-".
+    let refused = "\"GET /plain.html HTTP/2.0\" 400";
+    assert!(s.log_contains(refused), "{}", s.log());
+    assert!(!s.log_contains("\"-\" 400"), "{}", s.log());
 }
 
 #[test]

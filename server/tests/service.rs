@@ -23,7 +23,13 @@ fn as_user_dir() -> (TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = TempDir::new("user");
     let www = fixture_root(&dir);
     let pdir = dir.subdir("plugins");
-    for name in ["cgi_file", "no_file", "existing_file", "always_fail"] {
+    for name in [
+        "cgi_file",
+        "compress",
+        "no_file",
+        "existing_file",
+        "always_fail",
+    ] {
         let lib = format!("lib{name}.so");
         std::fs::copy(plugins_dir().join(&lib), pdir.join(&lib)).unwrap();
     }
@@ -100,6 +106,35 @@ fn a_file_the_workers_cannot_read_is_403_whatever_the_request_asks() {
     let head = s.raw("HEAD /secret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(head.status, 403, "{}", head.raw_head);
     assert_eq!(s.get("/plain.html").status, 200);
+}
+
+#[test]
+fn a_sidecar_the_workers_cannot_read_is_passed_over_and_the_file_still_served() {
+    if not_root() {
+        return;
+    }
+    let (dir, www, pdir) = as_user_dir();
+    let text = "a page long enough to be worth compressing, ".repeat(20);
+    let page = dir.write("www/page.txt", &text);
+    chmod(&page, 0o644);
+    let side = dir.write("www/page.txt.zst", "not readable by the workers");
+    chmod(&side, 0o000);
+    let chain = r#"["compress", "no_file", "existing_file"]"#;
+    let extra = "user = \"nobody\"\n[plugins.compress]\nprecompressed = true\n";
+    let cfg = config_text(&www, &[pdir], chain, extra);
+    std::fs::write(dir.path().join("server.toml"), cfg).unwrap();
+    let s = Server::start_config(dir, www, &[]);
+    // The sidecar is passed over (it was a 500) and the file coded on the fly.
+    let ask = "GET /page.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: zstd\r\n";
+    let r = s.raw(&format!("{ask}Connection: close\r\n\r\n"));
+    assert_eq!(r.status, 200, "{}", s.log());
+    assert_eq!(r.header("content-encoding"), Some("zstd"), "{}", r.raw_head);
+    assert_eq!(
+        r.header("transfer-encoding"),
+        Some("chunked"),
+        "{}",
+        r.raw_head
+    );
 }
 
 #[test]

@@ -79,8 +79,17 @@ fn with_ext(path: &Path, ext: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// A regular file (not a link, which the host might refuse to open) no older than the file.
+/// A regular file (not a link, which the host might refuse to open) no older than the file,
+/// that this worker can read: the host answers 500 when a replacement body cannot be
+/// opened, and an unreadable `file.zst` must not cost the readable file its answer.
 fn fresh(side: &Path, file: &Metadata) -> Option<Metadata> {
     let meta = std::fs::symlink_metadata(side).ok()?;
-    (meta.is_file() && modified(&meta) >= modified(file)).then_some(meta)
+    let usable = meta.is_file() && modified(&meta) >= modified(file) && readable(side);
+    usable.then_some(meta)
+}
+
+/// Readable with this process's effective user and groups (access(2), AT_EACCESS).
+fn readable(path: &Path) -> bool {
+    use rustix::fs::{accessat, Access, AtFlags, CWD};
+    accessat(CWD, path, Access::READ_OK, AtFlags::EACCESS).is_ok()
 }

@@ -77,8 +77,19 @@ impl SharedFile {
         &self.meta
     }
 
-    /// `Last-Modified` and `ETag` for this file, made on first use.
+    /// `Last-Modified` and `ETag` for this file, made on first use. A file dated later than
+    /// now gets the answer's Date as its Last-Modified, made for each answer until its date
+    /// has passed: RFC 9110 §8.8.2.1 forbids a Last-Modified later than the Date.
     pub fn validators(&self) -> [Arc<[u8]>; 2] {
+        if let Some(kept) = self.validators.get() {
+            return kept.clone();
+        }
+        let future = crate::http::with_date_now(|now, date| {
+            (self.meta.secs() > now).then(|| Arc::from(date.as_bytes()))
+        });
+        if let Some(date) = future {
+            return [date, self.meta.etag().into()];
+        }
         let make = || [self.meta.last_modified().into(), self.meta.etag().into()];
         self.validators.get_or_init(make).clone()
     }

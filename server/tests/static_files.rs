@@ -73,6 +73,40 @@ fn every_condition_line_counts_and_a_date_from_the_future_is_ignored() {
     );
 }
 
+/// RFC 9110 §8.8.2.1: a Last-Modified never later than the answer's Date; a file dated in
+/// the future is sent with the Date as its Last-Modified (nginx and lighttpd send the
+/// future date). Its ETag still tells versions apart.
+#[test]
+fn a_file_dated_in_the_future_is_last_modified_at_the_answers_date() {
+    let s = Server::shipped();
+    let path = s.root.join("later.txt");
+    std::fs::write(&path, "from the future\n").unwrap();
+    let year = std::time::Duration::from_secs(365 * 86_400);
+    let file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(std::time::SystemTime::now() + year)
+        .unwrap();
+    for _ in 0..2 {
+        let r = s.get("/later.txt");
+        assert_eq!(r.status, 200);
+        let date = r.header("date").unwrap();
+        assert_eq!(r.header("last-modified"), Some(date), "{}", r.raw_head);
+        assert!(r.header("etag").is_some());
+    }
+    // A file of the past keeps its own date.
+    let path = s.root.join("earlier.txt");
+    std::fs::write(&path, "from the past\n").unwrap();
+    let file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(std::time::SystemTime::now() - year)
+        .unwrap();
+    let r = s.get("/earlier.txt");
+    assert_ne!(
+        r.header("last-modified"),
+        r.header("date"),
+        "{}",
+        r.raw_head
+    );
+}
+
 #[test]
 fn if_match_that_fails_gives_412() {
     let s = Server::shipped();

@@ -28,9 +28,10 @@ impl Sidecar {
         )
     }
 
-    /// The sidecar's modification time, as an HTTP date.
+    /// The sidecar's modification time, as an HTTP date; now, if it is later (RFC 9110
+    /// §8.8.2.1: no Last-Modified later than the answer's Date).
     pub fn last_modified(&self) -> String {
-        httpdate::fmt_http_date(modified(&self.meta))
+        httpdate::fmt_http_date(modified(&self.meta).min(SystemTime::now()))
     }
 }
 
@@ -65,7 +66,8 @@ fn file_answer(req: &Request, head: &Head) -> Option<Metadata> {
         return None;
     }
     let meta = std::fs::metadata(req.fs_path()).ok()?;
-    let stamp = httpdate::fmt_http_date(modified(&meta));
+    // The host sends a file dated in the future with now as its Last-Modified.
+    let stamp = httpdate::fmt_http_date(modified(&meta).min(SystemTime::now()));
     let same = head.body_length() == Some(meta.len())
         && head.header("last-modified").as_deref() == Some(stamp.as_bytes());
     same.then_some(meta)

@@ -173,8 +173,15 @@ fn advice(status: u16) -> (&'static str, &'static str) {
     }
 }
 
-/// ` · <a href="/a/">Parent folder</a>` for a path below the root; nothing for `/`.
+/// ` · <a href="/a/">Parent folder</a>` for a path below the root; nothing for `/`. Nor
+/// for a path with `%` or `?` in it: pages are drawn for decoded paths and, when the host
+/// refused the target itself (400, 414, 416...), for the target as sent, and a `%` or `?`
+/// could be either a name's own or the target's encoding and query; no link beats a link
+/// to the wrong place (`/a%20b/` made `/a%2520b/`).
 fn parent_link(page: &mut String, path: &[u8]) {
+    if path.contains(&b'%') || path.contains(&b'?') {
+        return;
+    }
     // The folder above the path: "/a/b" and "/a/b/" both have "/a/"; "/" has none.
     let trimmed = path.strip_suffix(b"/").unwrap_or(path);
     let Some(last) = trimmed.iter().rposition(|&b| b == b'/') else {
@@ -259,6 +266,15 @@ mod tests {
     fn a_parent_link_escapes_what_percent_encoding_leaves() {
         let page = String::from_utf8(super::render(404, b"/a&lt;b'/c", "")).unwrap();
         assert!(page.contains("href=\"/a&amp;lt;b&#39;/\""), "{page}");
+    }
+
+    #[test]
+    fn a_path_that_may_still_be_encoded_gets_no_parent_link_rather_than_a_wrong_one() {
+        for path in [&b"/dir%20sp/%00"[..], b"/a/b?q=/c", b"/%2F%2Fevil.com/x"] {
+            let page = String::from_utf8(super::render(400, path, "")).unwrap();
+            assert!(!page.contains("Parent folder"), "{page}");
+            assert!(page.contains("<a href=\"/\">Home</a>"), "{page}");
+        }
     }
 
     #[test]

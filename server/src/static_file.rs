@@ -412,9 +412,10 @@ pub fn content_type(path: &Path) -> String {
 }
 
 /// Types registered since mime_guess's table was made, where it still has the old ones
-/// (application/javascript for .mjs, application/font-woff, text/plain for .map).
+/// (application/javascript for .mjs, application/font-woff, text/plain for .map, an
+/// unregistered audio/m4a).
 fn current_type(ext: &str) -> Option<&'static str> {
-    const CURRENT: [(&str, &str); 8] = [
+    const CURRENT: [(&str, &str); 9] = [
         ("js", "text/javascript"), // RFC 9239
         ("mjs", "text/javascript"),
         ("cjs", "text/javascript"),
@@ -423,6 +424,7 @@ fn current_type(ext: &str) -> Option<&'static str> {
         ("otf", "font/otf"),
         ("ttf", "font/ttf"),
         ("map", "application/json"), // source maps
+        ("m4a", "audio/mp4"),        // RFC 4337; mime_guess says audio/m4a, never registered
     ];
     CURRENT
         .iter()
@@ -589,6 +591,7 @@ mod tests {
             ("a.js.map", "application/json; charset=utf-8"),
             ("a.html", "text/html; charset=utf-8"),
             ("a.png", "image/png"),
+            ("song.m4a", "audio/mp4"),
         ] {
             assert_eq!(content_type(Path::new(name)), want, "{name}");
         }

@@ -213,8 +213,8 @@ pub async fn respond(
 
 /// The chain's answer when the head alone decides it: a method no case knows (501), or the
 /// first case whose test is true does not take the method (405), so the body need not be
-/// read first, as nginx answers a POST to a file at once. Tests are pure and see only the body's length, which the head
-/// gives. `None`: read the body and run the chain.
+/// read first, as nginx answers a POST to a file at once. Tests are pure and see only the
+/// body's length, which the head gives. `None`: read the body and run the chain.
 pub fn refused_before_body(
     chain: &Chain,
     head: &Head,

@@ -88,7 +88,8 @@ where
     let streams = Arc::new(Streams::default());
     let peer: Arc<Peer> = Arc::from(peer);
     let mut closing = false;
-    let mut idled_out = false;
+    // Our GOAWAY was not a stop's (the connection idled out, or had its requests).
+    let mut let_go = false;
     let mut accepted: u32 = 0;
     loop {
         let stop = shared.stop.notified();
@@ -98,14 +99,15 @@ where
             closing = true;
             conn.graceful_shutdown();
         }
-        // Idle: the keep-alive wait, then a graceful GOAWAY. After that GOAWAY, once no
-        // stream is left, the client gets GOODBYE_WAIT to end its part (h2 waits for the
-        // PING it sent with the GOAWAY to come back, which a client may never do), then the
-        // connection is closed. A stop's GOAWAY is bounded by shutdown_timeout instead.
+        // Idle: the keep-alive wait, then a graceful GOAWAY. After that GOAWAY (or the one
+        // after max_requests_per_connection), once no stream is left, the client gets
+        // GOODBYE_WAIT to end its part (h2 waits for the PING it sent with the GOAWAY to
+        // come back, which a client may never do), then the connection is closed. A stop's
+        // GOAWAY is bounded by shutdown_timeout instead.
         let idle = streams.active.load(Ordering::SeqCst) == 0;
         let idle_wait = match (idle, closing) {
             (true, false) => limits.keepalive_timeout,
-            (true, true) if idled_out => GOODBYE_WAIT,
+            (true, true) if let_go => GOODBYE_WAIT,
             _ => Duration::MAX,
         };
         tokio::select! {
@@ -119,6 +121,7 @@ where
                     accepted = accepted.saturating_add(1);
                     if accepted >= limits.max_requests_per_connection && !closing {
                         closing = true;
+                        let_go = true;
                         conn.graceful_shutdown();
                     }
                 }
@@ -138,7 +141,7 @@ where
             _ = tokio::time::sleep(idle_wait) => {
                 if !closing {
                     closing = true;
-                    idled_out = true;
+                    let_go = true;
                     conn.graceful_shutdown();
                 } else if !conn.has_streams() {
                     log::debug!("{}: HTTP/2 client did not end the connection after GOAWAY; closing it", peer.client);

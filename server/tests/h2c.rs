@@ -227,11 +227,14 @@ fn over_http2_an_answer_the_head_decides_does_not_wait_for_the_body() {
 /// GET /plain.html `n` times on one plain HTTP/2 connection, one after another, with
 /// frames read and written by hand (Python's h2 ends its connection at the first GOAWAY,
 /// even the graceful one, while streams may still be answered): the statuses, then
-/// `goaway` if a GOAWAY came by 2 s after the last answer, else `open`.
+/// `goaway` if a GOAWAY came by 2 s after the last answer, else `open`; then `closed` if
+/// the server closed the connection by then, else `open`. With a third argument the
+/// client never answers a PING (a graceful GOAWAY comes with one) and waits up to 8 s.
 const MANY: &str = r#"
 import socket, sys, hpack, hyperframe.frame as F
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.settimeout(2)
+quiet = len(sys.argv) > 3
 enc, dec = hpack.Encoder(), hpack.Decoder()
 s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + F.SettingsFrame(0).serialize())
 buf, said, goaway = b"", [], False
@@ -252,7 +255,7 @@ def until_end(sid):
         f = frame()
         if isinstance(f, F.SettingsFrame) and "ACK" not in f.flags:
             s.sendall(F.SettingsFrame(0, flags=["ACK"]).serialize())
-        elif isinstance(f, F.PingFrame) and "ACK" not in f.flags:
+        elif isinstance(f, F.PingFrame) and "ACK" not in f.flags and not quiet:
             s.sendall(F.PingFrame(0, opaque_data=f.opaque_data, flags=["ACK"]).serialize())
         elif isinstance(f, F.GoAwayFrame):
             goaway = True
@@ -266,19 +269,24 @@ for i in range(int(sys.argv[2])):
                         (":authority", "127.0.0.1")])
     s.sendall(F.HeadersFrame(sid, data=block, flags=["END_HEADERS", "END_STREAM"]).serialize())
     until_end(sid)
+if quiet:
+    s.settimeout(8)
 try:
     until_end(-1)
-except (socket.timeout, EOFError):
-    pass
-print(" ".join(said), "goaway" if goaway else "open")
+except socket.timeout:
+    end = "open"
+except EOFError:
+    end = "closed"
+print(" ".join(said), "goaway" if goaway else "open", end)
 "#;
 
-/// MANY against `s` with `n` requests.
-fn many(s: &Server, n: usize) -> String {
+/// MANY against `s` with `n` requests (and `quiet`: no PING answered).
+fn many(s: &Server, n: usize, quiet: bool) -> String {
     let out = Command::new("timeout")
         .args(["30", "python3", "-c", MANY])
         .arg(s.addr.port().to_string())
         .arg(n.to_string())
+        .args(quiet.then_some("quiet"))
         .output()
         .expect("run python3");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -292,7 +300,20 @@ fn an_http2_connection_goes_away_after_max_requests_per_connection() {
     // every stream accepted before it still answered.
     let limits = "[limits]\nkeepalive_timeout = 30.0";
     let s = Server::shipped_with(&format!("{limits}\nmax_requests_per_connection = 3"));
-    assert_eq!(many(&s, 3), "200 200 200 goaway", "{}", s.log());
+    assert_eq!(
+        many(&s, 3, false),
+        "200 200 200 goaway closed",
+        "{}",
+        s.log()
+    );
+    // A client that never answers the GOAWAY's PING is closed all the same (2 s after its
+    // last stream), not kept for as long as it stays connected.
+    assert_eq!(
+        many(&s, 3, true),
+        "200 200 200 goaway closed",
+        "{}",
+        s.log()
+    );
     let s = Server::shipped_with(limits);
-    assert_eq!(many(&s, 3), "200 200 200 open");
+    assert_eq!(many(&s, 3, false), "200 200 200 open open");
 }

@@ -599,14 +599,17 @@ fn a_method_the_file_does_not_take_is_405_at_once_without_waiting_for_the_body()
     // nginx answers a POST to a file at once; the body (which may come slowly, or never)
     // is not waited for, and no 100 Continue invites it.
     let s = Server::shipped();
-    for expect in ["", "Expect: 100-continue\r\n"] {
+    // What comes within 5 s of sending `sent`, with the rest of its body held back.
+    let before_the_body = |sent: &str| {
         let mut c = s.connect();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let head = format!(
+        c.write_all(sent.as_bytes()).unwrap();
+        read_response(&mut c, false).expect("an answer before the body")
+    };
+    for expect in ["", "Expect: 100-continue\r\n"] {
+        let r = before_the_body(&format!(
             "POST /plain.html HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n{expect}\r\n"
-        );
-        c.write_all(head.as_bytes()).unwrap();
-        let r = read_response(&mut c, false).expect("an answer before the body");
+        ));
         assert_eq!(r.status, 405, "{expect}: {}", r.raw_head);
         assert_eq!(
             r.header("allow"),
@@ -617,21 +620,13 @@ fn a_method_the_file_does_not_take_is_405_at_once_without_waiting_for_the_body()
         assert_eq!(r.header("connection"), Some("close"), "{}", r.raw_head);
     }
     // Part of the body with the head (slowhttptest's slow body): the rest is not waited for.
-    let mut c = s.connect();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    c.write_all(b"POST /plain.html HTTP/1.1\r\nHost: t\r\nContent-Length: 4096\r\n\r\nfoo=bar")
-        .unwrap();
-    let r = read_response(&mut c, false).expect("an answer before the rest of the body");
-    assert_eq!(r.status, 405, "{}", r.raw_head);
+    let part = "POST /plain.html HTTP/1.1\r\nHost: t\r\nContent-Length: 4096\r\n\r\nfoo=bar";
+    assert_eq!(before_the_body(part).status, 405);
     // A body that came whole with its head is read as before, and the connection stays.
     let r = s.raw("POST /plain.html HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("connection"), None, "{}", r.raw_head);
     // A method no case knows is 501 whatever the body says: at once too.
-    let mut c = s.connect();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    c.write_all(b"FROB /plain.html HTTP/1.1\r\nHost: t\r\nContent-Length: 4096\r\n\r\n")
-        .unwrap();
-    let r = read_response(&mut c, false).expect("an answer before the body");
-    assert_eq!(r.status, 501, "{}", r.raw_head);
+    let unknown = "FROB /plain.html HTTP/1.1\r\nHost: t\r\nContent-Length: 4096\r\n\r\n";
+    assert_eq!(before_the_body(unknown).status, 501);
 }

@@ -139,8 +139,10 @@ fn wakeups(pid: u32) -> u64 {
 
 #[test]
 fn an_idle_worker_wakes_about_once_a_second_for_its_watchdog() {
-    // The default stall_timeout (10 s): the loop proves it is alive every second and the
-    // watchdog looks every second. A 100 ms tick woke an idle worker about 20 times a second.
+    // The default stall_timeout (10 s): the loop proves it is alive every second (tokio's
+    // timer wheel adds a wake-up or so around each tick), the watchdog thread looks every
+    // second, the open-file sweep runs every 2 s: 10 to 12 in 3 s. A 100 ms tick woke an
+    // idle worker about 20 times a second (63 in 3 s).
     let s = Server::start(r#"["no_file", "existing_file"]"#, "workers = 1");
     serves(&s);
     let worker = s.workers(1)[0];
@@ -148,7 +150,7 @@ fn an_idle_worker_wakes_about_once_a_second_for_its_watchdog() {
     let before = wakeups(worker);
     std::thread::sleep(Duration::from_secs(3));
     let woke = wakeups(worker) - before;
-    assert!(woke <= 24, "an idle worker woke {woke} times in 3 s");
+    assert!(woke <= 18, "an idle worker woke {woke} times in 3 s");
 }
 
 #[test]

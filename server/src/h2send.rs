@@ -5,10 +5,10 @@
 use crate::h2conn::Cut;
 use crate::reply::{bodiless, Body, Msg, Reply, Seg};
 use crate::send::{next_piece, FILE_PIECE};
+use crate::shared_file::SharedFile;
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, SendStream};
-use std::os::unix::fs::FileExt;
 use std::time::Duration;
 use tokio::time::timeout;
 
@@ -31,11 +31,14 @@ pub async fn send(
         s: &mut out,
         wait,
         sent,
+        ended: false,
     };
+    // A body of known bytes ends with its last DATA frame; one written as it comes ends
+    // with an empty one once it is whole.
     let done = match r.body {
         Body::Empty => Ok(true),
-        Body::Bytes(b) => out.data(Bytes::from(b)).await.map(|_| true),
-        Body::Shared(b) => out.data(Bytes::from_owner(b)).await.map(|_| true),
+        Body::Bytes(b) => out.data(Bytes::from(b), true).await.map(|_| true),
+        Body::Shared(b) => out.data(Bytes::from_owner(b), true).await.map(|_| true),
         Body::File(file, segs) => out.file(&file, segs).await.map(|_| true),
         Body::Stream(rx, len) => out.stream(rx, len).await,
         Body::Transformed(t) => out.transformed(*t).await,
@@ -45,7 +48,9 @@ pub async fn send(
         out.s.send_reset(Reason::INTERNAL_ERROR);
         return Ok(());
     }
-    out.s.send_data(Bytes::new(), true)?;
+    if !out.ended {
+        out.s.send_data(Bytes::new(), true)?;
+    }
     Ok(())
 }
 
@@ -94,11 +99,14 @@ struct Out<'a> {
     s: &'a mut SendStream<Bytes>,
     wait: Duration,
     sent: &'a mut u64,
+    /// The last DATA frame carried END_STREAM.
+    ended: bool,
 }
 
 impl Out<'_> {
-    /// Send `data` in pieces as the client's window opens.
-    async fn data(&mut self, mut data: Bytes) -> Result<(), Cut> {
+    /// Send `data` in pieces as the client's window opens; the last piece ends the stream
+    /// when `last` (no empty DATA frame after it, which cost a write of its own).
+    async fn data(&mut self, mut data: Bytes, last: bool) -> Result<(), Cut> {
         while !data.is_empty() {
             self.s.reserve_capacity(data.len());
             let granted = match timeout(self.wait, capacity(self.s)).await {
@@ -108,26 +116,32 @@ impl Out<'_> {
             };
             let piece = data.split_to(granted.min(data.len()));
             let n = piece.len() as u64;
-            self.s.send_data(piece, false)?;
+            let end = last && data.is_empty();
+            self.s.send_data(piece, end)?;
+            self.ended = end;
             *self.sent += n;
         }
         Ok(())
     }
 
-    /// File ranges (and the multipart bytes between them), read in pieces.
-    async fn file(&mut self, file: &std::fs::File, segs: Vec<Seg>) -> Result<(), Cut> {
-        for seg in segs {
+    /// File ranges (and the multipart bytes between them), in pieces: a small file's bytes
+    /// from the open-file cache (read once), a larger one's read for each piece.
+    async fn file(&mut self, file: &SharedFile, segs: Vec<Seg>) -> Result<(), Cut> {
+        let count = segs.len();
+        for (i, seg) in segs.into_iter().enumerate() {
+            let last_seg = i + 1 == count;
             match seg {
-                Seg::Bytes(b) => self.data(Bytes::from(b)).await?,
+                Seg::Bytes(b) => self.data(Bytes::from(b), last_seg).await?,
                 Seg::Range(mut off, len) => {
                     let end = off + len;
                     while off < end {
                         let n = FILE_PIECE.min((end - off) as usize);
-                        let mut piece = vec![0u8; n];
-                        file.read_exact_at(&mut piece, off)
+                        let mut piece = Vec::with_capacity(n);
+                        file.read_into(&mut piece, off, n)
                             .map_err(|_| Cut { by_client: false })?;
-                        self.data(Bytes::from(piece)).await?;
                         off += n as u64;
+                        self.data(Bytes::from(piece), last_seg && off == end)
+                            .await?;
                     }
                 }
             }
@@ -145,7 +159,7 @@ impl Out<'_> {
                     if len.is_some_and(|n| sent > n) {
                         return Ok(false);
                     }
-                    self.data(Bytes::from(d)).await?;
+                    self.data(Bytes::from(d), false).await?;
                 }
                 Some(Msg::Abort) => return Ok(false),
                 Some(Msg::Head(..)) => {}
@@ -165,12 +179,12 @@ impl Out<'_> {
             let Ok(out) = t.push(&piece, false) else {
                 return Ok(false);
             };
-            self.data(Bytes::from(out)).await?;
+            self.data(Bytes::from(out), false).await?;
         }
         let Ok(last) = t.push(&[], true) else {
             return Ok(false);
         };
-        self.data(Bytes::from(last)).await?;
+        self.data(Bytes::from(last), false).await?;
         Ok(true)
     }
 }

@@ -225,6 +225,30 @@ impl AsyncWrite for Plain {
         }
     }
 
+    /// Several buffers in one `writev`: h2 hands a frame's head and its payload apart, and
+    /// without this each went out in a system call (and a TCP segment) of its own.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        if let State::Fresh(socket) | State::Alone(socket) = &me.0 {
+            match rustix::io::writev(socket, bufs) {
+                Err(e) if e == rustix::io::Errno::AGAIN => {}
+                r => return Poll::Ready(r.map_err(io::Error::from)),
+            }
+        }
+        match me.joined() {
+            Ok(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().0 {
             State::Joined(tcp) => Pin::new(tcp).poll_flush(cx),

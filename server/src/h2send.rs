@@ -105,7 +105,7 @@ struct Out<'a> {
 
 impl Out<'_> {
     /// Send `data` in pieces as the client's window opens; the last piece ends the stream
-    /// when `last` (no empty DATA frame after it, which cost a write of its own).
+    /// when `last` (no empty DATA frame after it).
     async fn data(&mut self, mut data: Bytes, last: bool) -> Result<(), Cut> {
         while !data.is_empty() {
             self.s.reserve_capacity(data.len());

@@ -476,6 +476,12 @@ fn refused_before_body(
     if len <= buf.len() as u64 || len > shared.limits.max_body {
         return None;
     }
+    decided_by_head(shared, peer, head, len)
+}
+
+/// The answer of the chain for `head`'s site when the head alone decides it, for a body of
+/// `len` bytes still to come (both protocols).
+pub fn decided_by_head(shared: &Shared, peer: &Peer, head: &Head, len: u64) -> Option<Reply> {
     let chain = shared.chain_for(Some(head), peer).ok()?;
     crate::chain::refused_before_body(&chain, head, peer, len as usize)
 }

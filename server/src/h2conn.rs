@@ -267,10 +267,7 @@ fn before_body(
     if len > shared.limits.max_body {
         return Early::TooLarge;
     }
-    let chain = shared.chain_for(Some(head), peer).ok();
-    let refused =
-        chain.and_then(|c| crate::chain::refused_before_body(&c, head, peer, len as usize));
-    if let Some(r) = refused {
+    if let Some(r) = crate::conn::decided_by_head(shared, peer, head, len) {
         return Early::Refused(r);
     }
     if head.header("expect").is_some() {

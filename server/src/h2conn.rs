@@ -5,6 +5,7 @@
 use crate::config::Limits;
 use crate::conn::{admit, log_access, Logged, Peer, Shared, Slot};
 use crate::errors::RequestError;
+use crate::h2hold;
 use crate::http::{Fields, Head};
 use crate::reply::Reply;
 use bytes::Bytes;
@@ -79,6 +80,15 @@ pub async fn serve<S>(stream: S, peer: Box<Peer>, slot: &Slot)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    let (held, release) = h2hold::hold(stream);
+    h2hold::after_each_poll(run(held, &release, peer, slot), &release).await
+}
+
+/// [`serve`] over a connection whose writes are held until each poll ends.
+async fn run<S, T>(stream: S, release: &h2hold::Release<T>, peer: Box<Peer>, slot: &Slot)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let shared = Arc::clone(&slot.0);
     let limits = &shared.limits;
     let mut conn = match timeout(limits.header_timeout, builder(limits).handshake(stream)).await {
@@ -105,6 +115,7 @@ where
         // come back, which a client may never do), then the connection is closed. A stop's
         // GOAWAY is bounded by shutdown_timeout instead.
         let idle = streams.active.load(Ordering::SeqCst) == 0;
+        release.set_idle(idle);
         let idle_wait = match (idle, closing) {
             (true, false) => limits.keepalive_timeout,
             (true, true) if let_go => GOODBYE_WAIT,

@@ -14,6 +14,7 @@ pub mod errors;
 pub mod fault;
 pub mod filter;
 pub mod h2conn;
+pub mod h2hold;
 pub mod h2send;
 pub mod http;
 pub mod listeners;

@@ -683,6 +683,30 @@ fn many_http2_streams_share_one_connection() {
     );
 }
 
+/// Answers ready together leave together: ten GETs of a 1 KiB file sent in one write come
+/// back in at most a few TLS records (h2 flushes after every DATA frame, which made one
+/// record, one system call and one TCP segment an answer: ten records).
+#[test]
+fn http2_answers_ready_together_share_tls_records() {
+    let (s, _ca, _) = h2_server("workers = 1");
+    s.dir.write("www/1k.html", vec![b'k'; 1024]);
+    let script = workspace().join("server/tests/fixtures/h2records.py");
+    let out = Command::new("timeout")
+        .args(["30", "python3"])
+        .arg(script)
+        .args([&s.addr.port().to_string(), "/1k.html", "10"])
+        .output()
+        .expect("run python3");
+    let said = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let records: usize = said
+        .strip_prefix("records ")
+        .and_then(|r| r.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{said}{err}"));
+    assert!(said.contains("statuses {'200': 10}"), "{said}{err}");
+    assert!(records <= 3, "{said}");
+}
+
 /// Run one abuse scenario of fixtures/h2abuse.py (Python's h2 package, raw frames over TLS)
 /// against a fresh server; its JSON report, and the server.
 fn abuse(scenario: &str) -> (serde_json::Value, Server) {

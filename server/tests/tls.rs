@@ -317,6 +317,37 @@ fn tls_1_2_and_1_3_are_accepted_1_0_and_1_1_refused() {
     }
 }
 
+/// The server's suite order wins, and it puts AES-128-GCM first (as Go's crypto/tls, so
+/// Caddy, does): a client listing AES-256-GCM first (OpenSSL's default order) gets
+/// AES-128-GCM with TLS 1.3 and with TLS 1.2, and a client offering only AES-256 or only
+/// ChaCha20 still gets it.
+#[test]
+fn the_server_prefers_aes_128_gcm_whatever_order_the_client_offers() {
+    let (s, _ca) = https_server("");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"],
+            "Cipher is TLS_AES_128_GCM_SHA256",
+        ),
+        (
+            &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256"],
+            "Cipher is ECDHE-ECDSA-AES128-GCM-SHA256",
+        ),
+        (
+            &["-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384"],
+            "Cipher is TLS_AES_256_GCM_SHA384",
+        ),
+        (
+            &["-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"],
+            "Cipher is TLS_CHACHA20_POLY1305_SHA256",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = s_client(&s, args);
+        assert!(out.contains(want), "{args:?}: {out}");
+    }
+}
+
 #[test]
 fn alpn_chooses_h2_when_offered_and_http1_1_otherwise() {
     let (s, _ca) = https_server("");

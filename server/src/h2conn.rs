@@ -221,6 +221,9 @@ async fn request(
             return refuse(respond, shared, peer, Some(&head), e, since).await;
         }
         Early::Refused(r) => {
+            if !waits_for_answer(&head) {
+                read_a_little(body, respond).await?;
+            }
             let seen = Logged::of(Some(&head), since);
             return reply(respond, shared, peer, seen, r).await;
         }
@@ -252,8 +255,9 @@ enum Early {
     /// Its declared length is over `max_body`: 413 at once, as nginx answers.
     TooLarge,
     /// The chain's answer does not depend on it (a method the acting case does not take,
-    /// one no case knows): sent at once, and the rest refused by the stream's reset
-    /// (RFC 9113 §8.1 allows a complete response before the whole request).
+    /// one no case knows): sent without waiting for the body (after at most [`GRACE`] of
+    /// it), and the rest refused by the stream's reset (RFC 9113 §8.1 allows a complete
+    /// response before the whole request).
     Refused(Reply),
 }
 
@@ -287,6 +291,38 @@ fn before_body(
         let _ = respond.send_informational(go_on);
     }
     Early::Read
+}
+
+/// How long and how much of a body a head-decided answer reads (and drops) first.
+const GRACE: Duration = Duration::from_millis(250);
+const GRACE_BYTES: usize = 64 * 1024;
+
+/// A client that will not send its body before an answer: it asked for a 100, or its
+/// request is a CONNECT (a tunnel's stream stays open).
+fn waits_for_answer(head: &Head) -> bool {
+    head.header("expect").is_some() || head.method == "CONNECT"
+}
+
+/// Before a head-decided answer, read what of the body comes within [`GRACE`], up to
+/// [`GRACE_BYTES`], and drop it. A body that follows its head at once is then checked as
+/// h2 checks any (a Content-Length the DATA does not match, trailers that do not end the
+/// stream: the stream is reset with PROTOCOL_ERROR, RFC 9113 §8.1.1), whether or not its
+/// first frame came with the head; one held back or longer gets the answer without it.
+async fn read_a_little(mut body: RecvStream, respond: &mut SendResponse<Bytes>) -> Result<(), Cut> {
+    let until = Instant::now() + GRACE;
+    let mut read = 0;
+    while read < GRACE_BYTES {
+        let next = respond_or_reset(respond, tokio::time::timeout_at(until, body.data())).await?;
+        match next {
+            Err(_) | Ok(None) => break,
+            Ok(Some(d)) => {
+                let d = d?;
+                read += d.len();
+                let _ = body.flow_control().release_capacity(d.len());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Run the chain unless the client cancels the stream first (then the work is dropped).

@@ -224,6 +224,71 @@ fn over_http2_an_answer_the_head_decides_does_not_wait_for_the_body() {
     assert_eq!(before, "response:413", "{}", s.log());
 }
 
+/// POST /plain.html with `content-length: 5` (HEADERS without END_STREAM), then, after
+/// argv[2] seconds, DATA of argv[3] bytes ending the stream: how stream 1 ended, as
+/// `405` (the answer, ending the stream), `reset:REASON`, or `closed`/`nothing`.
+const LATE_BODY: &str = r#"
+import socket, sys, time, hpack, hyperframe.frame as F
+from h2.errors import ErrorCodes
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(5)
+enc, dec = hpack.Encoder(), hpack.Decoder()
+block = enc.encode([(":method", "POST"), (":path", "/plain.html"), (":scheme", "http"),
+                    (":authority", "127.0.0.1"), ("content-length", "5")])
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + F.SettingsFrame(0).serialize()
+          + F.HeadersFrame(1, data=block, flags=["END_HEADERS"]).serialize())
+time.sleep(float(sys.argv[2]))
+s.sendall(F.DataFrame(1, data=b"x" * int(sys.argv[3]), flags=["END_STREAM"]).serialize())
+buf, said = b"", []
+try:
+    while True:
+        while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
+            data = s.recv(65536)
+            if not data:
+                raise EOFError
+            buf += data
+        f, n = F.Frame.parse_frame_header(memoryview(buf[:9]))
+        f.parse_body(memoryview(buf[9:9 + n]))
+        buf = buf[9 + n:]
+        if f.stream_id != 1:
+            continue
+        if isinstance(f, F.HeadersFrame):
+            said.append(dict(dec.decode(f.data))[":status"])
+        if isinstance(f, F.RstStreamFrame):
+            said.append("reset:" + ErrorCodes(f.error_code).name)
+            break
+        if "END_STREAM" in f.flags:
+            break
+except EOFError:
+    said.append("closed")
+except socket.timeout:
+    said.append("nothing")
+print(" ".join(said))
+"#;
+
+fn late_body(s: &Server, pause: &str, len: usize) -> String {
+    let out = Command::new("timeout")
+        .args(["30", "python3", "-c", LATE_BODY])
+        .arg(s.addr.port().to_string())
+        .args([pause, &len.to_string()])
+        .output()
+        .expect("run python3");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "{err}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A 405 the head decides waits a moment for a body that follows its head: one that does
+/// not match its Content-Length is then a stream error, as for any request (RFC 9113
+/// §8.1.1; h2spec 8.1.2.6 sends its DATA apart from its HEADERS and expects
+/// PROTOCOL_ERROR), and one that matches gets the 405 with the stream ended.
+#[test]
+fn over_http2_a_body_just_behind_a_refused_head_is_still_checked() {
+    let s = Server::shipped();
+    assert_eq!(late_body(&s, "0.05", 10), "reset:PROTOCOL_ERROR");
+    assert_eq!(late_body(&s, "0.05", 5), "405");
+}
+
 /// GET /plain.html `n` times on one plain HTTP/2 connection, one after another, with
 /// frames read and written by hand (Python's h2 ends its connection at the first GOAWAY,
 /// even the graceful one, while streams may still be answered): the statuses, then

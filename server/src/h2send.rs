@@ -55,28 +55,57 @@ pub async fn send(
 }
 
 /// The response head: status, Date, Server, the reply's fields less those HTTP/2 forbids
-/// (RFC 9113 §8.2.2), and Content-Length when known.
+/// (RFC 9113 §8.2.2), and Content-Length when known. A field h2 cannot carry makes it a
+/// bare 500.
 fn response(r: &Reply) -> http::Response<()> {
-    let mut b = http::Response::builder().status(
-        http::StatusCode::from_u16(r.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
-    );
-    let mut date = Vec::with_capacity(32);
-    crate::http::date_now(&mut date);
-    b = b
-        .header("date", date)
-        .header("server", crate::http::server());
+    let mut res = http::Response::new(());
+    *res.status_mut() =
+        http::StatusCode::from_u16(r.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let fields = res.headers_mut();
+    fields.reserve(r.headers.len() + 3);
+    fields.append(http::header::DATE, date());
+    let server = http::HeaderValue::from_static(crate::http::server());
+    fields.append(http::header::SERVER, server);
     for (n, v) in &r.headers {
-        if !connection_specific(n) {
-            b = b.header(&n[..], &v[..]);
+        if connection_specific(n) {
+            continue;
         }
+        match (
+            http::HeaderName::from_bytes(n),
+            http::HeaderValue::from_bytes(v),
+        ) {
+            (Ok(n), Ok(v)) => fields.append(n, v),
+            _ => return bare_500(),
+        };
     }
     if let (false, Some(n)) = (bodiless(r.status), r.body.len()) {
-        b = b.header("content-length", n);
+        fields.append(http::header::CONTENT_LENGTH, n.into());
     }
-    b.body(()).unwrap_or_else(|_| {
-        let mut fallback = http::Response::new(());
-        *fallback.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-        fallback
+    res
+}
+
+fn bare_500() -> http::Response<()> {
+    let mut fallback = http::Response::new(());
+    *fallback.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    fallback
+}
+
+thread_local! {
+    static DATE: std::cell::RefCell<(u64, http::HeaderValue)> =
+        const { std::cell::RefCell::new((0, http::HeaderValue::from_static(""))) };
+}
+
+/// The Date field's value, made once a second per thread and shared by every answer.
+fn date() -> http::HeaderValue {
+    crate::http::with_date_now(|secs, text| {
+        DATE.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.0 != secs {
+                let made = http::HeaderValue::from_str(text);
+                *d = (secs, made.unwrap_or(http::HeaderValue::from_static("")));
+            }
+            d.1.clone()
+        })
     })
 }
 

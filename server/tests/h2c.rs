@@ -37,6 +37,41 @@ fn curl_with_prior_knowledge_gets_http2_and_http1_1_still_works_on_the_port() {
     );
 }
 
+/// An HTTP/2 answer's head has what an HTTP/1.1 one has: Date (an IMF-fixdate), Server,
+/// the file's validators, type and length.
+#[test]
+fn an_http2_answer_carries_date_server_and_the_files_fields() {
+    let s = Server::shipped();
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--http2-prior-knowledge",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+        ])
+        .arg(format!("http://{}/plain.html", s.addr))
+        .output()
+        .expect("run curl");
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let field = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name}: {head}"))
+            .trim()
+            .to_string()
+    };
+    let date = field("date");
+    assert!(date.len() == 29 && date.ends_with(" gmt"), "{date}");
+    assert!(field("server").starts_with("cases"), "{head}");
+    let len = std::fs::metadata(s.root.join("plain.html")).unwrap().len();
+    assert_eq!(field("content-length"), len.to_string());
+    assert!(field("content-type").starts_with("text/html"), "{head}");
+    assert!(field("etag").starts_with('"'), "{head}");
+    assert!(field("last-modified").ends_with(" gmt"), "{head}");
+}
+
 /// Python's h2 over a plain socket: three streams, the later ones sent after a pause (so
 /// they are read from the socket, not from the bytes read with the preface); the statuses.
 const STREAMS: &str = r#"

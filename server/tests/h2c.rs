@@ -170,6 +170,38 @@ fn with_http2_off_the_preface_is_505_and_tls_offers_only_http1() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1.1", "{}", tls.log());
 }
 
+/// Python for scripts that read frames by hand: `frame()` reads the next whole frame from
+/// the socket `s` the script opens (EOFError at the end).
+const FRAMES: &str = r#"
+import hyperframe.frame as F
+buf = b""
+def frame():
+    global buf
+    while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
+        data = s.recv(65536)
+        if not data:
+            raise EOFError
+        buf += data
+    f, n = F.Frame.parse_frame_header(memoryview(buf[:9]))
+    f.parse_body(memoryview(buf[9:9 + n]))
+    buf = buf[9 + n:]
+    return f
+"#;
+
+/// Run a Python `script` against `s` (its port first, then `args`), within 30 s, after
+/// [`FRAMES`]: what it printed, trimmed; it must write nothing to stderr.
+fn python(script: &str, s: &Server, args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .args(["30", "python3", "-c", &format!("{FRAMES}{script}")])
+        .arg(s.addr.port().to_string())
+        .args(args)
+        .output()
+        .expect("run python3");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "{err}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Python's h2 over a plain socket, one request whose body is held back: the events that
 /// come within 3 s, as `informational:STATUS`, `response:STATUS`, `reset:CODE`; then, if
 /// the stream is still open, the body is sent and what follows printed the same way.
@@ -215,17 +247,8 @@ print(" ".join(said))
 
 /// HELD_BODY against `s`: what came before the body was sent, and what came after.
 fn held_body(s: &Server, method: &str, path: &str, fields: &[&str]) -> (String, String) {
-    let out = Command::new("timeout")
-        .args(["30", "python3", "-c", HELD_BODY])
-        .arg(s.addr.port().to_string())
-        .args([method, path])
-        .args(fields)
-        .output()
-        .expect("run python3");
-    let said = String::from_utf8_lossy(&out.stdout);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.is_empty(), "{err}");
-    let (before, after) = said.trim().split_once('|').expect("both parts");
+    let said = python(HELD_BODY, s, &[&[method, path], fields].concat());
+    let (before, after) = said.split_once('|').expect("both parts");
     (before.trim().to_string(), after.trim().to_string())
 }
 
@@ -274,17 +297,10 @@ s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + F.SettingsFrame(0).serialize()
           + F.HeadersFrame(1, data=block, flags=["END_HEADERS"]).serialize())
 time.sleep(float(sys.argv[2]))
 s.sendall(F.DataFrame(1, data=b"x" * int(sys.argv[3]), flags=["END_STREAM"]).serialize())
-buf, said = b"", []
+said = []
 try:
     while True:
-        while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
-            data = s.recv(65536)
-            if not data:
-                raise EOFError
-            buf += data
-        f, n = F.Frame.parse_frame_header(memoryview(buf[:9]))
-        f.parse_body(memoryview(buf[9:9 + n]))
-        buf = buf[9 + n:]
+        f = frame()
         if f.stream_id != 1:
             continue
         if isinstance(f, F.HeadersFrame):
@@ -302,15 +318,7 @@ print(" ".join(said))
 "#;
 
 fn late_body(s: &Server, pause: &str, len: usize) -> String {
-    let out = Command::new("timeout")
-        .args(["30", "python3", "-c", LATE_BODY])
-        .arg(s.addr.port().to_string())
-        .args([pause, &len.to_string()])
-        .output()
-        .expect("run python3");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.is_empty(), "{err}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    python(LATE_BODY, s, &[pause, &len.to_string()])
 }
 
 /// A 405 the head decides waits a moment for a body that follows its head: one that does
@@ -337,18 +345,7 @@ s.settimeout(2)
 quiet = len(sys.argv) > 3
 enc, dec = hpack.Encoder(), hpack.Decoder()
 s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + F.SettingsFrame(0).serialize())
-buf, said, goaway = b"", [], False
-def frame():
-    global buf
-    while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
-        data = s.recv(65536)
-        if not data:
-            raise EOFError
-        buf += data
-    f, n = F.Frame.parse_frame_header(memoryview(buf[:9]))
-    f.parse_body(memoryview(buf[9:9 + n]))
-    buf = buf[9 + n:]
-    return f
+said, goaway = [], False
 def until_end(sid):
     global goaway
     while True:
@@ -382,16 +379,10 @@ print(" ".join(said), "goaway" if goaway else "open", end)
 
 /// MANY against `s` with `n` requests (and `quiet`: no PING answered).
 fn many(s: &Server, n: usize, quiet: bool) -> String {
-    let out = Command::new("timeout")
-        .args(["30", "python3", "-c", MANY])
-        .arg(s.addr.port().to_string())
-        .arg(n.to_string())
-        .args(quiet.then_some("quiet"))
-        .output()
-        .expect("run python3");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.is_empty(), "{err}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let n = n.to_string();
+    let mut args = vec![n.as_str()];
+    args.extend(quiet.then_some("quiet"));
+    python(MANY, s, &args)
 }
 
 #[test]

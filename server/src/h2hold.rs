@@ -119,8 +119,9 @@ impl<S: AsyncWrite + Unpin> Inner<S> {
     fn emptied(&mut self) {
         if self.idle {
             self.out = Vec::new();
+        } else {
+            self.out.clear();
         }
-        self.out.clear();
         self.at = 0;
     }
 

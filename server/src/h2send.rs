@@ -92,7 +92,7 @@ fn bare_500() -> http::Response<()> {
 
 thread_local! {
     static DATE: std::cell::RefCell<(u64, http::HeaderValue)> =
-        const { std::cell::RefCell::new((0, http::HeaderValue::from_static(""))) };
+        const { std::cell::RefCell::new((u64::MAX, http::HeaderValue::from_static(""))) };
 }
 
 /// The Date field's value, made once a second per thread and shared by every answer.
@@ -101,6 +101,7 @@ fn date() -> http::HeaderValue {
         DATE.with(|d| {
             let mut d = d.borrow_mut();
             if d.0 != secs {
+                // An IMF-fixdate is ASCII: it always makes a value.
                 let made = http::HeaderValue::from_str(text);
                 *d = (secs, made.unwrap_or(http::HeaderValue::from_static("")));
             }

@@ -10,6 +10,9 @@
 # connection without resumption), 1 KiB over HTTP/2 (h2load, 10 connections x 10 streams),
 # 1 KiB over HTTP/1.1+TLS (wrk, 10 connections), 10 MiB over TLS (wrk, 2 connections, MB/s);
 # then ours alone: 10 MiB over plain HTTP (sendfile) against the same over TLS (read+encrypt).
+# Each row also gives the server's CPU (user + system of all its processes, from /proc) a
+# request or a MB, and ours against each peer's: where wrk's one thread sets the rate (the
+# handshakes, 10 MiB), that column is the one that compares the servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
@@ -106,14 +109,32 @@ wrk_rps() { wrk -t1 -c"$1" -d"${D}s" "${@:3}" "$2" | awk '/Requests\/sec/ {print
 wrk_mbs() { wrk -t1 -c"$1" -d"${D}s" "$2" | awk '/Transfer\/sec/ {v=$2; u=substr(v,length(v)-1); n=v+0; if (u=="GB") n*=1024; if (u=="KB") n/=1024; print n}'; }
 h2_rps() { h2load -D "$D" -c10 -m10 "$1" 2>/dev/null | awk '/finished in/ {print $4}'; }
 
+# CPU ticks (user + system) of a server's processes: the one in its pid file and its children.
+ticks() { # PIDFILE
+    local main pids t=0
+    main=$(cat "$1")
+    pids="$main $(pgrep -P "$main" | tr '\n' ' ')"
+    for p in $pids; do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+# Each row: the rate per server, ours / each peer, then the server CPU (all its processes)
+# a unit of work (a request, or a MB) in microseconds, and ours / each peer for it.
 row() { # NAME CMD...
     local name=$1; shift
-    local v=()
+    local v=() c=() port before
     for port in $PORT_OURS $PORT_NGINX $PORT_H2O; do
+        local pidfile="$RUN/ours.pid"
+        [[ $port == "$PORT_NGINX" ]] && pidfile="$RUN/nginx.pid"
+        [[ $port == "$PORT_H2O" ]] && pidfile="$RUN/h2o.pid"
+        before=$(ticks "$pidfile")
         v+=("$("$@" "$port")")
+        c+=("$(echo "($(ticks "$pidfile") - $before) * 1000000 / $(getconf CLK_TCK) / (${v[-1]} * $D)" | bc -l)")
     done
-    printf "%-28s %12s %12s %12s %10.2f %10.2f\n" "$name" "${v[0]}" "${v[1]}" "${v[2]}" \
-        "$(echo "${v[0]} / ${v[1]}" | bc -l)" "$(echo "${v[0]} / ${v[2]}" | bc -l)"
+    printf "%-28s %12s %12s %12s %10.2f %10.2f %9.1f %9.2f %9.2f\n" "$name" "${v[0]}" "${v[1]}" "${v[2]}" \
+        "$(echo "${v[0]} / ${v[1]}" | bc -l)" "$(echo "${v[0]} / ${v[2]}" | bc -l)" \
+        "${c[0]}" "$(echo "${c[0]} / ${c[1]}" | bc -l)" "$(echo "${c[0]} / ${c[2]}" | bc -l)"
 }
 handshakes() { wrk_rps 10 "https://localhost:$1/1k.html" -H "Connection: close"; }
 h2_1k()      { h2_rps "https://localhost:$1/1k.html"; }
@@ -121,7 +142,8 @@ h1_1k()      { wrk_rps 10 "https://localhost:$1/1k.html"; }
 big()        { wrk_mbs 2 "https://localhost:$1/10m.bin"; }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 {
-printf "%-28s %12s %12s %12s %10s %10s\n" workload ours nginx h2o ours/nginx ours/h2o
+printf "%-28s %12s %12s %12s %10s %10s %9s %9s %9s\n" workload ours nginx h2o ours/nginx ours/h2o \
+    "CPU us" "CPU/nginx" "CPU/h2o"
 row "handshakes/s (full)" handshakes
 row "1 KiB HTTP/2 req/s" h2_1k
 row "1 KiB HTTP/1.1+TLS req/s" h1_1k

@@ -4,7 +4,7 @@
 
 use crate::h2conn::Cut;
 use crate::reply::{bodiless, Body, Msg, Reply, Seg};
-use crate::send::{next_piece, FILE_PIECE};
+use crate::send::{next_piece, FILE_PIECE, SKEW};
 use crate::shared_file::SharedFile;
 use bytes::Bytes;
 use h2::server::SendResponse;
@@ -166,12 +166,15 @@ impl Out<'_> {
                     let end = off + len;
                     while off < end {
                         let n = FILE_PIECE.min((end - off) as usize);
-                        let mut piece = Vec::with_capacity(n);
+                        // A small piece is copied whole into one record; skew the rest.
+                        let skew = if n < 16 * 1024 { 0 } else { SKEW };
+                        let mut piece = vec![0; skew];
+                        piece.reserve_exact(n);
                         file.read_into(&mut piece, off, n)
                             .map_err(|_| Cut { by_client: false })?;
                         off += n as u64;
-                        self.data(Bytes::from(piece), last_seg && off == end)
-                            .await?;
+                        let piece = Bytes::from(piece).slice(skew..);
+                        self.data(piece, last_seg && off == end).await?;
                     }
                 }
             }

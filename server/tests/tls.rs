@@ -613,6 +613,37 @@ fn http2_sends_a_file_many_times_its_window_whole() {
     assert!(std::fs::read(&out).unwrap() == big, "the file differs");
 }
 
+/// A file read and encrypted piece by piece (no sendfile through TLS) arrives byte for
+/// byte over HTTP/1.1 and HTTP/2, whole and as a range across several pieces.
+#[test]
+fn a_large_file_over_tls_arrives_byte_for_byte_whole_and_in_a_range() {
+    let (s, ca, big) = h2_server("");
+    let out = s.dir.path().join("got.bin");
+    let got = out.to_str().unwrap();
+    for proto in ["--http1.1", "--http2"] {
+        let (said, ok) = curl(&s, &ca, "site.test", "/big.bin", &[proto, "-o", got]);
+        assert!(ok && said.ends_with(" 200"), "{proto}: {said}");
+        assert!(
+            std::fs::read(&out).unwrap() == big,
+            "{proto}: the file differs"
+        );
+        let range = ["-r", "70000-1300000", "-o", got];
+        let (said, ok) = curl(
+            &s,
+            &ca,
+            "site.test",
+            "/big.bin",
+            &[&[proto][..], &range].concat(),
+        );
+        assert!(ok && said.ends_with(" 206"), "{proto}: {said}");
+        let want = &big[70000..=1300000];
+        assert!(
+            std::fs::read(&out).unwrap() == want,
+            "{proto}: the range differs"
+        );
+    }
+}
+
 #[test]
 fn http2_head_range_listing_and_errors_match_http1() {
     let (s, ca, big) = h2_server("");

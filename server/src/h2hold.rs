@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::send::SKEW;
+
 /// The most held at once: room for a dozen small answers and one TLS record's worth.
 pub const HOLD: usize = 16 * 1024;
 
@@ -27,8 +29,9 @@ pub struct Release<S>(Arc<Mutex<Inner<S>>>);
 
 struct Inner<S> {
     io: S,
+    /// What is held, after [`SKEW`] bytes of slack once allocated.
     out: Vec<u8>,
-    /// How much of `out` has been written.
+    /// Where in `out` what is still to write starts.
     at: usize,
     /// A write of what was held failed: every later read and write fails the same way.
     broken: Option<io::ErrorKind>,
@@ -119,10 +122,11 @@ impl<S: AsyncWrite + Unpin> Inner<S> {
     fn emptied(&mut self) {
         if self.idle {
             self.out = Vec::new();
+            self.at = 0;
         } else {
-            self.out.clear();
+            self.out.truncate(SKEW);
+            self.at = self.out.len();
         }
-        self.at = 0;
     }
 
     /// Hold `bufs` if they fit beside what is held; when they do not, write what is held
@@ -134,11 +138,14 @@ impl<S: AsyncWrite + Unpin> Inner<S> {
     ) -> Poll<io::Result<usize>> {
         self.check()?;
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        if self.out.len() + total > HOLD {
+        if self.out.len().saturating_sub(SKEW) + total > HOLD {
             return self.poll_through(cx, bufs);
         }
         if self.out.capacity() == 0 {
-            self.out.reserve_exact(HOLD);
+            // Written out through TLS, what is held is copied into records: see SKEW.
+            self.out.reserve_exact(SKEW + HOLD);
+            self.out.resize(SKEW, 0);
+            self.at = SKEW;
         }
         for b in bufs {
             self.out.extend_from_slice(b);

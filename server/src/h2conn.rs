@@ -225,7 +225,8 @@ async fn request(
                 read_a_little(body, respond).await?;
             }
             let seen = Logged::of(Some(&head), since);
-            return reply(respond, shared, peer, seen, r).await;
+            reply(respond, shared, peer, seen, r).await?;
+            return let_answer_go_first().await;
         }
     }
     let body = match read_body(body, &shared.limits, respond).await? {
@@ -353,7 +354,17 @@ async fn refuse(
         r = crate::chain::filter_refusal(&chain, r, head, peer);
     }
     let seen = Logged::of(head, since);
-    reply(respond, shared, peer, seen, r).await
+    reply(respond, shared, peer, seen, r).await?;
+    let_answer_go_first().await
+}
+
+/// After an answer sent before the request's body has all come: let the connection write
+/// it out before this stream's handles are dropped, which resets the stream (NO_ERROR,
+/// RFC 9113 §8.1). Written together, curl 7.88 reads the reset before the answer's head and
+/// fails the transfer (error 92) instead of showing the 413 or 405.
+async fn let_answer_go_first() -> Result<(), Cut> {
+    tokio::task::yield_now().await;
+    Ok(())
 }
 
 /// Send, log and count one answer, with the body bytes that went out.

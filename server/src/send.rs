@@ -363,9 +363,10 @@ fn inline_len(body: &Body) -> usize {
 /// with sendfile.
 const INLINE_FILE: u64 = 32 * 1024;
 
-/// Where a file piece read for TLS starts in its buffer: 2 KiB in, so that rustls' copy
-/// of it into each record (whose payload starts 5 bytes into a fresh allocation) does not
-/// run between addresses a few bytes apart modulo 4 KiB. glibc (before 2.40) copies those
+/// Where a buffer that rustls copies into records (a file piece read for TLS, what an
+/// HTTP/2 connection holds) starts in its allocation: 2 KiB in, so that the copy into each
+/// record (whose payload starts 5 bytes into a fresh allocation) does not run between
+/// addresses a few bytes apart modulo 4 KiB. glibc (before 2.40) copies those
 /// sizes with `rep movsb`, which AMD's cores slow down for such 4K-aliased pairs: that copy
 /// was 36% of a worker's CPU serving 10 MiB over TLS, against 13% for AES-GCM itself.
 pub const SKEW: usize = 2048;

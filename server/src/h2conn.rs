@@ -226,7 +226,8 @@ async fn request(
             }
             let seen = Logged::of(Some(&head), since);
             reply(respond, shared, peer, seen, r).await?;
-            return let_answer_go_first().await;
+            let_answer_go_first().await;
+            return Ok(());
         }
     }
     let body = match read_body(body, &shared.limits, respond).await? {
@@ -275,11 +276,11 @@ fn before_body(
     if body.is_end_stream() {
         return Early::Read;
     }
-    let declared = head.header("content-length").and_then(|v| {
-        let digits = std::str::from_utf8(v).ok()?;
-        digits.parse::<u64>().ok()
-    });
-    let len = declared.unwrap_or(0);
+    // The declared length, read as HTTP/1.1 reads it (h2 has already checked its form).
+    let len = match head.framing() {
+        Ok(crate::http::BodyFraming::Length(n)) => n,
+        _ => 0,
+    };
     if len > shared.limits.max_body {
         return Early::TooLarge;
     }
@@ -355,16 +356,16 @@ async fn refuse(
     }
     let seen = Logged::of(head, since);
     reply(respond, shared, peer, seen, r).await?;
-    let_answer_go_first().await
+    let_answer_go_first().await;
+    Ok(())
 }
 
 /// After an answer sent before the request's body has all come: let the connection write
 /// it out before this stream's handles are dropped, which resets the stream (NO_ERROR,
 /// RFC 9113 §8.1). Written together, curl 7.88 reads the reset before the answer's head and
 /// fails the transfer (error 92) instead of showing the 413 or 405.
-async fn let_answer_go_first() -> Result<(), Cut> {
+async fn let_answer_go_first() {
     tokio::task::yield_now().await;
-    Ok(())
 }
 
 /// Send, log and count one answer, with the body bytes that went out.

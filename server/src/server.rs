@@ -24,6 +24,7 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one setsockopt here
     // instead of one per connection.
     sock.set_nodelay(true)?;
+    nix::sys::socket::setsockopt(&sock, NotsentLowat, &NOTSENT_LOWAT)?;
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
     sock.listen(1024)?;
@@ -38,6 +39,23 @@ sockopt_impl!(
     libc::TCP_DEFER_ACCEPT,
     libc::c_int
 );
+
+// TCP_NOTSENT_LOWAT, which nix does not name either.
+sockopt_impl!(
+    NotsentLowat,
+    Both,
+    libc::IPPROTO_TCP,
+    libc::TCP_NOTSENT_LOWAT,
+    u32
+);
+
+/// Bytes of a response the kernel may hold unsent in a socket (accepted sockets inherit it
+/// from the listener). Without a cap a large file's sendfile fills the autotuned send
+/// buffer, up to 4 MiB a connection (`net.ipv4.tcp_wmem`), and whoever's ACK frees room
+/// then pays for sending it; with 256 KiB (lighttpd's sendfile piece) each piece goes out
+/// in the call that queued it. Data in flight is not capped, so a long fat path still gets
+/// its full window.
+const NOTSENT_LOWAT: u32 = 256 * 1024;
 
 /// Let the kernel hold a new connection until its first bytes arrive, for at most about a
 /// second (one SYN-ACK retransmission; a client that stays silent is accepted then), as

@@ -324,3 +324,46 @@ fn a_file_path_with_a_trailing_slash_is_404() {
     assert_eq!(s.get("/notes.txt/").status, 404);
     assert_eq!(s.get("/notes.txt").status, 200);
 }
+
+/// The bytes the server's end of `client` holds unsent or unacknowledged (`tx_queue` of
+/// /proc/net/tcp, where addresses are hex and a port is its number).
+fn queued_toward(server: std::net::SocketAddr, client: std::net::SocketAddr) -> Option<u64> {
+    let end = |a: std::net::SocketAddr| format!(":{:04X}", a.port());
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let ours = f[1].ends_with(&end(server)) && f[2].ends_with(&end(client));
+        let tx = f[4].split(':').next()?;
+        ours.then(|| u64::from_str_radix(tx, 16).ok()).flatten()
+    })
+}
+
+#[test]
+fn a_large_file_waits_in_the_file_not_in_the_socket_for_a_client_that_stops_reading() {
+    use std::io::{Read, Write};
+    let s = Server::shipped();
+    std::fs::write(s.root.join("huge.bin"), vec![7u8; 16 << 20]).unwrap();
+    let mut c = s.connect();
+    c.write_all(b"GET /huge.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // Read fast for a while, so that the kernel grows the send buffer to its 4 MiB, then
+    // stop: the client's window closes and what the server queued stays unsent.
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got = 0;
+    while got < 3_000_000 {
+        got += c.read(&mut buf).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let queued = queued_toward(s.addr, c.local_addr().unwrap()).expect("the connection");
+    // TCP_NOTSENT_LOWAT of 256 KiB, plus the segment that crossed it.
+    assert!(queued < 1 << 20, "{queued} bytes queued in the socket");
+    // The rest still comes once the client reads again.
+    let mut rest = Vec::new();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    while got + rest.len() < (16 << 20) {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "the answer stopped at {}", got + rest.len());
+        rest.extend_from_slice(&buf[..n]);
+    }
+}

@@ -37,7 +37,7 @@ pub fn inherited() -> Result<Vec<TcpListener>, String> {
 /// (`current` is left as it is, so a failure changes nothing), an inherited one with the same
 /// address is taken (an entry with port 0 takes one on its IP), the rest are bound. Inherited
 /// sockets nothing asks for are closed, with a warning. Each gets `defer_accept` as
-/// configured (a reload that changes it changes the sockets it keeps too).
+/// configured (a reload that changes it changes the sockets it keeps too) and `tune`.
 pub fn open(
     config: &crate::config::Config,
     current: &[Bound],
@@ -47,6 +47,12 @@ pub fn open(
     for b in &out {
         if let Err(e) = crate::server::defer_accept(&b.socket, config.defer_accept) {
             log::warn!("{}: cannot set TCP_DEFER_ACCEPT: {e}", b.local);
+        }
+        if let Err(e) = crate::server::tune(&b.socket) {
+            log::warn!(
+                "{}: cannot set TCP_NODELAY or TCP_NOTSENT_LOWAT: {e}",
+                b.local
+            );
         }
     }
     Ok(out)

@@ -21,14 +21,18 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     sock.set_reuse_address(true)?;
-    // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one setsockopt here
-    // instead of one per connection.
-    sock.set_nodelay(true)?;
-    nix::sys::socket::setsockopt(&sock, NotsentLowat, &NOTSENT_LOWAT)?;
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
     sock.listen(1024)?;
     Ok(sock.into())
+}
+
+/// The options every connection of `listener` gets, bound here or inherited (systemd, a
+/// binary upgrade): accepted sockets inherit them on Linux, one setsockopt each here
+/// instead of per connection. TCP_NODELAY, and at most `NOTSENT_LOWAT` bytes held unsent.
+pub fn tune(listener: &std::net::TcpListener) -> std::io::Result<()> {
+    socket2::SockRef::from(listener).set_nodelay(true)?;
+    nix::sys::socket::setsockopt(listener, NotsentLowat, &NOTSENT_LOWAT).map_err(Into::into)
 }
 
 // TCP_DEFER_ACCEPT, which nix does not name, through nix's own safe setter.

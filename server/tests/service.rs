@@ -207,6 +207,8 @@ fn a_socket_passed_by_the_service_manager_is_served() {
     use command_fds::{CommandFdExt, FdMapping};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    // The same socket, to see the options the server sets on it.
+    let probe = listener.try_clone().unwrap();
     let dir = TempDir::new("activation");
     let root = fixture_root(&dir);
     let text = config_text(&root, &[plugins_dir()], CHAIN, "")
@@ -229,7 +231,20 @@ fn a_socket_passed_by_the_service_manager_is_served() {
     let s = Server::adopt(cmd.spawn().unwrap(), dir, root);
     assert_eq!(s.addr, addr, "the inherited socket, not a new one");
     assert_eq!(s.get("/notes.txt").status, 200);
+    // Tuned like a socket of its own: its connections inherit these.
+    assert!(socket2::SockRef::from(&probe).nodelay().unwrap());
+    let lowat = nix::sys::socket::getsockopt(&probe, NotsentLowat).unwrap();
+    assert_eq!(lowat, 256 * 1024);
 }
+
+use nix::{getsockopt_impl, sockopt_impl};
+sockopt_impl!(
+    NotsentLowat,
+    GetOnly,
+    libc::IPPROTO_TCP,
+    libc::TCP_NOTSENT_LOWAT,
+    u32
+);
 
 /// With workers the pid file names the master; with `single_process` the one process (it
 /// was not written at all).

@@ -3,7 +3,7 @@
 //! only as the client's flow-control window allows, under the send timeout.
 
 use crate::h2conn::Cut;
-use crate::reply::{bodiless, Body, Msg, Reply, Seg};
+use crate::reply::{bodiless, Body, Msg, Reply, Seg, Text};
 use crate::send::{next_piece, FILE_PIECE, SKEW};
 use crate::shared_file::SharedFile;
 use bytes::Bytes;
@@ -70,10 +70,7 @@ fn response(r: &Reply) -> http::Response<()> {
         if connection_specific(n) {
             continue;
         }
-        match (
-            http::HeaderName::from_bytes(n),
-            http::HeaderValue::from_bytes(v),
-        ) {
+        match (http::HeaderName::from_bytes(n), value(v)) {
             (Ok(n), Ok(v)) => fields.append(n, v),
             _ => return bare_500(),
         };
@@ -82,6 +79,15 @@ fn response(r: &Reply) -> http::Response<()> {
         fields.append(http::header::CONTENT_LENGTH, n.into());
     }
     res
+}
+
+/// A field's value: text kept for good (what filters add to every answer) is used in
+/// place; the rest is copied.
+fn value(v: &Text) -> Result<http::HeaderValue, http::header::InvalidHeaderValue> {
+    match v {
+        Text::Borrowed(b) => http::HeaderValue::from_maybe_shared(Bytes::from_static(b)),
+        _ => http::HeaderValue::from_bytes(v),
+    }
 }
 
 fn bare_500() -> http::Response<()> {

@@ -72,6 +72,55 @@ fn an_http2_answer_carries_date_server_and_the_files_fields() {
     assert!(field("last-modified").ends_with(" gmt"), "{head}");
 }
 
+/// The fields the filters add (the shipped security preset, Cache-Control, Vary): over
+/// HTTP/2 as over HTTP/1.1, on the worker's first answer and on a later one (filters'
+/// fields are kept for good and handed to h2 without a copy).
+#[test]
+fn over_http2_the_filters_fields_arrive_as_over_http1() {
+    let settings = "[plugins.headers]\nsecurity = true\n\
+        [plugins.headers.cache]\nmax_age = { \".html\" = 0 }\n";
+    let s = Server::start(&chain_with(&["headers", "compress"]), settings);
+    let names = [
+        "x-content-type-options",
+        "referrer-policy",
+        "x-frame-options",
+        "content-security-policy",
+        "cache-control",
+        "vary",
+    ];
+    let url = format!("http://{}/plain.html", s.addr);
+    let http2 = || {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--http2-prior-knowledge",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+            ])
+            .arg(&url)
+            .output()
+            .expect("run curl");
+        String::from_utf8_lossy(&out.stdout).to_lowercase()
+    };
+    let first = http2();
+    let http1 = s.get("/plain.html");
+    for head in [first, http2()] {
+        assert!(head.starts_with("http/2 200"), "{head}");
+        for name in names {
+            let want = http1
+                .header(name)
+                .unwrap_or_else(|| panic!("{name} over HTTP/1.1"));
+            let got = head
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .unwrap_or_else(|| panic!("no {name} over HTTP/2: {head}"));
+            assert_eq!(got.trim(), want.to_lowercase(), "{name}");
+        }
+    }
+}
+
 /// Python's h2 over a plain socket: three streams, the later ones sent after a pause (so
 /// they are read from the socket, not from the bytes read with the preface); the statuses.
 const STREAMS: &str = r#"

@@ -37,11 +37,8 @@ fn curl_with_prior_knowledge_gets_http2_and_http1_1_still_works_on_the_port() {
     );
 }
 
-/// An HTTP/2 answer's head has what an HTTP/1.1 one has: Date (an IMF-fixdate), Server,
-/// the file's validators, type and length.
-#[test]
-fn an_http2_answer_carries_date_server_and_the_files_fields() {
-    let s = Server::shipped();
+/// The head of an HTTP/2 GET of `url` by curl (prior knowledge), lower-cased.
+fn http2_head(url: &str) -> String {
     let out = Command::new("curl")
         .args([
             "-sS",
@@ -51,17 +48,27 @@ fn an_http2_answer_carries_date_server_and_the_files_fields() {
             "-o",
             "/dev/null",
         ])
-        .arg(format!("http://{}/plain.html", s.addr))
+        .arg(url)
         .output()
         .expect("run curl");
-    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
-    let field = |name: &str| {
-        head.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-            .unwrap_or_else(|| panic!("no {name}: {head}"))
-            .trim()
-            .to_string()
-    };
+    String::from_utf8_lossy(&out.stdout).to_lowercase()
+}
+
+/// The value of the field `name` (lower case) in a lower-cased `head`.
+fn field_in<'a>(head: &'a str, name: &str) -> &'a str {
+    head.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name}: {head}"))
+        .trim()
+}
+
+/// An HTTP/2 answer's head has what an HTTP/1.1 one has: Date (an IMF-fixdate), Server,
+/// the file's validators, type and length.
+#[test]
+fn an_http2_answer_carries_date_server_and_the_files_fields() {
+    let s = Server::shipped();
+    let head = http2_head(&format!("http://{}/plain.html", s.addr));
+    let field = |name: &str| field_in(&head, name).to_string();
     let date = field("date");
     assert!(date.len() == 29 && date.ends_with(" gmt"), "{date}");
     assert!(field("server").starts_with("cases"), "{head}");
@@ -89,34 +96,15 @@ fn over_http2_the_filters_fields_arrive_as_over_http1() {
         "vary",
     ];
     let url = format!("http://{}/plain.html", s.addr);
-    let http2 = || {
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "--http2-prior-knowledge",
-                "-D",
-                "-",
-                "-o",
-                "/dev/null",
-            ])
-            .arg(&url)
-            .output()
-            .expect("run curl");
-        String::from_utf8_lossy(&out.stdout).to_lowercase()
-    };
-    let first = http2();
+    let first = http2_head(&url);
     let http1 = s.get("/plain.html");
-    for head in [first, http2()] {
+    for head in [first, http2_head(&url)] {
         assert!(head.starts_with("http/2 200"), "{head}");
         for name in names {
             let want = http1
                 .header(name)
                 .unwrap_or_else(|| panic!("{name} over HTTP/1.1"));
-            let got = head
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-                .unwrap_or_else(|| panic!("no {name} over HTTP/2: {head}"));
-            assert_eq!(got.trim(), want.to_lowercase(), "{name}");
+            assert_eq!(field_in(&head, name), want.to_lowercase(), "{name}");
         }
     }
 }

@@ -80,8 +80,8 @@ fn an_http2_answer_carries_date_server_and_the_files_fields() {
 }
 
 /// The fields the filters add (the shipped security preset, Cache-Control, Vary): over
-/// HTTP/2 as over HTTP/1.1, on the worker's first answer and on a later one (filters'
-/// fields are kept for good and handed to h2 without a copy).
+/// HTTP/2 as over HTTP/1.1, on two answers in a row (filters' fields are kept for good
+/// from the first answer that carries them, and handed to h2 without a copy).
 #[test]
 fn over_http2_the_filters_fields_arrive_as_over_http1() {
     let settings = "[plugins.headers]\nsecurity = true\n\

@@ -598,9 +598,12 @@ pub fn call_filter_body(
     (rc, io.in_used.min(input.len()), io.out_len.min(out.len()))
 }
 
-/// Copy a string the host's head table returns through an out-parameter; `None` when the
-/// call refused.
-pub(crate) fn head_str(f: impl FnOnce(*mut WpStr) -> i32) -> Option<Vec<u8>> {
+/// A string the host lends from `head`'s table, borrowed for as long as `head` is: the
+/// table is only edited through `&mut Head`, so it stays valid while the borrow lasts.
+pub(crate) fn head_ref<'h>(
+    _head: &'h Head<'_>,
+    f: impl FnOnce(*mut WpStr) -> i32,
+) -> Option<&'h [u8]> {
     let mut s = WpStr {
         ptr: std::ptr::null(),
         len: 0,
@@ -608,9 +611,9 @@ pub(crate) fn head_str(f: impl FnOnce(*mut WpStr) -> i32) -> Option<Vec<u8>> {
     if f(&mut s) != 0 {
         return None;
     }
-    // SAFETY: the host fills `s` with a string valid until the head's next edit; it is
-    // copied before anything else is called.
-    Some(unsafe { str_bytes(&s) }.to_vec())
+    // SAFETY: the host fills `s` with a string valid until the head's next edit, which
+    // needs `&mut Head` and so waits for the end of `'h`.
+    Some(unsafe { str_bytes(&s) })
 }
 
 /// Header `i` of a head table, copied.
@@ -623,7 +626,7 @@ pub(crate) fn head_pair(raw: &WpHead, i: usize) -> Option<(Vec<u8>, Vec<u8>)> {
     if (raw.header_at)(raw.ctx, i, &mut n, &mut v) != 0 {
         return None;
     }
-    // SAFETY: as in `head_str`: valid until the next edit, copied at once.
+    // SAFETY: as in `head_ref`: valid until the next edit, copied at once.
     Some(unsafe { (str_bytes(&n).to_vec(), str_bytes(&v).to_vec()) })
 }
 

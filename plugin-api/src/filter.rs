@@ -2,7 +2,7 @@
 //! ([`Filtered`]), and the [`Transform`] a body goes through.
 
 use crate::abi::{WpHead, WpStr};
-use crate::export::head_str;
+use crate::export::head_ref;
 use crate::Refused;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -63,7 +63,15 @@ impl<'a> Head<'a> {
     }
     /// The first value of a header (case-insensitive), copied.
     pub fn header(&self, name: &str) -> Option<Vec<u8>> {
-        head_str(|out| (self.raw.get_header)(self.raw.ctx, name.as_ptr(), name.len(), out))
+        self.header_ref(name).map(<[u8]>::to_vec)
+    }
+    /// The first value of a header (case-insensitive), borrowed until the head's next edit
+    /// (the borrow of `self` sees to that): no copy, for a filter that reads a header of
+    /// every answer.
+    pub fn header_ref(&self, name: &str) -> Option<&[u8]> {
+        head_ref(self, |out| {
+            (self.raw.get_header)(self.raw.ctx, name.as_ptr(), name.len(), out)
+        })
     }
     /// Whether the response has a header of this name (case-insensitive), without copying
     /// its value: cheaper than `header(name).is_some()` in a filter that runs for every

@@ -22,7 +22,7 @@ pub struct Compress {
 impl Compress {
     /// Is the answer's media type one we compress?
     fn compressible(&self, head: &Head) -> bool {
-        let Some(ct) = head.header("content-type") else {
+        let Some(ct) = head.header_ref("content-type") else {
             return false;
         };
         // Bytes, compared without case: this runs for every answer.

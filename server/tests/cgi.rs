@@ -145,6 +145,37 @@ fn a_chunked_post_is_dechunked_with_a_content_length() {
 }
 
 #[test]
+fn an_empty_chunked_body_still_has_a_content_length_of_0() {
+    // RFC 3875 §4.1.2: CONTENT_LENGTH is set when a body comes with the request, and
+    // Transfer-Encoding says one does (RFC 9112 §6), even with no bytes in it.
+    let s = cgi_server("", "", &[]);
+    let r = s.raw("POST /cgi-bin/env.py HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        env_of(&r).get("CONTENT_LENGTH").map(String::as_str),
+        Some("0")
+    );
+}
+
+#[test]
+fn bytes_past_ascii_in_a_scripts_header_reach_the_client_unchanged() {
+    let s = cgi_server("", "", &[]);
+    let mut c = s.connect();
+    c.write_all(b"GET /cgi-bin/latin.sh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = &got[..head_end + 2];
+    let want = b"X-Latin: caf\xe9\r\n";
+    assert!(
+        head.windows(want.len()).any(|w| w == want),
+        "{}",
+        String::from_utf8_lossy(head)
+    );
+}
+
+#[test]
 fn a_large_post_is_streamed_to_the_script() {
     let s = cgi_server("", "max_body = 16777216", &[]);
     let body: Vec<u8> = (0..8_000_000u32).map(|i| (i * 7 % 253) as u8).collect();
@@ -251,6 +282,21 @@ fn a_status_that_is_no_final_answer_gives_502_and_304_drops_the_body_quietly() {
 }
 
 #[test]
+fn registered_statuses_from_a_script_carry_their_registered_reason_phrase() {
+    let s = cgi_server("", "", &[]);
+    for (code, phrase) in [
+        (451, "Unavailable For Legal Reasons"),
+        (428, "Precondition Required"),
+        (203, "Non-Authoritative Information"),
+        (507, "Insufficient Storage"),
+    ] {
+        let r = s.get(&format!("/cgi-bin/status_q.sh?{code}"));
+        let line = r.raw_head.lines().next().unwrap_or_default().to_string();
+        assert_eq!(line, format!("HTTP/1.1 {code} {phrase}"));
+    }
+}
+
+#[test]
 fn path_info_keeps_a_trailing_slash_once_and_a_folder_gets_its_slash() {
     let s = cgi_server("", "", &[]);
     for (path, info) in [("/cgi-bin/env.py/", "/"), ("/cgi-bin/env.py/a/", "/a/")] {
@@ -353,6 +399,17 @@ fn a_hung_script_is_killed_with_its_process_group_and_gets_504() {
             "process {pid} survived: {stat}"
         );
     }
+}
+
+#[test]
+fn a_script_that_keeps_writing_runs_past_the_timeout() {
+    // The timeout is for silence, as nginx's fastcgi_read_timeout: drip.sh writes every
+    // 0.3 s for 2.4 s, and a 1 s limit on its whole run would cut it after 3 lines.
+    let s = cgi_server("timeout = 1.0", "", &[]);
+    let r = s.get("/cgi-bin/drip.sh");
+    assert_eq!(r.status, 200);
+    let want: String = (1..=8).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(r.text(), want, "{}", s.log());
 }
 
 #[test]

@@ -206,6 +206,7 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
         err: child.stderr.take(),
         line: Vec::new(),
         deadline: Instant::now() + cfg.timeout,
+        idle: cfg.timeout,
         tag: &shown,
         host: &cfg.host,
         timed_out: false,
@@ -245,7 +246,12 @@ struct Pipes<'a> {
     err: Option<std::process::ChildStderr>,
     /// A stderr line still being received.
     line: Vec<u8>,
+    /// When the script is stopped unless stdout gives more.
     deadline: Instant,
+    /// How long stdout may stay silent: each read moves the deadline this far on, so a
+    /// script that streams runs as long as it streams (nginx's `fastcgi_read_timeout`,
+    /// lighttpd's read timeout).
+    idle: Duration,
     tag: &'a str,
     host: &'a plugin_api::Host,
     timed_out: bool,
@@ -299,6 +305,7 @@ impl Pipes<'_> {
             if out_ready {
                 let n = self.out.read(buf)?;
                 self.eof |= n == 0;
+                self.deadline = Instant::now() + self.idle;
                 return Ok(n);
             }
         }
@@ -381,7 +388,7 @@ fn relay(
         match out.read(&mut chunk) {
             Ok(0) | Err(_) => {
                 if out.timed_out {
-                    log(&format!("killed after {:?}", cfg.timeout));
+                    log(&format!("killed after {:?} without output", cfg.timeout));
                     return resp.error(504, "the script took too long").into();
                 }
                 if buf.is_empty() {
@@ -406,6 +413,7 @@ fn relay(
     let mut has_type = false;
     for (n, v) in &headers {
         if n.eq_ignore_ascii_case("status") {
+            let v = String::from_utf8_lossy(v);
             let code = v
                 .split_whitespace()
                 .next()
@@ -419,7 +427,7 @@ fn relay(
                 }
             }
         } else if n.eq_ignore_ascii_case("location") {
-            location = Some(v.clone());
+            location = Some(String::from_utf8_lossy(v).into_owned());
         } else if n.eq_ignore_ascii_case("content-type") {
             has_type = true;
         }
@@ -444,7 +452,7 @@ fn relay(
             continue;
         }
         // Hop-by-hop and framing headers belong to the server; drop them quietly.
-        let _ = resp.header(n, v);
+        let _ = resp.header_bytes(n.as_bytes(), v);
     }
     // HEAD runs the script like GET, so its headers are the same; the host sends no body,
     // nor for 204 and 304, and refuses one: that refusal is no failure.
@@ -452,7 +460,7 @@ fn relay(
     let declared = headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok());
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok());
     if stream_body(out, resp, &buf[body_start..], &mut chunk, declared).is_err() {
         // The client went away (or takes no body): the script is stopped.
         return if no_body {
@@ -463,7 +471,7 @@ fn relay(
     }
     if out.timed_out {
         log(&format!(
-            "killed after {:?} while sending its body",
+            "killed after {:?} without output, while sending its body",
             cfg.timeout
         ));
         return Outcome::Error;
@@ -527,7 +535,7 @@ fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// Parse `Name: value` lines strictly: no obs-fold, no bare CR, no NUL, no control bytes.
-fn parse_headers(block: &[u8]) -> Result<Vec<(String, String)>, String> {
+fn parse_headers(block: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut out = Vec::new();
     for raw in block.split(|&b| b == b'\n') {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -558,10 +566,9 @@ fn parse_headers(block: &[u8]) -> Result<Vec<(String, String)>, String> {
                 String::from_utf8_lossy(name)
             ));
         }
-        out.push((
-            String::from_utf8_lossy(name).into_owned(),
-            String::from_utf8_lossy(value).into_owned(),
-        ));
+        // The value's bytes as they are: obs-text (bytes over 0x7f) is opaque (RFC 9110
+        // §5.5), not text to repair. The name is a token, so ASCII.
+        out.push((String::from_utf8_lossy(name).into_owned(), value.to_vec()));
     }
     Ok(out)
 }
@@ -634,7 +641,11 @@ fn meta_variables(
     set("REMOTE_ADDR", req.client_addr().into());
     set("REMOTE_HOST", req.client_addr().into());
     set("REMOTE_PORT", req.client_port().to_string().into());
-    if req.body_len() > 0 || req.header("content-length").is_some() {
+    // A body came (RFC 9112 §6: Content-Length or Transfer-Encoding says so), empty or not.
+    let framed = ["content-length", "transfer-encoding"]
+        .iter()
+        .any(|h| req.header(h).is_some());
+    if req.body_len() > 0 || framed {
         set("CONTENT_LENGTH", req.body_len().to_string().into());
     }
     if let Some(t) = req.header("content-type") {
@@ -725,9 +736,15 @@ mod tests {
         assert_eq!(
             parse_headers(b"Status: 404 Nope\r\nContent-Type: text/plain\r\n").unwrap(),
             vec![
-                ("Status".into(), "404 Nope".into()),
-                ("Content-Type".into(), "text/plain".into())
+                ("Status".into(), b"404 Nope".to_vec()),
+                ("Content-Type".into(), b"text/plain".to_vec())
             ]
         );
+    }
+
+    #[test]
+    fn bytes_past_ascii_in_a_value_are_kept_as_sent() {
+        let parsed = parse_headers(b"X-Latin: caf\xe9\r\n").unwrap();
+        assert_eq!(parsed, vec![("X-Latin".into(), b"caf\xe9".to_vec())]);
     }
 }

@@ -26,7 +26,8 @@ struct Conf {
     /// Extension → interpreter (default `.py` → `python3`).
     #[serde(default = "default_interpreters")]
     interpreters: BTreeMap<String, String>,
-    /// Seconds a script may run before it is killed with its process group (504).
+    /// Seconds a script may go without writing to stdout before it is killed with its
+    /// process group (504, or the answer cut off once under way).
     #[serde(default = "default_timeout")]
     timeout: f64,
     /// Scripts running at once; beyond it a request waits for a slot.

@@ -59,6 +59,10 @@ extern "C" {
 /* wp_plugin_desc.filter_flags (1.1) */
 #define WP_F_CONTENT_CODING 1u /* skip answers with Content-Encoding, no-transform, or 206 */
 
+/* ABI 1.1, wp_head.flags (hosts from November 2026 on): where the body came from. */
+#define WP_HEAD_ORIGIN_KNOWN 1u /* the bit below is set by this host */
+#define WP_HEAD_HOST_PAGE 2u    /* the host's own page for the status, not a case's body */
+
 /* descriptor flags */
 #define WP_THREAD_SAFE 1u /* test/act may run on several threads at once */
 #define WP_MAY_BLOCK 2u   /* act may block for long: run it off the event loop */
@@ -139,7 +143,7 @@ typedef struct wp_response {
  * Content-Range and Accept-Ranges. */
 typedef struct wp_head {
     uint32_t struct_size;
-    uint32_t reserved;
+    uint32_t flags; /* WP_HEAD_*; zero from hosts before November 2026 (it was reserved) */
     void *ctx;
     uint16_t (*status)(void *ctx);
     int32_t (*set_status)(void *ctx, uint16_t status); /* 200..599, not 206/304 */

@@ -97,6 +97,14 @@ pub const WP_ROLE_TRANSFORM: u32 = 8;
 /// `Cache-Control: no-transform`, or are partial (206).
 pub const WP_F_CONTENT_CODING: u32 = 1;
 
+/// (1.1, from hosts of November 2026) `wp_head.flags`: the host says where the body came
+/// from (the bit below means something). Earlier hosts leave `flags` zero.
+pub const WP_HEAD_ORIGIN_KNOWN: u32 = 1;
+/// `wp_head.flags`: the body is the host's own page for the status (a refusal of the host's,
+/// or a case's `send_error`), not one a case or a script wrote itself; as it was when the
+/// filter was called.
+pub const WP_HEAD_HOST_PAGE: u32 = 2;
+
 /// Flag: `test` and `act` may be called from several threads at once on one instance.
 pub const WP_THREAD_SAFE: u32 = 1;
 /// Flag: `act` may block for long (runs processes, talks to the network); the host runs it on
@@ -276,8 +284,8 @@ pub struct WpResponse {
 pub struct WpHead {
     /// `sizeof(wp_head)` as the host built it.
     pub struct_size: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// `WP_HEAD_*` bits (zero from hosts that do not set them: it was reserved).
+    pub flags: u32,
     /// Host context; pass it back unchanged.
     pub ctx: *mut c_void,
     /// The status code.

@@ -706,6 +706,11 @@ pub trait HeadSink {
     fn replace_body_file(&mut self, path: &[u8]) -> bool;
     /// `body_length`: `None` when unknown.
     fn body_length(&self) -> Option<u64>;
+    /// Is the body the host's own page for the status (`WP_HEAD_HOST_PAGE`)? `None`: the
+    /// host does not say.
+    fn host_page(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// Lend `sink` to a filter as a `wp_head` table for the duration of `f`.
@@ -714,10 +719,15 @@ pub trait HeadSink {
 /// As [`lend_response`]: `f` must not keep the table, its `ctx` or its callbacks past its
 /// return (pass it to the plugin's `filter_head` and nothing else).
 pub unsafe fn lend_head<R>(sink: &mut dyn HeadSink, f: impl FnOnce(&WpHead) -> R) -> R {
+    let flags = match sink.host_page() {
+        Some(true) => WP_HEAD_ORIGIN_KNOWN | WP_HEAD_HOST_PAGE,
+        Some(false) => WP_HEAD_ORIGIN_KNOWN,
+        None => 0,
+    };
     let mut fat: &mut dyn HeadSink = sink;
     let head = WpHead {
         struct_size: std::mem::size_of::<WpHead>() as u32,
-        reserved: 0,
+        flags,
         ctx: &mut fat as *mut &mut dyn HeadSink as *mut c_void,
         status: hd_status,
         set_status: hd_set_status,

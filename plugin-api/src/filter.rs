@@ -1,7 +1,7 @@
 //! (ABI 1.1) The safe side of response filters: the [`Head`] a filter edits, what it decides
 //! ([`Filtered`]), and the [`Transform`] a body goes through.
 
-use crate::abi::{WpHead, WpStr};
+use crate::abi::{WpHead, WpStr, WP_HEAD_HOST_PAGE, WP_HEAD_ORIGIN_KNOWN};
 use crate::export::head_ref;
 use crate::Refused;
 use std::os::unix::ffi::OsStrExt;
@@ -143,6 +143,14 @@ impl<'a> Head<'a> {
             b.as_ptr(),
             b.len(),
         ))
+    }
+    /// Is the body the host's own page for the status (a refusal of the host's, or a case's
+    /// `error`), rather than one a case or a script wrote? `None` from hosts that do not
+    /// say. An error-page filter replaces only the host's pages by default, as nginx leaves
+    /// a backend's own error pages alone unless `*_intercept_errors` is on.
+    pub fn host_page(&self) -> Option<bool> {
+        let flags = self.raw.flags;
+        (flags & WP_HEAD_ORIGIN_KNOWN != 0).then_some(flags & WP_HEAD_HOST_PAGE != 0)
     }
     /// The body's length, when known (`None` for a stream).
     pub fn body_length(&self) -> Option<u64> {

@@ -436,16 +436,26 @@ pub struct TestResponse {
     status: u16,
     headers: Vec<(Vec<u8>, Vec<u8>)>,
     body: Vec<u8>,
+    host_page: Option<bool>,
 }
 
 impl TestResponse {
-    /// A response with this status, no headers and an empty body.
+    /// A response with this status, no headers and an empty body; the stand-in host does
+    /// not say where the body came from (`Head::host_page` is `None`) unless told.
     pub fn new(status: u16) -> Self {
         TestResponse {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            host_page: None,
         }
+    }
+
+    /// Say whether the body is the host's own page for the status (`true`) or one the case
+    /// or script wrote (`false`), as the server does (`Head::host_page`).
+    pub fn host_page(mut self, host_page: bool) -> Self {
+        self.host_page = Some(host_page);
+        self
     }
 
     /// Add a header.
@@ -488,6 +498,8 @@ pub struct FilterRecord {
     pub replaced_file: Option<PathBuf>,
     /// Each head call the stand-in host refused, named, in order.
     pub refused: Vec<&'static str>,
+    /// Where the body came from, as the response said (`TestResponse::host_page`).
+    host_page: Option<bool>,
 }
 
 impl FilterRecord {
@@ -611,6 +623,10 @@ impl HeadSink for FilterRecord {
     fn body_length(&self) -> Option<u64> {
         self.body.as_ref().map(|b| b.len() as u64)
     }
+
+    fn host_page(&self) -> Option<bool> {
+        self.host_page
+    }
 }
 
 /// One instance of case `T`, created through its descriptor as the server creates it, and
@@ -668,6 +684,7 @@ impl<T: Case> TestCase<T> {
             body: Some(resp.body.clone()),
             replaced_file: None,
             refused: Vec::new(),
+            host_page: resp.host_page,
         };
         let (code, state) = req.with_parts(|parts| self.loaded.filter_head(parts, &mut head));
         head.verdict = match code {

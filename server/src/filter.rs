@@ -261,6 +261,11 @@ impl HeadSink for Edit<'_> {
         true
     }
 
+    /// Only the host's error pages are kept as shared bytes.
+    fn host_page(&self) -> Option<bool> {
+        Some(matches!(self.reply.body, Body::Shared(_)))
+    }
+
     fn body_length(&self) -> Option<u64> {
         if self.ctx.head_only
             && !matches!(

@@ -15,7 +15,8 @@ pub enum Seg {
 pub enum Body {
     Empty,
     Bytes(Vec<u8>),
-    /// Bytes kept for more answers than this one (an error page's last renderings).
+    /// Bytes kept for more answers than this one (an error page's last renderings). Only the
+    /// host's own error pages are made so, and filters are told a Shared body is one.
     Shared(std::sync::Arc<[u8]>),
     /// A file sent in pieces (whole file, one range, or multipart ranges).
     File(std::sync::Arc<crate::shared_file::SharedFile>, Vec<Seg>),

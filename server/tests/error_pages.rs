@@ -88,6 +88,35 @@ fn a_5xx_from_a_case_gets_the_class_page() {
 }
 
 #[test]
+fn a_scripts_own_error_body_is_kept_unless_intercept_errors() {
+    // As nginx with fastcgi_intercept_errors off (its default) and lighttpd without
+    // server.error-intercept: a script's 404 with a body of its own (an API's JSON) is its
+    // answer; a script that fails gets the host's 502, which the site's page replaces.
+    let scripts = |s: &Server| {
+        s.dir.write(
+            "www/cgi-bin/api.sh",
+            "#!/bin/sh\nprintf 'Status: 404 Not Found\\r\\nContent-Type: application/json\\r\\n\\r\\n{\"error\": \"no such user\"}'\n",
+        );
+        s.dir.write("www/cgi-bin/fail.sh", "#!/bin/sh\nexit 3\n");
+        for f in ["api.sh", "fail.sh"] {
+            chmod(&s.root.join("cgi-bin").join(f), 0o755);
+        }
+    };
+    let s = start(ALL, "");
+    scripts(&s);
+    let r = s.get("/cgi-bin/api.sh");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.text(), r#"{"error": "no such user"}"#);
+    let r = s.get("/cgi-bin/fail.sh");
+    assert_eq!((r.status, r.text().as_str()), (502, OUR_5XX));
+    let s = start(ALL, "intercept_errors = true\n");
+    scripts(&s);
+    let r = s.get("/cgi-bin/api.sh");
+    assert_eq!((r.status, r.text().as_str()), (404, OUR_404));
+}
+
+#[test]
 fn statuses_without_a_page_keep_the_built_in_one() {
     let s = start(r#"{ 404 = "errors/404.html" }"#, "");
     let r = s.raw(

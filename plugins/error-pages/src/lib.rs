@@ -1,6 +1,7 @@
-//! Filter `error_pages`: an error answer (4xx/5xx, the host's own included) gets the site's
-//! own page for its status or class, keeping the status and the headers that tell the client
-//! what to do (Allow, Location, WWW-Authenticate, Retry-After...).
+//! Filter `error_pages`: an error answer with the host's page (its refusals, and a case's
+//! `error`) gets the site's own page for its status or class, keeping the status and the
+//! headers that tell the client what to do (Allow, Location, WWW-Authenticate,
+//! Retry-After...). A body a case or script wrote itself is kept unless `intercept_errors`.
 
 mod pages;
 
@@ -14,6 +15,7 @@ use std::ffi::CStr;
 pub struct ErrorPages {
     pages: Pages,
     internal: bool,
+    intercept_errors: bool,
     host: Host,
 }
 
@@ -26,6 +28,10 @@ struct Conf {
     /// Answer 404 to a direct request for a page (nginx's `internal`); default false.
     #[serde(default)]
     internal: bool,
+    /// Replace error bodies that cases and scripts wrote themselves too (nginx's
+    /// `fastcgi_intercept_errors`, lighttpd's `server.error-intercept`); default false.
+    #[serde(default)]
+    intercept_errors: bool,
 }
 
 /// Headers that describe the body being replaced; the rest (Allow, Location,
@@ -68,6 +74,7 @@ impl Case for ErrorPages {
         Ok(ErrorPages {
             pages,
             internal: c.internal,
+            intercept_errors: c.intercept_errors,
             host,
         })
     }
@@ -86,6 +93,11 @@ impl Case for ErrorPages {
         let Some(page) = self.pages.find(head.status()) else {
             return Filtered::Pass;
         };
+        // A script's own 404 (JSON for its API, say) is its answer; a host that does not
+        // say where the body came from gets every error replaced, as before it could.
+        if !self.intercept_errors && head.host_page() == Some(false) {
+            return Filtered::Pass;
+        }
         if !page.real.is_file() {
             // Gone since start-up: the host's own page, and the status kept, beat a 500.
             let msg = format!("{} is gone; the built-in page answers", page.real.display());
@@ -145,6 +157,25 @@ mod tests {
             assert_eq!(seen.replaced_file, None, "{status}");
             assert_eq!(seen.body.as_deref(), Some(&b"own"[..]), "{status}");
         }
+    }
+
+    #[test]
+    fn a_body_a_case_wrote_is_kept_unless_intercept_errors() {
+        let (_root, case) = site(PAGES);
+        let own = TestResponse::new(404)
+            .header("Content-Type", "application/json")
+            .body("{\"error\": \"no such user\"}");
+        let seen = case.filter(&TestRequest::get("/api/u/9"), &own.clone().host_page(false));
+        assert_eq!(seen.replaced_file, None);
+        assert_eq!(seen.header("content-type"), Some("application/json"));
+        // The host's own page is replaced; so is every error with intercept_errors.
+        let host = TestResponse::new(404).body("built-in").host_page(true);
+        let seen = case.filter(&TestRequest::get("/x"), &host);
+        assert!(seen.replaced_file.is_some());
+        let all = PAGES.replace("}}", "}, \"intercept_errors\": true}");
+        let (_root, intercepting) = site(&all);
+        let seen = intercepting.filter(&TestRequest::get("/api/u/9"), &own.host_page(false));
+        assert_eq!(seen.body.as_deref(), Some(&b"<h1>our 404</h1>"[..]));
     }
 
     #[test]

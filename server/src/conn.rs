@@ -634,7 +634,11 @@ async fn close_with(
         Ok(h) => (Some(h), &b""[..]),
         Err(line) => (None, line),
     };
-    let wire = Framing::closing(head.map_or(1, |h| h.minor));
+    // A refused HEAD still gets no body (RFC 9110 §9.3.2), only GET's head.
+    let wire = Framing {
+        head_only: head.is_some_and(|h| h.method == "HEAD"),
+        ..Framing::closing(head.map_or(1, |h| h.minor))
+    };
     let seen = Logged {
         raw_line,
         ..Logged::of(head, Instant::now())

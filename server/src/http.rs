@@ -206,7 +206,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, RequestEr
     };
     let mut req = httparse::Request::new(&mut []);
     match req.parse_with_uninit_headers(data, slots) {
-        Ok(httparse::Status::Partial) => partial(data, line_end, limits),
+        Ok(httparse::Status::Partial) => partial(buf, line_end.map(|i| skip + i), limits),
         Ok(httparse::Status::Complete(n)) => owned(&req, skip + n, limits).map(Some),
         Err(httparse::Error::TooManyHeaders) => Err(RequestError::HeadTooLarge),
         Err(httparse::Error::Version) => match as_http_1_1(buf, skip) {
@@ -220,7 +220,8 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, RequestEr
 }
 
 /// An incomplete head: wait for more, unless it is already too large (as a whole, or the
-/// field line being read).
+/// field line being read). The blank lines before the request line count: they are ignored,
+/// but held until it comes, so without a bound a client could send them forever.
 fn partial(
     data: &[u8],
     line_end: Option<usize>,
@@ -739,6 +740,14 @@ mod tests {
         assert_eq!(h.minor, 1);
         assert_eq!(h.header("host"), Some(&b"x"[..]));
         assert_eq!(h.len, "\r\nGET /a?b HTTP/1.1\r\nHost: x\r\n\r\n".len());
+    }
+
+    #[test]
+    fn blank_lines_before_the_request_line_count_against_the_head_limit() {
+        // Ignored (RFC 9112 §2.2), but held until the request line comes: a flood of them
+        // is refused at max_header_bytes instead of growing the buffer without end.
+        assert_eq!(head(&"\r\n".repeat(20_000)).unwrap_err(), 431);
+        assert!(head(&"\r\n".repeat(100)).unwrap().is_none());
     }
 
     #[test]

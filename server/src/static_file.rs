@@ -116,12 +116,17 @@ fn get<'a>(headers: &'a Headers, name: &[u8]) -> Option<&'a [u8]> {
         .map(|(_, v)| &v[..])
 }
 
-/// The host stage after the chain and its filters: a 200 file answer (transformed or not)
+/// The host stage after the chain and its filters: a 200 answer (transformed or not)
 /// answers If-Match, If-Unmodified-Since, If-None-Match and If-Modified-Since (RFC 9110
 /// §13.2.2) from its own validators; an untransformed whole file then answers Range and
-/// If-Range.
+/// If-Range. Answers that are not files (a listing, a case's page, a script's output) do
+/// so for GET and HEAD, as Apache does for CGI output: for other methods the case has
+/// already acted, so a precondition could no longer stop it.
 pub fn conditional(reply: Reply, head: &Head, max_ranges: usize) -> Reply {
-    if reply.status != 200 || !asks_conditionally(head) || !has_file_body(&reply) {
+    if reply.status != 200 || !asks_conditionally(head) {
+        return reply;
+    }
+    if !has_file_body(&reply) && head.method != "GET" && head.method != "HEAD" {
         return reply;
     }
     let etag = get(&reply.headers, b"etag").unwrap_or_default().to_vec();
@@ -438,6 +443,10 @@ fn etag_list_matches(list: &[u8], etag: &[u8], weak: bool) -> bool {
     list.split(',').map(str::trim).any(|t| {
         if t == "*" {
             return true;
+        }
+        // An empty list member, or an answer without an ETag: nothing to match.
+        if t.is_empty() || etag.is_empty() {
+            return false;
         }
         let (tw, tv) = match t.strip_prefix("W/") {
             Some(v) => (true, v),

@@ -297,6 +297,24 @@ fn registered_statuses_from_a_script_carry_their_registered_reason_phrase() {
 }
 
 #[test]
+fn a_scripts_own_etag_answers_if_none_match_and_if_match() {
+    // RFC 9110 §13.2.1: the server evaluates preconditions for a 200 it would send; the
+    // script ignores them (Apache's mod_cgi answers them for it too).
+    let s = cgi_server("", "", &[]);
+    let ask = |field: &str| {
+        s.raw(&format!(
+            "GET /cgi-bin/etag.sh HTTP/1.1\r\nHost: t\r\n{field}\r\nConnection: close\r\n\r\n"
+        ))
+    };
+    let r = ask("If-None-Match: \"v1\"");
+    assert_eq!((r.status, r.text().as_str()), (304, ""));
+    assert_eq!(r.header("etag"), Some("\"v1\""));
+    assert_eq!(ask("If-None-Match: \"v0\"").text(), "version one\n");
+    assert_eq!(ask("If-Match: \"v0\"").status, 412);
+    assert_eq!(ask("If-Match: \"v1\"").status, 200);
+}
+
+#[test]
 fn path_info_keeps_a_trailing_slash_once_and_a_folder_gets_its_slash() {
     let s = cgi_server("", "", &[]);
     for (path, info) in [("/cgi-bin/env.py/", "/"), ("/cgi-bin/env.py/a/", "/a/")] {

@@ -421,6 +421,50 @@ fn head_gets_the_same_headers_as_get_and_no_body_whichever_case_answers() {
 }
 
 #[test]
+fn a_head_the_host_refuses_before_any_case_gets_no_body_either() {
+    // Two Hosts (400), no Host (400), an expectation it cannot meet (417), Content-Length
+    // with Transfer-Encoding (400): refused before the chain runs, yet still HEAD.
+    let s = Server::shipped();
+    for (extra, status) in [
+        ("Host: a\r\nHost: b\r\n", 400),
+        ("", 400),
+        ("Host: t\r\nExpect: tea\r\n", 417),
+        (
+            "Host: t\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n",
+            400,
+        ),
+    ] {
+        let mut c = s.connect();
+        send(&mut c, &format!("HEAD /plain.html HTTP/1.1\r\n{extra}\r\n"));
+        let h = read_response(&mut c, true).unwrap();
+        assert_eq!(h.status, status, "{extra:?}");
+        assert!(h.header("content-length").is_some(), "{extra:?}");
+        // The server closes after a refusal: whatever follows the head would be a body.
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+        assert_eq!(String::from_utf8_lossy(&rest), "", "{extra:?}");
+    }
+}
+
+#[test]
+fn a_listing_answers_preconditions_as_a_file_does() {
+    // RFC 9110 §13.1.1-2: "*" matches any current representation; a list no current
+    // ETag is in fails If-Match. nginx answers its autoindex pages so.
+    let s = Server::shipped();
+    let ask = |field: &str| {
+        s.raw(&format!(
+            "GET /listing/ HTTP/1.1\r\nHost: t\r\n{field}\r\nConnection: close\r\n\r\n"
+        ))
+    };
+    let r = ask("If-None-Match: *");
+    assert_eq!((r.status, r.body.len()), (304, 0));
+    assert_eq!(ask("If-Match: \"zz\"").status, 412);
+    assert_eq!(ask("If-None-Match: \"zz\"").status, 200);
+    // An empty member matches nothing, also where the answer has no ETag.
+    assert_eq!(ask("If-None-Match: \"zz\", ,").status, 200);
+}
+
+#[test]
 fn a_folder_without_its_slash_redirects_keeping_the_query() {
     let s = Server::shipped();
     let r = s.get("/listing?sort=name");

@@ -53,6 +53,19 @@ fn a_large_header_field_too_many_fields_or_a_large_head_are_431() {
 }
 
 #[test]
+fn an_endless_run_of_blank_lines_is_refused_at_the_head_limit() {
+    // Blank lines before a request line are ignored (RFC 9112 §2.2) but kept until it
+    // comes: 64 KiB of them, and no request line, is answered at once instead of held.
+    let s = Server::shipped();
+    let mut c = s.connect();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(&b"\r\n".repeat(32 * 1024)).unwrap();
+    let r = read_response(&mut c, false).expect("an answer before the head timeout");
+    assert_eq!(r.status, 431);
+    still_serves(&s);
+}
+
+#[test]
 fn a_body_over_the_limit_is_413_whether_announced_or_chunked() {
     let s = Server::shipped_with("[limits]\nmax_body = 100\n");
     let r = s.raw("POST /cgi-bin/hello.sh HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n");

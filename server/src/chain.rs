@@ -531,16 +531,27 @@ fn dot_end(raw_path: &[u8]) -> bool {
 fn asterisk_or_unknown(chain: &Chain, head: &Head) -> Option<Reply> {
     let method = &*head.method;
     if !known_method(method) || method == "CONNECT" {
-        let r = error_page::refusal(RequestError::NotImplemented, &head.target);
-        return Some(r.header("Allow", chain.all_methods.clone()));
+        // No Allow: it would describe the target's methods (RFC 9110 §10.2.1), and this is
+        // about the method; nginx and lighttpd send none either.
+        return Some(error_page::refusal(
+            RequestError::NotImplemented,
+            &head.target,
+        ));
     }
     match (head.target.as_slice(), method) {
-        (b"*", "OPTIONS") => {
+        (t, "OPTIONS") if server_wide(t) => {
             Some(Reply::new(200, Body::Empty).header("Allow", chain.all_methods.clone()))
         }
         (b"*", _) => Some(error_page::refusal(RequestError::AsteriskNotOptions, b"*")),
         _ => None,
     }
+}
+
+/// `*`, or an absolute-form target with no path (`http://host:8080`): for OPTIONS, a
+/// question about the server rather than a resource (RFC 9112 §3.2.4).
+fn server_wide(target: &[u8]) -> bool {
+    target == b"*"
+        || after_scheme(target).is_some_and(|rest| !rest.contains(&b'/') && !rest.contains(&b'?'))
 }
 
 /// The request as a case sees it (`wp_request`), built once for every test and act. With

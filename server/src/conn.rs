@@ -532,13 +532,27 @@ pub fn admit(head: &Head) -> Result<BodyFraming, RequestError> {
     }
     absolute_form(&head.target)?;
     let framing = head.framing()?;
-    match head.header("expect") {
-        // An empty Expect asks for nothing (nginx and lighttpd ignore it).
-        Some(e) if !e.is_empty() && !e.eq_ignore_ascii_case(b"100-continue") => {
-            Err(RequestError::Expectation)
+    expects_continue(head)?;
+    Ok(framing)
+}
+
+/// What the Expect lines ask, as one list (RFC 9110 §5.3): `Ok(true)` for 100-continue,
+/// `Err` for an expectation we cannot meet (417). Empty members ask for nothing (nginx and
+/// lighttpd ignore an empty Expect).
+fn expects_continue(head: &Head) -> Result<bool, RequestError> {
+    let members = head
+        .all("expect")
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|m| !m.is_empty());
+    let mut wants = false;
+    for m in members {
+        if !m.eq_ignore_ascii_case(b"100-continue") {
+            return Err(RequestError::Expectation);
         }
-        _ => Ok(framing),
+        wants = true;
     }
+    Ok(wants)
 }
 
 /// An absolute-form target names a host, without userinfo (RFC 9110 §4.2.1, §4.2.4), and
@@ -766,7 +780,7 @@ async fn read_body(
         }
     }
     // 100 Continue only when the client waits for it and the body is not already here.
-    let expects = head.header("expect").is_some() && head.minor >= 1 && buf.is_empty();
+    let expects = head.minor >= 1 && buf.is_empty() && expects_continue(head) == Ok(true);
     if expects && *framing != BodyFraming::None {
         stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
     }

@@ -1,5 +1,5 @@
 complete -c server -l config -d 'The configuration file' -r -F
-complete -c server -l listen -d 'Listen address, in place of `listen` and every [[listeners]] table in the file, TLS ones too (e.g. 127.0.0.1:8080; port 0 picks one; https://ADDR for TLS with a certificate made in memory)' -r
+complete -c server -l listen -d 'Listen address, in place of `listen` and every `[[listeners]]` table in the file, TLS ones too (e.g. 127.0.0.1:8080; port 0 picks one; https://ADDR for TLS with a certificate made in memory)' -r
 complete -c server -l root -d 'Document root, overriding `root` in the file' -r -F
 complete -c server -l pid-file -d 'Write the master\'s process id to this file (overrides `pid_file`)' -r -F
 complete -c server -l log-level -d 'Log level of the error log (stderr)' -r -f -a "off\t''

@@ -16,7 +16,7 @@ pub struct Cli {
     /// The configuration file.
     #[arg(long, default_value = "config/server.toml", value_name = "PATH")]
     pub config: PathBuf,
-    /// Listen address, in place of `listen` and every [[listeners]] table in the file, TLS
+    /// Listen address, in place of `listen` and every `[[listeners]]` table in the file, TLS
     /// ones too (e.g. 127.0.0.1:8080; port 0 picks one; https://ADDR for TLS with a
     /// certificate made in memory).
     #[arg(long, value_name = "ADDR")]

@@ -105,7 +105,8 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
         return resp.error(403, "a CGI folder is not listed").into();
     }
     // PATH_INFO and SCRIPT_NAME are text to the script; bytes that are not UTF-8 would
-    // reach it changed, so they are refused, as lighttpd does.
+    // reach it changed, so they are refused (RFC 3875 §4.1.5 allows it; lighttpd 1.4.69
+    // passes the raw bytes instead).
     if std::str::from_utf8(req.path_bytes()).is_err() {
         return resp.error(400, "the path is not UTF-8 text").into();
     }

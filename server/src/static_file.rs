@@ -40,7 +40,7 @@ pub fn answer(
 /// The body for a filter's `replace_body_file`: a regular file beneath the root, whole.
 pub fn open_for_filter(root: &Root, abs: &[u8]) -> Option<Body> {
     let abs = Path::new(OsStr::from_bytes(abs));
-    match open(root, abs) {
+    match kept(root, abs).map_or_else(|| open(root, abs), Ok) {
         Ok(f) => {
             let size = f.file.meta().size;
             Some(Body::File(f.file, vec![Seg::Range(0, size)]))
@@ -53,6 +53,15 @@ pub fn open_for_filter(root: &Root, abs: &[u8]) -> Option<Body> {
             None
         }
     }
+}
+
+/// The file at `abs` from the open-file cache (opened and kept when it was not there): a
+/// site's error page, or a precompressed sidecar, is sent again and again, and then costs
+/// no open and stat each time. `None` when it is not a readable regular file beneath the
+/// root; `open` then says why.
+fn kept(root: &Root, abs: &Path) -> Option<OpenFile> {
+    let rel = root.relative(abs)?;
+    root.lookup(rel.as_os_str().as_bytes()).ok()?.file
 }
 
 /// Open a regular file beneath the root; the error is the status and sentence to answer.

@@ -117,6 +117,26 @@ fn a_scripts_own_error_body_is_kept_unless_intercept_errors() {
 }
 
 #[test]
+fn a_page_is_kept_open_between_answers_as_other_files_are() {
+    // The open-file cache serves the page as it serves files: a flood of 404s costs no
+    // open, stat and read of 404.html each (four system calls a 404 before).
+    let s = start(ALL, "[limits]\nopen_file_cache = 30.0\n");
+    let page = s.root.join("errors/404.html");
+    let holds_page = || {
+        children(s.child.id()).into_iter().any(|p| {
+            std::fs::read_dir(format!("/proc/{p}/fd")).is_ok_and(|fds| {
+                fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                    .any(|target| target == page)
+            })
+        })
+    };
+    for _ in 0..2 {
+        assert_eq!(s.get("/missing").text(), OUR_404);
+    }
+    assert!(holds_page(), "no worker holds {} open", page.display());
+}
+
+#[test]
 fn statuses_without_a_page_keep_the_built_in_one() {
     let s = start(r#"{ 404 = "errors/404.html" }"#, "");
     let r = s.raw(

@@ -481,8 +481,10 @@ fn transformed(mut reply: Reply, stages: Vec<Stage>, ctx: &Ctx) -> Reply {
     reply
         .headers
         .retain(|(n, _)| !n.eq_ignore_ascii_case(b"accept-ranges"));
-    let bodiless = ctx.head_only || crate::reply::bodiless(reply.status);
-    // HEAD and bodiless answers keep their source but are never read: no body calls.
+    // A body held in memory is coded at once, for HEAD too, so HEAD's head says the same
+    // Content-Length as GET's (RFC 9110 §9.3.2). Files and streams of a HEAD, and bodiless
+    // answers, keep their source but are never read: no body calls.
+    let bodiless = crate::reply::bodiless(reply.status);
     let source = match std::mem::replace(&mut reply.body, Body::Empty) {
         Body::Bytes(b) if !bodiless => return whole(reply, b, stages, ctx),
         Body::Shared(b) if !bodiless => return whole(reply, b.to_vec(), stages, ctx),

@@ -234,6 +234,24 @@ fn head_gets_the_heads_of_get_without_a_body() {
 }
 
 #[test]
+fn head_of_a_page_the_server_builds_says_the_length_get_sends() {
+    // A listing (and every page held in memory) is coded whole with a Content-Length for
+    // GET; HEAD's head must say the same (RFC 9110 §9.3.2), not fall back to chunked.
+    let s = start("");
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        std::fs::write(s.root.join("listing").join(name), "x").unwrap();
+    }
+    let get = s.request("GET /listing/ HTTP/1.1\r\nAccept-Encoding: gzip");
+    let head = s.request("HEAD /listing/ HTTP/1.1\r\nAccept-Encoding: gzip");
+    assert_eq!(get.header("content-encoding"), Some("gzip"));
+    assert!(get.header("content-length").is_some());
+    for name in ["content-encoding", "content-length", "transfer-encoding"] {
+        assert_eq!(head.header(name), get.header(name), "{name}");
+    }
+    assert!(head.body.is_empty());
+}
+
+#[test]
 fn refusals_small_bodies_and_ranges_are_sent_as_they_are_but_vary() {
     let s = start("");
     let body = page(5000);

@@ -407,17 +407,14 @@ fn interned(value: String) -> &'static [u8] {
     v
 }
 
-/// Content-Type for a path from its extension; text gets `charset=utf-8`.
+/// Content-Type for a path from its extension; text (and legacy JavaScript) gets
+/// `charset=utf-8`. JSON has no charset parameter (RFC 8259 §11) and SVG declares its own
+/// encoding, so they go without one, as nginx, lighttpd and Caddy send them.
 pub fn content_type(path: &Path) -> String {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let mime = current_type(ext).or_else(|| mime_guess::from_path(path).first_raw());
     match mime {
-        Some(m)
-            if m.starts_with("text/")
-                || m == "application/javascript"
-                || m == "application/json"
-                || m == "image/svg+xml" =>
-        {
+        Some(m) if m.starts_with("text/") || m == "application/javascript" => {
             format!("{m}; charset=utf-8")
         }
         Some(m) => m.to_string(),
@@ -427,9 +424,10 @@ pub fn content_type(path: &Path) -> String {
 
 /// Types registered since mime_guess's table was made, where it still has the old ones
 /// (application/javascript for .mjs, application/font-woff, text/plain for .map, an
-/// unregistered audio/m4a).
+/// unregistered audio/m4a), or a Windows one (.manifest: an application cache manifest
+/// on the web, as lighttpd and Debian's mime.types say).
 fn current_type(ext: &str) -> Option<&'static str> {
-    const CURRENT: [(&str, &str); 9] = [
+    const CURRENT: [(&str, &str); 10] = [
         ("js", "text/javascript"), // RFC 9239
         ("mjs", "text/javascript"),
         ("cjs", "text/javascript"),
@@ -439,6 +437,7 @@ fn current_type(ext: &str) -> Option<&'static str> {
         ("ttf", "font/ttf"),
         ("map", "application/json"), // source maps
         ("m4a", "audio/mp4"),        // RFC 4337; mime_guess says audio/m4a, never registered
+        ("manifest", "text/cache-manifest"),
     ];
     CURRENT
         .iter()
@@ -599,14 +598,17 @@ mod tests {
     }
 
     #[test]
-    fn scripts_fonts_and_source_maps_get_their_current_types() {
+    fn scripts_fonts_maps_json_and_svg_get_their_current_types() {
         for (name, want) in [
             ("a.js", "text/javascript; charset=utf-8"),
             ("a.MJS", "text/javascript; charset=utf-8"),
             ("a.woff", "font/woff"),
             ("a.woff2", "font/woff2"),
             ("a.otf", "font/otf"),
-            ("a.js.map", "application/json; charset=utf-8"),
+            ("a.js.map", "application/json"),
+            ("data.json", "application/json"),
+            ("logo.svg", "image/svg+xml"),
+            ("app.manifest", "text/cache-manifest; charset=utf-8"),
             ("a.html", "text/html; charset=utf-8"),
             ("a.png", "image/png"),
             ("song.m4a", "audio/mp4"),

@@ -272,18 +272,30 @@ fn a_listed_name_that_is_not_utf8_links_to_its_real_bytes() {
 }
 
 #[test]
-fn always_fail_answers_what_no_other_case_takes() {
+fn a_pipe_or_a_socket_in_the_root_is_403_not_500() {
+    // Neither missing, a file nor a folder: existing_file refuses it (lighttpd's 403),
+    // where the chapter left it to always_fail's 500.
     let s = Server::shipped();
-    // A fifo is neither missing, a file nor a folder: only always_fail takes it.
-    let fifo = s.root.join("pipe");
     let st = std::process::Command::new("mkfifo")
-        .arg(&fifo)
+        .arg(s.root.join("pipe"))
         .status()
         .unwrap();
     assert!(st.success());
-    let r = s.get("/pipe");
+    let _socket = std::os::unix::net::UnixListener::bind(s.root.join("sock")).unwrap();
+    for path in ["/pipe", "/sock"] {
+        let r = s.get(path);
+        assert_eq!(r.status, 403, "{path}");
+        assert!(r.text().contains("not a regular file"), "{path}");
+    }
+}
+
+#[test]
+fn always_fail_answers_what_no_other_case_takes() {
+    let s = Server::start(r#"["hello", "always_fail"]"#, "");
+    let r = s.get("/notes.txt");
     assert_eq!(r.status, 500);
     assert!(r.text().contains("unknown object"));
+    assert_eq!(s.get("/hello").status, 200);
 }
 
 #[test]

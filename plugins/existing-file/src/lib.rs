@@ -19,11 +19,20 @@ impl Case for ExistingFile {
         Ok(ExistingFile)
     }
 
+    /// A regular file, or something else that is neither a folder nor missing (a pipe, a
+    /// socket, a device), which is refused here rather than left to `always_fail`'s 500.
     fn test(&self, req: &Request) -> bool {
-        req.kind() == Kind::File
+        matches!(req.kind(), Kind::File | Kind::Other)
     }
 
+    /// Send the file; 403 for what is not one, as lighttpd answers (nginx says 404 for a
+    /// pipe and 500 for a socket).
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
+        if req.kind() == Kind::Other {
+            return resp
+                .error(403, "this is not a regular file (a pipe, socket or device)")
+                .into();
+        }
         resp.send_file(req.fs_path()).into()
     }
 }

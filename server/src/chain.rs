@@ -199,7 +199,7 @@ pub async fn respond(
     }
     let mut seen = Seen::default();
     let reply = run_chain(chain, head, body, peer, &mut seen).await;
-    let reply = filter(chain, reply, head, &seen, peer);
+    let reply = filter(chain, crate::reply::reset_content(reply), head, &seen, peer);
     let remote_user = seen
         .vars
         .iter()

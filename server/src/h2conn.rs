@@ -65,7 +65,9 @@ const GOODBYE_WAIT: Duration = Duration::from_secs(2);
 fn builder(limits: &Limits) -> h2::server::Builder {
     let mut b = h2::server::Builder::new();
     b.max_concurrent_streams(MAX_STREAMS)
-        .max_header_list_size(limits.max_header_bytes as u32)
+        // Twice ours: `head` answers a list past max_header_bytes with the host's 431; h2's
+        // own, past this, is a bare status.
+        .max_header_list_size(limits.max_header_bytes.saturating_mul(2).min(1 << 24) as u32)
         .initial_window_size(256 * 1024)
         .initial_connection_window_size(1 << 20)
         .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
@@ -391,7 +393,22 @@ async fn reply(
 /// Host that names another authority, or a value with whitespace around it, makes the
 /// request malformed (§8.3.1, §8.2.1): 400.
 fn head(parts: &http::request::Parts, limits: &Limits) -> Result<Head, RequestError> {
-    if parts.headers.len() > limits.max_header_count {
+    // A target past the request-line limit is 414, as over HTTP/1.1.
+    let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if target > limits.max_request_line {
+        return Err(RequestError::UriTooLong);
+    }
+    // Cookie crumbs are one field once joined (§8.2.3): browsers send each cookie apart.
+    let crumbs = parts.headers.get_all("cookie").iter().count();
+    if parts.headers.len() - crumbs.saturating_sub(1) > limits.max_header_count {
+        return Err(RequestError::HeadTooLarge);
+    }
+    // The whole list as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2): h2 lets
+    // twice this through, so that this 431 (dated, logged, the site's page) answers it.
+    let list: usize = (parts.headers.iter())
+        .map(|(n, v)| n.as_str().len() + v.len() + 32)
+        .sum();
+    if list > limits.max_header_bytes {
         return Err(RequestError::HeadTooLarge);
     }
     let mut headers = Fields::with_capacity(parts.headers.len() + 1, 512);
@@ -410,7 +427,7 @@ fn head(parts: &http::request::Parts, limits: &Limits) -> Result<Head, RequestEr
         }
         match (name.as_str(), parts.uri.authority()) {
             ("cookie", _) => cookies.push(v),
-            ("host", Some(a)) if v.eq_ignore_ascii_case(a.as_str().as_bytes()) => {}
+            ("host", Some(a)) if same_authority(v, a.as_str(), parts.uri.scheme_str()) => {}
             ("host", Some(_)) => return Err(RequestError::Malformed),
             (n, _) => headers.push(n.as_bytes(), v),
         }
@@ -422,6 +439,20 @@ fn head(parts: &http::request::Parts, limits: &Limits) -> Result<Head, RequestEr
         headers,
         ..request_line(parts)
     })
+}
+
+/// Do Host and `:authority` name the same authority (RFC 9113 §8.3.1)? The scheme's default
+/// port may be written or not (`localhost` and `localhost:443` over https).
+fn same_authority(host: &[u8], authority: &str, scheme: Option<&str>) -> bool {
+    let default = match scheme {
+        Some("https") => &b":443"[..],
+        _ => &b":80"[..],
+    };
+    let bare = |a: &[u8]| -> Vec<u8> {
+        let a = a.strip_suffix(default).unwrap_or(a);
+        a.to_ascii_lowercase()
+    };
+    bare(host) == bare(authority.as_bytes())
 }
 
 /// The method and target of a request, without its fields. CONNECT names its authority

@@ -148,6 +148,15 @@ pub fn bodiless(status: u16) -> bool {
     status < 200 || status == 204 || status == 304
 }
 
+/// A 205 carries no content (RFC 9110 §15.3.6): what a case or script wrote is dropped (a
+/// script is stopped as when its client goes away), and the head says `Content-Length: 0`.
+pub fn reset_content(mut reply: Reply) -> Reply {
+    if reply.status == 205 {
+        reply.body = Body::Empty;
+    }
+    reply
+}
+
 /// How the body is delimited on the wire.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Delim {

@@ -267,7 +267,7 @@ fn output_past_the_scripts_own_content_length_is_cut_there() {
 }
 
 #[test]
-fn a_status_that_is_no_final_answer_gives_502_and_304_drops_the_body_quietly() {
+fn a_status_that_is_no_final_answer_gives_502_and_304_or_205_drop_the_body() {
     let s = cgi_server("", "", &[]);
     for bad in ["101", "999", "600", "99"] {
         let r = s.get(&format!("/cgi-bin/status_q.sh?{bad}"));
@@ -277,6 +277,10 @@ fn a_status_that_is_no_final_answer_gives_502_and_304_drops_the_body_quietly() {
     assert_eq!((r.status, r.text().as_str()), (299, "body\n"));
     let r = s.raw("GET /cgi-bin/status_q.sh?304 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     assert_eq!((r.status, r.text().as_str()), (304, ""));
+    // 205 carries no content (RFC 9110 §15.3.6), and says so with Content-Length: 0.
+    let r = s.get("/cgi-bin/status_q.sh?205");
+    assert_eq!((r.status, r.text().as_str()), (205, ""));
+    assert_eq!(r.header("content-length"), Some("0"));
     std::thread::sleep(Duration::from_millis(200));
     assert!(!s.log().contains("failed after it started"), "{}", s.log());
 }

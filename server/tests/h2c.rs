@@ -282,6 +282,54 @@ if not ended:
 print(" ".join(said))
 "#;
 
+/// Python's h2: one GET of argv[2] with the fields that follow (`name: value`, repeats
+/// kept); prints the status and whether the answer is dated.
+const ONE_GET: &str = r#"
+import socket, sys, h2.connection, h2.config, h2.events
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, validate_outbound_headers=False))
+c.initiate_connection()
+fields = [(":method", "GET"), (":path", sys.argv[2]), (":scheme", "http"), (":authority", "t")]
+fields += [tuple(f.split(": ", 1)) for f in sys.argv[3:]]
+c.send_headers(1, fields, end_stream=True)
+s.sendall(c.data_to_send())
+s.settimeout(5)
+while True:
+    data = s.recv(65536)
+    if not data:
+        print("closed"); break
+    got = [e for e in c.receive_data(data) if isinstance(e, h2.events.ResponseReceived)]
+    s.sendall(c.data_to_send())
+    if got:
+        h = dict(got[0].headers)
+        print(h[b":status"].decode(), "dated" if b"date" in h else "undated"); break
+"#;
+
+#[test]
+fn over_http2_cookie_crumbs_count_once_and_a_large_list_gets_the_hosts_431() {
+    let s = Server::shipped();
+    let get = |path: &str, fields: &[String]| {
+        let args: Vec<&str> = std::iter::once(path)
+            .chain(fields.iter().map(String::as_str))
+            .collect();
+        python(ONE_GET, &s, &args)
+    };
+    // Browsers send each cookie as a field of its own (RFC 9113 §8.2.3): 120 crumbs are
+    // one Cookie, within max_header_count (100).
+    let crumbs: Vec<String> = (0..120).map(|i| format!("cookie: c{i}=v")).collect();
+    assert_eq!(get("/plain.html", &crumbs), "200 dated", "{}", s.log());
+    // A list past max_header_bytes (32 KiB) is the host's 431: dated, logged.
+    let big: Vec<String> = (0..10)
+        .map(|i| format!("x-big-{i}: {}", "b".repeat(4000)))
+        .collect();
+    assert_eq!(get("/plain.html", &big), "431 dated", "{}", s.log());
+    // Host may write the scheme's default port where :authority does not (§8.3.1).
+    assert_eq!(get("/plain.html", &["host: t:80".into()]), "200 dated");
+    assert_eq!(get("/plain.html", &["host: other".into()]), "400 dated");
+    // A :path past max_request_line is 414, as over HTTP/1.1.
+    assert_eq!(get(&format!("/{}", "a".repeat(9000)), &[]), "414 dated");
+}
+
 /// HELD_BODY against `s`: what came before the body was sent, and what came after.
 fn held_body(s: &Server, method: &str, path: &str, fields: &[&str]) -> (String, String) {
     let said = python(HELD_BODY, s, &[&[method, path], fields].concat());

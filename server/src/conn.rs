@@ -780,8 +780,11 @@ async fn read_body(
         }
     }
     // 100 Continue only when the client waits for it and the body is not already here.
-    let expects = head.minor >= 1 && buf.is_empty() && expects_continue(head) == Ok(true);
-    if expects && *framing != BodyFraming::None {
+    let expects = *framing != BodyFraming::None
+        && head.minor >= 1
+        && buf.is_empty()
+        && expects_continue(head) == Ok(true);
+    if expects {
         stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
     }
     match *framing {

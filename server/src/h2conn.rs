@@ -393,24 +393,7 @@ async fn reply(
 /// Host that names another authority, or a value with whitespace around it, makes the
 /// request malformed (§8.3.1, §8.2.1): 400.
 fn head(parts: &http::request::Parts, limits: &Limits) -> Result<Head, RequestError> {
-    // A target past the request-line limit is 414, as over HTTP/1.1.
-    let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
-    if target > limits.max_request_line {
-        return Err(RequestError::UriTooLong);
-    }
-    // Cookie crumbs are one field once joined (§8.2.3): browsers send each cookie apart.
-    let crumbs = parts.headers.get_all("cookie").iter().count();
-    if parts.headers.len() - crumbs.saturating_sub(1) > limits.max_header_count {
-        return Err(RequestError::HeadTooLarge);
-    }
-    // The whole list as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2): h2 lets
-    // twice this through, so that this 431 (dated, logged, the site's page) answers it.
-    let list: usize = (parts.headers.iter())
-        .map(|(n, v)| n.as_str().len() + v.len() + 32)
-        .sum();
-    if list > limits.max_header_bytes {
-        return Err(RequestError::HeadTooLarge);
-    }
+    within_limits(parts, limits)?;
     let mut headers = Fields::with_capacity(parts.headers.len() + 1, 512);
     if let Some(a) = parts.uri.authority() {
         headers.push(b"host", a.as_str().as_bytes());
@@ -441,6 +424,27 @@ fn head(parts: &http::request::Parts, limits: &Limits) -> Result<Head, RequestEr
     })
 }
 
+/// The limits HTTP/1.1 has: a target past `max_request_line` is 414; more fields than
+/// `max_header_count` (cookie crumbs count once: browsers send each cookie apart, §8.2.3),
+/// or a list past `max_header_bytes` as SETTINGS_MAX_HEADER_LIST_SIZE counts it (§6.5.2),
+/// is 431, the host's own: dated, logged, the site's page (h2 lets twice that through).
+fn within_limits(parts: &http::request::Parts, limits: &Limits) -> Result<(), RequestError> {
+    let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if target > limits.max_request_line {
+        return Err(RequestError::UriTooLong);
+    }
+    let (mut crumbs, mut list) = (0usize, 0usize);
+    for (name, value) in &parts.headers {
+        crumbs += usize::from(name == http::header::COOKIE);
+        list += name.as_str().len() + value.len() + 32;
+    }
+    let fields = parts.headers.len() - crumbs.saturating_sub(1);
+    if fields > limits.max_header_count || list > limits.max_header_bytes {
+        return Err(RequestError::HeadTooLarge);
+    }
+    Ok(())
+}
+
 /// Do Host and `:authority` name the same authority (RFC 9113 §8.3.1)? The scheme's default
 /// port may be written or not (`localhost` and `localhost:443` over https).
 fn same_authority(host: &[u8], authority: &str, scheme: Option<&str>) -> bool {
@@ -448,11 +452,9 @@ fn same_authority(host: &[u8], authority: &str, scheme: Option<&str>) -> bool {
         Some("https") => &b":443"[..],
         _ => &b":80"[..],
     };
-    let bare = |a: &[u8]| -> Vec<u8> {
-        let a = a.strip_suffix(default).unwrap_or(a);
-        a.to_ascii_lowercase()
-    };
-    bare(host) == bare(authority.as_bytes())
+    let host = host.strip_suffix(default).unwrap_or(host);
+    let authority = authority.as_bytes();
+    host.eq_ignore_ascii_case(authority.strip_suffix(default).unwrap_or(authority))
 }
 
 /// The method and target of a request, without its fields. CONNECT names its authority

@@ -1,5 +1,6 @@
 //! Case `existing_file`: the path is a regular file, so send it (the chapter's
-//! `case_existing_file`); the host adds type, validators, ranges and sendfile.
+//! `case_existing_file`); the host adds type, validators, ranges and sendfile. A pipe,
+//! socket or device there is refused (403).
 
 use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
 use std::ffi::CStr;

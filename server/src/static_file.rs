@@ -493,33 +493,37 @@ fn boundary() -> String {
 /// A parsed Range header.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RangeSpec {
-    /// Not a bytes range we understand: serve the whole file.
+    /// Not a bytes range (another unit, RFC 9110 §14.2: ignored): serve the whole file.
     Ignore,
-    /// Syntactically fine, but no range overlaps the file: 416.
+    /// No range overlaps the file, or the bytes ranges cannot be read: 416.
     Unsatisfiable,
     /// Inclusive (first, last) pairs, all within the file.
     Ranges(Vec<(u64, u64)>),
 }
 
-/// Parse `bytes=a-b, -n, c-` against a file of `size` bytes (RFC 9110 §14.1.2).
+/// Parse `bytes=a-b, -n, c-` against a file of `size` bytes (RFC 9110 §14.1.2). A bytes
+/// Range that does not parse (`bytes=5-2`, `bytes=a-b`, `bytes=`) is rejected with 416,
+/// which §14.2 allows, as nginx, lighttpd and Caddy answer it.
 pub fn parse_ranges(v: &[u8], size: u64) -> RangeSpec {
-    let Ok(v) = std::str::from_utf8(v) else {
+    // The unit is case-insensitive (RFC 9110 §14.1), as nginx and lighttpd read it.
+    let v = v.trim_ascii();
+    let Some(set) = v
+        .get(6..)
+        .filter(|_| v[..6].eq_ignore_ascii_case(b"bytes="))
+    else {
         return RangeSpec::Ignore;
     };
-    // The unit is case-insensitive (RFC 9110 §14.1), as nginx and lighttpd read it.
-    let v = v.trim();
-    let Some(set) = v.get(6..).filter(|_| v[..6].eq_ignore_ascii_case("bytes=")) else {
-        return RangeSpec::Ignore;
+    let Ok(set) = std::str::from_utf8(set) else {
+        return RangeSpec::Unsatisfiable;
     };
     let specs = set.split(',').map(str::trim).filter(|s| !s.is_empty());
     if specs.clone().next().is_none() {
-        // `bytes=` names no range at all: not a valid Range, so ignored.
-        return RangeSpec::Ignore;
+        return RangeSpec::Unsatisfiable;
     }
     let mut out = Vec::new();
     for spec in specs {
         let Some((a, b)) = spec.split_once('-') else {
-            return RangeSpec::Ignore;
+            return RangeSpec::Unsatisfiable;
         };
         let (a, b) = (a.trim(), b.trim());
         // Digits past u64 name a position beyond any file: as large as it gets.
@@ -532,21 +536,21 @@ pub fn parse_ranges(v: &[u8], size: u64) -> RangeSpec {
         };
         if a.is_empty() {
             let Some(n) = num(b) else {
-                return RangeSpec::Ignore;
+                return RangeSpec::Unsatisfiable;
             };
             if n > 0 && size > 0 {
                 out.push((size.saturating_sub(n), size - 1));
             }
         } else {
             let Some(first) = num(a) else {
-                return RangeSpec::Ignore;
+                return RangeSpec::Unsatisfiable;
             };
             let last = if b.is_empty() {
                 u64::MAX
             } else {
                 match num(b) {
                     Some(l) if l >= first => l,
-                    _ => return RangeSpec::Ignore,
+                    _ => return RangeSpec::Unsatisfiable,
                 }
             };
             if first < size {
@@ -579,14 +583,14 @@ mod tests {
         );
         assert_eq!(parse_ranges(b"bytes=10-", 10), Unsatisfiable);
         assert_eq!(parse_ranges(b"bytes=-0", 10), Unsatisfiable);
-        assert_eq!(parse_ranges(b"bytes=5-2", 10), Ignore);
+        assert_eq!(parse_ranges(b"bytes=5-2", 10), Unsatisfiable);
         assert_eq!(parse_ranges(b"items=0-1", 10), Ignore);
-        assert_eq!(parse_ranges(b"bytes=a-b", 10), Ignore);
-        // The unit in any case; an empty set is no Range; a huge end is the file's end.
+        assert_eq!(parse_ranges(b"bytes=a-b", 10), Unsatisfiable);
+        // The unit in any case; an empty set is a bad Range (416); a huge end is the file's end.
         assert_eq!(parse_ranges(b"Bytes=0-1", 10), Ranges(vec![(0, 1)]));
         assert_eq!(parse_ranges(b"BYTES=-2", 10), Ranges(vec![(8, 9)]));
-        assert_eq!(parse_ranges(b"bytes=", 10), Ignore);
-        assert_eq!(parse_ranges(b"bytes= , ", 10), Ignore);
+        assert_eq!(parse_ranges(b"bytes=", 10), Unsatisfiable);
+        assert_eq!(parse_ranges(b"bytes= , ", 10), Unsatisfiable);
         assert_eq!(
             parse_ranges(b"bytes=0-99999999999999999999999", 10),
             Ranges(vec![(0, 9)])

@@ -572,7 +572,9 @@ fn absolute_form(target: &[u8]) -> Result<(), RequestError> {
 }
 
 /// Connection management for the reply (RFC 9112 §9.3): HTTP/1.1 persists unless told to
-/// close, HTTP/1.0 only with keep-alive; a stop or the per-connection cap closes.
+/// close, HTTP/1.0 only with keep-alive; a stop or the per-connection cap closes, and so
+/// does a CONNECT (always refused here): its client may already be sending the tunnel's
+/// bytes, which must not be read as requests (nginx and lighttpd close too).
 fn wire_framing(head: &Head, shared: &Shared, served: u32) -> Framing {
     let keep_alive_10 = head.minor == 0 && head.has_token("connection", "keep-alive");
     Framing {
@@ -580,7 +582,8 @@ fn wire_framing(head: &Head, shared: &Shared, served: u32) -> Framing {
         close: shared.stopping()
             || head.has_token("connection", "close")
             || (head.minor == 0 && !keep_alive_10)
-            || served >= shared.limits.max_requests_per_connection,
+            || served >= shared.limits.max_requests_per_connection
+            || head.method == "CONNECT",
         keep_alive_10,
         head_only: head.method == "HEAD",
     }

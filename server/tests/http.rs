@@ -381,6 +381,24 @@ fn unknown_methods_are_501_and_disallowed_ones_405_with_allow() {
 }
 
 #[test]
+fn a_refused_connect_closes_so_tunnel_bytes_are_never_read_as_requests() {
+    // A client may start its tunnel before the answer comes: what follows a CONNECT must
+    // not be served as a request of its own (nginx and lighttpd close too).
+    let s = Server::shipped();
+    let mut c = s.connect();
+    send(
+        &mut c,
+        "CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\nGET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(r.status, 501);
+    assert_eq!(r.header("connection"), Some("close"));
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert_eq!(String::from_utf8_lossy(&rest), "");
+}
+
+#[test]
 fn options_lists_the_allowed_methods() {
     let s = Server::shipped();
     let r = s.raw("OPTIONS /notes.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");

@@ -148,6 +148,10 @@ pub fn after_scheme(target: &[u8]) -> Option<&[u8]> {
 
 /// Split an origin-form or absolute-form target into (path, query).
 pub fn split_target(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    let target = match target.iter().position(|&b| b == b'#') {
+        Some(i) => &target[..i],
+        None => target,
+    };
     let t = if target.starts_with(b"/") {
         target
     } else {
@@ -157,10 +161,6 @@ pub fn split_target(target: &[u8]) -> Option<(&[u8], &[u8])> {
             Some(i) => return Some((b"/", &rest[i + 1..])),
             None => return Some((b"/", b"")),
         }
-    };
-    let t = match t.iter().position(|&b| b == b'#') {
-        Some(i) => &t[..i],
-        None => t,
     };
     Some(match t.iter().position(|&b| b == b'?') {
         Some(i) => (&t[..i], &t[i + 1..]),
@@ -179,6 +179,10 @@ pub struct Answered {
     pub reply: Reply,
     /// `REMOTE_USER` as a case set it (after checking credentials), for the access log.
     pub remote_user: Option<Vec<u8>>,
+    /// The host refused the target or the method itself (400, 501) before any case saw
+    /// it: over HTTP/1.1 the connection closes after it, as nginx and lighttpd close after
+    /// their own 400 and 501 (what follows may be the rest of a request it misread).
+    pub close: bool,
 }
 
 /// Answer one request: the chain (following local redirects), then the response filters,
@@ -195,10 +199,12 @@ pub async fn respond(
         return Answered {
             reply: static_file::conditional(reply, head, max_ranges),
             remote_user: None,
+            close: false,
         };
     }
     let mut seen = Seen::default();
     let reply = run_chain(chain, head, body, peer, &mut seen).await;
+    let close = seen.place.is_none() && matches!(reply.status, 400 | 501);
     let reply = filter(chain, crate::reply::reset_content(reply), head, &seen, peer);
     let remote_user = seen
         .vars
@@ -208,6 +214,7 @@ pub async fn respond(
     Answered {
         reply: static_file::conditional(reply, head, max_ranges),
         remote_user,
+        close,
     }
 }
 

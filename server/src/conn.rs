@@ -555,8 +555,9 @@ fn expects_continue(head: &Head) -> Result<bool, RequestError> {
     Ok(wants)
 }
 
-/// An absolute-form target names a host, without userinfo (RFC 9110 §4.2.1, §4.2.4), and
-/// has no fragment (RFC 9112 §3.2.2: an absolute-URI); nginx and lighttpd say 400 too.
+/// An absolute-form target names a host, without userinfo (RFC 9110 §4.2.1, §4.2.4). A
+/// fragment after its path is cut as in origin-form (nginx and lighttpd serve both); one
+/// inside the authority (`http://x#f/p`) leaves no host, 400.
 fn absolute_form(target: &[u8]) -> Result<(), RequestError> {
     let Some(rest) = crate::chain::after_scheme(target) else {
         return Ok(());
@@ -565,7 +566,7 @@ fn absolute_form(target: &[u8]) -> Result<(), RequestError> {
         .iter()
         .position(|&b| b == b'/' || b == b'?')
         .unwrap_or(rest.len());
-    if target.contains(&b'#') || !crate::http::is_authority(&rest[..end]) {
+    if !crate::http::is_authority(&rest[..end]) {
         return Err(RequestError::BadAuthority);
     }
     Ok(())
@@ -604,8 +605,10 @@ async fn answer(
         Err(e) => Answered {
             reply: error_page::refusal(e, &head.target),
             remote_user: None,
+            close: false,
         },
     };
+    wire.close |= answered.close;
     let reply = answered.reply;
     // An HTTP/1.0 client learns where a body of unknown length (a case's stream, a
     // filter's coding) ends from the close, as `write_head` announces; and a stop that

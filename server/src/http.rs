@@ -633,10 +633,7 @@ fn is_any_authority(a: &[u8]) -> bool {
 /// An IP literal in brackets (IPv6 or IPvFuture), or a reg-name (an IPv4 address is one).
 fn is_uri_host(host: &[u8]) -> bool {
     if let Some(inside) = host.strip_prefix(b"[").and_then(|h| h.strip_suffix(b"]")) {
-        return !inside.is_empty()
-            && inside
-                .iter()
-                .all(|&b| REG_NAME[usize::from(b)] || b == b':');
+        return is_ip_literal(inside);
     }
     let mut i = 0;
     while i < host.len() {
@@ -652,6 +649,22 @@ fn is_uri_host(host: &[u8]) -> bool {
         }
     }
     !host.is_empty()
+}
+
+/// What brackets hold (RFC 3986 §3.2.2): an IPv6 address, or `v` HEX `.` and then
+/// unreserved, sub-delims or `:` (IPvFuture). `[zz]` is no host at all.
+fn is_ip_literal(inside: &[u8]) -> bool {
+    if let Some(future) = inside.strip_prefix(b"v").or(inside.strip_prefix(b"V")) {
+        let Some(dot) = future.iter().position(|&b| b == b'.') else {
+            return false;
+        };
+        let (version, rest) = (&future[..dot], &future[dot + 1..]);
+        return !version.is_empty()
+            && version.iter().all(u8::is_ascii_hexdigit)
+            && !rest.is_empty()
+            && rest.iter().all(|&b| REG_NAME[usize::from(b)] || b == b':');
+    }
+    std::str::from_utf8(inside).is_ok_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok())
 }
 
 /// `unreserved / sub-delims` (RFC 3986 §2.2, §2.3): a reg-name's bytes but `%`, by value.

@@ -160,6 +160,11 @@ fn invalid_hosts_and_absolute_forms_without_a_valid_host_are_400() {
         "a|b",
         "a#b",
         "a?b",
+        // Brackets hold an IPv6 address or IPvFuture, nothing else (RFC 3986 §3.2.2).
+        "[zz]",
+        "[::g]",
+        "[1:2:3:4:5:6:7:8:9]",
+        "[v1]",
     ] {
         let r = s.raw(&format!("GET /notes.txt HTTP/1.1\r\nHost: {host}\r\n\r\n"));
         assert_eq!(r.status, 400, "Host: {host}");
@@ -169,6 +174,8 @@ fn invalid_hosts_and_absolute_forms_without_a_valid_host_are_400() {
         "a.test:8080",
         "127.0.0.1:1",
         "[::1]:80",
+        "[::ffff:127.0.0.1]",
+        "[v7.a:b]",
         "under_score",
     ] {
         let r = s.raw(&format!(
@@ -181,6 +188,7 @@ fn invalid_hosts_and_absolute_forms_without_a_valid_host_are_400() {
         "http:///notes.txt",
         "http://u:p@x.test/notes.txt",
         "http://x<y/notes.txt",
+        "http://[zz]/notes.txt",
     ] {
         let r = s.raw(&format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n"));
         assert_eq!(r.status, 400, "{target}");
@@ -192,6 +200,17 @@ fn absolute_form_targets_are_accepted() {
     let s = Server::shipped();
     let r = s.raw("GET http://example.test/notes.txt HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n");
     assert_eq!((r.status, r.text().as_str()), (200, "just text\n"));
+    // A fragment after the path is cut, as in origin-form (nginx and lighttpd serve both).
+    for target in ["http://example.test/notes.txt#top", "/notes.txt#top"] {
+        let r = s.raw(&format!(
+            "GET {target} HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "just text\n"),
+            "{target}"
+        );
+    }
 }
 
 /// The request line, chunk lines and trailers are read by the head's rules: a space in
@@ -396,6 +415,40 @@ fn a_refused_connect_closes_so_tunnel_bytes_are_never_read_as_requests() {
     let mut rest = Vec::new();
     let _ = c.read_to_end(&mut rest);
     assert_eq!(String::from_utf8_lossy(&rest), "");
+}
+
+#[test]
+fn the_hosts_own_400_and_501_close_the_connection_and_what_follows_is_not_served() {
+    // nginx and lighttpd close after the 400 or 501 they make themselves: the bytes behind
+    // a request the host could not make sense of may be the rest of it.
+    let s = Server::shipped();
+    for bad in [
+        "GET /%00 HTTP/1.1",
+        "GET /../notes.txt HTTP/1.1",
+        "GET notes.txt HTTP/1.1",
+        "GET * HTTP/1.1",
+        "FROB /notes.txt HTTP/1.1",
+    ] {
+        let mut c = s.connect();
+        send(
+            &mut c,
+            &format!("{bad}\r\nHost: t\r\n\r\nGET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n"),
+        );
+        let r = read_response(&mut c, false).unwrap();
+        assert!(matches!(r.status, 400 | 501), "{bad}: {}", r.status);
+        assert_eq!(r.header("connection"), Some("close"), "{bad}");
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+        assert_eq!(String::from_utf8_lossy(&rest), "", "{bad}");
+    }
+    // A case's own 404 keeps it open: the next request is served.
+    let mut c = s.connect();
+    send(
+        &mut c,
+        "GET /missing HTTP/1.1\r\nHost: t\r\n\r\nGET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!(read_response(&mut c, false).unwrap().status, 404);
+    assert_eq!(read_response(&mut c, false).unwrap().status, 200);
 }
 
 #[test]

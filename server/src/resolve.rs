@@ -186,8 +186,8 @@ type FastHash = foldhash::fast::RandomState;
 
 thread_local! {
     /// Open regular files by (root id, relative path): each event loop has its own, so no
-    /// lock is taken. Like lighttpd's stat cache and nginx's open_file_cache, an entry is
-    /// trusted for `cache_ttl`; a changed file shows after at most that long.
+    /// lock is taken. An entry lives for `cache_ttl`, and each use checks that its path
+    /// still names that file, unchanged (`cached_file`).
     static OPEN_FILES: RefCell<FileCache> = RefCell::new(FileCache::default());
     /// What paths that are not regular files were found to be (mostly: missing), trusted
     /// for a moment (`KIND_TTL`): under load, a repeated 404, a folder's missing index or
@@ -341,15 +341,22 @@ impl Root {
         Ok(found)
     }
 
-    /// A fresh entry of the open-file cache.
+    /// A fresh entry of the open-file cache, when the path still names that file as it
+    /// was: one stat instead of an open, a stat and a close (and a read for a small file
+    /// kept in memory), and a file written, replaced or deleted a moment ago is never
+    /// served from before (nginx's open_file_cache trusts an entry for its whole
+    /// `open_file_cache_valid`, 60 s by default).
     fn cached_file(&self, rel: &[u8], now: Instant) -> Option<Found> {
-        OPEN_FILES.with(|c| {
+        let file = OPEN_FILES.with(|c| {
             let c = c.borrow();
             let (file, expires) = c.get(&self.id)?.get(rel)?;
-            (now < *expires).then(|| Found {
-                kind: Kind::File,
-                file: Some(file.clone()),
-            })
+            (now < *expires).then(|| file.clone())
+        })?;
+        let path = OsStr::from_bytes(if rel.is_empty() { b"." } else { rel });
+        let now_there = rustix::fs::statat(&self.fd, path, rustix::fs::AtFlags::empty()).ok()?;
+        (Identity::of(&now_there) == file.identity).then_some(Found {
+            kind: Kind::File,
+            file: Some(file),
         })
     }
 
@@ -462,12 +469,36 @@ pub fn kind_of_mode(mode: u32) -> Kind {
 #[derive(Clone)]
 pub struct OpenFile {
     pub file: Arc<SharedFile>,
+    /// Which file it is and how it was when opened, to tell whether a path still names it.
+    identity: Identity,
 }
 
 impl OpenFile {
     pub fn new(fd: OwnedFd, stat: &rustix::fs::Stat) -> OpenFile {
         OpenFile {
             file: Arc::new(SharedFile::new(fd.into(), Meta::of(stat))),
+            identity: Identity::of(stat),
+        }
+    }
+}
+
+/// A file's device and inode (replaced by a rename or re-created?), and its size and
+/// change time (written or re-permitted in place? Every write and chmod moves ctime).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    size: i64,
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    fn of(st: &rustix::fs::Stat) -> Identity {
+        Identity {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size,
+            ctime: (st.st_ctime, st.st_ctime_nsec as i64),
         }
     }
 }

@@ -477,7 +477,10 @@ impl Transformed {
 /// a strong ETag becomes weak. Bytes are transformed at once (so the answer keeps a
 /// Content-Length); files and streams as they are sent.
 fn transformed(mut reply: Reply, stages: Vec<Stage>, ctx: &Ctx) -> Reply {
-    weaken_etag(&mut reply.headers);
+    let coded = stages
+        .iter()
+        .any(|s| s.case.filter_flags & WP_F_CONTENT_CODING != 0);
+    weaken_etag(&mut reply.headers, coded);
     reply
         .headers
         .retain(|(n, _)| !n.eq_ignore_ascii_case(b"accept-ranges"));
@@ -530,11 +533,31 @@ fn whole(mut reply: Reply, body: Vec<u8>, stages: Vec<Stage>, ctx: &Ctx) -> Repl
     reply
 }
 
-/// `"x"` becomes `W/"x"`: the transformed bytes differ, the meaning does not.
-fn weaken_etag(headers: &mut Headers) {
+/// `"x"` becomes `W/"x"`: the transformed bytes differ, the meaning does not. A body a
+/// content-coding filter codes also gets a tag of its own, `W/"x-br"` (RFC 9110 §8.8.3.3,
+/// as lighttpd and Caddy tag theirs): with the plain file's tag, a cache holding the coded
+/// copy takes a 304 to a plain request as confirming it, and cuts a Range from the coded
+/// bytes (Chromium does).
+fn weaken_etag(headers: &mut Headers, coded: bool) {
+    let coding = coded
+        .then(|| {
+            let (_, v) = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(b"content-encoding"))?;
+            crate::http::is_token(v).then(|| v.to_vec())
+        })
+        .flatten();
     for (n, v) in headers.iter_mut() {
-        if n.eq_ignore_ascii_case(b"etag") && v.starts_with(b"\"") {
-            v.to_mut().splice(0..0, *b"W/");
+        if !n.eq_ignore_ascii_case(b"etag") || !v.ends_with(b"\"") {
+            continue;
+        }
+        let v = v.to_mut();
+        if v.starts_with(b"\"") {
+            v.splice(0..0, *b"W/");
+        }
+        if let Some(c) = &coding {
+            let end = v.len() - 1;
+            v.splice(end..end, b"-".iter().chain(c).copied());
         }
     }
 }

@@ -300,6 +300,33 @@ fn an_http10_keep_alive_client_of_a_coded_answer_is_told_close_and_closed() {
 }
 
 #[test]
+fn a_text_file_dated_before_1970_is_coded_as_any_other() {
+    // The host dates it 1 Jan 1970; the filter must not fail on the earlier time (it did:
+    // a 500, and compress was switched off for the worker).
+    let s = start("");
+    let path = s.root.join("old.txt");
+    std::fs::write(&path, page(5000)).unwrap();
+    let ten_years = std::time::Duration::from_secs(10 * 365 * 86_400);
+    let before = std::time::UNIX_EPOCH - ten_years;
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    for _ in 0..2 {
+        let r = s.request("GET /old.txt HTTP/1.1\r\nAccept-Encoding: gzip");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(
+            r.header("last-modified"),
+            Some("Thu, 01 Jan 1970 00:00:00 GMT")
+        );
+        assert_eq!(gunzip(&r.body), page(5000).into_bytes());
+    }
+}
+
+#[test]
 fn a_304_of_a_coded_answer_keeps_vary_and_its_etag_but_names_no_coding() {
     let s = start("");
     std::fs::write(s.root.join("page.html"), page(5000)).unwrap();
@@ -314,6 +341,39 @@ fn a_304_of_a_coded_answer_keeps_vary_and_its_etag_but_names_no_coding() {
     // Content-Encoding describes content a 304 has not (RFC 9110 §15.4.5); a cache holding
     // the plain copy must not relabel it.
     assert_eq!(again.header("content-encoding"), None, "{}", again.raw_head);
+}
+
+#[test]
+fn a_coded_answer_has_a_tag_of_its_own_so_a_plain_request_with_it_gets_plain_bytes() {
+    // What Chromium does after a coded answer: a Range request with the cached copy's tag
+    // and `Accept-Encoding: identity`. A 304 would confirm the coded copy to it, and it
+    // would cut the range from the coded bytes (RFC 9110 §8.8.3.3).
+    let s = start("");
+    let body = page(5000);
+    std::fs::write(s.root.join("page.html"), &body).unwrap();
+    let plain = s.request("GET /page.html HTTP/1.1");
+    let plain_tag = plain.header("etag").unwrap();
+    for coding in ["gzip", "br", "zstd"] {
+        let r = s.request(&format!(
+            "GET /page.html HTTP/1.1\r\nAccept-Encoding: {coding}"
+        ));
+        assert_eq!(r.header("content-encoding"), Some(coding));
+        let tag = r.header("etag").unwrap();
+        assert_eq!(
+            tag,
+            format!("W/{}-{coding}\"", plain_tag.trim_end_matches('"'))
+        );
+        let again = s.request(&format!(
+            "GET /page.html HTTP/1.1\r\nAccept-Encoding: identity\r\nIf-None-Match: {tag}\r\nRange: bytes=0-4"
+        ));
+        assert_eq!(again.status, 206, "{coding}: {}", again.raw_head);
+        assert_eq!(again.body, &body.as_bytes()[..5], "{coding}");
+        // The coded copy's own tag still answers 304 when that coding is asked for again.
+        let same = s.request(&format!(
+            "GET /page.html HTTP/1.1\r\nAccept-Encoding: {coding}\r\nIf-None-Match: {tag}"
+        ));
+        assert_eq!(same.status, 304, "{coding}");
+    }
 }
 
 #[test]

@@ -35,8 +35,10 @@ impl Sidecar {
     }
 }
 
+/// The modification time, no earlier than 1970 as the host dates files (an HTTP date
+/// cannot say earlier, and formatting one would panic).
 fn modified(m: &Metadata) -> SystemTime {
-    m.modified().unwrap_or(UNIX_EPOCH)
+    m.modified().unwrap_or(UNIX_EPOCH).max(UNIX_EPOCH)
 }
 
 fn seconds(t: SystemTime) -> u64 {

@@ -201,7 +201,7 @@ fn preconditions(head: &Head, etag: &[u8], mtime: Option<SystemTime>) -> Option<
             return Some(412);
         }
     } else if let (Some(d), Some(m)) = (
-        head.header("if-unmodified-since").and_then(http_date),
+        one_date(head, "if-unmodified-since"),
         mtime,
     ) {
         if m > d {
@@ -214,7 +214,7 @@ fn preconditions(head: &Head, etag: &[u8], mtime: Option<SystemTime>) -> Option<
         }
     } else if let (true, Some(d), Some(m)) = (
         safe,
-        head.header("if-modified-since").and_then(http_date),
+        one_date(head, "if-modified-since"),
         mtime,
     ) {
         // A date later than our clock is invalid (RFC 9110 §13.1.3), so ignored, as nginx does.
@@ -466,6 +466,15 @@ fn etag_list_matches(list: &[u8], etag: &[u8], weak: bool) -> bool {
             !tw && tv == etag
         }
     })
+}
+
+/// The date of a field that holds one (If-Modified-Since, If-Unmodified-Since): none when
+/// it is not a valid HTTP-date or comes on more than one line, a list of two members
+/// (RFC 9110 §13.1.3, §13.1.4: then the field is ignored).
+fn one_date(head: &Head, name: &str) -> Option<SystemTime> {
+    let mut lines = head.all(name);
+    let first = lines.next()?;
+    lines.next().is_none().then(|| http_date(first)).flatten()
 }
 
 fn http_date(v: &[u8]) -> Option<SystemTime> {

@@ -33,6 +33,13 @@ fn if_none_match_and_if_modified_since_give_304() {
     // If-None-Match wins over If-Modified-Since.
     let both = format!("If-None-Match: \"other\"\r\nIf-Modified-Since: {lm}\r\n");
     assert_eq!(req(&s, "/notes.txt", &both).status, 200);
+    // A date field on two lines is a list of two members, not a date: ignored (RFC 9110
+    // §13.1.3, §13.1.4).
+    let twice = format!("If-Modified-Since: {lm}\r\nIf-Modified-Since: {lm}\r\n");
+    assert_eq!(req(&s, "/notes.txt", &twice).status, 200);
+    let ius = "If-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n";
+    assert_eq!(req(&s, "/notes.txt", ius).status, 412);
+    assert_eq!(req(&s, "/notes.txt", &ius.repeat(2)).status, 200);
 }
 
 /// An HTTP-date `days` from now, by `date` (GNU coreutils).

@@ -186,8 +186,8 @@ type FastHash = foldhash::fast::RandomState;
 
 thread_local! {
     /// Open regular files by (root id, relative path): each event loop has its own, so no
-    /// lock is taken. An entry lives for `cache_ttl`, and each use checks that its path
-    /// still names that file, unchanged (`cached_file`).
+    /// lock is taken. An entry lives for `cache_ttl`, and each use checks that its file is
+    /// unchanged and not deleted (`cached_file`).
     static OPEN_FILES: RefCell<FileCache> = RefCell::new(FileCache::default());
     /// What paths that are not regular files were found to be (mostly: missing), trusted
     /// for a moment (`KIND_TTL`): under load, a repeated 404, a folder's missing index or
@@ -341,20 +341,22 @@ impl Root {
         Ok(found)
     }
 
-    /// A fresh entry of the open-file cache, when the path still names that file as it
-    /// was: one stat instead of an open, a stat and a close (and a read for a small file
-    /// kept in memory), and a file written, replaced or deleted a moment ago is never
-    /// served from before (nginx's open_file_cache trusts an entry for its whole
-    /// `open_file_cache_valid`, 60 s by default).
+    /// A fresh entry of the open-file cache, when its file is as it was and still has a
+    /// name: one fstat of the open file instead of an open beneath the root, a stat and a
+    /// close (and a read for a small file kept in memory; a stat of the path would cost
+    /// three times the fstat). A file written in place, deleted, or replaced by a rename
+    /// (which unlinks the old one) is looked up afresh at once; only one renamed away,
+    /// or with another link, while a new file takes its name shows after the entry's
+    /// time (nginx's open_file_cache trusts an entry for `open_file_cache_valid`, 60 s;
+    /// lighttpd's stat cache for a second).
     fn cached_file(&self, rel: &[u8], now: Instant) -> Option<Found> {
         let file = OPEN_FILES.with(|c| {
             let c = c.borrow();
             let (file, expires) = c.get(&self.id)?.get(rel)?;
             (now < *expires).then(|| file.clone())
         })?;
-        let path = OsStr::from_bytes(if rel.is_empty() { b"." } else { rel });
-        let now_there = rustix::fs::statat(&self.fd, path, rustix::fs::AtFlags::empty()).ok()?;
-        (Identity::of(&now_there) == file.identity).then_some(Found {
+        let st = rustix::fs::fstat(&*file.file).ok()?;
+        (st.st_nlink > 0 && Version::of(&st) == file.version).then_some(Found {
             kind: Kind::File,
             file: Some(file),
         })
@@ -469,34 +471,29 @@ pub fn kind_of_mode(mode: u32) -> Kind {
 #[derive(Clone)]
 pub struct OpenFile {
     pub file: Arc<SharedFile>,
-    /// Which file it is and how it was when opened, to tell whether a path still names it.
-    identity: Identity,
+    /// How the file was when opened, to tell whether it changed since.
+    version: Version,
 }
 
 impl OpenFile {
     pub fn new(fd: OwnedFd, stat: &rustix::fs::Stat) -> OpenFile {
         OpenFile {
             file: Arc::new(SharedFile::new(fd.into(), Meta::of(stat))),
-            identity: Identity::of(stat),
+            version: Version::of(stat),
         }
     }
 }
 
-/// A file's device and inode (replaced by a rename or re-created?), and its size and
-/// change time (written or re-permitted in place? Every write and chmod moves ctime).
+/// A file's size and change time: every write, truncate and chmod moves ctime.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Identity {
-    dev: u64,
-    ino: u64,
+struct Version {
     size: i64,
     ctime: (i64, i64),
 }
 
-impl Identity {
-    fn of(st: &rustix::fs::Stat) -> Identity {
-        Identity {
-            dev: st.st_dev,
-            ino: st.st_ino,
+impl Version {
+    fn of(st: &rustix::fs::Stat) -> Version {
+        Version {
             size: st.st_size,
             ctime: (st.st_ctime, st.st_ctime_nsec as i64),
         }

@@ -52,6 +52,12 @@ impl Meta {
 }
 
 /// A regular file and, once read, the bytes of a small one.
+impl std::os::fd::AsFd for SharedFile {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
 pub struct SharedFile {
     file: File,
     /// Its size and modification time when it was opened (the stat the answer's

@@ -36,8 +36,8 @@ pub struct Limits {
     /// Ranges accepted in one Range header (the whole file beyond it; 0 answers every
     /// Range request with the whole file, as nginx's `max_ranges 0`).
     pub max_ranges: usize,
-    /// How long an opened file is kept open for later requests, each of which checks with a
-    /// stat that it is still the file its path names, unchanged (zero turns the cache off).
+    /// How long an opened file is kept open for later requests, each of which checks that it
+    /// is unchanged and not deleted (zero turns the cache off).
     pub open_file_cache: Duration,
     /// Time requests in flight get to finish after SIGTERM/SIGINT/SIGQUIT before exiting.
     pub shutdown_timeout: Duration,

@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-/// Deaths in a row (each within `QUICK` of its start) respawned at once; past it, back off.
+/// Deaths in a row (each before ready, within `QUICK` of its start) respawned at once;
+/// past it, back off.
 const BURST: u32 = 5;
-/// A worker that dies sooner than this after its start counts toward the streak.
+/// A worker that dies before it is ready, sooner than this after its start, counts toward
+/// the streak.
 const QUICK: Duration = Duration::from_secs(2);
 /// The longest back-off between respawns.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -380,9 +382,13 @@ impl Master {
             }
         }
         if w.generation == self.generation && !self.stopping && !self.winched {
-            let lived = w.started.elapsed();
+            // Only a worker that cannot start (a plugin failing in create, a resource
+            // missing) makes the master wait: one that was serving and crashed (a plugin's
+            // fault on a request) is replaced at once, however often a client asks for the
+            // page that crashes it, as nginx replaces its workers.
+            let young = !w.ready && w.started.elapsed() < QUICK;
             let streak = self.streak.entry(w.slot).or_insert(0);
-            *streak = if lived < QUICK { *streak + 1 } else { 1 };
+            *streak = if young { *streak + 1 } else { 1 };
             let streak = *streak;
             self.died.insert(w.slot, Instant::now());
             self.schedule_respawn(w.slot, streak);

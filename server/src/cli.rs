@@ -97,7 +97,10 @@ Reopen the access log (after moving it away, as logrotate does).
 Start the new binary as a second master on the same sockets.
 .TP
 \fBWINCH\fR
-Stop the workers (after USR2, so the new master's workers serve alone); HUP starts them again.
+Stop the workers (after USR2, so the new master's workers serve alone); HUP starts them again. Ignored while the server runs in the foreground of a terminal, whose window sends WINCH when resized.
+.TP
+\fBALRM\fR, \fBIO\fR, \fBPWR\fR, \fBVTALRM\fR, \fBPROF\fR, \fBXFSZ\fR
+Logged and ignored.
 .SH FILES
 .TP
 \fIconfig/server.toml\fR

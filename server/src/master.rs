@@ -312,6 +312,9 @@ impl Master {
             Sig::Hup => self.begin_reload(),
             Sig::Usr1 => self.reopen_logs().await,
             Sig::Usr2 => self.upgrade(),
+            Sig::Winch if has_terminal() => {
+                log::info!("SIGWINCH: ignored: a terminal's window changed size (WINCH stops the workers only when the server runs without a terminal, as nginx honours it only when daemonized)");
+            }
             Sig::Winch => {
                 log::info!("SIGWINCH: stopping the workers gracefully; the listening sockets stay open (HUP starts workers again)");
                 self.winched = true;
@@ -983,6 +986,16 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
+/// Is this process in the foreground of a terminal, whose window sends it WINCH when
+/// resized? (A service manager's, or one started in a group of its own, is not.)
+fn has_terminal() -> bool {
+    use rustix::fs::{open, Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NOCTTY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    open("/dev/tty", flags, Mode::empty())
+        .and_then(|tty| rustix::termios::tcgetpgrp(&tty))
+        .is_ok_and(|fg| fg == rustix::process::getpgrp())
+}
+
 fn kill(pid: u32, sig: rustix::process::Signal) {
     if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
         let _ = rustix::process::kill_process(pid, sig);
@@ -990,7 +1003,8 @@ fn kill(pid: u32, sig: rustix::process::Signal) {
 }
 
 /// The master's signals become events: TERM, INT and QUIT stop gracefully, HUP reloads,
-/// USR1 reopens logs, USR2 upgrades the binary, WINCH stops the workers.
+/// USR1 reopens logs, USR2 upgrades the binary, WINCH stops the workers (but for a
+/// terminal's resize); stray ones are ignored.
 fn signals(tx: &mpsc::UnboundedSender<Event>) -> Result<(), String> {
     use tokio::signal::unix::{signal, SignalKind};
     let all = [
@@ -1013,5 +1027,5 @@ fn signals(tx: &mpsc::UnboundedSender<Event>) -> Result<(), String> {
             }
         });
     }
-    Ok(())
+    crate::signals::absorb_strays()
 }

@@ -29,6 +29,26 @@ pub fn install(
     tokio::spawn(reopen_log_on(usr1, Arc::clone(shared)));
     tokio::spawn(ignore(usr2, "a binary upgrade needs the master process"));
     tokio::spawn(ignore(winch, "there are no worker processes to stop"));
+    absorb_strays()
+}
+
+/// Signals no one sends this server on purpose but whose default action ends a process:
+/// a stray `kill -ALRM` or an I/O or profiling timer. Each is logged and ignored (nginx
+/// and lighttpd survive them too). A handler, not SIG_IGN, so scripts started later begin
+/// with the default action again. XFSZ then makes an over-long write fail with EFBIG.
+pub fn absorb_strays() -> Result<(), String> {
+    use rustix::process::Signal as S;
+    for (sig, name) in [
+        (S::ALARM, "SIGALRM"),
+        (S::IO, "SIGIO"),
+        (S::POWER, "SIGPWR"),
+        (S::VTALARM, "SIGVTALRM"),
+        (S::PROF, "SIGPROF"),
+        (S::XFSZ, "SIGXFSZ"),
+    ] {
+        let named = listen(SignalKind::from_raw(sig.as_raw()), name)?;
+        tokio::spawn(ignore(named, "not a signal this server acts on"));
+    }
     Ok(())
 }
 

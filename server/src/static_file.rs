@@ -200,10 +200,7 @@ fn preconditions(head: &Head, etag: &[u8], mtime: Option<SystemTime>) -> Option<
         if !matched {
             return Some(412);
         }
-    } else if let (Some(d), Some(m)) = (
-        one_date(head, "if-unmodified-since"),
-        mtime,
-    ) {
+    } else if let (Some(d), Some(m)) = (one_date(head, "if-unmodified-since"), mtime) {
         if m > d {
             return Some(412);
         }
@@ -212,11 +209,7 @@ fn preconditions(head: &Head, etag: &[u8], mtime: Option<SystemTime>) -> Option<
         if matched {
             return Some(if safe { 304 } else { 412 });
         }
-    } else if let (true, Some(d), Some(m)) = (
-        safe,
-        one_date(head, "if-modified-since"),
-        mtime,
-    ) {
+    } else if let (true, Some(d), Some(m)) = (safe, one_date(head, "if-modified-since"), mtime) {
         // A date later than our clock is invalid (RFC 9110 §13.1.3), so ignored, as nginx does.
         if m <= d && d <= SystemTime::now() {
             return Some(304);

@@ -196,5 +196,5 @@ fn signals(shared: &Arc<conn::Shared>) -> Result<(), String> {
         let mut s = listen(kind)?;
         tokio::spawn(async move { while s.recv().await.is_some() {} });
     }
-    Ok(())
+    crate::signals::absorb_strays()
 }

@@ -1,6 +1,7 @@
 //! Signals a service manager or logrotate sends: USR1 reopens the access log in every worker;
-//! without a master, USR2, WINCH and PIPE are survived. (TERM and QUIT are in shutdown.rs,
-//! HUP in reload.rs, USR2 and WINCH with a master in upgrade.rs.)
+//! without a master, USR2, WINCH and PIPE are survived; stray ones (ALRM...) by every
+//! process; a terminal's resize stops no worker. (TERM and QUIT are in shutdown.rs, HUP in
+//! reload.rs, USR2 and WINCH with a master in upgrade.rs.)
 
 use crate::support::*;
 use rustix::process::Signal;
@@ -184,4 +185,91 @@ fn workers_ignore_the_masters_signals_and_serve_on() {
         assert_eq!(s.get("/notes.txt").status, 200);
     }
     assert!(!s.log().contains("] reloaded "), "{}", s.log());
+}
+
+/// Signals whose default action ends a process, sent by no one on purpose: each process
+/// (the master, a worker, a single process) logs and survives them, as nginx and lighttpd.
+#[test]
+fn stray_signals_are_survived_by_the_master_the_workers_and_a_single_process() {
+    let strays = [
+        Signal::ALARM,
+        Signal::IO,
+        Signal::POWER,
+        Signal::VTALARM,
+        Signal::PROF,
+        Signal::XFSZ,
+    ];
+    let mut with_master = Server::shipped_with("workers = 1");
+    let workers = with_master.workers(1);
+    let mut single = Server::shipped_with("single_process = true");
+    for sig in strays {
+        kill(&with_master, sig);
+        signal_pid(workers[0], sig);
+        kill(&single, sig);
+    }
+    for s in [&mut with_master, &mut single] {
+        assert!(
+            within(Duration::from_secs(5), || s
+                .log_contains("SIGVTALRM: ignored")),
+            "{}",
+            s.log()
+        );
+        assert_eq!(s.get("/notes.txt").status, 200);
+        assert!(s.alive(), "{}", s.log());
+    }
+    assert!(!gone(workers[0]), "{}", with_master.log());
+}
+
+/// The kernel sends WINCH to a terminal's foreground processes when its window is resized
+/// (a terminal, tmux, `docker run -it`): a server started there must not take it as the
+/// binary upgrade's "stop the workers" (nginx honours WINCH only when daemonized).
+#[test]
+fn a_terminal_window_resize_stops_no_worker() {
+    use rustix::fs::{open, Mode, OFlags};
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    let pty = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&pty).unwrap();
+    unlockpt(&pty).unwrap();
+    let name = ptsname(&pty, Vec::new()).unwrap();
+    let terminal = open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .unwrap();
+    let dir = TempDir::new("tty");
+    let root = fixture_root(&dir);
+    dir.write(
+        "server.toml",
+        config_text(&root, &[plugins_dir()], CHAIN, "workers = 1"),
+    );
+    // setsid --ctty: a new session whose controlling terminal is stdin, the pty.
+    let child = std::process::Command::new("setsid")
+        .arg("--ctty")
+        .arg(server_bin())
+        .arg("--config")
+        .arg(dir.path().join("server.toml"))
+        .args(["--log-level", "debug"])
+        .stdin(std::fs::File::from(terminal))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("setsid");
+    let s = Server::adopt(child, dir, root);
+    let workers = s.workers(1);
+    let size = rustix::termios::Winsize {
+        ws_row: 40,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&pty, size).unwrap();
+    assert!(
+        within(Duration::from_secs(5), || s
+            .log_contains("SIGWINCH: ignored")),
+        "{}",
+        s.log()
+    );
+    assert_eq!(s.get("/notes.txt").status, 200);
+    assert!(!gone(workers[0]), "{}", s.log());
 }

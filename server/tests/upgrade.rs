@@ -26,7 +26,7 @@ impl Drop for Reaper {
 
 #[test]
 fn usr2_winch_quit_hand_the_socket_to_a_new_master_without_refusing_a_connection() {
-    let mut s = Server::shipped_with("pid_file = \"server.pid\"");
+    let mut s = Server::shipped_in_own_group("pid_file = \"server.pid\"");
     let old = s.child.id();
     let pid_file = s.dir.path().join("server.pid");
     assert!(within(Duration::from_secs(5), || pid_in(&pid_file, 0) == Some(old)));

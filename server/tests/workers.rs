@@ -181,7 +181,11 @@ fn a_page_that_crashes_its_worker_every_time_never_makes_the_master_wait() {
         let started = std::time::Instant::now();
         let r = try_get(s.addr, "/fault/ok").expect("a new worker answers");
         assert_eq!(r.status, 200);
-        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
     }
     assert!(!s.log_contains("in a row"), "{}", s.log());
 }
@@ -199,7 +203,8 @@ fn workers_that_die_before_they_are_ready_make_the_master_back_off() {
     std::fs::write(&flag, "").unwrap();
     assert!(try_get(s.addr, "/fault/segv").is_none());
     assert!(
-        within(Duration::from_secs(10), || s.log_contains("next start in 0.2s")),
+        within(Duration::from_secs(10), || s
+            .log_contains("next start in 0.2s")),
         "{}",
         s.log()
     );

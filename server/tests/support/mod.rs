@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -258,15 +259,37 @@ impl Server {
     /// Start with the `server.toml` already in `dir`, environment variables and extra
     /// command-line arguments.
     fn start_args(dir: TempDir, root: PathBuf, env: &[(&str, &str)], args: &[&str]) -> Server {
-        let child = Command::new(server_bin())
-            .envs(env.iter().copied())
+        let child = Self::command(&dir, env, args)
+            .spawn()
+            .expect("start server");
+        Self::adopt(child, dir, root)
+    }
+
+    fn command(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> Command {
+        let mut c = Command::new(server_bin());
+        c.envs(env.iter().copied())
             .args(args)
             .arg("--config")
             .arg(dir.path().join("server.toml"))
             .arg("--log-level")
             .arg("debug")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// The shipped chain in a process group of its own, as a service manager starts it:
+    /// never a terminal's foreground group (whose WINCH is a window resize) when the tests
+    /// run in one.
+    pub fn shipped_in_own_group(extra: &str) -> Server {
+        let dir = TempDir::new("srv");
+        let root = fixture_root(&dir);
+        dir.write(
+            "server.toml",
+            config_text(&root, &[plugins_dir()], CHAIN, extra),
+        );
+        let child = Self::command(&dir, &[], &[])
+            .process_group(0)
             .spawn()
             .expect("start server");
         Self::adopt(child, dir, root)

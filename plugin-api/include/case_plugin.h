@@ -117,7 +117,7 @@ typedef struct wp_response {
     uint32_t struct_size;
     uint32_t reserved;
     void *ctx;
-    int32_t (*set_status)(void *ctx, uint16_t status);
+    int32_t (*set_status)(void *ctx, uint16_t status); /* 200..599 */
     /* Refused: CR/LF/NUL, Transfer-Encoding, Connection, Keep-Alive, Upgrade, Date, Server.
      * Content-Length (digits) is taken as the length of a stream the case writes. */
     int32_t (*add_header)(void *ctx, const uint8_t *name, size_t name_len,

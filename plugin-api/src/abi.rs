@@ -227,7 +227,8 @@ pub struct WpResponse {
     pub reserved: u32,
     /// Host context; pass it back unchanged.
     pub ctx: *mut c_void,
-    /// Set the status code (100..=999). Default 200.
+    /// Set the status code (200..=599: a final status HTTP defines a class for; 1xx are
+    /// interim answers only the host sends). Default 200.
     pub set_status: extern "C" fn(ctx: *mut c_void, status: u16) -> i32,
     /// Add a response header. The host refuses names or values with CR, LF or NUL, and the
     /// headers it owns (Transfer-Encoding, Connection, Keep-Alive, Upgrade, Date, Server).

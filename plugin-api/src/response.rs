@@ -35,7 +35,7 @@ impl<'a> Response<'a> {
     pub(crate) fn new(raw: &'a WpResponse) -> Self {
         Response { raw }
     }
-    /// Set the status code (default 200).
+    /// Set the status code (200..=599; default 200).
     pub fn status(&mut self, code: u16) -> Result<(), Refused> {
         check((self.raw.set_status)(self.raw.ctx, code))
     }

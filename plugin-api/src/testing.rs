@@ -341,7 +341,7 @@ struct Recording<'a> {
 
 impl ResponseSink for Recording<'_> {
     fn set_status(&mut self, status: u16) -> bool {
-        if self.rec.started() || !(100..=999).contains(&status) {
+        if self.rec.started() || !(200..=599).contains(&status) {
             return self.rec.refuse("set_status");
         }
         self.rec.status = status;

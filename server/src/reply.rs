@@ -431,7 +431,7 @@ impl Collect {
 
 impl Sink for Collect {
     fn set_status(&mut self, status: u16) -> bool {
-        if !self.can_add() || !(100..=999).contains(&status) {
+        if !self.can_add() || !(200..=599).contains(&status) {
             return false;
         }
         self.status = status;

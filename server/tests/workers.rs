@@ -191,6 +191,21 @@ fn a_page_that_crashes_its_worker_every_time_never_makes_the_master_wait() {
 }
 
 #[test]
+fn a_case_cannot_answer_with_an_interim_status_or_one_past_599() {
+    // A 1xx is an interim answer the host alone sends (a final 100 left the client waiting
+    // for the real one); 600 and up have no class (RFC 9110 §15).
+    let s = faulty("workers = 1");
+    for n in [100, 101, 199, 600, 999] {
+        let r = try_get(s.addr, &format!("/fault/status-{n}")).unwrap();
+        assert_eq!((r.status, r.text().as_str()), (200, "refused\n"), "{n}");
+    }
+    for n in [200, 418, 599] {
+        let r = try_get(s.addr, &format!("/fault/status-{n}")).unwrap();
+        assert_eq!((r.status, r.text().as_str()), (n, "taken\n"), "{n}");
+    }
+}
+
+#[test]
 fn workers_that_die_before_they_are_ready_make_the_master_back_off() {
     let dir = TempDir::new("flag");
     let flag = dir.path().join("crash");

@@ -36,8 +36,7 @@ struct File {
     plugin_dirs: Vec<PathBuf>,
     cases: Option<Vec<String>>,
     /// Worker processes (event loop threads with `single_process`); 0 means one per core.
-    #[serde(default)]
-    workers: usize,
+    workers: Option<toml::Spanned<u64>>,
     /// Access log: a file (relative to this file's folder), "-" for stderr, "" for none.
     #[serde(default)]
     access_log: Option<String>,
@@ -194,10 +193,7 @@ impl Config {
             server_tokens: file.server_tokens,
             root: default.root.clone(),
             plugin_dirs: file.plugin_dirs.iter().map(|p| resolve(p)).collect(),
-            workers: match file.workers {
-                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-                n => n,
-            },
+            workers: workers(&shown.to_string(), text, file.workers.as_ref())?,
             access_log: file.access_log,
             limits: file.limits.check(&shown.to_string(), text)?,
             single_process: file.single_process,
@@ -206,6 +202,24 @@ impl Config {
             pid_file: file.pid_file.as_deref().map(resolve),
             sites,
         })
+    }
+}
+
+/// The most workers (processes, or event loops in one process), as nginx's 1024.
+const MAX_WORKERS: u64 = 1024;
+
+/// `workers`: 0 (or absent) is one per core; more than `MAX_WORKERS` is refused before
+/// the master forks them (a typo's 100000 forked until the open-file limit).
+fn workers(file: &str, text: &str, written: Option<&toml::Spanned<u64>>) -> Result<usize, String> {
+    match written.map(|w| (*w.get_ref(), w.span())) {
+        None | Some((0, _)) => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        Some((n, _)) if n <= MAX_WORKERS => Ok(n as usize),
+        Some((n, span)) => {
+            let line = text[..span.start].matches('\n').count() + 1;
+            Err(format!(
+                "{file}: line {line}: workers = {n} is too many\n  expected: a number of worker processes from 1 to {MAX_WORKERS}, or 0 for one per core\n  fix: set workers = 0 (one per core) or the number of cores"
+            ))
+        }
     }
 }
 
@@ -229,6 +243,24 @@ mod tests {
         assert!(e.contains("/tmp/x/server.toml"), "{e}");
         assert!(e.contains("line 4, column 1"), "{e}");
         assert!(e.contains("unknown field `bogus`"), "{e}");
+    }
+
+    #[test]
+    fn workers_past_1024_are_refused_with_their_line_and_0_is_one_per_core() {
+        let base = "listen = \"127.0.0.1:0\"\nroot = \"/\"\ncases = [\"a\"]\n";
+        let e = parse(&format!("{base}workers = 100000\n")).unwrap_err();
+        assert!(e.contains("line 4: workers = 100000 is too many"), "{e}");
+        assert!(e.contains("fix:"), "{e}");
+        assert_eq!(
+            parse(&format!("{base}workers = 1024\n")).unwrap().workers,
+            1024
+        );
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(
+            parse(&format!("{base}workers = 0\n")).unwrap().workers,
+            cores
+        );
+        assert_eq!(parse(base).unwrap().workers, cores);
     }
 
     #[test]

@@ -140,7 +140,7 @@ fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> 
     // Written before becoming `user`: pid files live where only root writes (/run).
     let pid_file = master::pid_file(cli, &config);
     if let Some(p) = &pid_file {
-        master::write_pid_file(p);
+        master::write_pid_file(p)?;
     }
     let id = privileges::target(config.user.as_deref(), config.group.as_deref())?;
     privileges::explain(config.user.as_deref());

@@ -182,12 +182,14 @@ impl Master {
         self.bound = listeners::open(&self.config, &[], listeners::inherited()?)?;
         self.hand_over_log()?;
         signals(&self.tx)?;
+        // Once before any worker starts, so a path that cannot be written stops start-up.
+        self.write_pid_file()?;
         for slot in 1..=self.config.workers {
             self.spawn(slot, self.generation).await?;
         }
         let cases = self.until_ready().await?;
         // The pid file first: whoever read the banner finds it.
-        self.write_pid_file();
+        self.write_pid_file()?;
         let urls: Vec<_> = self
             .bound
             .iter()
@@ -862,9 +864,10 @@ impl Master {
         self.restore_pid_file();
     }
 
-    fn write_pid_file(&self) {
-        if let Some(p) = &self.pid_file {
-            write_pid_file(p);
+    fn write_pid_file(&self) -> Result<(), String> {
+        match &self.pid_file {
+            Some(p) => write_pid_file(p),
+            None => Ok(()),
         }
     }
 
@@ -887,11 +890,16 @@ pub fn pid_file(cli: &cli::Cli, config: &Config) -> Option<PathBuf> {
     cli.pid_file.clone().or_else(|| config.pid_file.clone())
 }
 
-/// Write this process's id to `path` (the master's, or `--single-process`'s).
-pub fn write_pid_file(path: &Path) {
-    if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
-        log::error!("cannot write the pid file {}: {e}", path.display());
-    }
+/// Write this process's id to `path` (the master's, or `--single-process`'s). At start-up
+/// a failure is fatal, as nginx's: a service manager waiting for the file would wait in
+/// vain, and nothing could signal the server by it.
+pub fn write_pid_file(path: &Path) -> Result<(), String> {
+    std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
+        format!(
+            "cannot write the pid file {}: {e}\n  fix: create its folder, or point pid_file (or --pid-file) at a place this user can write",
+            path.display()
+        )
+    })
 }
 
 /// Remove `path` (or its `.oldbin`), only if it still names this process.

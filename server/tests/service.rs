@@ -268,6 +268,24 @@ fn the_pid_file_names_the_master_and_goes_away_with_it() {
     }
 }
 
+/// A service manager waits for the pid file (systemd's PIDFile=): one that cannot be
+/// written stops start-up, naming it, as nginx's does (it was logged and the server ran).
+#[test]
+fn a_pid_file_that_cannot_be_written_stops_start_up() {
+    for mode in ["", "single_process = true\n"] {
+        let extra = format!("pid_file = \"no/such/folder/server.pid\"\n{mode}");
+        let e = start_refused("pidfile", CHAIN, &extra);
+        assert_eq!(e.code, Some(1), "{mode:?}: {}", e.stderr);
+        assert!(
+            e.stderr.contains("cannot write the pid file")
+                && e.stderr.contains("no/such/folder/server.pid")
+                && e.stderr.contains("fix:"),
+            "{mode:?}: {}",
+            e.stderr
+        );
+    }
+}
+
 #[test]
 fn a_wrong_log_level_is_refused_with_the_levels_listed() {
     let e = run_to_exit(&["--log-level", "loud"]);

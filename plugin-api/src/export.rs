@@ -898,6 +898,10 @@ fn lent<'a>(p: *const u8, len: usize) -> Option<&'a [u8]> {
     if p.is_null() {
         return (len == 0).then_some(&[][..]);
     }
+    // No object is that long (a C case's SIZE_MAX): refused, never a slice.
+    if len > isize::MAX as usize {
+        return None;
+    }
     // SAFETY: the case passes `len` readable bytes at `p` for the duration of the call.
     Some(unsafe { std::slice::from_raw_parts(p, len) })
 }
@@ -969,7 +973,7 @@ extern "C" fn cb_set_var(
 
 extern "C" fn cb_read_body(ctx: *mut c_void, p: *mut u8, cap: usize) -> isize {
     let Some(s) = sink(ctx) else { return -1 };
-    if p.is_null() {
+    if p.is_null() || cap > isize::MAX as usize {
         return if cap == 0 { 0 } else { -1 };
     }
     // SAFETY: the case passes a writable buffer of `cap` bytes for the duration of the call.

@@ -206,6 +206,17 @@ fn a_case_cannot_answer_with_an_interim_status_or_one_past_599() {
 }
 
 #[test]
+fn a_length_no_buffer_can_have_is_refused_not_a_crash() {
+    // write(ctx, p, SIZE_MAX) from C: the host made a slice that long and panicked
+    // copying it, which ended the worker.
+    let s = faulty("workers = 1");
+    let before = s.workers(1);
+    let r = try_get(s.addr, "/fault/huge").unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "refused\n"));
+    assert_eq!(s.workers(1), before, "{}", s.log());
+}
+
+#[test]
 fn workers_that_die_before_they_are_ready_make_the_master_back_off() {
     let dir = TempDir::new("flag");
     let flag = dir.path().join("crash");

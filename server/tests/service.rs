@@ -109,6 +109,29 @@ fn a_file_the_workers_cannot_read_is_403_whatever_the_request_asks() {
 }
 
 #[test]
+fn a_root_the_workers_cannot_enter_stops_start_up_with_a_fix() {
+    // Otherwise every file in it was a silent 404 (nginx logs each 403).
+    if not_root() {
+        return;
+    }
+    let (dir, www, pdir) = as_user_dir();
+    chmod(&www, 0o700);
+    let text = config_text(&www, &[pdir], CGI_CHAIN, "user = \"nobody\"\n");
+    let cfg = dir.write("server.toml", &text);
+    for args in [vec!["--check-config"], vec![]] {
+        let mut all = args.clone();
+        all.extend(["--config", cfg.to_str().unwrap()]);
+        let e = run_to_exit(&all);
+        assert_eq!(e.code, Some(1), "{args:?}: {}", e.stderr);
+        assert!(
+            e.stderr.contains("cannot enter it") && e.stderr.contains("fix:"),
+            "{args:?}: {}",
+            e.stderr
+        );
+    }
+}
+
+#[test]
 fn a_sidecar_the_workers_cannot_read_is_passed_over_and_the_file_still_served() {
     if not_root() {
         return;

@@ -264,6 +264,23 @@ mod tests {
     }
 
     #[test]
+    fn a_listen_or_tls_of_the_wrong_shape_says_what_is_expected() {
+        let e = parse("listen = 8080\nroot = \"/\"\ncases = [\"a\"]\n").unwrap_err();
+        assert!(
+            e.contains("line 1") && e.contains("expected an address in quotes"),
+            "{e}"
+        );
+        let e = parse(
+            "root = \"/\"\ncases = [\"a\"]\n[[listeners]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"a.pem\" }\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("line 5") && e.contains("key = \"site.key\" } with both"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn relative_plugin_dirs_resolve_against_the_config_folder() {
         let c = parse(
             "listen = \"127.0.0.1:0\"\nroot = \"/\"\ncases = [\"a\"]\nplugin_dirs = [\"p\"]\n",

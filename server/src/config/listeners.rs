@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 /// `listen = "ADDR"` or `listen = ["ADDR", ...]`.
 #[derive(Deserialize, Debug)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected an address in quotes (\"127.0.0.1:8080\", \"[::]:80\", \"https://0.0.0.0:443\"), or a list of them"
+)]
 pub enum Listen {
     One(String),
     Many(Vec<String>),
@@ -25,7 +28,10 @@ pub struct Written {
 /// `tls = "self-signed"`, `tls = { cert = "...", key = "..." }`, or a list of such pairs
 /// (chosen by the names the client asks for; the first serves clients that name none).
 #[derive(Deserialize, Debug)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected \"self-signed\", or { cert = \"site.pem\", key = \"site.key\" } with both files, or a list of such tables"
+)]
 enum WrittenTls {
     Mode(String),
     One(Pair),

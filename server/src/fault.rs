@@ -57,6 +57,19 @@ pub fn running(index: usize, name: &str) -> Running {
     }
 }
 
+/// Call around loading a plugin (its library's initialisers, its `create`): a crash names
+/// it. No event loop's case changes.
+pub fn loading(name: &str) -> Running {
+    let before = RUNNING.with(|r| r.replace((name.as_ptr(), name.len())));
+    let case_before = LOOP
+        .with(Cell::get)
+        .map_or(0, |l| l.case.load(Ordering::Relaxed));
+    Running {
+        before,
+        case_before,
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         RUNNING.with(|r| r.set(self.before));

@@ -109,6 +109,8 @@ fn load(cli: &cli::Cli) -> Result<config::Config, String> {
 /// `--check-config`: load and check everything, as a worker would (as `user` when started
 /// as root), and print the chain. The master runs it as a child before it starts workers.
 fn check_config(cli: &cli::Cli) -> Result<(), String> {
+    // A plugin that crashes as it loads is named (the master passes the line on).
+    fault::install("configuration check");
     let config = if cli.config_on_stdin {
         let mut text = String::new();
         std::io::stdin()

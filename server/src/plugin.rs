@@ -435,6 +435,8 @@ pub fn load(
 ) -> Result<Plugin, String> {
     let cfg = config_path.display();
     let path = find_file(&entry.name, dirs, &cfg)?;
+    // A crash in the library's initialisers or its create names it.
+    let _loading = crate::fault::loading(&entry.name);
     let at = Loading {
         name: &entry.name,
         shown: path.display().to_string(),

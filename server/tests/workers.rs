@@ -217,6 +217,38 @@ fn a_length_no_buffer_can_have_is_refused_not_a_crash() {
 }
 
 #[test]
+fn a_plugin_that_crashes_as_it_loads_stops_start_up_and_is_named() {
+    let dir = TempDir::new("crashy");
+    let root = fixture_root(&dir);
+    let pdir = dir.subdir("plugins");
+    compile_c_plugin(
+        &workspace().join("server/tests/fixtures/plugins/faulty.c"),
+        &pdir,
+        "faulty",
+    );
+    let flag = dir.write("crash", "");
+    let extra = format!("[plugins.faulty]\ncrash_if = \"{}\"\n", flag.display());
+    let cases = r#"["faulty", "no_file", "existing_file"]"#;
+    let cfg = dir.write(
+        "server.toml",
+        config_text(&root, &[pdir, plugins_dir()], cases, &extra),
+    );
+    for check in [true, false] {
+        let mut args = vec!["--config", cfg.to_str().unwrap()];
+        if check {
+            args.push("--check-config");
+        }
+        let e = run_to_exit(&args);
+        assert_ne!(e.code, Some(0), "{check}: {}", e.stderr);
+        assert!(
+            e.stderr.contains("fatal signal SIGSEGV in case=faulty"),
+            "{check}: {}",
+            e.stderr
+        );
+    }
+}
+
+#[test]
 fn workers_that_die_before_they_are_ready_make_the_master_back_off() {
     let dir = TempDir::new("flag");
     let flag = dir.path().join("crash");

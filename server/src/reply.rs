@@ -355,7 +355,13 @@ pub struct Collect {
     /// Boxed: most answers stream nothing, and `Collect` travels by value.
     stream: Option<Box<crate::spool::Outbox>>,
     committed: bool,
+    /// Bytes of the header fields the case added, bounded by `MAX_CASE_HEAD`.
+    head_bytes: usize,
 }
+
+/// The most header bytes a case may add to its answer: clients give up on heads much
+/// larger (curl at 100 KiB), and nginx answers 502 to an upstream's head past its buffer.
+const MAX_CASE_HEAD: usize = 64 * 1024;
 
 impl Collect {
     pub fn new(req_body: Vec<u8>, stream: Option<crate::spool::Outbox>) -> Collect {
@@ -371,6 +377,7 @@ impl Collect {
             started: false,
             req_body,
             body_pos: 0,
+            head_bytes: 0,
             stream: stream.map(Box::new),
             committed: false,
         }
@@ -447,6 +454,11 @@ impl Sink for Collect {
         {
             return false;
         }
+        let bytes = self.head_bytes + name.len() + value.len() + 4;
+        if bytes > MAX_CASE_HEAD {
+            return false;
+        }
+        self.head_bytes = bytes;
         self.headers
             .push((Text::Owned(name.to_vec()), Text::Owned(value.to_vec())));
         true

@@ -249,6 +249,18 @@ fn a_plugin_that_crashes_as_it_loads_stops_start_up_and_is_named() {
 }
 
 #[test]
+fn a_case_cannot_make_a_head_no_client_would_read() {
+    // 100,000 fields (3.3 MB of head): clients give up past about 100 KiB; the host takes
+    // fields up to 64 KiB and refuses the rest.
+    let s = faulty("workers = 1");
+    let r = try_get(s.addr, "/fault/fields").expect("an answer a client can read");
+    assert_eq!(r.status, 200);
+    let taken: usize = r.text().trim().parse().unwrap();
+    assert!((1000..3000).contains(&taken), "{taken}");
+    assert!(r.raw_head.len() < 70 * 1024, "{}", r.raw_head.len());
+}
+
+#[test]
 fn workers_that_die_before_they_are_ready_make_the_master_back_off() {
     let dir = TempDir::new("flag");
     let flag = dir.path().join("crash");

@@ -325,3 +325,19 @@ fn the_demo_home_page_shows_the_chain_the_running_server_uses() {
     assert!(r.text().contains("Nothing at this address"), "{}", r.text());
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
 }
+
+/// Every browser asks for /favicon.ico on its first page of a site: the demo site has one,
+/// so a fresh visit logs no failed load in the console.
+#[test]
+fn the_demo_site_answers_the_browsers_favicon_request() {
+    let s = shipped_site();
+    let r = s.get("/favicon.ico");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("image/")),
+        "{}",
+        r.raw_head
+    );
+    assert_eq!(&r.body[..4], b"\0\0\x01\0", "an ICO file");
+}

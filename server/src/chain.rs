@@ -51,7 +51,7 @@ impl Chain {
         let ttl = config.limits.open_file_cache;
         let root = Root::open(&site.root, ttl)
             .map_err(|e| format!("document root {}: {e}", site.root.display()))?;
-        enterable(&site.root)?;
+        crate::resolve::enterable(&site.root)?;
         let cases = site
             .cases
             .iter()
@@ -217,19 +217,6 @@ pub async fn respond(
         remote_user,
         close,
     }
-}
-
-/// The root must be a folder this process (a worker, as `user`) may enter: otherwise every
-/// file in it would be a silent 404 (nginx logs each 403). Checked where the chain is
-/// loaded, so start-up (the master's check runs as `user`) and a reload stop here.
-fn enterable(root: &std::path::Path) -> Result<(), String> {
-    use rustix::fs::{accessat, Access, AtFlags, CWD};
-    accessat(CWD, root, Access::EXEC_OK, AtFlags::EACCESS).map_err(|e| {
-        format!(
-            "document root {}: this server's user cannot enter it ({e})\n  fix: let that user search it and every folder above it (chmod o+x, or a group it is in), or set user to one that can",
-            root.display()
-        )
-    })
 }
 
 /// The chain's answer when the head alone decides it: a method no case knows (501), or the

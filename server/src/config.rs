@@ -205,6 +205,11 @@ impl Config {
     }
 }
 
+/// The line (from 1) of `text` where the byte at `at` is, for messages about a value.
+fn line_at(text: &str, at: usize) -> usize {
+    text[..at].matches('\n').count() + 1
+}
+
 /// The most workers (processes, or event loops in one process), as nginx's 1024.
 const MAX_WORKERS: u64 = 1024;
 
@@ -215,7 +220,7 @@ fn workers(file: &str, text: &str, written: Option<&toml::Spanned<u64>>) -> Resu
         None | Some((0, _)) => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
         Some((n, _)) if n <= MAX_WORKERS => Ok(n as usize),
         Some((n, span)) => {
-            let line = text[..span.start].matches('\n').count() + 1;
+            let line = line_at(text, span.start);
             Err(format!(
                 "{file}: line {line}: workers = {n} is too many\n  expected: a number of worker processes from 1 to {MAX_WORKERS}, or 0 for one per core\n  fix: set workers = 0 (one per core) or the number of cores"
             ))

@@ -182,14 +182,13 @@ impl Master {
         self.bound = listeners::open(&self.config, &[], listeners::inherited()?)?;
         self.hand_over_log()?;
         signals(&self.tx)?;
-        // Once before any worker starts, so a path that cannot be written stops start-up.
+        // Before any worker starts, so a path that cannot be written stops start-up (and
+        // whoever reads the banner finds it).
         self.write_pid_file()?;
         for slot in 1..=self.config.workers {
             self.spawn(slot, self.generation).await?;
         }
         let cases = self.until_ready().await?;
-        // The pid file first: whoever read the banner finds it.
-        self.write_pid_file()?;
         let urls: Vec<_> = self
             .bound
             .iter()

@@ -1,6 +1,7 @@
 //! Signals in single-process mode, as nginx reads them without a master: TERM, INT and QUIT
 //! stop gracefully, HUP reloads server.toml's chain in place, USR1 reopens the access log,
-//! USR2 and WINCH (which need a master) are logged and ignored; none of them is fatal.
+//! USR2 and WINCH (which need a master) are logged and ignored; none of them is fatal. Also
+//! the stray signals every process (master, worker, single) survives.
 
 use crate::{cli, config, conn, sites};
 use std::sync::Arc;

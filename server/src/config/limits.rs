@@ -218,7 +218,7 @@ impl Checker<'_> {
         expected: &str,
         default: impl std::fmt::Display,
     ) -> String {
-        let line = self.text[..span.start].matches('\n').count() + 1;
+        let line = super::line_at(self.text, span.start);
         let written = &self.text[span];
         format!(
             "{}: line {line}: [limits] {key} = {written} is out of range\n  expected: {expected}\n  fix: correct the value, or remove the line for the default ({default})",

@@ -80,7 +80,8 @@ extern "C" {
 #define WP_LOG_DEBUG 4u
 
 typedef struct wp_str {
-    const uint8_t *ptr; /* never NULL; NUL at ptr[len] */
+    const uint8_t *ptr; /* never NULL; NUL at ptr[len] in a wp_request (not in what
+                           header_at and get_header lend a filter: use len) */
     size_t len;
 } wp_str;
 
@@ -141,7 +142,9 @@ typedef struct wp_response {
 
 /* ABI 1.1: a response head a filter edits. 0 on success, -1 when refused. The host owns
  * Content-Length, Transfer-Encoding, Connection, Keep-Alive, Upgrade, TE, Trailer, Date,
- * Content-Range and Accept-Ranges. */
+ * Server, Content-Range, Accept-Ranges and Proxy-Connection. Values set are trimmed of
+ * whitespace at both ends. The strings header_at and get_header lend are not
+ * NUL-terminated. */
 typedef struct wp_head {
     uint32_t struct_size;
     uint32_t flags; /* WP_HEAD_*; zero from hosts before November 2026 (it was reserved) */
@@ -187,9 +190,10 @@ typedef struct wp_host {
     uint32_t reserved;
     void (*log)(const struct wp_host *host, uint32_t level, const uint8_t *msg, size_t len);
     void *ctx;
-    /* ABI 1.1: the host's counters as JSON; writes up to cap bytes, returns the full length. */
+    /* ABI 1.1: the host's counters as JSON, written only when cap holds all of it;
+     * returns the full length (call again with that much room). */
     size_t (*stats)(const struct wp_host *host, uint8_t *out, size_t cap);
-    /* ABI 1.1 (struct_size >= 48): the document root, canonical, for checking settings in
+    /* ABI 1.1 (struct_size >= 56): the document root, canonical, for checking settings in
      * create; valid as long as the table. */
     wp_str root;
 } wp_host;

@@ -40,7 +40,7 @@ pub const WP_CONTINUE: i32 = 3;
 
 /// (1.1) The response headers the host owns: it frames the message and manages the
 /// connection with them, so a filter's set, append and remove refuse them.
-pub const HOST_OWNED_HEADERS: [&str; 11] = [
+pub const HOST_OWNED_HEADERS: [&str; 12] = [
     "content-length",
     "transfer-encoding",
     "connection",
@@ -49,6 +49,7 @@ pub const HOST_OWNED_HEADERS: [&str; 11] = [
     "te",
     "trailer",
     "date",
+    "server",
     "content-range",
     "accept-ranges",
     "proxy-connection",
@@ -279,8 +280,9 @@ pub struct WpResponse {
 
 /// (1.1) A response head under a filter's hands, with host callbacks (0 on success, -1 when
 /// refused). The framing headers (Content-Length, Transfer-Encoding, Connection, Keep-Alive,
-/// Upgrade, TE, Trailer, Date, Content-Range, Accept-Ranges) are the host's: set, append and
-/// remove refuse them.
+/// Upgrade, TE, Trailer, Date, Server, Content-Range, Accept-Ranges, Proxy-Connection) are the
+/// host's: set, append and remove refuse them. Values set are trimmed of whitespace at both
+/// ends; the strings lent by `header_at` and `get_header` are not NUL-terminated.
 #[repr(C)]
 pub struct WpHead {
     /// `sizeof(wp_head)` as the host built it.

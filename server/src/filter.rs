@@ -302,6 +302,9 @@ thread_local! {
 /// fields kept for good (`lasting`) are remembered, as plain slices, so that a hit is two
 /// compares and no reference count.
 fn checked_field(name: &[u8], value: &[u8]) -> Option<(Text, Text)> {
+    // A field value has no whitespace at either end (RFC 9110 §5.5); HTTP/2 peers refuse
+    // one that has (RFC 9113 §8.2.1).
+    let value = value.trim_ascii();
     let slot = field_slot(name, value);
     let same = |f: KeptField| f.filter(|&(n, v)| n == name && v == value);
     if let Some((n, v)) = FIELDS.with(|kept| same(kept[slot].get()).or(same(kept[slot ^ 1].get())))
@@ -636,6 +639,10 @@ mod tests {
         assert!(!edit.set_header(b"Bad Name", b"v"));
         assert!(!edit.set_header(b"X-B", b"a\r\nInjected: 1"));
         assert!(!edit.set_header(b"Connection", b"close"));
+        // The host names itself (server_tokens); a value loses its outer whitespace, which
+        // HTTP/2 peers refuse (RFC 9113 §8.2.1).
+        assert!(!edit.set_header(b"Server", b"other"));
+        assert!(edit.set_header(b"New", b"  v \t"));
         let want = [("X-A", "3"), ("Vary", "x"), ("New", "v")];
         let want: Vec<_> = want.map(|(n, v)| (n.to_string(), v.to_string())).into();
         assert_eq!(fields(&edit.reply), want);

@@ -361,7 +361,16 @@ extern "C" fn host_log(host: *const WpHost, level: u32, msg: *const u8, len: usi
         let name = &(*(h.ctx as *const HostCtx)).name;
         (name, std::slice::from_raw_parts(msg, len))
     };
-    let text = String::from_utf8_lossy(text);
+    // Controls escaped: a plugin that logs what a client sent cannot forge log lines.
+    let mut shown = String::with_capacity(text.len());
+    for c in String::from_utf8_lossy(text).chars() {
+        if c.is_control() && c != '\t' {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    let text = shown;
     let lvl = match level {
         WP_LOG_ERROR => log::Level::Error,
         WP_LOG_WARN => log::Level::Warn,
@@ -601,6 +610,8 @@ impl Loading<'_> {
                         0
                     }
             });
+        self.roles_have_functions(declared, inferred)?;
+        self.warn_blocking_serialised(d.flags);
         let text = |c: &std::ffi::CStr| c.to_string_lossy().into_owned();
         Ok(Described {
             abi,
@@ -615,6 +626,38 @@ impl Loading<'_> {
             filter,
             destroy: d.destroy,
         })
+    }
+
+    /// A role declared without its function would fail every answer (a transform without
+    /// filter_body) or never run (a filter without filter_head): refused at load.
+    fn roles_have_functions(&self, declared: u32, inferred: u32) -> Result<(), String> {
+        let Loading { name, shown, .. } = self;
+        let missing = declared & !inferred;
+        let lacks = if missing & WP_ROLE_FILTER != 0 {
+            ("WP_ROLE_FILTER", "filter_head")
+        } else if missing & WP_ROLE_TRANSFORM != 0 {
+            ("WP_ROLE_TRANSFORM", "filter_body and filter_end")
+        } else if missing & WP_ROLE_CASE != 0 {
+            ("WP_ROLE_CASE", "test and act")
+        } else {
+            return Ok(());
+        };
+        Err(format!(
+            "plugin {name:?} ({shown}): descriptor declares {} but lacks {}\n  fix: fill {}, or drop {} from roles",
+            lacks.0, lacks.1, lacks.1, lacks.0
+        ))
+    }
+
+    /// WP_MAY_BLOCK without WP_THREAD_SAFE: its calls are serialised, so while its act
+    /// blocks on a pool thread the event loop waits to call its test. Allowed (the ABI has
+    /// always allowed it), but said at load.
+    fn warn_blocking_serialised(&self, flags: u32) {
+        if flags & WP_MAY_BLOCK != 0 && flags & WP_THREAD_SAFE == 0 {
+            log::warn!(
+                "plugin {:?} ({}): WP_MAY_BLOCK without WP_THREAD_SAFE: its calls are serialised, so while act blocks, the event loop waits for it to call test and every request on this worker waits too\n  fix: make it thread-safe and set WP_THREAD_SAFE",
+                self.name, self.shown
+            );
+        }
     }
 
     /// (1.1) The filter functions of a descriptor that declares minor 1 or later (fields a

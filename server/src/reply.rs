@@ -446,6 +446,8 @@ impl Sink for Collect {
     }
 
     fn add_header(&mut self, name: &[u8], value: &[u8]) -> bool {
+        // No whitespace at either end (RFC 9110 §5.5): HTTP/2 peers refuse a value with it.
+        let value = value.trim_ascii();
         if !self.can_add() || !is_token(name) || !is_field_value(value) || host_owned(name) {
             return false;
         }

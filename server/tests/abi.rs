@@ -107,6 +107,33 @@ fn a_plugin_claiming_minor_1_with_a_1_0_descriptor_is_refused() {
 }
 
 #[test]
+fn a_role_declared_without_its_functions_is_refused_at_load() {
+    // A transform without filter_body made every answer of the server a 500.
+    let dir = TempDir::new("rolefn");
+    let pdir = dir.subdir("plugins");
+    let include = workspace().join("plugin-api/include");
+    compile_c_plugin_with(
+        &fixture_src("role_without_fn"),
+        &pdir,
+        "role_without_fn",
+        &include,
+    );
+    let e = check(
+        &dir,
+        r#"["role_without_fn", "no_file"]"#,
+        &[pdir, plugins_dir()],
+    );
+    assert_eq!(e.code, Some(1), "{}", e.stdout);
+    assert!(
+        e.stderr
+            .contains("declares WP_ROLE_TRANSFORM but lacks filter_body and filter_end")
+            && e.stderr.contains("fix:"),
+        "{}",
+        e.stderr
+    );
+}
+
+#[test]
 fn a_c_filter_declaring_minor_1_stamps_every_response_head() {
     let include = workspace().join("plugin-api/include");
     let s = serve_c(&fixture_src("c_filter"), "c_filter", &include, "");

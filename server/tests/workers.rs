@@ -261,6 +261,30 @@ fn a_case_cannot_make_a_head_no_client_would_read() {
 }
 
 #[test]
+fn a_cases_field_value_loses_its_outer_whitespace_and_its_log_line_cannot_forge_another() {
+    // HTTP/2 peers refuse a value with whitespace at either end (RFC 9113 §8.2.1); a log
+    // line with a newline in it would let a client that reaches a plugin's log forge one.
+    let s = faulty("workers = 1");
+    let r = try_get(s.addr, "/fault/ws").unwrap();
+    assert!(
+        r.raw_head.contains("\r\nX-Ws: padded\r\n"),
+        "{}",
+        r.raw_head
+    );
+    assert!(
+        within(Duration::from_secs(5), || s.log_contains("forged\\n2026")),
+        "{}",
+        s.log()
+    );
+    assert!(
+        !s.log().lines().any(|l| l.starts_with("2026/01/01")),
+        "{}",
+        s.log()
+    );
+    assert!(!s.log().contains('\x1b'), "{}", s.log());
+}
+
+#[test]
 fn workers_that_die_before_they_are_ready_make_the_master_back_off() {
     let dir = TempDir::new("flag");
     let flag = dir.path().join("crash");

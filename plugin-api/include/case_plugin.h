@@ -127,6 +127,8 @@ typedef struct wp_response {
     /* Append body bytes (copied). The host may hold up to 64 KiB before sending, so a
      * short answer gets a Content-Length; len == 0 flushes what was written to the client. */
     int32_t (*write)(void *ctx, const uint8_t *data, size_t len);
+    /* The whole body: a file by its absolute path under the document root (req->fs_path);
+     * one elsewhere is answered 403. */
     int32_t (*send_file)(void *ctx, const uint8_t *path, size_t path_len);
     int32_t (*send_error)(void *ctx, uint16_t status, const uint8_t *message, size_t len);
     ssize_t (*read_body)(void *ctx, uint8_t *buf, size_t cap);
@@ -161,6 +163,8 @@ typedef struct wp_head {
     int32_t (*remove_header)(void *ctx, const uint8_t *name, size_t len);
     int32_t (*vary_add)(void *ctx, const uint8_t *token, size_t len);
     int32_t (*replace_body_bytes)(void *ctx, const uint8_t *data, size_t len);
+    /* A file by its absolute path under the document root; -1 for any other path, and a
+     * 500 if it cannot be opened. */
     int32_t (*replace_body_file)(void *ctx, const uint8_t *path, size_t len);
     int64_t (*body_length)(void *ctx); /* -1: unknown */
 } wp_head;

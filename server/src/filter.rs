@@ -256,7 +256,14 @@ impl HeadSink for Edit<'_> {
         true
     }
 
+    /// An absolute path under the root, or refused (a relative one would be taken against
+    /// the worker's folder, one elsewhere never opened).
     fn replace_body_file(&mut self, path: &[u8]) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let abs = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+        if self.ctx.root.relative(abs).is_none() {
+            return false;
+        }
         self.replaced = Some(Replacement::File(path.to_vec()));
         true
     }
@@ -410,9 +417,11 @@ impl Stage {
             let (rc, used, made) = self.case.filter_body(state, input, &mut window, flags);
             out.extend_from_slice(&window[..made.min(window.len())]);
             input = &input[used.min(input.len())..];
+            // Neither input taken nor output made: calling again would spin for good.
+            let stuck = used == 0 && made == 0;
             match rc {
                 WP_BODY_OK if input.is_empty() => break,
-                WP_BODY_OK | WP_BODY_MORE => continue,
+                WP_BODY_OK | WP_BODY_MORE if !stuck => continue,
                 _ => return Err(()),
             }
         }
@@ -617,6 +626,24 @@ mod tests {
             .iter()
             .map(|(n, v)| (text(n), text(v)))
             .collect()
+    }
+
+    #[test]
+    fn a_replacement_file_must_be_an_absolute_path_under_the_root() {
+        let req = OwnedRequest::new();
+        let dir = std::env::temp_dir().canonicalize().unwrap();
+        let root = crate::resolve::Root::open(&dir, std::time::Duration::ZERO).unwrap();
+        let ctx = Ctx {
+            req: &req,
+            root: &root,
+            path: b"/",
+            head_only: false,
+        };
+        let mut edit = Edit::new(Reply::new(404, Body::Empty), &ctx);
+        assert!(!edit.replace_body_file(b"errors/404.html"), "relative");
+        assert!(!edit.replace_body_file(b"/etc/passwd"), "outside");
+        let inside = dir.join("404.html");
+        assert!(edit.replace_body_file(inside.as_os_str().as_encoded_bytes()));
     }
 
     #[test]

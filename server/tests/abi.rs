@@ -134,6 +134,28 @@ fn a_role_declared_without_its_functions_is_refused_at_load() {
 }
 
 #[test]
+fn a_transform_that_makes_no_progress_fails_its_answer_at_once() {
+    // It asked to be called again with nothing taken or made: the host called it until
+    // the stall watchdog aborted the worker, every request on it lost.
+    let include = workspace().join("plugin-api/include");
+    let s = serve_c(
+        &fixture_src("stuck_transform"),
+        "stuck_transform",
+        &include,
+        "",
+    );
+    let started = std::time::Instant::now();
+    let r = s.raw("GET /missing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 500);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!s.log().contains("stuck in case"), "{}", s.log());
+}
+
+#[test]
 fn a_c_filter_declaring_minor_1_stamps_every_response_head() {
     let include = workspace().join("plugin-api/include");
     let s = serve_c(&fixture_src("c_filter"), "c_filter", &include, "");

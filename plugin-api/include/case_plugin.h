@@ -119,8 +119,9 @@ typedef struct wp_response {
     uint32_t reserved;
     void *ctx;
     int32_t (*set_status)(void *ctx, uint16_t status); /* 200..599 */
-    /* Refused: CR/LF/NUL, Transfer-Encoding, Connection, Keep-Alive, Upgrade, Date, Server,
-     * and fields past 64 KiB in all.
+    /* Refused: CR/LF/NUL, Transfer-Encoding, Connection, Keep-Alive, TE, Trailer, Upgrade,
+     * Date, Server, Proxy-Connection, and fields past 64 KiB in all. Values are trimmed of
+     * whitespace at both ends.
      * Content-Length (digits) is taken as the length of a stream the case writes. */
     int32_t (*add_header)(void *ctx, const uint8_t *name, size_t name_len,
                           const uint8_t *value, size_t value_len);

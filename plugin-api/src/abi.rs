@@ -232,8 +232,8 @@ pub struct WpResponse {
     /// interim answers only the host sends). Default 200.
     pub set_status: extern "C" fn(ctx: *mut c_void, status: u16) -> i32,
     /// Add a response header. The host refuses names or values with CR, LF or NUL, and the
-    /// headers it owns (Transfer-Encoding, Connection, Keep-Alive, Upgrade, Date, Server),
-    /// and fields past 64 KiB in all. A Content-Length is accepted (digits only) but only as a promise: the host writes the
+    /// headers it owns (Transfer-Encoding, Connection, Keep-Alive, TE, Trailer, Upgrade, Date,
+    /// Server, Proxy-Connection), and fields past 64 KiB in all. A Content-Length is accepted (digits only) but only as a promise: the host writes the
     /// real length itself, and for a case streaming from a worker thread it uses the value to
     /// send the stream without chunking (a stream that overruns it is cut off).
     pub add_header: extern "C" fn(

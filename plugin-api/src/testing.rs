@@ -313,10 +313,12 @@ impl Recorded {
 }
 
 /// Headers the server sets itself and refuses from a case.
-const HOST_OWNED: [&str; 7] = [
+const HOST_OWNED: [&str; 9] = [
     "transfer-encoding",
     "connection",
     "keep-alive",
+    "te",
+    "trailer",
     "date",
     "server",
     "upgrade",
@@ -349,6 +351,7 @@ impl ResponseSink for Recording<'_> {
     }
 
     fn add_header(&mut self, name: &[u8], value: &[u8]) -> bool {
+        let value = value.trim_ascii();
         let owned = HOST_OWNED
             .iter()
             .any(|o| name.eq_ignore_ascii_case(o.as_bytes()));
@@ -549,6 +552,7 @@ impl HeadSink for FilterRecord {
     }
 
     fn set_header(&mut self, name: &[u8], value: &[u8]) -> bool {
+        let value = value.trim_ascii();
         if framing(name) || !is_token(name) || !is_field_value(value) {
             self.refused.push("set_header");
             return false;
@@ -559,6 +563,7 @@ impl HeadSink for FilterRecord {
     }
 
     fn append_header(&mut self, name: &[u8], value: &[u8]) -> bool {
+        let value = value.trim_ascii();
         if framing(name) || !is_token(name) || !is_field_value(value) {
             self.refused.push("append_header");
             return false;

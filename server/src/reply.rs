@@ -276,10 +276,12 @@ fn delimit(r: &Reply, minor: u8) -> Delim {
 
 /// Headers a plugin may not set: the host owns framing and connection management.
 fn host_owned(name: &[u8]) -> bool {
-    const OWNED: [&[u8]; 7] = [
+    const OWNED: [&[u8]; 9] = [
         b"transfer-encoding",
         b"connection",
         b"keep-alive",
+        b"te",
+        b"trailer",
         b"date",
         b"server",
         b"upgrade",

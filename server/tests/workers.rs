@@ -271,6 +271,12 @@ fn a_cases_field_value_loses_its_outer_whitespace_and_its_log_line_cannot_forge_
         "{}",
         r.raw_head
     );
+    // Hop-by-hop fields are the host's: refused.
+    assert!(
+        r.header("trailer").is_none() && r.header("te").is_none(),
+        "{}",
+        r.raw_head
+    );
     assert!(
         within(Duration::from_secs(5), || s.log_contains("forged\\n2026")),
         "{}",

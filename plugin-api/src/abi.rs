@@ -231,11 +231,13 @@ pub struct WpResponse {
     /// Set the status code (200..=599: a final status HTTP defines a class for; 1xx are
     /// interim answers only the host sends). Default 200.
     pub set_status: extern "C" fn(ctx: *mut c_void, status: u16) -> i32,
-    /// Add a response header. The host refuses names or values with CR, LF or NUL, and the
-    /// headers it owns (Transfer-Encoding, Connection, Keep-Alive, TE, Trailer, Upgrade, Date,
-    /// Server, Proxy-Connection), and fields past 64 KiB in all. A Content-Length is accepted (digits only) but only as a promise: the host writes the
-    /// real length itself, and for a case streaming from a worker thread it uses the value to
-    /// send the stream without chunking (a stream that overruns it is cut off).
+    /// Add a response header, its value trimmed of whitespace at both ends. The host refuses
+    /// names or values with CR, LF or NUL, the headers it owns (Transfer-Encoding,
+    /// Connection, Keep-Alive, TE, Trailer, Upgrade, Date, Server, Proxy-Connection), and
+    /// fields past 64 KiB in all. A Content-Length is accepted (digits only) but only as a
+    /// promise: the host writes the real length itself, and for a case streaming from a
+    /// worker thread it uses the value to send the stream without chunking (a stream that
+    /// overruns it is cut off).
     pub add_header: extern "C" fn(
         ctx: *mut c_void,
         name: *const u8,

@@ -4,6 +4,7 @@
 pub mod access_log;
 pub mod banner;
 pub mod chain;
+pub mod children;
 pub mod cli;
 pub mod config;
 pub mod conn;

@@ -1,7 +1,7 @@
 //! The event loops of a serving process (a worker, or the single process): what their
 //! connections share, one single-threaded loop per thread, all accepting on the same sockets.
 
-use crate::{access_log, config, conn, fault, plugin, server, sites};
+use crate::{access_log, children, config, conn, fault, plugin, server, sites};
 use std::net::TcpListener;
 use std::sync::{Arc, RwLock};
 
@@ -109,10 +109,15 @@ fn spawn(
         .map_err(|e| format!("cannot start an event loop thread: {e}"))
 }
 
-/// Run `work` on an event loop on this thread, then write the access lines it still holds.
+/// Run `work` on an event loop on this thread, then write the access lines it still holds
+/// and end what the plugins left running, before the runtime waits for its pool threads
+/// (which wait on those scripts).
 pub fn block_on<F: std::future::Future>(work: F) -> Result<F::Output, String> {
-    let out = runtime()?.block_on(work);
+    let rt = runtime()?;
+    let out = rt.block_on(work);
     access_log::write_held();
+    children::end(children::GRACE);
+    drop(rt);
     Ok(out)
 }
 

@@ -136,3 +136,70 @@ fn every_access_line_of_a_busy_moment_is_written_whole_before_a_graceful_exit() 
         }
     }
 }
+
+/// A script still at work when the shutdown timeout runs out is ended with its process
+/// group (what it started too) as the server exits, in a worker and in a single process:
+/// it does not run on orphaned, nor hold the exit until its own timeout.
+#[test]
+fn a_stop_ends_the_scripts_still_running_with_their_process_groups() {
+    for mode in ["", "single_process = true"] {
+        let dir = TempDir::new("orphans");
+        let root = fixture_root(&dir);
+        let hang = workspace().join("server/tests/fixtures/cgi-bin/hang.sh");
+        std::fs::copy(hang, root.join("cgi-bin/hang.sh")).unwrap();
+        let pidfile = dir.path().join("pids");
+        let extra = format!(
+            "workers = 1\n{mode}\n[limits]\nshutdown_timeout = 0.5\n[plugins.cgi_file]\ntimeout = 60.0\nenv = {{ PIDFILE = {:?} }}\n",
+            pidfile.display().to_string()
+        );
+        let mut s = Server::start_in(dir, root, &[plugins_dir()], CHAIN, &extra);
+        let mut c = s.connect();
+        c.write_all(b"GET /cgi-bin/hang.sh HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let pids = read_when_written(&pidfile, Duration::from_secs(5));
+        let start = Instant::now();
+        kill(&s, Signal::TERM);
+        assert_eq!(
+            exit_code_within(&mut s, Duration::from_secs(8)),
+            Some(0),
+            "{mode:?}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(3), "{mode:?}");
+        for pid in pids.split_whitespace() {
+            assert!(ended_within(pid, Duration::from_secs(2)), "{mode:?}: {pid}");
+        }
+    }
+}
+
+/// The text of `path` once it has a whole line, waiting up to `wait`.
+fn read_when_written(path: &std::path::Path, wait: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.ends_with('\n') || start.elapsed() > wait {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Has process `pid` ended (gone, or a zombie waiting for its new parent) within `wait`?
+fn ended_within(pid: &str, wait: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < wait {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().next());
+        if matches!(state, None | Some("Z") | Some("X")) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Not the test's to leave running.
+    if let Some(p) = pid.parse().ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(p, Signal::KILL);
+    }
+    false
+}

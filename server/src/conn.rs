@@ -251,20 +251,21 @@ async fn linger(stream: &mut impl Wire) {
     }
 }
 
-/// The first line of the HTTP/2 connection preface (RFC 9113 §3.4): a request line no
-/// HTTP/1.1 server accepts, so a client may send it without asking first (§3.3).
-const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
+/// The HTTP/2 connection preface (RFC 9113 §3.4): a request no HTTP/1.1 server accepts, so
+/// a client may send it without asking first (§3.3). Only the whole of it starts HTTP/2:
+/// a `PRI * HTTP/2.0` line followed by anything else is an HTTP/1.1 request (505).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// What a plain connection's first bytes turned out to be.
 enum Preface {
     Http2,
     Http1,
-    /// The client went away, or stopped within the first line, before it could be told.
+    /// The client went away, or stopped within the preface, before it could be told.
     Gone,
 }
 
 /// Does the connection start with HTTP/2's preface? Read on while what came is a piece of
-/// its first line (a client may send it in small writes), within the header timeout.
+/// it (a client may send it in small writes), within the header timeout.
 async fn http2_preface(
     stream: &mut impl Wire,
     buf: &mut Vec<u8>,
@@ -272,10 +273,10 @@ async fn http2_preface(
 ) -> io::Result<Preface> {
     let deadline = Instant::now() + limits.header_timeout;
     loop {
-        if buf.starts_with(H2_PREFACE_LINE) {
+        if buf.starts_with(H2_PREFACE) {
             return Ok(Preface::Http2);
         }
-        if !H2_PREFACE_LINE.starts_with(buf) {
+        if !H2_PREFACE.starts_with(buf) {
             return Ok(Preface::Http1);
         }
         match timeout_at(deadline, stream.read_buf(buf)).await {

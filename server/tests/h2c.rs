@@ -170,8 +170,8 @@ fn streams(s: &Server, split: usize) -> String {
 fn an_http2_connection_without_tls_serves_streams_sent_after_a_pause() {
     let s = Server::shipped();
     let size = std::fs::metadata(s.root.join("plain.html")).unwrap().len();
-    // The preface whole, then split inside its first line (a client's small writes).
-    for split in [0, 3, 15] {
+    // The preface whole, then split inside it (a client's small writes).
+    for split in [0, 3, 15, 20] {
         let said = streams(&s, split);
         let want = format!("200:{size} 404:");
         assert!(
@@ -182,6 +182,17 @@ fn an_http2_connection_without_tls_serves_streams_sent_after_a_pause() {
         let last = format!(" 200:{size}\n");
         assert!(said.contains(&last), "split {split}: {said}");
     }
+}
+
+/// Only the whole preface starts HTTP/2 (RFC 9113 §3.4): its first line followed by
+/// fields is an HTTP/1.1 request for version 2.0, answered 505 as lighttpd answers it.
+#[test]
+fn a_pri_line_without_the_rest_of_the_preface_is_an_http1_request() {
+    let s = Server::shipped();
+    let mut c = s.connect();
+    c.write_all(b"PRI * HTTP/2.0\r\nHost: t\r\n\r\n").unwrap();
+    let r = read_response(&mut c, false).expect("an HTTP/1.1 answer, not frames");
+    assert_eq!(r.status, 505, "{}", r.text());
 }
 
 #[test]

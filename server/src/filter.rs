@@ -444,6 +444,10 @@ impl Drop for Stage {
 pub struct Transformed {
     pub source: Source,
     stages: Vec<Stage>,
+    /// The answer's ETag before a content coding gave it one of its own (`W/"x-br"`):
+    /// a precondition naming the plain answer's tag still matches the coded one, as in
+    /// nginx, lighttpd and Caddy, which check before they code.
+    pub plain_etag: Option<Vec<u8>>,
 }
 
 /// A filter's body transform failed: the answer cannot be completed.
@@ -492,6 +496,15 @@ fn transformed(mut reply: Reply, stages: Vec<Stage>, ctx: &Ctx) -> Reply {
     let coded = stages
         .iter()
         .any(|s| s.case.filter_flags & WP_F_CONTENT_CODING != 0);
+    let mut plain_etag = coded
+        .then(|| {
+            reply
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(b"etag"))
+        })
+        .flatten()
+        .map(|(_, v)| v.to_vec());
     weaken_etag(&mut reply.headers, coded);
     reply
         .headers
@@ -509,9 +522,16 @@ fn transformed(mut reply: Reply, stages: Vec<Stage>, ctx: &Ctx) -> Reply {
             _ => return reply_without_transform(reply, file, segs),
         },
         Body::Stream(rx, _) => Source::Stream(rx),
-        Body::Transformed(t) => t.source,
+        Body::Transformed(t) => {
+            plain_etag = t.plain_etag.or(plain_etag);
+            t.source
+        }
     };
-    reply.body = Body::Transformed(Box::new(Transformed { source, stages }));
+    reply.body = Body::Transformed(Box::new(Transformed {
+        source,
+        stages,
+        plain_etag,
+    }));
     reply
 }
 
@@ -531,6 +551,7 @@ fn whole(mut reply: Reply, body: Vec<u8>, stages: Vec<Stage>, ctx: &Ctx) -> Repl
     let mut t = Transformed {
         source: Source::Nothing,
         stages,
+        plain_etag: None,
     };
     match t.push(&body, true) {
         Ok(out) => reply.body = Body::Bytes(out),

@@ -139,10 +139,12 @@ pub fn conditional(reply: Reply, head: &Head, max_ranges: usize) -> Reply {
         return reply;
     }
     let etag = get(&reply.headers, b"etag").unwrap_or_default().to_vec();
+    let plain = plain_etag(&reply);
     let mtime = get(&reply.headers, b"last-modified").and_then(http_date);
-    match preconditions(head, &etag, mtime) {
+    let tags = [&etag[..], plain.as_deref().unwrap_or_default()];
+    match preconditions(head, tags, mtime) {
         Some(412) => precondition_failed(reply, head),
-        Some(_) => not_modified(reply),
+        Some(_) => not_modified(with_the_tag_asked_for(reply, head, &etag, plain)),
         None => match whole_file(&reply) {
             Some(size) => ranges(reply, head, &etag, mtime, size, max_ranges),
             None => reply,
@@ -187,14 +189,50 @@ fn whole_file(reply: &Reply) -> Option<u64> {
     }
 }
 
-/// RFC 9110 §13.2.2's order: `Some(412)` or `Some(304)` when a precondition decides.
-fn preconditions(head: &Head, etag: &[u8], mtime: Option<SystemTime>) -> Option<u16> {
+/// The plain answer's tag of an answer a filter content-coded as it streams.
+fn plain_etag(reply: &Reply) -> Option<Vec<u8>> {
+    match &reply.body {
+        Body::Transformed(t) => t.plain_etag.clone(),
+        _ => None,
+    }
+}
+
+/// A 304 that the plain answer's tag earned names that tag: the copy it confirms is the
+/// plain one, and a cache updates the response it holds under the tag the 304 names
+/// (RFC 9111 §4.3.4).
+fn with_the_tag_asked_for(
+    mut reply: Reply,
+    head: &Head,
+    etag: &[u8],
+    plain: Option<Vec<u8>>,
+) -> Reply {
+    let Some(plain) = plain else {
+        return reply;
+    };
+    let asked = |tag: &[u8]| {
+        head.all("if-none-match")
+            .any(|v| etag_list_matches(v, tag, true))
+    };
+    if asked(etag) || !asked(&plain) {
+        return reply;
+    }
+    for (n, v) in reply.headers.iter_mut() {
+        if n.eq_ignore_ascii_case(b"etag") {
+            *v = Text::Owned(plain.clone());
+        }
+    }
+    reply
+}
+
+/// RFC 9110 §13.2.2's order: `Some(412)` or `Some(304)` when a precondition decides. A
+/// content-coded answer has two tags: its own, and the plain answer's (empty when none).
+fn preconditions(head: &Head, tags: [&[u8]; 2], mtime: Option<SystemTime>) -> Option<u16> {
     let safe = head.method == "GET" || head.method == "HEAD";
     // Field lines of one name are one list (RFC 9110 §5.3): any line may hold the match.
     let any_line = |name: &str, weak: bool| {
         let mut lines = head.all(name).peekable();
         lines.peek()?;
-        Some(lines.any(|v| etag_list_matches(v, etag, weak)))
+        Some(lines.any(|v| tags.iter().any(|t| etag_list_matches(v, t, weak))))
     };
     if let Some(matched) = any_line("if-match", false) {
         if !matched {

@@ -70,7 +70,7 @@ fn the_servers_order_breaks_ties() {
 }
 
 #[test]
-fn refusals_small_bodies_and_ranges_pass_but_still_vary() {
+fn refusals_small_bodies_ranges_and_http10_pass_but_still_vary() {
     let c = case("{}");
     let body = text(1000);
     let ok = answer("text/plain", &body);
@@ -82,6 +82,7 @@ fn refusals_small_bodies_and_ranges_pass_but_still_vary() {
         get("*;q=0"),
         get("gzip;q=0.5, identity"),
         ranged,
+        get("gzip").version("HTTP/1.0"),
     ] {
         let seen = c.filter(&req, &ok);
         untouched(&seen, &body);

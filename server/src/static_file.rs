@@ -455,10 +455,11 @@ pub fn content_type(path: &Path) -> String {
 
 /// Types registered since mime_guess's table was made, where it still has the old ones
 /// (application/javascript for .mjs, application/font-woff, text/plain for .map, an
-/// unregistered audio/m4a), or a Windows one (.manifest: an application cache manifest
-/// on the web, as lighttpd and Debian's mime.types say).
+/// unregistered audio/m4a, text/x-yaml and text/x-toml), or a Windows one (.manifest: an
+/// application cache manifest on the web, as lighttpd and Debian's mime.types say; .ts:
+/// an HLS segment, as nginx says, not DLNA's name for it).
 fn current_type(ext: &str) -> Option<&'static str> {
-    const CURRENT: [(&str, &str); 10] = [
+    const CURRENT: [(&str, &str); 14] = [
         ("js", "text/javascript"), // RFC 9239
         ("mjs", "text/javascript"),
         ("cjs", "text/javascript"),
@@ -469,6 +470,10 @@ fn current_type(ext: &str) -> Option<&'static str> {
         ("map", "application/json"), // source maps
         ("m4a", "audio/mp4"),        // RFC 4337; mime_guess says audio/m4a, never registered
         ("manifest", "text/cache-manifest"),
+        ("yaml", "application/yaml"), // RFC 9512; mime_guess says text/x-yaml
+        ("yml", "application/yaml"),
+        ("toml", "application/toml"), // registered 2024; mime_guess says text/x-toml
+        ("ts", "video/mp2t"),         // as nginx; mime_guess says video/vnd.dlna.mpeg-tts
     ];
     CURRENT
         .iter()
@@ -656,6 +661,10 @@ mod tests {
             ("a.html", "text/html; charset=utf-8"),
             ("a.png", "image/png"),
             ("song.m4a", "audio/mp4"),
+            ("site.yaml", "application/yaml"),
+            ("site.yml", "application/yaml"),
+            ("server.toml", "application/toml"),
+            ("segment0.ts", "video/mp2t"),
         ] {
             assert_eq!(content_type(Path::new(name)), want, "{name}");
         }

@@ -50,7 +50,7 @@ fn default_codings() -> Vec<String> {
 
 /// Text and the formats built on it; images other than SVG, audio, video, archives and
 /// WOFF fonts are compressed already.
-pub const DEFAULT_TYPES: [&str; 16] = [
+pub const DEFAULT_TYPES: [&str; 18] = [
     "text/*",
     "application/javascript",
     "application/json",
@@ -62,6 +62,8 @@ pub const DEFAULT_TYPES: [&str; 16] = [
     "application/rss+xml",
     "application/atom+xml",
     "application/wasm",
+    "application/yaml",
+    "application/toml",
     "image/svg+xml",
     "image/x-icon",
     "image/vnd.microsoft.icon",

@@ -100,8 +100,6 @@ where
     let streams = Arc::new(Streams::default());
     let peer: Arc<Peer> = Arc::from(peer);
     let mut closing = false;
-    // Our GOAWAY was not a stop's (the connection idled out, or had its requests).
-    let mut let_go = false;
     let mut accepted: u32 = 0;
     loop {
         let stop = shared.stop.notified();
@@ -111,16 +109,16 @@ where
             closing = true;
             conn.graceful_shutdown();
         }
-        // Idle: the keep-alive wait, then a graceful GOAWAY. After that GOAWAY (or the one
-        // after max_requests_per_connection), once no stream is left, the client gets
-        // GOODBYE_WAIT to end its part (h2 waits for the PING it sent with the GOAWAY to
-        // come back, which a client may never do), then the connection is closed. A stop's
-        // GOAWAY is bounded by shutdown_timeout instead.
+        // Idle: the keep-alive wait, then a graceful GOAWAY. After any graceful GOAWAY (an
+        // idle one, a stop's, the one after max_requests_per_connection), once no stream
+        // is left, the client gets GOODBYE_WAIT to end its part (h2 waits for the PING it
+        // sent with the GOAWAY to come back, which a client may never do), then the final
+        // GOAWAY goes out and the connection is closed.
         let idle = streams.active.load(Ordering::SeqCst) == 0;
         release.set_idle(idle);
         let idle_wait = match (idle, closing) {
             (true, false) => limits.keepalive_timeout,
-            (true, true) if let_go => GOODBYE_WAIT,
+            (true, true) => GOODBYE_WAIT,
             _ => Duration::MAX,
         };
         tokio::select! {
@@ -134,7 +132,6 @@ where
                     accepted = accepted.saturating_add(1);
                     if accepted >= limits.max_requests_per_connection && !closing {
                         closing = true;
-                        let_go = true;
                         conn.graceful_shutdown();
                     }
                 }
@@ -154,7 +151,6 @@ where
             _ = tokio::time::sleep(idle_wait) => {
                 if !closing {
                     closing = true;
-                    let_go = true;
                     conn.graceful_shutdown();
                 } else if !conn.has_streams() {
                     log::debug!("{}: HTTP/2 client did not end the connection after GOAWAY; closing it", peer.client);

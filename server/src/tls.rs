@@ -97,7 +97,8 @@ fn server_config(
 /// (Caddy) prefers them and browsers offer them: the suite RFC 8446 §9.1 makes mandatory,
 /// four fewer AES rounds a block, and SHA-256 for the key schedule, which CPUs with the SHA
 /// extensions compute in hardware (ring's SHA-384 has a fast path on Intel only). ChaCha20
-/// stays last; the client's order still does not count.
+/// stays last, and the client's order does not count, even when it lists ChaCha20 first
+/// (Go then takes ChaCha20; rustls' choice has no such rule).
 fn provider() -> Arc<CryptoProvider> {
     use rustls::crypto::ring::cipher_suite::*;
     let suites = vec![

@@ -504,3 +504,49 @@ fn an_http2_connection_goes_away_after_max_requests_per_connection() {
     let s = Server::shipped_with(limits);
     assert_eq!(many(&s, 3, false), "200 200 200 open open");
 }
+
+/// Raw frames: one GET on stream 1, read to its end, then a SIGTERM to the server (its pid
+/// is argv[2]) while this client stays idle and never answers the server's PING; prints the
+/// GOAWAYs' last stream ids and how many seconds after the signal the server closed.
+const IDLE_AT_A_STOP: &str = r#"
+import os, signal, socket, sys, time
+import hpack
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(20)
+block = hpack.Encoder().encode([(":method", "GET"), (":path", "/plain.html"), (":scheme", "http"), (":authority", "t")])
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + F.SettingsFrame(0).serialize()
+          + F.HeadersFrame(1, data=block, flags=["END_HEADERS", "END_STREAM"]).serialize())
+while True:
+    f = frame()
+    if f.stream_id == 1 and "END_STREAM" in f.flags:
+        break
+os.kill(int(sys.argv[2]), signal.SIGTERM)
+began, said = time.time(), []
+try:
+    while True:
+        f = frame()
+        if isinstance(f, F.GoAwayFrame):
+            said.append("goaway:%d" % f.last_stream_id)
+except (EOFError, ConnectionResetError):
+    pass
+print(" ".join(said), "closed-after:%d" % round(time.time() - began))
+"#;
+
+/// A stop tells an idle HTTP/2 client to go away and closes its connection with the final
+/// GOAWAY within GOODBYE_WAIT, as when it idles out, also when the client never answers
+/// the PING that came with the first GOAWAY (it was held until shutdown_timeout and cut
+/// without a final GOAWAY; nginx and Caddy close at once).
+#[test]
+fn a_stop_closes_an_idle_http2_connection_whose_client_ignores_the_ping() {
+    let mut s = Server::shipped();
+    let pid = s.child.id().to_string();
+    let said = python(IDLE_AT_A_STOP, &s, &[&pid]);
+    assert!(
+        said.starts_with("goaway:2147483647 goaway:1 closed-after:"),
+        "{said}\n{}",
+        s.log()
+    );
+    let secs: u64 = said.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(secs <= 4, "{said}");
+    assert!(s.child.wait().unwrap().success());
+}

@@ -207,8 +207,13 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, RequestEr
     let mut req = httparse::Request::new(&mut []);
     match req.parse_with_uninit_headers(data, slots) {
         Ok(httparse::Status::Partial) => partial(buf, line_end.map(|i| skip + i), limits),
-        Ok(httparse::Status::Complete(n)) => owned(&req, skip + n, limits).map(Some),
+        Ok(httparse::Status::Complete(n)) => owned(&req, data, skip + n, limits).map(Some),
         Err(httparse::Error::TooManyHeaders) => Err(RequestError::HeadTooLarge),
+        // `HTTP/0.` may yet become `HTTP/0.9` (505) or `HTTP/0.x` (400): decided on the
+        // whole line, so the answer does not depend on where the reads cut it.
+        Err(httparse::Error::Version) if line_end.is_none() && version_to_come(data) => {
+            partial(buf, None, limits)
+        }
         Err(httparse::Error::Version) => match as_http_1_1(buf, skip) {
             Some(patched) => parse_head(&patched, limits),
             // "HTTP/2.0" and the like are well-formed but not ours; junk is a 400.
@@ -233,6 +238,7 @@ fn partial(
     if let Some(i) = line_end {
         let rest = &data[i + 1..];
         let cur = rest.rsplit(|&b| b == b'\n').next().unwrap_or(rest);
+        let cur = cur.strip_suffix(b"\r").unwrap_or(cur);
         if cur.len() > limits.max_header_field {
             return Err(RequestError::HeadTooLarge);
         }
@@ -240,8 +246,25 @@ fn partial(
     Ok(None)
 }
 
-/// A whole head of `len` bytes, within the limits, copied out of the read buffer.
-fn owned(req: &httparse::Request, len: usize, limits: &Limits) -> Result<Head, RequestError> {
+/// Could the last word of a request line that has not ended yet still become a version,
+/// `HTTP/x.y` and its CR?
+fn version_to_come(data: &[u8]) -> bool {
+    const SHAPE: &[u8] = b"HTTP/0.0\r";
+    let v = data.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    v.len() <= SHAPE.len()
+        && v.iter().zip(SHAPE).all(|(&b, &s)| match s {
+            b'0' => b.is_ascii_digit(),
+            _ => b == s,
+        })
+}
+
+/// A whole head of `len` bytes of `data`, within the limits, copied out of the read buffer.
+fn owned(
+    req: &httparse::Request,
+    data: &[u8],
+    len: usize,
+    limits: &Limits,
+) -> Result<Head, RequestError> {
     if len > limits.max_header_bytes || req.headers.len() > limits.max_header_count {
         return Err(RequestError::HeadTooLarge);
     }
@@ -252,7 +275,7 @@ fn owned(req: &httparse::Request, len: usize, limits: &Limits) -> Result<Head, R
         .sum();
     let mut fields = Fields::with_capacity(req.headers.len(), bytes);
     for h in req.headers.iter() {
-        if h.name.len() + h.value.len() + 2 > limits.max_header_field {
+        if field_line_len(data, h) > limits.max_header_field {
             return Err(RequestError::HeadTooLarge);
         }
         fields.push(h.name.as_bytes(), h.value.trim_ascii());
@@ -265,6 +288,28 @@ fn owned(req: &httparse::Request, len: usize, limits: &Limits) -> Result<Head, R
         headers: fields,
         len,
     })
+}
+
+/// The length of a field's line in `data` as it came, without its CRLF: the measure an
+/// unfinished line is held to in `partial`, so a line is refused or taken whatever the
+/// reads that brought it.
+fn field_line_len(data: &[u8], h: &httparse::Header) -> usize {
+    // Offsets into `data` (httparse's slices are of it; checked all the same).
+    let within = |p: usize| {
+        p.checked_sub(data.as_ptr() as usize)
+            .filter(|&o| o <= data.len())
+    };
+    let start = within(h.name.as_ptr() as usize);
+    let value_end = within(h.value.as_ptr() as usize + h.value.len());
+    let (Some(start), Some(value_end)) = (start, value_end) else {
+        return h.name.len() + h.value.len() + 2;
+    };
+    let Some(tail) = data.get(value_end..).filter(|_| start <= value_end) else {
+        return h.name.len() + h.value.len() + 2;
+    };
+    let end = value_end + tail.iter().position(|&b| b == b'\n').unwrap_or(tail.len());
+    let line = &data[start..end];
+    line.strip_suffix(b"\r").unwrap_or(line).len()
 }
 
 /// Bytes of the empty lines before a request line, which a server ignores (RFC 9112 §2.2).
@@ -320,6 +365,8 @@ pub struct Chunked {
 
 /// The most bytes of trailer fields a chunked body may end with (431 beyond).
 const MAX_TRAILERS: usize = 8192;
+/// The longest chunk-size line, extensions included, before its LF (400 beyond).
+const MAX_CHUNK_LINE: usize = 1024;
 
 /// A chunk-size line without its CRLF: hex digits (leading zeros as many as sent), then
 /// extensions, in which a CR, NUL or other control but tab is refused (RFC 9112 §2.2, §7.1.1).
@@ -375,11 +422,16 @@ impl Chunked {
             match self.state {
                 ChunkState::Size => {
                     let Some(nl) = input[i..].iter().position(|&b| b == b'\n') else {
-                        if input.len() - i > 1024 {
+                        if input.len() - i > MAX_CHUNK_LINE {
                             return Err(RequestError::BadChunk);
                         }
                         return Ok(i);
                     };
+                    // The same bound whole as in pieces: the answer does not depend on
+                    // where the reads cut the body.
+                    if nl > MAX_CHUNK_LINE {
+                        return Err(RequestError::BadChunk);
+                    }
                     let line = &input[i..i + nl];
                     let line = line.strip_suffix(b"\r").ok_or(RequestError::BadChunk)?;
                     let n = chunk_size(line)?;
@@ -938,6 +990,76 @@ mod tests {
         assert_eq!(status(&many), Err(431));
         let long = b"00000000000000000005\r\nhello\r\n0\r\nX-T: 1\r\n\r\n";
         assert_eq!(status(long), Ok((true, b"hello".to_vec())));
+    }
+
+    /// Every prefix of `raw` that the parser refuses is refused as the whole is: a head's
+    /// answer does not depend on where the reads cut it (found by fuzzing: 431 or 505 for a
+    /// piece, 200 or 400 for the whole).
+    fn every_cut_agrees(raw: &[u8]) -> Result<Option<Head>, u16> {
+        let whole = parse_head(raw, &Limits::default()).map_err(RequestError::status);
+        let cuts = (1..raw.len())
+            .step_by(61)
+            .chain(raw.len().saturating_sub(40)..raw.len());
+        for cut in cuts {
+            if let Err(e) = parse_head(&raw[..cut], &Limits::default()) {
+                let e = e.status();
+                assert_eq!(
+                    whole.as_ref().err(),
+                    Some(&e),
+                    "cut at {cut} of {}",
+                    raw.len()
+                );
+            }
+        }
+        whole
+    }
+
+    #[test]
+    fn a_heads_answer_does_not_depend_on_where_the_reads_cut_it() {
+        // Spaces around a value count toward max_header_field, whole or in pieces.
+        let spaced = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX:{}v\r\n\r\n",
+            " ".repeat(8200)
+        );
+        assert_eq!(every_cut_agrees(spaced.as_bytes()).unwrap_err(), 431);
+        // A line of exactly max_header_field bytes is taken, its CR not counted.
+        let exact = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+            "v".repeat(8189)
+        );
+        assert!(every_cut_agrees(exact.as_bytes()).unwrap().is_some());
+        let longer = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+            "v".repeat(8190)
+        );
+        assert_eq!(every_cut_agrees(longer.as_bytes()).unwrap_err(), 431);
+        assert_eq!(
+            every_cut_agrees(b"GET /a?d HTTP/0.1\r\nHost: a\r\n\r\n").unwrap_err(),
+            505
+        );
+        assert_eq!(
+            every_cut_agrees(b"GET /a HTTP/0.1\r\xf5\r\n\r\n").unwrap_err(),
+            400
+        );
+        assert_eq!(every_cut_agrees(b"GET / FOO\r\n\r\n").unwrap_err(), 400);
+    }
+
+    #[test]
+    fn a_chunk_lines_bound_holds_whole_as_in_pieces() {
+        let mut body = b"5;".to_vec();
+        body.extend(std::iter::repeat_n(b'a', 1023));
+        body.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+        for split in [0, 100, 1000, 1025, body.len()] {
+            let mut c = Chunked::default();
+            let mut out = Vec::new();
+            let first = c.feed(&body[..split], &mut out, 1 << 20);
+            let verdict = first.and_then(|used| c.feed(&body[used..], &mut out, 1 << 20));
+            assert_eq!(
+                verdict.map_err(RequestError::status),
+                Err(400),
+                "split {split}"
+            );
+        }
     }
 
     proptest! {

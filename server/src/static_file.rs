@@ -275,12 +275,7 @@ fn ranges(
         return reply;
     };
     if let Some(ir) = head.header("if-range") {
-        let still = if ir.starts_with(b"\"") || ir.starts_with(b"W/") {
-            ir == etag
-        } else {
-            http_date(ir).is_some_and(|d| Some(d) == mtime)
-        };
-        if !still {
+        if !if_range_holds(ir, etag, mtime) {
             return reply;
         }
     }
@@ -293,9 +288,21 @@ fn ranges(
     }
 }
 
+/// Does an If-Range validator still name the file? An entity tag is compared strongly
+/// (RFC 9110 §13.1.5: a weak one never matches), a date exactly.
+fn if_range_holds(ir: &[u8], etag: &[u8], mtime: Option<SystemTime>) -> bool {
+    if ir.starts_with(b"\"") || ir.starts_with(b"W/") {
+        ir.starts_with(b"\"") && ir == etag
+    } else {
+        http_date(ir).is_some_and(|d| Some(d) == mtime)
+    }
+}
+
 /// The bytes the parts name, overlaps counted each time.
 fn parts_length(rs: &[(u64, u64)]) -> u64 {
-    rs.iter().map(|(s, e)| e - s + 1).sum()
+    rs.iter()
+        .map(|(s, e)| e - s + 1)
+        .fold(0, u64::saturating_add)
 }
 
 fn single_range(mut reply: Reply, (s, e): (u64, u64), size: u64) -> Reply {
@@ -482,26 +489,59 @@ fn current_type(ext: &str) -> Option<&'static str> {
 }
 
 fn etag_list_matches(list: &[u8], etag: &[u8], weak: bool) -> bool {
-    let etag = String::from_utf8_lossy(etag);
-    let list = String::from_utf8_lossy(list);
-    list.split(',').map(str::trim).any(|t| {
-        if t == "*" {
-            return true;
+    let (etag_weak, opaque) = match etag.strip_prefix(b"W/") {
+        Some(o) => (true, o),
+        None => (false, etag),
+    };
+    let mut rest = list;
+    loop {
+        rest = rest.trim_ascii_start();
+        if let Some(r) = rest.strip_prefix(b",") {
+            rest = r;
+            continue;
         }
-        // An empty list member, or an answer without an ETag: nothing to match.
-        if t.is_empty() || etag.is_empty() {
-            return false;
+        let (member, after) = next_entity_tag(rest);
+        match member {
+            None if after.is_empty() => return false,
+            Some(b"*") => return true,
+            // An answer without an ETag, or a member that is no entity tag: no match.
+            Some(tag) if !etag.is_empty() => {
+                let (tag_weak, tag_opaque) = match tag.strip_prefix(b"W/") {
+                    Some(o) => (true, o),
+                    None => (false, tag),
+                };
+                if tag_opaque == opaque && (weak || !(tag_weak || etag_weak)) {
+                    return true;
+                }
+            }
+            _ => {}
         }
-        let (tw, tv) = match t.strip_prefix("W/") {
-            Some(v) => (true, v),
-            None => (false, t),
-        };
-        if weak {
-            tv == etag.trim_start_matches("W/")
-        } else {
-            !tw && tv == etag
+        rest = after;
+    }
+}
+
+/// The list member `list` starts with: `*`, an entity tag read to its closing quote (so
+/// `"a,b"` is one tag, RFC 9110 §8.8.3), or `None` for anything else, skipped to the next
+/// comma; and what follows it.
+fn next_entity_tag(list: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    let quoted = list.strip_prefix(b"W/").unwrap_or(list);
+    let at = list.len() - quoted.len();
+    let end = match quoted.strip_prefix(b"\"") {
+        Some(q) => q.iter().position(|&b| b == b'"').map(|e| at + e + 2),
+        None if list.starts_with(b"*") => Some(1),
+        None => None,
+    };
+    let member_ends = |e: usize| {
+        let after = list[e..].trim_ascii_start();
+        after.is_empty() || after.starts_with(b",")
+    };
+    match end {
+        Some(e) if member_ends(e) => (Some(&list[..e]), &list[e..]),
+        _ => {
+            let skip = list.iter().position(|&b| b == b',').unwrap_or(list.len());
+            (None, &list[skip..])
         }
-    })
+    }
 }
 
 /// The date of a field that holds one (If-Modified-Since, If-Unmodified-Since): none when
@@ -709,9 +749,48 @@ mod tests {
     }
 
     #[test]
+    fn if_range_compares_tags_strongly_and_dates_exactly() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        assert!(if_range_holds(b"\"a\"", b"\"a\"", None));
+        assert!(!if_range_holds(b"W/\"a\"", b"W/\"a\"", None));
+        assert!(!if_range_holds(b"\"a\"", b"W/\"a\"", None));
+        assert!(if_range_holds(
+            b"Tue, 14 Nov 2023 22:13:20 GMT",
+            b"",
+            Some(t)
+        ));
+        assert!(!if_range_holds(
+            b"Tue, 14 Nov 2023 22:13:21 GMT",
+            b"",
+            Some(t)
+        ));
+        // Ranges that add up past u64 are more than any file, not a wrapped sum.
+        assert_eq!(
+            parts_length(&[(0, u64::MAX - 1), (0, u64::MAX - 1)]),
+            u64::MAX
+        );
+    }
+
+    #[test]
     fn weak_and_strong_etag_comparison() {
         assert!(etag_list_matches(b"W/\"a\", \"b\"", b"\"a\"", true));
         assert!(!etag_list_matches(b"W/\"a\"", b"\"a\"", false));
         assert!(etag_list_matches(b"*", b"\"a\"", false));
+        assert!(etag_list_matches(b" *", b"", true));
+        // Strong comparison fails when either tag is weak.
+        assert!(!etag_list_matches(b"\"a\"", b"W/\"a\"", false));
+        assert!(etag_list_matches(b"\"a\"", b"W/\"a\"", true));
+        // A comma inside a tag is part of it (RFC 9110 §8.8.3: etagc takes it).
+        assert!(etag_list_matches(b"\"x\", \"a,b\"", b"\"a,b\"", false));
+        assert!(!etag_list_matches(b"\"a,b\"", b"\"a\"", true));
+        // Members that are no entity tag are skipped, not read into the next one.
+        assert!(etag_list_matches(
+            b"junk, W/x\"y\", ,\"a\"",
+            b"\"a\"",
+            false
+        ));
+        assert!(!etag_list_matches(b"\"a\"x, b", b"\"a\"", true));
+        assert!(!etag_list_matches(b"\"a\"", b"", true));
+        assert!(!etag_list_matches(b"", b"\"a\"", true));
     }
 }

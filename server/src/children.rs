@@ -2,52 +2,55 @@
 //! work when the shutdown timeout ran out) before the worker exits, as Apache ends its
 //! scripts: TERM to each one's process group, then KILL after a grace.
 
-use rustix::process::{kill_process, kill_process_group, Pid, Signal};
+use rustix::process::{kill_process_group, test_kill_process_group, Pid, Signal};
 use std::time::{Duration, Instant};
 
 /// How long what is left running gets between TERM and KILL (the master's SIGKILL of a
 /// worker comes 2 s after the shutdown timeout).
 pub const GRACE: Duration = Duration::from_secs(1);
 
-/// Signal every living child of this process and its process group, wait up to `grace` for
-/// them to end, then KILL what is left. A worker calls it as its last event loop ends: the
-/// loop's pool threads wait on their scripts, and the loop waits on its pool threads.
+/// Signal the process group of every child that leads one of its own (a script, and what
+/// it started), wait up to `grace` for the groups to empty, then KILL what is left. A
+/// worker calls it as its last event loop ends: the loop's pool threads wait on their
+/// scripts, and the loop waits on its pool threads. The groups are remembered, so one
+/// whose leader has ended (a script that left a child holding its output) is ended too.
 pub fn end(grace: Duration) {
-    let left = living();
-    if left.is_empty() {
+    let groups = script_groups();
+    if groups.is_empty() {
         return;
     }
     log::info!(
-        "ending {} process(es) the plugins left running (a script still at work)",
-        left.len()
+        "ending {} process group(s) the plugins left running (a script still at work)",
+        groups.len()
     );
-    signal(&left, Signal::TERM);
+    signal(&groups, Signal::TERM);
     let by = Instant::now() + grace;
     while Instant::now() < by {
-        if living().is_empty() {
+        if groups.iter().all(|&g| test_kill_process_group(g).is_err()) {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    signal(&living(), Signal::KILL);
+    signal(&groups, Signal::KILL);
 }
 
-/// A script leads its own process group (with what it started): end the group, or the
-/// one process when it leads none.
-fn signal(pids: &[Pid], sig: Signal) {
-    for &pid in pids {
-        if kill_process_group(pid, sig).is_err() {
-            let _ = kill_process(pid, sig);
-        }
+fn signal(groups: &[Pid], sig: Signal) {
+    for &g in groups {
+        let _ = kill_process_group(g, sig);
     }
 }
 
-/// The children of every thread of this process that have not ended (one that ended and
-/// waits to be reaped by its thread is left alone).
-fn living() -> Vec<Pid> {
+/// The children of every thread of this process that lead a process group of their own,
+/// ended or not (a zombie keeps its pid, and its group its id, until it is reaped). A
+/// child in our own group is not a script's (a helper the process that exec'd us started).
+fn script_groups() -> Vec<Pid> {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        log::warn!(
+            "cannot read /proc/self/task: scripts still running are left to end by themselves"
+        );
         return Vec::new();
     };
+    let ours = rustix::process::getpgrp();
     tasks
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
@@ -56,17 +59,16 @@ fn living() -> Vec<Pid> {
                 .filter_map(|p| p.parse().ok())
                 .collect::<Vec<i32>>()
         })
-        .filter(|&pid| !ended(pid))
+        .filter(|&pid| group_of(pid) == Some(pid))
         .filter_map(Pid::from_raw)
+        .filter(|&pid| pid != ours)
         .collect()
 }
 
-/// Is `pid` a zombie (or gone)? Its state is the field after the name in parentheses.
-fn ended(pid: i32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat
-        .rsplit(')')
-        .next()
-        .and_then(|s| s.split_whitespace().next());
-    matches!(state, None | Some("Z") | Some("X"))
+/// The process group of `pid`, from /proc (a zombie's too): the third field after the
+/// name in parentheses.
+fn group_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = stat.rsplit(')').next()?;
+    after_name.split_whitespace().nth(2)?.parse().ok()
 }

@@ -85,7 +85,7 @@ const MAN_MORE: &str = r#".SH SIGNALS
 Sent to the master (its pid is in \fBpid_file\fR or \fB\-\-pid\-file\fR):
 .TP
 \fBTERM\fR, \fBINT\fR, \fBQUIT\fR
-Stop: no new connections, idle ones closed, requests in flight finished (up to \fBshutdown_timeout\fR), exit 0.
+Stop: no new connections, idle ones closed, requests in flight finished (up to \fBshutdown_timeout\fR), CGI scripts still running ended (TERM to their process groups, KILL a second later), exit 0.
 .TP
 \fBHUP\fR
 Reload: read the configuration and load the plugins again; new workers serve, the old ones finish their requests. A configuration that fails changes nothing.

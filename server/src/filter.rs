@@ -496,15 +496,7 @@ fn transformed(mut reply: Reply, stages: Vec<Stage>, ctx: &Ctx) -> Reply {
     let coded = stages
         .iter()
         .any(|s| s.case.filter_flags & WP_F_CONTENT_CODING != 0);
-    let mut plain_etag = coded
-        .then(|| {
-            reply
-                .headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(b"etag"))
-        })
-        .flatten()
-        .map(|(_, v)| v.to_vec());
+    let mut plain_etag = coded.then(|| plain_tag(&reply.headers, &stages)).flatten();
     weaken_etag(&mut reply.headers, coded);
     reply
         .headers
@@ -564,6 +556,22 @@ fn whole(mut reply: Reply, body: Vec<u8>, stages: Vec<Stage>, ctx: &Ctx) -> Repl
         }
     }
     reply
+}
+
+/// The ETag the answer would carry without its content coding: its own, made weak when
+/// another transform stage changes the bytes too.
+fn plain_tag(headers: &Headers, stages: &[Stage]) -> Option<Vec<u8>> {
+    let (_, tag) = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(b"etag"))?;
+    let other = stages
+        .iter()
+        .any(|s| s.case.filter_flags & WP_F_CONTENT_CODING == 0);
+    if other && tag.starts_with(b"\"") {
+        Some([&b"W/"[..], tag].concat())
+    } else {
+        Some(tag.to_vec())
+    }
 }
 
 /// `"x"` becomes `W/"x"`: the transformed bytes differ, the meaning does not. A body a

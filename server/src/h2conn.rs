@@ -100,6 +100,8 @@ where
     let streams = Arc::new(Streams::default());
     let peer: Arc<Peer> = Arc::from(peer);
     let mut closing = false;
+    // Our GOAWAY was an abrupt one (ENHANCE_YOUR_CALM): no final GOAWAY is owed after it.
+    let mut abrupt = false;
     let mut accepted: u32 = 0;
     loop {
         let stop = shared.stop.notified();
@@ -118,7 +120,7 @@ where
         release.set_idle(idle);
         let idle_wait = match (idle, closing) {
             (true, false) => limits.keepalive_timeout,
-            (true, true) => GOODBYE_WAIT,
+            (true, true) if !abrupt => GOODBYE_WAIT,
             _ => Duration::MAX,
         };
         tokio::select! {
@@ -146,6 +148,7 @@ where
             _ = streams.calm.notified() => {
                 log::warn!("{}: HTTP/2 client reset more than {MAX_RESETS} streams in {}s; closing with ENHANCE_YOUR_CALM", peer.client, RESET_WINDOW.as_secs());
                 closing = true;
+                abrupt = true;
                 conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
             }
             _ = tokio::time::sleep(idle_wait) => {

@@ -1045,6 +1045,21 @@ mod tests {
     }
 
     #[test]
+    fn a_chunk_line_of_1024_bytes_is_taken_whole_and_in_pieces() {
+        let mut body = b"5;".to_vec();
+        body.extend(std::iter::repeat_n(b'a', 1021));
+        body.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+        for split in [0, 100, 1000, 1023, 1024, 1025, body.len()] {
+            let mut c = Chunked::default();
+            let mut out = Vec::new();
+            let used = c.feed(&body[..split], &mut out, 1 << 20).unwrap();
+            c.feed(&body[used..], &mut out, 1 << 20).unwrap();
+            assert!(c.done, "split {split}");
+            assert_eq!(out, b"hello", "split {split}");
+        }
+    }
+
+    #[test]
     fn a_chunk_lines_bound_holds_whole_as_in_pieces() {
         let mut body = b"5;".to_vec();
         body.extend(std::iter::repeat_n(b'a', 1023));

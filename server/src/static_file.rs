@@ -488,6 +488,8 @@ fn current_type(ext: &str) -> Option<&'static str> {
         .map(|(_, t)| *t)
 }
 
+/// Does a list of entity tags (If-Match, If-None-Match) name `etag`, by the weak or the
+/// strong comparison (RFC 9110 §8.8.3.2)? `*` names any answer.
 fn etag_list_matches(list: &[u8], etag: &[u8], weak: bool) -> bool {
     let (etag_weak, opaque) = match etag.strip_prefix(b"W/") {
         Some(o) => (true, o),
@@ -500,46 +502,45 @@ fn etag_list_matches(list: &[u8], etag: &[u8], weak: bool) -> bool {
             rest = r;
             continue;
         }
+        if rest.is_empty() {
+            return false;
+        }
         let (member, after) = next_entity_tag(rest);
-        match member {
-            None if after.is_empty() => return false,
-            Some(b"*") => return true,
-            // An answer without an ETag, or a member that is no entity tag: no match.
-            Some(tag) if !etag.is_empty() => {
-                let (tag_weak, tag_opaque) = match tag.strip_prefix(b"W/") {
-                    Some(o) => (true, o),
-                    None => (false, tag),
-                };
-                if tag_opaque == opaque && (weak || !(tag_weak || etag_weak)) {
-                    return true;
-                }
-            }
-            _ => {}
+        if member == b"*" {
+            return true;
+        }
+        // An answer without an ETag matches nothing but `*`.
+        let (tag_weak, tag_opaque) = match member.strip_prefix(b"W/") {
+            Some(o) => (true, o),
+            None => (false, member),
+        };
+        if !etag.is_empty() && tag_opaque == opaque && (weak || !(tag_weak || etag_weak)) {
+            return true;
         }
         rest = after;
     }
 }
 
-/// The list member `list` starts with: `*`, an entity tag read to its closing quote (so
-/// `"a,b"` is one tag, RFC 9110 §8.8.3), or `None` for anything else, skipped to the next
-/// comma; and what follows it.
-fn next_entity_tag(list: &[u8]) -> (Option<&[u8]>, &[u8]) {
+/// The list member `list` starts with, and what follows it: an entity tag read to its
+/// closing quote (so `"a,b"` is one tag, RFC 9110 §8.8.3); anything else (`*`, or a bare
+/// tag as some scripts send and browsers echo, `5d8c72a5`) up to the next comma, as nginx
+/// compares such tags byte for byte.
+fn next_entity_tag(list: &[u8]) -> (&[u8], &[u8]) {
     let quoted = list.strip_prefix(b"W/").unwrap_or(list);
     let at = list.len() - quoted.len();
-    let end = match quoted.strip_prefix(b"\"") {
-        Some(q) => q.iter().position(|&b| b == b'"').map(|e| at + e + 2),
-        None if list.starts_with(b"*") => Some(1),
-        None => None,
-    };
-    let member_ends = |e: usize| {
+    let closing = quoted
+        .strip_prefix(b"\"")
+        .and_then(|q| q.iter().position(|&b| b == b'"'))
+        .map(|e| at + e + 2);
+    let ends_member = |e: usize| {
         let after = list[e..].trim_ascii_start();
         after.is_empty() || after.starts_with(b",")
     };
-    match end {
-        Some(e) if member_ends(e) => (Some(&list[..e]), &list[e..]),
+    match closing {
+        Some(e) if ends_member(e) => (&list[..e], &list[e..]),
         _ => {
-            let skip = list.iter().position(|&b| b == b',').unwrap_or(list.len());
-            (None, &list[skip..])
+            let end = list.iter().position(|&b| b == b',').unwrap_or(list.len());
+            (list[..end].trim_ascii_end(), &list[end..])
         }
     }
 }
@@ -687,7 +688,7 @@ mod tests {
     }
 
     #[test]
-    fn scripts_fonts_maps_json_and_svg_get_their_current_types() {
+    fn scripts_fonts_maps_json_svg_yaml_toml_and_ts_get_their_current_types() {
         for (name, want) in [
             ("a.js", "text/javascript; charset=utf-8"),
             ("a.MJS", "text/javascript; charset=utf-8"),
@@ -764,7 +765,10 @@ mod tests {
             b"",
             Some(t)
         ));
-        // Ranges that add up past u64 are more than any file, not a wrapped sum.
+    }
+
+    #[test]
+    fn parts_that_add_up_past_u64_are_more_than_any_file_not_a_wrapped_sum() {
         assert_eq!(
             parts_length(&[(0, u64::MAX - 1), (0, u64::MAX - 1)]),
             u64::MAX
@@ -783,13 +787,17 @@ mod tests {
         // A comma inside a tag is part of it (RFC 9110 §8.8.3: etagc takes it).
         assert!(etag_list_matches(b"\"x\", \"a,b\"", b"\"a,b\"", false));
         assert!(!etag_list_matches(b"\"a,b\"", b"\"a\"", true));
-        // Members that are no entity tag are skipped, not read into the next one.
+        // Members that are no entity tag are not read into the next one.
         assert!(etag_list_matches(
             b"junk, W/x\"y\", ,\"a\"",
             b"\"a\"",
             false
         ));
         assert!(!etag_list_matches(b"\"a\"x, b", b"\"a\"", true));
+        // A bare tag (a script's `ETag: 5d8c72a5`, echoed by a browser) is compared as sent.
+        assert!(etag_list_matches(b"5d8c72a5", b"5d8c72a5", true));
+        assert!(etag_list_matches(b"\"b\", 5d8c72a5 ", b"5d8c72a5", false));
+        assert!(!etag_list_matches(b"5d8c72a5", b"\"5d8c72a5\"", true));
         assert!(!etag_list_matches(b"\"a\"", b"", true));
         assert!(!etag_list_matches(b"", b"\"a\"", true));
     }

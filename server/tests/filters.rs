@@ -183,3 +183,31 @@ fn check_config_shows_what_each_plugin_takes_part_in() {
         e.stdout
     );
 }
+
+/// Beside another transform, the plain answer a coded one stands for carries that
+/// transform's weak tag: If-Match with the file's strong tag fails on the coded answer (no
+/// answer ever carried it), and a 304 the weak tag earns names it.
+#[test]
+fn beside_another_transform_a_coded_answer_matches_the_plain_answers_weak_tag() {
+    let s = Server::start(
+        &chain_with(&["stamp", "compress"]),
+        "[plugins.stamp]\nshout = \"/\"\n",
+    );
+    std::fs::write(s.root.join("page.txt"), "words ".repeat(1000)).unwrap();
+    let plain = request(&s, "GET /page.txt HTTP/1.1\r\nHost: t");
+    let weak = plain.header("etag").unwrap().to_string();
+    let strong = weak.trim_start_matches("W/").to_string();
+    assert!(weak.starts_with("W/\""), "{weak}");
+    let ask = |field: &str| {
+        request(
+            &s,
+            &format!("GET /page.txt HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n{field}"),
+        )
+    };
+    let r = ask(&format!("If-None-Match: {weak}"));
+    assert_eq!(r.status, 304, "{}", r.raw_head);
+    assert_eq!(r.header("etag"), Some(weak.as_str()));
+    assert_eq!(ask(&format!("If-Match: {strong}")).status, 412);
+    let coded = ask("");
+    assert_eq!(coded.header("content-encoding"), Some("gzip"));
+}

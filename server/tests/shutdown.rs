@@ -137,37 +137,50 @@ fn every_access_line_of_a_busy_moment_is_written_whole_before_a_graceful_exit() 
     }
 }
 
+/// A script that ignores TERM and has exited, leaving a child that ignores TERM too and
+/// holds its output (so the script is not reaped while the child runs).
+const STUBBORN: &str = "#!/bin/sh\ntrap '' TERM\n(sleep 300) &\necho \"$$ $!\" > \"$PIDFILE\"\n";
+
 /// A script still at work when the shutdown timeout runs out is ended with its process
 /// group (what it started too) as the server exits, in a worker and in a single process:
-/// it does not run on orphaned, nor hold the exit until its own timeout.
+/// it does not run on orphaned, nor hold the exit until its own timeout. TERM first; KILL
+/// a second later for a group that ignores TERM, also once its leader has exited.
 #[test]
 fn a_stop_ends_the_scripts_still_running_with_their_process_groups() {
-    for mode in ["", "single_process = true"] {
-        let dir = TempDir::new("orphans");
-        let root = fixture_root(&dir);
-        let hang = workspace().join("server/tests/fixtures/cgi-bin/hang.sh");
-        std::fs::copy(hang, root.join("cgi-bin/hang.sh")).unwrap();
-        let pidfile = dir.path().join("pids");
-        let extra = format!(
+    let hang = std::fs::read_to_string(workspace().join("server/tests/fixtures/cgi-bin/hang.sh"));
+    for (script, text) in [("hang.sh", hang.unwrap()), ("stubborn.sh", STUBBORN.into())] {
+        for mode in ["", "single_process = true"] {
+            a_stop_ends(script, &text, mode);
+        }
+    }
+}
+
+/// Start with `script` in /cgi-bin/, ask for it, stop the server, check what it started ended.
+fn a_stop_ends(script: &str, text: &str, mode: &str) {
+    let dir = TempDir::new("orphans");
+    let root = fixture_root(&dir);
+    chmod(&dir.write(&format!("www/cgi-bin/{script}"), text), 0o755);
+    let pidfile = dir.path().join("pids");
+    let extra = format!(
             "workers = 1\n{mode}\n[limits]\nshutdown_timeout = 0.5\n[plugins.cgi_file]\ntimeout = 60.0\nenv = {{ PIDFILE = {:?} }}\n",
             pidfile.display().to_string()
         );
-        let mut s = Server::start_in(dir, root, &[plugins_dir()], CHAIN, &extra);
-        let mut c = s.connect();
-        c.write_all(b"GET /cgi-bin/hang.sh HTTP/1.1\r\nHost: t\r\n\r\n")
-            .unwrap();
-        let pids = read_when_written(&pidfile, Duration::from_secs(5));
-        let start = Instant::now();
-        kill(&s, Signal::TERM);
-        assert_eq!(
-            exit_code_within(&mut s, Duration::from_secs(8)),
-            Some(0),
-            "{mode:?}"
-        );
-        assert!(start.elapsed() < Duration::from_secs(3), "{mode:?}");
-        for pid in pids.split_whitespace() {
-            assert!(ended_within(pid, Duration::from_secs(2)), "{mode:?}: {pid}");
-        }
+    let mut s = Server::start_in(dir, root, &[plugins_dir()], CHAIN, &extra);
+    let mut c = s.connect();
+    let req = format!("GET /cgi-bin/{script} HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.write_all(req.as_bytes()).unwrap();
+    let pids = read_when_written(&pidfile, Duration::from_secs(5));
+    let start = Instant::now();
+    kill(&s, Signal::TERM);
+    let what = format!("{script} {mode:?}");
+    assert_eq!(
+        exit_code_within(&mut s, Duration::from_secs(8)),
+        Some(0),
+        "{what}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(3), "{what}");
+    for pid in pids.split_whitespace() {
+        assert!(ended_within(pid, Duration::from_secs(2)), "{what}: {pid}");
     }
 }
 

@@ -207,7 +207,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, RequestEr
     let mut req = httparse::Request::new(&mut []);
     match req.parse_with_uninit_headers(data, slots) {
         Ok(httparse::Status::Partial) => partial(buf, line_end.map(|i| skip + i), limits),
-        Ok(httparse::Status::Complete(n)) => owned(&req, data, skip + n, limits).map(Some),
+        Ok(httparse::Status::Complete(n)) => owned(&req, &data[..n], skip + n, limits).map(Some),
         Err(httparse::Error::TooManyHeaders) => Err(RequestError::HeadTooLarge),
         // `HTTP/0.` may yet become `HTTP/0.9` (505) or `HTTP/0.x` (400): decided on the
         // whole line, so the answer does not depend on where the reads cut it.
@@ -258,10 +258,11 @@ fn version_to_come(data: &[u8]) -> bool {
         })
 }
 
-/// A whole head of `len` bytes of `data`, within the limits, copied out of the read buffer.
+/// A whole head, `head` (`len` bytes with the blank lines before it), within the limits,
+/// copied out of the read buffer.
 fn owned(
     req: &httparse::Request,
-    data: &[u8],
+    head: &[u8],
     len: usize,
     limits: &Limits,
 ) -> Result<Head, RequestError> {
@@ -274,10 +275,12 @@ fn owned(
         .map(|h| h.name.len() + h.value.len())
         .sum();
     let mut fields = Fields::with_capacity(req.headers.len(), bytes);
+    // No line is longer than the head: most heads need no line measured.
+    let max = limits.max_header_field;
+    if head.len() > max && field_line_lens(head, req.headers).any(|line| line > max) {
+        return Err(RequestError::HeadTooLarge);
+    }
     for h in req.headers.iter() {
-        if field_line_len(data, h) > limits.max_header_field {
-            return Err(RequestError::HeadTooLarge);
-        }
         fields.push(h.name.as_bytes(), h.value.trim_ascii());
     }
     Ok(Head {
@@ -290,26 +293,34 @@ fn owned(
     })
 }
 
-/// The length of a field's line in `data` as it came, without its CRLF: the measure an
-/// unfinished line is held to in `partial`, so a line is refused or taken whatever the
-/// reads that brought it.
-fn field_line_len(data: &[u8], h: &httparse::Header) -> usize {
-    // Offsets into `data` (httparse's slices are of it; checked all the same).
-    let within = |p: usize| {
-        p.checked_sub(data.as_ptr() as usize)
-            .filter(|&o| o <= data.len())
+/// The lengths of the field lines of `head` as they came, without their line ends: the
+/// measure an unfinished line is held to in `partial`, so a line is refused or taken
+/// whatever the reads that brought it. A line runs to where the next begins (the next
+/// field's name, or the blank line that ends the head).
+fn field_line_lens<'a>(
+    head: &'a [u8],
+    fields: &'a [httparse::Header<'a>],
+) -> impl Iterator<Item = usize> + 'a {
+    let offset = |s: &str| {
+        (s.as_ptr() as usize)
+            .checked_sub(head.as_ptr() as usize)
+            .filter(|&o| o < head.len())
     };
-    let start = within(h.name.as_ptr() as usize);
-    let value_end = within(h.value.as_ptr() as usize + h.value.len());
-    let (Some(start), Some(value_end)) = (start, value_end) else {
-        return h.name.len() + h.value.len() + 2;
+    let blank = match head {
+        [.., b'\n', b'\r', b'\n'] => Some(head.len() - 2),
+        _ => head.len().checked_sub(1),
     };
-    let Some(tail) = data.get(value_end..).filter(|_| start <= value_end) else {
-        return h.name.len() + h.value.len() + 2;
-    };
-    let end = value_end + tail.iter().position(|&b| b == b'\n').unwrap_or(tail.len());
-    let line = &data[start..end];
-    line.strip_suffix(b"\r").unwrap_or(line).len()
+    fields.iter().enumerate().map(move |(i, h)| {
+        let next = fields.get(i + 1).map_or(blank, |n| offset(n.name));
+        match (offset(h.name), next) {
+            (Some(start), Some(next)) if next > start => {
+                let cr = next.checked_sub(2).and_then(|i| head.get(i)) == Some(&b'\r');
+                next - start - 1 - usize::from(cr)
+            }
+            // Not where httparse puts them: the field's own bytes, as a floor.
+            _ => h.name.len() + h.value.len() + 2,
+        }
+    })
 }
 
 /// Bytes of the empty lines before a request line, which a server ignores (RFC 9112 §2.2).
@@ -1033,6 +1044,13 @@ mod tests {
             "v".repeat(8190)
         );
         assert_eq!(every_cut_agrees(longer.as_bytes()).unwrap_err(), 431);
+        // Bare LF line ends (RFC 9112 §2.2 MAY): the same measure, a last field too.
+        let lf = |n: usize| format!("GET / HTTP/1.1\nX: {}\nHost: a\n\n", "v".repeat(n));
+        assert!(every_cut_agrees(lf(8189).as_bytes()).unwrap().is_some());
+        assert_eq!(every_cut_agrees(lf(8190).as_bytes()).unwrap_err(), 431);
+        let last = |n: usize| format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\n", "v".repeat(n));
+        assert!(every_cut_agrees(last(8189).as_bytes()).unwrap().is_some());
+        assert_eq!(every_cut_agrees(last(8190).as_bytes()).unwrap_err(), 431);
         assert_eq!(
             every_cut_agrees(b"GET /a?d HTTP/0.1\r\nHost: a\r\n\r\n").unwrap_err(),
             505

@@ -409,17 +409,7 @@ fn a_hung_script_is_killed_with_its_process_group_and_gets_504() {
     std::thread::sleep(Duration::from_millis(300));
     for pid in pids.split_whitespace() {
         // Gone, or dead and waiting to be reaped (the orphan's new parent reaps it).
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .next();
-        assert!(
-            matches!(state, None | Some("Z") | Some("X")),
-            "process {pid} survived: {stat}"
-        );
+        assert!(has_ended(pid), "process {pid} survived");
     }
 }
 

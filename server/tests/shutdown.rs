@@ -200,12 +200,7 @@ fn read_when_written(path: &std::path::Path, wait: Duration) -> String {
 fn ended_within(pid: &str, wait: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < wait {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|s| s.split_whitespace().next());
-        if matches!(state, None | Some("Z") | Some("X")) {
+        if has_ended(pid) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -590,3 +590,14 @@ impl Server {
         found
     }
 }
+
+/// Has process `pid` ended: gone, or dead and waiting to be reaped (its state, the field
+/// after its name in /proc/PID/stat, is Z or X)?
+pub fn has_ended(pid: &str) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|s| s.split_whitespace().next());
+    matches!(state, None | Some("Z") | Some("X"))
+}

@@ -6,7 +6,7 @@ use crate::config::Limits;
 use crate::error_page;
 use crate::errors::RequestError;
 use crate::http::{parse_head, BodyFraming, Chunked, Head};
-use crate::reply::{Framing, Reply};
+use crate::reply::{Body, Framing, Reply};
 use crate::send::send;
 use crate::wire::Wire;
 use std::io;
@@ -591,6 +591,26 @@ fn wire_framing(head: &Head, shared: &Shared, served: u32) -> Framing {
     }
 }
 
+/// How much of a streamed answer an HTTP/1.0 client that keeps its connection may wait
+/// for, and how long, before it is sent delimited by the close instead.
+const WHOLE_FOR_HTTP10: (usize, Duration) = (64 * 1024, Duration::from_millis(500));
+
+/// An HTTP/1.0 client keeps its connection only for an answer with a length, so a case's
+/// stream of unknown length (a CGI script's page) that ends soon goes whole, with one, as
+/// nginx, lighttpd and Caddy send it; a longer or slower one still ends with the close.
+async fn whole_for_http10(mut reply: Reply, head: &Head, wire: &Framing) -> Reply {
+    if head.minor != 0 || wire.close || crate::reply::bodiless(reply.status) {
+        return reply;
+    }
+    if let Body::Stream(rx, None) = &mut reply.body {
+        let (limit, wait) = WHOLE_FOR_HTTP10;
+        if let Some(body) = rx.whole(limit, wait).await {
+            reply.body = Body::Bytes(body);
+        }
+    }
+    reply
+}
+
 /// Ask the chain and write its reply. Ok(false): the body could not be completed, so the
 /// connection must close.
 async fn answer(
@@ -610,7 +630,7 @@ async fn answer(
         },
     };
     wire.close |= answered.close;
-    let reply = answered.reply;
+    let reply = whole_for_http10(answered.reply, head, wire).await;
     // An HTTP/1.0 client learns where a body of unknown length (a case's stream, a
     // filter's coding) ends from the close, as `write_head` announces; and a stop that
     // began while the case was working is announced in this reply.

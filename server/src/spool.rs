@@ -37,7 +37,12 @@ pub fn channel() -> (Outbox, Inbox) {
         tx,
         shared: Arc::clone(&shared),
     };
-    (out, Inbox { rx, shared })
+    let inbox = Inbox {
+        rx,
+        shared,
+        taken: VecDeque::new(),
+    };
+    (out, inbox)
 }
 
 /// What both ends share: the held bytes, and whether the case broke its answer.
@@ -119,11 +124,16 @@ impl Outbox {
 pub struct Inbox {
     rx: Receiver<Msg>,
     shared: Arc<Mutex<Shared>>,
+    /// Messages taken by `whole` from an answer that did not end in time, handed out first.
+    taken: VecDeque<Msg>,
 }
 
 impl Inbox {
     /// The next message; `None` at the end of the answer.
     pub async fn recv(&mut self) -> Option<Msg> {
+        if let Some(m) = self.taken.pop_front() {
+            return Some(m);
+        }
         loop {
             if let Some(m) = self.now() {
                 return m;
@@ -134,6 +144,28 @@ impl Inbox {
                 return Some(m);
             }
         }
+    }
+
+    /// The whole body, when the answer ends within `limit` bytes before `wait` is over;
+    /// otherwise `None`, and what came so far is still the first thing `recv` gives.
+    pub async fn whole(&mut self, limit: usize, wait: Duration) -> Option<Vec<u8>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut body = Vec::new();
+        let stopped_at = loop {
+            match tokio::time::timeout_at(deadline, self.recv()).await {
+                Ok(None) => return Some(body),
+                Ok(Some(Msg::Data(d))) if body.len() + d.len() <= limit => {
+                    body.extend_from_slice(&d)
+                }
+                Ok(Some(m)) => break Some(m),
+                Err(_) => break None,
+            }
+        };
+        if !body.is_empty() {
+            self.taken.push_back(Msg::Data(body));
+        }
+        self.taken.extend(stopped_at);
+        None
     }
 
     /// What is there now: `Some(message)`, `Some(None)` at the end, `None` to wait.

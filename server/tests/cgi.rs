@@ -646,6 +646,48 @@ fn an_http10_client_gets_a_long_answer_delimited_by_the_close() {
 }
 
 #[test]
+fn an_http10_client_that_keeps_alive_gets_a_short_script_answer_with_its_length() {
+    // nginx, lighttpd and Caddy keep an HTTP/1.0 keep-alive connection after a short
+    // script's page: it goes whole, with a Content-Length, not delimited by the close.
+    let s = cgi_server("", "", &[]);
+    let mut c = s.connect();
+    for method in ["GET", "HEAD"] {
+        let req = format!("{method} /cgi-bin/status.sh HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        c.write_all(req.as_bytes()).unwrap();
+        let r = read_response(&mut c, method == "HEAD").unwrap();
+        assert_eq!(r.status, 404, "{method}");
+        assert_eq!(r.header("content-length"), Some("9"), "{method}");
+        assert_eq!(r.header("connection"), Some("keep-alive"), "{method}");
+        if method == "GET" {
+            assert_eq!(r.text(), "not here\n");
+        }
+    }
+    c.write_all(b"GET /notes.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut c, false).unwrap().text(), "just text\n");
+}
+
+#[test]
+fn an_http10_client_that_keeps_alive_gets_a_slow_or_long_script_answer_until_the_close() {
+    // A script still writing after half a second, or past 64 KiB, is sent as it comes,
+    // delimited by the close, with nothing lost or out of order of what was held back.
+    let s = cgi_server("", "", &[]);
+    for (path, len) in [("/cgi-bin/stream.sh", 13), ("/cgi-bin/big.sh", 33_554_432)] {
+        let mut c = s.connect();
+        let req = format!("GET {path} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        c.write_all(req.as_bytes()).unwrap();
+        let r = read_response(&mut c, false).unwrap();
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-length"), None, "{path}");
+        assert_eq!(r.header("connection"), Some("close"), "{path}");
+        assert_eq!(r.body.len(), len, "{path}");
+        if len == 13 {
+            assert_eq!(r.text(), "first\nsecond\n");
+        }
+    }
+}
+
+#[test]
 fn head_on_a_script_sends_its_headers_and_no_body_and_the_connection_goes_on() {
     let s = cgi_server("", "", &[]);
     for (path, status) in [("/cgi-bin/status.sh", 404), ("/cgi-bin/big.sh", 200)] {

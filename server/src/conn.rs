@@ -595,13 +595,18 @@ fn wire_framing(head: &Head, shared: &Shared, served: u32) -> Framing {
 /// for, and how long, before it is sent delimited by the close instead.
 const WHOLE_FOR_HTTP10: (usize, Duration) = (64 * 1024, Duration::from_millis(500));
 
-/// An HTTP/1.0 client keeps its connection only for an answer with a length, so a case's
-/// stream of unknown length (a CGI script's page) that ends soon goes whole, with one, as
-/// nginx, lighttpd and Caddy send it; a longer or slower one still ends with the close.
-async fn whole_for_http10(mut reply: Reply, head: &Head, wire: &Framing) -> Reply {
-    if head.minor != 0 || wire.close || crate::reply::bodiless(reply.status) {
-        return reply;
-    }
+/// An HTTP/1.0 client keeps its connection only for an answer with a length: is this a
+/// case's stream of unknown length going to one that asked to keep it?
+fn streams_to_http10_keep_alive(reply: &Reply, head: &Head, wire: &Framing) -> bool {
+    head.minor == 0
+        && !wire.close
+        && matches!(reply.body, Body::Stream(_, None))
+        && !crate::reply::bodiless(reply.status)
+}
+
+/// Such a stream (a CGI script's page) that ends soon goes whole, with a length, as nginx,
+/// lighttpd and Caddy send it; a longer or slower one still ends with the close.
+async fn whole_for_http10(mut reply: Reply) -> Reply {
     if let Body::Stream(rx, None) = &mut reply.body {
         let (limit, wait) = WHOLE_FOR_HTTP10;
         if let Some(body) = rx.whole(limit, wait).await {
@@ -630,7 +635,11 @@ async fn answer(
         },
     };
     wire.close |= answered.close;
-    let reply = whole_for_http10(answered.reply, head, wire).await;
+    let mut reply = answered.reply;
+    if streams_to_http10_keep_alive(&reply, head, wire) {
+        // Boxed: its state need not be in every request's.
+        reply = Box::pin(whole_for_http10(reply)).await;
+    }
     // An HTTP/1.0 client learns where a body of unknown length (a case's stream, a
     // filter's coding) ends from the close, as `write_head` announces; and a stop that
     // began while the case was working is announced in this reply.

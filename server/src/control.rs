@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A TLS session ticket key (ChaCha20-Poly1305, 256 bits).
-pub type TicketKey = [u8; 32];
+/// The key that seals TLS session tickets, and its period.
+pub use crate::tickets::TicketKey;
 
 /// Master → worker.
 #[derive(Serialize, Deserialize, Debug)]

@@ -139,7 +139,8 @@ struct Master {
     /// The new master a USR2 started, while it runs.
     upgrade: Option<u32>,
     /// Seals TLS session tickets in every worker, of every generation (so a session
-    /// survives a reload too); made at start, never written anywhere.
+    /// survives a reload too); made at start, moved on each period before it is handed
+    /// to a new worker (which moves on by itself after), never written anywhere.
     ticket_key: control::TicketKey,
 }
 
@@ -168,7 +169,7 @@ impl Master {
             stopping: false,
             winched: false,
             pid_file,
-            ticket_key: crate::tickets::new_key()?,
+            ticket_key: crate::tickets::TicketKey::new()?,
             upgrade: None,
         })
     }
@@ -453,7 +454,7 @@ impl Master {
             .into_split();
         let first = control::line(&ToWorker::Config {
             text: text.clone(),
-            ticket_key: self.ticket_key,
+            ticket_key: self.ticket_key.now().clone(),
         });
         if let Err(e) = to.write_all(&first).await {
             let _ = child.start_kill();

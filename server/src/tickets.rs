@@ -1,38 +1,172 @@
-//! TLS session tickets sealed with one key that the master makes and every worker shares, so
+//! TLS session tickets sealed with a key that the master makes and every worker shares, so
 //! a client resumes its session on whichever worker accepts its next connection (nginx's
-//! workers share their ticket keys the same way); rustls' own ticketer keys each process.
+//! workers share their ticket keys the same way), and that moves on every six hours by a
+//! one-way step, as rustls' own ticketer rotates its key, so a key taken from memory opens
+//! no ticket older than the last period.
 
-use crate::control::TicketKey;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
+use ring::hkdf::{Prk, HKDF_SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
 
-/// How long a client may resume a session: rustls' own ticketer's lifetime (12 hours).
-const LIFETIME_SECS: u32 = 12 * 60 * 60;
+/// How long one key seals new tickets (rustls' own ticketer's rotation).
+const PERIOD_SECS: u64 = 6 * 60 * 60;
 
-/// A fresh random key (the master's, for its whole life; `--single-process`'s own).
-pub fn new_key() -> Result<TicketKey, String> {
-    let mut key = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut key)
-        .map_err(|_| "TLS: no randomness for the session ticket key".to_string())?;
-    Ok(key)
+/// How long a client may resume a session: a ticket opens in its key's period and the next
+/// (rustls' own ticketer's lifetime, 12 hours; one made late in a period lasts less).
+const LIFETIME_SECS: u32 = 2 * PERIOD_SECS as u32;
+
+/// The ticket key of one period. The next period's is derived from it by a one-way step,
+/// so every process that holds the same key at the same period agrees on the ones after
+/// it without asking, and none can go back.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TicketKey {
+    period: u64,
+    key: [u8; 32],
 }
 
-/// Seals and opens tickets: a random nonce, then the AEAD-sealed session state (the format
-/// rustls' own AEAD ticketer uses).
+impl std::fmt::Debug for TicketKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        write!(f, "TicketKey(period {})", self.period)
+    }
+}
+
+impl TicketKey {
+    /// A fresh random key for the current period (the master's; `--single-process`'s own).
+    pub fn new() -> Result<TicketKey, String> {
+        let mut key = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut key)
+            .map_err(|_| "TLS: no randomness for the session ticket key".to_string())?;
+        Ok(TicketKey {
+            period: period_now(),
+            key,
+        })
+    }
+
+    /// Moved on to `period`'s key (never back: a clock set back keeps the key it has).
+    pub fn advance(&mut self, period: u64) {
+        while self.period < period {
+            self.key = next_key(&self.key);
+            self.period += 1;
+        }
+    }
+
+    /// Moved on to the key of now.
+    pub fn now(&mut self) -> &TicketKey {
+        self.advance(period_now());
+        self
+    }
+
+    fn aead(&self) -> LessSafeKey {
+        let unbound = UnboundKey::new(&CHACHA20_POLY1305, &self.key)
+            .expect("a 32-byte key is a ChaCha20-Poly1305 key");
+        LessSafeKey::new(unbound)
+    }
+}
+
+/// The period of the wall clock now.
+fn period_now() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| d.as_secs() / PERIOD_SECS)
+}
+
+/// The next period's key: HKDF-SHA256 expanded from this one (RFC 5869), one-way.
+fn next_key(key: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    Prk::new_less_safe(HKDF_SHA256, key)
+        .expand(&[b"cases session ticket key, next period"], HKDF_SHA256)
+        .and_then(|okm| okm.fill(&mut out))
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    out
+}
+
+/// The keys a ticketer holds: the current period's, and the one before (its tickets still
+/// open).
+struct Keys {
+    chain: TicketKey,
+    current: LessSafeKey,
+    previous: Option<LessSafeKey>,
+}
+
+impl Keys {
+    /// Moved on to `period`: its key seals, the one before it (whether or not this process
+    /// used it: another worker may have) still opens.
+    fn at(&mut self, period: u64) {
+        if self.chain.period >= period {
+            return;
+        }
+        self.chain.advance(period - 1);
+        self.previous = Some(self.chain.aead());
+        self.chain.advance(period);
+        self.current = self.chain.aead();
+    }
+}
+
+/// Seals and opens tickets: the key's period, a random nonce, then the AEAD-sealed session
+/// state with the period as associated data (the layout of rustls' own AEAD ticketer, with
+/// the period in front).
 pub struct SharedTicketer {
-    key: LessSafeKey,
+    keys: Mutex<Keys>,
     random: SystemRandom,
 }
 
 impl SharedTicketer {
-    pub fn new(key: &TicketKey) -> Result<SharedTicketer, String> {
-        let unbound = UnboundKey::new(&CHACHA20_POLY1305, key)
-            .map_err(|_| "TLS: the session ticket key is unusable".to_string())?;
-        Ok(SharedTicketer {
-            key: LessSafeKey::new(unbound),
+    pub fn new(key: &TicketKey) -> SharedTicketer {
+        SharedTicketer {
+            keys: Mutex::new(Keys {
+                chain: key.clone(),
+                current: key.aead(),
+                previous: None,
+            }),
             random: SystemRandom::new(),
-        })
+        }
+    }
+
+    fn keys(&self, period: u64) -> std::sync::MutexGuard<'_, Keys> {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        keys.at(period);
+        keys
+    }
+
+    fn seal(&self, plain: &[u8], now: u64) -> Option<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        self.random.fill(&mut nonce).ok()?;
+        let keys = self.keys(now);
+        let period = keys.chain.period.to_be_bytes();
+        let mut sealed = plain.to_vec();
+        keys.current
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(period),
+                &mut sealed,
+            )
+            .ok()?;
+        drop(keys);
+        let mut ticket = Vec::with_capacity(period.len() + NONCE_LEN + sealed.len());
+        ticket.extend_from_slice(&period);
+        ticket.extend_from_slice(&nonce);
+        ticket.extend_from_slice(&sealed);
+        Some(ticket)
+    }
+
+    fn open(&self, ticket: &[u8], now: u64) -> Option<Vec<u8>> {
+        let (period, rest) = ticket.split_first_chunk::<8>()?;
+        let (nonce, sealed) = rest.split_first_chunk::<NONCE_LEN>()?;
+        let keys = self.keys(now);
+        let key = match u64::from_be_bytes(*period) {
+            p if p == keys.chain.period => &keys.current,
+            p if p + 1 == keys.chain.period => keys.previous.as_ref()?,
+            _ => return None,
+        };
+        let mut buf = sealed.to_vec();
+        let nonce = Nonce::assume_unique_for_key(*nonce);
+        let plain = key
+            .open_in_place(nonce, Aad::from(*period), &mut buf)
+            .ok()?;
+        Some(plain.to_vec())
     }
 }
 
@@ -53,31 +187,11 @@ impl rustls::server::ProducesTickets for SharedTicketer {
     }
 
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        let mut nonce = [0u8; NONCE_LEN];
-        self.random.fill(&mut nonce).ok()?;
-        let mut sealed = plain.to_vec();
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::empty(),
-                &mut sealed,
-            )
-            .ok()?;
-        let mut ticket = Vec::with_capacity(NONCE_LEN + sealed.len());
-        ticket.extend_from_slice(&nonce);
-        ticket.extend_from_slice(&sealed);
-        Some(ticket)
+        self.seal(plain, period_now())
     }
 
     fn decrypt(&self, ticket: &[u8]) -> Option<Vec<u8>> {
-        if ticket.len() < NONCE_LEN {
-            return None;
-        }
-        let (nonce, sealed) = ticket.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-        let mut buf = sealed.to_vec();
-        let plain = self.key.open_in_place(nonce, Aad::empty(), &mut buf).ok()?;
-        Some(plain.to_vec())
+        self.open(ticket, period_now())
     }
 }
 
@@ -88,14 +202,11 @@ mod tests {
 
     #[test]
     fn a_ticket_opens_with_the_same_key_only_and_not_when_altered() {
-        let key = new_key().unwrap();
-        let (a, b) = (
-            SharedTicketer::new(&key).unwrap(),
-            SharedTicketer::new(&key).unwrap(),
-        );
+        let key = TicketKey::new().unwrap();
+        let (a, b) = (SharedTicketer::new(&key), SharedTicketer::new(&key));
         let ticket = a.encrypt(b"session state").unwrap();
         assert_eq!(b.decrypt(&ticket).as_deref(), Some(&b"session state"[..]));
-        let other = SharedTicketer::new(&new_key().unwrap()).unwrap();
+        let other = SharedTicketer::new(&TicketKey::new().unwrap());
         assert_eq!(other.decrypt(&ticket), None);
         let mut bent = ticket.clone();
         *bent.last_mut().unwrap() ^= 1;
@@ -105,6 +216,58 @@ mod tests {
             a.encrypt(b"session state"),
             Some(ticket),
             "a fresh nonce each time"
+        );
+    }
+
+    fn key_at(period: u64) -> TicketKey {
+        TicketKey {
+            period,
+            key: [7; 32],
+        }
+    }
+
+    #[test]
+    fn a_ticket_opens_in_its_period_and_the_next_only() {
+        let t = SharedTicketer::new(&key_at(100));
+        let ticket = t.seal(b"state", 100).unwrap();
+        assert_eq!(t.open(&ticket, 100).as_deref(), Some(&b"state"[..]));
+        assert_eq!(t.open(&ticket, 101).as_deref(), Some(&b"state"[..]));
+        assert_eq!(t.open(&ticket, 102), None);
+        // A clock set back does not bring the old key back.
+        assert_eq!(t.open(&ticket, 100), None);
+        // Nor does a ticket claiming another period open with this one's key.
+        let mut moved = t.seal(b"state", 102).unwrap();
+        moved[7] ^= 1;
+        assert_eq!(t.open(&moved, 102), None);
+    }
+
+    #[test]
+    fn workers_that_move_on_apart_agree_on_every_later_key() {
+        // One worker sealed in period 101; another, idle since 100, opens it in 102.
+        let busy = SharedTicketer::new(&key_at(100));
+        let idle = SharedTicketer::new(&key_at(100));
+        let ticket = busy.seal(b"state", 101).unwrap();
+        assert_eq!(idle.open(&ticket, 102).as_deref(), Some(&b"state"[..]));
+        // A worker the master starts later gets the key of its period, moved on there.
+        let mut master = key_at(100);
+        master.advance(101);
+        let late = SharedTicketer::new(&master);
+        assert_eq!(late.open(&ticket, 101).as_deref(), Some(&b"state"[..]));
+    }
+
+    #[test]
+    fn each_period_has_its_own_key() {
+        let mut k = key_at(0);
+        let first = k.key;
+        k.advance(1);
+        assert_ne!(k.key, first);
+        assert_eq!(k.key, next_key(&first));
+        k.advance(0);
+        assert_eq!((k.period, k.key), (1, next_key(&first)));
+        assert_eq!(
+            format!("{k:?}"),
+            "TicketKey(period 1)",
+            "the key is never shown"
         );
     }
 }

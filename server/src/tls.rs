@@ -36,7 +36,7 @@ pub fn install(config: &Config, ticket_key: &TicketKey) -> Result<(), String> {
 
 /// Read and check every listener's certificates, keeping nothing (`--check-config`).
 pub fn check(config: &Config) -> Result<(), String> {
-    build(config, &crate::tickets::new_key()?).map(drop)
+    build(config, &crate::tickets::TicketKey::new()?).map(drop)
 }
 
 /// The TLS acceptor of listener `i`, when it speaks TLS.
@@ -89,7 +89,7 @@ fn server_config(
     // client's, as nginx's ssl_prefer_server_ciphers.
     config.ignore_client_order = true;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
-    config.ticketer = Arc::new(crate::tickets::SharedTicketer::new(ticket_key)?);
+    config.ticketer = Arc::new(crate::tickets::SharedTicketer::new(ticket_key));
     Ok(config)
 }
 

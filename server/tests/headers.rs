@@ -199,3 +199,49 @@ fn bad_headers_settings_stop_start_up_with_the_reason() {
         e.stderr
     );
 }
+
+#[test]
+fn hsts_is_sent_over_https_and_never_over_plain_http() {
+    let settings = "[plugins.headers]\nhsts = \"max-age=63072000; includeSubDomains\"\n\
+        [[plugins.headers.rules]]\nmatch = \"/subdir/\"\nset = { \"Strict-Transport-Security\" = \"max-age=60\" }\n";
+    let chain = chain_with(&["headers"]);
+    let https = Server::start_on("https://127.0.0.1:0", &chain, settings);
+    let sts_over_https = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-k",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                "20",
+            ])
+            .arg(format!("https://localhost:{}{path}", https.addr.port()))
+            .output()
+            .unwrap();
+        let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+        let sts: Vec<String> = head
+            .lines()
+            .filter_map(|l| l.strip_prefix("strict-transport-security: "))
+            .map(|v| v.trim().to_string())
+            .collect();
+        sts
+    };
+    assert_eq!(
+        sts_over_https("/notes.txt"),
+        ["max-age=63072000; includesubdomains"]
+    );
+    assert_eq!(
+        sts_over_https("/missing"),
+        ["max-age=63072000; includesubdomains"]
+    );
+    // A rule's own value replaces the policy where it matches.
+    assert_eq!(sts_over_https("/subdir/"), ["max-age=60"]);
+    let plain = Server::start(&chain, settings);
+    for path in ["/notes.txt", "/missing", "/subdir/"] {
+        let r = plain.get(path);
+        assert_eq!(r.header("strict-transport-security"), None, "{path}");
+    }
+}

@@ -13,6 +13,8 @@ pub struct Conf {
     /// Add the security preset (nosniff, referrer policy, frame-ancestors) to every answer.
     #[serde(default)]
     pub security: bool,
+    /// `Strict-Transport-Security` for answers over HTTPS (never over plain HTTP).
+    pub hsts: Option<String>,
     /// Cache lifetimes per extension, and fingerprinted names that never change.
     pub cache: Option<CacheConf>,
     /// Cross-origin access: preflights answered, `Access-Control-Allow-Origin` on answers.
@@ -221,6 +223,26 @@ impl CacheConf {
         }
         Cache::new(max_age, &self.immutable)
     }
+}
+
+/// An HSTS policy (RFC 6797 §6.1): directives split by `;`, one of them `max-age` with a
+/// number of seconds.
+pub fn hsts(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let max_age = value.split(';').any(|d| {
+        let d = d.trim();
+        d.get(..8)
+            .is_some_and(|n| n.eq_ignore_ascii_case("max-age="))
+            && d[8..].trim_matches('"').bytes().all(|b| b.is_ascii_digit())
+            && d.len() > 8
+    });
+    let printable = value.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    if !max_age || !printable {
+        return Err(format!(
+            "hsts: {value:?} is not a Strict-Transport-Security policy; expected e.g. \"max-age=31536000\" or \"max-age=63072000; includeSubDomains\""
+        ));
+    }
+    Ok(value.to_string())
 }
 
 impl CorsConf {

@@ -16,6 +16,7 @@ use std::ffi::CStr;
 /// Headers by rule.
 pub struct Headers {
     security: bool,
+    hsts: Option<String>,
     cache: Option<Cache>,
     cors: Option<Cors>,
     rules: Vec<Rule>,
@@ -30,6 +31,14 @@ const SECURITY: [(&str, &str); 3] = [
     ("X-Frame-Options", "SAMEORIGIN"),
 ];
 const FRAME_ANCESTORS: (&str, &str) = ("Content-Security-Policy", "frame-ancestors 'self'");
+
+/// Sent over HTTPS only: RFC 6797 §7.2 forbids it over plain HTTP.
+pub const STS: &str = "Strict-Transport-Security";
+
+/// Did the request come over TLS (the host's `HTTPS` variable, as for CGI)?
+fn secure(req: &Request) -> bool {
+    req.var("HTTPS") == Some(b"on")
+}
 
 impl Headers {
     /// The preset, for headers the answer does not set itself.
@@ -54,6 +63,15 @@ impl Headers {
         }
     }
 
+    /// The HSTS policy, over HTTPS, for answers that do not carry their own.
+    fn hsts(&self, req: &Request, head: &mut Head) {
+        if let Some(policy) = &self.hsts {
+            if secure(req) && !head.has(STS) {
+                let _ = head.append(STS, policy);
+            }
+        }
+    }
+
     /// A lifetime for successful GET/HEAD answers that do not carry their own.
     fn cache(&self, req: &Request, path: &str, head: &mut Head) {
         let Some(cache) = &self.cache else {
@@ -68,11 +86,16 @@ impl Headers {
         }
     }
 
-    /// The rules that match, in order.
-    fn rules(&self, path: &str, head: &mut Head) {
+    /// The rules that match, in order (a `Strict-Transport-Security` they add, over HTTPS
+    /// only).
+    fn rules(&self, req: &Request, path: &str, head: &mut Head) {
         let status = head.status();
-        for rule in self.rules.iter().filter(|r| r.matches(path, status)) {
-            rule.edits.apply(head);
+        let mut matching = self.rules.iter().filter(|r| r.matches(path, status));
+        if let Some(first) = matching.next() {
+            let secure = secure(req);
+            for rule in std::iter::once(first).chain(matching) {
+                rule.edits.apply(head, secure);
+            }
         }
     }
 }
@@ -93,6 +116,7 @@ impl Case for Headers {
             .collect::<Result<_, _>>()?;
         Ok(Headers {
             security: c.security,
+            hsts: c.hsts.as_deref().map(conf::hsts).transpose()?,
             cache: c.cache.map(|c| c.build()).transpose()?,
             cors: c.cors.map(|c| c.build()).transpose()?,
             rules,
@@ -118,11 +142,12 @@ impl Case for Headers {
     fn filter(&self, req: &Request, head: &mut Head) -> Filtered {
         let path = req.path();
         self.security(head);
+        self.hsts(req, head);
         self.cache(req, &path, head);
         if let Some(cors) = &self.cors {
             cors.filter(req, head);
         }
-        self.rules(&path, head);
+        self.rules(req, &path, head);
         Filtered::Pass
     }
 }

@@ -140,15 +140,17 @@ pub struct Edits {
 }
 
 impl Edits {
-    /// Apply the edits. The names were checked at start-up, so the host takes them all.
-    pub fn apply(&self, head: &mut Head) {
+    /// Apply the edits. The names were checked at start-up, so the host takes them all;
+    /// `Strict-Transport-Security` is added only to an answer over HTTPS (`secure`).
+    pub fn apply(&self, head: &mut Head, secure: bool) {
+        let allowed = |name: &str| secure || !name.eq_ignore_ascii_case(crate::STS);
         for name in &self.remove {
             let _ = head.remove(name);
         }
-        for (name, value) in &self.set {
+        for (name, value) in self.set.iter().filter(|(n, _)| allowed(n)) {
             let _ = head.set(name, value);
         }
-        for (name, value) in &self.append {
+        for (name, value) in self.append.iter().filter(|(n, _)| allowed(n)) {
             let _ = head.append(name, value);
         }
     }

@@ -270,3 +270,61 @@ fn bad_settings_are_refused_with_what_is_expected() {
         assert!(e.contains(says), "{json}: {e}");
     }
 }
+
+#[test]
+fn hsts_goes_on_answers_over_https_only_and_keeps_an_answers_own() {
+    let c = case(r#"{"hsts": "max-age=63072000; includeSubDomains"}"#);
+    let https = TestRequest::get("/x").var("HTTPS", "on");
+    for status in [200, 404] {
+        let seen = c.filter(&https, &TestResponse::new(status));
+        assert_eq!(
+            seen.header("strict-transport-security"),
+            Some("max-age=63072000; includeSubDomains")
+        );
+        let plain = c.filter(&TestRequest::get("/x"), &TestResponse::new(status));
+        assert_eq!(plain.header("strict-transport-security"), None);
+    }
+    let own = TestResponse::new(200).header("Strict-Transport-Security", "max-age=60");
+    assert_eq!(
+        c.filter(&https, &own).all("strict-transport-security"),
+        vec!["max-age=60"]
+    );
+}
+
+#[test]
+fn a_rule_adds_strict_transport_security_over_https_only() {
+    let c = case(
+        r#"{"rules": [{"set": {"Strict-Transport-Security": "max-age=60", "X-Rule": "yes"}}]}"#,
+    );
+    let https = c.filter(
+        &TestRequest::get("/x").var("HTTPS", "on"),
+        &TestResponse::new(200),
+    );
+    assert_eq!(
+        https.header("strict-transport-security"),
+        Some("max-age=60")
+    );
+    let plain = c.filter(&TestRequest::get("/x"), &TestResponse::new(200));
+    assert_eq!(plain.header("strict-transport-security"), None);
+    assert_eq!(plain.header("x-rule"), Some("yes"));
+}
+
+#[test]
+fn an_hsts_policy_without_a_max_age_is_refused() {
+    for bad in [
+        "",
+        "includeSubDomains",
+        "max-age=",
+        "max-age=soon",
+        "max-age=1;\tx",
+    ] {
+        let json = format!(r#"{{"hsts": {}}}"#, serde_json_string(bad));
+        assert!(refused(&json).contains("hsts"), "{bad:?}");
+    }
+    case(r#"{"hsts": "max-age=31536000"}"#);
+    case(r#"{"hsts": "Max-Age=\"600\"; preload"}"#);
+}
+
+fn serde_json_string(s: &str) -> String {
+    format!("{s:?}")
+}

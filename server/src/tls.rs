@@ -158,7 +158,29 @@ fn load(files: &CertFiles) -> Result<CertifiedKey, String> {
     let chain = read_chain(&files.cert)?;
     check_dates(&files.cert, &chain[0])?;
     let key = read_key(&files.key)?;
-    CertifiedKey::from_der(chain, key, &provider()).map_err(|e| mismatch(files, e))
+    let mut certified =
+        CertifiedKey::from_der(chain, key, &provider()).map_err(|e| mismatch(files, e))?;
+    certified.ocsp = files.ocsp.as_deref().map(read_ocsp).transpose()?;
+    Ok(certified)
+}
+
+/// An OCSP response to staple, as `openssl ocsp -respout` writes it: DER, and successful
+/// (its first field, `responseStatus`, RFC 6960 §4.2.1, is 0). Its dates are the writer's
+/// to keep fresh, as with nginx's `ssl_stapling_file`.
+fn read_ocsp(path: &Path) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    let der = read(path, "OCSP response")?;
+    // SEQUENCE (short or long length), then ENUMERATED 1 byte: 30 LL 0a 01 SS.
+    let body = match der.get(1) {
+        Some(&len) if len < 0x80 => der.get(2..),
+        Some(&len) => der.get(2 + usize::from(len & 0x7f)..),
+        None => None,
+    };
+    match (der.first(), body.and_then(|b| b.get(..3))) {
+        (Some(0x30), Some([0x0a, 0x01, 0])) => Ok(der),
+        (Some(0x30), Some([0x0a, 0x01, status])) => Err(format!("OCSP response file {shown}: the responder refused (status {status})\n  fix: ask the certificate's OCSP responder again (openssl ocsp -issuer CA.pem -cert SITE.pem -url URL -respout FILE) and reload")),
+        _ => Err(format!("OCSP response file {shown} is not a DER OCSP response\n  expected: the file `openssl ocsp ... -respout FILE` writes (not PEM, not the request)")),
+    }
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -182,7 +204,7 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| {
-        format!("cannot read the {what} file {}: {e}\n  fix: correct `cert`/`key` in [[listeners]] (relative paths start at the configuration's folder), or make the file readable by the user that starts the server (the master reads it before workers drop privileges)", path.display())
+        format!("cannot read the {what} file {}: {e}\n  fix: correct `cert`, `key` or `ocsp` in [[listeners]] (relative paths start at the configuration's folder), or make the file readable by the user that starts the server (the master reads it before workers drop privileges)", path.display())
     })
 }
 
@@ -207,5 +229,34 @@ fn mismatch(files: &CertFiles, e: rustls::Error) -> String {
     match e {
         rustls::Error::InconsistentKeys(_) => format!("private key file {key} does not match certificate file {cert}\n  expected: the key the certificate was issued for\n  fix: pair each `cert` with its own `key` in [[listeners]]"),
         other => format!("private key file {key} (for {cert}) cannot be used: {other}\n  expected: an RSA, ECDSA (P-256/P-384) or Ed25519 key"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_ocsp;
+
+    #[test]
+    fn an_ocsp_file_must_be_a_successful_der_response() {
+        let dir = std::env::temp_dir().join(format!("cases-ocsp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, bytes: &[u8]| {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).unwrap();
+            read_ocsp(&p)
+        };
+        assert!(file("short", &[0x30, 0x03, 0x0a, 0x01, 0x00]).is_ok());
+        assert!(file("long", &[0x30, 0x82, 0x00, 0x03, 0x0a, 0x01, 0x00]).is_ok());
+        let refused = file("refused", &[0x30, 0x03, 0x0a, 0x01, 0x06]).unwrap_err();
+        assert!(refused.contains("refused (status 6)"), "{refused}");
+        for (name, bytes) in [
+            ("pem", &b"-----BEGIN"[..]),
+            ("empty", &[]),
+            ("cut", &[0x30]),
+        ] {
+            let e = file(name, bytes).unwrap_err();
+            assert!(e.contains("is not a DER OCSP response"), "{name}: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -380,6 +380,90 @@ fn refused(dir: TempDir, tls: &str, file: &Path, what: &str) {
     );
 }
 
+/// An OCSP response for the certificate `leaf`, signed by the CA (status unknown: the
+/// responder's index is empty), as `openssl ocsp -respout` writes it.
+fn ocsp_response(dir: &TempDir, ca: &Ca, leaf: &Path) -> PathBuf {
+    let key = dir.write("ca.key", ca.key.serialize_pem());
+    let index = dir.write("index.txt", "");
+    let (req, resp) = (dir.path().join("req.der"), dir.path().join("resp.der"));
+    let openssl = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new("openssl")
+            .arg("ocsp")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (ca_pem, leaf) = (ca.pem.as_os_str(), leaf.as_os_str());
+    openssl(&[
+        "-issuer".as_ref(),
+        ca_pem,
+        "-cert".as_ref(),
+        leaf,
+        "-no_nonce".as_ref(),
+        "-reqout".as_ref(),
+        req.as_os_str(),
+    ]);
+    openssl(&[
+        "-index".as_ref(),
+        index.as_os_str(),
+        "-rsigner".as_ref(),
+        ca_pem,
+        "-rkey".as_ref(),
+        key.as_os_str(),
+        "-CA".as_ref(),
+        ca_pem,
+        "-reqin".as_ref(),
+        req.as_os_str(),
+        "-respout".as_ref(),
+        resp.as_os_str(),
+        "-ndays".as_ref(),
+        "1".as_ref(),
+    ]);
+    resp
+}
+
+#[test]
+fn an_ocsp_response_given_is_stapled_to_handshakes_that_ask_for_it() {
+    let dir = TempDir::new("tlsocsp");
+    let root = fixture_root(&dir);
+    let ca = Ca::new(&dir);
+    let (cert, key) = ca.leaf(&dir, "site", &["site.test"], false);
+    let resp = ocsp_response(&dir, &ca, &cert);
+    let tls = format!(
+        "{{ cert = {:?}, key = {:?}, ocsp = {:?} }}",
+        cert.display().to_string(),
+        key.display().to_string(),
+        resp.display().to_string()
+    );
+    tls_config(&dir, &root, "127.0.0.1:0", &tls, "");
+    let s = Server::start_config(dir, root, &[]);
+    let out = s_client(&s, &["-status", "-servername", "site.test"]);
+    assert!(out.contains("OCSP Response Status: successful"), "{out}");
+    // Without the file nothing is stapled.
+    let (plain, _) = https_server("");
+    let out = s_client(&plain, &["-status", "-servername", "site.test"]);
+    assert!(out.contains("OCSP response: no response sent"), "{out}");
+}
+
+#[test]
+fn startup_refuses_an_ocsp_file_that_is_not_a_response() {
+    let dir = TempDir::new("tlsocspbad");
+    let ca = Ca::new(&dir);
+    let (cert, key) = ca.leaf(&dir, "site", &["site.test"], false);
+    let tls = format!(
+        "{{ cert = {:?}, key = {:?}, ocsp = {:?} }}",
+        cert.display().to_string(),
+        key.display().to_string(),
+        cert.display().to_string()
+    );
+    refused(dir, &tls, &cert, "is not a DER OCSP response");
+}
+
 #[test]
 fn startup_refuses_a_missing_certificate_file_naming_it() {
     let dir = TempDir::new("tlsmiss");

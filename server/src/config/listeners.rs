@@ -43,6 +43,10 @@ enum WrittenTls {
 struct Pair {
     cert: PathBuf,
     key: PathBuf,
+    /// A DER OCSP response for the certificate, stapled to handshakes (nginx's
+    /// `ssl_stapling_file`); refreshed by whoever writes it, read again on HUP.
+    #[serde(default)]
+    ocsp: Option<PathBuf>,
 }
 
 /// TLS on one listener, with paths resolved against the configuration's folder.
@@ -54,11 +58,12 @@ pub enum Tls {
     Files(Vec<CertFiles>),
 }
 
-/// A certificate chain and its private key, as PEM files.
+/// A certificate chain and its private key, as PEM files, and an OCSP response to staple.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub ocsp: Option<PathBuf>,
 }
 
 /// The addresses to listen on, each with its TLS (`None`: plain HTTP). `--listen` alone when
@@ -120,6 +125,7 @@ fn tls(shown: &str, t: &Written, base: &Path) -> Result<Option<Tls>, String> {
             .map(|p| CertFiles {
                 cert: resolve(&p.cert),
                 key: resolve(&p.key),
+                ocsp: p.ocsp.as_deref().map(resolve),
             })
             .collect()
     };
@@ -165,6 +171,7 @@ mod tests {
         let files = vec![CertFiles {
             cert: "/c/a.pem".into(),
             key: "/c/a.key".into(),
+            ocsp: None,
         }];
         assert_eq!(
             got[1],

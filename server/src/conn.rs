@@ -593,7 +593,8 @@ fn wire_framing(head: &Head, shared: &Shared, served: u32) -> Framing {
 
 /// How much of a streamed answer an HTTP/1.0 client that keeps its connection may wait
 /// for, and how long, before it is sent delimited by the close instead.
-const WHOLE_FOR_HTTP10: (usize, Duration) = (64 * 1024, Duration::from_millis(500));
+const WHOLE_FOR_HTTP10_BYTES: usize = 64 * 1024;
+const WHOLE_FOR_HTTP10_WAIT: Duration = Duration::from_millis(500);
 
 /// An HTTP/1.0 client keeps its connection only for an answer with a length: is this a
 /// case's stream of unknown length going to one that asked to keep it?
@@ -608,8 +609,8 @@ fn streams_to_http10_keep_alive(reply: &Reply, head: &Head, wire: &Framing) -> b
 /// lighttpd and Caddy send it; a longer or slower one still ends with the close.
 async fn whole_for_http10(mut reply: Reply) -> Reply {
     if let Body::Stream(rx, None) = &mut reply.body {
-        let (limit, wait) = WHOLE_FOR_HTTP10;
-        if let Some(body) = rx.whole(limit, wait).await {
+        let gathered = rx.whole(WHOLE_FOR_HTTP10_BYTES, WHOLE_FOR_HTTP10_WAIT);
+        if let Some(body) = gathered.await {
             reply.body = Body::Bytes(body);
         }
     }

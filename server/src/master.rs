@@ -14,6 +14,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
+use zeroize::Zeroize;
 
 /// Deaths in a row (each before ready, within `QUICK` of its start) respawned at once;
 /// past it, back off.
@@ -27,6 +28,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long old workers get to stop accepting after a reload before it is logged anyway.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
+/// How often the master moves its ticket key on with the clock (a period is six hours).
+const TICKET_KEY_CHECK: Duration = Duration::from_secs(600);
 
 /// Run the master until a stop; `config` has been read from `--config`.
 pub fn run(cli: &cli::Cli, config: Config) -> Result<(), String> {
@@ -139,8 +142,9 @@ struct Master {
     /// The new master a USR2 started, while it runs.
     upgrade: Option<u32>,
     /// Seals TLS session tickets in every worker, of every generation (so a session
-    /// survives a reload too); made at start, moved on each period before it is handed
-    /// to a new worker (which moves on by itself after), never written anywhere.
+    /// survives a reload too); made at start, kept one period behind the clock (a new
+    /// worker derives the current key and still opens the period before's tickets), never
+    /// written anywhere but to a new worker.
     ticket_key: control::TicketKey,
 }
 
@@ -241,9 +245,19 @@ impl Master {
         Ok(cases)
     }
 
-    /// The main loop: events until a stop has let every worker finish.
+    /// The main loop: events until a stop has let every worker finish. The ticket key moves
+    /// on with the clock meanwhile, so the master holds no older key than its workers need.
     async fn serve(&mut self) {
-        while let Some(event) = self.rx.recv().await {
+        let mut tick = tokio::time::interval(TICKET_KEY_CHECK);
+        loop {
+            let event = tokio::select! {
+                e = self.rx.recv() => e,
+                _ = tick.tick() => {
+                    self.ticket_key.for_workers();
+                    continue;
+                }
+            };
+            let Some(event) = event else { break };
             self.on(event).await;
             if self.stopping && self.workers.is_empty() {
                 break;
@@ -452,11 +466,13 @@ impl Master {
         let (read, mut to) = tokio::net::UnixStream::from_std(ours)
             .map_err(|e| e.to_string())?
             .into_split();
-        let first = control::line(&ToWorker::Config {
+        let mut first = control::line(&ToWorker::Config {
             text: text.clone(),
-            ticket_key: self.ticket_key.now().clone(),
+            ticket_key: self.ticket_key.for_workers().clone(),
         });
-        if let Err(e) = to.write_all(&first).await {
+        let sent = to.write_all(&first).await;
+        first.zeroize();
+        if let Err(e) = sent {
             let _ = child.start_kill();
             return Err(format!("cannot talk to a new worker: {e}"));
         }

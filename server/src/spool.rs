@@ -154,6 +154,7 @@ impl Inbox {
         let stopped_at = loop {
             match tokio::time::timeout_at(deadline, self.recv()).await {
                 Ok(None) => return Some(body),
+                Ok(Some(Msg::Data(d))) if body.is_empty() && d.len() <= limit => body = d,
                 Ok(Some(Msg::Data(d))) if body.len() + d.len() <= limit => {
                     body.extend_from_slice(&d)
                 }

@@ -1,14 +1,15 @@
 //! TLS session tickets sealed with a key that the master makes and every worker shares, so
 //! a client resumes its session on whichever worker accepts its next connection (nginx's
-//! workers share their ticket keys the same way), and that moves on every six hours by a
-//! one-way step, as rustls' own ticketer rotates its key, so a key taken from memory opens
-//! no ticket older than the last period.
+//! workers share their ticket keys the same way). The key moves on every six hours by a
+//! one-way step, as rustls' own ticketer rotates its key: a process keeps the keys of the
+//! current period and the one before, and a later key opens no earlier period's tickets.
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
 use ring::hkdf::{Prk, HKDF_SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
+use zeroize::Zeroize;
 
 /// How long one key seals new tickets (rustls' own ticketer's rotation).
 const PERIOD_SECS: u64 = 6 * 60 * 60;
@@ -19,11 +20,17 @@ const LIFETIME_SECS: u32 = 2 * PERIOD_SECS as u32;
 
 /// The ticket key of one period. The next period's is derived from it by a one-way step,
 /// so every process that holds the same key at the same period agrees on the ones after
-/// it without asking, and none can go back.
+/// it without asking, and none can go back. Zeroed when dropped.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct TicketKey {
     period: u64,
     key: [u8; 32],
+}
+
+impl Drop for TicketKey {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
 }
 
 impl std::fmt::Debug for TicketKey {
@@ -46,17 +53,21 @@ impl TicketKey {
         })
     }
 
-    /// Moved on to `period`'s key (never back: a clock set back keeps the key it has).
+    /// Moved on to `period`'s key (never back: a clock set back keeps the key it has). A
+    /// clock that jumps years ahead costs a step (about a microsecond) per six hours.
     pub fn advance(&mut self, period: u64) {
         while self.period < period {
-            self.key = next_key(&self.key);
+            let next = next_key(&self.key);
+            self.key.zeroize();
+            self.key = next;
             self.period += 1;
         }
     }
 
-    /// Moved on to the key of now.
-    pub fn now(&mut self) -> &TicketKey {
-        self.advance(period_now());
+    /// The key the master keeps and hands to a new worker: the previous period's, so the
+    /// worker derives the current one and still opens the tickets sealed before it began.
+    pub fn for_workers(&mut self) -> &TicketKey {
+        self.advance(period_now().saturating_sub(1));
         self
     }
 
@@ -103,6 +114,17 @@ impl Keys {
         self.chain.advance(period);
         self.current = self.chain.aead();
     }
+
+    /// The key that opens a ticket of `period`: this period's or the one before.
+    fn opening(&self, period: u64) -> Option<&LessSafeKey> {
+        if period == self.chain.period {
+            Some(&self.current)
+        } else if Some(period) == self.chain.period.checked_sub(1) {
+            self.previous.as_ref()
+        } else {
+            None
+        }
+    }
 }
 
 /// Seals and opens tickets: the key's period, a random nonce, then the AEAD-sealed session
@@ -114,13 +136,20 @@ pub struct SharedTicketer {
 }
 
 impl SharedTicketer {
+    /// A ticketer that starts from `key` and moves on to the current period at once.
     pub fn new(key: &TicketKey) -> SharedTicketer {
+        SharedTicketer::at(key, period_now())
+    }
+
+    fn at(key: &TicketKey, now: u64) -> SharedTicketer {
+        let mut keys = Keys {
+            chain: key.clone(),
+            current: key.aead(),
+            previous: None,
+        };
+        keys.at(now);
         SharedTicketer {
-            keys: Mutex::new(Keys {
-                chain: key.clone(),
-                current: key.aead(),
-                previous: None,
-            }),
+            keys: Mutex::new(keys),
             random: SystemRandom::new(),
         }
     }
@@ -156,11 +185,7 @@ impl SharedTicketer {
         let (period, rest) = ticket.split_first_chunk::<8>()?;
         let (nonce, sealed) = rest.split_first_chunk::<NONCE_LEN>()?;
         let keys = self.keys(now);
-        let key = match u64::from_be_bytes(*period) {
-            p if p == keys.chain.period => &keys.current,
-            p if p + 1 == keys.chain.period => keys.previous.as_ref()?,
-            _ => return None,
-        };
+        let key = keys.opening(u64::from_be_bytes(*period))?;
         let mut buf = sealed.to_vec();
         let nonce = Nonce::assume_unique_for_key(*nonce);
         let plain = key
@@ -226,33 +251,72 @@ mod tests {
         }
     }
 
+    /// The period a ticket names.
+    fn period_of(ticket: &[u8]) -> u64 {
+        u64::from_be_bytes(*ticket.first_chunk::<8>().unwrap())
+    }
+
     #[test]
     fn a_ticket_opens_in_its_period_and_the_next_only() {
-        let t = SharedTicketer::new(&key_at(100));
+        let t = SharedTicketer::at(&key_at(100), 100);
         let ticket = t.seal(b"state", 100).unwrap();
+        assert_eq!(period_of(&ticket), 100);
         assert_eq!(t.open(&ticket, 100).as_deref(), Some(&b"state"[..]));
         assert_eq!(t.open(&ticket, 101).as_deref(), Some(&b"state"[..]));
         assert_eq!(t.open(&ticket, 102), None);
-        // A clock set back does not bring the old key back.
+        // A clock set back does not bring the old key back: it seals with 102's still.
         assert_eq!(t.open(&ticket, 100), None);
-        // Nor does a ticket claiming another period open with this one's key.
-        let mut moved = t.seal(b"state", 102).unwrap();
-        moved[7] ^= 1;
-        assert_eq!(t.open(&moved, 102), None);
+        assert_eq!(period_of(&t.seal(b"state", 100).unwrap()), 102);
+        // A ticket claiming any period, up to the last, opens nothing.
+        let mut claims = t.seal(b"state", 102).unwrap();
+        claims[..8].copy_from_slice(&u64::MAX.to_be_bytes());
+        assert_eq!(t.open(&claims, 102), None);
+    }
+
+    #[test]
+    fn the_period_is_sealed_with_the_state() {
+        // Sealed in 101, the ticket opened in 102 with 101's key; named 102, the same bytes
+        // meet 102's key and fail; the period cannot be moved without the key.
+        let t = SharedTicketer::at(&key_at(100), 101);
+        let ticket = t.seal(b"state", 101).unwrap();
+        let (period, rest) = ticket.split_at(8);
+        let keys = t.keys(102);
+        let previous = keys.opening(101).unwrap();
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        let nonce = || Nonce::try_assume_unique_for_key(nonce).unwrap();
+        let mut buf = sealed.to_vec();
+        let aad = <[u8; 8]>::try_from(period).unwrap();
+        assert!(previous
+            .open_in_place(nonce(), Aad::from(aad), &mut buf)
+            .is_ok());
+        let mut buf = sealed.to_vec();
+        let other = 102u64.to_be_bytes();
+        assert!(previous
+            .open_in_place(nonce(), Aad::from(other), &mut buf)
+            .is_err());
     }
 
     #[test]
     fn workers_that_move_on_apart_agree_on_every_later_key() {
         // One worker sealed in period 101; another, idle since 100, opens it in 102.
-        let busy = SharedTicketer::new(&key_at(100));
-        let idle = SharedTicketer::new(&key_at(100));
+        let busy = SharedTicketer::at(&key_at(100), 100);
+        let idle = SharedTicketer::at(&key_at(100), 100);
         let ticket = busy.seal(b"state", 101).unwrap();
         assert_eq!(idle.open(&ticket, 102).as_deref(), Some(&b"state"[..]));
-        // A worker the master starts later gets the key of its period, moved on there.
+    }
+
+    #[test]
+    fn a_worker_started_later_opens_the_tickets_of_the_period_before() {
+        // The master keeps the key one period behind the clock, so a worker it starts in
+        // 101 still opens what the others sealed in 100.
         let mut master = key_at(100);
-        master.advance(101);
-        let late = SharedTicketer::new(&master);
-        assert_eq!(late.open(&ticket, 101).as_deref(), Some(&b"state"[..]));
+        let old = SharedTicketer::at(&master, 100);
+        let ticket = old.seal(b"state", 100).unwrap();
+        // In 101 the master hands over 100's key (what `for_workers` keeps).
+        master.advance(101 - 1);
+        let new = SharedTicketer::at(&master, 101);
+        assert_eq!(new.open(&ticket, 101).as_deref(), Some(&b"state"[..]));
+        assert_eq!(period_of(&new.seal(b"state", 101).unwrap()), 101);
     }
 
     #[test]

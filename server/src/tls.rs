@@ -28,8 +28,8 @@ static ACCEPTORS: OnceLock<Vec<Option<TlsAcceptor>>> = OnceLock::new();
 
 /// Read every listener's certificates and keep them for `acceptor`; tickets are sealed with
 /// `ticket_key` (the master's, shared by every worker).
-pub fn install(config: &Config, ticket_key: &TicketKey) -> Result<(), String> {
-    let built = build(config, ticket_key)?;
+pub fn install(config: &Config, ticket_key: TicketKey) -> Result<(), String> {
+    let built = build(config, &ticket_key)?;
     let _ = ACCEPTORS.set(built);
     Ok(())
 }

@@ -21,8 +21,9 @@ pub fn run(cli: &cli::Cli, slot: usize) -> Result<(), String> {
             .map_err(|e| format!("control socket: {e}"))?,
     );
     let (config, ticket_key) = configuration(cli, &mut reader)?;
-    // Key files are often readable by root only: read them before becoming `user`.
-    crate::tls::install(&config, &ticket_key)?;
+    // Key files are often readable by root only: read them before becoming `user`. The
+    // ticket key goes into the acceptors; this copy is zeroed when install drops it.
+    crate::tls::install(&config, ticket_key)?;
     if let Some(id) = privileges::target(config.user.as_deref(), config.group.as_deref())? {
         privileges::become_(&id)?;
     }
@@ -82,7 +83,10 @@ fn configuration(
     reader
         .read_line(&mut line)
         .map_err(|e| format!("control socket: {e}"))?;
-    match control::parse::<ToWorker>(&line)? {
+    let first = control::parse::<ToWorker>(&line);
+    // The line held the ticket key.
+    zeroize::Zeroize::zeroize(&mut line);
+    match first? {
         ToWorker::Config { text, ticket_key } => config::Config::from_text(
             &cli.config,
             &text,

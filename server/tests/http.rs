@@ -341,6 +341,11 @@ fn a_content_length_with_leading_zeros_is_read_as_its_number() {
     // RFC 9110 §8.6: Content-Length = 1*DIGIT, so 005 is 5 (as nginx reads it).
     let s = Server::shipped();
     body_of_five_then_a_get(&s, "Content-Length: 005\r\n");
+}
+
+#[test]
+fn a_content_length_with_spaces_around_it_is_read_as_its_number() {
+    let s = Server::shipped();
     body_of_five_then_a_get(&s, "Content-Length:  5 \r\n");
 }
 

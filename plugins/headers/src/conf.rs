@@ -225,21 +225,33 @@ impl CacheConf {
     }
 }
 
-/// An HSTS policy (RFC 6797 §6.1): directives split by `;`, one of them `max-age` with a
-/// number of seconds.
+/// An HSTS policy (RFC 6797 §6.1): directives split by `;`, each named once, one of them
+/// `max-age` with a number of seconds (quoted or not).
 pub fn hsts(value: &str) -> Result<String, String> {
     let value = value.trim();
-    let max_age = value.split(';').any(|d| {
-        let d = d.trim();
-        d.get(..8)
-            .is_some_and(|n| n.eq_ignore_ascii_case("max-age="))
-            && d[8..].trim_matches('"').bytes().all(|b| b.is_ascii_digit())
-            && d.len() > 8
-    });
     let printable = value.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    let mut names: Vec<String> = Vec::new();
+    let mut max_age = false;
+    for d in value.split(';').map(str::trim).filter(|d| !d.is_empty()) {
+        let (name, arg) = d.split_once('=').unwrap_or((d, ""));
+        let name = name.trim().to_ascii_lowercase();
+        if name == "max-age" {
+            let arg = arg.trim();
+            let bare = arg
+                .strip_prefix('"')
+                .and_then(|a| a.strip_suffix('"'))
+                .unwrap_or(arg);
+            max_age = !bare.is_empty() && bare.bytes().all(|b| b.is_ascii_digit());
+        }
+        if names.contains(&name) {
+            max_age = false;
+            break;
+        }
+        names.push(name);
+    }
     if !max_age || !printable {
         return Err(format!(
-            "hsts: {value:?} is not a Strict-Transport-Security policy; expected e.g. \"max-age=31536000\" or \"max-age=63072000; includeSubDomains\""
+            "hsts: {value:?} is not a Strict-Transport-Security policy; expected e.g. \"max-age=31536000\" or \"max-age=63072000; includeSubDomains\" (each directive once)"
         ));
     }
     Ok(value.to_string())

@@ -89,13 +89,12 @@ impl Headers {
     /// The rules that match, in order (a `Strict-Transport-Security` they add, over HTTPS
     /// only).
     fn rules(&self, req: &Request, path: &str, head: &mut Head) {
-        let status = head.status();
-        let mut matching = self.rules.iter().filter(|r| r.matches(path, status));
-        if let Some(first) = matching.next() {
-            let secure = secure(req);
-            for rule in std::iter::once(first).chain(matching) {
-                rule.edits.apply(head, secure);
-            }
+        if self.rules.is_empty() {
+            return;
+        }
+        let (status, secure) = (head.status(), secure(req));
+        for rule in self.rules.iter().filter(|r| r.matches(path, status)) {
+            rule.edits.apply(head, secure);
         }
     }
 }

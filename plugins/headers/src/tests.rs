@@ -310,21 +310,22 @@ fn a_rule_adds_strict_transport_security_over_https_only() {
 }
 
 #[test]
-fn an_hsts_policy_without_a_max_age_is_refused() {
-    for bad in [
+fn an_hsts_policy_without_one_numeric_max_age_is_refused() {
+    let bad = [
         "",
         "includeSubDomains",
         "max-age=",
         "max-age=soon",
-        "max-age=1;\tx",
-    ] {
-        let json = format!(r#"{{"hsts": {}}}"#, serde_json_string(bad));
-        assert!(refused(&json).contains("hsts"), "{bad:?}");
+        r#"max-age=\"\""#,
+        r#"max-age=\"1"#,
+        "max-age=1; max-age=2",
+        "max-age=1; preload; preload",
+        r"max-age=1;\tx",
+    ];
+    for policy in bad {
+        let json = format!(r#"{{"hsts": "{policy}"}}"#);
+        assert!(refused(&json).contains("hsts"), "{policy:?}");
     }
     case(r#"{"hsts": "max-age=31536000"}"#);
     case(r#"{"hsts": "Max-Age=\"600\"; preload"}"#);
-}
-
-fn serde_json_string(s: &str) -> String {
-    format!("{s:?}")
 }

@@ -98,7 +98,7 @@ impl Case for ErrorPages {
         if !self.intercept_errors && head.host_page() == Some(false) {
             return Filtered::Pass;
         }
-        if !page.real.is_file() {
+        if !page.is_there() {
             // Gone since start-up: the host's own page, and the status kept, beat a 500.
             let msg = format!("{} is gone; the built-in page answers", page.real.display());
             self.host.log(Level::Warn, &msg);
@@ -176,6 +176,23 @@ mod tests {
         let (_root, intercepting) = site(&all);
         let seen = intercepting.filter(&TestRequest::get("/api/u/9"), &own.host_page(false));
         assert_eq!(seen.body.as_deref(), Some(&b"<h1>our 404</h1>"[..]));
+    }
+
+    #[test]
+    fn a_page_deleted_while_serving_is_noticed_within_a_second() {
+        let (root, case) = site(PAGES);
+        let error = || {
+            case.filter(
+                &TestRequest::get("/x"),
+                &TestResponse::new(404).body("built-in"),
+            )
+        };
+        assert!(error().replaced_file.is_some());
+        std::fs::remove_file(root.path().join("errors/404.html")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let seen = error();
+        assert_eq!(seen.replaced_file, None);
+        assert_eq!(seen.body.as_deref(), Some(&b"built-in"[..]));
     }
 
     #[test]

@@ -164,8 +164,8 @@ typedef struct wp_head {
     int32_t (*remove_header)(void *ctx, const uint8_t *name, size_t len);
     int32_t (*vary_add)(void *ctx, const uint8_t *token, size_t len);
     int32_t (*replace_body_bytes)(void *ctx, const uint8_t *data, size_t len);
-    /* A file by its absolute path under the document root; -1 for any other path, and a
-     * 500 if it cannot be opened. */
+    /* A file by its absolute path under the document root, opened now; -1 (nothing
+     * replaced) for any other path or one that cannot be opened. */
     int32_t (*replace_body_file)(void *ctx, const uint8_t *path, size_t len);
     int64_t (*body_length)(void *ctx); /* -1: unknown */
 } wp_head;

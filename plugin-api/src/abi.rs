@@ -329,8 +329,8 @@ pub struct WpHead {
     pub vary_add: extern "C" fn(ctx: *mut c_void, token: *const u8, len: usize) -> i32,
     /// Replace the body with these bytes (copied).
     pub replace_body_bytes: extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize) -> i32,
-    /// Replace the body with a file beneath the root (an absolute path; refused otherwise).
-    /// If it cannot be opened the answer becomes a 500.
+    /// Replace the body with a file beneath the root (an absolute path), opened now;
+    /// refused (-1, nothing replaced) for another path or a file that cannot be opened.
     pub replace_body_file: extern "C" fn(ctx: *mut c_void, path: *const u8, len: usize) -> i32,
     /// The body's length in bytes, or -1 when unknown (a stream).
     pub body_length: extern "C" fn(ctx: *mut c_void) -> i64,

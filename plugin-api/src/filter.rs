@@ -135,7 +135,8 @@ impl<'a> Head<'a> {
             data.len(),
         ))
     }
-    /// Replace the body with a file beneath the root; the host types and sends it.
+    /// Replace the body with a file beneath the root; the host opens it now, and types and
+    /// sends it. `Err` (nothing replaced) for a path elsewhere or a file it cannot open.
     pub fn replace_body_file(&mut self, path: &Path) -> Result<(), Refused> {
         let b = path.as_os_str().as_bytes();
         check((self.raw.replace_body_file)(

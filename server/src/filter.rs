@@ -110,7 +110,8 @@ pub struct Edit<'a> {
 
 enum Replacement {
     Bytes(Vec<u8>),
-    File(Vec<u8>),
+    /// A file beneath the root, opened when the filter named it.
+    File(Body),
 }
 
 impl<'a> Edit<'a> {
@@ -124,7 +125,7 @@ impl<'a> Edit<'a> {
     }
 
     /// Apply the body decisions. A new status without a new body gets the host's page for
-    /// it; a replacement file that cannot be opened is an error.
+    /// it.
     fn finish(self) -> Result<Reply, ()> {
         let Edit {
             mut reply,
@@ -134,10 +135,7 @@ impl<'a> Edit<'a> {
         } = self;
         match replaced {
             Some(Replacement::Bytes(b)) => reply.body = Body::Bytes(b),
-            Some(Replacement::File(path)) => {
-                let file = crate::static_file::open_for_filter(ctx.root, &path).ok_or(())?;
-                reply.body = file;
-            }
+            Some(Replacement::File(file)) => reply.body = file,
             None if status_changed => {
                 let page = error_page::reply(reply.status, ctx.path, "");
                 reply.body = page.body;
@@ -257,15 +255,22 @@ impl HeadSink for Edit<'_> {
     }
 
     /// An absolute path under the root, or refused (a relative one would be taken against
-    /// the worker's folder, one elsewhere never opened).
+    /// the worker's folder, one elsewhere never opened). Opened now, from the open-file
+    /// cache: a file that cannot be opened is refused here, so the filter can keep the
+    /// answer it has (an error page deleted since start-up) instead of failing it.
     fn replace_body_file(&mut self, path: &[u8]) -> bool {
         use std::os::unix::ffi::OsStrExt;
         let abs = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
         if self.ctx.root.relative(abs).is_none() {
             return false;
         }
-        self.replaced = Some(Replacement::File(path.to_vec()));
-        true
+        match crate::static_file::open_for_filter(self.ctx.root, path) {
+            Some(file) => {
+                self.replaced = Some(Replacement::File(file));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Only the host's error pages are kept as shared bytes.
@@ -671,8 +676,13 @@ mod tests {
         let mut edit = Edit::new(Reply::new(404, Body::Empty), &ctx);
         assert!(!edit.replace_body_file(b"errors/404.html"), "relative");
         assert!(!edit.replace_body_file(b"/etc/passwd"), "outside");
-        let inside = dir.join("404.html");
-        assert!(edit.replace_body_file(inside.as_os_str().as_encoded_bytes()));
+        let inside = dir.join(format!("cases-replace-{}.html", std::process::id()));
+        let inside_bytes = inside.as_os_str().as_encoded_bytes();
+        assert!(!edit.replace_body_file(inside_bytes), "not there");
+        std::fs::write(&inside, "<h1>page</h1>").unwrap();
+        assert!(edit.replace_body_file(inside_bytes));
+        let _ = std::fs::remove_file(&inside);
+        assert_eq!(edit.finish().unwrap().body.len(), Some(13));
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub fn answer(
 }
 
 /// The body for a filter's `replace_body_file`: a regular file beneath the root, whole.
+/// `None` refuses the call; the filter says what that means for its answer.
 pub fn open_for_filter(root: &Root, abs: &[u8]) -> Option<Body> {
     let abs = Path::new(OsStr::from_bytes(abs));
     match kept(root, abs).map_or_else(|| open(root, abs), Ok) {
@@ -46,7 +47,7 @@ pub fn open_for_filter(root: &Root, abs: &[u8]) -> Option<Body> {
             Some(Body::File(f.file, vec![Seg::Range(0, size)]))
         }
         Err((status, why)) => {
-            log::error!(
+            log::debug!(
                 "a filter's replacement body {}: {status} {why}",
                 abs.display()
             );

@@ -137,6 +137,30 @@ fn a_page_is_kept_open_between_answers_as_other_files_are() {
 }
 
 #[test]
+fn a_page_deleted_while_serving_gives_the_built_in_page_at_once_never_a_500() {
+    // The host opens a page when the filter names it, so a page gone since start-up is
+    // refused to the filter, which keeps the host's page and the status (the open-file
+    // cache sees the deletion on its next look).
+    let s = start(ALL, "");
+    assert_eq!(s.get("/missing").text(), OUR_404);
+    std::fs::remove_file(s.root.join("errors/404.html")).unwrap();
+    for _ in 0..3 {
+        let r = s.get("/missing");
+        assert_eq!(r.status, 404);
+        assert!(
+            r.text().contains("404") && r.text() != OUR_404,
+            "{}",
+            r.text()
+        );
+    }
+    assert!(
+        s.log_contains("is gone; the built-in page answers"),
+        "{}",
+        s.log()
+    );
+}
+
+#[test]
 fn statuses_without_a_page_keep_the_built_in_one() {
     let s = start(r#"{ 404 = "errors/404.html" }"#, "");
     let r = s.raw(

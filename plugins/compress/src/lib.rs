@@ -50,11 +50,14 @@ fn bodiless(status: u16) -> bool {
 }
 
 /// Send the sidecar instead of the file: its own length (the host opens it), its coding,
-/// and validators of its own bytes.
+/// and validators of its own bytes. One the host cannot open (gone since it was found)
+/// leaves the plain file.
 fn serve(head: &mut Head, side: Sidecar) -> Filtered {
+    if head.replace_body_file(&side.path).is_err() {
+        return Filtered::Pass;
+    }
     let sent = head
-        .replace_body_file(&side.path)
-        .and_then(|()| head.set("Content-Encoding", side.coding.token()))
+        .set("Content-Encoding", side.coding.token())
         .and_then(|()| head.set("ETag", &side.etag()))
         .and_then(|()| head.set("Last-Modified", &side.last_modified()));
     match sent {

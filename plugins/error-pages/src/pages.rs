@@ -3,37 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A page file, as configured and as it really is.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Page {
     /// The file's real (canonical) path, handed to the host.
     pub real: PathBuf,
     /// Root + the configured path, as a request would name it.
     pub named: PathBuf,
-    /// When it was last looked at (seconds since 1970), shifted left one bit, and whether
-    /// it was a file then (the low bit); 0 before the first look.
-    seen: AtomicU64,
-}
-
-impl Page {
-    /// Is the page still a file? Looked at once a second at most, so that a 404 under load
-    /// costs no stat of its page each time (the host's open-file cache then sends it with
-    /// one fstat). A page deleted is noticed within the second; until then the host's open
-    /// fails and the answer is a 500, as in the moment between any look and the open.
-    pub fn is_there(&self) -> bool {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let seen = self.seen.load(Relaxed);
-        if seen != 0 && seen >> 1 == now {
-            return seen & 1 == 1;
-        }
-        let there = self.real.is_file();
-        self.seen.store(now << 1 | u64::from(there), Relaxed);
-        there
-    }
 }
 
 /// Pages by exact status (`404`) and by class (`5` for `5xx`); an exact status wins.
@@ -113,11 +90,7 @@ fn page(root: &Path, file: &str) -> Result<Page, String> {
     if !real.is_file() {
         return Err(format!("{} is not a regular file", real.display()));
     }
-    Ok(Page {
-        real,
-        named,
-        seen: AtomicU64::new(0),
-    })
+    Ok(Page { real, named })
 }
 
 #[cfg(test)]

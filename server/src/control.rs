@@ -9,10 +9,16 @@ pub use crate::tickets::TicketKey;
 /// Master → worker.
 #[derive(Serialize, Deserialize, Debug)]
 pub enum ToWorker {
-    /// The configuration text to serve (the first message; validated by the master), and
-    /// the key that seals TLS session tickets, the same for every worker so a client
-    /// resumes on whichever accepts it.
-    Config { text: String, ticket_key: TicketKey },
+    /// The configuration text to serve (the first message; validated by the master), the
+    /// key that seals TLS session tickets, the same for every worker so a client resumes on
+    /// whichever accepts it, and whether this worker replaces one that died (then a bad
+    /// OCSP response file costs only its staple).
+    Config {
+        text: String,
+        ticket_key: TicketKey,
+        #[serde(default)]
+        respawned: bool,
+    },
     /// Stop accepting, finish the requests in flight (within `shutdown_timeout`), exit.
     Stop,
     /// A reload: stop accepting, finish the requests in flight however long they take, exit.

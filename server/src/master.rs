@@ -191,7 +191,7 @@ impl Master {
         // whoever reads the banner finds it).
         self.write_pid_file()?;
         for slot in 1..=self.config.workers {
-            self.spawn(slot, self.generation).await?;
+            self.spawn(slot, self.generation, false).await?;
         }
         let cases = self.until_ready().await?;
         let urls: Vec<_> = self
@@ -274,7 +274,7 @@ impl Master {
             Event::Exited(id, status) => self.on_exit(id, status).await,
             Event::Respawn(slot, generation) => {
                 if generation == self.generation && !self.stopping && !self.winched {
-                    if let Err(e) = self.spawn(slot, generation).await {
+                    if let Err(e) = self.spawn(slot, generation, true).await {
                         log::error!("cannot start worker {slot}: {e}");
                         self.schedule_respawn(slot, 0);
                     }
@@ -435,8 +435,9 @@ impl Master {
         });
     }
 
-    /// Start worker `slot` of `generation` on the current (or a reload's) sockets.
-    async fn spawn(&mut self, slot: usize, generation: u64) -> Result<(), String> {
+    /// Start worker `slot` of `generation` on the current (or a reload's) sockets;
+    /// `respawned` when it replaces one that died.
+    async fn spawn(&mut self, slot: usize, generation: u64, respawned: bool) -> Result<(), String> {
         let (bound, text) = match &self.reload {
             Some(Reload {
                 text,
@@ -469,6 +470,7 @@ impl Master {
         let mut first = control::line(&ToWorker::Config {
             text: text.clone(),
             ticket_key: self.ticket_key.for_workers().clone(),
+            respawned,
         });
         let sent = to.write_all(&first).await;
         first.zeroize();
@@ -655,7 +657,7 @@ impl Master {
             }
         }
         for slot in 1..=workers {
-            if let Err(e) = self.spawn(slot, generation).await {
+            if let Err(e) = self.spawn(slot, generation, false).await {
                 return self.reload_failed(e).await;
             }
         }

@@ -26,17 +26,31 @@ const SESSION_CACHE: usize = 10_240;
 /// process before privileges are dropped (key files are often readable by root only).
 static ACCEPTORS: OnceLock<Vec<Option<TlsAcceptor>>> = OnceLock::new();
 
+/// What a bad OCSP response file does: stop the process (start-up, a reload, a check), or
+/// only cost its staple (a worker restarted after a crash, so that a file a cron job broke
+/// since the last reload cannot keep the worker down).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Staples {
+    Required,
+    BestEffort,
+}
+
 /// Read every listener's certificates and keep them for `acceptor`; tickets are sealed with
 /// `ticket_key` (the master's, shared by every worker).
-pub fn install(config: &Config, ticket_key: TicketKey) -> Result<(), String> {
-    let built = build(config, &ticket_key)?;
+pub fn install(config: &Config, ticket_key: TicketKey, staples: Staples) -> Result<(), String> {
+    let built = build(config, &ticket_key, staples)?;
     let _ = ACCEPTORS.set(built);
     Ok(())
 }
 
 /// Read and check every listener's certificates, keeping nothing (`--check-config`).
 pub fn check(config: &Config) -> Result<(), String> {
-    build(config, &crate::tickets::TicketKey::new()?).map(drop)
+    build(
+        config,
+        &crate::tickets::TicketKey::new()?,
+        Staples::Required,
+    )
+    .map(drop)
 }
 
 /// The TLS acceptor of listener `i`, when it speaks TLS.
@@ -44,7 +58,11 @@ pub fn acceptor(i: usize) -> Option<TlsAcceptor> {
     ACCEPTORS.get()?.get(i)?.clone()
 }
 
-fn build(config: &Config, ticket_key: &TicketKey) -> Result<Vec<Option<TlsAcceptor>>, String> {
+fn build(
+    config: &Config,
+    ticket_key: &TicketKey,
+    staples: Staples,
+) -> Result<Vec<Option<TlsAcceptor>>, String> {
     config
         .tls
         .iter()
@@ -52,7 +70,7 @@ fn build(config: &Config, ticket_key: &TicketKey) -> Result<Vec<Option<TlsAccept
         .map(|(tls, addr)| match tls {
             None => Ok(None),
             Some(tls) => {
-                let certs = certificates(tls, addr)?;
+                let certs = certificates(tls, addr, staples)?;
                 server_config(certs, ticket_key, config.http2)
                     .map(|c| Some(TlsAcceptor::from(Arc::new(c))))
             }
@@ -61,13 +79,20 @@ fn build(config: &Config, ticket_key: &TicketKey) -> Result<Vec<Option<TlsAccept
 }
 
 /// The certificates a listener serves, the default (for clients that name no host) first.
-fn certificates(tls: &Tls, addr: &std::net::SocketAddr) -> Result<Vec<Arc<CertifiedKey>>, String> {
+fn certificates(
+    tls: &Tls,
+    addr: &std::net::SocketAddr,
+    staples: Staples,
+) -> Result<Vec<Arc<CertifiedKey>>, String> {
     match tls {
         Tls::SelfSigned => {
             log::warn!("TLS on {addr}: a self-signed certificate for localhost, made in memory; clients will not trust it (curl -k). For local testing only: give cert and key files for a real site");
             self_signed().map(|c| vec![Arc::new(c)])
         }
-        Tls::Files(files) => files.iter().map(|f| load(f).map(Arc::new)).collect(),
+        Tls::Files(files) => files
+            .iter()
+            .map(|f| load(f, staples).map(Arc::new))
+            .collect(),
     }
 }
 
@@ -154,13 +179,19 @@ fn self_signed() -> Result<CertifiedKey, String> {
 
 /// One certificate chain and its key from PEM files, checked: present, readable, parsable,
 /// valid today, and the key is the certificate's.
-fn load(files: &CertFiles) -> Result<CertifiedKey, String> {
+fn load(files: &CertFiles, staples: Staples) -> Result<CertifiedKey, String> {
     let chain = read_chain(&files.cert)?;
     check_dates(&files.cert, &chain[0])?;
     let key = read_key(&files.key)?;
     let mut certified =
         CertifiedKey::from_der(chain, key, &provider()).map_err(|e| mismatch(files, e))?;
-    certified.ocsp = files.ocsp.as_deref().map(read_ocsp).transpose()?;
+    certified.ocsp = match files.ocsp.as_deref().map(read_ocsp).transpose() {
+        Err(e) if staples == Staples::BestEffort => {
+            log::warn!("{e}\n  this worker serves the certificate without a staple until the file is fixed and the server reloaded");
+            None
+        }
+        read => read?,
+    };
     Ok(certified)
 }
 

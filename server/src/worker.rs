@@ -20,10 +20,14 @@ pub fn run(cli: &cli::Cli, slot: usize) -> Result<(), String> {
             .try_clone()
             .map_err(|e| format!("control socket: {e}"))?,
     );
-    let (config, ticket_key) = configuration(cli, &mut reader)?;
+    let (config, ticket_key, respawned) = configuration(cli, &mut reader)?;
     // Key files are often readable by root only: read them before becoming `user`. The
     // ticket key goes into the acceptors; this copy is zeroed when install drops it.
-    crate::tls::install(&config, ticket_key)?;
+    let staples = match respawned {
+        true => crate::tls::Staples::BestEffort,
+        false => crate::tls::Staples::Required,
+    };
+    crate::tls::install(&config, ticket_key, staples)?;
     if let Some(id) = privileges::target(config.user.as_deref(), config.group.as_deref())? {
         privileges::become_(&id)?;
     }
@@ -73,12 +77,12 @@ fn inherited() -> Result<(Vec<std::net::TcpListener>, UnixStream), String> {
     Ok((listeners, control))
 }
 
-/// The first message: the configuration text, parsed as if read from `--config`, and the
-/// session ticket key.
+/// The first message: the configuration text, parsed as if read from `--config`, the
+/// session ticket key, and whether this worker replaces one that died.
 fn configuration(
     cli: &cli::Cli,
     reader: &mut impl BufRead,
-) -> Result<(config::Config, control::TicketKey), String> {
+) -> Result<(config::Config, control::TicketKey, bool), String> {
     let mut line = String::new();
     reader
         .read_line(&mut line)
@@ -87,13 +91,17 @@ fn configuration(
     // The line held the ticket key.
     zeroize::Zeroize::zeroize(&mut line);
     match first? {
-        ToWorker::Config { text, ticket_key } => config::Config::from_text(
+        ToWorker::Config {
+            text,
+            ticket_key,
+            respawned,
+        } => config::Config::from_text(
             &cli.config,
             &text,
             cli.listen.as_deref(),
             cli.root.as_deref(),
         )
-        .map(|c| (c, ticket_key)),
+        .map(|c| (c, ticket_key, respawned)),
         other => Err(format!("expected the configuration first, got {other:?}")),
     }
 }

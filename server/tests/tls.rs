@@ -451,6 +451,39 @@ fn an_ocsp_response_given_is_stapled_to_handshakes_that_ask_for_it() {
 }
 
 #[test]
+fn a_worker_restarted_after_a_crash_serves_without_a_staple_the_file_broke_since() {
+    // A cron job rewrites the OCSP file; a bad write must not keep a crashed worker down
+    // (start-up and reloads still refuse it).
+    let dir = TempDir::new("tlsocsprespawn");
+    let root = fixture_root(&dir);
+    let ca = Ca::new(&dir);
+    let (cert, key) = ca.leaf(&dir, "site", &["site.test"], false);
+    let resp = ocsp_response(&dir, &ca, &cert);
+    let tls = format!(
+        "{{ cert = {:?}, key = {:?}, ocsp = {:?} }}",
+        cert.display().to_string(),
+        key.display().to_string(),
+        resp.display().to_string()
+    );
+    tls_config(&dir, &root, "127.0.0.1:0", &tls, "workers = 1\n");
+    let s = Server::start_config(dir, root, &[]);
+    let before = s.workers(1);
+    std::fs::write(&resp, "not an OCSP response").unwrap();
+    signal_pid(before[0], rustix::process::Signal::KILL);
+    assert!(within(std::time::Duration::from_secs(10), || {
+        let now = s.workers(1);
+        now.len() == 1 && !now.contains(&before[0])
+    }));
+    let out = s_client(&s, &["-status", "-servername", "site.test"]);
+    assert!(out.contains("OCSP response: no response sent"), "{out}");
+    assert!(
+        s.log_contains("without a staple until the file is fixed"),
+        "{}",
+        s.log()
+    );
+}
+
+#[test]
 fn startup_refuses_an_ocsp_file_that_is_not_a_response() {
     let dir = TempDir::new("tlsocspbad");
     let ca = Ca::new(&dir);

@@ -58,7 +58,7 @@ fn run(filters: &[(usize, Arc<Plugin>)], mut reply: Reply, ctx: &Ctx) -> Result<
             f.filter_head(ctx.req, &mut edit)
         };
         let changed_body = edit.replaced.is_some() || edit.status_changed;
-        reply = edit.finish().map_err(|_| f.name.clone())?;
+        reply = edit.finish();
         if let Some(before) = before {
             let changed = changed_body
                 || before != fingerprint(&reply)
@@ -126,7 +126,7 @@ impl<'a> Edit<'a> {
 
     /// Apply the body decisions. A new status without a new body gets the host's page for
     /// it.
-    fn finish(self) -> Result<Reply, ()> {
+    fn finish(self) -> Reply {
         let Edit {
             mut reply,
             ctx,
@@ -148,7 +148,7 @@ impl<'a> Edit<'a> {
             }
             None => {}
         }
-        Ok(reply)
+        reply
     }
 
     fn position(&self, name: &[u8]) -> Option<usize> {
@@ -682,7 +682,7 @@ mod tests {
         std::fs::write(&inside, "<h1>page</h1>").unwrap();
         assert!(edit.replace_body_file(inside_bytes));
         let _ = std::fs::remove_file(&inside);
-        assert_eq!(edit.finish().unwrap().body.len(), Some(13));
+        assert_eq!(edit.finish().body.len(), Some(13));
     }
 
     #[test]

@@ -427,21 +427,32 @@ fn ocsp_response(dir: &TempDir, ca: &Ca, leaf: &Path) -> PathBuf {
     resp
 }
 
-#[test]
-fn an_ocsp_response_given_is_stapled_to_handshakes_that_ask_for_it() {
-    let dir = TempDir::new("tlsocsp");
+/// `tls = { cert, key, ocsp }` for a pair and an OCSP response file.
+fn with_ocsp((cert, key): &(PathBuf, PathBuf), ocsp: &Path) -> String {
+    let text = |p: &Path| p.display().to_string();
+    format!(
+        "{{ cert = {:?}, key = {:?}, ocsp = {:?} }}",
+        text(cert),
+        text(key),
+        text(ocsp)
+    )
+}
+
+/// A server whose TLS listener staples an OCSP response for site.test, with `extra` TOML;
+/// the response's file.
+fn stapling_server(tag: &str, extra: &str) -> (Server, PathBuf) {
+    let dir = TempDir::new(tag);
     let root = fixture_root(&dir);
     let ca = Ca::new(&dir);
-    let (cert, key) = ca.leaf(&dir, "site", &["site.test"], false);
-    let resp = ocsp_response(&dir, &ca, &cert);
-    let tls = format!(
-        "{{ cert = {:?}, key = {:?}, ocsp = {:?} }}",
-        cert.display().to_string(),
-        key.display().to_string(),
-        resp.display().to_string()
-    );
-    tls_config(&dir, &root, "127.0.0.1:0", &tls, "");
-    let s = Server::start_config(dir, root, &[]);
+    let site = ca.leaf(&dir, "site", &["site.test"], false);
+    let resp = ocsp_response(&dir, &ca, &site.0);
+    tls_config(&dir, &root, "127.0.0.1:0", &with_ocsp(&site, &resp), extra);
+    (Server::start_config(dir, root, &[]), resp)
+}
+
+#[test]
+fn an_ocsp_response_given_is_stapled_to_handshakes_that_ask_for_it() {
+    let (s, _) = stapling_server("tlsocsp", "");
     let out = s_client(&s, &["-status", "-servername", "site.test"]);
     assert!(out.contains("OCSP Response Status: successful"), "{out}");
     // Without the file nothing is stapled.
@@ -454,19 +465,7 @@ fn an_ocsp_response_given_is_stapled_to_handshakes_that_ask_for_it() {
 fn a_worker_restarted_after_a_crash_serves_without_a_staple_the_file_broke_since() {
     // A cron job rewrites the OCSP file; a bad write must not keep a crashed worker down
     // (start-up and reloads still refuse it).
-    let dir = TempDir::new("tlsocsprespawn");
-    let root = fixture_root(&dir);
-    let ca = Ca::new(&dir);
-    let (cert, key) = ca.leaf(&dir, "site", &["site.test"], false);
-    let resp = ocsp_response(&dir, &ca, &cert);
-    let tls = format!(
-        "{{ cert = {:?}, key = {:?}, ocsp = {:?} }}",
-        cert.display().to_string(),
-        key.display().to_string(),
-        resp.display().to_string()
-    );
-    tls_config(&dir, &root, "127.0.0.1:0", &tls, "workers = 1\n");
-    let s = Server::start_config(dir, root, &[]);
+    let (s, resp) = stapling_server("tlsocsprespawn", "workers = 1\n");
     let before = s.workers(1);
     std::fs::write(&resp, "not an OCSP response").unwrap();
     signal_pid(before[0], rustix::process::Signal::KILL);
@@ -487,14 +486,9 @@ fn a_worker_restarted_after_a_crash_serves_without_a_staple_the_file_broke_since
 fn startup_refuses_an_ocsp_file_that_is_not_a_response() {
     let dir = TempDir::new("tlsocspbad");
     let ca = Ca::new(&dir);
-    let (cert, key) = ca.leaf(&dir, "site", &["site.test"], false);
-    let tls = format!(
-        "{{ cert = {:?}, key = {:?}, ocsp = {:?} }}",
-        cert.display().to_string(),
-        key.display().to_string(),
-        cert.display().to_string()
-    );
-    refused(dir, &tls, &cert, "is not a DER OCSP response");
+    let site = ca.leaf(&dir, "site", &["site.test"], false);
+    let tls = with_ocsp(&site, &site.0);
+    refused(dir, &tls, &site.0, "is not a DER OCSP response");
 }
 
 #[test]

@@ -313,14 +313,35 @@ async fn run_chain(
         let Answer::Redirect(target) = answer else {
             break;
         };
+        // The case's mistake, not the client's: a 500, and a line saying why.
+        if !names_a_place(&target) {
+            log::error!(
+                "{}: a local redirect to {:?}, which is not a path in the site",
+                String::from_utf8_lossy(&head.target),
+                String::from_utf8_lossy(&target)
+            );
+            return error_page::refusal(RequestError::BadRedirect, &head.target);
+        }
         let next = redirected(head, target);
         answer = respond_once(chain, &next, seen, Vec::new(), peer).await;
         seen.redirect = Some(next);
     }
     match answer {
         Answer::Reply(r) => r,
-        Answer::Redirect(_) => error_page::refusal(RequestError::RedirectLoop, &head.target),
+        Answer::Redirect(target) => {
+            log::error!(
+                "{}: more than {MAX_REDIRECTS} local redirects (the last to {:?})",
+                String::from_utf8_lossy(&head.target),
+                String::from_utf8_lossy(&target)
+            );
+            error_page::refusal(RequestError::RedirectLoop, &head.target)
+        }
     }
+}
+
+/// Is a local redirect's target a path that stays in the site (a query allowed)?
+fn names_a_place(target: &[u8]) -> bool {
+    split_target(target).is_some_and(|(path, _)| resolve::normalise(path).is_ok())
 }
 
 /// The request a local redirect makes: GET (HEAD stays HEAD) of `target`, without a body.

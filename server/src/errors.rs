@@ -47,6 +47,8 @@ pub enum RequestError {
     BadPath,
     /// Local redirects went round more than the budget allows.
     RedirectLoop,
+    /// A case's local redirect names no path in the site (`..` above the root, a NUL).
+    BadRedirect,
     /// Cases rewrote the target more often than the budget allows.
     RewriteLoop,
     /// The TLS server name (SNI) and the Host name different sites.
@@ -68,7 +70,7 @@ impl RequestError {
             Expectation => 417,
             BodyTooLarge => 413,
             ClientGone => 499,
-            RedirectLoop | RewriteLoop => 500,
+            RedirectLoop | BadRedirect | RewriteLoop => 500,
             Misdirected => 421,
         }
     }
@@ -99,6 +101,7 @@ impl RequestError {
             }
             BadPath => "the path is malformed or leaves the root",
             RedirectLoop => "too many local redirects",
+            BadRedirect => "a local redirect leads outside the site",
             RewriteLoop => "the request was rewritten too many times",
             Misdirected => "the TLS server name (SNI) and the Host header lead to different sites",
         }

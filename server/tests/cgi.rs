@@ -252,6 +252,74 @@ fn a_local_redirect_lets_the_script_finish() {
 }
 
 #[test]
+fn a_local_redirect_out_of_the_site_or_round_a_loop_is_a_logged_500() {
+    let s = cgi_server("", "", &[]);
+    // The script's mistake, not the client's: no 400.
+    let r = s.get("/cgi-bin/goto.sh?/../../outside.sh");
+    assert_eq!(r.status, 500, "{}", s.log());
+    assert!(
+        s.log_contains("which is not a path in the site"),
+        "{}",
+        s.log()
+    );
+    let r = s.get("/cgi-bin/goto.sh?self");
+    assert_eq!(r.status, 500);
+    assert!(
+        s.log_contains("more than 10 local redirects"),
+        "{}",
+        s.log()
+    );
+    // A redirect within the site still works.
+    let r = s.get("/cgi-bin/goto.sh?/notes.txt");
+    assert_eq!((r.status, r.text().as_str()), (200, "just text\n"));
+}
+
+#[test]
+fn a_script_that_exits_leaving_a_child_on_its_stdout_is_answered_at_once_and_whole() {
+    // Apache and lighttpd wait for the child; the answer is whole when the script exits.
+    let s = cgi_server("timeout = 6.0", "", &[]);
+    let start = Instant::now();
+    let mut c = s.connect();
+    c.write_all(b"GET /cgi-bin/background.sh HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut c, false).expect("a whole answer");
+    assert_eq!((r.status, r.text().as_str()), (200, "answered\n"));
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    // The connection goes on.
+    c.write_all(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut c, false).unwrap().text(), "just text\n");
+    assert!(s.log_contains("holds stdout open"), "{}", s.log());
+}
+
+#[test]
+fn a_script_short_of_its_own_content_length_is_logged() {
+    let s = cgi_server("", "", &[]);
+    let mut c = s.connect();
+    c.write_all(b"GET /cgi-bin/short.sh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    c.read_to_end(&mut all).unwrap();
+    let text = String::from_utf8_lossy(&all);
+    // What it wrote: whole (a quick answer goes with its real length) or cut off by the
+    // close, never with a length that promises more than is sent.
+    assert!(text.ends_with("\r\n\r\nabc"), "{text}");
+    assert!(
+        !text.to_ascii_lowercase().contains("content-length: 10"),
+        "{text}"
+    );
+    assert!(
+        s.log_contains("wrote 7 bytes fewer than its Content-Length"),
+        "{}",
+        s.log()
+    );
+}
+
+#[test]
 fn output_past_the_scripts_own_content_length_is_cut_there() {
     let s = cgi_server("", "", &[]);
     let mut c = s.connect();

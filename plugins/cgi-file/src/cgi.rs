@@ -3,6 +3,7 @@
 
 use crate::CgiFile;
 use plugin_api::{Kind, Level, Outcome, Request, Response};
+use rustix::process::{Pid, PidfdFlags};
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStringExt;
@@ -14,6 +15,12 @@ use std::time::{Duration, Instant};
 
 /// Largest CGI header block accepted.
 const MAX_HEADER_BLOCK: usize = 64 * 1024;
+
+/// Once the script itself has exited, what its children still write is passed on while it
+/// keeps coming; this long a silence ends the answer. A background child that keeps stdout
+/// open (`sleep 60 &`, a job started without redirecting it) is not waited for, and its
+/// script's answer is not cut off at `timeout`.
+const AFTER_EXIT: Duration = Duration::from_secs(1);
 
 /// Find `prog` (a bare name) on `path`, or take it as given when it contains a '/'.
 pub fn which(prog: &str, path: &str) -> Option<PathBuf> {
@@ -212,6 +219,9 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
         host: &cfg.host,
         timed_out: false,
         eof: false,
+        exit: Pid::from_raw(pid as i32)
+            .and_then(|p| rustix::process::pidfd_open(p, PidfdFlags::empty()).ok()),
+        exited: false,
     };
     let outcome = relay(&mut pipes, req, resp, &shown, cfg);
     // Stopped early (error, timeout, a client that went away, HEAD): the script must not
@@ -256,8 +266,13 @@ struct Pipes<'a> {
     tag: &'a str,
     host: &'a plugin_api::Host,
     timed_out: bool,
-    /// stdout was read to its end.
+    /// stdout was read to its end, or went silent after the script exited.
     eof: bool,
+    /// Readable once the script exits (a pidfd); `None` after that, or where the kernel
+    /// has none (before Linux 5.3), where only the end of stdout ends the answer.
+    exit: Option<rustix::fd::OwnedFd>,
+    /// The script has exited: silence for `AFTER_EXIT` is the end of its answer.
+    exited: bool,
 }
 
 fn timespec(d: Duration) -> rustix::event::Timespec {
@@ -280,28 +295,52 @@ impl Pipes<'_> {
         use rustix::event::{poll, PollFd, PollFlags};
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() && self.exited {
+                self.host.log(
+                    Level::Info,
+                    &format!(
+                        "{}: exited; a child of it holds stdout open, not waited for",
+                        self.tag
+                    ),
+                );
+                self.eof = true;
+                return Ok(0);
+            }
             if left.is_zero() {
                 self.timed_out = true;
                 return Err(std::io::ErrorKind::TimedOut.into());
             }
             let ready = PollFlags::IN | PollFlags::HUP | PollFlags::ERR;
-            let (out_ready, err_ready) = {
+            let (out_ready, err_ready, exited) = {
                 let mut fds = vec![PollFd::new(&self.out, PollFlags::IN)];
+                let err_at = fds.len();
                 if let Some(e) = &self.err {
                     fds.push(PollFd::new(e, PollFlags::IN));
+                }
+                let exit_at = fds.len();
+                if let Some(x) = &self.exit {
+                    fds.push(PollFd::new(x, PollFlags::IN));
                 }
                 match poll(&mut fds, Some(&timespec(left))) {
                     Ok(_) => {}
                     Err(rustix::io::Errno::INTR) => continue,
                     Err(e) => return Err(e.into()),
                 }
+                let is_ready = |i: usize| fds.get(i).is_some_and(|f| f.revents().intersects(ready));
                 (
                     fds[0].revents().intersects(ready),
-                    fds.get(1).is_some_and(|f| f.revents().intersects(ready)),
+                    self.err.is_some() && is_ready(err_at),
+                    self.exit.is_some() && is_ready(exit_at),
                 )
             };
             if err_ready {
                 self.read_stderr();
+            }
+            if exited {
+                self.exit = None;
+                self.exited = true;
+                self.idle = AFTER_EXIT.min(self.idle);
+                self.deadline = self.deadline.min(Instant::now() + self.idle);
             }
             if out_ready {
                 let n = self.out.read(buf)?;
@@ -508,10 +547,18 @@ fn stream_body(
             resp.flush().map_err(drop)?;
         }
         match out.read(chunk) {
-            Ok(0) | Err(_) => return Ok(()),
+            Ok(0) | Err(_) => break,
             Ok(n) => send(resp, &chunk[..n])?,
         }
     }
+    if let Some(short) = left.filter(|&l| l > 0 && out.eof) {
+        let why = format!(
+            "{}: wrote {short} bytes fewer than its Content-Length",
+            out.tag
+        );
+        out.host.log(Level::Warn, &why);
+    }
+    Ok(())
 }
 
 /// Where the header block ends and the body starts (LF or CRLF line ends).

@@ -172,7 +172,9 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
     // later is a compare-and-swap, where a new timer per request took the timer lock twice.
     let idle = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(idle);
-    let mut lingered = false;
+    // A graceful close (close_notify over TLS) only when nothing failed: after a protocol
+    // error it would tell the client that all was well.
+    let mut graceful = true;
     while let Some(wait) = idle_wait(&slot.0, served) {
         idle.as_mut().reset(Instant::now() + wait);
         // In this order, without drawing a random one first: bytes that arrived are served
@@ -180,7 +182,8 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
         // before the next wait).
         tokio::select! {
             biased;
-            r = stream.ready() => if r.is_err() {
+            r = stream.ready() => if let Err(e) = r {
+                graceful = ended_by(&e);
                 break;
             },
             _ = &mut idle => break,
@@ -195,7 +198,7 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
             Ok(Next::Linger) => {
                 // Boxed: its scratch buffer must not be part of every idle connection's state.
                 Box::pin(linger(&mut stream)).await;
-                lingered = true;
+                graceful = false;
                 break;
             }
             Ok(Next::Http2(preface)) => {
@@ -203,11 +206,15 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
                 // Boxed: HTTP/2's state must not be part of every HTTP/1.1 connection's.
                 return Box::pin(crate::h2conn::serve(stream, peer, &slot)).await;
             }
-            Ok(Next::Close) | Err(_) => break,
+            Ok(Next::Close) => break,
+            Err(e) => {
+                graceful = ended_by(&e);
+                break;
+            }
         }
     }
     crate::access_log::written_before_close().await;
-    if !lingered {
+    if graceful {
         Box::pin(close_notify(&mut stream)).await;
     }
     // `slot`, a parameter, is dropped after the locals borrowing it: the count goes down last.
@@ -225,6 +232,13 @@ fn idle_wait(shared: &Shared, served: u32) -> Option<Duration> {
         (_, false) => Some(limits.keepalive_timeout),
         (_, true) => None,
     }
+}
+
+/// Log what ended a connection; `false`: it may not end gracefully (a TLS protocol error,
+/// for which rustls has sent its alert when it had one).
+fn ended_by(e: &io::Error) -> bool {
+    log::debug!("connection ended: {e}");
+    e.kind() != io::ErrorKind::InvalidData
 }
 
 /// A TLS connection ends with close_notify (RFC 8446 §6.1 MUST), so the client can tell our
@@ -279,7 +293,7 @@ async fn http2_preface(
         if !H2_PREFACE.starts_with(buf) {
             return Ok(Preface::Http1);
         }
-        match timeout_at(deadline, stream.read_buf(buf)).await {
+        match timeout_at(deadline, stream.read_more(buf)).await {
             Ok(Ok(n)) if n > 0 => {}
             Ok(Err(e)) => return Err(e),
             _ => return Ok(Preface::Gone),
@@ -509,7 +523,7 @@ async fn read_head(
             buf.reserve(4096);
         }
         let deadline = *deadline.get_or_insert_with(|| Instant::now() + limits.header_timeout);
-        match timeout_at(deadline, stream.read_buf(buf)).await {
+        match timeout_at(deadline, stream.read_more(buf)).await {
             Ok(Ok(0)) => return Ok(Step::Close),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),
@@ -894,7 +908,7 @@ async fn read_more<T>(
     pace: &mut Pace,
 ) -> io::Result<Option<Step<T>>> {
     let before = buf.len();
-    match timeout_at(pace.deadline(), stream.read_buf(buf)).await {
+    match timeout_at(pace.deadline(), stream.read_more(buf)).await {
         Ok(Ok(0)) => Ok(Some(Step::Close)),
         Ok(Ok(_)) => {
             pace.got(buf.len() - before);

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A TLS connection after its handshake.
@@ -17,6 +17,15 @@ pub type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
 pub trait Wire: AsyncRead + AsyncWrite + Unpin + Send {
     /// Wait until the client has sent something (which may turn out to be nothing for us).
     fn ready(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Read more into `buf`, first sending what the connection's own protocol queued while
+    /// reading (over TLS: an alert refusing a renegotiation, the answer to a KeyUpdate), which
+    /// a client may wait for before it sends the rest of its request.
+    fn read_more<'a>(
+        &'a mut self,
+        buf: &'a mut Vec<u8>,
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        self.read_buf(buf)
+    }
     /// Read what is there now into `buf`'s spare room; `WouldBlock` when nothing is.
     fn try_read_now(&mut self, buf: &mut Vec<u8>) -> io::Result<usize>;
     /// The socket itself when what is written to it reaches the client as is (no TLS), so
@@ -281,9 +290,7 @@ impl Wire for TlsStream {
     /// sending what the last records asked for (an alert refusing a renegotiation, a
     /// KeyUpdate), which would otherwise wait until our next answer.
     async fn ready(&mut self) -> io::Result<()> {
-        if self.get_ref().1.wants_write() {
-            self.flush().await?;
-        }
+        send_pending(self).await?;
         let (tcp, tls) = self.get_mut();
         let held = tls.process_new_packets().map_or(true, |s| {
             s.plaintext_bytes_to_read() > 0 || s.peer_has_closed()
@@ -292,6 +299,20 @@ impl Wire for TlsStream {
             return Ok(());
         }
         tcp.readable().await
+    }
+
+    /// One read into `buf`, sending what TLS queues meanwhile: the records that come may
+    /// ask for an answer (an alert refusing a renegotiation, a KeyUpdate's) and bring no
+    /// plaintext, and the client may wait for that answer before it sends the rest.
+    async fn read_more(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        std::future::poll_fn(|cx| loop {
+            let read = tokio_util::io::poll_read_buf(Pin::new(&mut *self), cx, buf);
+            if read.is_ready() || !self.get_ref().1.wants_write() {
+                return read;
+            }
+            std::task::ready!(Pin::new(&mut *self).poll_flush(cx))?;
+        })
+        .await
     }
 
     fn try_read_now(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
@@ -313,6 +334,14 @@ impl Wire for TlsStream {
     fn plain(&mut self) -> Option<&mut Plain> {
         None
     }
+}
+
+/// Send the records TLS has queued, if any.
+async fn send_pending(stream: &mut TlsStream) -> io::Result<()> {
+    if stream.get_ref().1.wants_write() {
+        stream.flush().await?;
+    }
+    Ok(())
 }
 
 /// A connection whose first bytes were already read (the HTTP/2 preface, found where an

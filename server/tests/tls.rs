@@ -245,13 +245,30 @@ for req in [b"GET /plain.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
 /// §7.2.2, as nginx sends it), not a wait for an answer that never comes.
 #[test]
 fn a_renegotiation_is_refused_at_once_with_an_alert() {
+    refused_renegotiation("");
+}
+
+/// The same in the middle of a request head: the alert goes out while the server waits for
+/// the rest (tlsfuzzer's "renegotiation with incomplete GET"; it waited for the client's end).
+#[test]
+fn a_renegotiation_inside_a_request_head_is_refused_at_once_too() {
+    refused_renegotiation("GET /plain.html HTTP/1.1\r\nHost: t\r\n");
+}
+
+/// Ask to renegotiate after sending `first` (a head's beginning, or nothing); the alert
+/// must come within a few seconds.
+fn refused_renegotiation(first: &str) {
     use std::io::Write;
     let s = Server::start_on("https://127.0.0.1:0", CHAIN, "");
     // Without -ign_eof: that would make `R` a line of data rather than a command.
     let mut child = s_client_child(&s, &["-tls1_2", "-alpn", "http/1.1"]);
     let mut stdin = child.stdin.take().unwrap();
-    // s_client takes commands once its handshake is done.
+    // s_client takes commands once its handshake is done, each at the start of a read.
     std::thread::sleep(std::time::Duration::from_millis(700));
+    if !first.is_empty() {
+        stdin.write_all(first.as_bytes()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
     let asked = std::time::Instant::now();
     stdin.write_all(b"R\n").unwrap();
     let out = child.wait_with_output().unwrap();
@@ -259,7 +276,7 @@ fn a_renegotiation_is_refused_at_once_with_an_alert() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("RENEGOTIATING"), "{text}");
     assert!(text.contains("no renegotiation"), "{text}");
-    // The header timeout (20 s) is what ended it before.
+    // The header timeout (20 s), or s_client's own 10, is what ended it before.
     assert!(
         asked.elapsed() < std::time::Duration::from_secs(5),
         "{:?}",

@@ -22,8 +22,10 @@ pub const MAX_STREAMS: u32 = 128;
 /// Streams the client resets before we accept them, beyond which h2 answers GOAWAY
 /// ENHANCE_YOUR_CALM (h2's own rapid-reset guard).
 const MAX_PENDING_RESETS: usize = 50;
-/// Streams we reset because the client broke the protocol, beyond which the connection goes.
-const MAX_ERROR_RESETS: usize = 128;
+/// Streams we reset because the client broke the protocol, beyond which the connection goes
+/// (h2's default). Streams past MAX_STREAMS count too, and a client may send more than that
+/// before it has seen our SETTINGS (RFC 9113 §6.5.2): 300 at once cost a connection at 128.
+const MAX_ERROR_RESETS: usize = 1024;
 /// Streams the client may cancel after we started answering them within `RESET_WINDOW`;
 /// past it the connection is closed with GOAWAY ENHANCE_YOUR_CALM.
 const MAX_RESETS: u32 = 2 * MAX_STREAMS;
@@ -57,6 +59,9 @@ impl Streams {
     }
 }
 
+/// What h2 holds of one stream's answer, unsent.
+const MAX_SEND_BUFFER: usize = 64 * 1024;
+
 /// How long an idle connection told to go away (GOAWAY and a PING) gets to answer the
 /// PING and close; then it is closed (nginx closes an idle HTTP/2 connection at once).
 const GOODBYE_WAIT: Duration = Duration::from_secs(2);
@@ -70,6 +75,10 @@ fn builder(limits: &Limits) -> h2::server::Builder {
         .max_header_list_size(limits.max_header_bytes.saturating_mul(2).min(1 << 24) as u32)
         .initial_window_size(256 * 1024)
         .initial_connection_window_size(1 << 20)
+        // What h2 holds of a stream's answer until the connection can write it (400 KiB by
+        // default): a client that opens wide windows on 128 downloads and reads nothing
+        // held 48 MB of a worker's memory; at this, 8 MB.
+        .max_send_buffer_size(MAX_SEND_BUFFER)
         .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
         .max_local_error_reset_streams(Some(MAX_ERROR_RESETS));
     b
@@ -121,17 +130,30 @@ where
         let idle_wait = match (idle, closing) {
             (true, false) => limits.keepalive_timeout,
             (true, true) if !abrupt => GOODBYE_WAIT,
-            _ => Duration::MAX,
+            // Busy: only to see whether the client still reads what we send.
+            _ => limits.send_timeout,
+        };
+        let idle_wait = match release.stalled_since() {
+            Some(t) => {
+                idle_wait.min((t + limits.send_timeout).saturating_duration_since(Instant::now()))
+            }
+            None => idle_wait,
         };
         tokio::select! {
             next = conn.accept() => match next {
-                Some(Ok((req, respond))) => {
+                Some(Ok((req, mut respond))) => {
+                    accepted = accepted.saturating_add(1);
+                    if closing && accepted > limits.max_requests_per_connection.saturating_add(MAX_STREAMS) {
+                        // A client that goes on after our GOAWAY, without answering its
+                        // PING (which holds back the GOAWAY naming its last stream).
+                        respond.send_reset(Reason::REFUSED_STREAM);
+                        continue;
+                    }
                     streams.active.fetch_add(1, Ordering::SeqCst);
                     let task = answer(req, respond, Arc::clone(&shared), Arc::clone(&peer), Arc::clone(&streams));
                     tokio::spawn(Box::pin(task));
                     // As over HTTP/1.1 (and nginx's keepalive_requests over HTTP/2): a
                     // graceful GOAWAY once the connection has had its share of requests.
-                    accepted = accepted.saturating_add(1);
                     if accepted >= limits.max_requests_per_connection && !closing {
                         closing = true;
                         conn.graceful_shutdown();
@@ -152,6 +174,15 @@ where
                 conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
             }
             _ = tokio::time::sleep(idle_wait) => {
+                if release.stalled_since().is_some_and(|t| t.elapsed() >= limits.send_timeout) {
+                    // As over HTTP/1.1, and nginx's send_timeout: what is queued for it
+                    // (h2's buffers, its streams) must not be held for good.
+                    log::info!("{}: HTTP/2 client read nothing for {:?}; closing", peer.client, limits.send_timeout);
+                    break;
+                }
+                if !idle || abrupt {
+                    continue;
+                }
                 if !closing {
                     closing = true;
                     conn.graceful_shutdown();

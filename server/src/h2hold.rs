@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 
 use crate::send::SKEW;
 
@@ -37,6 +38,11 @@ struct Inner<S> {
     broken: Option<io::ErrorKind>,
     /// The connection has no stream open: give the buffer back once it is written out.
     idle: bool,
+    /// Since when the connection could write nothing (the client reads nothing); `None`
+    /// once a write goes through.
+    stalled: Option<Instant>,
+    /// The stall is a flush's (TLS records waiting): a flush that completes ends it.
+    flushing: bool,
 }
 
 /// Split `io` into the handle h2 writes to and the one that releases what it wrote.
@@ -47,6 +53,8 @@ pub fn hold<S>(io: S) -> (Held<S>, Release<S>) {
         at: 0,
         broken: None,
         idle: false,
+        stalled: None,
+        flushing: false,
     }));
     (Held(Arc::clone(&inner)), Release(inner))
 }
@@ -72,6 +80,11 @@ impl<S> Release<S> {
     /// cost more than the copies it saves).
     pub fn set_idle(&self, idle: bool) {
         lock(&self.0).idle = idle;
+    }
+
+    /// Since when the connection has been unable to write anything, if it is.
+    pub fn stalled_since(&self) -> Option<Instant> {
+        lock(&self.0).stalled
     }
 }
 
@@ -109,14 +122,41 @@ impl<S: AsyncWrite + Unpin> Inner<S> {
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.check()?;
         while self.at < self.out.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.at..]))?;
+            let wrote = Pin::new(&mut self.io).poll_write(cx, &self.out[self.at..]);
+            let n = ready!(self.note(wrote))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.at += n;
         }
         self.emptied();
-        Pin::new(&mut self.io).poll_flush(cx)
+        let flushed = Pin::new(&mut self.io).poll_flush(cx);
+        match flushed {
+            Poll::Pending => {
+                self.stalled.get_or_insert_with(Instant::now);
+                self.flushing = true;
+            }
+            Poll::Ready(_) if self.flushing => {
+                self.stalled = None;
+                self.flushing = false;
+            }
+            Poll::Ready(_) => {}
+        }
+        flushed
+    }
+
+    /// Keep track of whether writes go through: a pending one starts a stall (unless one
+    /// is on), bytes written end it.
+    fn note(&mut self, wrote: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        match wrote {
+            Poll::Pending => {
+                self.stalled.get_or_insert_with(Instant::now);
+                self.flushing = false;
+            }
+            Poll::Ready(Ok(n)) if n > 0 => self.stalled = None,
+            Poll::Ready(_) => {}
+        }
+        wrote
     }
 
     fn emptied(&mut self) {
@@ -162,6 +202,7 @@ impl<S: AsyncWrite + Unpin> Inner<S> {
     ) -> Poll<io::Result<usize>> {
         while self.at < self.out.len() {
             let held = &self.out[self.at..];
+            let held_len = held.len();
             let mut all = [io::IoSlice::new(&[]); 4];
             all[0] = io::IoSlice::new(held);
             let gathered = bufs.len() < all.len();
@@ -169,19 +210,21 @@ impl<S: AsyncWrite + Unpin> Inner<S> {
                 all[1..=bufs.len()].copy_from_slice(bufs);
             }
             let count = if gathered { 1 + bufs.len() } else { 1 };
-            let n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &all[..count]))?;
+            let wrote = Pin::new(&mut self.io).poll_write_vectored(cx, &all[..count]);
+            let n = ready!(self.note(wrote))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            if n > held.len() {
-                let of_bufs = n - held.len();
+            if n > held_len {
+                let of_bufs = n - held_len;
                 self.emptied();
                 return Poll::Ready(Ok(of_bufs));
             }
             self.at += n;
         }
         self.emptied();
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let wrote = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.note(wrote)
     }
 }
 

@@ -144,19 +144,34 @@ impl Out<'_> {
     /// when `last` (no empty DATA frame after it).
     async fn data(&mut self, mut data: Bytes, last: bool) -> Result<(), Cut> {
         while !data.is_empty() {
-            self.s.reserve_capacity(data.len());
-            let granted = match timeout(self.wait, capacity(self.s)).await {
-                Ok(Some(n)) => n?,
-                Ok(None) => return Err(Cut { by_client: false }),
-                Err(_) => return Err(Cut { by_client: false }),
-            };
+            let granted = self.room(data.len()).await?;
             let piece = data.split_to(granted.min(data.len()));
-            let n = piece.len() as u64;
-            let end = last && data.is_empty();
-            self.s.send_data(piece, end)?;
-            self.ended = end;
-            *self.sent += n;
+            self.push(piece, last && data.is_empty())?;
         }
+        Ok(())
+    }
+
+    /// Wait (up to the send timeout) until the stream may send some of `want` more bytes,
+    /// which h2 then holds until the connection can write them: how many.
+    async fn room(&mut self, want: usize) -> Result<usize, Cut> {
+        self.s.reserve_capacity(want);
+        match timeout(self.wait, capacity(self.s)).await {
+            Ok(Some(n)) => Ok(n?),
+            // Closed: by the client's reset (counted against the reset guard), or with
+            // the connection.
+            Ok(None) => Err(Cut {
+                by_client: reset_by_client(self.s).await,
+            }),
+            Err(_) => Err(Cut { by_client: false }),
+        }
+    }
+
+    /// Send a piece the stream has room for; `end` ends the stream with it.
+    fn push(&mut self, piece: Bytes, end: bool) -> Result<(), Cut> {
+        let n = piece.len() as u64;
+        self.s.send_data(piece, end)?;
+        self.ended = end;
+        *self.sent += n;
         Ok(())
     }
 
@@ -171,7 +186,10 @@ impl Out<'_> {
                 Seg::Range(mut off, len) => {
                     let end = off + len;
                     while off < end {
-                        let n = FILE_PIECE.min((end - off) as usize);
+                        // The room first: a stream its client does not read holds no
+                        // piece of the file, only what h2 holds for it.
+                        let want = FILE_PIECE.min((end - off) as usize);
+                        let n = self.room(want).await?.min(want);
                         // A small piece is copied whole into one record; skew the rest.
                         let skew = if n < 16 * 1024 { 0 } else { SKEW };
                         let mut piece = vec![0; skew];
@@ -180,7 +198,7 @@ impl Out<'_> {
                             .map_err(|_| Cut { by_client: false })?;
                         off += n as u64;
                         let piece = Bytes::from(piece).slice(skew..);
-                        self.data(piece, last_seg && off == end).await?;
+                        self.push(piece, last_seg && off == end)?;
                     }
                 }
             }
@@ -226,6 +244,13 @@ impl Out<'_> {
         self.data(Bytes::from(last), false).await?;
         Ok(true)
     }
+}
+
+/// Did the client reset the stream (RST_STREAM), rather than the connection end?
+async fn reset_by_client(s: &mut SendStream<Bytes>) -> bool {
+    use std::task::Poll;
+    let now = std::future::poll_fn(|cx| Poll::Ready(s.poll_reset(cx))).await;
+    matches!(now, Poll::Ready(Ok(_)))
 }
 
 /// Wait until the stream may send some bytes: how many, an error, or `None` if it closed.

@@ -900,11 +900,18 @@ fn http2_answers_ready_together_share_tls_records() {
 /// Run one abuse scenario of fixtures/h2abuse.py (Python's h2 package, raw frames over TLS)
 /// against a fresh server; its JSON report, and the server.
 fn abuse(scenario: &str) -> (serde_json::Value, Server) {
-    let s = Server::start_on(
-        "https://127.0.0.1:0",
-        CHAIN,
-        "workers = 1\naccess_log = \"-\"",
-    );
+    let s = abuse_server("");
+    (abuse_on(&s, scenario), s)
+}
+
+/// A server for the abuse scenarios, with `limits` in its `[limits]`.
+fn abuse_server(limits: &str) -> Server {
+    let extra = format!("workers = 1\naccess_log = \"-\"\n[limits]\n{limits}");
+    Server::start_on("https://127.0.0.1:0", CHAIN, &extra)
+}
+
+/// Run `scenario` against `s`: its JSON report.
+fn abuse_on(s: &Server, scenario: &str) -> serde_json::Value {
     let script = workspace().join("server/tests/fixtures/h2abuse.py");
     let out = Command::new("timeout")
         .args(["60", "python3"])
@@ -919,8 +926,7 @@ fn abuse(scenario: &str) -> (serde_json::Value, Server) {
         !err.contains("No module named"),
         "Python's h2 package is missing: python3 -m pip install h2 (.ci/run does)\n{err}"
     );
-    let report = serde_json::from_str(said.trim()).unwrap_or_else(|_| panic!("{said}\n{err}"));
-    (report, s)
+    serde_json::from_str(said.trim()).unwrap_or_else(|_| panic!("{said}\n{err}"))
 }
 
 /// The abusive connection ended within the script's 15 s bound (with GOAWAY
@@ -971,6 +977,50 @@ fn http2_resets_of_streams_already_answering_are_counted_too() {
     let (r, s) = abuse("reset_after_accept");
     calmed(&r);
     assert!(s.log_contains("reset more than 256 streams"), "{}", s.log());
+}
+
+#[test]
+fn http2_resets_of_streams_waiting_for_the_clients_window_are_counted_too() {
+    let (r, s) = abuse("reset_while_sending");
+    calmed(&r);
+    assert!(s.log_contains("reset more than 256 streams"), "{}", s.log());
+}
+
+#[test]
+fn http2_requests_past_the_stream_limit_in_a_first_flight_are_refused_not_the_connection() {
+    let (r, _s) = abuse("first_flight");
+    assert_eq!(r["goaway"], serde_json::Value::Null, "{r}");
+    assert_eq!(r["responses"]["200"], 128, "{r}");
+    assert_eq!(r["refused"], 300 - 128, "{r}");
+}
+
+#[test]
+fn http2_max_requests_per_connection_holds_for_a_client_that_ignores_the_goaway() {
+    let s = abuse_server("max_requests_per_connection = 50");
+    let r = abuse_on(&s, "ignores_goaway");
+    // The streams it may have had in flight when the GOAWAY went (128) are answered; what
+    // it opens after that is refused, and the connection ends.
+    let answered = r["responses"]["200"].as_u64().unwrap();
+    assert!((50..=50 + 128).contains(&answered), "{r}");
+    assert!(r["refused"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["closed"], true, "{r}");
+}
+
+#[test]
+fn http2_a_client_that_stops_reading_is_closed_after_send_timeout() {
+    let s = abuse_server("send_timeout = 2.0\nkeepalive_timeout = 30.0");
+    s.dir.write("www/big.bin", vec![b'x'; 4 << 20]);
+    let r = abuse_on(&s, "stalled_reader");
+    // Closed while it did not read: once it reads, only what the kernel held arrives, at
+    // once, not the 80 MB it asked for (nor an end only after keepalive_timeout).
+    assert_eq!(r["closed"], true, "{r}");
+    assert!(r["read_for"].as_f64().unwrap() < 5.0, "{r}");
+    assert!(r["data"].as_u64().unwrap() < 40 << 20, "{r}");
+    assert!(
+        s.log_contains("HTTP/2 client read nothing for 2s"),
+        "{}",
+        s.log()
+    );
 }
 
 #[test]

@@ -88,7 +88,7 @@ Sent to the master (its pid is in \fBpid_file\fR or \fB\-\-pid\-file\fR):
 Stop: no new connections, idle ones closed, requests in flight finished (up to \fBshutdown_timeout\fR), CGI scripts still running ended (TERM to their process groups, KILL a second later), exit 0.
 .TP
 \fBHUP\fR
-Reload: read the configuration and load the plugins again; new workers serve, the old ones finish their requests. A configuration that fails changes nothing.
+Reload: read the configuration and load the plugins again; new workers serve, the old ones finish their requests however long they take. A configuration that fails changes nothing. A HUP during a reload starts another once it is done.
 .TP
 \fBUSR1\fR
 Reopen the access log (after moving it away, as logrotate does).
@@ -97,7 +97,7 @@ Reopen the access log (after moving it away, as logrotate does).
 Start the new binary as a second master on the same sockets.
 .TP
 \fBWINCH\fR
-Stop the workers (after USR2, so the new master's workers serve alone); HUP starts them again. Ignored while the server runs in the foreground of a terminal, whose window sends WINCH when resized.
+Stop the workers gracefully, as a reload's old ones: they finish their requests however long they take (after USR2, so the new master's workers serve alone; a QUIT then bounds the wait by \fBshutdown_timeout\fR); HUP starts them again. Ignored while the server runs in the foreground of a terminal, whose window sends WINCH when resized.
 .TP
 \fBALRM\fR, \fBIO\fR, \fBPWR\fR, \fBVTALRM\fR, \fBPROF\fR, \fBXFSZ\fR
 Logged and ignored.

@@ -133,6 +133,9 @@ struct Master {
     tx: mpsc::UnboundedSender<Event>,
     rx: mpsc::UnboundedReceiver<Event>,
     reload: Option<Reload>,
+    /// A HUP came while a reload was under way: another follows it, so the file as it is
+    /// now is what ends up running (nginx applies every HUP).
+    hup_again: bool,
     /// Workers that have not yet answered a USR1.
     reopening: BTreeSet<u64>,
     stopping: bool,
@@ -169,6 +172,7 @@ impl Master {
             tx,
             rx,
             reload: None,
+            hup_again: false,
             reopening: BTreeSet::new(),
             stopping: false,
             winched: false,
@@ -334,7 +338,10 @@ impl Master {
             Sig::Winch => {
                 log::info!("SIGWINCH: stopping the workers gracefully; the listening sockets stay open (HUP starts workers again)");
                 self.winched = true;
-                self.stop_all().await;
+                // As a reload's old workers, and nginx's after WINCH: what is in flight
+                // finishes however long it takes (a QUIT to this master then bounds it).
+                let ids: Vec<u64> = self.workers.keys().copied().collect();
+                self.retire(&ids).await;
             }
         }
     }
@@ -580,7 +587,8 @@ impl Master {
     /// SIGHUP: read the file, check it in a child, then (in `on_checked`) start new workers.
     fn begin_reload(&mut self) {
         if self.reload.is_some() {
-            log::warn!("SIGHUP: a reload is already under way; ignored");
+            log::info!("SIGHUP: a reload is under way; another follows it");
+            self.hup_again = true;
             return;
         }
         notify::reloading();
@@ -769,6 +777,14 @@ impl Master {
             self.config.workers,
             started.elapsed().as_secs_f64() * 1000.0
         );
+        self.reload_again();
+    }
+
+    /// Start the reload a HUP asked for while the last one was under way.
+    fn reload_again(&mut self) {
+        if std::mem::take(&mut self.hup_again) && !self.stopping {
+            self.begin_reload();
+        }
     }
 
     /// Undo a reload that cannot complete: stop its new workers, keep everything else.
@@ -792,6 +808,7 @@ impl Master {
         }
         log::error!("reload failed, keeping the running configuration: {why}");
         notify::ready();
+        self.reload_again();
     }
 
     /// SIGUSR1: open the access log anew here (created for the workers' user), then in

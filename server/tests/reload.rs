@@ -255,6 +255,40 @@ fn a_slow_download_outlives_shutdown_timeout_across_a_reload() {
     download_completes(c, first, &data);
 }
 
+/// WINCH (a binary upgrade's "stop the old workers") lets what is in flight finish as a
+/// reload does, as nginx's workers after WINCH: no `shutdown_timeout`.
+#[test]
+fn a_slow_download_outlives_shutdown_timeout_after_winch() {
+    let s = Server::start(CHAIN, "[limits]\nshutdown_timeout = 1.0\n");
+    let (c, first, data) = download_started(&s, 48);
+    s.signal(rustix::process::Signal::WINCH);
+    assert!(
+        s.log_contains("SIGWINCH: stopping the workers"),
+        "{}",
+        s.log()
+    );
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    download_completes(c, first, &data);
+}
+
+/// A HUP that comes while a reload is under way is not lost: the file as it is after the
+/// last HUP is what runs (nginx applies every HUP).
+#[test]
+fn a_second_sighup_during_a_reload_applies_the_file_as_it_is_then() {
+    let s = Server::start(r#"["no_file", "existing_file", "always_fail"]"#, "");
+    rewrite_with(&s, r#"["no_file", "always_fail", "existing_file"]"#, "");
+    sighup(&s);
+    rewrite_with(
+        &s,
+        r#"["hello", "no_file", "existing_file", "always_fail"]"#,
+        "",
+    );
+    sighup(&s);
+    reloaded(&s, 2);
+    assert_eq!(s.get("/plain.html").status, 200, "{}", s.log());
+    assert!(s.get("/hello").text().contains("Hello"), "{}", s.log());
+}
+
 #[test]
 fn single_process_mode_reloads_the_chain_in_place() {
     let s = Server::start(

@@ -175,8 +175,17 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
     // A graceful close (close_notify over TLS) only when nothing failed: after a protocol
     // error it would tell the client that all was well.
     let mut graceful = true;
+    // The wait starts again only after a request: bytes that brought none (a TLS record
+    // without data, such as a KeyUpdate every few seconds) do not put the deadline off.
+    let mut answered = true;
     while let Some(wait) = idle_wait(&slot.0, served) {
-        idle.as_mut().reset(Instant::now() + wait);
+        let fresh = Instant::now() + wait;
+        let deadline = if answered {
+            fresh
+        } else {
+            idle.deadline().min(fresh)
+        };
+        idle.as_mut().reset(deadline);
         // In this order, without drawing a random one first: bytes that arrived are served
         // even when the idle timer or a stop fired at the same moment (a stop is seen again
         // before the next wait).
@@ -192,9 +201,13 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
                 continue;
             }
         }
+        let before = served;
         let burst = burst(&mut stream, &slot.0, &peer, &mut served, idle.as_mut());
         match Box::pin(burst).await {
-            Ok(Next::Idle | Next::Answered(_)) => continue,
+            Ok(Next::Idle | Next::Answered(_)) => {
+                answered = served != before;
+                continue;
+            }
             Ok(Next::Linger) => {
                 // Boxed: its scratch buffer must not be part of every idle connection's state.
                 Box::pin(linger(&mut stream)).await;

@@ -285,6 +285,44 @@ fn refused_renegotiation(first: &str) {
     drop(stdin);
 }
 
+/// TLS records that bring no request (a KeyUpdate every 300 ms) do not keep an idle
+/// connection open past keepalive_timeout (each put the deadline off by the whole wait).
+#[test]
+fn key_updates_do_not_keep_an_idle_tls_connection_open() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let s = Server::start_on(
+        "https://127.0.0.1:0",
+        CHAIN,
+        "[limits]\nkeepalive_timeout = 1.0\n",
+    );
+    let mut child = s_client_child(&s, &["-tls1_3", "-alpn", "http/1.1"]);
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    stdin
+        .write_all(b"GET /plain.html HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let start = Instant::now();
+    // s_client's `k` (at the start of a read of its input) sends a KeyUpdate.
+    while start.elapsed() < Duration::from_secs(6) {
+        std::thread::sleep(Duration::from_millis(300));
+        if child.try_wait().unwrap().is_some() || stdin.write_all(b"k\n").is_err() {
+            break;
+        }
+    }
+    let closed_after = start.elapsed();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("KEYUPDATE"), "{text}");
+    assert!(
+        closed_after < Duration::from_secs(4),
+        "{closed_after:?}\n{text}"
+    );
+}
+
 /// What `openssl s_client` says about one handshake with the server.
 pub fn s_client(s: &Server, extra: &[&str]) -> String {
     s_client_saying(s, extra, "")

@@ -143,10 +143,18 @@ where
             next = conn.accept() => match next {
                 Some(Ok((req, mut respond))) => {
                     accepted = accepted.saturating_add(1);
-                    if closing && accepted > limits.max_requests_per_connection.saturating_add(MAX_STREAMS) {
+                    let over = accepted.saturating_sub(limits.max_requests_per_connection.saturating_add(MAX_STREAMS));
+                    if closing && over > 0 {
                         // A client that goes on after our GOAWAY, without answering its
-                        // PING (which holds back the GOAWAY naming its last stream).
+                        // PING (which holds back the GOAWAY naming its last stream): its
+                        // new streams are refused, and after as many as it may have open
+                        // at once, the connection ends.
                         respond.send_reset(Reason::REFUSED_STREAM);
+                        if over > MAX_STREAMS && !abrupt {
+                            log::info!("{}: HTTP/2 client ignored the GOAWAY of max_requests_per_connection; closing with ENHANCE_YOUR_CALM", peer.client);
+                            abrupt = true;
+                            conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+                        }
                         continue;
                     }
                     streams.active.fetch_add(1, Ordering::SeqCst);

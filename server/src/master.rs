@@ -711,6 +711,13 @@ impl Master {
             .filter(|(_, w)| w.generation < generation)
             .map(|(id, _)| *id)
             .collect();
+        // Those already stopping (the last reload's, or all after WINCH) have stopped
+        // accepting: not waited for again.
+        let waiting: BTreeSet<u64> = old
+            .iter()
+            .copied()
+            .filter(|id| self.workers.get(id).is_some_and(|w| !w.stopping))
+            .collect();
         self.retire(&old).await;
         let added: Vec<_> = bound
             .iter()
@@ -729,7 +736,6 @@ impl Master {
         self.winched = false;
         self.streak.clear();
         notify::ready();
-        let waiting: BTreeSet<u64> = old.into_iter().collect();
         self.reload = Some(Reload {
             started: reload.started,
             text: String::new(),
@@ -761,6 +767,17 @@ impl Master {
     /// Every old worker has stopped accepting: what clients connect to now is the new
     /// configuration. Say so.
     fn reload_done(&mut self) {
+        // Only a draining reload is done: a drain timer of the last one may fire while the
+        // reload a second HUP started is still checking or starting.
+        if !matches!(
+            self.reload,
+            Some(Reload {
+                phase: Phase::Draining { .. },
+                ..
+            })
+        ) {
+            return;
+        }
         let Some(Reload {
             started,
             phase: Phase::Draining { cases, .. },

@@ -1037,11 +1037,13 @@ fn http2_max_requests_per_connection_holds_for_a_client_that_ignores_the_goaway(
     let s = abuse_server("max_requests_per_connection = 50");
     let r = abuse_on(&s, "ignores_goaway");
     // The streams it may have had in flight when the GOAWAY went (128) are answered; what
-    // it opens after that is refused, and the connection ends.
+    // it opens after that is refused, and after as many again the connection ends, while
+    // the client still sends (it would for 8 s).
     let answered = r["responses"]["200"].as_u64().unwrap();
     assert!((50..=50 + 128).contains(&answered), "{r}");
     assert!(r["refused"].as_u64().unwrap() > 0, "{r}");
     assert_eq!(r["closed"], true, "{r}");
+    assert!(r["seconds"].as_f64().unwrap() < 6.0, "{r}");
 }
 
 #[test]

@@ -48,6 +48,7 @@ fn build_fixture() -> PathBuf {
 fn filters(n: usize, dir: &Path) -> Vec<(usize, Arc<Plugin>)> {
     let entry = CaseEntry {
         name: "noop_filter".into(),
+        line: 0,
         settings: "{}".into(),
     };
     (0..n)

@@ -34,7 +34,7 @@ struct File {
     root: Option<PathBuf>,
     #[serde(default = "default_plugin_dirs")]
     plugin_dirs: Vec<PathBuf>,
-    cases: Option<Vec<String>>,
+    cases: Option<Vec<toml::Spanned<String>>>,
     /// Worker processes (event loop threads with `single_process`); 0 means one per core.
     workers: Option<toml::Spanned<u64>>,
     /// Access log: a file (relative to this file's folder), "-" for stderr, "" for none.
@@ -73,6 +73,8 @@ fn default_plugin_dirs() -> Vec<PathBuf> {
 #[derive(Debug, Clone)]
 pub struct CaseEntry {
     pub name: String,
+    /// The line of its name in the configuration file, for messages (0: not from a file).
+    pub line: usize,
     /// JSON text of `[plugins.NAME]` (`{}` when absent).
     pub settings: String,
 }
@@ -181,6 +183,7 @@ impl Config {
                 .or(file.root.as_deref().map(resolve)),
             cases: file.cases.as_deref(),
             plugins: &file.plugins,
+            text,
         };
         let sites = sites::check(&shown.to_string(), top, &file.sites, &resolve)?;
         let default = &sites[0];
@@ -203,6 +206,18 @@ impl Config {
             sites,
         })
     }
+}
+
+/// The name among `known` that `name` is most likely a typo of: at most a third of its
+/// letters apart (two for a short name), for "did you mean" in messages.
+pub fn closest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let most = (name.chars().count() / 3).max(2);
+    known
+        .filter(|k| *k != name)
+        .map(|k| (strsim::levenshtein(name, k), k))
+        .filter(|(d, _)| *d <= most)
+        .min()
+        .map(|(_, k)| k)
 }
 
 /// The line (from 1) of `text` where the byte at `at` is, for messages about a value.

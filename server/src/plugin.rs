@@ -384,7 +384,8 @@ extern "C" fn host_log(host: *const WpHost, level: u32, msg: *const u8, len: usi
 struct Loading<'a> {
     name: &'a str,
     shown: String,
-    cfg: std::path::Display<'a>,
+    /// The configuration file, and the line of the case's name when known.
+    cfg: String,
 }
 
 /// What the descriptor says about the case, once its prefix and name are checked.
@@ -442,7 +443,10 @@ pub fn load(
     config_path: &Path,
     root: &Path,
 ) -> Result<Plugin, String> {
-    let cfg = config_path.display();
+    let cfg = match entry.line {
+        0 => config_path.display().to_string(),
+        line => format!("{} (line {line})", config_path.display()),
+    };
     let path = find_file(&entry.name, dirs, &cfg)?;
     // A crash in the library's initialisers or its create names it.
     let _loading = crate::fault::loading(&entry.name);
@@ -477,15 +481,31 @@ pub fn load(
 }
 
 /// `lib<name>.so` in the plugin folders, canonical.
-fn find_file(name: &str, dirs: &[PathBuf], cfg: &std::path::Display) -> Result<PathBuf, String> {
+fn find_file(name: &str, dirs: &[PathBuf], cfg: &str) -> Result<PathBuf, String> {
     let Some(path) = find(name, dirs) else {
         let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        let present = in_folders(dirs);
+        let fix = match crate::config::closest(name, present.iter().map(String::as_str)) {
+            Some(meant) => format!("did you mean {meant:?}? There is a lib{meant}.so; correct the name in `cases`"),
+            None => format!("build the plugins (cargo build --release --workspace), copy lib{name}.so into plugins/, or remove {name:?} from `cases`"),
+        };
         return Err(format!(
-            "plugin {name:?}: no file lib{name}.so in the plugin folders [{}]\n  expected: a case plugin named {name:?}, as listed in `cases` in {cfg}\n  fix: build the plugins (cargo build --release --workspace), copy lib{name}.so into plugins/, or remove {name:?} from `cases`",
+            "plugin {name:?}: no file lib{name}.so in the plugin folders [{}]\n  expected: a case plugin named {name:?}, as listed in `cases` in {cfg}\n  fix: {fix}",
             list.join(", ")
         ));
     };
     Ok(path.canonicalize().unwrap_or(path))
+}
+
+/// The case names the plugin folders hold a `lib<name>.so` for.
+fn in_folders(dirs: &[PathBuf]) -> Vec<String> {
+    let files = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten();
+    let names = files.filter_map(|f| f.ok()?.file_name().into_string().ok());
+    let cases = names.filter_map(|n| Some(n.strip_prefix("lib")?.strip_suffix(".so")?.to_string()));
+    cases.filter(|n| crate::config::valid_name(n)).collect()
 }
 
 impl Loading<'_> {

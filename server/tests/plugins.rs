@@ -67,6 +67,35 @@ fn a_missing_plugin_names_the_plugin_the_folders_and_the_fix() {
 }
 
 #[test]
+fn a_misspelt_case_names_its_line_and_the_plugin_it_resembles() {
+    let dir = TempDir::new("misspelt");
+    let e = check(&dir, r#"["no_file", "existng_file"]"#, "", &[plugins_dir()]);
+    assert_eq!(e.code, Some(1));
+    let text = std::fs::read_to_string(dir.path().join("server.toml")).unwrap();
+    let line = 1 + text
+        .lines()
+        .position(|l| l.contains("existng_file"))
+        .unwrap();
+    assert!(
+        e.stderr.contains(&format!("server.toml (line {line})"))
+            && e.stderr.contains("did you mean \"existing_file\"?"),
+        "{}",
+        e.stderr
+    );
+    let e = check(
+        &dir,
+        r#"["hello"]"#,
+        "[plugins.helo]\nprefix = \"/x\"\n",
+        &[],
+    );
+    assert!(
+        e.stderr.contains("a typo of [plugins.hello]?"),
+        "{}",
+        e.stderr
+    );
+}
+
+#[test]
 fn a_library_whose_name_differs_from_the_config_entry_is_refused() {
     let dir = TempDir::new("rename");
     let pdir = dir.subdir("plugins");

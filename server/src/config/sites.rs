@@ -22,7 +22,7 @@ pub(super) struct Written {
     #[serde(default)]
     default: bool,
     root: Option<PathBuf>,
-    cases: Option<Vec<String>>,
+    cases: Option<Vec<Name>>,
     #[serde(default)]
     plugins: BTreeMap<String, toml::Table>,
     /// Answer plain-HTTP requests with 301 to the same URL on https.
@@ -36,8 +36,18 @@ pub(super) struct Written {
 /// `default = true`, and what a site that leaves a key out uses.
 pub(super) struct Top<'a> {
     pub root: Option<PathBuf>,
-    pub cases: Option<&'a [String]>,
+    pub cases: Option<&'a [Name]>,
     pub plugins: &'a BTreeMap<String, toml::Table>,
+    /// The file's text, for the line a case name is on.
+    pub text: &'a str,
+}
+
+/// A case name as written, with where it is in the file.
+type Name = toml::Spanned<String>;
+
+/// Whether `cases` lists `name`.
+fn lists(cases: &[Name], name: &str) -> bool {
+    cases.iter().any(|c| c.get_ref() == name)
 }
 
 /// A name a site answers to, lower-case, without a trailing dot.
@@ -121,7 +131,7 @@ fn top_site(file: &str, top: &Top, with_sites: bool) -> Result<Site, String> {
         names: Vec::new(),
         default: true,
         root: document_root(file, "", &root)?,
-        cases: chain(file, &where_, cases, |n| top.plugins.get(n))?,
+        cases: chain(file, top.text, &where_, cases, |n| top.plugins.get(n))?,
         https_redirect: None,
     })
 }
@@ -155,7 +165,7 @@ fn site(
     let where_ = |key: &str| format!("`{key}` of {label}");
     let settings = |n: &str| w.plugins.get(n).or_else(|| top.plugins.get(n));
     for name in w.plugins.keys() {
-        if !cases.contains(name) {
+        if !lists(cases, name) {
             return Err(format!("{file}: {at}[sites.plugins.{name}] configures a case that is not in this site's `cases`\n  fix: add \"{name}\" to the site's `cases` or remove the table (a typo?)"));
         }
     }
@@ -173,7 +183,7 @@ fn site(
         names,
         default: w.default,
         root: document_root(file, &at, &root)?,
-        cases: chain(file, &where_, cases, settings)?,
+        cases: chain(file, top.text, &where_, cases, settings)?,
         https_redirect: w.https_redirect.then_some(w.https_port.unwrap_or(443)),
         label,
     })
@@ -197,8 +207,9 @@ fn document_root(file: &str, at: &str, root: &Path) -> Result<PathBuf, String> {
 /// says whose chain it is in messages (empty for the top level).
 fn chain<'a>(
     file: &str,
+    text: &str,
     where_: &dyn Fn(&str) -> String,
-    cases: &[String],
+    cases: &[Name],
     settings: impl Fn(&str) -> Option<&'a toml::Table>,
 ) -> Result<Vec<CaseEntry>, String> {
     let key = match where_("cases") {
@@ -209,18 +220,24 @@ fn chain<'a>(
         return Err(format!("{file}: {key} is empty\n  expected: the case names in priority order, e.g. cases = [\"no_file\", \"existing_file\", \"always_fail\"]"));
     }
     let mut seen = HashSet::new();
-    for name in cases {
+    for written in cases {
+        let (name, line) = (
+            written.get_ref(),
+            super::line_at(text, written.span().start),
+        );
         if !valid_name(name) {
-            return Err(format!("{file}: case name {name:?} in {key} is not valid\n  expected: lower-case letters, digits and '_' only (the plugin file is lib<name>.so)"));
+            return Err(format!("{file}: line {line}: case name {name:?} in {key} is not valid\n  expected: lower-case letters, digits and '_' only (the plugin file is lib<name>.so)"));
         }
         if !seen.insert(name.as_str()) {
-            return Err(format!("{file}: case {name:?} is listed twice in {key}\n  fix: keep one entry; order decides which case runs first"));
+            return Err(format!("{file}: line {line}: case {name:?} is listed twice in {key}\n  fix: keep one entry; order decides which case runs first"));
         }
     }
     Ok(cases
         .iter()
-        .map(|name| CaseEntry {
+        .map(|written| (written.get_ref(), written.span().start))
+        .map(|(name, at)| CaseEntry {
             name: name.clone(),
+            line: super::line_at(text, at),
             settings: settings(name)
                 .map(|t| serde_json::to_string(t).unwrap_or_else(|_| "{}".into()))
                 .unwrap_or_else(|| "{}".into()),
@@ -232,19 +249,28 @@ fn chain<'a>(
 /// level's own, or a site's that takes its settings from the top level.
 fn orphan_tables(file: &str, top: &Top, written: &[Written]) -> Result<(), String> {
     let used = |name: &String| {
-        top.cases.is_some_and(|c| c.contains(name))
+        top.cases.is_some_and(|c| lists(c, name))
             || written.iter().any(|w| {
                 !w.plugins.contains_key(name)
                     && w.cases
                         .as_deref()
                         .or(top.cases)
-                        .is_some_and(|c| c.contains(name))
+                        .is_some_and(|c| lists(c, name))
             })
     };
-    match top.plugins.keys().find(|n| !used(n)) {
-        Some(name) => Err(format!("{file}: [plugins.{name}] configures a case that is not in `cases`\n  fix: add \"{name}\" to `cases` or remove the table (a typo?)")),
-        None => Ok(()),
-    }
+    let Some(name) = top.plugins.keys().find(|n| !used(n)) else {
+        return Ok(());
+    };
+    let listed = top
+        .cases
+        .into_iter()
+        .chain(written.iter().filter_map(|w| w.cases.as_deref()));
+    let names = listed.flatten().map(|c| c.get_ref().as_str());
+    let typo = match super::closest(name, names) {
+        Some(meant) => format!("a typo of [plugins.{meant}]?"),
+        None => "a typo?".into(),
+    };
+    Err(format!("{file}: [plugins.{name}] configures a case that is not in `cases`\n  fix: add \"{name}\" to `cases` or remove the table ({typo})"))
 }
 
 /// Each name belongs to one site: a request for it must not depend on the order of the file.
@@ -414,6 +440,14 @@ mod tests {
             (
                 "[[sites]]\nserver_names = [\"a.test\"]\ncases = []\n",
                 "`cases` of [[sites]] #1 (a.test) is empty",
+            ),
+            (
+                "[[sites]]\nserver_names = [\"a.test\"]\ncases = [\n  \"a\",\n  \"a\",\n]\n",
+                "line 9: case \"a\" is listed twice in `cases` of [[sites]] #1 (a.test)",
+            ),
+            (
+                "[[sites]]\nserver_names = [\"a.test\"]\ncases = [\"a\", \"B\"]\n",
+                "line 7: case name \"B\" in `cases` of [[sites]] #1 (a.test) is not valid",
             ),
             (
                 "[[sites]]\nserver_names = [\"a.test\"]\nhttps_port = 8443\n",

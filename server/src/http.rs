@@ -665,13 +665,17 @@ const fn alnum_and(extra: &[u8]) -> [bool; 256] {
 
 /// `uri-host [":" port]` (RFC 9110 §7.2, RFC 3986 §3.2.2): a valid Host value, and the
 /// authority of an absolute-form target once it has no userinfo. Not empty: an http URI's
-/// host never is (RFC 9110 §4.2.1).
+/// host never is (RFC 9110 §4.2.1). No empty label (`a..b`): no DNS name has one (RFC 1034
+/// §3.1), nginx refuses it, and a wildcard site must not answer `x..example.com`.
 pub fn is_authority(a: &[u8]) -> bool {
     // Most are a name or an IPv4 address, and a port: one scan to the colon.
     let end = a
         .iter()
         .position(|&b| !REG_NAME[usize::from(b)])
         .unwrap_or(a.len());
+    if a.windows(2).any(|w| w == b"..") {
+        return false;
+    }
     match a.get(end) {
         None => end > 0,
         Some(b':') if end > 0 => a[end + 1..].iter().all(u8::is_ascii_digit),
@@ -787,6 +791,9 @@ mod tests {
             "a b",
             "[::1]x",
             "a%4g",
+            "..a.test",
+            "x..a.test:80",
+            "a%41..b",
         ] {
             assert!(!is_authority(bad.as_bytes()), "{bad}");
         }

@@ -67,7 +67,7 @@ impl Sites {
     /// The chain for a request naming `host` (the Host field value, or an absolute-form
     /// target's authority: see [`request_host`]) on a connection whose TLS handshake named
     /// `sni`. Without SNI, the host alone decides; with both, they must lead to the same
-    /// site, else 421 Misdirected Request (RFC 9110 §15.5.20), as a strict nginx or Caddy
+    /// site, else 421 Misdirected Request (RFC 9110 §15.5.20), as Caddy's `strict_sni_host`
     /// does. A name no site has, or none at all, gets the default site.
     pub fn site_for(
         &self,
@@ -189,9 +189,6 @@ pub fn normalise(host: &[u8]) -> String {
     name.strip_suffix('.').unwrap_or(name).to_string()
 }
 
-/// `https_redirect = true` on a plain connection: 301 to the same path and query on
-/// https, for a host that is one of the site's names (never one the client made up: a host
-/// this site does not name, or none, is 421). `None`: serve the request.
 /// A path (or absolute URL) with good escapes that stays beneath the root: what the chain
 /// would not refuse with 400.
 fn well_formed(target: &[u8]) -> bool {
@@ -199,6 +196,11 @@ fn well_formed(target: &[u8]) -> bool {
         .is_some_and(|(path, _)| crate::resolve::normalise(path).is_ok())
 }
 
+/// `https_redirect = true` on a plain connection: the same path and query on https, for a
+/// host that is one of the site's names (never one the client made up: a host this site
+/// does not name, or none, is 421). 301 for GET and HEAD, as nginx's `return 301`; 308 for
+/// the other methods, as Caddy's, so a client sends its POST again as a POST with its body
+/// (RFC 9110 §15.4.2 lets it turn a 301's POST into a GET). `None`: serve the request.
 pub fn https_redirect(chain: &Chain, head: &Head, peer: &Peer) -> Option<Reply> {
     let port = chain.site.https_redirect?;
     if peer.tls.is_some() || head.target == b"*" || !well_formed(&head.target) {
@@ -217,18 +219,24 @@ pub fn https_redirect(chain: &Chain, head: &Head, peer: &Peer) -> Option<Reply> 
     };
     let mut location = format!("https://{host}{port}").into_bytes();
     location.extend(path_and_query(&head.target));
-    let r = error_page::reply(301, &head.target, "this site is served over https");
+    let status = match &*head.method {
+        "GET" | "HEAD" => 301,
+        _ => 308,
+    };
+    let r = error_page::reply(status, &head.target, "this site is served over https");
     Some(r.header("Location", location))
 }
 
-/// The path and query of an origin-form or absolute-form target (`/` when it has none).
+/// The path and query of an origin-form or absolute-form target (`/` when it has none);
+/// an empty query keeps its `?` (RFC 3986 §6.2.3), as nginx's and Caddy's redirects do.
 fn path_and_query(target: &[u8]) -> Vec<u8> {
     let Some((path, query)) = crate::chain::split_target(target) else {
         return b"/".to_vec();
     };
-    match query {
-        b"" => path.to_vec(),
-        q => [path, b"?", q].concat(),
+    let mut before_fragment = target.iter().take_while(|&&b| b != b'#');
+    match before_fragment.any(|&b| b == b'?') {
+        false => path.to_vec(),
+        true => [path, b"?", query].concat(),
     }
 }
 

@@ -79,6 +79,19 @@ fn a_wildcard_takes_one_or_more_labels_in_front_but_not_the_bare_name() {
 }
 
 #[test]
+fn a_host_with_an_empty_label_is_400_not_a_wildcard_sites() {
+    let (dir, root, b) = two_roots("empty-label");
+    let extra = format!("[[sites]]\nserver_names = [\"*.w.test\"]\nroot = {b}\n");
+    let s = Server::start_in(dir, root, &[plugins_dir()], SMALL, &extra);
+    for host in ["x..w.test", "..w.test", "x.w..test:80"] {
+        assert_eq!(get(&s, "/", host).status, 400, "Host: {host}");
+    }
+    let r = s.raw("GET http://x..w.test/ HTTP/1.1\r\nHost: x.w.test\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 400);
+    assert!(get(&s, "/", "x.w.test").text().contains("site b"));
+}
+
+#[test]
 fn nginx_leading_dot_names_the_domain_and_everything_under_it() {
     let (dir, root, b) = two_roots("dot");
     let extra = format!("[[sites]]\nserver_names = [\".d.test\"]\nroot = {b}\n");
@@ -189,12 +202,38 @@ fn https_redirect_answers_301_to_the_same_path_and_query_on_https() {
     assert_eq!(r.header("location"), Some("https://www.r.test/"));
     let r = s.raw("GET http://r.test?q HTTP/1.1\r\nHost: r.test\r\nConnection: close\r\n\r\n");
     assert_eq!(r.header("location"), Some("https://r.test/?q"));
+    // An empty query keeps its '?', as nginx's and Caddy's redirects keep it.
+    let r = get(&s, "/p?", "r.test");
+    assert_eq!(r.header("location"), Some("https://r.test/p?"));
     // Other sites are served as before.
     assert_eq!(get(&s, "/", "a.test").status, 200);
     // A target the chain would refuse is refused here too, not redirected (nginx: 400).
     for target in ["x", "/x%zz", "/x%", "/../etc", "http://r.test/x%zz"] {
         let r = get(&s, target, "r.test");
         assert_eq!(r.status, 400, "{target}: {:?}", r.header("location"));
+    }
+}
+
+#[test]
+fn https_redirect_answers_308_to_methods_other_than_get_and_head() {
+    let s = redirecting("");
+    let post = "POST /form?a HTTP/1.1\r\nHost: r.test\r\nContent-Length: 3\r\nConnection: close\r\n\r\nx=1";
+    for (req, status) in [
+        (post.to_string(), 308),
+        (
+            "HEAD /p HTTP/1.1\r\nHost: r.test\r\nConnection: close\r\n\r\n".into(),
+            301,
+        ),
+        (
+            "DELETE /p HTTP/1.1\r\nHost: r.test\r\nConnection: close\r\n\r\n".into(),
+            308,
+        ),
+    ] {
+        let r = s.raw(&req);
+        assert_eq!(r.status, status, "{req:?}");
+        assert!(r
+            .header("location")
+            .is_some_and(|l| l.starts_with("https://r.test/")));
     }
 }
 

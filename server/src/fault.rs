@@ -3,7 +3,7 @@
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -165,8 +165,8 @@ fn stuck(l: &LoopState, for_: Duration, on_stall: OnStall, case_name: &dyn Fn(us
                 "event loop {} stuck in case={case} for {secs:.1}s; aborting this worker so the master starts a fresh one",
                 l.index
             );
-            // Our own abort names no case: the line above did.
-            RUNNING.with(|r| r.set((std::ptr::null(), 0)));
+            // Our own abort: the line above said why, the handler need not.
+            QUIET.store(true, Ordering::SeqCst);
             std::process::abort();
         }
     }
@@ -180,6 +180,9 @@ const FATAL: [(libc::c_int, &str); 5] = [
     (libc::SIGILL, "SIGILL"),
     (libc::SIGFPE, "SIGFPE"),
 ];
+
+/// Set before the watchdog's own abort, which needs no crash line.
+static QUIET: AtomicBool = AtomicBool::new(false);
 
 /// The start of the crash line (`server: worker 2 (pid 1234)`), leaked, set once before the
 /// handlers are installed: its address and length.
@@ -209,6 +212,44 @@ pub fn install(who: &str) {
             log::warn!("cannot handle {name}: a crash will not name its case");
         }
     }
+    // SAFETY: `on_exit` has the signature atexit wants and only calls write and _exit.
+    if unsafe { libc::atexit(on_exit) } != 0 {
+        log::warn!("cannot watch exit(): a case that calls it will not be named");
+    }
+}
+
+/// Run by exit(3): a case (or a plugin being loaded) that calls it ends the process, and
+/// would do so without a word and, in `create`, with the status it chose (`exit(0)` made
+/// `--check-config` pass). Name the case and end with status 1; the host's own exits, made
+/// outside any case, pass.
+extern "C" fn on_exit() {
+    let (ptr, len) = RUNNING.with(Cell::get);
+    if ptr.is_null() {
+        return;
+    }
+    let mut line = Line::new();
+    line.push(prefix());
+    line.push(b": case=");
+    // SAFETY: as in `on_fatal`, a non-null RUNNING names a case whose guard is alive.
+    line.push(unsafe { std::slice::from_raw_parts(ptr, len) });
+    line.push(b" called exit(); the process ends with it\n");
+    // SAFETY: write(2) and _exit(2) are async-signal-safe; `line` is a valid buffer.
+    unsafe {
+        libc::write(2, line.buf.as_ptr().cast(), line.len);
+        libc::_exit(1);
+    }
+}
+
+/// The start of every line this module writes itself: `server: worker 2 (pid 1234)`.
+fn prefix() -> &'static [u8] {
+    // SAFETY: PREFIX_PTR/LEN describe a leaked, never-freed byte slice set before any
+    // handler was installed (empty before then).
+    unsafe {
+        std::slice::from_raw_parts(
+            PREFIX_PTR.load(Ordering::SeqCst) as *const u8,
+            PREFIX_LEN.load(Ordering::SeqCst),
+        )
+    }
 }
 
 /// The handler. Writes `server: worker 2 (pid 1234): fatal signal SIGSEGV in case=crashy`,
@@ -216,14 +257,7 @@ pub fn install(who: &str) {
 /// signal would have ended it (and the master sees which signal).
 extern "C" fn on_fatal(sig: libc::c_int) {
     let mut line = Line::new();
-    // SAFETY: PREFIX_PTR/LEN describe a leaked, never-freed byte slice set before any
-    // handler was installed.
-    line.push(unsafe {
-        std::slice::from_raw_parts(
-            PREFIX_PTR.load(Ordering::SeqCst) as *const u8,
-            PREFIX_LEN.load(Ordering::SeqCst),
-        )
-    });
+    line.push(prefix());
     line.push(b": fatal signal ");
     let name = FATAL
         .iter()
@@ -243,7 +277,9 @@ extern "C" fn on_fatal(sig: libc::c_int) {
     // SAFETY: write(2), sigaction(2) and raise(3) are async-signal-safe; `line` is a valid
     // buffer; the sigaction struct is fully initialised.
     unsafe {
-        libc::write(2, line.buf.as_ptr().cast(), line.len);
+        if !QUIET.load(Ordering::SeqCst) {
+            libc::write(2, line.buf.as_ptr().cast(), line.len);
+        }
         let mut dfl: libc::sigaction = std::mem::zeroed();
         dfl.sa_sigaction = libc::SIG_DFL;
         libc::sigemptyset(&mut dfl.sa_mask);

@@ -5,7 +5,7 @@
 use crate::error_page;
 use crate::plugin::{HeadSink, OwnedRequest, Plugin, TransformState, Verdict};
 use crate::reply::{Body, Reply, Seg};
-use plugin_api::abi::{WP_BODY_MORE, WP_BODY_OK, WP_F_CONTENT_CODING, WP_IO_END};
+use plugin_api::abi::{WP_BODY_ERROR, WP_BODY_MORE, WP_BODY_OK, WP_F_CONTENT_CODING, WP_IO_END};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -47,16 +47,18 @@ fn run(filters: &[(usize, Arc<Plugin>)], mut reply: Reply, ctx: &Ctx) -> Result<
     let mut stages: Vec<Stage> = Vec::new();
     // Room for what the filters add (security headers, Vary...): one growth, not several.
     reply.headers.reserve(8);
+    let mut added = 0;
     for (i, f) in filters {
         if skips(f, &reply) {
             continue;
         }
         let before = log::log_enabled!(log::Level::Debug).then(|| fingerprint(&reply));
-        let mut edit = Edit::new(reply, ctx);
+        let mut edit = Edit::new(reply, ctx, added);
         let verdict = {
             let _running = crate::fault::running(*i, &f.name);
             f.filter_head(ctx.req, &mut edit)
         };
+        added = edit.added;
         let changed_body = edit.replaced.is_some() || edit.status_changed;
         reply = edit.finish();
         if let Some(before) = before {
@@ -106,7 +108,15 @@ pub struct Edit<'a> {
     ctx: &'a Ctx<'a>,
     status_changed: bool,
     replaced: Option<Replacement>,
+    /// Header bytes the filters have set or appended to this answer, bounded by
+    /// `MAX_FILTER_HEAD`.
+    added: usize,
 }
+
+/// The most header bytes the filters together may set or append to one answer, as a
+/// case's own are bounded: a head much larger is one no client takes (curl gives up at
+/// 100 KiB) and an HTTP/2 peer refuses.
+const MAX_FILTER_HEAD: usize = 64 * 1024;
 
 enum Replacement {
     Bytes(Vec<u8>),
@@ -115,13 +125,25 @@ enum Replacement {
 }
 
 impl<'a> Edit<'a> {
-    fn new(reply: Reply, ctx: &'a Ctx<'a>) -> Edit<'a> {
+    fn new(reply: Reply, ctx: &'a Ctx<'a>, added: usize) -> Edit<'a> {
         Edit {
             reply,
             ctx,
             status_changed: false,
             replaced: None,
+            added,
         }
+    }
+
+    /// A field to set or append, when it is valid and within `MAX_FILTER_HEAD`.
+    fn field(&mut self, name: &[u8], value: &[u8]) -> Option<(Text, Text)> {
+        let added = self.added + name.len() + value.len() + 4;
+        if added > MAX_FILTER_HEAD {
+            return None;
+        }
+        let field = checked_field(name, value)?;
+        self.added = added;
+        Some(field)
     }
 
     /// Apply the body decisions. A new status without a new body gets the host's page for
@@ -132,6 +154,7 @@ impl<'a> Edit<'a> {
             ctx,
             status_changed,
             replaced,
+            ..
         } = self;
         match replaced {
             Some(Replacement::Bytes(b)) => reply.body = Body::Bytes(b),
@@ -189,7 +212,7 @@ impl HeadSink for Edit<'_> {
     }
 
     fn set_header(&mut self, name: &[u8], value: &[u8]) -> bool {
-        let Some(field) = checked_field(name, value) else {
+        let Some(field) = self.field(name, value) else {
             return false;
         };
         let headers = &mut self.reply.headers;
@@ -211,7 +234,7 @@ impl HeadSink for Edit<'_> {
     }
 
     fn append_header(&mut self, name: &[u8], value: &[u8]) -> bool {
-        let Some(field) = checked_field(name, value) else {
+        let Some(field) = self.field(name, value) else {
             return false;
         };
         self.reply.headers.push(field);
@@ -229,9 +252,11 @@ impl HeadSink for Edit<'_> {
     }
 
     fn vary_add(&mut self, token: &[u8]) -> bool {
-        if !crate::http::is_token(token) {
+        let added = self.added + token.len() + 8;
+        if !crate::http::is_token(token) || added > MAX_FILTER_HEAD {
             return false;
         }
+        self.added = added;
         match self.position(b"vary") {
             Some(i) => {
                 let v = &mut self.reply.headers[i].1;
@@ -427,7 +452,10 @@ impl Stage {
             match rc {
                 WP_BODY_OK if input.is_empty() => break,
                 WP_BODY_OK | WP_BODY_MORE if !stuck => continue,
-                _ => return Err(()),
+                _ => {
+                    self.failed(rc, stuck);
+                    return Err(());
+                }
             }
         }
         if flags & WP_IO_END != 0 {
@@ -435,11 +463,26 @@ impl Stage {
         }
         Ok(out)
     }
+
+    /// Say why the body transform gave up: the head is gone, so the client sees the answer
+    /// cut short, and only this line says which filter did it.
+    fn failed(&self, rc: i32, stuck: bool) {
+        let why = match rc {
+            WP_BODY_OK | WP_BODY_MORE if stuck => "neither took input nor made output".into(),
+            WP_BODY_ERROR => "reported an error".into(),
+            rc => format!("returned {rc}, no WP_BODY_* value"),
+        };
+        log::error!(
+            "case={}: filter_body {why}; the answer is cut short",
+            self.case.name
+        );
+    }
 }
 
 impl Drop for Stage {
     fn drop(&mut self) {
         if let Some(state) = self.state.take() {
+            let _running = crate::fault::running(self.index, &self.case.name);
             self.case.filter_end(state, !self.finished);
         }
     }
@@ -673,7 +716,7 @@ mod tests {
             path: b"/",
             head_only: false,
         };
-        let mut edit = Edit::new(Reply::new(404, Body::Empty), &ctx);
+        let mut edit = Edit::new(Reply::new(404, Body::Empty), &ctx, 0);
         assert!(!edit.replace_body_file(b"errors/404.html"), "relative");
         assert!(!edit.replace_body_file(b"/etc/passwd"), "outside");
         let inside = dir.join(format!("cases-replace-{}.html", std::process::id()));
@@ -699,7 +742,7 @@ mod tests {
             .header("X-A", "1")
             .header("Vary", "x")
             .header("X-A", "2");
-        let mut edit = Edit::new(reply, &ctx);
+        let mut edit = Edit::new(reply, &ctx, 0);
         assert!(edit.set_header(b"x-a", b"3"));
         assert!(edit.set_header(b"New", b"v"));
         assert!(!edit.set_header(b"Bad Name", b"v"));
@@ -712,5 +755,29 @@ mod tests {
         let want = [("X-A", "3"), ("Vary", "x"), ("New", "v")];
         let want: Vec<_> = want.map(|(n, v)| (n.to_string(), v.to_string())).into();
         assert_eq!(fields(&edit.reply), want);
+    }
+
+    #[test]
+    fn the_filters_together_add_at_most_64_kib_of_header_fields() {
+        let req = OwnedRequest::new();
+        let root = crate::resolve::Root::open("/".as_ref(), std::time::Duration::ZERO).unwrap();
+        let ctx = Ctx {
+            req: &req,
+            root: &root,
+            path: b"/",
+            head_only: false,
+        };
+        let mut edit = Edit::new(Reply::new(200, Body::Empty), &ctx, 0);
+        assert!(!edit.append_header(b"X-Big", &vec![b'a'; MAX_FILTER_HEAD]));
+        let value = vec![b'b'; 1000];
+        let taken = (0..100)
+            .filter(|_| edit.append_header(b"X-K", &value))
+            .count();
+        assert_eq!(taken, MAX_FILTER_HEAD / 1007);
+        // The next filter's edit starts where this one's ended.
+        let mut next = Edit::new(edit.finish(), &ctx, MAX_FILTER_HEAD - 10);
+        assert!(!next.set_header(b"X-Next", b"0123456789"));
+        assert!(!next.vary_add(b"Accept-Language"));
+        assert!(next.set_header(b"X", b"1"));
     }
 }

@@ -361,16 +361,7 @@ extern "C" fn host_log(host: *const WpHost, level: u32, msg: *const u8, len: usi
         let name = &(*(h.ctx as *const HostCtx)).name;
         (name, std::slice::from_raw_parts(msg, len))
     };
-    // Controls escaped: a plugin that logs what a client sent cannot forge log lines.
-    let mut shown = String::with_capacity(text.len());
-    for c in String::from_utf8_lossy(text).chars() {
-        if c.is_control() && c != '\t' {
-            shown.extend(c.escape_default());
-        } else {
-            shown.push(c);
-        }
-    }
-    let text = shown;
+    let text = escaped(text, false);
     let lvl = match level {
         WP_LOG_ERROR => log::Level::Error,
         WP_LOG_WARN => log::Level::Warn,
@@ -380,12 +371,37 @@ extern "C" fn host_log(host: *const WpHost, level: u32, msg: *const u8, len: usi
     log::log!(lvl, "case={name}: {text}");
 }
 
+/// The most of one plugin message the error log shows (nginx's line is 2 KiB).
+const MESSAGE_MAX: usize = 4096;
+
+/// A plugin's message as the error log may show it: cut at `MESSAGE_MAX` bytes, its control
+/// characters escaped, so that one logging what a client sent cannot forge log lines or
+/// send a terminal escape. `lines`: a line break stays one, but the next line is indented
+/// (`\n  fix: …`, as the host's own messages), never a line of its own.
+fn escaped(text: &[u8], lines: bool) -> String {
+    let cut = &text[..text.len().min(MESSAGE_MAX)];
+    let mut out = String::with_capacity(cut.len());
+    for c in String::from_utf8_lossy(cut).chars() {
+        match c {
+            '\n' if lines => out.push_str("\n  "),
+            c if c.is_control() && c != '\t' => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    if text.len() > MESSAGE_MAX {
+        out.push_str(&format!("… ({} bytes more)", text.len() - MESSAGE_MAX));
+    }
+    out.replace("\n    ", "\n  ")
+}
+
 /// Who is being loaded, for error messages: the case name, its file, the config file.
 struct Loading<'a> {
     name: &'a str,
     shown: String,
     /// The configuration file, and the line of the case's name when known.
     cfg: String,
+    /// The configuration file alone, for its `[plugins.NAME]` table.
+    file: std::path::Display<'a>,
 }
 
 /// What the descriptor says about the case, once its prefix and name are checked.
@@ -454,6 +470,7 @@ pub fn load(
         name: &entry.name,
         shown: path.display().to_string(),
         cfg,
+        file: config_path.display(),
     };
     let lib = at.open_library(&path)?;
     let desc = at.entry_descriptor(&lib)?;
@@ -510,7 +527,9 @@ fn in_folders(dirs: &[PathBuf]) -> Vec<String> {
 
 impl Loading<'_> {
     fn open_library(&self, path: &Path) -> Result<libloading::os::unix::Library, String> {
-        let Loading { name, shown, cfg } = self;
+        let Loading {
+            name, shown, cfg, ..
+        } = self;
         // SAFETY: loading a library runs its initialisers; plugins are trusted code by design.
         unsafe { libloading::os::unix::Library::open(Some(path), libc_flags()) }
             .map_err(|e| format!("plugin {name:?} ({shown}): cannot be loaded: {e}\n  fix: rebuild the plugin for this machine, or remove {name:?} from `cases` in {cfg}"))
@@ -594,7 +613,9 @@ impl Loading<'_> {
         desc: *const WpPluginDesc,
         abi: (u32, u32),
     ) -> Result<Described, String> {
-        let Loading { name, shown, cfg } = self;
+        let Loading {
+            name, shown, cfg, ..
+        } = self;
         // SAFETY: the version and size checks passed, so the full 1.0 layout is there. (A later
         // 1.x host must read its appended fields only when `size` covers them.)
         let d = unsafe { &*desc };
@@ -709,18 +730,29 @@ impl Loading<'_> {
         settings: &str,
         root: &Path,
     ) -> Result<(*mut c_void, HostTable), String> {
-        let Loading { name, shown, cfg } = self;
+        let Loading {
+            name, shown, file, ..
+        } = self;
         let host = HostTable::new(name, root);
         let mut err = String::new();
         let (table, cfg_json, len) = (host.0 as *const WpHost, settings.as_ptr(), settings.len());
         // SAFETY: the sink goes to `create` only, which uses it during the call.
         let inst = unsafe { lend_error_sink(&mut err, |e| (d.create)(table, cfg_json, len, e)) };
         if inst.is_null() {
-            if err.is_empty() {
-                err = "create() returned NULL without a reason".into();
-            }
+            err = match err.is_empty() {
+                true => "create() returned NULL without a reason".into(),
+                false => escaped(err.as_bytes(), true),
+            };
+            let docs = format!(
+                "docs/plugins/{name}.md for a shipped plugin, else the plugin's own documentation"
+            );
+            let fix = match settings {
+                _ if err.contains("\n  fix:") => String::new(),
+                "{}" => format!("\n  fix: add a [plugins.{name}] table to {file} with the keys the plugin needs ({docs})"),
+                _ => format!("\n  fix: correct [plugins.{name}] ({docs} lists its keys)"),
+            };
             return Err(format!(
-                "plugin {name:?} ({shown}) refused its settings [plugins.{name}] in {cfg}: {err}\n  fix: correct [plugins.{name}] (see the plugin's README for its keys)"
+                "plugin {name:?} ({shown}) refused its settings [plugins.{name}] in {file}: {err}{fix}"
             ));
         }
         Ok((inst, host))
@@ -888,6 +920,21 @@ pub fn describe(p: &Plugin) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plugin_message_cannot_forge_a_line_or_send_an_escape() {
+        let forged = b"bad key\r\n2026-11-28 [ERROR] forged\x1b[31m";
+        assert_eq!(
+            escaped(forged, false),
+            "bad key\\r\\n2026-11-28 [ERROR] forged\\u{1b}[31m"
+        );
+        assert_eq!(
+            escaped(b"bad key\n  fix: this\nX-Inj: 1", true),
+            "bad key\n  fix: this\n  X-Inj: 1"
+        );
+        let long = escaped(&[b'a'; MESSAGE_MAX + 10], false);
+        assert!(long.ends_with("… (10 bytes more)"), "{long}");
+    }
 
     #[test]
     fn a_dropped_request_comes_back_empty_with_its_room() {

@@ -194,6 +194,24 @@ fn settings_a_plugin_refuses_stop_start_up_with_its_reason() {
 }
 
 #[test]
+fn a_plugin_that_calls_exit_while_loading_fails_the_check_and_is_named() {
+    let dir = TempDir::new("exit-create");
+    let (pdir, _) = fixture_plugin(&dir, "faulty");
+    let cfg = dir.path().join("server.toml");
+    let extra = format!("[plugins.faulty]\nexit_if = {:?}\n", cfg.display());
+    let root = fixture_root(&dir);
+    let text = config_text(&root, &[pdir], r#"["faulty", "always_fail"]"#, &extra);
+    let cfg = dir.write("server.toml", text);
+    let e = run_to_exit(&["--config", cfg.to_str().unwrap(), "--check-config"]);
+    assert_eq!(e.code, Some(1), "{}", e.stderr);
+    assert!(
+        e.stderr.contains("case=faulty called exit()"),
+        "{}",
+        e.stderr
+    );
+}
+
+#[test]
 fn check_config_prints_the_chain_and_exits_zero() {
     let dir = TempDir::new("check");
     let root = fixture_root(&dir);

@@ -51,6 +51,15 @@ fn crash_costs_one_request(how: &str, signal_line: &str, fatal_line: &str) {
 }
 
 #[test]
+fn a_case_that_calls_exit_is_named_and_the_worker_replaced() {
+    crash_costs_one_request(
+        "exit",
+        "exited with status 1",
+        "case=faulty called exit(); the process ends with it",
+    );
+}
+
+#[test]
 fn a_segfault_in_a_case_costs_its_request_and_the_worker_is_replaced() {
     crash_costs_one_request(
         "segv",

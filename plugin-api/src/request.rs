@@ -72,6 +72,26 @@ impl<'a> Request<'a> {
             .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     }
+    /// A list field (`Accept-Encoding`, `Accept`, `Cache-Control`...) as one value: every
+    /// line with this name (case-insensitive), in order, joined by ", ", as RFC 9110 §5.3
+    /// combines them; `None` without one. A client may split a list over several lines,
+    /// and reading only the first would miss, say, a `br;q=0` on the second.
+    pub fn header_list(&self, name: &str) -> Option<std::borrow::Cow<'a, [u8]>> {
+        let mut lines = self
+            .headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v);
+        let first = lines.next()?;
+        let Some(second) = lines.next() else {
+            return Some(std::borrow::Cow::Borrowed(first));
+        };
+        let mut all = [first, b", ", second].concat();
+        for more in lines {
+            all.extend_from_slice(b", ");
+            all.extend_from_slice(more);
+        }
+        Some(std::borrow::Cow::Owned(all))
+    }
     /// Client address, textual.
     pub fn client_addr(&self) -> &str {
         self.text(Field::ClientAddr)

@@ -611,7 +611,7 @@ fn whole(mut reply: Reply, body: Vec<u8>, stages: Vec<Stage>, ctx: &Ctx) -> Repl
 fn plain_tag(headers: &Headers, stages: &[Stage]) -> Option<Vec<u8>> {
     let (_, tag) = headers
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(b"etag"))?;
+        .find(|(n, v)| n.eq_ignore_ascii_case(b"etag") && is_entity_tag(v))?;
     let other = stages
         .iter()
         .any(|s| s.case.filter_flags & WP_F_CONTENT_CODING == 0);
@@ -628,6 +628,9 @@ fn plain_tag(headers: &Headers, stages: &[Stage]) -> Option<Vec<u8>> {
 /// copy takes a 304 to a plain request as confirming it, and cuts a Range from the coded
 /// bytes (Chromium does).
 fn weaken_etag(headers: &mut Headers, coded: bool) {
+    // A tag that is not one (a script's `ETag: abc`, unquoted) cannot be told apart from
+    // the plain answer's: it goes, as nginx drops it from what it compresses.
+    headers.retain(|(n, v)| !n.eq_ignore_ascii_case(b"etag") || is_entity_tag(v));
     let coding = coded
         .then(|| {
             let (_, v) = headers
@@ -651,9 +654,42 @@ fn weaken_etag(headers: &mut Headers, coded: bool) {
     }
 }
 
+/// `"x"` or `W/"x"` (RFC 9110 §8.8.3): quoted, no quote inside.
+fn is_entity_tag(v: &[u8]) -> bool {
+    let opaque = v.strip_prefix(b"W/").unwrap_or(v);
+    opaque.len() >= 2
+        && opaque.starts_with(b"\"")
+        && opaque.ends_with(b"\"")
+        && !opaque[1..opaque.len() - 1].contains(&b'"')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transformed_answer_keeps_only_a_valid_etag_made_its_own() {
+        for (tag, coded, want) in [
+            ("\"x\"", true, Some("W/\"x-gzip\"")),
+            ("W/\"x\"", true, Some("W/\"x-gzip\"")),
+            ("\"x\"", false, Some("W/\"x\"")),
+            ("noquotes", true, None),
+            ("\"a\"b\"", false, None),
+            ("W/x", true, None),
+        ] {
+            let mut headers: Headers = vec![
+                (Text::Borrowed(b"Content-Encoding"), Text::Borrowed(b"gzip")),
+                (
+                    Text::Borrowed(b"ETag"),
+                    Text::Owned(tag.as_bytes().to_vec()),
+                ),
+            ];
+            weaken_etag(&mut headers, coded);
+            let etag = headers.iter().find(|(n, _)| &n[..] == b"ETag");
+            let etag = etag.map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+            assert_eq!(etag.as_deref(), want, "{tag} coded={coded}");
+        }
+    }
 
     #[test]
     fn lasting_texts_are_kept_once_within_their_budget_then_counted() {

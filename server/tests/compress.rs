@@ -284,6 +284,45 @@ fn refusals_small_bodies_and_ranges_are_sent_as_they_are_but_vary() {
 }
 
 #[test]
+fn accept_encoding_over_two_lines_is_one_list_and_its_q0_holds() {
+    // RFC 9110 §5.3: the lines of a list field are one list, in order.
+    let s = start("");
+    std::fs::write(s.root.join("page.html"), page(5000)).unwrap();
+    let ae = |a: &str, b: &str| {
+        let r = s.request(&format!(
+            "GET /page.html HTTP/1.1\r\nAccept-Encoding: {a}\r\nAccept-Encoding: {b}"
+        ));
+        r.header("content-encoding").map(str::to_string)
+    };
+    assert_eq!(ae("*", "br;q=0").as_deref(), Some("zstd"));
+    assert_eq!(ae("br;q=0", "gzip").as_deref(), Some("gzip"));
+    assert_eq!(ae("deflate", "gzip").as_deref(), Some("gzip"));
+}
+
+#[test]
+fn a_scripts_tag_that_is_no_entity_tag_is_dropped_from_its_coded_answer() {
+    // `ETag: noquotes` could not be told from the plain answer's, and matched it (nginx
+    // drops it from what it compresses).
+    let s = start("");
+    let script = s.root.join("cgi-bin/tagged.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nETag: noquotes\\r\\n\\r\\n'\n\
+         i=0; while [ $i -lt 300 ]; do echo \"line $i\"; i=$((i+1)); done\n",
+    )
+    .unwrap();
+    chmod(&script, 0o755);
+    let get = |more: &str| s.request(&format!("GET /cgi-bin/tagged.sh HTTP/1.1{more}"));
+    let plain = get("");
+    assert_eq!(plain.header("etag"), Some("noquotes"));
+    let coded = get("\r\nAccept-Encoding: gzip");
+    assert_eq!(coded.header("content-encoding"), Some("gzip"));
+    assert_eq!(coded.header("etag"), None);
+    let asked = get("\r\nAccept-Encoding: gzip\r\nIf-None-Match: noquotes");
+    assert_eq!(asked.status, 200);
+}
+
+#[test]
 fn an_http10_client_gets_a_text_file_uncoded_with_its_length_and_keeps_alive() {
     // A coded stream's length is unknown, and HTTP/1.0 has no chunks: coded, the answer
     // would end with the close. As nginx's `gzip_http_version 1.1`, it goes plain.

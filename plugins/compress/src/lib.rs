@@ -97,7 +97,8 @@ impl Case for Compress {
         if bodiless(head.status()) {
             return Filtered::Pass;
         }
-        let choice = accept::choose(req.header("accept-encoding"), &self.s.codings);
+        let field = req.header_list("accept-encoding");
+        let choice = accept::choose(field.as_deref(), &self.s.codings);
         let Some(&best) = choice.first() else {
             return Filtered::Pass;
         };

@@ -61,6 +61,18 @@ fn text_is_coded_with_the_clients_best_coding_and_says_so() {
 }
 
 #[test]
+fn accept_encoding_split_over_lines_is_read_as_one_list() {
+    let c = case("{}");
+    let body = text(1000);
+    let req = get("*").header("Accept-Encoding", "br;q=0");
+    let seen = c.filter(&req, &answer("text/css", &body));
+    assert_eq!(seen.header("content-encoding"), Some("zstd"));
+    let req = get("deflate").header("Accept-Encoding", "gzip");
+    let seen = c.filter(&req, &answer("text/css", &body));
+    assert_eq!(seen.header("content-encoding"), Some("gzip"));
+}
+
+#[test]
 fn the_servers_order_breaks_ties() {
     let c = case(r#"{"codings": ["gzip", "br"]}"#);
     let seen = c.filter(&get("br, gzip, zstd"), &answer("text/css", &text(1000)));

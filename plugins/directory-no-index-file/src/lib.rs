@@ -97,7 +97,8 @@ impl Case for DirectoryNoIndexFile {
         if needs_slash(req) {
             return redirect_to_folder(req, resp);
         }
-        let view = View::from_request(req.query(), req.header("accept"));
+        let accept = req.header_list("accept");
+        let view = View::from_request(req.query(), accept.as_deref());
         let page = match self.page(req, view) {
             Ok(page) => page,
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {

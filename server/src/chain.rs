@@ -49,9 +49,9 @@ impl Chain {
         (acted, base): (&Arc<[AtomicU64]>, usize),
     ) -> Result<Chain, String> {
         let ttl = config.limits.open_file_cache;
+        crate::resolve::enterable(&site.root, config.user.as_deref())?;
         let root = Root::open(&site.root, ttl)
             .map_err(|e| format!("document root {}: {e}", site.root.display()))?;
-        crate::resolve::enterable(&site.root)?;
         let cases = site
             .cases
             .iter()

@@ -462,11 +462,15 @@ impl Root {
 /// The root must be a folder this process (a worker, as `user`) may enter: otherwise every
 /// file in it would be a silent 404 (nginx logs each 403). Checked where the chain is
 /// loaded, so start-up (the master's check runs as `user`) and a reload stop here.
-pub fn enterable(root: &std::path::Path) -> Result<(), String> {
+pub fn enterable(root: &std::path::Path, user: Option<&str>) -> Result<(), String> {
     use rustix::fs::{accessat, Access, AtFlags, CWD};
+    let who = match user {
+        Some(u) => format!("user {u:?} (`user` in the configuration), whom the workers run as,"),
+        None => "this server's user".into(),
+    };
     accessat(CWD, root, Access::EXEC_OK, AtFlags::EACCESS).map_err(|e| {
         format!(
-            "document root {}: this server's user cannot enter it ({e})\n  fix: let that user search it and every folder above it (chmod o+x, or a group it is in), or set user to one that can",
+            "document root {}: {who} cannot enter it ({e})\n  fix: let that user search it and every folder above it (chmod o+x, or a group it is in), or set `user` to one that can",
             root.display()
         )
     })

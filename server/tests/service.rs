@@ -118,17 +118,27 @@ fn a_root_the_workers_cannot_enter_stops_start_up_with_a_fix() {
     chmod(&www, 0o700);
     let text = config_text(&www, &[pdir], CGI_CHAIN, "user = \"nobody\"\n");
     let cfg = dir.write("server.toml", &text);
-    for args in [vec!["--check-config"], vec![]] {
+    let refused = |args: Vec<&str>| {
         let mut all = args.clone();
         all.extend(["--config", cfg.to_str().unwrap()]);
         let e = run_to_exit(&all);
         assert_eq!(e.code, Some(1), "{args:?}: {}", e.stderr);
         assert!(
-            e.stderr.contains("cannot enter it") && e.stderr.contains("fix:"),
+            e.stderr.contains("user \"nobody\"")
+                && e.stderr.contains("cannot enter it")
+                && e.stderr.contains("fix:"),
             "{args:?}: {}",
             e.stderr
         );
-    }
+    };
+    refused(vec!["--check-config"]);
+    refused(vec![]);
+    // A private folder above the root (a checkout in /root) is the same refusal, not a
+    // bare "Permission denied".
+    chmod(&www, 0o755);
+    chmod(dir.path(), 0o700);
+    refused(vec!["--check-config"]);
+    chmod(dir.path(), 0o755);
 }
 
 #[test]

@@ -17,31 +17,51 @@ typedef struct {
     char path[256];
 } hello_c;
 
-/* A deliberately tiny reader for {"path":"..."}: the settings arrive as JSON text. */
+static void refuse(const wp_error_sink *err, const char *msg) {
+    err->set(err->ctx, (const uint8_t *)msg, strlen(msg));
+}
+
+/* The settings arrive as JSON text: the [plugins.hello_c] table as one compact object,
+ * {"path":"/c"}, or "{}" when there is none. A deliberately tiny reader: it walks the keys
+ * in turn, takes "path" (a string starting with '/', without '"' or '\\'), and refuses any
+ * other key by name. */
 static void *create(const wp_host *host, const uint8_t *cfg, size_t len, const wp_error_sink *err) {
     (void)host;
+    char json[512], msg[128];
+    if (len >= sizeof json) {
+        refuse(err, "settings too long: only \"path\" is accepted");
+        return NULL;
+    }
+    memcpy(json, cfg, len);
+    json[len] = 0;
     hello_c *self = calloc(1, sizeof *self);
     if (!self) return NULL;
     strcpy(self->path, "/hello-c");
-    char json[512];
-    if (len >= sizeof json) len = sizeof json - 1;
-    memcpy(json, cfg, len);
-    json[len] = 0;
-    const char *key = strstr(json, "\"path\":\"");
-    if (key) {
-        key += strlen("\"path\":\"");
-        const char *end = strchr(key, '"');
-        if (!end || end - key >= (long)sizeof self->path || key[0] != '/') {
-            const char *msg = "path must be a string starting with '/'";
-            err->set(err->ctx, (const uint8_t *)msg, strlen(msg));
+    const char *p = json + 1; /* past the '{' */
+    while (json[0] == '{' && *p == '"') {
+        const char *key = p + 1, *end = strchr(key, '"');
+        if (!end) break;
+        if (end - key != 4 || memcmp(key, "path", 4) != 0) {
+            snprintf(msg, sizeof msg, "unknown setting \"%.*s\": the only known one is \"path\"",
+                     (int)(end - key), key);
+            refuse(err, msg);
             free(self);
             return NULL;
         }
-        memcpy(self->path, key, (size_t)(end - key));
-        self->path[end - key] = 0;
-    } else if (strcmp(json, "{}") != 0) {
-        const char *msg = "unknown setting: only \"path\" is accepted";
-        err->set(err->ctx, (const uint8_t *)msg, strlen(msg));
+        const char *value = end + 2; /* past the '"' and the ':' */
+        size_t n = end[1] == ':' && value[0] == '"' ? strcspn(value + 1, "\"\\") : 0;
+        if (n == 0 || value[1] != '/' || value[1 + n] != '"' || n >= sizeof self->path) {
+            refuse(err, "path: expected a string starting with '/', without '\"' or '\\'");
+            free(self);
+            return NULL;
+        }
+        memcpy(self->path, value + 1, n);
+        self->path[n] = 0;
+        p = value + 2 + n; /* past the closing '"' */
+        if (*p == ',') p++;
+    }
+    if (json[0] != '{' || strcmp(p, "}") != 0) {
+        refuse(err, "settings: expected a table whose only key is \"path\"");
         free(self);
         return NULL;
     }

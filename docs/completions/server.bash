@@ -23,7 +23,7 @@ _server() {
 
     case "${cmd}" in
         server)
-            opts="-h -V --config --listen --root --check-config --single-process --pid-file --log-level --worker --config-on-stdin --generate --help --version"
+            opts="-h -V --config --listen --root --check-config --single-process --pid-file --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -47,14 +47,6 @@ _server() {
                     ;;
                 --log-level)
                     COMPREPLY=($(compgen -W "off error warn info debug trace" -- "${cur}"))
-                    return 0
-                    ;;
-                --worker)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --generate)
-                    COMPREPLY=($(compgen -W "man bash zsh fish" -- "${cur}"))
                     return 0
                     ;;
                 *)

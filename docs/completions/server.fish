@@ -8,13 +8,7 @@ warn\t''
 info\t''
 debug\t''
 trace\t''"
-complete -c server -l worker -d 'Internal: run as worker process N of a master (the master starts these)' -r
-complete -c server -l generate -d 'Print a man page or shell completions generated from these flags, and exit' -r -f -a "man\t''
-bash\t''
-zsh\t''
-fish\t''"
 complete -c server -l check-config -d 'Load and validate the configuration and every plugin, print the chain, and exit 0 or 1'
 complete -c server -l single-process -d 'Serve from this one process, without a master or worker processes (for debugging)'
-complete -c server -l config-on-stdin -d 'Internal: with --check-config, read the configuration text from standard input'
-complete -c server -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c server -s h -l help -d 'Print help'
 complete -c server -s V -l version -d 'Print version'

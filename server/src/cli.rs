@@ -118,7 +118,7 @@ The access log (nginx's combined format) and the master's pid, where the configu
 /// `--generate`: the man page (roff) or a completion script for `what`.
 pub fn generate(what: Generate) -> Vec<u8> {
     use clap::CommandFactory;
-    let mut cmd = Cli::command();
+    let cmd = Cli::command();
     let mut out = Vec::new();
     let shell = match what {
         Generate::Man => {
@@ -130,6 +130,16 @@ pub fn generate(what: Generate) -> Vec<u8> {
         Generate::Zsh => clap_complete::Shell::Zsh,
         Generate::Fish => clap_complete::Shell::Fish,
     };
+    // Hidden flags are for the master's own use (`--worker`) or for maintainers: a user's
+    // shell should not offer them.
+    let visible: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .cloned()
+        .collect();
+    let mut cmd = clap::Command::new("server")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(visible);
     clap_complete::generate(shell, &mut cmd, "server", &mut out);
     out
 }

@@ -357,5 +357,11 @@ fn the_committed_man_page_and_completions_match_the_flags() {
             committed == e.stdout,
             "{file} is stale: regenerate it with `target/debug/server --generate {what} > {file}`"
         );
+        // A user's shell offers no flag `--help` does not show (the master's `--worker`).
+        if what != "man" {
+            for hidden in ["--worker", "--config-on-stdin", "--generate"] {
+                assert!(!committed.contains(hidden), "{file} offers {hidden}");
+            }
+        }
     }
 }

@@ -500,7 +500,11 @@ pub fn load(
 /// `lib<name>.so` in the plugin folders, canonical.
 fn find_file(name: &str, dirs: &[PathBuf], cfg: &str) -> Result<PathBuf, String> {
     let Some(path) = find(name, dirs) else {
-        let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        let shown = |d: &PathBuf| match d.is_dir() {
+            true => d.display().to_string(),
+            false => format!("{} (no such folder)", d.display()),
+        };
+        let list: Vec<String> = dirs.iter().map(shown).collect();
         let present = in_folders(dirs);
         let fix = match crate::config::closest(name, present.iter().map(String::as_str)) {
             Some(meant) => format!("did you mean {meant:?}? There is a lib{meant}.so; correct the name in `cases`"),

@@ -66,7 +66,7 @@ fn a_missing_plugin_names_the_plugin_the_folders_and_the_fix() {
     assert!(e.stderr.contains("fix:"));
     // A folder that is not there says so.
     let nowhere = dir.path().join("nowhere");
-    let e = check(&dir, r#"["no_file"]"#, "", &[nowhere.clone()]);
+    let e = check(&dir, r#"["no_file"]"#, "", std::slice::from_ref(&nowhere));
     let want = format!("[{} (no such folder)]", nowhere.display());
     assert!(e.stderr.contains(&want), "{}", e.stderr);
 }

@@ -24,6 +24,10 @@ const BURST: u32 = 5;
 const QUICK: Duration = Duration::from_secs(2);
 /// The longest back-off between respawns.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a worker that stopped cleanly, told by someone else, waits to be replaced: a
+/// service manager stopping the whole group (systemd's KillMode=control-group, `timeout`,
+/// a Ctrl-C) signals the master at the same moment, and its stop must win.
+const CLEAN_EXIT_GRACE: Duration = Duration::from_millis(250);
 /// How long new workers get to load their plugins and report ready.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long old workers get to stop accepting after a reload before it is logged anyway.
@@ -395,7 +399,16 @@ impl Master {
             log::debug!("worker {} (pid {}) {}", w.slot, w.pid, describe(status));
             return;
         }
-        log::error!("worker {} (pid {}) {}", w.slot, w.pid, describe(status));
+        match status.success() {
+            // A signal sent to the worker itself (or to the whole group, the master's own
+            // still on its way): not a fault.
+            true => log::warn!(
+                "worker {} (pid {}) stopped, not told by the master",
+                w.slot,
+                w.pid
+            ),
+            false => log::error!("worker {} (pid {}) {}", w.slot, w.pid, describe(status)),
+        }
         if let Some(Reload {
             phase: Phase::Starting { generation, .. },
             ..
@@ -417,7 +430,11 @@ impl Master {
             *streak = if young { *streak + 1 } else { 1 };
             let streak = *streak;
             self.died.insert(w.slot, Instant::now());
-            self.schedule_respawn(w.slot, streak);
+            if status.success() {
+                self.respawn_after(w.slot, CLEAN_EXIT_GRACE);
+            } else {
+                self.schedule_respawn(w.slot, streak);
+            }
         }
     }
 
@@ -435,7 +452,12 @@ impl Master {
             QUICK.as_secs(),
             delay.as_secs_f64()
         );
-        let tx = self.tx.clone();
+        self.respawn_after(slot, delay);
+    }
+
+    /// Start slot's worker again after `delay`, unless the server stops meanwhile.
+    fn respawn_after(&self, slot: usize, delay: Duration) {
+        let (tx, generation) = (self.tx.clone(), self.generation);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let _ = tx.send(Event::Respawn(slot, generation));

@@ -45,6 +45,53 @@ fn sigterm_closes_idle_connections_and_exits_cleanly() {
 }
 
 #[test]
+fn sigterm_to_the_whole_process_group_stops_without_starting_workers_again() {
+    // systemd's KillMode=control-group, `timeout` and a terminal's Ctrl-C signal every
+    // process of the group, one after the other: the workers stop on their own TERM, and
+    // their exits must not be taken for deaths to repair while the master's own TERM is on
+    // its way (here 50 ms behind theirs, time enough for an idle worker to exit).
+    let mut s = Server::shipped_in_own_group("workers = 2\n");
+    for pid in s.workers(2) {
+        let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+        rustix::process::kill_process(pid, Signal::TERM).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    kill(&s, Signal::TERM);
+    let code = exit_code_within(&mut s, Duration::from_secs(5));
+    assert_eq!(code, Some(0), "{}", s.log());
+    let log = s.log();
+    let started = log.matches(") started").count();
+    assert_eq!(started, 2, "a worker started again during the stop:\n{log}");
+}
+
+#[test]
+fn a_worker_stopped_by_a_signal_of_its_own_is_replaced() {
+    let s = Server::shipped_in_own_group("workers = 2\n");
+    let before = s.workers(2);
+    let one = rustix::process::Pid::from_raw(before[0] as i32).unwrap();
+    rustix::process::kill_process(one, Signal::TERM).unwrap();
+    assert!(
+        s.log_contains(&format!(
+            "(pid {}) stopped, not told by the master",
+            before[0]
+        )),
+        "{}",
+        s.log()
+    );
+    within(Duration::from_secs(5), || {
+        let now = s.workers(2);
+        now.len() == 2 && !now.contains(&before[0])
+    });
+    let now = s.workers(2);
+    assert!(
+        now.len() == 2 && !now.contains(&before[0]),
+        "{now:?}: {}",
+        s.log()
+    );
+    assert_eq!(s.get("/notes.txt").status, 200);
+}
+
+#[test]
 fn sigterm_lets_a_request_in_flight_finish_with_connection_close() {
     a_request_in_flight_finishes_then_exit_0(Signal::TERM);
 }

@@ -5,9 +5,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-/// Where access lines go. Each `write` holds whole lines (O_APPEND for files), so lines from
-/// different event loops never interleave; writers share the lock, a reopen takes it alone.
-pub enum AccessLog {
+/// Where access lines go, and in which format.
+pub struct AccessLog {
+    to: Target,
+    /// Lines start with the host and port (`access_log_format = "vhost_combined"`).
+    pub vhost: bool,
+}
+
+/// Each `write` holds whole lines (O_APPEND for files), so lines from different event loops
+/// never interleave; writers share the lock, a reopen takes it alone.
+enum Target {
     File {
         /// The configured path, opened anew on SIGUSR1.
         path: PathBuf,
@@ -18,23 +25,26 @@ pub enum AccessLog {
 
 impl AccessLog {
     /// `"-"` is stderr; anything else is a file opened for appending (created if missing).
-    pub fn open(target: &str, base: &Path) -> Result<AccessLog, String> {
-        if target == "-" {
-            return Ok(AccessLog::Stderr);
-        }
-        let path = base.join(target);
-        let file = RwLock::new(append(&path)?);
-        Ok(AccessLog::File { path, file })
+    pub fn open(target: &str, base: &Path, vhost: bool) -> Result<AccessLog, String> {
+        let to = match target {
+            "-" => Target::Stderr,
+            _ => {
+                let path = base.join(target);
+                let file = RwLock::new(append(&path)?);
+                Target::File { path, file }
+            }
+        };
+        Ok(AccessLog { to, vhost })
     }
 
     /// Write whole lines (each ending with a newline) now.
     pub fn write(&self, line: &[u8]) {
-        let _ = match self {
-            AccessLog::File { file, .. } => {
+        let _ = match &self.to {
+            Target::File { file, .. } => {
                 let file = file.read().unwrap_or_else(|e| e.into_inner());
                 (&*file).write_all(line)
             }
-            AccessLog::Stderr => std::io::stderr().lock().write_all(line),
+            Target::Stderr => std::io::stderr().lock().write_all(line),
         };
     }
 
@@ -42,7 +52,7 @@ impl AccessLog {
     /// SIGUSR1 after logrotate moved the file away. A line is written wholly before or wholly
     /// after the swap. On failure the old file stays in use. Returns the path reopened.
     pub fn reopen(&self) -> Result<Option<&Path>, String> {
-        let AccessLog::File { path, file } = self else {
+        let Target::File { path, file } = &self.to else {
             return Ok(None);
         };
         let fresh = append(path)?;
@@ -187,6 +197,9 @@ fn cannot_open(path: &Path, why: &str) -> String {
 
 /// What one line records.
 pub struct Entry<'a> {
+    /// For `vhost_combined`: the host the request named (as sites are looked up by it) and
+    /// the port it came in on.
+    pub vhost: Option<(Option<&'a [u8]>, u16)>,
     pub client: std::net::IpAddr,
     /// `REMOTE_USER` as a case set it after checking credentials (nginx's `$remote_user`).
     pub user: Option<&'a [u8]>,
@@ -208,6 +221,9 @@ pub struct Entry<'a> {
 /// client-sent fields are escaped as `\xHH` (and spaces in the unquoted user), so a request
 /// cannot forge log lines or shift their fields.
 pub fn format(out: &mut Vec<u8>, e: &Entry, imf_date: &str) {
+    if let Some((host, port)) = e.vhost {
+        vhost(out, host, port);
+    }
     crate::digits::with_ip_text(e.client, |t| out.extend_from_slice(t));
     out.extend_from_slice(b" - ");
     match e.user.filter(|u| !u.is_empty()) {
@@ -244,6 +260,18 @@ pub fn format(out: &mut Vec<u8>, e: &Entry, imf_date: &str) {
         out.push(b'"');
     }
     out.push(b'\n');
+}
+
+/// `example.com:443 `: the host lower-case without its port and trailing dot (`-` for a
+/// request without one), escaped as the other fields are; then the local port.
+fn vhost(out: &mut Vec<u8>, host: Option<&[u8]>, port: u16) {
+    match host.map(crate::sites::normalise) {
+        Some(h) if !h.is_empty() => user_field(out, h.as_bytes()),
+        _ => out.push(b'-'),
+    }
+    out.push(b':');
+    crate::digits::push_decimal(out, port.into());
+    out.push(b' ');
 }
 
 /// The user: unquoted in the combined format, so a space is escaped too.
@@ -308,8 +336,28 @@ mod tests {
     }
 
     #[test]
+    fn vhost_combined_puts_the_host_and_port_first() {
+        let e = |host: Option<&'static [u8]>| Entry {
+            vhost: Some((host, 8443)),
+            client: "10.0.0.1".parse().unwrap(),
+            user: None,
+            request: Some(("GET", b"/", "HTTP/1.1")),
+            raw_line: b"",
+            status: 200,
+            bytes: Some(5),
+            referer: None,
+            user_agent: None,
+        };
+        let l = String::from_utf8(line(&e(Some(b"WWW.Example.COM.:8443")))).unwrap();
+        assert!(l.starts_with("www.example.com:8443 10.0.0.1 - - ["), "{l}");
+        let l = String::from_utf8(line(&e(None))).unwrap();
+        assert!(l.starts_with("-:8443 10.0.0.1 - - ["), "{l}");
+    }
+
+    #[test]
     fn combined_format_with_escaping() {
         let e = Entry {
+            vhost: None,
             client: "127.0.0.1".parse().unwrap(),
             user: None,
             request: Some(("GET", b"/a\"b\n", "HTTP/1.1")),
@@ -328,6 +376,7 @@ mod tests {
     #[test]
     fn a_request_line_that_could_not_be_read_is_logged_as_it_came_escaped() {
         let e = Entry {
+            vhost: None,
             client: "127.0.0.1".parse().unwrap(),
             user: None,
             request: None,
@@ -346,6 +395,7 @@ mod tests {
     #[test]
     fn the_user_is_the_third_field_with_spaces_and_quotes_escaped() {
         let e = Entry {
+            vhost: None,
             client: "::1".parse().unwrap(),
             user: Some(b"ann \"o\" b"),
             request: None,
@@ -360,6 +410,7 @@ mod tests {
             "::1 - ann\\x20\\x22o\\x22\\x20b [24/Nov/2026:00:53:06 +0000] \"-\" 200 - \"-\" \"-\"\n"
         );
         let none = line(&Entry {
+            vhost: None,
             user: Some(b""),
             ..e
         });

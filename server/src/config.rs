@@ -40,6 +40,9 @@ struct File {
     /// Access log: a file (relative to this file's folder), "-" for stderr, "" for none.
     #[serde(default)]
     access_log: Option<String>,
+    /// Its lines: nginx's "combined", or Apache's "vhost_combined" (the host first).
+    #[serde(default)]
+    access_log_format: LogFormat,
     #[serde(default)]
     limits: limits::Written,
     #[serde(default)]
@@ -67,6 +70,19 @@ fn yes() -> bool {
 
 fn default_plugin_dirs() -> Vec<PathBuf> {
     vec![PathBuf::from("plugins")]
+}
+
+/// The access log's line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// nginx's (and Apache's) `combined`.
+    #[default]
+    Combined,
+    /// Apache's `vhost_combined`: `host:port ` before the combined line, the host the
+    /// request named (lower-case, without its port) and the port it came in on, so one
+    /// file tells the sites apart (goaccess's VCOMBINED reads it).
+    VhostCombined,
 }
 
 /// One case of the chain, ready to load.
@@ -106,6 +122,7 @@ pub struct Config {
     pub workers: usize,
     /// Access log target ("-" for stderr), if any.
     pub access_log: Option<String>,
+    pub access_log_format: LogFormat,
     pub limits: Limits,
     /// Serve from one process (`single_process = true` or `--single-process`).
     pub single_process: bool,
@@ -198,6 +215,7 @@ impl Config {
             plugin_dirs: file.plugin_dirs.iter().map(|p| resolve(p)).collect(),
             workers: workers(&shown.to_string(), text, file.workers.as_ref())?,
             access_log: file.access_log,
+            access_log_format: file.access_log_format,
             limits: file.limits.check(&shown.to_string(), text)?,
             single_process: file.single_process,
             user: file.user.filter(|u| !u.is_empty()),

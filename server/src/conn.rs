@@ -806,6 +806,9 @@ pub fn log_access(shared: &Shared, peer: &Peer, seen: &Logged, status: u16, byte
         return;
     };
     let entry = crate::access_log::Entry {
+        vhost: log
+            .vhost
+            .then(|| (head.and_then(crate::sites::request_host), peer.local.port())),
         client: peer.client.ip(),
         user: seen.user,
         request: head.map(|h| (&*h.method, &h.target[..], version(h))),

@@ -20,6 +20,7 @@ pub fn shared_state(
         Some(target) => Some(Arc::new(access_log::AccessLog::open(
             target,
             &config_dir(config),
+            config.access_log_format == config::LogFormat::VhostCombined,
         )?)),
     };
     crate::http::show_version(config.server_tokens);

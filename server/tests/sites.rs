@@ -79,6 +79,34 @@ fn a_wildcard_takes_one_or_more_labels_in_front_but_not_the_bare_name() {
 }
 
 #[test]
+fn vhost_combined_access_lines_name_the_host_and_port_first() {
+    let (dir, root, b) = two_roots("vhost-log");
+    let extra = format!(
+        "access_log = \"access.log\"\naccess_log_format = \"vhost_combined\"\n\
+         [[sites]]\nserver_names = [\"b.test\"]\nroot = {b}\n"
+    );
+    let s = Server::start_in(dir, root, &[plugins_dir()], SMALL, &extra);
+    get(&s, "/", "B.test:99");
+    get(&s, "/", "a.test");
+    s.raw("GET / HTTP/1.0\r\n\r\n");
+    let log = s.access_log("access.log", 3);
+    let port = s.addr.port();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("b.test:{port} 127.0.0.1 - - [")),
+        "{log}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("a.test:{port} 127.0.0.1 - - [")),
+        "{log}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("-:{port} 127.0.0.1 - - [")),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_host_with_an_empty_label_is_400_not_a_wildcard_sites() {
     let (dir, root, b) = two_roots("empty-label");
     let extra = format!("[[sites]]\nserver_names = [\"*.w.test\"]\nroot = {b}\n");

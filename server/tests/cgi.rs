@@ -176,6 +176,16 @@ fn bytes_past_ascii_in_a_scripts_header_reach_the_client_unchanged() {
 }
 
 #[test]
+fn fields_a_scripts_connection_names_are_hop_by_hop_and_dropped() {
+    // RFC 9110 §7.6.1: the fields Connection names go with it.
+    let s = cgi_server("", "", &[]);
+    let r = s.get("/cgi-bin/hop.sh");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-secret"), None, "{}", r.raw_head);
+    assert_eq!(r.header("x-kept"), Some("yes"));
+}
+
+#[test]
 fn a_large_post_is_streamed_to_the_script() {
     let s = cgi_server("", "max_body = 16777216", &[]);
     let body: Vec<u8> = (0..8_000_000u32).map(|i| (i * 7 % 253) as u8).collect();

@@ -487,8 +487,9 @@ fn relay(
     if resp.status(status).is_err() {
         return Outcome::Error;
     }
+    let hop = connection_options(&headers);
     for (n, v) in &headers {
-        if n.eq_ignore_ascii_case("status") {
+        if n.eq_ignore_ascii_case("status") || hop.iter().any(|h| h.eq_ignore_ascii_case(n)) {
             continue;
         }
         // Hop-by-hop and framing headers belong to the server; drop them quietly.
@@ -580,6 +581,17 @@ fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
         i = nl + 1;
     }
     None
+}
+
+/// The fields a script's `Connection` names: hop-by-hop, as Connection itself (which the
+/// host owns), so they go with it (RFC 9110 §7.6.1), as a proxy drops them.
+fn connection_options(headers: &[(String, Vec<u8>)]) -> Vec<String> {
+    let lines = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"));
+    let tokens = lines.flat_map(|(_, v)| v.split(|&b| b == b','));
+    let names = tokens.map(|t| String::from_utf8_lossy(t.trim_ascii()).into_owned());
+    names.filter(|t| !t.is_empty()).collect()
 }
 
 /// Parse `Name: value` lines strictly: no obs-fold, no bare CR, no NUL, no control bytes.

@@ -43,6 +43,9 @@ struct File {
     /// Its lines: nginx's "combined", or Apache's "vhost_combined" (the host first).
     #[serde(default)]
     access_log_format: LogFormat,
+    /// Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed.
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
     #[serde(default)]
     limits: limits::Written,
     #[serde(default)]
@@ -123,6 +126,7 @@ pub struct Config {
     /// Access log target ("-" for stderr), if any.
     pub access_log: Option<String>,
     pub access_log_format: LogFormat,
+    pub trusted_proxies: crate::forwarded::Trusted,
     pub limits: Limits,
     /// Serve from one process (`single_process = true` or `--single-process`).
     pub single_process: bool,
@@ -216,6 +220,10 @@ impl Config {
             workers: workers(&shown.to_string(), text, file.workers.as_ref())?,
             access_log: file.access_log,
             access_log_format: file.access_log_format,
+            trusted_proxies: crate::forwarded::Trusted::parse(
+                &shown.to_string(),
+                &file.trusted_proxies,
+            )?,
             limits: file.limits.check(&shown.to_string(), text)?,
             single_process: file.single_process,
             user: file.user.filter(|u| !u.is_empty()),

@@ -39,6 +39,8 @@ pub struct Shared {
     /// HTTP/2 is served: by ALPN over TLS, and to a plain connection that starts with its
     /// preface.
     pub http2: bool,
+    /// The reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed.
+    pub trusted: crate::forwarded::Trusted,
 }
 
 impl Shared {
@@ -77,6 +79,7 @@ impl Shared {
 }
 
 /// Where a connection came in: the client's address and ours, and its TLS session.
+#[derive(Clone)]
 pub struct Peer {
     pub client: SocketAddr,
     pub local: SocketAddr,
@@ -86,6 +89,7 @@ pub struct Peer {
 }
 
 /// What a TLS connection tells the sites.
+#[derive(Clone)]
 pub struct Tls {
     /// The server name the client sent in its handshake (SNI), if any.
     pub sni: Option<String>,
@@ -456,6 +460,8 @@ async fn answer_all(
             Ok(f) => f,
             Err(e) => return Box::pin(refuse(stream, shared, peer, Ok(&head), e)).await,
         };
+        // Behind a trusted proxy, the client and scheme it names.
+        let peer = &*crate::forwarded::peer_for(&shared.trusted, peer, &head);
         // 3. The body, read whole (bounded), so the next request on the connection parses;
         // unless the chain refuses the method whatever the body says (then close).
         if let Some(refused) = refused_before_body(shared, peer, &head, &framing, buf) {

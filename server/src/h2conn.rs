@@ -254,6 +254,7 @@ async fn request(
     if let Err(e) = admit(&head) {
         return refuse(respond, shared, peer, Some(&head), e, since).await;
     }
+    let peer = &*crate::forwarded::peer_for(&shared.trusted, peer, &head);
     match before_body(respond, &body, &head, shared, peer) {
         Early::Read => {}
         Early::TooLarge => {

@@ -14,6 +14,7 @@ pub mod error_page;
 pub mod errors;
 pub mod fault;
 pub mod filter;
+pub mod forwarded;
 pub mod h2conn;
 pub mod h2hold;
 pub mod h2send;

@@ -34,6 +34,7 @@ pub fn shared_state(
         accepting: Default::default(),
         retiring: Default::default(),
         http2: config.http2,
+        trusted: config.trusted_proxies.clone(),
     }))
 }
 

@@ -41,6 +41,8 @@ mod limits;
 mod paths;
 /// Start-up: wrong ABI, missing plugin, bad server.toml, refused settings; plugin panics.
 mod plugins;
+/// Behind a trusted reverse proxy: X-Forwarded-For and X-Forwarded-Proto.
+mod proxy;
 /// redirect: rules answer 301-308 with an encoded Location; open redirects refused.
 mod redirect;
 /// Reloading server.toml on SIGHUP.

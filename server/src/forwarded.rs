@@ -41,8 +41,17 @@ impl Trusted {
 /// in order) that is not a trusted proxy itself, and `X-Forwarded-Proto: https` makes the
 /// request an HTTPS one (`HTTPS=on` for scripts, HSTS, no `https_redirect`), `http` a plain
 /// one. A list with something that is no address in the part read is not believed.
+#[inline]
 pub fn peer_for<'a>(trusted: &Trusted, peer: &'a Peer, head: &Head) -> Cow<'a, Peer> {
-    if trusted.0.is_empty() || !trusted.trusts(peer.client.ip()) {
+    if trusted.0.is_empty() {
+        return Cow::Borrowed(peer);
+    }
+    forwarded(trusted, peer, head)
+}
+
+/// `peer_for` when some proxy is trusted.
+fn forwarded<'a>(trusted: &Trusted, peer: &'a Peer, head: &Head) -> Cow<'a, Peer> {
+    if !trusted.trusts(peer.client.ip()) {
         return Cow::Borrowed(peer);
     }
     let client = client(trusted, head);

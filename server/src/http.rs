@@ -669,12 +669,17 @@ const fn alnum_and(extra: &[u8]) -> [bool; 256] {
 /// §3.1), nginx refuses it, and a wildcard site must not answer `x..example.com`.
 pub fn is_authority(a: &[u8]) -> bool {
     // Most are a name or an IPv4 address, and a port: one scan to the colon.
-    let end = a
-        .iter()
-        .position(|&b| !REG_NAME[usize::from(b)])
-        .unwrap_or(a.len());
-    if a.windows(2).any(|w| w == b"..") {
-        return false;
+    let mut end = a.len();
+    let mut after_dot = false;
+    for (i, &b) in a.iter().enumerate() {
+        if !REG_NAME[usize::from(b)] {
+            end = i;
+            break;
+        }
+        if b == b'.' && after_dot {
+            return false;
+        }
+        after_dot = b == b'.';
     }
     match a.get(end) {
         None => end > 0,
@@ -710,6 +715,7 @@ fn is_uri_host(host: &[u8]) -> bool {
             {
                 i += 3
             }
+            b'.' if host[i.saturating_sub(1)..i] == *b"." => return false,
             b if REG_NAME[usize::from(b)] => i += 1,
             _ => return false,
         }

@@ -794,6 +794,19 @@ async fn write_reply(
     let status = reply.status;
     let mut bytes = 0;
     let sent = send(stream, reply, wire, shared.limits.send_timeout, &mut bytes).await;
+    if sent
+        .as_ref()
+        .is_err_and(|e| e.kind() == io::ErrorKind::TimedOut)
+    {
+        // nginx's "client timed out ... while sending response to client", also at info.
+        let target = seen.head.map(|h| String::from_utf8_lossy(&h.target));
+        log::info!(
+            "{}: client read nothing for {:?} (send_timeout) while sending {}; closing after {bytes} bytes",
+            peer.client,
+            shared.limits.send_timeout,
+            target.as_deref().unwrap_or("an answer")
+        );
+    }
     log_access(shared, peer, &seen, status, Some(bytes));
     crate::stats::get().record(status, bytes, seen.since.elapsed());
     sent

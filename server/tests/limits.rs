@@ -275,6 +275,12 @@ fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
         got.len(),
         big.len()
     );
+    // And says why, as nginx's "client timed out" line does.
+    assert!(
+        s.log_contains("(send_timeout) while sending /huge.bin"),
+        "{}",
+        s.log()
+    );
     still_serves(&s);
 }
 

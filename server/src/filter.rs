@@ -667,6 +667,16 @@ fn is_entity_tag(v: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// A GET of `/` with `req` under `root`.
+    fn ctx_of<'a>(req: &'a OwnedRequest, root: &'a crate::resolve::Root) -> Ctx<'a> {
+        Ctx {
+            req,
+            root,
+            path: b"/",
+            head_only: false,
+        }
+    }
+
     #[test]
     fn a_transformed_answer_keeps_only_a_valid_etag_made_its_own() {
         for (tag, coded, want) in [
@@ -746,12 +756,7 @@ mod tests {
         let req = OwnedRequest::new();
         let dir = std::env::temp_dir().canonicalize().unwrap();
         let root = crate::resolve::Root::open(&dir, std::time::Duration::ZERO).unwrap();
-        let ctx = Ctx {
-            req: &req,
-            root: &root,
-            path: b"/",
-            head_only: false,
-        };
+        let ctx = ctx_of(&req, &root);
         let mut edit = Edit::new(Reply::new(404, Body::Empty), &ctx, 0);
         assert!(!edit.replace_body_file(b"errors/404.html"), "relative");
         assert!(!edit.replace_body_file(b"/etc/passwd"), "outside");
@@ -768,12 +773,7 @@ mod tests {
     fn set_header_leaves_one_field_of_the_name_where_the_first_stood() {
         let req = OwnedRequest::new();
         let root = crate::resolve::Root::open("/".as_ref(), std::time::Duration::ZERO).unwrap();
-        let ctx = Ctx {
-            req: &req,
-            root: &root,
-            path: b"/",
-            head_only: false,
-        };
+        let ctx = ctx_of(&req, &root);
         let reply = Reply::new(200, Body::Empty)
             .header("X-A", "1")
             .header("Vary", "x")
@@ -797,12 +797,7 @@ mod tests {
     fn the_filters_together_add_at_most_64_kib_of_header_fields() {
         let req = OwnedRequest::new();
         let root = crate::resolve::Root::open("/".as_ref(), std::time::Duration::ZERO).unwrap();
-        let ctx = Ctx {
-            req: &req,
-            root: &root,
-            path: b"/",
-            head_only: false,
-        };
+        let ctx = ctx_of(&req, &root);
         let mut edit = Edit::new(Reply::new(200, Body::Empty), &ctx, 0);
         assert!(!edit.append_header(b"X-Big", &vec![b'a'; MAX_FILTER_HEAD]));
         let value = vec![b'b'; 1000];

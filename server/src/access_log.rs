@@ -352,6 +352,9 @@ mod tests {
         assert!(l.starts_with("www.example.com:8443 10.0.0.1 - - ["), "{l}");
         let l = String::from_utf8(line(&e(None))).unwrap();
         assert!(l.starts_with("-:8443 10.0.0.1 - - ["), "{l}");
+        // A host that was not checked (none here is) could not shift the fields.
+        let l = String::from_utf8(line(&e(Some(b"a b\"\n")))).unwrap();
+        assert!(l.starts_with("a\\x20b\\x22\\x0A:8443 10.0.0.1 "), "{l}");
     }
 
     #[test]

@@ -794,7 +794,7 @@ mod tests {
     }
 
     #[test]
-    fn the_filters_together_add_at_most_64_kib_of_header_fields() {
+    fn an_edit_adds_header_fields_only_within_what_is_left_of_64_kib() {
         let req = OwnedRequest::new();
         let root = crate::resolve::Root::open("/".as_ref(), std::time::Duration::ZERO).unwrap();
         let ctx = ctx_of(&req, &root);
@@ -805,7 +805,8 @@ mod tests {
             .filter(|_| edit.append_header(b"X-K", &value))
             .count();
         assert_eq!(taken, MAX_FILTER_HEAD / 1007);
-        // The next filter's edit starts where this one's ended.
+        // An edit that starts with little left (`run` hands each filter what the ones
+        // before it left) takes only what fits.
         let mut next = Edit::new(edit.finish(), &ctx, MAX_FILTER_HEAD - 10);
         assert!(!next.set_header(b"X-Next", b"0123456789"));
         assert!(!next.vary_add(b"Accept-Language"));

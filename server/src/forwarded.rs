@@ -16,12 +16,21 @@ impl Trusted {
     /// Read `trusted_proxies` from `file`: addresses and networks (`10.0.0.0/8`).
     pub fn parse(file: &str, written: &[String]) -> Result<Trusted, String> {
         let net = |s: &String| {
-            s.parse::<IpNet>()
+            let net = s
+                .parse::<IpNet>()
                 .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
                 .map(|n| n.trunc())
                 .map_err(|_| {
                     format!("{file}: trusted_proxies entry {s:?} is not an address or a network\n  expected: the reverse proxies in front of this server, e.g. trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]")
-                })
+                })?;
+            // Peers are matched as IPv4 when they are IPv4 (mapped or not): a mapped
+            // network would never match.
+            match net {
+                IpNet::V6(v6) if v6.network().to_ipv4_mapped().is_some() && v6.prefix_len() >= 96 => {
+                    Err(format!("{file}: trusted_proxies entry {s:?} is IPv4 written as IPv6\n  fix: write the IPv4 address or network (IPv4 peers are always matched as IPv4)"))
+                }
+                net => Ok(net),
+            }
         };
         written
             .iter()
@@ -158,11 +167,27 @@ mod tests {
         assert!(!seen(&nets, "127.0.0.1:5", "X-Forwarded-Proto: http\r\n").1);
         assert!(!seen(&[], "127.0.0.1:5", "X-Forwarded-Proto: https\r\n").1);
         assert!(!seen(&nets, "127.0.0.2:5", "X-Forwarded-Proto: https\r\n").1);
+        // Over TLS from the proxy: `http` makes the request plain; no field keeps the
+        // connection's own TLS and its SNI.
+        let trusted = Trusted::parse("f", &["127.0.0.1".into()]).unwrap();
+        let mut peer = Peer::plain(
+            "127.0.0.1:5".parse().unwrap(),
+            "127.0.0.1:443".parse().unwrap(),
+        );
+        peer.tls = Some(Box::new(Tls {
+            sni: Some("a.test".into()),
+        }));
+        let plain = peer_for(&trusted, &peer, &head("X-Forwarded-Proto: http\r\n"));
+        assert!(plain.tls.is_none());
+        let kept = peer_for(&trusted, &peer, &head("X-Forwarded-For: 203.0.113.7\r\n"));
+        assert_eq!(kept.sni(), Some("a.test"));
     }
 
     #[test]
     fn a_list_entry_that_is_no_address_stops_start_up() {
         let e = Trusted::parse("s.toml", &["10.0.0.0/8".into(), "proxy.local".into()]);
         assert!(e.unwrap_err().contains("\"proxy.local\" is not an address"));
+        let e = Trusted::parse("s.toml", &["::ffff:10.0.0.0/104".into()]);
+        assert!(e.unwrap_err().contains("is IPv4 written as IPv6"));
     }
 }

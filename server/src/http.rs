@@ -670,7 +670,8 @@ const fn alnum_and(extra: &[u8]) -> [bool; 256] {
 pub fn is_authority(a: &[u8]) -> bool {
     // Most are a name or an IPv4 address, and a port: one scan to the colon.
     let mut end = a.len();
-    let mut after_dot = false;
+    // A leading dot is an empty label too.
+    let mut after_dot = true;
     for (i, &b) in a.iter().enumerate() {
         if !REG_NAME[usize::from(b)] {
             end = i;
@@ -715,7 +716,7 @@ fn is_uri_host(host: &[u8]) -> bool {
             {
                 i += 3
             }
-            b'.' if host[i.saturating_sub(1)..i] == *b"." => return false,
+            b'.' if i == 0 || host[i - 1] == b'.' => return false,
             b if REG_NAME[usize::from(b)] => i += 1,
             _ => return false,
         }
@@ -800,6 +801,9 @@ mod tests {
             "..a.test",
             "x..a.test:80",
             "a%41..b",
+            ".a.test",
+            ".",
+            ".%41",
         ] {
             assert!(!is_authority(bad.as_bytes()), "{bad}");
         }

@@ -430,7 +430,7 @@ impl Master {
             *streak = if young { *streak + 1 } else { 1 };
             let streak = *streak;
             self.died.insert(w.slot, Instant::now());
-            if status.success() {
+            if status.success() && streak <= BURST {
                 self.respawn_after(w.slot, CLEAN_EXIT_GRACE);
             } else {
                 self.schedule_respawn(w.slot, streak);

@@ -121,6 +121,11 @@ fn warn_restart_only(running: &config::Config, new: &config::Config) {
     if new.limits != running.limits || new.access_log != running.access_log {
         log::warn!("reload: in single-process mode, [limits] and access_log changes take effect only after a restart");
     }
+    if new.trusted_proxies != running.trusted_proxies
+        || new.access_log_format != running.access_log_format
+    {
+        log::warn!("reload: in single-process mode, trusted_proxies and access_log_format changes take effect only after a restart");
+    }
 }
 
 /// SIGUSR1: open the access log's path anew (logrotate has moved the old file away).

@@ -183,6 +183,7 @@ fn fields_a_scripts_connection_names_are_hop_by_hop_and_dropped() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-secret"), None, "{}", r.raw_head);
     assert_eq!(r.header("x-kept"), Some("yes"));
+    assert_eq!(r.header("content-type"), Some("text/plain"));
 }
 
 #[test]

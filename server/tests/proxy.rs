@@ -64,6 +64,7 @@ fn without_trusted_proxies_the_forwarded_fields_change_nothing() {
     let s = behind("trusted_proxies = [\"10.0.0.0/8\"]");
     let r = get(&s, "/cgi-bin/env.py", FORWARDED);
     assert_eq!(env_var(&r, "REMOTE_ADDR").as_deref(), Some("127.0.0.1"));
+    assert_eq!(env_var(&r, "HTTPS"), None);
 }
 
 #[test]

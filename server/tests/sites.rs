@@ -108,7 +108,7 @@ fn a_host_with_an_empty_label_is_400_not_a_wildcard_sites() {
     let (dir, root, b) = two_roots("empty-label");
     let extra = format!("[[sites]]\nserver_names = [\"*.w.test\"]\nroot = {b}\n");
     let s = Server::start_in(dir, root, &[plugins_dir()], SMALL, &extra);
-    for host in ["x..w.test", "..w.test", "x.w..test:80"] {
+    for host in ["x..w.test", "..w.test", "x.w..test:80", ".x.w.test", "."] {
         assert_eq!(get(&s, "/", host).status, 400, "Host: {host}");
     }
     let r = s.raw("GET http://x..w.test/ HTTP/1.1\r\nHost: x.w.test\r\nConnection: close\r\n\r\n");

@@ -584,14 +584,21 @@ fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// The fields a script's `Connection` names: hop-by-hop, as Connection itself (which the
-/// host owns), so they go with it (RFC 9110 §7.6.1), as a proxy drops them.
+/// host owns), so they go with it (RFC 9110 §7.6.1), as a proxy drops them. Never the
+/// CGI fields the answer is made of (Status, Location, Content-Type): those the script
+/// meant for the server.
 fn connection_options(headers: &[(String, Vec<u8>)]) -> Vec<String> {
     let lines = headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("connection"));
     let tokens = lines.flat_map(|(_, v)| v.split(|&b| b == b','));
     let names = tokens.map(|t| String::from_utf8_lossy(t.trim_ascii()).into_owned());
-    names.filter(|t| !t.is_empty()).collect()
+    let cgi = |t: &String| {
+        ["status", "location", "content-type"]
+            .iter()
+            .any(|c| t.eq_ignore_ascii_case(c))
+    };
+    names.filter(|t| !t.is_empty() && !cgi(t)).collect()
 }
 
 /// Parse `Name: value` lines strictly: no obs-fold, no bare CR, no NUL, no control bytes.

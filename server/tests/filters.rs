@@ -12,6 +12,29 @@ fn request(s: &Server, head: &str) -> Response {
 }
 
 #[test]
+fn the_filters_of_one_answer_share_64_kib_of_header_fields() {
+    // Each adds 40 KiB: alone, either is taken; after the headers plugin's, the stamp's
+    // set is refused and the answer fails (500) rather than going out with a head no
+    // client takes.
+    let big = "v".repeat(40 * 1024);
+    let rule = format!("[plugins.headers]\n[[plugins.headers.rules]]\nmatch = \"/\"\nset = {{ \"X-Big\" = \"{big}\" }}\n");
+    let alone = Server::start(
+        &chain_with(&["stamp"]),
+        &format!("[plugins.stamp]\nvalue = \"{big}\"\n"),
+    );
+    let r = alone.get("/plain.html");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-stamp").map(str::len), Some(big.len()));
+    let both = Server::start(
+        &chain_with(&["headers", "stamp"]),
+        &format!("{rule}[plugins.stamp]\nvalue = \"{big}\"\n"),
+    );
+    let r = both.get("/plain.html");
+    assert_eq!(r.status, 500, "{}", both.log());
+    assert_eq!(r.header("x-stamp"), None);
+}
+
+#[test]
 fn a_filter_stamps_every_answer_even_the_hosts_own() {
     let s = stamped("[limits]\nmax_body = 10\n");
     let answers = [

@@ -54,6 +54,31 @@ fn a_trusted_proxys_client_and_scheme_reach_scripts_the_log_and_address_rules() 
 }
 
 #[test]
+fn over_http2_too_the_trusted_proxys_client_is_the_one_served_and_logged() {
+    let s = behind("trusted_proxies = [\"127.0.0.1\"]");
+    let url = format!("http://{}/cgi-bin/env.py", s.addr);
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-H",
+            "X-Forwarded-For: 203.0.113.9",
+        ])
+        .args(["-H", "X-Forwarded-Proto: https", &url])
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l == "REMOTE_ADDR=203.0.113.9"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l == "HTTPS=on"), "{text}");
+    let log = s.access_log("access.log", 1);
+    assert!(log.starts_with("203.0.113.9 - - ["), "{log}");
+    assert!(log.contains("HTTP/2.0\" 200"), "{log}");
+}
+
+#[test]
 fn without_trusted_proxies_the_forwarded_fields_change_nothing() {
     let s = behind("");
     let r = get(&s, "/cgi-bin/env.py", FORWARDED);

@@ -280,25 +280,40 @@ impl Root {
                 }
                 self.open_by_realpath(rel, flags)
             }
+            // An absolute symlink: RESOLVE_BENEATH refuses every one, even one that leads
+            // back inside the root (nginx, lighttpd and Caddy serve those).
+            Err(rustix::io::Errno::XDEV) => self.open_resolved(rel, flags),
             r => r.map_err(open_error),
         }
+    }
+
+    /// Resolve `rel`'s symlinks in userspace and, when that ends inside the root, open the
+    /// resolved path with the kernel refusing any symlink on the way: one swapped in since
+    /// is refused, not followed.
+    fn open_resolved(&self, rel: &[u8], flags: OFlags) -> Result<OwnedFd, OpenError> {
+        let real = self.canonical(rel)?;
+        let inner = real
+            .strip_prefix(&self.path)
+            .map_err(|_| OpenError::Outside)?;
+        let inner = if inner.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            inner
+        };
+        rustix::fs::openat2(
+            &self.fd,
+            inner,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(open_error)
     }
 
     /// The fallback: resolve every symlink in userspace, refuse results outside the root,
     /// then open the resolved path (with the final component not followed again).
     fn open_by_realpath(&self, rel: &[u8], flags: OFlags) -> Result<OwnedFd, OpenError> {
-        let full = self.path.join(OsStr::from_bytes(rel));
-        let real = match std::fs::canonicalize(&full) {
-            Ok(p) => p,
-            Err(e) => {
-                return Err(
-                    match e.raw_os_error().map(rustix::io::Errno::from_raw_os_error) {
-                        Some(errno) => open_error(errno),
-                        None => OpenError::Io(e),
-                    },
-                )
-            }
-        };
+        let real = self.canonical(rel)?;
         if !real.starts_with(&self.path) {
             return Err(OpenError::Outside);
         }
@@ -308,6 +323,16 @@ impl Root {
             Mode::empty(),
         )
         .map_err(open_error)
+    }
+
+    /// `rel` under the root with every symlink resolved (realpath).
+    fn canonical(&self, rel: &[u8]) -> Result<PathBuf, OpenError> {
+        std::fs::canonicalize(self.path.join(OsStr::from_bytes(rel))).map_err(|e| {
+            match e.raw_os_error().map(rustix::io::Errno::from_raw_os_error) {
+                Some(errno) => open_error(errno),
+                None => OpenError::Io(e),
+            }
+        })
     }
 
     /// The path relative to the root, if `abs` lies textually inside it.

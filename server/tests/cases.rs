@@ -237,6 +237,8 @@ fn a_listing_leaves_out_links_that_lead_outside_the_root_or_nowhere() {
     std::os::unix::fs::symlink("nowhere.txt", dir.join("dangling.txt")).unwrap();
     std::os::unix::fs::symlink("../notes.txt", dir.join("rel-in.txt")).unwrap();
     std::os::unix::fs::symlink("../subdir", dir.join("rel-dir")).unwrap();
+    let real = s.root.canonicalize().unwrap();
+    std::os::unix::fs::symlink(real.join("notes.txt"), dir.join("abs-in.txt")).unwrap();
     let st = std::process::Command::new("mkfifo")
         .arg(dir.join("pipe"))
         .status()
@@ -248,6 +250,7 @@ fn a_listing_leaves_out_links_that_lead_outside_the_root_or_nowhere() {
     }
     assert!(t.contains("href=\"rel-in.txt\""), "{t}");
     assert!(t.contains("href=\"rel-dir/\""), "{t}");
+    assert!(t.contains("href=\"abs-in.txt\""), "{t}");
     // Every link the page shows answers.
     for href in hrefs(&t) {
         let r = s.get(&format!("/listing/{href}"));

@@ -27,13 +27,19 @@ fn traversal_attempts_never_leave_the_root() {
 }
 
 #[test]
-fn symlinks_out_of_the_root_are_absent_and_inside_ones_are_followed() {
+fn symlinks_out_of_the_root_are_absent_and_inside_ones_relative_or_absolute_are_followed() {
     let s = Server::shipped();
     let outside = s.dir.path().join("outside.txt");
     std::fs::write(&outside, "OUTSIDE").unwrap();
     std::os::unix::fs::symlink(&outside, s.root.join("out.txt")).unwrap();
     std::os::unix::fs::symlink("/etc", s.root.join("etc")).unwrap();
     std::os::unix::fs::symlink("notes.txt", s.root.join("in.txt")).unwrap();
+    // An absolute link back inside is followed too, as nginx, lighttpd and Caddy follow it
+    // (the kernel's RESOLVE_BENEATH alone refuses every absolute link).
+    let real = s.root.canonicalize().unwrap();
+    std::os::unix::fs::symlink(real.join("notes.txt"), s.root.join("abs.txt")).unwrap();
+    std::os::unix::fs::symlink(real.join("subdir"), s.root.join("abs-dir")).unwrap();
+    std::os::unix::fs::symlink(real.join("../outside.txt"), s.root.join("abs-out.txt")).unwrap();
     // As if absent: the same 404 a missing name gets, so nothing says the link exists.
     let r = s.get("/out.txt");
     assert_eq!(r.status, 404);
@@ -41,6 +47,9 @@ fn symlinks_out_of_the_root_are_absent_and_inside_ones_are_followed() {
     assert_eq!(s.get("/etc/passwd").status, 404);
     assert_eq!(s.get("/etc/").status, 404);
     assert_eq!(s.get("/in.txt").text(), "just text\n");
+    assert_eq!(s.get("/abs.txt").text(), "just text\n");
+    assert_eq!(s.get("/abs-dir/").status, 200);
+    assert_eq!(s.get("/abs-out.txt").status, 404);
 }
 
 #[test]

@@ -77,7 +77,9 @@ fn inside(root: &Path, rel: &Path) -> bool {
     let beneath = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
     match rustix::fs::openat2(&root_fd, rel, flags, Mode::empty(), beneath) {
         Ok(_) => true,
-        Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM) => {
+        // XDEV: an absolute symlink, which RESOLVE_BENEATH refuses wherever it leads; the
+        // host serves one that leads back inside, so it is listed.
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM | rustix::io::Errno::XDEV) => {
             std::fs::canonicalize(root.join(rel)).is_ok_and(|real| real.starts_with(root))
         }
         Err(_) => false,

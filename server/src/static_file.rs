@@ -132,7 +132,13 @@ fn get<'a>(headers: &'a Headers, name: &[u8]) -> Option<&'a [u8]> {
 /// If-Range. Answers that are not files (a listing, a case's page, a script's output) do
 /// so for GET and HEAD, as Apache does for CGI output: for other methods the case has
 /// already acted, so a precondition could no longer stop it.
-pub fn conditional(reply: Reply, head: &Head, max_ranges: usize) -> Reply {
+pub fn conditional(mut reply: Reply, head: &Head, max_ranges: usize) -> Reply {
+    if max_ranges == 0 && reply.status == 200 && has_file_body(&reply) {
+        // Ranges are off (nginx's `max_ranges 0`): no promise of them either.
+        reply
+            .headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(b"accept-ranges"));
+    }
     if reply.status != 200 || !asks_conditionally(head) {
         return reply;
     }
@@ -269,7 +275,7 @@ fn ranges(
     size: u64,
     max_ranges: usize,
 ) -> Reply {
-    if head.method != "GET" || size == 0 {
+    if head.method != "GET" || size == 0 || max_ranges == 0 {
         return reply;
     }
     let Some(range) = head.header("range") else {

@@ -143,6 +143,23 @@ fn a_single_range_gives_206_with_content_range() {
 }
 
 #[test]
+fn max_ranges_zero_turns_ranges_off_and_stops_promising_them() {
+    let s = Server::shipped_with("[limits]\nmax_ranges = 0\n");
+    for range in ["bytes=0-3", "bytes=50-60"] {
+        let r = req(&s, "/notes.txt", &format!("Range: {range}\r\n"));
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "just text\n"),
+            "{range}"
+        );
+        assert_eq!(r.header("accept-ranges"), None, "{range}");
+    }
+    let r = s.get("/notes.txt");
+    assert_eq!(r.header("accept-ranges"), None, "as nginx's max_ranges 0");
+    assert!(r.header("etag").is_some());
+}
+
+#[test]
 fn multiple_ranges_give_multipart_byteranges() {
     let s = Server::shipped();
     let r = req(&s, "/notes.txt", "Range: bytes=0-1, 5-6\r\n");

@@ -1,5 +1,5 @@
 /*
- * case_plugin.h - plugin ABI 1.1 for the case-chain web server.
+ * case_plugin.h - plugin ABI 1.2 for the case-chain web server.
  *
  * Hand-kept and mirrored one to one by plugin-api/src/abi.rs; the _Static_asserts below
  * check the same sizes the Rust side checks, and CI compiles examples/c-plugin against it.
@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define WP_ABI_MAJOR 1
-#define WP_ABI_MINOR 1
+#define WP_ABI_MINOR 2
 
 /* act() results */
 #define WP_DONE 0     /* the response is complete */
@@ -66,6 +66,11 @@ extern "C" {
 /* descriptor flags */
 #define WP_THREAD_SAFE 1u /* test/act may run on several threads at once */
 #define WP_MAY_BLOCK 2u   /* act may block for long: run it off the event loop */
+#define WP_TEST_FAULTS 4u /* 1.2: test may return WP_TEST_FAULT (hosts before 1.2 ignore this
+                             flag and take 2 as true: return it only if host->abi_minor >= 2) */
+
+/* test() results: 0 pass, nonzero take (1 by convention), and from 1.2: */
+#define WP_TEST_FAULT 2 /* with WP_TEST_FAULTS: the test failed; the host answers 500 */
 
 /* wp_request.fs_kind */
 #define WP_KIND_MISSING 0u
@@ -208,7 +213,7 @@ typedef struct wp_plugin_desc {
     uint32_t abi_major;
     uint32_t abi_minor;
     uint32_t struct_size; /* sizeof(wp_plugin_desc) */
-    uint32_t flags;       /* WP_THREAD_SAFE | WP_MAY_BLOCK */
+    uint32_t flags;       /* WP_THREAD_SAFE | WP_MAY_BLOCK | WP_TEST_FAULTS */
     const char *name;     /* must equal the name in server.toml: [a-z0-9_]+ */
     const char *plugin_version;
     /* ABI 1.0 */

@@ -9,8 +9,8 @@ use std::ffi::{c_char, c_void};
 
 /// Major version of the ABI. Part of the exported symbol's name (`wp_plugin_v1`).
 pub const ABI_MAJOR: u32 = 1;
-/// Minor version: bumped when fields are appended; older plugins keep loading.
-pub const ABI_MINOR: u32 = 1;
+/// Minor version: bumped when fields or meanings are appended; older plugins keep loading.
+pub const ABI_MINOR: u32 = 2;
 /// The one symbol every plugin exports for ABI major 1.
 pub const ENTRY_SYMBOL: &str = "wp_plugin_v1";
 /// `sizeof(wp_plugin_desc)` in ABI 1.0: the least any 1.x plugin's descriptor may be. A later
@@ -111,6 +111,14 @@ pub const WP_THREAD_SAFE: u32 = 1;
 /// Flag: `act` may block for long (runs processes, talks to the network); the host runs it on
 /// a worker thread off the event loop and streams what it writes.
 pub const WP_MAY_BLOCK: u32 = 2;
+/// Flag (1.2): `test` may return [`WP_TEST_FAULT`]. Hosts before 1.2 ignore the flag and
+/// would take 2 as true, so a plugin returns it only when `wp_host.abi_minor >= 2`.
+pub const WP_TEST_FAULTS: u32 = 4;
+
+/// (1.2) `test` result: the test failed (a panic, an allocation that failed) and could not
+/// say; the host answers that request 500 rather than let it go on past a case that may
+/// have been guarding it. Only from a plugin that sets [`WP_TEST_FAULTS`].
+pub const WP_TEST_FAULT: u8 = 2;
 
 /// What the request's path is on disk (`wp_request.fs_kind`).
 pub const WP_KIND_MISSING: u32 = 0;
@@ -475,3 +483,15 @@ const _: () = {
     assert!(std::mem::size_of::<WpPluginDesc>() == 104);
     assert!(std::mem::size_of::<WpPluginDesc>() == DESC_SIZE_1_1 as usize);
 };
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_crate_version_is_the_abi_version() {
+        let abi = format!("{}.{}.", super::ABI_MAJOR, super::ABI_MINOR);
+        assert!(
+            env!("CARGO_PKG_VERSION").starts_with(&abi),
+            "bump one with the other"
+        );
+    }
+}

@@ -1,5 +1,5 @@
 //! The unsafe edge of plugin-api: the `extern "C"` shims behind `export_case!` (null checks,
-//! `catch_unwind`, poisoning), the views of what the host lends, and the in-process host
+//! `catch_unwind`, the panic's note), the views of what the host lends, and the in-process host
 //! that `crate::testing` drives.
 //!
 //! This module and the server's plugin loader are the only places with `unsafe` code. No
@@ -11,8 +11,6 @@
 use crate::abi::*;
 use crate::{Case, Filtered, Head, Outcome, Request, Response, Settings, Transform};
 use std::ffi::{c_char, c_void, CStr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Export a [`Case`] type as this library's `wp_plugin_v1` entry symbol.
@@ -35,6 +33,7 @@ macro_rules! export_case {
 pub struct Host {
     cell: Arc<HostCell>,
     root: Option<Arc<std::path::Path>>,
+    minor: u32,
 }
 
 /// The host's table, until the instance it was lent to is destroyed.
@@ -54,7 +53,19 @@ impl Host {
                 raw: RwLock::new(raw),
             }),
             root: host_root(raw),
+            // SAFETY: a non-NULL table is valid for the `create` call this runs in, and
+            // `abi_minor` is in every 1.x table's frozen prefix.
+            minor: if raw.is_null() {
+                0
+            } else {
+                unsafe { (*raw).abi_minor }
+            },
         }
+    }
+
+    /// The host's ABI minor: what it understands beyond the plugin's own declared minor.
+    pub(crate) fn abi_minor(&self) -> u32 {
+        self.minor
     }
 
     /// (ABI 1.1) The document root, canonical: check paths in the settings against it in
@@ -133,7 +144,7 @@ impl Descriptor {
     /// The descriptor for case type `T`. It declares ABI minor 1 only when `T` uses a 1.1
     /// role (rewrites, filters, filter-only), so a 1.0-style case still loads on a 1.0 host.
     pub const fn of<T: Case>() -> Self {
-        let flags = WP_THREAD_SAFE | if T::MAY_BLOCK { WP_MAY_BLOCK } else { 0 };
+        let flags = WP_THREAD_SAFE | WP_TEST_FAULTS | if T::MAY_BLOCK { WP_MAY_BLOCK } else { 0 };
         let roles = roles::<T>();
         let uses_1_1 = T::REWRITES || T::FILTERS || !T::ACTS;
         Descriptor(WpPluginDesc {
@@ -198,21 +209,18 @@ const fn roles<T: Case>() -> u32 {
 
 struct Instance<T> {
     case: T,
-    poisoned: AtomicBool,
-    name: &'static CStr,
+    /// The host takes `WP_TEST_FAULT` (ABI 1.2 on): a panicking test fails its request.
+    test_faults: bool,
 }
 
-impl<T> Instance<T> {
-    fn poison(&self, host: &Host, what: &str) {
-        self.poisoned.store(true, Ordering::SeqCst);
-        host.log(
-            crate::Level::Error,
-            &format!(
-                "plugin {:?} panicked in {what}; its test() is false from now on",
-                self.name
-            ),
-        );
-    }
+/// A panic costs the one call it happened in, never the instance: the next request calls
+/// the case again, so a check that panics on one request (an empty key) still refuses
+/// the others, where skipping it from then on would let every request past it.
+fn panicked(host: &Host, what: &str, note: String, cost: &str) {
+    host.log(
+        crate::Level::Error,
+        &format!("panicked in {what}: {note}; {cost}"),
+    );
 }
 
 struct Boxed<T> {
@@ -320,8 +328,9 @@ extern "C" fn create<T: Case>(
             (e.set)(e.ctx, msg.as_ptr(), msg.len());
         }
     };
+    crate::panic_note::install();
     let host = Host::new(host);
-    let result = catch_unwind(AssertUnwindSafe(|| {
+    let result = crate::panic_note::guard(|| {
         let bytes = if cfg.is_null() {
             &b"{}"[..]
         } else {
@@ -332,12 +341,11 @@ extern "C" fn create<T: Case>(
         T::create(host.clone(), Settings::new(json)).map(|case| Boxed {
             inst: Instance {
                 case,
-                poisoned: AtomicBool::new(false),
-                name: T::NAME,
+                test_faults: host.abi_minor() >= 2,
             },
             host: host.clone(),
         })
-    }));
+    });
     match result {
         Ok(Ok(b)) => Box::into_raw(Box::new(b)) as *mut c_void,
         Ok(Err(msg)) => {
@@ -345,9 +353,11 @@ extern "C" fn create<T: Case>(
             report(&msg);
             std::ptr::null_mut()
         }
-        Err(_) => {
+        Err(note) => {
             host.revoke();
-            report("the plugin panicked while reading its settings");
+            report(&format!(
+                "the plugin panicked while reading its settings: {note}"
+            ));
             std::ptr::null_mut()
         }
     }
@@ -360,7 +370,7 @@ extern "C" fn destroy<T: Case>(inst: *mut c_void) {
     // SAFETY: `inst` came from `create::<T>` and the host destroys it once.
     let b = unsafe { Box::from_raw(inst as *mut Boxed<T>) };
     let host = b.host.clone();
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(b)));
+    let _ = crate::panic_note::guard(move || drop(b));
     // The host frees its table when this returns; clones the case kept must not reach it.
     host.revoke();
 }
@@ -378,15 +388,24 @@ extern "C" fn test<T: Case>(inst: *mut c_void, req: *const WpRequest) -> u8 {
     let Some(b) = instance::<T>(inst) else {
         return 0;
     };
-    if req.is_null() || b.inst.poisoned.load(Ordering::Relaxed) {
+    if req.is_null() {
         return 0;
     }
     // SAFETY: the host lends a valid request for the duration of the call.
     let req = Request::new(unsafe { RawRequest::new(&*req) });
-    match catch_unwind(AssertUnwindSafe(|| b.inst.case.test(&req))) {
+    match crate::panic_note::guard(|| b.inst.case.test(&req)) {
         Ok(yes) => yes as u8,
-        Err(_) => {
-            b.inst.poison(&b.host, "test");
+        Err(note) if b.inst.test_faults => {
+            panicked(&b.host, "test", note, "that request got a 500");
+            WP_TEST_FAULT
+        }
+        Err(note) => {
+            panicked(
+                &b.host,
+                "test",
+                note,
+                "that request went on to the next case",
+            );
             0
         }
     }
@@ -406,7 +425,7 @@ extern "C" fn act<T: Case>(
     // SAFETY: the host lends both, valid, for the duration of the call.
     let (req, resp) = unsafe { (Request::new(RawRequest::new(&*req)), &*resp) };
     let mut resp = Response::new(resp);
-    match catch_unwind(AssertUnwindSafe(|| b.inst.case.act(&req, &mut resp))) {
+    match crate::panic_note::guard(|| b.inst.case.act(&req, &mut resp)) {
         Ok(Outcome::Done) => WP_DONE,
         Ok(Outcome::Declined) => WP_DECLINED,
         Ok(Outcome::Error) => WP_ERROR,
@@ -418,8 +437,8 @@ extern "C" fn act<T: Case>(
             );
             WP_ERROR
         }
-        Err(_) => {
-            b.inst.poison(&b.host, "act");
+        Err(note) => {
+            panicked(&b.host, "act", note, "that request got a 500");
             WP_ERROR
         }
     }
@@ -440,13 +459,10 @@ extern "C" fn filter_head<T: Case>(
     if req.is_null() || head.is_null() || state.is_null() {
         return WP_FILTER_ERROR;
     }
-    if b.inst.poisoned.load(Ordering::Relaxed) {
-        return WP_PASS;
-    }
     // SAFETY: the host lends the request and head, valid, for the duration of the call.
     let (req, head) = unsafe { (Request::new(RawRequest::new(&*req)), &*head) };
     let mut head = Head::new(head);
-    match catch_unwind(AssertUnwindSafe(|| b.inst.case.filter(&req, &mut head))) {
+    match crate::panic_note::guard(|| b.inst.case.filter(&req, &mut head)) {
         Ok(Filtered::Pass) => WP_PASS,
         Ok(Filtered::Error) => WP_FILTER_ERROR,
         Ok(Filtered::Transform(_)) if !T::TRANSFORMS => {
@@ -462,8 +478,8 @@ extern "C" fn filter_head<T: Case>(
             unsafe { *state = Box::into_raw(stream) as *mut c_void };
             WP_TRANSFORM
         }
-        Err(_) => {
-            b.inst.poison(&b.host, "filter");
+        Err(note) => {
+            panicked(&b.host, "filter", note, "that answer became a 500");
             WP_FILTER_ERROR
         }
     }
@@ -496,7 +512,7 @@ extern "C" fn filter_body<T: Case>(
         // SAFETY: the host lends `out_cap` writable bytes at `out` for this call.
         unsafe { std::slice::from_raw_parts_mut(io.out, io.out_cap) }
     };
-    match catch_unwind(AssertUnwindSafe(|| stream.step(input, out, io.flags))) {
+    match crate::panic_note::guard(|| stream.step(input, out, io.flags)) {
         Ok(Ok((rc, used, made))) => {
             io.in_used = used;
             io.out_len = made;
@@ -507,8 +523,13 @@ extern "C" fn filter_body<T: Case>(
                 .log(crate::Level::Error, &format!("transform failed: {why}"));
             WP_BODY_ERROR
         }
-        Err(_) => {
-            b.inst.poison(&b.host, "a body transform");
+        Err(note) => {
+            panicked(
+                &b.host,
+                "a body transform",
+                note,
+                "that answer was cut short",
+            );
             WP_BODY_ERROR
         }
     }
@@ -520,7 +541,7 @@ extern "C" fn filter_end(_inst: *mut c_void, state: *mut c_void, _aborted: u8) {
     }
     // SAFETY: `state` came from `filter_head` as a boxed BodyStream; the host ends it once.
     let stream = unsafe { Box::from_raw(state as *mut BodyStream) };
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(stream)));
+    let _ = crate::panic_note::guard(move || drop(stream));
 }
 
 /// A transform between the host's windows: what it produced but the window could not take
@@ -1185,9 +1206,10 @@ impl Loaded {
     }
 
     /// The descriptor's `test`.
-    pub(crate) fn test(&self, req: &RequestParts) -> bool {
+    /// The descriptor's `test`: its raw answer (0, 1, or `WP_TEST_FAULT`).
+    pub(crate) fn test(&self, req: &RequestParts) -> u8 {
         let c = CRequest::new(req);
-        self.desc.0.test.is_some_and(|t| t(self.inst, &c.raw) != 0)
+        self.desc.0.test.map_or(0, |t| t(self.inst, &c.raw))
     }
 
     /// The descriptor's `act`, with response calls going to `sink`; the `WP_*` result.

@@ -2,8 +2,8 @@
 //!
 //! A case is the chapter's pair `test`/`act`. In Rust a plugin implements [`Case`] in safe code
 //! and exports it with [`export_case!`]; every entry point is wrapped in `catch_unwind`, so a
-//! panic becomes a 500 for that request and poisons the instance (its `test` is false from then
-//! on). In C a plugin includes `include/case_plugin.h` and exports `wp_plugin_v1`.
+//! panic costs that one request a 500 (a panicking `test` too, on hosts of ABI 1.2 on) and a
+//! log line with its message and place; the next request calls the case again. In C a plugin includes `include/case_plugin.h` and exports `wp_plugin_v1`.
 //! [`testing`] runs a case in-process, through that same export layer, for unit tests.
 //!
 //! ```no_run
@@ -25,6 +25,7 @@ pub mod abi;
 pub mod export;
 mod filter;
 pub mod helpers;
+mod panic_note;
 mod request;
 mod response;
 pub mod testing;
@@ -46,8 +47,9 @@ pub enum Outcome {
     /// Something failed: 500 if nothing was sent yet, else the connection is closed.
     Error,
     /// (ABI 1.1) The request was changed with [`Response::rewrite`] or
-    /// [`Response::set_var`] and nothing was written: the chain goes on at the next case.
-    /// Set [`Case::REWRITES`] when `act` may return it.
+    /// [`Response::set_var`] and nothing was written: after a rewrite the chain starts again
+    /// at the first case with the new target; with only variables set it goes on at the next
+    /// case. Set [`Case::REWRITES`] when `act` may return it.
     Continue,
 }
 
@@ -108,7 +110,10 @@ pub enum Level {
 pub trait Case: Sized + Send + Sync + 'static {
     /// The case name, as written in `server.toml` (`[a-z0-9_]+`).
     const NAME: &'static CStr;
-    /// Methods this case answers, as an `Allow` header value; `*` for any.
+    /// Methods this case answers, as an `Allow` header value; `*` for any. When `test` takes
+    /// a request whose method is not listed, the host answers 405 with this `Allow` (an
+    /// `OPTIONS` gets 200 with it, unless listed) and never calls `act`; `GET` lets `HEAD`
+    /// in too.
     const ALLOW: &'static CStr = c"GET, HEAD";
     /// The plugin's version, free text.
     const VERSION: &'static CStr = c"0.1.0";
@@ -129,10 +134,15 @@ pub trait Case: Sized + Send + Sync + 'static {
 
     /// Build the instance; an `Err` stops the server's start-up with that message.
     fn create(host: Host, settings: Settings) -> Result<Self, String>;
-    /// Does this case handle the request? Must be cheap and have no side effects.
-    fn test(&self, req: &Request) -> bool;
-    /// Answer the request.
-    fn act(&self, req: &Request, resp: &mut Response) -> Outcome;
+    /// Does this case handle the request? Must be cheap and have no side effects. A plugin
+    /// that only filters (`ACTS = false`) need not write it: it is never called.
+    fn test(&self, _req: &Request) -> bool {
+        false
+    }
+    /// Answer the request. A plugin that only filters (`ACTS = false`) need not write it.
+    fn act(&self, _req: &Request, _resp: &mut Response) -> Outcome {
+        Outcome::Error
+    }
     /// (ABI 1.1) See a response's head before it is written, whoever made it; edit it,
     /// replace the body, or return a [`Transform`] for the body. Called only when
     /// [`Case::FILTERS`] is `true`.

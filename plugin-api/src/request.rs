@@ -58,7 +58,7 @@ impl<'a> Request<'a> {
     pub fn query(&self) -> &[u8] {
         self.bytes(Field::Query)
     }
-    /// `HTTP/1.1` or `HTTP/1.0`.
+    /// `HTTP/1.1`, `HTTP/1.0`, or `HTTP/2.0` over HTTP/2.
     pub fn version(&self) -> &str {
         self.text(Field::Version)
     }

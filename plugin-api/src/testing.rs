@@ -2,7 +2,7 @@
 //!
 //! The case is called through its C-ABI descriptor, the same `create`/`test`/`act`/`destroy`
 //! entry points that `export_case!` hands the server, so a unit test also covers the export
-//! layer: settings arriving as JSON text, `catch_unwind` and poisoning, the `Outcome` mapping,
+//! layer: settings arriving as JSON text, `catch_unwind` and the panic's log line, the `Outcome` mapping,
 //! strings lent as `{ptr, len}`. The response calls are recorded by a stand-in host that
 //! refuses what the server refuses (a header after the body started, a second body, an error
 //! status outside 400-599, a redirect that is not a local path).
@@ -658,9 +658,21 @@ impl<T: Case> TestCase<T> {
         })
     }
 
-    /// The case's `test` (false once a panic poisoned it, as in the server).
+    /// The case's `test`.
+    ///
+    /// # Panics
+    ///
+    /// When the case's `test` panicked (the server answers that request 500), with the
+    /// panic's note: a unit test fails there, or asserts it with `#[should_panic]`.
     pub fn test(&self, req: &TestRequest) -> bool {
-        req.with_parts(|parts| self.loaded.test(parts))
+        match req.with_parts(|parts| self.loaded.test(parts)) {
+            0 => false,
+            crate::abi::WP_TEST_FAULT => panic!(
+                "the case's test panicked, so the server answers this request 500: {:?}",
+                self.log().last().map(|l| &l.1)
+            ),
+            _ => true,
+        }
     }
 
     /// The case's `act`, and what it answered.
@@ -836,6 +848,7 @@ mod tests {
         fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
             match &*req.path() {
                 "/decline" => Outcome::Declined,
+                "/act-panic" => panic!("in act"),
                 "/file" => resp.send_file(req.fs_path()).into(),
                 "/error" => resp.error(410, "gone").into(),
                 "/redirect" => resp.redirect("/elsewhere?x=1").into(),
@@ -939,13 +952,28 @@ mod tests {
     }
 
     #[test]
-    fn a_panic_is_an_error_and_poisons_the_case() {
+    fn a_panic_costs_its_one_request_and_the_case_goes_on() {
         let case = echo();
         assert!(case.test(&TestRequest::get("/ok")));
-        assert!(!case.test(&TestRequest::get("/panic")));
-        assert!(!case.test(&TestRequest::get("/ok")));
+        let fault = std::panic::catch_unwind(|| case.test(&TestRequest::get("/panic")));
+        assert!(fault.is_err(), "a panicking test is not a plain false");
         assert!(
-            case.log()[0].1.contains("panicked in test"),
+            case.test(&TestRequest::get("/ok")),
+            "the case still answers"
+        );
+        let line = &case.log()[0].1;
+        assert!(
+            line.contains("panicked in test: \"on purpose\" at "),
+            "{line}"
+        );
+        assert!(line.contains("that request got a 500"), "{line}");
+        assert_eq!(
+            case.act(&TestRequest::get("/act-panic")).outcome,
+            Outcome::Error
+        );
+        assert_eq!(case.act(&TestRequest::get("/ok")).outcome, Outcome::Done);
+        assert!(
+            case.log()[1].1.contains("panicked in act: \"in act\""),
             "{:?}",
             case.log()
         );

@@ -7,7 +7,7 @@ use crate::conn::Peer;
 use crate::error_page;
 use crate::errors::RequestError;
 use crate::http::{known_method, Head};
-use crate::plugin::{self, Field, OwnedRequest, Plugin};
+use crate::plugin::{self, Field, OwnedRequest, Plugin, Test};
 use crate::reply::{Body, Collect, Msg, Reply};
 use crate::resolve::{self, Kind, OpenFile, Refusal, Root};
 use crate::static_file;
@@ -82,13 +82,14 @@ impl Chain {
         self.site.written.first().map_or("default", String::as_str)
     }
 
-    /// Case `i`'s test (false for a plugin that only filters), under the fault guard.
-    fn test(&self, i: usize, req: &OwnedRequest) -> bool {
+    /// Case `i`'s test (a pass for a plugin that only filters), under the fault guard.
+    fn test(&self, i: usize, req: &OwnedRequest) -> Test {
         let case = &self.cases[i];
-        case.acts() && {
-            let _running = self.running(i);
-            case.test(req)
+        if !case.acts() {
+            return Test::Pass;
         }
+        let _running = self.running(i);
+        case.test(req)
     }
 
     /// Mark this thread as in case `i` (for a crash or stall report).
@@ -245,7 +246,7 @@ pub fn refused_before_body(
         body_len,
         &Vars::new(),
     );
-    let first = (0..chain.cases.len()).find(|&i| chain.test(i, &view))?;
+    let first = (0..chain.cases.len()).find(|&i| chain.test(i, &view) != Test::Pass)?;
     let refused = method_policy(&chain.cases[first], &head.method, &place.path)?;
     let seen = Seen {
         view: Some(view),
@@ -400,9 +401,16 @@ async fn respond_once(
     };
     let (mut i, mut rewrites) = (0, 0);
     while i < chain.cases.len() {
-        if !chain.test(i, work.req()) {
-            i += 1;
-            continue;
+        match chain.test(i, work.req()) {
+            Test::Pass => {
+                i += 1;
+                continue;
+            }
+            Test::Failed => {
+                seen.view = work.req.take();
+                return failed_test(chain, i, seen).into();
+            }
+            Test::Take => {}
         }
         match take_turn(chain, i, head, seen, &mut work, peer).await {
             Turn::Answer(answer) => {
@@ -428,6 +436,18 @@ async fn respond_once(
     seen.view = work.req.take();
     let path = seen.place.as_ref().map_or(&head.target, |p| &p.path);
     error_page::reply(404, path, "no case handles this request").into()
+}
+
+/// A 500 for a request whose case `i` could not say whether it takes it: the cases after
+/// it are not asked, since it may have been guarding them (a password, an access rule).
+fn failed_test(chain: &Chain, i: usize, seen: &Seen) -> Reply {
+    let path = seen.place.as_ref().map_or(&[][..], |p| &p.path);
+    log::error!(
+        "case={}: its test failed on {}",
+        chain.cases[i].name,
+        String::from_utf8_lossy(path)
+    );
+    error_page::reply(500, path, "the case handling this request failed")
 }
 
 /// Where the chain goes after a case's turn.

@@ -260,6 +260,8 @@ pub struct Plugin {
     pub version: String,
     pub abi: (u32, u32),
     pub may_block: bool,
+    /// (1.2) Its `test` may answer `WP_TEST_FAULT`: the request gets a 500.
+    test_faults: bool,
     /// `None` means any method (`*`).
     pub allow: Option<Vec<String>>,
     /// (1.1) `WP_ROLE_*`: declared, or inferred from the functions present.
@@ -427,6 +429,18 @@ struct FilterFns {
     end: Option<WpFilterEndFn>,
 }
 
+/// What a case's test said about a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Test {
+    /// Not this case's: on to the next.
+    Pass,
+    /// This case acts.
+    Take,
+    /// (1.2) The test failed (a Rust plugin's panic): the request gets a 500, never the
+    /// cases after it, which it may have been guarding.
+    Failed,
+}
+
 /// What a filter decided about one response's head.
 pub enum Verdict {
     Pass,
@@ -483,6 +497,7 @@ pub fn load(
         version: d.version,
         abi: d.abi,
         may_block: d.flags & WP_MAY_BLOCK != 0,
+        test_faults: d.flags & WP_TEST_FAULTS != 0,
         allow: d.allow,
         roles: d.roles,
         filter_flags: d.filter_flags,
@@ -515,7 +530,27 @@ fn find_file(name: &str, dirs: &[PathBuf], cfg: &str) -> Result<PathBuf, String>
             list.join(", ")
         ));
     };
-    Ok(path.canonicalize().unwrap_or(path))
+    let path = path.canonicalize().unwrap_or(path);
+    warn_if_shadowing(name, &path, dirs);
+    Ok(path)
+}
+
+/// Say so when a later plugin folder holds another `lib<name>.so`: the first one loads, and
+/// an author whose own build sits in the later folder would otherwise never learn why their
+/// plugin does not behave (the shipped folder also holds the test fixtures).
+fn warn_if_shadowing(name: &str, used: &Path, dirs: &[PathBuf]) {
+    let file = format!("lib{name}.so");
+    let other = dirs
+        .iter()
+        .filter_map(|d| d.join(&file).canonicalize().ok())
+        .find(|p| p != used);
+    if let Some(other) = other {
+        log::warn!(
+            "plugin {name:?}: loading {}, which comes first in plugin_dirs; {} is not used\n  fix: put the folder of the one you mean first in plugin_dirs",
+            used.display(),
+            other.display()
+        );
+    }
 }
 
 /// The case names the plugin folders hold a `lib<name>.so` for.
@@ -568,12 +603,12 @@ impl Loading<'_> {
             // SAFETY: only probing whether the symbol exists; it is never called.
             if unsafe { lib.get::<*const c_void>(sym.as_bytes()) }.is_ok() {
                 return format!(
-                    "plugin {name:?} ({shown}): built for plugin ABI {major}.x, this server provides {ABI_MAJOR}.{ABI_MINOR}\n  fix: rebuild the plugin against plugin-api {ABI_MAJOR}.x"
+                    "plugin {name:?} ({shown}): built for plugin ABI {major}.x, this server provides {ABI_MAJOR}.{ABI_MINOR}\n  fix: rebuild the plugin against this server's plugin-api crate (ABI {ABI_MAJOR}.x)"
                 );
             }
         }
         format!(
-            "plugin {name:?} ({shown}): does not export {ENTRY_SYMBOL}, so it is not a case plugin\n  expected: a library built with plugin_api::export_case! or include/case_plugin.h\n  fix: point `cases` at a case plugin, or rebuild this one against plugin-api {ABI_MAJOR}.x"
+            "plugin {name:?} ({shown}): does not export {ENTRY_SYMBOL}, so it is not a case plugin\n  expected: a library built with plugin_api::export_case! or include/case_plugin.h\n  fix: point `cases` at a case plugin, or rebuild this one against this server's plugin-api crate (ABI {ABI_MAJOR}.x)"
         )
     }
 
@@ -587,9 +622,11 @@ impl Loading<'_> {
         };
         if major != ABI_MAJOR || minor > ABI_MINOR {
             let fix = if major == ABI_MAJOR {
-                format!("upgrade the server, or rebuild the plugin against plugin-api {ABI_MAJOR}.{ABI_MINOR}")
+                format!("upgrade the server, or rebuild the plugin against this server's plugin-api crate (ABI {ABI_MAJOR}.{ABI_MINOR})")
             } else {
-                format!("rebuild the plugin against plugin-api {ABI_MAJOR}.x")
+                format!(
+                    "rebuild the plugin against this server's plugin-api crate (ABI {ABI_MAJOR}.x)"
+                )
             };
             return Err(format!(
                 "plugin {name:?} ({shown}): built for plugin ABI {major}.{minor}, this server provides {ABI_MAJOR}.{ABI_MINOR}\n  fix: {fix}"
@@ -604,7 +641,7 @@ impl Loading<'_> {
         };
         if size < need {
             return Err(format!(
-                "plugin {name:?} ({shown}): descriptor is {size} bytes, ABI {ABI_MAJOR}.{} needs at least {need}\n  fix: rebuild the plugin against plugin-api {ABI_MAJOR}.x",
+                "plugin {name:?} ({shown}): descriptor is {size} bytes, ABI {ABI_MAJOR}.{} needs at least {need}\n  fix: rebuild the plugin against this server's plugin-api crate (ABI {ABI_MAJOR}.x)",
                 minor.min(1)
             ));
         }
@@ -798,12 +835,16 @@ impl Plugin {
     }
 
     /// The chapter's `test`.
-    pub fn test(&self, req: &OwnedRequest) -> bool {
+    pub fn test(&self, req: &OwnedRequest) -> Test {
         let Some(test) = self.test else {
-            return false;
+            return Test::Pass;
         };
         let _g = self.lock();
-        req.with_raw(|raw| test(self.inst, raw) != 0)
+        match req.with_raw(|raw| test(self.inst, raw)) {
+            0 => Test::Pass,
+            WP_TEST_FAULT if self.test_faults => Test::Failed,
+            _ => Test::Take,
+        }
     }
 
     /// The chapter's `act`; response calls go to `sink`. A `WP_CONTINUE` from a plugin that

@@ -30,7 +30,7 @@ fn a_plugin_built_for_another_abi_major_is_refused_with_found_and_expected_versi
     );
     assert_eq!(e.code, Some(1));
     let want = format!(
-        "plugin \"wrong_abi\" ({}): built for plugin ABI 2.x, this server provides 1.1\n  fix: rebuild the plugin against plugin-api 1.x",
+        "plugin \"wrong_abi\" ({}): built for plugin ABI 2.x, this server provides 1.2\n  fix: rebuild the plugin against this server's plugin-api crate (ABI 1.x)",
         so.canonicalize().unwrap().display()
     );
     assert!(e.stderr.contains(&want), "{}", e.stderr);
@@ -44,7 +44,7 @@ fn a_plugin_built_for_a_newer_abi_minor_is_refused() {
     assert_eq!(e.code, Some(1));
     assert!(
         e.stderr
-            .contains("built for plugin ABI 1.99, this server provides 1.1")
+            .contains("built for plugin ABI 1.99, this server provides 1.2")
             && e.stderr.contains("upgrade the server"),
         "{}",
         e.stderr
@@ -217,6 +217,30 @@ fn a_plugin_that_calls_exit_while_loading_fails_the_check_and_is_named() {
 }
 
 #[test]
+fn a_plugin_name_in_two_folders_loads_the_first_and_says_which_it_left() {
+    let dir = TempDir::new("shadow");
+    let root = fixture_root(&dir);
+    let mine = dir.subdir("mine");
+    std::fs::copy(plugins_dir().join("libhello.so"), mine.join("libhello.so")).unwrap();
+    let cases = r#"["hello", "always_fail"]"#;
+    for (dirs, used, unused) in [
+        ([plugins_dir(), mine.clone()], plugins_dir(), mine.clone()),
+        ([mine.clone(), plugins_dir()], mine.clone(), plugins_dir()),
+    ] {
+        let cfg = dir.write("server.toml", config_text(&root, &dirs, cases, ""));
+        let e = run_to_exit(&["--config", cfg.to_str().unwrap(), "--check-config"]);
+        assert_eq!(e.code, Some(0), "{}", e.stderr);
+        let lib = |d: &std::path::Path| d.join("libhello.so").canonicalize().unwrap();
+        let want = format!(
+            "plugin \"hello\": loading {}, which comes first in plugin_dirs; {} is not used",
+            lib(&used).display(),
+            lib(&unused).display()
+        );
+        assert!(e.stderr.contains(&want), "{}", e.stderr);
+    }
+}
+
+#[test]
 fn check_config_prints_the_chain_and_exits_zero() {
     let dir = TempDir::new("check");
     let root = fixture_root(&dir);
@@ -263,8 +287,8 @@ fn the_shipped_config_is_valid() {
 }
 
 #[test]
-fn a_plugin_panic_becomes_a_500_and_the_server_keeps_serving() {
-    // One worker: the poisoned instance below lives in one process.
+fn a_plugin_panic_costs_its_one_request_a_500_and_the_case_keeps_answering() {
+    // One worker: every request below meets the same instance.
     let mut s = Server::start(
         r#"["panicky", "no_file", "existing_file", "always_fail"]"#,
         "workers = 1",
@@ -274,9 +298,45 @@ fn a_plugin_panic_becomes_a_500_and_the_server_keeps_serving() {
     assert!(r.text().contains("500 Internal Server Error"));
     assert!(s.alive());
     assert_eq!(s.get("/plain.html").status, 200);
-    // The poisoned instance no longer claims requests: the next case answers.
-    assert_eq!(s.get("/panic").status, 404);
-    assert!(s.log_contains("panicked in act"), "{}", s.log());
+    // Not skipped from then on: the case still claims its requests.
+    assert_eq!(s.get("/panic").status, 500);
+    // One line naming the case, with the panic's message and where it was raised.
+    assert!(
+        s.log_contains("panicked in act: \"this case panics on purpose\" at "),
+        "{}",
+        s.log()
+    );
+}
+
+#[test]
+fn a_key_check_whose_test_panics_refuses_that_request_and_still_guards_the_rest() {
+    let mut s = Server::start(
+        r#"["panicky", "no_file", "existing_file", "always_fail"]"#,
+        "workers = 1",
+    );
+    std::fs::create_dir(s.root.join("guarded")).unwrap();
+    std::fs::write(s.root.join("guarded/secret.txt"), "SECRET").unwrap();
+    let with_key = |s: &Server, key: &str| {
+        s.raw(&format!(
+            "GET /guarded/secret.txt HTTP/1.1\r\nHost: t\r\nX-Key: {key}\r\nConnection: close\r\n\r\n"
+        ))
+    };
+    assert_eq!(with_key(&s, "good").text(), "SECRET");
+    assert_eq!(with_key(&s, "bad").status, 403);
+    for _ in 0..2 {
+        // The test panics on a missing key: that request fails closed, and so does the next.
+        let r = s.get("/guarded/secret.txt");
+        assert_eq!(r.status, 500);
+        assert!(!r.text().contains("SECRET"));
+    }
+    assert_eq!(with_key(&s, "bad").status, 403, "the check still runs");
+    assert!(s.alive());
+    assert!(
+        s.log_contains("panicked in test: \"no X-Key field\" at "),
+        "{}",
+        s.log()
+    );
+    assert!(s.log_contains("case=panicky: its test failed on /guarded/secret.txt"));
 }
 
 #[test]

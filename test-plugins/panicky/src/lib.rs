@@ -1,4 +1,6 @@
-//! Test fixture: a case that panics in `act` for `/panic`, to show a panic becomes a 500.
+//! Test fixture: a case that panics on purpose, to show a panic costs its one request a 500.
+//! `/panic`: `act` panics. Under `/guarded/`, a key check whose `test` panics when the
+//! `X-Key` field is missing, and claims (403) a wrong key: a good key goes on down the chain.
 
 use plugin_api::{Case, Host, Outcome, Request, Response, Settings};
 use std::ffi::CStr;
@@ -14,10 +16,17 @@ impl Case for Panicky {
     }
 
     fn test(&self, req: &Request) -> bool {
+        if req.path().starts_with("/guarded/") {
+            let key = req.header("x-key").expect("no X-Key field");
+            return key != b"good";
+        }
         req.path() == "/panic"
     }
 
-    fn act(&self, _req: &Request, _resp: &mut Response) -> Outcome {
+    fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
+        if req.path().starts_with("/guarded/") {
+            return resp.error(403, "wrong key").into();
+        }
         panic!("this case panics on purpose");
     }
 }

@@ -1,0 +1,66 @@
+//! What a plugin's panic said and where, for the host's log line, in place of std's default
+//! report (an untagged `thread '<unnamed>' panicked at src/lib.rs` on stderr).
+
+use std::cell::{Cell, RefCell};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+thread_local! {
+    /// How many guarded calls this thread is in: panics outside them keep std's report.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// The last guarded panic's message and place.
+    static NOTE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Install this library's panic hook, once. Each plugin carries its own std, so the hook
+/// sees only the panics of this plugin's code.
+pub(crate) fn install() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if DEPTH.with(Cell::get) == 0 {
+                return report(info);
+            }
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            let note = format!("{:?}{at}", message(info.payload()));
+            NOTE.with(|n| *n.borrow_mut() = Some(note));
+        }));
+    });
+}
+
+/// Run `f`, turning a panic into its note: the message and where it was raised.
+pub(crate) fn guard<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    DEPTH.with(|d| d.set(d.get() + 1));
+    let r = catch_unwind(AssertUnwindSafe(f));
+    DEPTH.with(|d| d.set(d.get() - 1));
+    r.map_err(|payload| {
+        NOTE.with(|n| n.borrow_mut().take())
+            .unwrap_or_else(|| format!("{:?}", message(&*payload)))
+    })
+}
+
+/// A panic's message, when it is text.
+fn message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guarded_panic_gives_its_message_and_place() {
+        install();
+        let note = guard(|| -> () { panic!("no key: {}", 42) }).unwrap_err();
+        assert!(note.starts_with("\"no key: 42\" at "), "{note}");
+        assert!(note.contains("panic_note.rs:"), "{note}");
+        assert_eq!(guard(|| 7), Ok(7));
+    }
+}

@@ -694,6 +694,24 @@ fn the_chapters_any_py_anywhere_is_possible_only_through_the_settings() {
 }
 
 #[test]
+fn an_anywhere_script_gets_the_path_after_it_as_path_info() {
+    // Apache and lighttpd run /app/env.py/users/7 for a .py handler, as ours does in dirs.
+    let s = cgi_server("anywhere = [\".py\"]", "", &[]);
+    std::fs::create_dir(s.root.join("app")).unwrap();
+    std::fs::copy(s.root.join("cgi-bin/env.py"), s.root.join("app/env.py")).unwrap();
+    let r = s.get("/app/env.py/users/7?x=1");
+    assert_eq!(r.status, 200, "{}", s.log());
+    let env = env_of(&r);
+    assert_eq!(
+        env.get("SCRIPT_NAME").map(String::as_str),
+        Some("/app/env.py")
+    );
+    assert_eq!(env.get("PATH_INFO").map(String::as_str), Some("/users/7"));
+    assert_eq!(env.get("QUERY_STRING").map(String::as_str), Some("x=1"));
+    assert_eq!(s.get("/app/gone.py/users/7").status, 404);
+}
+
+#[test]
 fn a_script_that_floods_stderr_before_answering_does_not_deadlock() {
     let s = cgi_server("timeout = 10.0", "", &[]);
     let start = Instant::now();

@@ -62,6 +62,25 @@ fn locate(req: &Request, dir: &str) -> Option<(String, PathBuf, String)> {
     None
 }
 
+/// An `anywhere` script with more path after it, as Apache and lighttpd run `/app.py/users/7`:
+/// the first segment ending in one of `exts` that is a file under the root is the script,
+/// the rest is `PATH_INFO`. Only paths holding `<ext>/` cost a look at the disk.
+pub fn anywhere_with_info<'a>(
+    exts: &[String],
+    req: &'a Request,
+) -> Option<(&'a str, PathBuf, &'a str)> {
+    let path = std::str::from_utf8(req.path_bytes()).ok()?;
+    let end = path
+        .match_indices('/')
+        .skip(1)
+        .map(|(i, _)| i)
+        .find(|&i| exts.iter().any(|e| path[..i].ends_with(e.as_str())))?;
+    let script = req.root().join(path[1..end].trim_start_matches('/'));
+    script
+        .is_file()
+        .then(|| (&path[..end], script, &path[end..]))
+}
+
 /// A slot among `max_running`; given back on drop.
 struct Running<'a>(&'a CgiFile);
 
@@ -121,7 +140,12 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
     let located = match cfg.dirs.iter().find(|d| path.starts_with(d.as_str())) {
         Some(dir) => locate(req, dir),
         // An `anywhere` script: the request path is the script itself, no PATH_INFO.
-        None => Some((path.clone(), req.fs_path().to_path_buf(), String::new())),
+        None if req.kind() == Kind::File => {
+            Some((path.clone(), req.fs_path().to_path_buf(), String::new()))
+        }
+        // Or one with more path after it (`/app.py/users/7`).
+        None => anywhere_with_info(&cfg.anywhere, req)
+            .map(|(name, fs, info)| (name.to_string(), fs, info.to_string())),
     };
     let Some((script_name, script, path_info)) = located else {
         return resp.error(404, "no such script").into();

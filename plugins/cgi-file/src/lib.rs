@@ -156,6 +156,10 @@ impl Case for CgiFile {
             Kind::File if !self.anywhere.is_empty() => {
                 self.under_dirs(path) || self.anywhere.iter().any(|e| path.ends_with(e.as_bytes()))
             }
+            // `/app.py/users/7` names no file, but `/app.py` may be an `anywhere` script.
+            Kind::Missing if !self.anywhere.is_empty() => {
+                self.under_dirs(path) || cgi::anywhere_with_info(&self.anywhere, req).is_some()
+            }
             _ => self.under_dirs(path),
         }
     }
@@ -203,6 +207,19 @@ mod tests {
         assert!(case.test(&TestRequest::get("/app/run.py").kind(Kind::File)));
         assert!(!case.test(&TestRequest::get("/app/run.py")));
         assert!(!case.test(&TestRequest::get("/app/run.txt").kind(Kind::File)));
+    }
+
+    #[test]
+    fn an_anywhere_script_takes_the_path_after_it() {
+        let root = TempRoot::new();
+        root.file("app/run.py", "print()\n");
+        let case = cgi(r#"{"anywhere": [".py"]}"#);
+        let get = |p: &str| TestRequest::get(p).root(root.path());
+        assert!(case.test(&get("/app/run.py/users/7")));
+        assert!(case.test(&get("/app/run.py/")));
+        assert!(!case.test(&get("/app/gone.py/users/7")), "no such script");
+        assert!(!case.test(&get("/app/run.pyx/7")));
+        assert!(!case.test(&get("/app/other/7")));
     }
 
     #[test]

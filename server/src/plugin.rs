@@ -942,16 +942,18 @@ pub fn roles(p: &Plugin) -> String {
 
 /// For `--check-config` and logs: one line per loaded case.
 pub fn describe(p: &Plugin) -> String {
+    // Methods mean something only to a case that acts; a filter sees every answer.
+    let methods = match (&p.allow, p.acts()) {
+        (_, false) => String::new(),
+        (Some(a), true) => format!(", {}", a.join(", ")),
+        (None, true) => ", any method".into(),
+    };
     format!(
-        "{} {} (ABI {}.{}, {}{}; {}) {}",
+        "{} {} (ABI {}.{}{methods}{}; {}) {}",
         p.name,
         p.version,
         p.abi.0,
         p.abi.1,
-        p.allow
-            .as_ref()
-            .map(|a| a.join(", "))
-            .unwrap_or_else(|| "any method".into()),
         if p.may_block {
             ", off the event loop"
         } else {

@@ -189,7 +189,7 @@ fn check_config_shows_what_each_plugin_takes_part_in() {
     assert_eq!(e.code, Some(0), "{}", e.stderr);
     assert!(
         e.stdout
-            .contains("1. stamp 0.1.0 (ABI 1.1, GET, HEAD; filter + transform)"),
+            .contains("1. stamp 0.1.0 (ABI 1.1; filter + transform)"),
         "{}",
         e.stdout
     );

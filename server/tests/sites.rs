@@ -117,6 +117,23 @@ fn a_host_with_an_empty_label_is_400_not_a_wildcard_sites() {
 }
 
 #[test]
+fn a_host_with_percent_escapes_is_400_in_the_field_and_in_an_absolute_target() {
+    // RFC 3986's grammar lets a reg-name hold %41, but no resolved name does; nginx,
+    // lighttpd and Caddy answer 400, and `a%2fb` reached scripts as SERVER_NAME.
+    let s = Server::shipped();
+    for host in ["a%2fb", "w%2etest:80"] {
+        assert_eq!(get(&s, "/", host).status, 400, "Host: {host}");
+    }
+    for target in ["http://a%2fb/", "http://%3127.0.0.1/"] {
+        let r = s.raw(&format!(
+            "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(r.status, 400, "{target}");
+    }
+    assert_eq!(get(&s, "/", "[::1]:80").status, 200);
+}
+
+#[test]
 fn nginx_leading_dot_names_the_domain_and_everything_under_it() {
     let (dir, root, b) = two_roots("dot");
     let extra = format!("[[sites]]\nserver_names = [\".d.test\"]\nroot = {b}\n");

@@ -91,13 +91,15 @@ async fn reload_on(
                 warn_restart_only(&running, &config);
                 let chain = sites.default_chain();
                 let names: Vec<&str> = chain.cases.iter().map(|p| p.name.as_str()).collect();
-                log::info!(
+                let line = format!(
                     "reloaded {}: chain {}{}",
                     config.path.display(),
                     names.join(", "),
                     other_sites(&config)
                 );
+                // Swapped before it is said: a client that reads the line gets the new chain.
                 shared.swap_sites(sites);
+                log::info!("{line}");
                 running = config;
             }
             Err(e) => log::error!("reload failed, keeping the running configuration: {e}"),

@@ -85,6 +85,8 @@ macro_rules! page_rules {
             "body{margin:0 auto;max-width:60rem;padding:1rem 1.25rem;color:var(--fg);",
             "background:var(--bg);font:16px/1.5 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif}",
             "a{color:var(--link);text-decoration:none}a:hover,a:focus{text-decoration:underline}",
+            // Links in muted text differ from it by more than their colour (WCAG 1.4.1).
+            "nav a,footer a,p a{text-decoration:underline}",
             "h1{font-size:1.375rem;line-height:1.3;margin:.25rem 0 1rem;overflow-wrap:anywhere}",
             "nav{color:var(--muted);overflow-wrap:anywhere}",
             "code{font:.9em ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;",

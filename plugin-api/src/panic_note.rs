@@ -33,9 +33,14 @@ pub(crate) fn install() {
 
 /// Run `f`, turning a panic into its note: the message and where it was raised.
 pub(crate) fn guard<R>(f: impl FnOnce() -> R) -> Result<R, String> {
-    DEPTH.with(|d| d.set(d.get() + 1));
-    let r = catch_unwind(AssertUnwindSafe(f));
-    DEPTH.with(|d| d.set(d.get() - 1));
+    // One look-up of the thread-local (in a plugin, a call into the dynamic loader) for
+    // both steps: this runs around every test call of every request.
+    let r = DEPTH.with(|d| {
+        d.set(d.get() + 1);
+        let r = catch_unwind(AssertUnwindSafe(f));
+        d.set(d.get() - 1);
+        r
+    });
     r.map_err(|payload| {
         NOTE.with(|n| n.borrow_mut().take())
             .unwrap_or_else(|| format!("{:?}", message(&*payload)))

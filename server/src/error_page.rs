@@ -57,9 +57,12 @@ pub fn render(status: u16, path: &[u8], message: &str) -> Vec<u8> {
     let (_, next) = advice(status);
     let mut page = String::with_capacity(2048);
     push_opening(&mut page, status);
-    page.push_str("<p>Address: <code>");
-    html_escape_into(&mut page, &plugin_api::helpers::lossy(path));
-    page.push_str("</code></p>\n");
+    // A head too broken to name a path (400, 414) shows none.
+    if !path.is_empty() {
+        page.push_str("<p>Address: <code>");
+        html_escape_into(&mut page, &plugin_api::helpers::lossy(path));
+        page.push_str("</code></p>\n");
+    }
     if !message.is_empty() {
         page.push_str("<p class=\"muted\">The server says: ");
         html_escape_into(&mut page, message.trim_end_matches('.'));
@@ -67,7 +70,7 @@ pub fn render(status: u16, path: &[u8], message: &str) -> Vec<u8> {
     }
     page.push_str("<p>");
     page.push_str(next);
-    page.push_str("</p>\n<nav><a href=\"/\">Home</a>");
+    page.push_str("</p>\n</main>\n<nav><a href=\"/\">Home</a>");
     parent_link(&mut page, path);
     page.push_str("</nav>\n<footer>");
     page.push_str(crate::http::server());
@@ -101,7 +104,7 @@ fn opening(status: u16) -> String {
     let what = advice(status).0;
     let _ = writeln!(
         page,
-        "<h1>{}</h1>\n<p class=\"lead\">{what}</p>",
+        "<main>\n<h1>{}</h1>\n<p class=\"lead\">{what}</p>",
         html_escape(&title)
     );
     page
@@ -173,7 +176,8 @@ fn advice(status: u16) -> (&'static str, &'static str) {
     }
 }
 
-/// ` · <a href="/a/">Parent folder</a>` for a path below the root; nothing for `/`. Nor
+/// ` · <a href="/a/">Parent folder</a>` for a path below a folder; nothing for `/` or a
+/// name in the root, whose parent is Home already. Nor
 /// for a path with `%` or `?` in it: pages are drawn for decoded paths and, when the host
 /// refused the target itself (400, 414, 416...), for the target as sent, and a `%` or `?`
 /// could be either a name's own or the target's encoding and query; no link beats a link
@@ -187,7 +191,7 @@ fn parent_link(page: &mut String, path: &[u8]) {
     let Some(last) = trimmed.iter().rposition(|&b| b == b'/') else {
         return;
     };
-    if !path.starts_with(b"/") || trimmed.is_empty() {
+    if !path.starts_with(b"/") || trimmed.is_empty() || last == 0 {
         return;
     }
     page.push_str(" · <a href=\"/");
@@ -260,6 +264,14 @@ mod tests {
         assert!(!folder.contains("The server says"));
         let root = String::from_utf8(super::render(500, b"/", "")).unwrap();
         assert!(root.contains("Something went wrong") && !root.contains("Parent folder"));
+        // A name in the root: its parent is Home, linked once.
+        let top = String::from_utf8(super::render(404, b"/nope", "")).unwrap();
+        assert!(!top.contains("Parent folder"), "{top}");
+        // The page's words are in <main>; a head with no path shows no empty address.
+        let bare = String::from_utf8(super::render(400, b"", "")).unwrap();
+        assert!(bare.contains("<main>\n<h1>400 Bad Request</h1>"), "{bare}");
+        assert!(bare.contains("</p>\n</main>\n<nav>"), "{bare}");
+        assert!(!bare.contains("Address:"), "{bare}");
     }
 
     #[test]

@@ -29,6 +29,33 @@ fn request_info_shows_client_method_path_and_headers_escaped() {
 }
 
 #[test]
+fn the_pages_the_server_draws_have_a_language_a_main_landmark_and_visible_links() {
+    // From an audit with the Nu HTML Checker and axe-core (WCAG 2.1 AA): links in muted
+    // text differed only by colour (1.24:1), no page had a <main>, /info had no lang.
+    let s = Server::shipped();
+    let listing = s.get("/listing/").text();
+    let missing = s.get("/listing/nope.txt").text();
+    for page in [&listing, &missing] {
+        assert!(page.contains("<html lang=\"en\">"), "{page}");
+        assert!(
+            page.contains("<main>\n<h1>") && page.contains("</main>\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains("nav a,footer a,p a{text-decoration:underline}"),
+            "{page}"
+        );
+    }
+    assert!(listing.contains(">../ <span class=\"muted\">(parent folder)</span></a>"));
+    let info = s.get("/info").text();
+    assert!(
+        info.contains("<html lang=\"en\">") && info.contains("<h1>Request</h1>"),
+        "{info}"
+    );
+    assert!(info.contains("<th scope=\"col\">Name</th>"), "{info}");
+}
+
+#[test]
 fn request_info_hides_credentials() {
     let s = Server::shipped();
     let r = s.raw("GET /info HTTP/1.1\r\nHost: t\r\nCookie: session=s3cr3t\r\nAuthorization: Basic eDp5\r\nConnection: close\r\n\r\n");
@@ -123,7 +150,10 @@ fn directory_no_index_file_lists_escaped_entries_folders_first_in_natural_order(
     assert!(t.contains("<title>Index of /listing/</title>"), "{t}");
     assert!(t.contains("name=\"viewport\""), "{t}");
     assert!(t.contains("<a href=\"/\">Home</a> /"), "{t}");
-    assert!(t.contains("<a href=\"../\">../</a>"), "{t}");
+    assert!(
+        t.contains("<a href=\"../\">../ <span class=\"muted\">(parent folder)</span></a>"),
+        "{t}"
+    );
     assert!(t.contains("<a href=\"inner/\">inner/</a>"), "{t}");
     assert!(
         t.contains("<a href=\"a%20file%20%26%20%3Cmore%3E.txt\">a file &amp; &lt;more&gt;.txt</a>"),
@@ -168,7 +198,9 @@ fn a_listing_sorts_by_the_column_the_query_string_names() {
     }
     // The Size heading now reverses it; the others start their own order.
     assert!(
-        t.contains("<a href=\"?sort=size&amp;order=asc\">Size</a> ▼"),
+        t.contains(
+            "<a href=\"?sort=size&amp;order=asc\">Size</a> <span aria-hidden=\"true\">▼</span>"
+        ),
         "{t}"
     );
     assert!(

@@ -13,21 +13,21 @@ pub fn render(url: &[u8], list: &[Entry], view: &View) -> String {
     let mut page = page_start(&format!("Index of {shown}"));
     page.reserve(list.len() * 260 + 1024);
     breadcrumb(&mut page, url);
-    let _ = writeln!(page, "<h1>Index of {}</h1>", html_escape(&shown));
+    let _ = writeln!(page, "<main>\n<h1>Index of {}</h1>", html_escape(&shown));
     page.push_str("<table>\n");
     header(&mut page, view);
     page.push_str("<tbody>\n");
     if url != b"/" {
         page.push_str(
-            "<tr class=\"dir up\"><td class=\"name\"><a href=\"../\">../</a> \
-             <span class=\"muted\">(parent folder)</span></td><td class=\"size\"></td>\
+            "<tr class=\"dir up\"><td class=\"name\"><a href=\"../\">../ \
+             <span class=\"muted\">(parent folder)</span></a></td><td class=\"size\"></td>\
              <td class=\"date\"></td></tr>\n",
         );
     }
     for e in list {
         row(&mut page, e);
     }
-    page.push_str("</tbody>\n</table>\n");
+    page.push_str("</tbody>\n</table>\n</main>\n");
     footer(&mut page, list);
     page.push_str("</body>\n</html>\n");
     page
@@ -72,8 +72,15 @@ fn header(page: &mut String, view: &View) {
         let order = if desc { "desc" } else { "asc" };
         let (aria, arrow) = match (current, view.desc) {
             (false, _) => ("", ""),
-            (true, false) => (" aria-sort=\"ascending\"", " ▲"),
-            (true, true) => (" aria-sort=\"descending\"", " ▼"),
+            // aria-sort says the order; the arrow is for the eye.
+            (true, false) => (
+                " aria-sort=\"ascending\"",
+                " <span aria-hidden=\"true\">▲</span>",
+            ),
+            (true, true) => (
+                " aria-sort=\"descending\"",
+                " <span aria-hidden=\"true\">▼</span>",
+            ),
         };
         let _ = write!(
             page,
@@ -253,7 +260,9 @@ mod unit {
         };
         let page = render(b"/", &[], &by_size);
         assert!(
-            page.contains("<a href=\"?sort=size&amp;order=asc\">Size</a> ▼"),
+            page.contains(
+                "<a href=\"?sort=size&amp;order=asc\">Size</a> <span aria-hidden=\"true\">▼</span>"
+            ),
             "{page}"
         );
         assert!(page.contains("<a href=\"?sort=name&amp;order=asc\">Name</a>"));

@@ -47,7 +47,7 @@ impl Case for RequestInfo {
 
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
         let mut page = String::from(
-            "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"><title>Request</title></head>\n<body>\n<table>\n<tr><th>Header</th><th>Value</th></tr>\n",
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Request</title></head>\n<body>\n<h1>Request</h1>\n<table>\n<tr><th scope=\"col\">Header</th><th scope=\"col\">Value</th></tr>\n",
         );
         row(
             &mut page,
@@ -58,7 +58,7 @@ impl Case for RequestInfo {
         row(&mut page, "Client port", &req.client_port().to_string());
         row(&mut page, "Command", req.method());
         row(&mut page, "Path", &String::from_utf8_lossy(req.target()));
-        page.push_str("</table>\n<h2>Request headers</h2>\n<table>\n");
+        page.push_str("</table>\n<h2>Request headers</h2>\n<table>\n<tr><th scope=\"col\">Name</th><th scope=\"col\">Value</th></tr>\n");
         for (n, v) in req.headers() {
             let name = String::from_utf8_lossy(n);
             // Echoing credentials would let any script on the site read HttpOnly cookies, the

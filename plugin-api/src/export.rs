@@ -1205,7 +1205,6 @@ impl Loaded {
         Ok(Loaded { desc, inst, host })
     }
 
-    /// The descriptor's `test`.
     /// The descriptor's `test`: its raw answer (0, 1, or `WP_TEST_FAULT`).
     pub(crate) fn test(&self, req: &RequestParts) -> u8 {
         let c = CRequest::new(req);

@@ -4,46 +4,63 @@
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+/// This thread's guarded calls: how deep, and the last panic raised inside one (its
+/// message, and where).
+struct Guarded {
+    depth: Cell<u32>,
+    note: RefCell<Option<(String, String)>>,
+}
+
 thread_local! {
-    /// How many guarded calls this thread is in: panics outside them keep std's report.
-    static DEPTH: Cell<u32> = const { Cell::new(0) };
-    /// The last guarded panic's message and place.
-    static NOTE: RefCell<Option<String>> = const { RefCell::new(None) };
+    static GUARDED: Guarded = const {
+        Guarded { depth: Cell::new(0), note: RefCell::new(None) }
+    };
 }
 
 /// Install this library's panic hook, once. Each plugin carries its own std, so the hook
-/// sees only the panics of this plugin's code.
+/// sees only the panics of this plugin's code; those outside a guarded call (a thread
+/// the plugin started) keep std's report.
 pub(crate) fn install() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let report = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if DEPTH.with(Cell::get) == 0 {
-                return report(info);
+            let kept = GUARDED.with(|g| {
+                let inside = g.depth.get() > 0;
+                if inside {
+                    let at = info
+                        .location()
+                        .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+                        .unwrap_or_default();
+                    let msg = message(info.payload()).to_string();
+                    *g.note.borrow_mut() = Some((msg, at));
+                }
+                inside
+            });
+            if !kept {
+                report(info);
             }
-            let at = info
-                .location()
-                .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
-                .unwrap_or_default();
-            let note = format!("{:?}{at}", message(info.payload()));
-            NOTE.with(|n| *n.borrow_mut() = Some(note));
         }));
     });
 }
 
-/// Run `f`, turning a panic into its note: the message and where it was raised.
+/// Run `f`, turning a panic into its note: the message and where it was raised (the place
+/// only when the hook saw this very panic: not one the plugin caught itself and raised
+/// again with `resume_unwind`, which skips the hook).
 pub(crate) fn guard<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     // One look-up of the thread-local (in a plugin, a call into the dynamic loader) for
-    // both steps: this runs around every test call of every request.
-    let r = DEPTH.with(|d| {
-        d.set(d.get() + 1);
+    // every step: this runs around every test call of every request.
+    GUARDED.with(|g| {
+        g.depth.set(g.depth.get() + 1);
         let r = catch_unwind(AssertUnwindSafe(f));
-        d.set(d.get() - 1);
-        r
-    });
-    r.map_err(|payload| {
-        NOTE.with(|n| n.borrow_mut().take())
-            .unwrap_or_else(|| format!("{:?}", message(&*payload)))
+        g.depth.set(g.depth.get() - 1);
+        r.map_err(|payload| {
+            let msg = message(&*payload);
+            match g.note.borrow_mut().take() {
+                Some((seen, at)) if seen == msg => format!("{msg:?}{at}"),
+                _ => format!("{msg:?}"),
+            }
+        })
     })
 }
 
@@ -67,5 +84,17 @@ mod tests {
         assert!(note.starts_with("\"no key: 42\" at "), "{note}");
         assert!(note.contains("panic_note.rs:"), "{note}");
         assert_eq!(guard(|| 7), Ok(7));
+    }
+
+    #[test]
+    fn a_panic_raised_again_without_the_hook_is_not_given_an_earlier_ones_place() {
+        install();
+        let note = guard(|| -> () {
+            let caught = std::panic::catch_unwind(|| panic!("inner, handled"));
+            assert!(caught.is_err());
+            std::panic::resume_unwind(Box::new("the real one"))
+        })
+        .unwrap_err();
+        assert_eq!(note, "\"the real one\"");
     }
 }

@@ -246,13 +246,24 @@ pub fn refused_before_body(
         body_len,
         &Vars::new(),
     );
-    let first = (0..chain.cases.len()).find(|&i| chain.test(i, &view) != Test::Pass)?;
-    let refused = method_policy(&chain.cases[first], &head.method, &place.path)?;
+    let (first, test) = (0..chain.cases.len())
+        .map(|i| (i, chain.test(i, &view)))
+        .find(|&(_, t)| t != Test::Pass)?;
+    // A test that failed answers 500 here too, never its method's 405.
+    let refused = match test {
+        Test::Failed => None,
+        _ => Some(method_policy(
+            &chain.cases[first],
+            &head.method,
+            &place.path,
+        )?),
+    };
     let seen = Seen {
         view: Some(view),
         place: Some(place),
         ..Seen::default()
     };
+    let refused = refused.unwrap_or_else(|| failed_test(chain, first, &seen));
     Some(filter(chain, refused, head, &seen, peer))
 }
 

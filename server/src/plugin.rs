@@ -535,22 +535,41 @@ fn find_file(name: &str, dirs: &[PathBuf], cfg: &str) -> Result<PathBuf, String>
     Ok(path)
 }
 
-/// Say so when a later plugin folder holds another `lib<name>.so`: the first one loads, and
-/// an author whose own build sits in the later folder would otherwise never learn why their
-/// plugin does not behave (the shipped folder also holds the test fixtures).
+/// Set in worker processes: the master has said it already.
+static SHADOWS_SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Leave shadowed plugins to the master's warning (a worker loads the same files).
+pub fn quiet_shadow_warnings() {
+    SHADOWS_SAID.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Say so, once a folder, when a later plugin folder holds a *newer* `lib<name>.so` than
+/// the one that loads: an author who rebuilt their plugin into a folder listed after
+/// another holding that name (the shipped one also holds the test fixtures) would
+/// otherwise never learn why it does not behave. An older copy there (the release and
+/// debug builds of the same tree) is no news.
 fn warn_if_shadowing(name: &str, used: &Path, dirs: &[PathBuf]) {
+    use std::sync::atomic::Ordering::Relaxed;
+    static SAID: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let file = format!("lib{name}.so");
-    let other = dirs
+    let newer = dirs
         .iter()
         .filter_map(|d| d.join(&file).canonicalize().ok())
-        .find(|p| p != used);
-    if let Some(other) = other {
-        log::warn!(
-            "plugin {name:?}: loading {}, which comes first in plugin_dirs; {} is not used\n  fix: put the folder of the one you mean first in plugin_dirs",
-            used.display(),
-            other.display()
-        );
+        .find(|p| p != used && modified(p) > modified(used));
+    let Some(dir) = newer.as_deref().and_then(Path::parent) else {
+        return;
+    };
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if SHADOWS_SAID.load(Relaxed) || said.iter().any(|d| d == dir) {
+        return;
     }
+    said.push(dir.to_path_buf());
+    log::warn!(
+        "plugin {name:?}: loading {}, which comes first in plugin_dirs; a newer {file} in {} is not used (nor, perhaps, other plugins newer there)\n  fix: put the folder of the build you mean first in plugin_dirs",
+        used.display(),
+        dir.display()
+    );
 }
 
 /// The case names the plugin folders hold a `lib<name>.so` for.

@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 pub fn run(cli: &cli::Cli, slot: usize) -> Result<(), String> {
     // A master that dies (even by SIGKILL) takes its workers along: they stop gracefully.
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM));
+    crate::plugin::quiet_shadow_warnings();
     let (listeners, control) = inherited()?;
     let mut reader = std::io::BufReader::new(
         control

@@ -53,6 +53,10 @@ fn the_pages_the_server_draws_have_a_language_a_main_landmark_and_visible_links(
         "{info}"
     );
     assert!(info.contains("<th scope=\"col\">Name</th>"), "{info}");
+    assert!(
+        info.contains("<main>\n<h1>") && info.contains("</main>\n"),
+        "{info}"
+    );
 }
 
 #[test]

@@ -63,22 +63,23 @@ fn locate(req: &Request, dir: &str) -> Option<(String, PathBuf, String)> {
 }
 
 /// An `anywhere` script with more path after it, as Apache and lighttpd run `/app.py/users/7`:
-/// the first segment ending in one of `exts` that is a file under the root is the script,
-/// the rest is `PATH_INFO`. Only paths holding `<ext>/` cost a look at the disk.
-pub fn anywhere_with_info<'a>(
-    exts: &[String],
-    req: &'a Request,
-) -> Option<(&'a str, PathBuf, &'a str)> {
-    let path = std::str::from_utf8(req.path_bytes()).ok()?;
-    let end = path
-        .match_indices('/')
-        .skip(1)
-        .map(|(i, _)| i)
-        .find(|&i| exts.iter().any(|e| path[..i].ends_with(e.as_str())))?;
-    let script = req.root().join(path[1..end].trim_start_matches('/'));
-    script
-        .is_file()
-        .then(|| (&path[..end], script, &path[end..]))
+/// the path walked as in a CGI folder to its first regular file, which must end in one of
+/// `exts`; the rest is `PATH_INFO`. Only paths holding `<ext>/` cost a look at the disk.
+pub fn anywhere_with_info(exts: &[String], req: &Request) -> Option<(String, PathBuf, String)> {
+    let path = req.path_bytes();
+    let named = exts.iter().any(|e| {
+        let e = e.as_bytes();
+        path.windows(e.len() + 1)
+            .any(|w| w[..e.len()] == *e && w[e.len()] == b'/')
+    });
+    let (name, script, info) = if named {
+        locate(req, "/")?
+    } else {
+        return None;
+    };
+    exts.iter()
+        .any(|e| name.ends_with(e.as_str()))
+        .then_some((name, script, info))
 }
 
 /// A slot among `max_running`; given back on drop.
@@ -144,8 +145,7 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
             Some((path.clone(), req.fs_path().to_path_buf(), String::new()))
         }
         // Or one with more path after it (`/app.py/users/7`).
-        None => anywhere_with_info(&cfg.anywhere, req)
-            .map(|(name, fs, info)| (name.to_string(), fs, info.to_string())),
+        None => anywhere_with_info(&cfg.anywhere, req),
     };
     let Some((script_name, script, path_info)) = located else {
         return resp.error(404, "no such script").into();
@@ -155,11 +155,9 @@ pub fn run(cfg: &CgiFile, req: &Request, resp: &mut Response) -> Outcome {
     let root = req.root();
     match script.canonicalize() {
         Ok(c) if c.starts_with(root) => {}
-        _ => {
-            return resp
-                .error(403, "the script is outside the document root")
-                .into()
-        }
+        // As the host answers a link out of the root: as if absent, so nothing says
+        // the link is there.
+        _ => return resp.error(404, "no such script").into(),
     }
     let ext = script
         .extension()

@@ -220,6 +220,14 @@ mod tests {
         assert!(!case.test(&get("/app/gone.py/users/7")), "no such script");
         assert!(!case.test(&get("/app/run.pyx/7")));
         assert!(!case.test(&get("/app/other/7")));
+        // The first file on the way is the script: a folder named like one is walked on.
+        root.file("x.py/y.py", "print()\n");
+        assert!(case.test(&get("/x.py/y.py/z")));
+        root.file("plain/notes.txt", "x");
+        assert!(
+            !case.test(&get("/plain/notes.txt/a.py/b")),
+            "a file first, not a script"
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl Case for RequestInfo {
 
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
         let mut page = String::from(
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Request</title></head>\n<body>\n<h1>Request</h1>\n<table>\n<tr><th scope=\"col\">Header</th><th scope=\"col\">Value</th></tr>\n",
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Request</title></head>\n<body>\n<main>\n<h1>Request</h1>\n<table>\n<tr><th scope=\"col\">Header</th><th scope=\"col\">Value</th></tr>\n",
         );
         row(
             &mut page,
@@ -73,7 +73,7 @@ impl Case for RequestInfo {
             };
             row(&mut page, &name, &value);
         }
-        page.push_str("</table>\n</body>\n</html>\n");
+        page.push_str("</table>\n</main>\n</body>\n</html>\n");
         resp.header("Content-Type", "text/html; charset=utf-8")
             .and_then(|_| resp.header("Cache-Control", "no-store"))
             .and_then(|_| resp.write(page.as_bytes()))

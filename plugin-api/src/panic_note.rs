@@ -4,17 +4,13 @@
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// This thread's guarded calls: how deep, and the last panic raised inside one (its
-/// message, and where).
-struct Guarded {
-    depth: Cell<u32>,
-    note: RefCell<Option<(String, String)>>,
-}
-
 thread_local! {
-    static GUARDED: Guarded = const {
-        Guarded { depth: Cell::new(0), note: RefCell::new(None) }
-    };
+    /// How many guarded calls this thread is in: panics outside them keep std's report.
+    /// Apart from the note: a thread-local without a destructor costs no check of its
+    /// state, and this one is read around every call of every request.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// The last panic raised inside a guarded call: its message, and where.
+    static NOTE: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
 }
 
 /// Install this library's panic hook, once. Each plugin carries its own std, so the hook
@@ -25,21 +21,15 @@ pub(crate) fn install() {
     ONCE.call_once(|| {
         let report = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let kept = GUARDED.with(|g| {
-                let inside = g.depth.get() > 0;
-                if inside {
-                    let at = info
-                        .location()
-                        .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
-                        .unwrap_or_default();
-                    let msg = message(info.payload()).to_string();
-                    *g.note.borrow_mut() = Some((msg, at));
-                }
-                inside
-            });
-            if !kept {
-                report(info);
+            if DEPTH.with(Cell::get) == 0 {
+                return report(info);
             }
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            let msg = message(info.payload()).to_string();
+            NOTE.with(|n| *n.borrow_mut() = Some((msg, at)));
         }));
     });
 }
@@ -49,18 +39,19 @@ pub(crate) fn install() {
 /// again with `resume_unwind`, which skips the hook).
 pub(crate) fn guard<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     // One look-up of the thread-local (in a plugin, a call into the dynamic loader) for
-    // every step: this runs around every test call of every request.
-    GUARDED.with(|g| {
-        g.depth.set(g.depth.get() + 1);
+    // both steps: this runs around every test call of every request.
+    let r = DEPTH.with(|d| {
+        d.set(d.get() + 1);
         let r = catch_unwind(AssertUnwindSafe(f));
-        g.depth.set(g.depth.get() - 1);
-        r.map_err(|payload| {
-            let msg = message(&*payload);
-            match g.note.borrow_mut().take() {
-                Some((seen, at)) if seen == msg => format!("{msg:?}{at}"),
-                _ => format!("{msg:?}"),
-            }
-        })
+        d.set(d.get() - 1);
+        r
+    });
+    r.map_err(|payload| {
+        let msg = message(&*payload);
+        match NOTE.with(|n| n.borrow_mut().take()) {
+            Some((seen, at)) if seen == msg => format!("{msg:?}{at}"),
+            _ => format!("{msg:?}"),
+        }
     })
 }
 

@@ -379,16 +379,14 @@ const MAX_TRAILERS: usize = 8192;
 const MAX_CHUNK_LINE: usize = 1024;
 
 /// A chunk-size line without its CRLF: hex digits (leading zeros as many as sent), then
-/// extensions, in which a CR, NUL or other control but tab is refused (RFC 9112 §2.2, §7.1.1).
+/// extensions as RFC 9112 §7.1.1 writes them, or 400: `5;`, `5;a[b`, `5 ` (whitespace
+/// only before a `;` or around `=`), a CR, NUL or other control in them.
 fn chunk_size(line: &[u8]) -> Result<u64, RequestError> {
-    if line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-        return Err(RequestError::BadChunk);
-    }
-    let size_part = line.split(|&b| b == b';').next().unwrap_or(b"");
-    let size_part = size_part.trim_ascii_end();
+    let hex = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let (size_part, ext) = line.split_at(hex);
     let zeros = size_part.iter().take_while(|&&b| b == b'0').count();
     let digits = &size_part[zeros.min(size_part.len().saturating_sub(1))..];
-    if size_part.is_empty() || digits.len() > 15 {
+    if size_part.is_empty() || digits.len() > 15 || !chunk_ext(ext) {
         return Err(RequestError::BadChunk);
     }
     let mut n: u64 = 0;
@@ -397,6 +395,57 @@ fn chunk_size(line: &[u8]) -> Result<u64, RequestError> {
         n = n * 16 + d as u64;
     }
     Ok(n)
+}
+
+/// `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`, names and values
+/// read and dropped (§7.1.1: unrecognised extensions are ignored).
+fn chunk_ext(mut s: &[u8]) -> bool {
+    while !s.is_empty() {
+        let Some(rest) = bws(s).strip_prefix(b";") else {
+            return false;
+        };
+        let (name, rest) = token_prefix(bws(rest));
+        if name.is_empty() {
+            return false;
+        }
+        s = match bws(rest).strip_prefix(b"=") {
+            Some(value) => match ext_value(bws(value)) {
+                Some(rest) => rest,
+                None => return false,
+            },
+            None => rest,
+        };
+    }
+    true
+}
+
+/// Skip optional spaces and tabs.
+fn bws(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    &s[n..]
+}
+
+/// The token at the start of `s`, and what follows it.
+fn token_prefix(s: &[u8]) -> (&[u8], &[u8]) {
+    let n = s.iter().take_while(|&&b| is_token(&[b])).count();
+    s.split_at(n)
+}
+
+/// What follows a token or a quoted-string at the start of `s` (RFC 9110 §5.6.4), or None.
+fn ext_value(s: &[u8]) -> Option<&[u8]> {
+    let Some(mut q) = s.strip_prefix(b"\"") else {
+        let (value, rest) = token_prefix(s);
+        return (!value.is_empty()).then_some(rest);
+    };
+    let text = |b: u8| b == b'\t' || (b >= 0x20 && b != 0x7f);
+    loop {
+        match *q {
+            [b'"', ref rest @ ..] => return Some(rest),
+            [b'\\', c, ref rest @ ..] if text(c) => q = rest,
+            [c, ref rest @ ..] if text(c) && c != b'\\' => q = rest,
+            _ => return None,
+        }
+    }
 }
 
 /// One trailer line (CR stripped): a field line as in the head, no obs-fold (RFC 9112 §7.1.2).
@@ -976,6 +1025,13 @@ mod tests {
         for bad in [
             &b"5;a=x\ry\r\nhello\r\n0\r\n\r\n"[..],
             b"5;x\0\r\nhello\r\n0\r\n\r\n",
+            // Http11Probe's SMUG-CHUNK-BARE-SEMICOLON, -EXT-INVALID-TOKEN, -SIZE-TRAILING-OWS.
+            b"5;\r\nhello\r\n0\r\n\r\n",
+            b"5;bad[=x\r\nhello\r\n0\r\n\r\n",
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"5;a=\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"open\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b \r\nhello\r\n0\r\n\r\n",
             b"0\r\nno colon\r\n\r\n",
             b"0\r\nX-A: 1\r\n folded\r\n\r\n",
             b"0\r\nX-A: a\rb\r\n\r\n",
@@ -990,6 +1046,8 @@ mod tests {
         assert_eq!(status(&many), Err(431));
         let long = b"00000000000000000005\r\nhello\r\n0\r\nX-T: 1\r\n\r\n";
         assert_eq!(status(long), Ok((true, b"hello".to_vec())));
+        let ext = b"5 ; a ; b = 1 ;c=\"x \\\" y\";d=e\r\nhello\r\n0;last\r\n\r\n";
+        assert_eq!(status(ext), Ok((true, b"hello".to_vec())));
     }
 
     /// Every prefix of `raw` that the parser refuses is refused as the whole is: a head's

@@ -123,6 +123,40 @@ fn directory_index_file_serves_index_html_for_a_folder() {
     assert_eq!(root.text(), "<html><body>home</body></html>\n");
 }
 
+/// `index` names the index pages, tried in order (nginx's `index`, lighttpd's
+/// `index-file.names`); a folder holding none of them is listed, even one with an
+/// `index.html` that is not named; a name that is not one file stops start-up.
+#[test]
+fn index_names_are_tried_in_order_and_a_folder_with_none_of_them_is_listed() {
+    let s = Server::shipped_with(
+        "[plugins.directory_index_file]\nindex = [\"index.htm\", \"default.html\"]\n",
+    );
+    std::fs::write(s.root.join("subdir/index.htm"), "<p>htm</p>\n").unwrap();
+    std::fs::create_dir(s.root.join("other")).unwrap();
+    std::fs::write(s.root.join("other/default.html"), "<p>default</p>\n").unwrap();
+    std::fs::write(s.root.join("other/index.html"), "<p>html</p>\n").unwrap();
+    assert_eq!(s.get("/subdir/").text(), "<p>htm</p>\n");
+    assert_eq!(s.get("/other/").text(), "<p>default</p>\n");
+    let listed = s.get("/");
+    assert_eq!(listed.status, 200, "the root's index.html is not named");
+    assert!(
+        listed.text().contains("href=\"plain.html\""),
+        "{}",
+        listed.text()
+    );
+    let bad = start_refused(
+        "index-bad",
+        CHAIN,
+        "[plugins.directory_index_file]\nindex = [\"index.html\", \"a/b.html\"]\n",
+    );
+    assert_ne!(bad.code, Some(0));
+    assert!(
+        bad.stderr.contains("directory_index_file") && bad.stderr.contains("`index` entry 2"),
+        "{}",
+        bad.stderr
+    );
+}
+
 /// 2001-09-09 01:46:40 UTC: a fixed modification time, so the page's stamp is known.
 const FIXED: u64 = 1_000_000_000;
 

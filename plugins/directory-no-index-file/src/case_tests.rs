@@ -7,15 +7,17 @@ fn listing() -> TestCase<DirectoryNoIndexFile> {
     TestCase::create("{}").unwrap()
 }
 
+/// Which folders have an index page is directory_index_file's to say (its `index` names),
+/// and it comes first; what reaches this case is listed.
 #[test]
-fn test_is_true_only_for_a_folder_without_index_html() {
+fn test_is_true_for_any_folder() {
     let root = TempRoot::new();
     root.file("plain/a.txt", "a");
     root.file("indexed/index.html", "i");
     let case = listing();
     let req = |path: &str| TestRequest::get(path).root(root.path());
     assert!(case.test(&req("/plain/")));
-    assert!(!case.test(&req("/indexed/")));
+    assert!(case.test(&req("/indexed/")));
     assert!(!case.test(&req("/plain/a.txt")));
     assert!(!case.test(&req("/missing/")));
 }

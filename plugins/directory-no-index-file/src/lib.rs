@@ -1,6 +1,7 @@
-//! Case `directory_no_index_file`: a directory without `index.html` gets a listing (the
-//! chapter's `case_directory_no_index_file`, with its `list_dir` bug fixed and names escaped),
-//! as a page or as JSON, sorted as the query string asks.
+//! Case `directory_no_index_file`: a directory that reaches it (after `directory_index_file`
+//! has passed over it: no index page) gets a listing (the chapter's
+//! `case_directory_no_index_file`, with its `list_dir` bug fixed and names escaped), as a
+//! page or as JSON, sorted as the query string asks.
 //!
 //! One directory read serves both forms: `entries::read`, then `order::sort`, then
 //! `html::render` or `json::render`. Rendered listings are kept for `cache` seconds
@@ -13,7 +14,7 @@ mod json;
 mod order;
 pub mod view;
 
-use plugin_api::helpers::{index_path, needs_slash, redirect_to_folder, seconds, Seconds};
+use plugin_api::helpers::{needs_slash, redirect_to_folder, seconds, Seconds};
 use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -89,8 +90,10 @@ impl Case for DirectoryNoIndexFile {
         })
     }
 
+    /// Any folder: which names are index pages is `directory_index_file`'s setting, and
+    /// a folder holding one never gets here past it (nginx's `autoindex` after `index`).
     fn test(&self, req: &Request) -> bool {
-        req.kind() == Kind::Dir && !index_path(req.fs_path()).is_file()
+        req.kind() == Kind::Dir
     }
 
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome {

@@ -283,6 +283,35 @@ fn refusals_small_bodies_and_ranges_are_sent_as_they_are_but_vary() {
     assert_eq!(ranged.body, &body.as_bytes()[..10]);
 }
 
+/// A Range the host will ignore (another unit, an If-Range naming another version) gets
+/// the whole answer, so that answer is coded, as nginx codes it; a Range it may still cut
+/// keeps the identity bytes.
+#[test]
+fn a_range_the_host_will_ignore_leaves_the_whole_answer_coded() {
+    let s = start("");
+    let body = page(5000);
+    std::fs::write(s.root.join("page.html"), &body).unwrap();
+    let etag = s.get("/page.html").header("etag").unwrap().to_string();
+    for extra in [
+        "Range: items=0-9".to_string(),
+        "Range: bytes=0-9\r\nIf-Range: \"another\"".to_string(),
+        format!("Range: bytes=0-9\r\nIf-Range: W/{etag}"),
+    ] {
+        let r = s.request(&format!(
+            "GET /page.html HTTP/1.1\r\nAccept-Encoding: gzip\r\n{extra}"
+        ));
+        assert_eq!(r.status, 200, "{extra}");
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "{extra}");
+        assert_eq!(gunzip(&r.body), body.as_bytes(), "{extra}");
+    }
+    let kept = s.request(&format!(
+        "GET /page.html HTTP/1.1\r\nAccept-Encoding: gzip\r\nRange: bytes=0-9\r\nIf-Range: {etag}"
+    ));
+    assert_eq!(kept.status, 206);
+    assert_eq!(kept.header("content-encoding"), None);
+    assert_eq!(kept.body, &body.as_bytes()[..10]);
+}
+
 #[test]
 fn accept_encoding_over_two_lines_is_one_list_and_its_q0_holds() {
     // RFC 9110 §5.3: the lines of a list field are one list, in order.
@@ -547,6 +576,37 @@ fn a_fresh_sidecar_is_sent_by_sendfile_with_its_own_length_and_etag() {
     let head = s.request("HEAD /site.css HTTP/1.1\r\nAccept-Encoding: gzip");
     assert_eq!(head.header("content-length"), r.header("content-length"));
     assert_eq!(head.header("content-encoding"), Some("gzip"));
+}
+
+/// A folder's index page is its file: `/docs/` gets `docs/index.html.gz` as
+/// `/docs/index.html` does (nginx's `index` then `gzip_static`, Caddy, static-web-server),
+/// the same bytes and tag, and the log keeps the line the client sent.
+#[test]
+fn a_folders_index_page_is_sent_from_its_sidecar_as_the_page_itself_is() {
+    let s = Server::start(
+        &chain_with(&["compress"]),
+        "access_log = \"access.log\"\n[plugins.compress]\n",
+    );
+    std::fs::write(s.root.join("subdir/index.html"), page(8000)).unwrap();
+    let sidecar = python(
+        "import gzip,sys; sys.stdout.buffer.write(gzip.compress(b'the index sidecar\\n'))",
+        b"",
+    );
+    let side = s.root.join("subdir/index.html.gz");
+    std::fs::write(&side, &sidecar).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    let f = std::fs::File::options().write(true).open(&side).unwrap();
+    f.set_modified(later).unwrap();
+    let folder = s.request("GET /subdir/?q=1 HTTP/1.1\r\nAccept-Encoding: gzip");
+    let page = s.request("GET /subdir/index.html HTTP/1.1\r\nAccept-Encoding: gzip");
+    for r in [&folder, &page] {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(r.body, sidecar);
+    }
+    assert_eq!(folder.header("etag"), page.header("etag"));
+    let log = s.access_log("access.log", 2);
+    assert!(log.contains("\"GET /subdir/?q=1 HTTP/1.1\" 200 "), "{log}");
 }
 
 #[test]

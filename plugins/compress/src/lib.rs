@@ -44,6 +44,34 @@ impl Compress {
     }
 }
 
+/// Could the host still answer this request's Range with a 206 of the plain bytes? Then
+/// it is sent as it is (coding it would turn Range off). The host cuts ranges after the
+/// filters, and only from a whole file (the answers with `Accept-Ranges`), in bytes, and
+/// when an If-Range still names the file; a Range it will ignore (another unit, a
+/// validator from another version: a 200 of the whole) leaves the answer to be coded, as
+/// nginx and static-web-server code it.
+fn range_may_apply(req: &Request, head: &Head) -> bool {
+    let Some(range) = req.header("range") else {
+        return false;
+    };
+    let unit = range.trim_ascii_start().get(..6);
+    let bytes = unit.is_some_and(|u| u.eq_ignore_ascii_case(b"bytes="));
+    if !bytes || !head.has("accept-ranges") {
+        return false;
+    }
+    // An entity tag is compared strongly, a date as the file's Last-Modified is written.
+    let Some(ir) = req.header("if-range") else {
+        return true;
+    };
+    let ir = ir.trim_ascii();
+    let named = if ir.starts_with(b"\"") {
+        "etag"
+    } else {
+        "last-modified"
+    };
+    head.header_ref(named) == Some(ir)
+}
+
 /// Statuses that never carry a body (RFC 9110 §6.4.1).
 fn bodiless(status: u16) -> bool {
     status < 200 || status == 204 || status == 304
@@ -109,7 +137,7 @@ impl Case for Compress {
         }
         // HTTP/1.0 would learn the end of a coded stream only from the close (nginx's
         // `gzip_http_version 1.1`); a sidecar above has a length.
-        if req.header("range").is_some() || req.version() == "HTTP/1.0" || self.too_small(head) {
+        if range_may_apply(req, head) || req.version() == "HTTP/1.0" || self.too_small(head) {
             return Filtered::Pass;
         }
         if head.set("Content-Encoding", best.token()).is_err() {

@@ -85,7 +85,8 @@ fn the_servers_order_breaks_ties() {
 fn refusals_small_bodies_ranges_and_http10_pass_but_still_vary() {
     let c = case("{}");
     let body = text(1000);
-    let ok = answer("text/plain", &body);
+    // A whole file's answer: the host could still cut a Range from it.
+    let ok = answer("text/plain", &body).header("Accept-Ranges", "bytes");
     let no_field = TestRequest::get("/a.txt");
     let ranged = get("gzip").header("Range", "bytes=0-9");
     for req in [
@@ -100,6 +101,15 @@ fn refusals_small_bodies_ranges_and_http10_pass_but_still_vary() {
         untouched(&seen, &body);
         assert_eq!(seen.header("vary"), Some("Accept-Encoding"), "{req:?}");
     }
+    // No Accept-Ranges (a page made in memory, a script's output): the host answers the
+    // Range with the whole, so it is coded; so is a Range in another unit.
+    let made = c.filter(
+        &get("gzip").header("Range", "bytes=0-9"),
+        &answer("text/plain", &body),
+    );
+    assert_eq!(made.verdict, FilterVerdict::Transform);
+    let other = c.filter(&get("gzip").header("Range", "lines=0-9"), &ok);
+    assert_eq!(other.verdict, FilterVerdict::Transform);
     let small = c.filter(&get("gzip"), &answer("text/plain", "tiny"));
     untouched(&small, "tiny");
     assert_eq!(small.header("vary"), Some("Accept-Encoding"));

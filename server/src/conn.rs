@@ -267,16 +267,19 @@ async fn close_notify(stream: &mut impl Wire) {
     }
 }
 
-/// Close gracefully: stop sending, then read and drop what the client still sends for a
-/// moment, so the kernel does not answer it with a reset that destroys our last response.
+/// Close gracefully: stop sending, then read and drop what the client still sends, so the
+/// kernel does not answer it with a reset that destroys our last response (RFC 9112 §9.6):
+/// a client sending a body we refused (413) reads our answer only once it has sent it all.
+/// As nginx's `lingering_close`: until the client stops for 5 s, for 30 s at most.
 async fn linger(stream: &mut impl Wire) {
+    const QUIET: Duration = Duration::from_secs(5);
     let _ = stream.shutdown().await;
-    let mut sink = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut total = 0usize;
-    while total < (1 << 20) {
-        match timeout_at(deadline, stream.read(&mut sink)).await {
-            Ok(Ok(n)) if n > 0 => total += n,
+    let mut sink = [0u8; 16 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let quiet = (Instant::now() + QUIET).min(deadline);
+        match timeout_at(quiet, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => {}
             _ => break,
         }
     }

@@ -78,6 +78,28 @@ fn a_body_over_the_limit_is_413_whether_announced_or_chunked() {
     still_serves(&s);
 }
 
+/// A client that sends its whole body before it reads (Go's and Python's, without Expect)
+/// still gets the 413: the server reads and drops the rest before it closes, so no reset
+/// destroys the answer (RFC 9112 §9.6; nginx's lingering_close).
+#[test]
+fn a_client_that_sends_a_refused_body_whole_before_reading_still_gets_the_413() {
+    let s = Server::shipped_with("[limits]\nmax_body = 1000\n");
+    let size = 32 << 20;
+    let mut c = s.connect();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!("POST /notes.txt HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n");
+    c.write_all(head.as_bytes()).unwrap();
+    let piece = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent < size && c.write_all(&piece).is_ok() {
+        sent += piece.len();
+    }
+    assert_eq!(sent, size, "the server stopped reading the body");
+    let r = read_response(&mut c, false).expect("the 413, not a reset");
+    assert_eq!(r.status, 413);
+    still_serves(&s);
+}
+
 #[test]
 fn a_request_head_that_takes_too_long_is_408_even_when_bytes_trickle() {
     let s = Server::shipped_with("[limits]\nheader_timeout = 1.0\n");

@@ -341,6 +341,23 @@ fn output_past_the_scripts_own_content_length_is_cut_there() {
     assert_eq!(read_response(&mut c, false).unwrap().text(), "just text\n");
 }
 
+/// Two lengths, or one that is no number, leave the body's end unknown: 502, as a gateway
+/// answers (RFC 9112 §6.3; nginx refuses a duplicate Content-Length from upstream). The
+/// same length twice is one length.
+#[test]
+fn a_script_naming_two_lengths_or_no_number_gets_502_and_equal_ones_pass() {
+    let s = cgi_server("", "", &[]);
+    for bad in ["two", "bad"] {
+        let r = s.get(&format!("/cgi-bin/lengths.sh?{bad}"));
+        assert_eq!(r.status, 502, "{bad}");
+        assert!(!r.text().contains("hel"), "{bad}");
+    }
+    assert!(s.log_contains("names no one length"), "{}", s.log());
+    let same = s.get("/cgi-bin/lengths.sh?same");
+    assert_eq!((same.status, same.text().as_str()), (200, "hello"));
+    assert_eq!(same.header("content-length"), Some("5"));
+}
+
 #[test]
 fn a_status_that_is_no_final_answer_gives_502_and_304_or_205_drop_the_body() {
     let s = cgi_server("", "", &[]);

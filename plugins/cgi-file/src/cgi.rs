@@ -463,7 +463,7 @@ fn relay(
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     };
-    let headers = match parse_headers(&buf[..head_end]) {
+    let headers = match parse_headers(&buf[..head_end]).and_then(one_length) {
         Ok(h) => h,
         Err(why) => {
             log(&why);
@@ -660,6 +660,30 @@ fn parse_headers(block: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
         out.push((String::from_utf8_lossy(name).into_owned(), value.to_vec()));
     }
     Ok(out)
+}
+
+/// A script's Content-Length lines must name one length in digits: `3` and `5`, or `x`,
+/// leave the body's end unknown, and a gateway answers 502 (RFC 9112 §6.3; nginx refuses a
+/// duplicate Content-Length from upstream). Equal repeats (`5, 5`) are one length.
+fn one_length(headers: Vec<(String, Vec<u8>)>) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut lengths = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii);
+    let Some(first) = lengths.next() else {
+        return Ok(headers);
+    };
+    let digits = !first.is_empty() && first.iter().all(u8::is_ascii_digit);
+    if !digits || lengths.any(|l| l != first) {
+        let all: Vec<_> = headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        return Err(format!("Content-Length {all:?} names no one length"));
+    }
+    Ok(headers)
 }
 
 /// The request target without the scheme and authority of an absolute-form one

@@ -117,21 +117,3 @@ fn a_target_that_would_leave_the_site_stops_start_up() {
         e.stderr
     );
 }
-
-/// The usual canonical rule `/index.html` -> `/` sends a client asking for the page to the
-/// folder, and the folder (handed on to its index page inside the server) is served, not
-/// sent to itself again: a rule never redirects to the very target asked for (lighttpd
-/// and Caddy match what the client asked; nginx loops).
-#[test]
-fn a_rule_sending_the_index_page_to_its_folder_does_not_loop() {
-    let rules = "[[plugins.redirect.rules]]\nexact = \"/index.html\"\nto = \"/\"\nstatus = 301\n\
-                 [[plugins.redirect.rules]]\nexact = \"/subdir/index.html\"\nto = \"/subdir/\"\n";
-    let s = Server::start(&chain_with(&["redirect"]), rules);
-    let page = s.get("/index.html?a=1");
-    assert_eq!(page.status, 301);
-    assert_eq!(page.header("location"), Some("/?a=1"));
-    let home = s.get("/?a=1");
-    assert_eq!(home.status, 200);
-    assert_eq!(home.text(), "<html><body>home</body></html>\n");
-    assert_eq!(s.get("/subdir/").text(), "<p>subdir index</p>\n");
-}

@@ -24,15 +24,12 @@ struct Conf {
 }
 
 impl Redirect {
-    /// The first rule that matches, with its Location, unless that sends the client back
-    /// to the very target it asked for: a rule for `/index.html` after the folder `/` was
-    /// handed on to its index page (lighttpd and Caddy match what the client asked for).
+    /// The first rule that matches, with its Location.
     fn find(&self, req: &Request) -> Option<(&Rule, String)> {
         let (path, query) = (req.path_bytes(), req.query());
         self.rules
             .iter()
             .find_map(|r| r.location(path, query).map(|loc| (r, loc)))
-            .filter(|(_, loc)| loc.as_bytes() != req.target())
     }
 }
 

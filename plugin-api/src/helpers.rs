@@ -9,6 +9,33 @@ pub fn index_path(dir: &Path) -> PathBuf {
     dir.join("index.html")
 }
 
+/// The `index` setting of directory_index_file and directory_no_index_file: file names in
+/// the folder itself (no `/`, not `.` or `..`, no NUL), at least one; `index.html` when the
+/// setting is left out.
+pub fn index_names(names: Option<Vec<String>>) -> Result<Vec<String>, String> {
+    let names = names.unwrap_or_else(|| vec!["index.html".into()]);
+    if names.is_empty() {
+        return Err("`index` is empty: name at least one file, such as \"index.html\"".into());
+    }
+    for (i, n) in names.iter().enumerate() {
+        if n.is_empty() || n == "." || n == ".." || n.contains(['/', '\0']) {
+            return Err(format!(
+                "`index` entry {} ({n:?}) is not a file name: give a name in the folder itself, such as \"index.htm\", without '/'",
+                i + 1
+            ));
+        }
+    }
+    Ok(names)
+}
+
+/// The first of `names` that is a file in `dir`.
+pub fn first_index<'a>(dir: &Path, names: &'a [String]) -> Option<&'a str> {
+    names
+        .iter()
+        .find(|n| dir.join(n).is_file())
+        .map(String::as_str)
+}
+
 /// A folder named without its trailing slash (`/docs`): relative links in its page would
 /// resolve against the parent, so it is answered with a redirect to `/docs/`.
 pub fn needs_slash(req: &crate::Request) -> bool {

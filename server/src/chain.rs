@@ -14,7 +14,7 @@ use crate::static_file;
 use plugin_api::abi::{
     WP_CONTINUE, WP_DECLINED, WP_DONE, WP_KIND_DIR, WP_KIND_FILE, WP_KIND_MISSING, WP_KIND_OTHER,
 };
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -425,7 +425,7 @@ async fn respond_once(
         }
         match take_turn(chain, i, head, seen, &mut work, peer).await {
             Turn::Answer(answer) => {
-                seen.view = work.req.take();
+                seen.view = work.req.take().filter(|_| !place_restated(seen));
                 return answer;
             }
             Turn::Next => i += 1,
@@ -534,6 +534,8 @@ struct Place {
     kind: Kind,
     /// The regular file the lookup opened, reused when a case sends this same path.
     opened: Option<OpenFile>,
+    /// The answer is another file than the path's: the cases' view is out of date.
+    restated: bool,
 }
 
 /// The chapter's first step, with the checks it left out: a method we know, and a target
@@ -577,6 +579,7 @@ fn place_of(chain: &Chain, target: &[u8]) -> Result<Place, Reply> {
         path,
         kind,
         opened,
+        restated: false,
     })
 }
 
@@ -800,7 +803,11 @@ fn finish(c: Collect, root: &Root, place: &mut Place) -> Answer {
         // The file the lookup opened is reused when the case sends that same path.
         let same = file.as_slice() == place.fs_path.as_os_str().as_bytes();
         let reused = place.opened.take().filter(|_| same);
-        return static_file::answer(root, &file, reused, c.status, c.headers, &place.path).into();
+        let reply = static_file::answer(root, &file, reused, c.status, c.headers, &place.path);
+        if !same {
+            sends_other_file(place, file);
+        }
+        return reply.into();
     }
     Reply {
         status: c.status,
@@ -808,6 +815,19 @@ fn finish(c: Collect, root: &Root, place: &mut Place) -> Answer {
         body: Body::Bytes(c.body),
     }
     .into()
+}
+
+fn place_restated(seen: &Seen) -> bool {
+    seen.place.as_ref().is_some_and(|p| p.restated)
+}
+
+/// A case answered with another file than the path's (a folder's index page): the filters
+/// are shown that file as the request's, so they treat the answer as the file it is
+/// (compress sends the page's sidecar), while the path stays the one asked for.
+fn sends_other_file(place: &mut Place, file: Vec<u8>) {
+    place.fs_path = PathBuf::from(std::ffi::OsString::from_vec(file));
+    place.kind = Kind::File;
+    place.restated = true;
 }
 
 /// How a blocking case ran: it started streaming (the reply carries the stream), or it

@@ -128,9 +128,10 @@ fn directory_index_file_serves_index_html_for_a_folder() {
 /// `index.html` that is not named; a name that is not one file stops start-up.
 #[test]
 fn index_names_are_tried_in_order_and_a_folder_with_none_of_them_is_listed() {
-    let s = Server::shipped_with(
-        "[plugins.directory_index_file]\nindex = [\"index.htm\", \"default.html\"]\n",
-    );
+    let names = "index = [\"index.htm\", \"default.html\"]\n";
+    let s = Server::shipped_with(&format!(
+        "[plugins.directory_index_file]\n{names}[plugins.directory_no_index_file]\n{names}"
+    ));
     std::fs::write(s.root.join("subdir/index.htm"), "<p>htm</p>\n").unwrap();
     std::fs::create_dir(s.root.join("other")).unwrap();
     std::fs::write(s.root.join("other/default.html"), "<p>default</p>\n").unwrap();

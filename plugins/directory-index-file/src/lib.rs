@@ -1,10 +1,9 @@
 //! Case `directory_index_file`: a directory holding one of the index names (`index.html`
 //! by default) is answered by that file (the chapter's `case_directory_index_file`).
 
-use plugin_api::helpers::{encode_path, needs_slash, redirect_to_folder};
+use plugin_api::helpers::{first_index, index_names, needs_slash, redirect_to_folder};
 use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
 use std::ffi::CStr;
-use std::path::PathBuf;
 
 /// Serve a directory's index page.
 pub struct DirectoryIndexFile {
@@ -15,79 +14,34 @@ pub struct DirectoryIndexFile {
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Conf {
-    #[serde(default = "index_html")]
-    index: Vec<String>,
-}
-
-fn index_html() -> Vec<String> {
-    vec!["index.html".into()]
-}
-
-/// A name is one file in the folder itself: no `/`, not `.` or `..`, no NUL.
-fn check_names(names: Vec<String>) -> Result<Vec<String>, String> {
-    if names.is_empty() {
-        return Err("`index` is empty: name at least one file, such as \"index.html\"".into());
-    }
-    for (i, n) in names.iter().enumerate() {
-        if n.is_empty() || n == "." || n == ".." || n.contains(['/', '\0']) {
-            return Err(format!(
-                "`index` entry {} ({n:?}) is not a file name: give a name in the folder itself, such as \"index.htm\", without '/'",
-                i + 1
-            ));
-        }
-    }
-    Ok(names)
-}
-
-impl DirectoryIndexFile {
-    /// The first index name that is a file in the request's folder.
-    fn index_of(&self, req: &Request) -> Option<&str> {
-        let dir = req.fs_path();
-        self.names
-            .iter()
-            .find(|n| dir.join(n).is_file())
-            .map(String::as_str)
-    }
+    index: Option<Vec<String>>,
 }
 
 impl Case for DirectoryIndexFile {
     const NAME: &'static CStr = c"directory_index_file";
-    const REWRITES: bool = true;
 
     fn create(_host: Host, settings: Settings) -> Result<Self, String> {
         let c: Conf = settings.parse()?;
         Ok(DirectoryIndexFile {
-            names: check_names(c.index)?,
+            names: index_names(c.index)?,
         })
     }
 
     fn test(&self, req: &Request) -> bool {
-        req.kind() == Kind::Dir && self.index_of(req).is_some()
+        req.kind() == Kind::Dir && first_index(req.fs_path(), &self.names).is_some()
     }
 
-    /// The request goes on as the index file's own path (nginx's `index` is an internal
-    /// redirect too), so every case and filter sees the file: compress its sidecars, a
-    /// script folder its script. A host without rewrites gets the file sent from here.
+    /// The page is sent for the folder's own address, as lighttpd's `index-file.names` and
+    /// Caddy's `file_server` do: every case and header rule sees `/docs/`, and the filters
+    /// see the page's file (compress sends its sidecar).
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome {
         if needs_slash(req) {
             return redirect_to_folder(req, resp);
         }
-        let Some(name) = self.index_of(req) else {
+        let Some(name) = first_index(req.fs_path(), &self.names) else {
             return Outcome::Declined;
         };
-        let mut path = req.path_bytes().to_vec();
-        path.extend_from_slice(name.as_bytes());
-        let mut target = encode_path(&path);
-        if !req.query().is_empty() {
-            target.push('?');
-            target.push_str(&String::from_utf8_lossy(req.query()));
-        }
-        match resp.rewrite(&target) {
-            Ok(()) => Outcome::Continue,
-            Err(_) => resp
-                .send_file(&PathBuf::from(req.fs_path()).join(name))
-                .into(),
-        }
+        resp.send_file(&req.fs_path().join(name)).into()
     }
 }
 
@@ -97,7 +51,6 @@ plugin_api::export_case!(DirectoryIndexFile);
 mod tests {
     use super::DirectoryIndexFile;
     use plugin_api::testing::{TempRoot, TestCase, TestRequest};
-    use plugin_api::Outcome;
 
     #[test]
     fn test_is_true_only_for_a_folder_with_index_html() {
@@ -125,14 +78,12 @@ mod tests {
     }
 
     #[test]
-    fn act_hands_the_request_on_to_the_index_files_own_path_with_the_query() {
+    fn act_sends_the_first_index_page_the_folder_holds() {
         let root = TempRoot::new();
-        root.file("with me/index.html", "<p>index</p>");
+        let index = root.file("with/index.html", "<p>index</p>");
         let case = TestCase::<DirectoryIndexFile>::create("{}").unwrap();
-        let answer = case.act(&TestRequest::get("/with me/").query("a=1").root(root.path()));
-        assert_eq!(answer.outcome, Outcome::Continue);
-        assert_eq!(answer.rewrite.as_deref(), Some("/with%20me/index.html?a=1"));
-        assert_eq!(answer.sent_file, None);
+        let answer = case.act(&TestRequest::get("/with/").root(root.path()));
+        assert_eq!(answer.sent_file, Some(index));
     }
 
     #[test]
@@ -146,14 +97,9 @@ mod tests {
             TestCase::<DirectoryIndexFile>::create(r#"{"index": ["index.htm", "default.txt"]}"#)
                 .unwrap();
         let req = |path: &str| TestRequest::get(path).root(root.path());
-        assert_eq!(
-            case.act(&req("/both/")).rewrite.as_deref(),
-            Some("/both/index.htm")
-        );
-        assert_eq!(
-            case.act(&req("/htm/")).rewrite.as_deref(),
-            Some("/htm/index.htm")
-        );
+        let sent = |path: &str| case.act(&req(path)).sent_file;
+        assert_eq!(sent("/both/"), Some(root.path().join("both/index.htm")));
+        assert_eq!(sent("/htm/"), Some(root.path().join("htm/index.htm")));
         assert!(!case.test(&req("/html/")), "index.html is not named");
     }
 

@@ -7,17 +7,22 @@ fn listing() -> TestCase<DirectoryNoIndexFile> {
     TestCase::create("{}").unwrap()
 }
 
-/// Which folders have an index page is directory_index_file's to say (its `index` names),
-/// and it comes first; what reaches this case is listed.
+/// A folder holding one of the `index` names (`index.html` by default) is left to
+/// directory_index_file.
 #[test]
-fn test_is_true_for_any_folder() {
+fn test_is_true_only_for_a_folder_without_an_index_page() {
     let root = TempRoot::new();
     root.file("plain/a.txt", "a");
     root.file("indexed/index.html", "i");
+    root.file("htm/index.htm", "i");
     let case = listing();
     let req = |path: &str| TestRequest::get(path).root(root.path());
     assert!(case.test(&req("/plain/")));
-    assert!(case.test(&req("/indexed/")));
+    assert!(!case.test(&req("/indexed/")));
+    assert!(case.test(&req("/htm/")));
+    let htm = TestCase::<DirectoryNoIndexFile>::create(r#"{"index": ["index.htm"]}"#).unwrap();
+    assert!(!htm.test(&req("/htm/")));
+    assert!(htm.test(&req("/indexed/")));
     assert!(!case.test(&req("/plain/a.txt")));
     assert!(!case.test(&req("/missing/")));
 }

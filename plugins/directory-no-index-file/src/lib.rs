@@ -1,7 +1,7 @@
-//! Case `directory_no_index_file`: a directory that reaches it (after `directory_index_file`
-//! has passed over it: no index page) gets a listing (the chapter's
-//! `case_directory_no_index_file`, with its `list_dir` bug fixed and names escaped), as a
-//! page or as JSON, sorted as the query string asks.
+//! Case `directory_no_index_file`: a directory without an index page (`index.html`, or the
+//! names in `index`) gets a listing (the chapter's `case_directory_no_index_file`, with its
+//! `list_dir` bug fixed and names escaped), as a page or as JSON, sorted as the query
+//! string asks.
 //!
 //! One directory read serves both forms: `entries::read`, then `order::sort`, then
 //! `html::render` or `json::render`. Rendered listings are kept for `cache` seconds
@@ -14,7 +14,9 @@ mod json;
 mod order;
 pub mod view;
 
-use plugin_api::helpers::{needs_slash, redirect_to_folder, seconds, Seconds};
+use plugin_api::helpers::{
+    first_index, index_names, needs_slash, redirect_to_folder, seconds, Seconds,
+};
 use plugin_api::{Case, Host, Kind, Outcome, Request, Response, Settings};
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -25,6 +27,8 @@ use view::{Format, View};
 
 /// List a directory that has no index page.
 pub struct DirectoryNoIndexFile {
+    /// The names that make a folder an indexed one, left to directory_index_file.
+    index: Vec<String>,
     /// How long a rendered listing may be reused while its folder is unchanged (zero: never).
     ttl: Duration,
     /// (URL path, view) → (when rendered, the folder's mtime and ctime then, the body).
@@ -52,6 +56,8 @@ struct Conf {
     /// 0 turns the cache off. Like lighttpd's dir-listing.cache.
     #[serde(default = "default_cache")]
     cache: f64,
+    /// directory_index_file's `index`: a folder holding one of these is not listed.
+    index: Option<Vec<String>>,
 }
 
 fn default_cache() -> f64 {
@@ -85,15 +91,15 @@ impl Case for DirectoryNoIndexFile {
     fn create(_host: Host, settings: Settings) -> Result<Self, String> {
         let c: Conf = settings.parse()?;
         Ok(DirectoryNoIndexFile {
+            index: index_names(c.index)?,
             ttl: seconds("cache", c.cache, Seconds::ZeroOrMore)?,
             pages: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Any folder: which names are index pages is `directory_index_file`'s setting, and
-    /// a folder holding one never gets here past it (nginx's `autoindex` after `index`).
+    /// A folder without an index page: the two cases exclude each other, in either order.
     fn test(&self, req: &Request) -> bool {
-        req.kind() == Kind::Dir
+        req.kind() == Kind::Dir && first_index(req.fs_path(), &self.index).is_none()
     }
 
     fn act(&self, req: &Request, resp: &mut Response) -> Outcome {

@@ -67,18 +67,28 @@ impl<W: Wire> Out<'_, W> {
                 self.all(&head).await?;
                 Box::pin(self.stream_body(rx, delim)).await
             }
-            Body::Transformed(t) => {
-                self.all(&head).await?;
-                Box::pin(self.transformed(*t, delim)).await
-            }
+            Body::Transformed(t) => Box::pin(self.transformed(*t, head, delim)).await,
         }
     }
 
     /// A body through its transforming filters, piece by piece, chunked (or until the close
     /// for HTTP/1.0). Ok(false) when a filter or the source failed: the connection closes.
-    async fn transformed(&mut self, mut t: Transformed, delim: Delim) -> io::Result<bool> {
+    /// What is ready goes out with the head in as few writes as it takes: a small coded
+    /// file is one writev, head, chunk and end (three writes, three segments for the
+    /// client to wake up for, before). A script's stream goes out as it comes.
+    async fn transformed(
+        &mut self,
+        mut t: Transformed,
+        mut out: crate::pool::Buf,
+        delim: Delim,
+    ) -> io::Result<bool> {
+        let streamed = matches!(t.source, Source::Stream(_));
         let mut first = true;
         loop {
+            if streamed || out.len() >= HELD {
+                self.all(&out).await?;
+                out.clear();
+            }
             let Some(piece) = next_piece(&mut t).await? else {
                 break;
             };
@@ -89,16 +99,37 @@ impl<W: Wire> Out<'_, W> {
             if !std::mem::take(&mut first) {
                 tokio::task::yield_now().await;
             }
-            let Ok(out) = t.push(&piece, false) else {
-                return Ok(false);
+            let Ok(data) = t.push(&piece, false) else {
+                return self.all(&out).await.map(|_| false);
             };
-            self.piece(&out, delim).await?;
+            self.frame(&mut out, &data, delim);
         }
         let Ok(last) = t.push(&[], true) else {
-            return Ok(false);
+            return self.all(&out).await.map(|_| false);
         };
-        self.piece(&last, delim).await?;
-        self.last_chunk(delim).await.map(|_| true)
+        self.frame(&mut out, &last, delim);
+        if delim == Delim::Chunked {
+            self.framing += 5;
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
+        self.all(&out).await.map(|_| true)
+    }
+
+    /// One piece of body appended to `out`: a chunk, or raw bytes when the close delimits.
+    fn frame(&mut self, out: &mut Vec<u8>, data: &[u8], delim: Delim) {
+        if data.is_empty() {
+            return;
+        }
+        if delim == Delim::Chunked {
+            let mut size = [0u8; 18];
+            let size = chunk_size(&mut size, data.len());
+            self.framing += size.len() as u64 + 2;
+            out.extend_from_slice(size);
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.extend_from_slice(data);
+        }
     }
 
     /// One piece of body on the wire: a chunk, or raw bytes when the close delimits.
@@ -332,6 +363,9 @@ fn chunk_size(buf: &mut [u8; 18], len: usize) -> &[u8] {
     buf[digits..digits + 2].copy_from_slice(b"\r\n");
     &buf[..digits + 2]
 }
+
+/// Bytes of a transformed body held back to go out with what follows (one piece of a file).
+const HELD: usize = 64 * 1024;
 
 /// One `writev` on a plain socket.
 async fn writev(plain: &mut Plain, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {

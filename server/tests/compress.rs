@@ -609,6 +609,30 @@ fn a_folders_index_page_is_sent_from_its_sidecar_as_the_page_itself_is() {
     assert!(log.contains("\"GET /subdir/?q=1 HTTP/1.1\" 200 "), "{log}");
 }
 
+/// Coded copies are kept by the bytes they were made from: a file rewritten in place with
+/// the same length and modification time (so the same ETag) is still answered with its
+/// new bytes, and a page sent again is the same coded answer.
+#[test]
+fn a_file_rewritten_in_place_is_coded_anew_not_answered_from_a_kept_copy() {
+    let s = start("");
+    let path = s.root.join("page.html");
+    let body = page(3000);
+    std::fs::write(&path, &body).unwrap();
+    let stamp = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let get = || s.request("GET /page.html HTTP/1.1\r\nAccept-Encoding: gzip");
+    let (first, again) = (get(), get());
+    assert_eq!(first.body, again.body);
+    assert_eq!(gunzip(&first.body), body.as_bytes());
+    let edited = body.replace("quick", "QUICK");
+    assert_eq!(edited.len(), body.len());
+    std::fs::write(&path, &edited).unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(stamp).unwrap();
+    let after = get();
+    assert_eq!(after.header("etag"), first.header("etag"), "the same tag");
+    assert_eq!(gunzip(&after.body), edited.as_bytes());
+}
+
 #[test]
 fn a_stale_sidecar_is_ignored_and_the_file_coded_on_the_fly() {
     let s = start("");

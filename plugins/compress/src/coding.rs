@@ -5,7 +5,7 @@ use plugin_api::Transform;
 use std::io::Write;
 
 /// A content coding this plugin can produce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Coding {
     Br,
     Zstd,

@@ -21,6 +21,13 @@ pub struct Conf {
     /// Send `file.br`, `file.zst`, `file.gz` when present and fresh.
     #[serde(default = "yes")]
     precompressed: bool,
+    /// Bytes of coded output of small files kept per worker (0: none).
+    #[serde(default = "default_cache_size")]
+    cache_size: u64,
+}
+
+fn default_cache_size() -> u64 {
+    4 << 20
 }
 
 #[derive(Deserialize)]
@@ -104,6 +111,7 @@ pub struct Settings {
     pub min_size: u64,
     pub levels: Levels,
     pub precompressed: bool,
+    pub cache_size: usize,
 }
 
 impl Conf {
@@ -114,6 +122,7 @@ impl Conf {
             min_size: self.min_size,
             levels: levels(&self.level)?,
             precompressed: self.precompressed,
+            cache_size: usize::try_from(self.cache_size).unwrap_or(usize::MAX),
         })
     }
 }

@@ -4,10 +4,12 @@
 //! says `Vary: Accept-Encoding`.
 
 pub mod accept;
+mod cache;
 pub mod coding;
 mod conf;
 mod sidecar;
 
+use cache::Cache;
 use coding::Encoder;
 use conf::{Conf, Settings};
 use plugin_api::{Case, Filtered, Head, Host, Outcome, Request, Response};
@@ -17,6 +19,8 @@ use std::ffi::CStr;
 /// Content coding.
 pub struct Compress {
     s: Settings,
+    /// Coded copies of small files (`cache_size`), this worker's.
+    cache: Option<std::sync::Arc<Cache>>,
 }
 
 impl Compress {
@@ -103,7 +107,11 @@ impl Case for Compress {
 
     fn create(_host: Host, settings: plugin_api::Settings) -> Result<Self, String> {
         let c: Conf = settings.parse()?;
-        Ok(Compress { s: c.check()? })
+        let s = c.check()?;
+        Ok(Compress {
+            cache: Cache::new(s.cache_size),
+            s,
+        })
     }
 
     fn test(&self, _req: &Request) -> bool {
@@ -144,7 +152,13 @@ impl Case for Compress {
             return Filtered::Error;
         }
         let len = head.body_length();
-        Filtered::Transform(Box::new(Encoder::new(best, self.s.levels, len)))
+        let encoder = Encoder::new(best, self.s.levels, len);
+        match (&self.cache, len) {
+            (Some(cache), Some(n)) if n <= cache::MAX_BODY => {
+                Filtered::Transform(Box::new(cache.transform(n, best, encoder)))
+            }
+            _ => Filtered::Transform(Box::new(encoder)),
+        }
     }
 }
 

@@ -1,0 +1,227 @@
+//! Coded copies of small bodies kept in memory, found by their bytes, so a page sent again
+//! (a file, the server's own error page) is not coded again (lighttpd keeps coded files in
+//! `deflate.cache-dir`). A body is looked up whole; a copy is kept with the bytes it was made
+//! from and used only for the same bytes, so it can never be stale.
+
+use crate::coding::{Coding, Encoder};
+use plugin_api::Transform;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
+
+/// Bodies longer than this are coded as they are sent, never kept.
+pub const MAX_BODY: u64 = 256 * 1024;
+
+/// (the body's hash, its coding): where a copy is looked for.
+type Key = (u64, Coding);
+
+/// The copies of one plugin instance (one site, one worker), oldest out first.
+pub struct Cache {
+    cap: usize,
+    hasher: RandomState,
+    inner: Mutex<Kept>,
+}
+
+/// A coded copy and the bytes it was made from.
+struct Copy {
+    plain: Box<[u8]>,
+    coded: Arc<[u8]>,
+}
+
+#[derive(Default)]
+struct Kept {
+    map: HashMap<Key, Copy>,
+    order: VecDeque<Key>,
+    bytes: usize,
+}
+
+impl Cache {
+    /// A cache of at most `cap` bytes (bodies and their copies); `None` when `cap` is 0.
+    pub fn new(cap: usize) -> Option<Arc<Cache>> {
+        (cap > 0).then(|| {
+            Arc::new(Cache {
+                cap,
+                hasher: RandomState::new(),
+                inner: Mutex::new(Kept::default()),
+            })
+        })
+    }
+
+    /// The transform for a body of `len` bytes coded with `coding`.
+    pub fn transform(self: &Arc<Self>, len: u64, coding: Coding, encoder: Encoder) -> Cached {
+        Cached {
+            streaming: false,
+            len,
+            coding,
+            plain: Vec::new(),
+            encoder,
+            cache: Arc::clone(self),
+        }
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn find(&self, key: Key, plain: &[u8]) -> Option<Arc<[u8]>> {
+        let kept = self.kept();
+        let copy = kept.map.get(&key)?;
+        (*copy.plain == *plain).then(|| Arc::clone(&copy.coded))
+    }
+
+    fn insert(&self, key: Key, plain: Vec<u8>, coded: &[u8]) {
+        let size = plain.len() + coded.len();
+        if size > self.cap / 8 {
+            return;
+        }
+        let mut kept = self.kept();
+        while kept.bytes + size > self.cap {
+            let Some(old) = kept.order.pop_front() else {
+                break;
+            };
+            if let Some(c) = kept.map.remove(&old) {
+                kept.bytes -= c.plain.len() + c.coded.len();
+            }
+        }
+        let copy = Copy {
+            plain: plain.into(),
+            coded: coded.into(),
+        };
+        if let Some(c) = kept.map.insert(key, copy) {
+            kept.bytes -= c.plain.len() + c.coded.len();
+        } else {
+            kept.order.push_back(key);
+        }
+        kept.bytes += size;
+    }
+}
+
+/// A body of known length gathered whole, then answered from a kept copy or coded and kept.
+pub struct Cached {
+    /// A stream paused before its end: coded as it comes from then on, not kept.
+    streaming: bool,
+    len: u64,
+    coding: Coding,
+    plain: Vec<u8>,
+    encoder: Encoder,
+    cache: Arc<Cache>,
+}
+
+impl Transform for Cached {
+    fn transform(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        if self.streaming {
+            return self.encoder.transform(input, out);
+        }
+        self.plain.extend_from_slice(input);
+        Ok(())
+    }
+
+    /// The source paused (a script writing slowly): its reader sees what came at once.
+    fn flush(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
+        self.streaming = true;
+        let held = std::mem::take(&mut self.plain);
+        self.encoder.transform(&held, out)?;
+        self.encoder.flush(out)
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
+        if self.streaming {
+            return self.encoder.finish(out);
+        }
+        let plain = std::mem::take(&mut self.plain);
+        let key = (self.cache.hasher.hash_one(&plain), self.coding);
+        if let Some(coded) = self.cache.find(key, &plain) {
+            out.extend_from_slice(&coded);
+            return Ok(());
+        }
+        let start = out.len();
+        self.encoder.transform(&plain, out)?;
+        self.encoder.finish(out)?;
+        if plain.len() as u64 == self.len {
+            self.cache.insert(key, plain, &out[start..]);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coding::Levels;
+
+    const LEVELS: Levels = Levels {
+        gzip: 6,
+        br: 4,
+        zstd: 3,
+    };
+
+    fn run(cache: &Arc<Cache>, body: &[u8]) -> Vec<u8> {
+        let encoder = Encoder::new(Coding::Gzip, LEVELS, Some(body.len() as u64));
+        let mut t = cache.transform(body.len() as u64, Coding::Gzip, encoder);
+        let mut out = Vec::new();
+        for piece in body.chunks(100) {
+            t.transform(piece, &mut out).unwrap();
+        }
+        t.finish(&mut out).unwrap();
+        out
+    }
+
+    /// The second answer of the same bytes is the kept copy; other bytes get their own.
+    #[test]
+    fn the_same_bytes_are_coded_once_and_other_bytes_anew() {
+        let cache = Cache::new(1 << 20).unwrap();
+        let page = b"<p>a page of some length, coded once</p>\n".repeat(20);
+        let first = run(&cache, &page);
+        let second = run(&cache, &page);
+        assert_eq!(first, second);
+        assert_eq!(cache.kept().map.len(), 1);
+        let mut edited = page.clone();
+        edited[5] = b'X';
+        let other = run(&cache, &edited);
+        let mut plain = String::new();
+        use std::io::Read;
+        flate2::read::GzDecoder::new(&other[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain.as_bytes(), edited);
+        assert_eq!(cache.kept().map.len(), 2);
+    }
+
+    /// A stream that pauses is coded as it comes and not kept.
+    #[test]
+    fn a_paused_stream_goes_out_as_it_comes_and_is_not_kept() {
+        let cache = Cache::new(1 << 20).unwrap();
+        let body = b"<p>slow script output</p>\n".repeat(40);
+        let encoder = Encoder::new(Coding::Gzip, LEVELS, Some(body.len() as u64));
+        let mut t = cache.transform(body.len() as u64, Coding::Gzip, encoder);
+        let mut out = Vec::new();
+        t.transform(&body[..500], &mut out).unwrap();
+        t.flush(&mut out).unwrap();
+        assert!(!out.is_empty(), "the first part went out at the pause");
+        t.transform(&body[500..], &mut out).unwrap();
+        t.finish(&mut out).unwrap();
+        let mut plain = Vec::new();
+        use std::io::Read;
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, body);
+        assert!(cache.kept().map.is_empty());
+    }
+
+    /// The oldest copies go first when the cap is reached; a body too large for it is
+    /// coded and not kept.
+    #[test]
+    fn the_cap_holds() {
+        let cache = Cache::new(64 * 1024).unwrap();
+        for i in 0..200u32 {
+            run(&cache, format!("page {i} ").repeat(50).as_bytes());
+        }
+        let kept = cache.kept();
+        assert!(kept.bytes <= 64 * 1024, "{}", kept.bytes);
+        assert!(kept.map.len() < 200 && kept.map.len() == kept.order.len());
+        drop(kept);
+        run(&cache, &vec![b'x'; 10_000]);
+        assert!(cache.kept().map.values().all(|c| c.plain.len() < 10_000));
+    }
+}

@@ -633,6 +633,29 @@ fn a_file_rewritten_in_place_is_coded_anew_not_answered_from_a_kept_copy() {
     assert_eq!(gunzip(&after.body), edited.as_bytes());
 }
 
+/// A file found without sidecars is not looked at again for a second (the stats it saves
+/// are most of a coded answer's cost); a sidecar added then is sent within that second.
+#[test]
+fn a_sidecar_added_after_a_miss_is_sent_within_a_second() {
+    let s = start("");
+    let body = page(8000);
+    std::fs::write(s.root.join("late.css"), &body).unwrap();
+    let get = || s.request("GET /late.css HTTP/1.1\r\nAccept-Encoding: gzip");
+    assert_eq!(gunzip(&get().body), body.as_bytes(), "coded on the fly");
+    let sidecar = python(
+        "import gzip,sys; sys.stdout.buffer.write(gzip.compress(b'late sidecar\\n'))",
+        b"",
+    );
+    let side = s.root.join("late.css.gz");
+    std::fs::write(&side, &sidecar).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    let f = std::fs::File::options().write(true).open(&side).unwrap();
+    f.set_modified(later).unwrap();
+    let start = std::time::Instant::now();
+    assert!(within(std::time::Duration::from_secs(3), || get().body == sidecar));
+    assert!(start.elapsed() < std::time::Duration::from_millis(2500));
+}
+
 #[test]
 fn a_stale_sidecar_is_ignored_and_the_file_coded_on_the_fly() {
     let s = start("");

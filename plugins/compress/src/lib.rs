@@ -21,6 +21,8 @@ pub struct Compress {
     s: Settings,
     /// Coded copies of small files (`cache_size`), this worker's.
     cache: Option<std::sync::Arc<Cache>>,
+    /// Files found without sidecars in the last second.
+    misses: sidecar::Misses,
 }
 
 impl Compress {
@@ -110,6 +112,7 @@ impl Case for Compress {
         let s = c.check()?;
         Ok(Compress {
             cache: Cache::new(s.cache_size),
+            misses: sidecar::Misses::default(),
             s,
         })
     }
@@ -139,7 +142,7 @@ impl Case for Compress {
             return Filtered::Pass;
         };
         if self.s.precompressed {
-            if let Some(side) = sidecar::find(req, head, &choice) {
+            if let Some(side) = sidecar::find(req, head, &choice, &self.misses) {
                 return serve(head, side);
             }
         }

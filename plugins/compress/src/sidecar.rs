@@ -4,10 +4,12 @@
 
 use crate::coding::Coding;
 use plugin_api::{Head, Kind, Request};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A sidecar to send.
 pub struct Sidecar {
@@ -45,9 +47,65 @@ fn seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Paths found without a sidecar lately: each a stat or two a request saved (nginx keeps
+/// such misses in its open_file_cache). A sidecar added shows within `MISS_TTL`.
+#[derive(Default)]
+pub struct Misses(Mutex<HashMap<PathBuf, Miss>>);
+
+/// When a path's answer was last found without sidecars, for which codings, and the length
+/// and Last-Modified of the file it was then.
+struct Miss {
+    at: Instant,
+    codings: Vec<Coding>,
+    len: Option<u64>,
+    stamp: Option<Vec<u8>>,
+}
+
+const MISS_TTL: Duration = Duration::from_secs(1);
+const MISSES_KEPT: usize = 4096;
+
+impl Misses {
+    /// Was this answer (the same file, as its length and date say) found without any of
+    /// `candidates` within the last second?
+    fn recent(&self, req: &Request, head: &Head, candidates: &[Coding]) -> bool {
+        let misses = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        misses.get(req.fs_path()).is_some_and(|m| {
+            m.at.elapsed() < MISS_TTL
+                && m.len == head.body_length()
+                && m.stamp.as_deref() == head.header_ref("last-modified")
+                && candidates.iter().all(|c| m.codings.contains(c))
+        })
+    }
+
+    fn note(&self, req: &Request, head: &Head, candidates: &[Coding]) {
+        let mut misses = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if misses.len() >= MISSES_KEPT {
+            misses.clear();
+        }
+        let miss = Miss {
+            at: Instant::now(),
+            codings: candidates.to_vec(),
+            len: head.body_length(),
+            stamp: head.header("last-modified"),
+        };
+        misses.insert(req.fs_path().to_path_buf(), miss);
+    }
+}
+
 /// The first of `candidates` with a fresh sidecar, when this answer is the request's file
 /// as the host sends it.
-pub fn find(req: &Request, head: &Head, candidates: &[Coding]) -> Option<Sidecar> {
+pub fn find(req: &Request, head: &Head, candidates: &[Coding], misses: &Misses) -> Option<Sidecar> {
+    if req.kind() != Kind::File || head.status() != 200 || misses.recent(req, head, candidates) {
+        return None;
+    }
+    let found = look(req, head, candidates);
+    if found.is_none() {
+        misses.note(req, head, candidates);
+    }
+    found
+}
+
+fn look(req: &Request, head: &Head, candidates: &[Coding]) -> Option<Sidecar> {
     let file = file_answer(req, head)?;
     let path = req.fs_path();
     candidates.iter().find_map(|&coding| {

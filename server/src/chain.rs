@@ -804,7 +804,8 @@ fn finish(c: Collect, root: &Root, place: &mut Place) -> Answer {
         let same = file.as_slice() == place.fs_path.as_os_str().as_bytes();
         let reused = place.opened.take().filter(|_| same);
         let reply = static_file::answer(root, &file, reused, c.status, c.headers, &place.path);
-        if !same {
+        // Only a file that was opened: a refused one (linked out of the root) stays unseen.
+        if !same && reply.status < 400 {
             sends_other_file(place, file);
         }
         return reply.into();

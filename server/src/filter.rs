@@ -5,7 +5,9 @@
 use crate::error_page;
 use crate::plugin::{HeadSink, OwnedRequest, Plugin, TransformState, Verdict};
 use crate::reply::{Body, Reply, Seg};
-use plugin_api::abi::{WP_BODY_ERROR, WP_BODY_MORE, WP_BODY_OK, WP_F_CONTENT_CODING, WP_IO_END};
+use plugin_api::abi::{
+    WP_BODY_ERROR, WP_BODY_MORE, WP_BODY_OK, WP_F_CONTENT_CODING, WP_IO_END, WP_IO_FLUSH,
+};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -59,8 +61,12 @@ fn run(filters: &[(usize, Arc<Plugin>)], mut reply: Reply, ctx: &Ctx) -> Result<
             f.filter_head(ctx.req, &mut edit)
         };
         added = edit.added;
-        let changed_body = edit.replaced.is_some() || edit.status_changed;
+        let replaced = edit.replaced.is_some();
+        let changed_body = replaced || edit.status_changed;
         reply = edit.finish();
+        if replaced {
+            superseded(&mut stages, &mut reply);
+        }
         if let Some(before) = before {
             let changed = changed_body
                 || before != fingerprint(&reply)
@@ -80,6 +86,21 @@ fn run(filters: &[(usize, Arc<Plugin>)], mut reply: Reply, ctx: &Ctx) -> Result<
     } else {
         transformed(reply, stages, ctx)
     })
+}
+
+/// A filter put in a new body: what earlier filters meant to do to the old one no longer
+/// applies, nor does the coding one of them named (error_pages after compress sent its
+/// page coded under no Content-Encoding).
+fn superseded(stages: &mut Vec<Stage>, reply: &mut Reply) {
+    if stages
+        .iter()
+        .any(|s| s.case.filter_flags & WP_F_CONTENT_CODING != 0)
+    {
+        reply
+            .headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(b"content-encoding"));
+    }
+    stages.clear();
 }
 
 /// The status and headers, to tell whether a filter changed them (debug log only).
@@ -515,7 +536,13 @@ pub enum Source {
 impl Transformed {
     /// Pass one piece through every stage in order; `end` finishes them.
     pub fn push(&mut self, input: &[u8], end: bool) -> Result<Vec<u8>, TransformFailed> {
-        let flags = if end { WP_IO_END } else { 0 };
+        // A stream's piece is what its case wrote at once: pushed on as it came, so a
+        // script's reader is never kept waiting for what a transform holds back.
+        let flags = match (end, &self.source) {
+            (true, _) => WP_IO_END,
+            (false, Source::Stream(_)) => WP_IO_FLUSH,
+            (false, _) => 0,
+        };
         let mut data = input.to_vec();
         for stage in &mut self.stages {
             data = stage.feed(&data, flags).map_err(|()| TransformFailed)?;

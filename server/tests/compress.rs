@@ -159,15 +159,67 @@ fn the_access_log_counts_the_coded_bytes_that_went_out() {
 
 #[test]
 fn a_scripts_stream_is_coded_and_each_piece_reaches_the_client_at_once() {
-    let s = start("");
-    let script = s.root.join("cgi-bin/lines.sh");
-    std::fs::write(
-        &script,
+    piece_before_the_pause(
         "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n\
          i=0; while [ $i -lt 3000 ]; do echo \"line $i of the script\"; i=$((i+1)); done\n\
          echo first; sleep 2; echo second\n",
+    );
+}
+
+/// A script that says its length is coded as it comes too: the coded copies kept of
+/// small bodies never hold a stream back (they gather only files and the host's pages).
+#[test]
+fn a_script_with_a_content_length_is_coded_as_it_comes_too() {
+    let dir = TempDir::new("compress-part");
+    let mut first = String::new();
+    for i in 0..3000 {
+        first.push_str(&format!("line {i} of the script\n"));
+    }
+    first.push_str("first\n");
+    let one = dir.write("one.txt", &first);
+    let two = dir.write("two.txt", "second\n");
+    let len = first.len() + "second\n".len();
+    piece_before_the_pause(&format!(
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nContent-Length: {len}\\r\\n\\r\\n'\n\
+         cat '{}'; sleep 2; cat '{}'\n",
+        one.display(),
+        two.display()
+    ));
+}
+
+/// A script that writes less than its Content-Length is coded as what it wrote, in every
+/// coding (zstd, promised the length it was told, cut the answer off).
+#[test]
+fn a_script_short_of_its_length_is_coded_as_what_it_wrote() {
+    let s = start("");
+    let script = s.root.join("cgi-bin/short.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nContent-Length: 2490\\r\\n\\r\\n'\n\
+         i=0; while [ $i -lt 100 ]; do echo \"line $i of 19\"; i=$((i+1)); done\n",
     )
     .unwrap();
+    chmod(&script, 0o755);
+    let written: String = (0..100).map(|i| format!("line {i} of 19\n")).collect();
+    let features = curl_features();
+    for (coding, feature) in [("gzip", "libz"), ("br", "brotli"), ("zstd", "zstd")] {
+        if features.split_whitespace().any(|f| f == feature) {
+            let (head, decoded) = curl(&s, "/cgi-bin/short.sh", coding);
+            assert!(
+                head.contains(&format!("content-encoding: {coding}")),
+                "{head}"
+            );
+            assert_eq!(decoded, written.as_bytes(), "{coding}");
+        }
+    }
+}
+
+/// Run `script` (which writes "line 0 of the script"... "first", sleeps 2 s, then writes
+/// "second") with gzip asked for: all before the pause arrives, coded, before it ends.
+fn piece_before_the_pause(script_text: &str) {
+    let s = start("");
+    let script = s.root.join("cgi-bin/lines.sh");
+    std::fs::write(&script, script_text).unwrap();
     chmod(&script, 0o755);
     let mut c = s.connect();
     c.write_all(b"GET /cgi-bin/lines.sh HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n")
@@ -654,6 +706,34 @@ fn a_sidecar_added_after_a_miss_is_sent_within_a_second() {
     let start = std::time::Instant::now();
     assert!(within(std::time::Duration::from_secs(3), || get().body == sidecar));
     assert!(start.elapsed() < std::time::Duration::from_millis(2500));
+}
+
+/// A later filter that replaces the body (error_pages after compress) changes what is
+/// sent from what compress was told: every coding still gets the whole page.
+#[test]
+fn a_page_replaced_after_compress_is_coded_whole_in_every_coding() {
+    let dir = TempDir::new("compress-pages");
+    let root = fixture_root(&dir);
+    let page = page(3000);
+    dir.write("www/errors/404.html", &page);
+    let s = Server::start_in(
+        dir,
+        root,
+        &[plugins_dir()],
+        &chain_with(&["compress", "error_pages"]),
+        "[plugins.compress]\n[plugins.error_pages]\npages = { 404 = \"errors/404.html\" }\n",
+    );
+    let features = curl_features();
+    for (coding, feature) in [("gzip", "libz"), ("br", "brotli"), ("zstd", "zstd")] {
+        if !features.split_whitespace().any(|f| f == feature) {
+            continue;
+        }
+        // Coded or not (the page replaced after the coding was chosen goes out plain), the
+        // client gets the whole page.
+        let (head, decoded) = curl(&s, "/missing", coding);
+        assert!(head.starts_with("http/1.1 404"), "{head}");
+        assert_eq!(decoded, page.as_bytes(), "{coding}: {head}");
+    }
 }
 
 #[test]

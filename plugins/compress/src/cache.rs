@@ -3,7 +3,7 @@
 //! `deflate.cache-dir`). A body is looked up whole; a copy is kept with the bytes it was made
 //! from and used only for the same bytes, so it can never be stale.
 
-use crate::coding::{Coding, Encoder};
+use crate::coding::{Coding, Encoder, Levels};
 use plugin_api::Transform;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -47,14 +47,14 @@ impl Cache {
         })
     }
 
-    /// The transform for a body of `len` bytes coded with `coding`.
-    pub fn transform(self: &Arc<Self>, len: u64, coding: Coding, encoder: Encoder) -> Cached {
+    /// The transform for a body announced as `len` bytes, coded with `coding`.
+    pub fn transform(self: &Arc<Self>, len: u64, coding: Coding, levels: Levels) -> Cached {
         Cached {
-            streaming: false,
+            streaming: None,
             len,
             coding,
+            levels,
             plain: Vec::new(),
-            encoder,
             cache: Arc::clone(self),
         }
     }
@@ -98,35 +98,46 @@ impl Cache {
 
 /// A body of known length gathered whole, then answered from a kept copy or coded and kept.
 pub struct Cached {
-    /// A stream paused before its end: coded as it comes from then on, not kept.
-    streaming: bool,
+    /// A stream (pushed on piece by piece) or a body longer than it said: coded as it
+    /// comes from then on, not kept.
+    streaming: Option<Encoder>,
     len: u64,
     coding: Coding,
+    levels: Levels,
     plain: Vec<u8>,
-    encoder: Encoder,
     cache: Arc<Cache>,
+}
+
+impl Cached {
+    /// Give up gathering: what was held is coded now, and the rest as it comes.
+    fn stream(&mut self, out: &mut Vec<u8>) -> Result<&mut Encoder, String> {
+        if self.streaming.is_none() {
+            let mut e = Encoder::new(self.coding, self.levels, None);
+            e.transform(&std::mem::take(&mut self.plain), out)?;
+            self.streaming = Some(e);
+        }
+        Ok(self.streaming.as_mut().expect("set above"))
+    }
 }
 
 impl Transform for Cached {
     fn transform(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-        if self.streaming {
-            return self.encoder.transform(input, out);
+        let over = (self.plain.len() + input.len()) as u64 > self.len;
+        if self.streaming.is_some() || over {
+            return self.stream(out)?.transform(input, out);
         }
         self.plain.extend_from_slice(input);
         Ok(())
     }
 
-    /// The source paused (a script writing slowly): its reader sees what came at once.
+    /// A stream's piece came (a script writing): its reader sees it at once.
     fn flush(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
-        self.streaming = true;
-        let held = std::mem::take(&mut self.plain);
-        self.encoder.transform(&held, out)?;
-        self.encoder.flush(out)
+        self.stream(out)?.flush(out)
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
-        if self.streaming {
-            return self.encoder.finish(out);
+        if let Some(e) = &mut self.streaming {
+            return e.finish(out);
         }
         let plain = std::mem::take(&mut self.plain);
         let key = (self.cache.hasher.hash_one(&plain), self.coding);
@@ -135,8 +146,9 @@ impl Transform for Cached {
             return Ok(());
         }
         let start = out.len();
-        self.encoder.transform(&plain, out)?;
-        self.encoder.finish(out)?;
+        let mut e = Encoder::exact(self.coding, self.levels, plain.len() as u64);
+        e.transform(&plain, out)?;
+        e.finish(out)?;
         if plain.len() as u64 == self.len {
             self.cache.insert(key, plain, &out[start..]);
         }
@@ -156,8 +168,7 @@ mod tests {
     };
 
     fn run(cache: &Arc<Cache>, body: &[u8]) -> Vec<u8> {
-        let encoder = Encoder::new(Coding::Gzip, LEVELS, Some(body.len() as u64));
-        let mut t = cache.transform(body.len() as u64, Coding::Gzip, encoder);
+        let mut t = cache.transform(body.len() as u64, Coding::Gzip, LEVELS);
         let mut out = Vec::new();
         for piece in body.chunks(100) {
             t.transform(piece, &mut out).unwrap();
@@ -192,13 +203,33 @@ mod tests {
     fn a_paused_stream_goes_out_as_it_comes_and_is_not_kept() {
         let cache = Cache::new(1 << 20).unwrap();
         let body = b"<p>slow script output</p>\n".repeat(40);
-        let encoder = Encoder::new(Coding::Gzip, LEVELS, Some(body.len() as u64));
-        let mut t = cache.transform(body.len() as u64, Coding::Gzip, encoder);
+        let mut t = cache.transform(body.len() as u64, Coding::Gzip, LEVELS);
         let mut out = Vec::new();
         t.transform(&body[..500], &mut out).unwrap();
         t.flush(&mut out).unwrap();
         assert!(!out.is_empty(), "the first part went out at the pause");
         t.transform(&body[500..], &mut out).unwrap();
+        t.finish(&mut out).unwrap();
+        let mut plain = Vec::new();
+        use std::io::Read;
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, body);
+        assert!(cache.kept().map.is_empty());
+    }
+
+    /// A body longer than it said is coded as it comes, whole, and not kept (no holding of
+    /// what a case writes past its length).
+    #[test]
+    fn a_body_longer_than_announced_is_streamed_and_not_kept() {
+        let cache = Cache::new(1 << 20).unwrap();
+        let body = b"more than it said ".repeat(100);
+        let mut t = cache.transform(100, Coding::Gzip, LEVELS);
+        let mut out = Vec::new();
+        for piece in body.chunks(64) {
+            t.transform(piece, &mut out).unwrap();
+        }
         t.finish(&mut out).unwrap();
         let mut plain = Vec::new();
         use std::io::Read;

@@ -134,8 +134,9 @@ pub struct Encoder {
     levels: Levels,
     /// Push out after every piece: a stream's reader sees each piece when it is written.
     flush_each: bool,
-    /// The body's length when known: the encoder's window and tables are sized to it.
-    len: Option<u64>,
+    /// The exact length of what will be fed, when the whole body is in hand: the window
+    /// and tables are sized to it (zstd is promised it, and fails on any other length).
+    exact: Option<u64>,
     inner: Option<Inner>,
 }
 
@@ -147,14 +148,22 @@ impl Encoder {
             coding,
             levels,
             flush_each: len.is_none(),
-            len,
+            exact: None,
             inner: None,
+        }
+    }
+
+    /// An encoder for exactly `len` bytes, all in hand (a body gathered whole).
+    pub fn exact(coding: Coding, levels: Levels, len: u64) -> Encoder {
+        Encoder {
+            exact: Some(len),
+            ..Encoder::new(coding, levels, Some(len))
         }
     }
 
     fn inner(&mut self) -> Result<&mut Inner, String> {
         if self.inner.is_none() {
-            self.inner = Some(Inner::new(self.coding, self.levels, self.len)?);
+            self.inner = Some(Inner::new(self.coding, self.levels, self.exact)?);
         }
         Ok(self.inner.as_mut().expect("built above"))
     }
@@ -243,20 +252,26 @@ mod tests {
         }
     }
 
-    /// A body of known length is coded with tables sized to it: zstd's frame names the
-    /// length it was promised; a stream's names none. Small bodies round-trip in pieces.
+    /// A body gathered whole is coded with tables sized to it: zstd's frame names the
+    /// length it was promised; a body only announced names none. Small bodies round-trip.
     #[test]
     fn a_known_length_is_promised_to_zstd_and_small_bodies_round_trip() {
         let text = b"a short page, a short page, a short page\n".repeat(25);
-        let known = encode(Coding::Zstd, &text, 100, Some(text.len() as u64));
+        let mut e = Encoder::exact(Coding::Zstd, LEVELS, text.len() as u64);
+        let mut known = Vec::new();
+        e.transform(&text, &mut known).unwrap();
+        e.finish(&mut known).unwrap();
         let size = |frame: &[u8]| zstd::zstd_safe::get_frame_content_size(frame).ok();
         assert_eq!(size(&known), Some(Some(text.len() as u64)));
-        let stream = encode(Coding::Zstd, &text, 100, None);
-        assert_eq!(size(&stream), Some(None));
+        let announced = encode(Coding::Zstd, &text, 100, Some(text.len() as u64));
+        assert_eq!(size(&announced), Some(None));
         for coding in Coding::ALL {
             for n in [1, 200, 511, 1024] {
                 let body = &text[..n];
-                let packed = encode(coding, body, 64, Some(n as u64));
+                let mut e = Encoder::exact(coding, LEVELS, n as u64);
+                let mut packed = Vec::new();
+                e.transform(body, &mut packed).unwrap();
+                e.finish(&mut packed).unwrap();
                 assert_eq!(decode(coding, &packed), body, "{coding:?} {n}");
             }
         }

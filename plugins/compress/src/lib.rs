@@ -154,13 +154,12 @@ impl Case for Compress {
         if head.set("Content-Encoding", best.token()).is_err() {
             return Filtered::Error;
         }
-        let len = head.body_length();
-        let encoder = Encoder::new(best, self.s.levels, len);
+        let (len, levels) = (head.body_length(), self.s.levels);
         match (&self.cache, len) {
             (Some(cache), Some(n)) if n <= cache::MAX_BODY => {
-                Filtered::Transform(Box::new(cache.transform(n, best, encoder)))
+                Filtered::Transform(Box::new(cache.transform(n, best, levels)))
             }
-            _ => Filtered::Transform(Box::new(encoder)),
+            _ => Filtered::Transform(Box::new(Encoder::new(best, levels, len))),
         }
     }
 }

@@ -214,7 +214,12 @@ pub async fn serve(mut stream: impl Wire, peer: Box<Peer>, slot: Slot) {
             }
             Ok(Next::Linger) => {
                 // Boxed: its scratch buffer must not be part of every idle connection's state.
-                Box::pin(linger(&mut stream)).await;
+                // A stop ends it (nginx ends lingering on exit), so a reload's old worker
+                // is not kept for it.
+                tokio::select! {
+                    _ = Box::pin(linger(&mut stream)) => {}
+                    _ = &mut stop, if !stop_seen => {}
+                }
                 graceful = false;
                 break;
             }
@@ -706,7 +711,11 @@ async fn refuse(
     if let (Ok(h), Ok(chain)) = (head, shared.chain_for(head.ok(), peer)) {
         reply = crate::chain::filter_refusal(&chain, reply, h, peer);
     }
-    close_with(stream, shared, peer, head, reply).await
+    let next = close_with(stream, shared, peer, head, reply).await?;
+    // A client too slow to send its request is not waited for again (nginx closes a timed
+    // out request at once): only a refused body or pipelined requests are read and dropped.
+    let timed_out = matches!(err, RequestError::HeadTimeout | RequestError::BodyTimeout);
+    Ok(if timed_out { Next::Close } else { next })
 }
 
 /// Send `reply` (already through the filters) and close gracefully. `head` as `refuse`'s.

@@ -353,9 +353,11 @@ fn a_script_naming_two_lengths_or_no_number_gets_502_and_equal_ones_pass() {
         assert!(!r.text().contains("hel"), "{bad}");
     }
     assert!(s.log_contains("names no one length"), "{}", s.log());
-    let same = s.get("/cgi-bin/lengths.sh?same");
-    assert_eq!((same.status, same.text().as_str()), (200, "hello"));
-    assert_eq!(same.header("content-length"), Some("5"));
+    for same in ["same", "list"] {
+        let r = s.get(&format!("/cgi-bin/lengths.sh?{same}"));
+        assert_eq!((r.status, r.text().as_str()), (200, "hello"), "{same}");
+        assert_eq!(r.header("content-length"), Some("5"), "{same}");
+    }
 }
 
 #[test]

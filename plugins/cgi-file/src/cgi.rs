@@ -683,7 +683,20 @@ fn one_length(headers: Vec<(String, Vec<u8>)>) -> Result<Vec<(String, Vec<u8>)>,
             .collect();
         return Err(format!("Content-Length {all:?} names no one length"));
     }
-    Ok(headers)
+    // One line with the one length, where the first stood.
+    let one = first.to_vec();
+    let mut seen = false;
+    Ok(headers
+        .into_iter()
+        .filter_map(|(n, v)| match n.eq_ignore_ascii_case("content-length") {
+            true if seen => None,
+            true => {
+                seen = true;
+                Some((n, one.clone()))
+            }
+            false => Some((n, v)),
+        })
+        .collect())
 }
 
 /// The request target without the scheme and authority of an absolute-form one

@@ -200,16 +200,18 @@ impl Transform for Encoder {
     }
 }
 
+/// The shipped levels, for tests.
+#[cfg(test)]
+pub const LEVELS: Levels = Levels {
+    gzip: 6,
+    br: 4,
+    zstd: 3,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
-
-    const LEVELS: Levels = Levels {
-        gzip: 6,
-        br: 4,
-        zstd: 3,
-    };
 
     /// Run `data` through an encoder in pieces of `piece` bytes.
     fn encode(coding: Coding, data: &[u8], piece: usize, len: Option<u64>) -> Vec<u8> {

@@ -4,7 +4,8 @@ use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The `index.html` inside a directory (directory_index_file and directory_no_index_file).
+/// The `index.html` inside a directory: the default index page (the cases that take an
+/// `index` setting use [`index_names`] and [`first_index`]).
 pub fn index_path(dir: &Path) -> PathBuf {
     dir.join("index.html")
 }

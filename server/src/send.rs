@@ -109,8 +109,8 @@ impl<W: Wire> Out<'_, W> {
         };
         self.frame(&mut out, &last, delim);
         if delim == Delim::Chunked {
-            self.framing += 5;
-            out.extend_from_slice(b"0\r\n\r\n");
+            self.framing += LAST_CHUNK.len() as u64;
+            out.extend_from_slice(LAST_CHUNK);
         }
         self.all(&out).await.map(|_| true)
     }
@@ -122,9 +122,7 @@ impl<W: Wire> Out<'_, W> {
         }
         if delim == Delim::Chunked {
             let mut size = [0u8; 18];
-            let size = chunk_size(&mut size, data.len());
-            self.framing += size.len() as u64 + 2;
-            out.extend_from_slice(size);
+            out.extend_from_slice(self.chunk_line(&mut size, data.len()));
             out.extend_from_slice(data);
             out.extend_from_slice(b"\r\n");
         } else {
@@ -141,9 +139,15 @@ impl<W: Wire> Out<'_, W> {
             return self.all(data).await;
         }
         let mut size = [0u8; 18];
-        let size = chunk_size(&mut size, data.len());
-        self.framing += size.len() as u64 + 2;
+        let size = self.chunk_line(&mut size, data.len());
         self.parts(&[size, data, b"\r\n"]).await
+    }
+
+    /// A chunk's size line, its framing counted (with the CRLF after its data).
+    fn chunk_line<'b>(&mut self, buf: &'b mut [u8; 18], len: usize) -> &'b [u8] {
+        let line = chunk_size(buf, len);
+        self.framing += line.len() as u64 + 2;
+        line
     }
 
     /// The chunked body's end.
@@ -151,8 +155,8 @@ impl<W: Wire> Out<'_, W> {
         if delim != Delim::Chunked {
             return Ok(());
         }
-        self.framing += 5;
-        self.all(b"0\r\n\r\n").await
+        self.framing += LAST_CHUNK.len() as u64;
+        self.all(LAST_CHUNK).await
     }
 
     /// Relay what a case on a worker thread writes, chunked or within its Content-Length.
@@ -363,6 +367,9 @@ fn chunk_size(buf: &mut [u8; 18], len: usize) -> &[u8] {
     buf[digits..digits + 2].copy_from_slice(b"\r\n");
     &buf[..digits + 2]
 }
+
+/// The end of a chunked body: the last chunk, no trailers (RFC 9112 §7.1).
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// Bytes of a transformed body held back to go out with what follows (one piece of a file).
 const HELD: usize = 64 * 1024;

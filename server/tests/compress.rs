@@ -563,20 +563,22 @@ fn the_hosts_own_pages_are_coded_whole_with_a_length() {
 fn with_sidecar(s: &Server) -> (Vec<u8>, Vec<u8>) {
     let body = page(8000);
     std::fs::write(s.root.join("site.css"), &body).unwrap();
+    let sidecar = fresh_sidecar(&s.root.join("site.css.gz"), "the sidecar, not the file");
+    (body.into_bytes(), sidecar)
+}
+
+/// Write `line` gzipped at `side`, dated 5 s ahead so it is never older than its file;
+/// its bytes.
+fn fresh_sidecar(side: &std::path::Path, line: &str) -> Vec<u8> {
     let sidecar = python(
-        "import gzip,sys; sys.stdout.buffer.write(gzip.compress(b'the sidecar, not the file\\n'))",
+        &format!("import gzip,sys; sys.stdout.buffer.write(gzip.compress(b'{line}\\n'))"),
         b"",
     );
-    let side = s.root.join("site.css.gz");
-    std::fs::write(&side, &sidecar).unwrap();
+    std::fs::write(side, &sidecar).unwrap();
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-    std::fs::File::options()
-        .write(true)
-        .open(&side)
-        .unwrap()
-        .set_modified(later)
-        .unwrap();
-    (body.into_bytes(), sidecar)
+    let f = std::fs::File::options().write(true).open(side).unwrap();
+    f.set_modified(later).unwrap();
+    sidecar
 }
 
 #[test]
@@ -640,15 +642,7 @@ fn a_folders_index_page_is_sent_from_its_sidecar_as_the_page_itself_is() {
         "access_log = \"access.log\"\n[plugins.compress]\n",
     );
     std::fs::write(s.root.join("subdir/index.html"), page(8000)).unwrap();
-    let sidecar = python(
-        "import gzip,sys; sys.stdout.buffer.write(gzip.compress(b'the index sidecar\\n'))",
-        b"",
-    );
-    let side = s.root.join("subdir/index.html.gz");
-    std::fs::write(&side, &sidecar).unwrap();
-    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-    let f = std::fs::File::options().write(true).open(&side).unwrap();
-    f.set_modified(later).unwrap();
+    let sidecar = fresh_sidecar(&s.root.join("subdir/index.html.gz"), "the index sidecar");
     let folder = s.request("GET /subdir/?q=1 HTTP/1.1\r\nAccept-Encoding: gzip");
     let page = s.request("GET /subdir/index.html HTTP/1.1\r\nAccept-Encoding: gzip");
     for r in [&folder, &page] {
@@ -694,15 +688,7 @@ fn a_sidecar_added_after_a_miss_is_sent_within_a_second() {
     std::fs::write(s.root.join("late.css"), &body).unwrap();
     let get = || s.request("GET /late.css HTTP/1.1\r\nAccept-Encoding: gzip");
     assert_eq!(gunzip(&get().body), body.as_bytes(), "coded on the fly");
-    let sidecar = python(
-        "import gzip,sys; sys.stdout.buffer.write(gzip.compress(b'late sidecar\\n'))",
-        b"",
-    );
-    let side = s.root.join("late.css.gz");
-    std::fs::write(&side, &sidecar).unwrap();
-    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-    let f = std::fs::File::options().write(true).open(&side).unwrap();
-    f.set_modified(later).unwrap();
+    let sidecar = fresh_sidecar(&s.root.join("late.css.gz"), "late sidecar");
     let start = std::time::Instant::now();
     assert!(within(std::time::Duration::from_secs(3), || get().body == sidecar));
     assert!(start.elapsed() < std::time::Duration::from_millis(2500));

@@ -567,12 +567,13 @@ fn place_of(chain: &Chain, target: &[u8]) -> Result<Place, Reply> {
         Kind::File | Kind::Other if trailing => (Kind::Missing, None),
         k => (k, found.file),
     };
-    // The path keeps a trailing slash only when the target has a real one (not `%2f`) or
+    // A folder keeps a trailing slash only when the target has a real one (not `%2f`) or
     // ends in a dot segment, so a folder named without it is seen as such, and the
-    // directory cases redirect to it.
+    // directory cases redirect to it. Anything else keeps the slash it decoded to, so the
+    // cases see the path the file lookup saw (`/a.html%2f` is `/a.html/`, absent).
     let fs_path = chain.root.join(normal.rel());
     let folder_end = || raw_path.ends_with(b"/") || dot_end(raw_path);
-    let path = normal.into_url_path(trailing && folder_end());
+    let path = normal.into_url_path(trailing && (kind != Kind::Dir || folder_end()));
     Ok(Place {
         fs_path,
         query: query.to_vec(),

@@ -587,6 +587,10 @@ fn a_folder_without_its_slash_redirects_keeping_the_query() {
     assert_eq!(r.header("location"), Some("/listing/?sort=name"));
     let r = s.get("/sub%64ir");
     assert_eq!(r.header("location"), Some("/subdir/"));
+    // A folder named with `%2f` at its end is sent to its real slash, where its relative
+    // links work.
+    let r = s.get("/subdir%2F");
+    assert_eq!((r.status, r.header("location")), (301, Some("/subdir/")));
 }
 
 #[test]

@@ -47,6 +47,9 @@ fn an_exact_rule_answers_its_status_the_location_and_a_page_with_the_link() {
     // Paths that are not the rule's go on down the chain.
     assert_eq!(s.get("/plain.html").status, 200);
     assert_eq!(s.get("/old.html/x").status, 404);
+    // A slash written `%2f` is a slash: not the rule's path, as the file lookup sees it.
+    assert_eq!(s.get("/old.html/").status, 404);
+    assert_eq!(s.get("/old.html%2f").status, 404);
 }
 
 #[test]

@@ -730,9 +730,14 @@ async fn close_with(
         Ok(h) => (Some(h), &b""[..]),
         Err(line) => (None, line),
     };
-    // A refused HEAD still gets no body (RFC 9110 §9.3.2), only GET's head.
+    // A refused HEAD still gets no body (RFC 9110 §9.3.2), only GET's head: also when its
+    // head could not be read whole (a bad field, a long target), as nginx answers it.
+    let head_only = match head {
+        Some(h) => h.method == "HEAD",
+        None => raw_line.starts_with(b"HEAD "),
+    };
     let wire = Framing {
-        head_only: head.is_some_and(|h| h.method == "HEAD"),
+        head_only,
         ..Framing::closing(head.map_or(1, |h| h.minor))
     };
     let seen = Logged {

@@ -28,6 +28,35 @@ fn a_long_request_line_is_414() {
 }
 
 #[test]
+fn a_head_request_refused_before_its_head_is_read_whole_gets_no_body() {
+    // RFC 9110 §9.3.2: never content for HEAD, also when the head is refused as it is read.
+    let s = Server::shipped();
+    let long = "a".repeat(9000);
+    for (req, status) in [
+        (
+            "HEAD /notes.txt HTTP/1.1\r\nHost: t\r\nFoo : bar\r\n\r\n".to_string(),
+            "400",
+        ),
+        (format!("HEAD /{long} HTTP/1.1\r\nHost: t\r\n\r\n"), "414"),
+        (
+            format!("HEAD / HTTP/1.1\r\nHost: t\r\nX-Big: {long}\r\n\r\n"),
+            "431",
+        ),
+        ("HEAD / HTTP/2.0\r\nHost: t\r\n\r\n".to_string(), "505"),
+    ] {
+        let mut c = s.connect();
+        c.write_all(req.as_bytes()).unwrap();
+        let mut all = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut c, &mut all);
+        let text = String::from_utf8_lossy(&all);
+        assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{text}");
+        assert!(text.ends_with("\r\n\r\n"), "a body after the head: {text}");
+        assert!(text.contains("Content-Length: "), "GET's head: {text}");
+    }
+    still_serves(&s);
+}
+
+#[test]
 fn a_large_header_field_too_many_fields_or_a_large_head_are_431() {
     let s = Server::shipped();
     let r = s.raw(&format!(

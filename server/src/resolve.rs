@@ -193,6 +193,21 @@ thread_local! {
     /// for a moment (`KIND_TTL`): under load, a repeated 404, a folder's missing index or
     /// a single-page app's fallback costs no system call.
     static KINDS: RefCell<Kinds> = RefCell::new(Kinds::new());
+    /// Each root as this event loop last found it at its path (`current_dir`).
+    static ROOT_DIRS: RefCell<HashMap<u64, RootDir, FastHash>> = RefCell::new(HashMap::default());
+}
+
+/// How often each event loop checks that the folder at a root's path is still the one it
+/// opened: a release moved away and a new folder made in its place (or the root removed
+/// and made again) is served within this, as nginx, lighttpd and Caddy serve it at once.
+const ROOT_CHECK: Duration = Duration::from_secs(1);
+
+/// A root's folder as one event loop found it at the root's path: the descriptor it opens
+/// files beneath when the folder there was replaced (None: the root's own, so a root
+/// dropped by a reload leaves no descriptor here), and when it looked.
+struct RootDir {
+    fd: Option<std::rc::Rc<OwnedFd>>,
+    checked: Instant,
 }
 
 /// How many non-file lookups each event loop keeps (a power of 2), and the longest path kept.
@@ -256,6 +271,62 @@ impl Root {
         })
     }
 
+    /// The folder now at the root's path, when it is no longer the one opened at start-up
+    /// (None: the root's own descriptor). Looked at once per `ROOT_CHECK` per event loop;
+    /// when it changed, the files this loop kept from the old folder are let go.
+    fn current_dir(&self) -> Option<std::rc::Rc<OwnedFd>> {
+        let now = Instant::now();
+        let known = ROOT_DIRS.with_borrow(|d| {
+            d.get(&self.id)
+                .map(|r| (r.fd.clone(), now < r.checked + ROOT_CHECK))
+        });
+        let fd = match known {
+            Some((fd, true)) => return fd,
+            Some((fd, false)) => fd,
+            None => None,
+        };
+        let fd = match self.replaced(fd.as_deref().unwrap_or(&self.fd)) {
+            Some(new) => {
+                log::info!(
+                    "document root {} was replaced: serving the folder now there",
+                    self.path.display()
+                );
+                self.forget_all();
+                Some(std::rc::Rc::new(new))
+            }
+            None => fd,
+        };
+        let dir = RootDir {
+            fd: fd.clone(),
+            checked: now,
+        };
+        ROOT_DIRS.with_borrow_mut(|d| d.insert(self.id, dir));
+        fd
+    }
+
+    /// The folder at the root's path, opened, when it is another than `dir`.
+    fn replaced(&self, dir: &OwnedFd) -> Option<OwnedFd> {
+        let now_there = rustix::fs::stat(&self.path).ok()?;
+        let ours = rustix::fs::fstat(dir).ok()?;
+        if (now_there.st_dev, now_there.st_ino) == (ours.st_dev, ours.st_ino) {
+            return None;
+        }
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        rustix::fs::open(&self.path, flags, Mode::empty()).ok()
+    }
+
+    /// Let go of every file and kind this event loop keeps for this root.
+    fn forget_all(&self) {
+        OPEN_FILES.with_borrow_mut(|c| c.remove(&self.id));
+        KINDS.with_borrow_mut(|k| {
+            for slot in k.slots.iter_mut() {
+                if slot.as_ref().is_some_and(|e| e.root == self.id) {
+                    *slot = None;
+                }
+            }
+        });
+    }
+
     /// Open `rel` (relative to the root) without ever leaving it: `RESOLVE_BENEATH` makes the
     /// kernel refuse `..` and symlinks that lead outside.
     pub fn open_beneath(&self, rel: &[u8], flags: OFlags) -> Result<OwnedFd, OpenError> {
@@ -263,8 +334,9 @@ impl Root {
         if !openat2_usable() {
             return self.open_by_realpath(rel, flags);
         }
+        let dir = self.current_dir();
         let r = rustix::fs::openat2(
-            &self.fd,
+            dir.as_deref().unwrap_or(&self.fd),
             OsStr::from_bytes(rel),
             flags | OFlags::CLOEXEC,
             Mode::empty(),
@@ -300,8 +372,9 @@ impl Root {
         } else {
             inner
         };
+        let dir = self.current_dir();
         rustix::fs::openat2(
-            &self.fd,
+            dir.as_deref().unwrap_or(&self.fd),
             inner,
             flags | OFlags::CLOEXEC,
             Mode::empty(),
@@ -349,6 +422,10 @@ impl Root {
             return self.lookup_uncached(rel);
         }
         let now = Instant::now();
+        if self.cache_ttl > ROOT_CHECK {
+            // Kept files outlive a root check: look first whether the root was replaced.
+            self.current_dir();
+        }
         if let Some(found) = self
             .cached_file(rel, now)
             .or_else(|| self.kept_kind(rel, now))

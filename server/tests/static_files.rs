@@ -333,6 +333,35 @@ fn a_replaced_or_removed_file_shows_at_once_though_files_are_kept_open() {
 }
 
 #[test]
+fn a_root_folder_replaced_by_a_new_release_is_served_from_the_new_one() {
+    // A deploy that moves the old release away and puts a new folder at the root's path:
+    // nginx, lighttpd and Caddy serve the new folder at once; ours within a second or two
+    // (a root check per second, and the open-file cache's second), never the old one for good.
+    for cache in ["1.0", "30.0"] {
+        let s = Server::shipped_with(&format!(
+            "workers = 1\n[limits]\nopen_file_cache = {cache}\n"
+        ));
+        std::fs::write(s.root.join("only-old.txt"), "old").unwrap();
+        assert_eq!(s.get("/notes.txt").text(), "just text\n");
+        assert_eq!(s.get("/only-old.txt").status, 200);
+        let old = s.root.with_extension("old");
+        std::fs::rename(&s.root, &old).unwrap();
+        std::fs::create_dir(&s.root).unwrap();
+        std::fs::write(s.root.join("notes.txt"), "new release\n").unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while s.get("/notes.txt").text() != "new release\n" {
+            assert!(
+                std::time::Instant::now() < until,
+                "still the old release (cache {cache})"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(s.get("/only-old.txt").status, 404, "cache {cache}");
+        std::fs::remove_dir_all(&old).unwrap();
+    }
+}
+
+#[test]
 fn a_file_rewritten_in_place_is_served_as_it_is_now_with_its_own_length() {
     let s = Server::shipped_with("workers = 1\n[limits]\nopen_file_cache = 30.0\n");
     let big = "x".repeat(100_000);

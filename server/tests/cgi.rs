@@ -380,6 +380,25 @@ fn a_status_that_is_no_final_answer_gives_502_and_304_or_205_drop_the_body() {
 }
 
 #[test]
+fn a_205_from_a_script_is_not_coded_and_head_gets_the_head_of_get() {
+    // 205 has no content to code (RFC 9110 §15.3.6), and HEAD gets GET's head (§9.3.2),
+    // also when the script's body comes after a pause (no length when the head goes out).
+    let dir = TempDir::new("cgi205");
+    let root = fixture_root(&dir);
+    let script = root.join("cgi-bin/slow205.sh");
+    let slow = "#!/bin/sh\nprintf 'Status: 205\\r\\nContent-Type: text/html\\r\\n\\r\\n'\nsleep 0.3\nprintf 'a body that is long enough to code\\n'\n";
+    std::fs::write(&script, slow).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let chain = chain_with(&["compress"]);
+    let s = Server::start_full(dir, root, &[plugins_dir()], &chain, "workers = 1\n", &[]);
+    for method in ["GET", "HEAD"] {
+        let r = s.raw(&format!("{method} /cgi-bin/slow205.sh HTTP/1.1\r\nHost: t\r\nAccept-Encoding: br, gzip\r\nConnection: close\r\n\r\n"));
+        let framing = (r.header("content-encoding"), r.header("content-length"));
+        assert_eq!((r.status, framing), (205, (None, Some("0"))), "{method}");
+    }
+}
+
+#[test]
 fn registered_statuses_from_a_script_carry_their_registered_reason_phrase() {
     let s = cgi_server("", "", &[]);
     for (code, phrase) in [

@@ -57,7 +57,7 @@ extern "C" {
 #define WP_ROLE_TRANSFORM 8u /* filter_body transforms bodies */
 
 /* wp_plugin_desc.filter_flags (1.1) */
-#define WP_F_CONTENT_CODING 1u /* skip answers with Content-Encoding, no-transform, or 206 */
+#define WP_F_CONTENT_CODING 1u /* skip answers with Content-Encoding, no-transform, 205 or 206 */
 
 /* ABI 1.1, wp_head.flags (hosts from November 2026 on): where the body came from. */
 #define WP_HEAD_ORIGIN_KNOWN 1u /* the bit below is set by this host */

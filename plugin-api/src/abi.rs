@@ -95,7 +95,8 @@ pub const WP_ROLE_TRANSFORM: u32 = 8;
 
 /// (1.1) Filter flag: the transform is a content coding (compression). The host does not
 /// call the filter for answers that already have a Content-Encoding, carry
-/// `Cache-Control: no-transform`, or are partial (206).
+/// `Cache-Control: no-transform`, or are partial (206) or a 205 (whose content the host
+/// drops).
 pub const WP_F_CONTENT_CODING: u32 = 1;
 
 /// (1.1, from hosts of November 2026) `wp_head.flags`: the host says where the body came

@@ -109,7 +109,8 @@ fn fingerprint(reply: &Reply) -> (u16, Headers) {
 }
 
 /// A content-coding filter leaves alone what is already coded, what asks not to be
-/// transformed, and partial answers.
+/// transformed, partial answers, and a 205, whose content the host drops (RFC 9110
+/// §15.3.6): a coding named on its head would be GET's and not HEAD's.
 fn skips(f: &Plugin, reply: &Reply) -> bool {
     if f.filter_flags & WP_F_CONTENT_CODING == 0 {
         return false;
@@ -120,7 +121,7 @@ fn skips(f: &Plugin, reply: &Reply) -> bool {
             && v.split(|&b| b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"no-transform"))
     });
-    reply.status == 206 || has(b"content-encoding") || no_transform
+    matches!(reply.status, 205 | 206) || has(b"content-encoding") || no_transform
 }
 
 /// The head a filter edits, and what it asked to do with the body.

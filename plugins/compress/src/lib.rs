@@ -78,10 +78,9 @@ fn range_may_apply(req: &Request, head: &Head) -> bool {
     head.header_ref(named) == Some(ir)
 }
 
-/// Statuses that never carry a body (RFC 9110 §6.4.1), and 205, whose content the host
-/// drops (§15.3.6): nothing to code.
+/// Statuses that never carry a body (RFC 9110 §6.4.1).
 fn bodiless(status: u16) -> bool {
-    status < 200 || matches!(status, 204 | 205 | 304)
+    status < 200 || status == 204 || status == 304
 }
 
 /// Send the sidecar instead of the file: its own length (the host opens it), its coding,

@@ -388,7 +388,7 @@ fn a_205_from_a_script_is_not_coded_and_head_gets_the_head_of_get() {
     let script = root.join("cgi-bin/slow205.sh");
     let slow = "#!/bin/sh\nprintf 'Status: 205\\r\\nContent-Type: text/html\\r\\n\\r\\n'\nsleep 0.3\nprintf 'a body that is long enough to code\\n'\n";
     std::fs::write(&script, slow).unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    chmod(&script, 0o755);
     let chain = chain_with(&["compress"]);
     let s = Server::start_full(dir, root, &[plugins_dir()], &chain, "workers = 1\n", &[]);
     for method in ["GET", "HEAD"] {

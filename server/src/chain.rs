@@ -590,11 +590,12 @@ fn dot_end(raw_path: &[u8]) -> bool {
     resolve::decode(last).is_ok_and(|d| resolve::ends_in_dot_segment(&d) && !d.contains(&b'/'))
 }
 
-/// 501 for a method no one implements (with the Allow of the whole chain), and the answers
-/// to `*` (OPTIONS only).
+/// 501 for a method no case takes (CONNECT, or an extension method, QUERY or PROPFIND,
+/// that no case lists or takes with `*`), and the answers to `*` (OPTIONS only).
 fn asterisk_or_unknown(chain: &Chain, head: &Head) -> Option<Reply> {
     let method = &*head.method;
-    if !known_method(method) || method == "CONNECT" {
+    let taken = || known_method(method) || chain.cases.iter().any(|c| c.allows(method));
+    if method == "CONNECT" || !taken() {
         // No Allow: it would describe the target's methods (RFC 9110 §10.2.1), and this is
         // about the method; nginx and lighttpd send none either.
         return Some(error_page::refusal(
@@ -683,7 +684,8 @@ fn set_place(req: &mut OwnedRequest, place: Option<&Place>, target: &[u8]) {
 }
 
 /// Between `test` and `act`: the case's methods. OPTIONS is answered with its Allow unless
-/// the case handles OPTIONS itself; another method it does not take is 405.
+/// the case handles OPTIONS itself; another method of RFC 9110 it does not take is 405, an
+/// extension method (which another case may take: a script, QUERY) 501 (§15.6.2).
 fn method_policy(case: &Plugin, method: &str, path: &[u8]) -> Option<Reply> {
     let allow = || allow_value(case.allow.as_deref().unwrap_or(&["*".to_string()]));
     if method == "OPTIONS" && !case.allows("OPTIONS") {
@@ -692,6 +694,9 @@ fn method_policy(case: &Plugin, method: &str, path: &[u8]) -> Option<Reply> {
     let allowed = case.allows(method) || (method == "HEAD" && case.allows("GET"));
     if allowed {
         return None;
+    }
+    if !known_method(method) {
+        return Some(error_page::refusal(RequestError::NotImplemented, path));
     }
     let r = error_page::reply(405, path, &format!("{method} is not allowed here"));
     Some(r.header("Allow", allow()))

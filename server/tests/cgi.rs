@@ -138,6 +138,34 @@ fn post_bodies_text_and_binary_reach_stdin_intact() {
 }
 
 #[test]
+fn an_extension_method_reaches_a_script_and_is_501_where_no_case_takes_it() {
+    // lighttpd's mod_cgi, nginx with fcgiwrap and h2o hand QUERY or PROPFIND to the script,
+    // and cgi_file takes any method. A case that lists its methods answers another
+    // method's 501 (RFC 9110 §15.6.2), and the connection goes on: the request was read.
+    let s = cgi_server("", "", &[]);
+    let mut c = s.connect();
+    c.write_all(
+        b"QUERY /cgi-bin/echo.py HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\nq=a+b&c=dPROPFIND /notes.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nxyGET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "q=a+b&c=d"),
+        "{}",
+        s.log()
+    );
+    let r = read_response(&mut c, false).unwrap();
+    assert_eq!(r.status, 501, "{}", r.raw_head);
+    assert_eq!(r.header("allow"), None, "{}", r.raw_head);
+    assert_eq!(r.header("connection"), None, "{}", r.raw_head);
+    assert_eq!(read_response(&mut c, false).unwrap().text(), "just text\n");
+    let env =
+        env_of(&s.raw("QUERY /cgi-bin/env.py HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+    assert_eq!(env.get("REQUEST_METHOD").map(String::as_str), Some("QUERY"));
+}
+
+#[test]
 fn a_chunked_post_is_dechunked_with_a_content_length() {
     let s = cgi_server("", "", &[]);
     let r = s.raw("POST /cgi-bin/echo.py HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n6\r\nhello \r\n6\r\nchunks\r\n0\r\n\r\n");

@@ -441,7 +441,7 @@ fn the_hosts_own_400_and_501_close_the_connection_and_what_follows_is_not_served
         "GET /../notes.txt HTTP/1.1",
         "GET notes.txt HTTP/1.1",
         "GET * HTTP/1.1",
-        "FROB /notes.txt HTTP/1.1",
+        "CONNECT t:443 HTTP/1.1",
     ] {
         let mut c = s.connect();
         send(

@@ -91,12 +91,15 @@ fn header(page: &mut String, view: &View) {
     page.push_str("</tr></thead>\n");
 }
 
-/// A name for a link: `&` (and `=`, `+`, `;`) encoded too, so the link reads the same
-/// with or without HTML's entity decoding; and `:`, so that a file named
+/// A name for a link: `&` (and `=`, `+`, `;`, and `'`, which HTML would escape) encoded
+/// too, so the link reads the same with or without HTML's entity decoding (lftp reads it
+/// without); and `:`, so that a file named
 /// `javascript:alert(1)` or `https:evil.example` is a path, not a scheme (RFC 3986 §4.2),
 /// as nginx writes it.
 fn link_segment(raw: &[u8]) -> String {
-    encode_query_value(raw).replace(':', "%3A")
+    encode_query_value(raw)
+        .replace(':', "%3A")
+        .replace('\'', "%27")
 }
 
 fn row(page: &mut String, e: &Entry) {
@@ -198,6 +201,15 @@ mod unit {
             "{page}"
         );
         assert!(page.contains("href=\"../\""));
+    }
+
+    #[test]
+    fn an_apostrophe_is_percent_encoded_in_links_as_nginx_and_lighttpd_write_it() {
+        // lftp and other listing readers take an href as it is written: `&#39;` in it was
+        // read as the end of the name (`it&`).
+        let page = render(b"/d/it's/", &[file(b"it's.txt", 3)], &BY_NAME);
+        assert!(page.contains("href=\"it%27s.txt\""), "{page}");
+        assert!(!page.contains("href=\"it&#39;"), "{page}");
     }
 
     #[test]

@@ -618,15 +618,32 @@ fn a_fresh_sidecar_is_sent_by_sendfile_with_its_own_length_and_etag() {
         "GET /site.css HTTP/1.1\r\nAccept-Encoding: gzip\r\nIf-None-Match: {old}"
     ));
     assert_eq!(other.status, 200);
-    // Range applies to the sidecar's own bytes (as nginx and Caddy do).
+    // A Range is cut from the file (what `curl --compressed -C -` resumes), past the
+    // sidecar's end too; one resuming the sidecar by its own tag, from the sidecar.
     let ranged = s.request("GET /site.css HTTP/1.1\r\nAccept-Encoding: gzip\r\nRange: bytes=0-9");
-    assert_eq!(ranged.status, 206);
-    assert_eq!(ranged.header("content-encoding"), Some("gzip"));
+    assert_eq!(ranged.status, 206, "{}", ranged.raw_head);
+    assert_eq!(ranged.header("content-encoding"), None);
+    let file = &body;
     assert_eq!(
         ranged.header("content-range"),
+        Some(format!("bytes 0-9/{}", file.len()).as_str())
+    );
+    assert_eq!(ranged.body, &file[..10]);
+    let past = sidecar.len() + 1;
+    let tail = s.request(&format!(
+        "GET /site.css HTTP/1.1\r\nAccept-Encoding: gzip\r\nRange: bytes={past}-"
+    ));
+    assert_eq!((tail.status, tail.body.as_slice()), (206, &file[past..]));
+    let resumed = s.request(&format!(
+        "GET /site.css HTTP/1.1\r\nAccept-Encoding: gzip\r\nRange: bytes=0-9\r\nIf-Range: {etag}"
+    ));
+    assert_eq!(resumed.status, 206, "{}", resumed.raw_head);
+    assert_eq!(resumed.header("content-encoding"), Some("gzip"));
+    assert_eq!(
+        resumed.header("content-range"),
         Some(format!("bytes 0-9/{}", sidecar.len()).as_str())
     );
-    assert_eq!(ranged.body, &sidecar[..10]);
+    assert_eq!(resumed.body, &sidecar[..10]);
     let head = s.request("HEAD /site.css HTTP/1.1\r\nAccept-Encoding: gzip");
     assert_eq!(head.header("content-length"), r.header("content-length"));
     assert_eq!(head.header("content-encoding"), Some("gzip"));

@@ -141,14 +141,17 @@ impl Case for Compress {
         let Some(&best) = choice.first() else {
             return Filtered::Pass;
         };
-        if self.s.precompressed {
+        // A Range the host may cut from the file gets the file's bytes: a sidecar is its own
+        // representation, and one resumed by its own tag (If-Range) is still found.
+        let ranged = range_may_apply(req, head);
+        if self.s.precompressed && !ranged {
             if let Some(side) = sidecar::find(req, head, &choice, &self.misses) {
                 return serve(head, side);
             }
         }
         // HTTP/1.0 would learn the end of a coded stream only from the close (nginx's
         // `gzip_http_version 1.1`); a sidecar above has a length.
-        if range_may_apply(req, head) || req.version() == "HTTP/1.0" || self.too_small(head) {
+        if ranged || req.version() == "HTTP/1.0" || self.too_small(head) {
             return Filtered::Pass;
         }
         if head.set("Content-Encoding", best.token()).is_err() {

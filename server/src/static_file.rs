@@ -472,9 +472,10 @@ pub fn content_type(path: &Path) -> String {
 /// (application/javascript for .mjs, application/font-woff, text/plain for .map, an
 /// unregistered audio/m4a, text/x-yaml and text/x-toml), or a Windows one (.manifest: an
 /// application cache manifest on the web, as lighttpd and Debian's mime.types say; .ts:
-/// an HLS segment, as nginx says, not DLNA's name for it).
+/// an HLS segment, as nginx says, not DLNA's name for it; .rpm: a package, not a
+/// RealAudio plug-in).
 fn current_type(ext: &str) -> Option<&'static str> {
-    const CURRENT: [(&str, &str); 14] = [
+    const CURRENT: [(&str, &str); 17] = [
         ("js", "text/javascript"), // RFC 9239
         ("mjs", "text/javascript"),
         ("cjs", "text/javascript"),
@@ -489,6 +490,9 @@ fn current_type(ext: &str) -> Option<&'static str> {
         ("yml", "application/yaml"),
         ("toml", "application/toml"), // registered 2024; mime_guess says text/x-toml
         ("ts", "video/mp2t"),         // as nginx; mime_guess says video/vnd.dlna.mpeg-tts
+        ("rpm", "application/x-redhat-package-manager"), // as nginx and Debian's mime.types
+        ("tgz", "application/gzip"),  // its bytes, as .gz; mime_guess: application/x-compressed
+        ("vcf", "text/vcard"),        // RFC 6350; mime_guess says text/x-vcard
     ];
     CURRENT
         .iter()
@@ -696,7 +700,7 @@ mod tests {
     }
 
     #[test]
-    fn scripts_fonts_maps_json_svg_yaml_toml_and_ts_get_their_current_types() {
+    fn types_mime_guess_has_old_or_wrong_get_their_current_ones() {
         for (name, want) in [
             ("a.js", "text/javascript; charset=utf-8"),
             ("a.MJS", "text/javascript; charset=utf-8"),
@@ -714,6 +718,12 @@ mod tests {
             ("site.yml", "application/yaml"),
             ("server.toml", "application/toml"),
             ("segment0.ts", "video/mp2t"),
+            (
+                "tool-1.0.x86_64.rpm",
+                "application/x-redhat-package-manager",
+            ),
+            ("src.tgz", "application/gzip"),
+            ("me.vcf", "text/vcard; charset=utf-8"),
         ] {
             assert_eq!(content_type(Path::new(name)), want, "{name}");
         }

@@ -27,10 +27,18 @@ impl Meta {
         }
     }
 
+    /// `"<mtime>-<size>"` in hex, as nginx writes it, with the mtime's nanoseconds when it
+    /// has any (`"<secs>.<nanos>-<size>"`, as Caddy's tag has them): a file written again
+    /// within the same second at the same size gets another tag (RFC 9110 §8.8.3).
     pub fn etag(&self) -> Vec<u8> {
-        let mut tag = Vec::with_capacity(24);
+        let mut tag = Vec::with_capacity(32);
         tag.push(b'"');
         crate::digits::push_hex(&mut tag, self.secs());
+        let nanos = self.nanos();
+        if nanos != 0 {
+            tag.push(b'.');
+            crate::digits::push_hex(&mut tag, u64::from(nanos));
+        }
         tag.push(b'-');
         crate::digits::push_hex(&mut tag, self.size);
         tag.push(b'"');
@@ -47,6 +55,13 @@ impl Meta {
         self.mtime
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    fn nanos(&self) -> u32 {
+        self.mtime
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
             .unwrap_or(0)
     }
 }

@@ -9,6 +9,33 @@ fn req(s: &Server, path: &str, headers: &str) -> Response {
 }
 
 #[test]
+fn a_file_written_again_within_the_same_second_at_the_same_size_gets_a_new_etag() {
+    // RFC 9110 §8.8.3: a strong tag changes with the bytes. A tag of whole seconds and the
+    // size (nginx's) let a cache revalidate the old bytes with a 304 for good.
+    let s = Server::shipped();
+    let path = s.root.join("same.txt");
+    let second = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let mut tags = Vec::new();
+    for (text, nanos) in [("AAAA", 100_000_000), ("BBBB", 600_000_000)] {
+        std::fs::write(&path, text).unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(second + std::time::Duration::from_nanos(nanos))
+            .unwrap();
+        let r = s.get("/same.txt");
+        assert_eq!(r.text(), text);
+        tags.push(r.header("etag").unwrap().to_string());
+    }
+    assert_ne!(tags[0], tags[1]);
+    let r = req(&s, "/same.txt", &format!("If-None-Match: {}\r\n", tags[0]));
+    assert_eq!((r.status, r.text().as_str()), (200, "BBBB"));
+    // A whole second's mtime keeps nginx's form.
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(second).unwrap();
+    let tag = s.get("/same.txt").header("etag").unwrap().to_string();
+    assert_eq!(tag, format!("\"{:x}-4\"", 1_700_000_000));
+}
+
+#[test]
 fn if_none_match_and_if_modified_since_give_304() {
     let s = Server::shipped();
     let r = s.get("/notes.txt");

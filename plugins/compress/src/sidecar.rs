@@ -20,11 +20,19 @@ pub struct Sidecar {
 
 impl Sidecar {
     /// A strong validator of the sidecar's own bytes, never equal to the file's: the host's
-    /// form (mtime-size) of the sidecar, with the coding appended.
+    /// form (mtime-size, the mtime's nanoseconds after a dot when it has any) of the
+    /// sidecar, with the coding appended.
     pub fn etag(&self) -> String {
+        let since = modified(&self.meta)
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let nanos = match since.subsec_nanos() {
+            0 => String::new(),
+            n => format!(".{n:x}"),
+        };
         format!(
-            "\"{:x}-{:x}-{}\"",
-            seconds(modified(&self.meta)),
+            "\"{:x}{nanos}-{:x}-{}\"",
+            since.as_secs(),
             self.meta.len(),
             self.coding.token()
         )
@@ -41,10 +49,6 @@ impl Sidecar {
 /// cannot say earlier, and formatting one would panic).
 fn modified(m: &Metadata) -> SystemTime {
     m.modified().unwrap_or(UNIX_EPOCH).max(UNIX_EPOCH)
-}
-
-fn seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Paths found without a sidecar lately: each a stat or two a request saved (nginx keeps

@@ -18,6 +18,9 @@ pub enum ToWorker {
         ticket_key: TicketKey,
         #[serde(default)]
         respawned: bool,
+        /// The certificate a `self-signed` listener shows, the same in every worker.
+        #[serde(default)]
+        self_signed: Option<crate::tls::SelfSigned>,
     },
     /// Stop accepting, finish the requests in flight (within `shutdown_timeout`), exit.
     Stop,

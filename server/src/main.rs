@@ -149,7 +149,12 @@ fn single_process(cli: &cli::Cli, config: config::Config) -> Result<(), String> 
     if let Some(log) = access_log::file_path(&config) {
         privileges::hand_over(&log, id.as_ref())?;
     }
-    tls::install(&config, tickets::TicketKey::new()?, tls::Staples::Required)?;
+    tls::install(
+        &config,
+        tickets::TicketKey::new()?,
+        tls::Staples::Required,
+        None,
+    )?;
     if let Some(id) = &id {
         privileges::become_(id)?;
     }

@@ -153,6 +153,9 @@ struct Master {
     /// worker derives the current key and still opens the period before's tickets), never
     /// written anywhere but to a new worker.
     ticket_key: control::TicketKey,
+    /// What a `self-signed` listener shows in every worker, made at start (also when no
+    /// listener asks for it yet: a reload may add one) and kept until the master ends.
+    self_signed: crate::tls::SelfSigned,
 }
 
 impl Master {
@@ -182,6 +185,7 @@ impl Master {
             winched: false,
             pid_file,
             ticket_key: crate::tickets::TicketKey::new()?,
+            self_signed: crate::tls::SelfSigned::new()?,
             upgrade: None,
         })
     }
@@ -500,6 +504,7 @@ impl Master {
             text: text.clone(),
             ticket_key: self.ticket_key.for_workers().clone(),
             respawned,
+            self_signed: Some(self.self_signed.clone()),
         });
         let sent = to.write_all(&first).await;
         first.zeroize();

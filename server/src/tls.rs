@@ -36,9 +36,15 @@ pub enum Staples {
 }
 
 /// Read every listener's certificates and keep them for `acceptor`; tickets are sealed with
-/// `ticket_key` (the master's, shared by every worker).
-pub fn install(config: &Config, ticket_key: TicketKey, staples: Staples) -> Result<(), String> {
-    let built = build(config, &ticket_key, staples)?;
+/// `ticket_key` and a `self-signed` listener shows `made` (the master's, shared by every
+/// worker; without them, this process makes its own).
+pub fn install(
+    config: &Config,
+    ticket_key: TicketKey,
+    staples: Staples,
+    made: Option<&SelfSigned>,
+) -> Result<(), String> {
+    let built = build(config, &ticket_key, staples, made)?;
     let _ = ACCEPTORS.set(built);
     Ok(())
 }
@@ -49,6 +55,7 @@ pub fn check(config: &Config) -> Result<(), String> {
         config,
         &crate::tickets::TicketKey::new()?,
         Staples::Required,
+        None,
     )
     .map(drop)
 }
@@ -62,6 +69,7 @@ fn build(
     config: &Config,
     ticket_key: &TicketKey,
     staples: Staples,
+    made: Option<&SelfSigned>,
 ) -> Result<Vec<Option<TlsAcceptor>>, String> {
     config
         .tls
@@ -70,7 +78,7 @@ fn build(
         .map(|(tls, addr)| match tls {
             None => Ok(None),
             Some(tls) => {
-                let certs = certificates(tls, addr, staples)?;
+                let certs = certificates(tls, addr, staples, made)?;
                 server_config(certs, ticket_key, config.http2)
                     .map(|c| Some(TlsAcceptor::from(Arc::new(c))))
             }
@@ -83,11 +91,16 @@ fn certificates(
     tls: &Tls,
     addr: &std::net::SocketAddr,
     staples: Staples,
+    made: Option<&SelfSigned>,
 ) -> Result<Vec<Arc<CertifiedKey>>, String> {
     match tls {
         Tls::SelfSigned => {
             log::warn!("TLS on {addr}: a self-signed certificate for localhost, made in memory; clients will not trust it (curl -k). For local testing only: give cert and key files for a real site");
-            self_signed().map(|c| vec![Arc::new(c)])
+            let made = match made {
+                Some(m) => m.certified(),
+                None => SelfSigned::new()?.certified(),
+            };
+            made.map(|c| vec![Arc::new(c)])
         }
         Tls::Files(files) => files
             .iter()
@@ -167,14 +180,45 @@ impl ResolvesServerCert for BySni {
     }
 }
 
-/// A certificate for localhost, 127.0.0.1 and ::1, with a fresh key.
-fn self_signed() -> Result<CertifiedKey, String> {
-    let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
-    let made = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| format!("cannot make a self-signed certificate: {e}"))?;
-    let key = PrivateKeyDer::Pkcs8(made.key_pair.serialize_der().into());
-    CertifiedKey::from_der(vec![made.cert.der().clone()], key, &provider())
-        .map_err(|e| format!("cannot use the self-signed certificate: {e}"))
+/// A certificate for localhost, 127.0.0.1 and ::1 made in memory, and its key (DER). The
+/// master makes one and hands it to every worker it starts, of every reload, so clients
+/// see one certificate (one they were told to trust, or resume a session with) whichever
+/// worker accepts them.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct SelfSigned {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl SelfSigned {
+    /// A certificate with a fresh key.
+    pub fn new() -> Result<SelfSigned, String> {
+        let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+        let made = rcgen::generate_simple_self_signed(names)
+            .map_err(|e| format!("cannot make a self-signed certificate: {e}"))?;
+        Ok(SelfSigned {
+            cert: made.cert.der().to_vec(),
+            key: made.key_pair.serialize_der(),
+        })
+    }
+
+    fn certified(&self) -> Result<CertifiedKey, String> {
+        let key = PrivateKeyDer::Pkcs8(self.key.clone().into());
+        CertifiedKey::from_der(vec![self.cert.clone().into()], key, &provider())
+            .map_err(|e| format!("cannot use the self-signed certificate: {e}"))
+    }
+}
+
+impl Drop for SelfSigned {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
+}
+
+impl std::fmt::Debug for SelfSigned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SelfSigned(..)")
+    }
 }
 
 /// One certificate chain and its key from PEM files, checked: present, readable, parsable,

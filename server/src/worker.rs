@@ -3,6 +3,7 @@
 //! serves on one event loop, and stops when the master says so or goes away.
 
 use crate::control::{self, ToMaster, ToWorker};
+use crate::tls::SelfSigned;
 use crate::{banner, cli, config, conn, fault, loops, privileges, server, sites};
 use std::io::BufRead;
 use std::os::unix::net::UnixStream;
@@ -21,14 +22,14 @@ pub fn run(cli: &cli::Cli, slot: usize) -> Result<(), String> {
             .try_clone()
             .map_err(|e| format!("control socket: {e}"))?,
     );
-    let (config, ticket_key, respawned) = configuration(cli, &mut reader)?;
+    let (config, ticket_key, respawned, self_signed) = configuration(cli, &mut reader)?;
     // Key files are often readable by root only: read them before becoming `user`. The
     // ticket key goes into the acceptors; this copy is zeroed when install drops it.
     let staples = match respawned {
         true => crate::tls::Staples::BestEffort,
         false => crate::tls::Staples::Required,
     };
-    crate::tls::install(&config, ticket_key, staples)?;
+    crate::tls::install(&config, ticket_key, staples, self_signed.as_ref())?;
     if let Some(id) = privileges::target(config.user.as_deref(), config.group.as_deref())? {
         privileges::become_(&id)?;
     }
@@ -83,7 +84,7 @@ fn inherited() -> Result<(Vec<std::net::TcpListener>, UnixStream), String> {
 fn configuration(
     cli: &cli::Cli,
     reader: &mut impl BufRead,
-) -> Result<(config::Config, control::TicketKey, bool), String> {
+) -> Result<(config::Config, control::TicketKey, bool, Option<SelfSigned>), String> {
     let mut line = String::new();
     reader
         .read_line(&mut line)
@@ -96,13 +97,14 @@ fn configuration(
             text,
             ticket_key,
             respawned,
+            self_signed,
         } => config::Config::from_text(
             &cli.config,
             &text,
             cli.listen.as_deref(),
             cli.root.as_deref(),
         )
-        .map(|c| (c, ticket_key, respawned)),
+        .map(|c| (c, ticket_key, respawned, self_signed)),
         other => Err(format!("expected the configuration first, got {other:?}")),
     }
 }

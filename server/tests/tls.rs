@@ -162,6 +162,37 @@ fn self_signed_mode_serves_https_with_no_files_and_says_so() {
 }
 
 #[test]
+fn every_worker_shows_the_same_self_signed_certificate_and_a_reload_keeps_it() {
+    // Made by each worker, it differed from connection to connection: a client told to
+    // trust the one it saw (curl --cacert, Go with SSL_CERT_FILE) failed on the others.
+    let s = Server::start_on("https://127.0.0.1:0", CHAIN, "workers = 2\n");
+    let cert = || {
+        let out = s_client(&s, &[]);
+        let begin = out.find("-----BEGIN CERTIFICATE-----");
+        let end = out.find("-----END CERTIFICATE-----");
+        match (begin, end) {
+            (Some(b), Some(e)) => out[b..e].to_string(),
+            _ => panic!("no certificate in {out}\n{}", s.log()),
+        }
+    };
+    let first = cert();
+    for _ in 0..6 {
+        assert_eq!(cert(), first);
+    }
+    // New workers, of a reload, show it too.
+    s.signal(rustix::process::Signal::HUP);
+    let reloaded = || s.log().contains("] reloaded ");
+    assert!(
+        within(std::time::Duration::from_secs(10), reloaded),
+        "{}",
+        s.log()
+    );
+    for _ in 0..4 {
+        assert_eq!(cert(), first);
+    }
+}
+
+#[test]
 fn plain_http_to_a_tls_port_gets_a_plain_400_saying_so_and_tls_goes_on() {
     // As nginx and Go's server answer, where a TLS alert would leave the client guessing.
     let s = Server::start_on("https://127.0.0.1:0", CHAIN, "");

@@ -475,7 +475,7 @@ pub fn content_type(path: &Path) -> String {
 /// an HLS segment, as nginx says, not DLNA's name for it; .rpm: a package, not a
 /// RealAudio plug-in).
 fn current_type(ext: &str) -> Option<&'static str> {
-    const CURRENT: [(&str, &str); 17] = [
+    const CURRENT: [(&str, &str); 18] = [
         ("js", "text/javascript"), // RFC 9239
         ("mjs", "text/javascript"),
         ("cjs", "text/javascript"),
@@ -493,6 +493,7 @@ fn current_type(ext: &str) -> Option<&'static str> {
         ("rpm", "application/x-redhat-package-manager"), // as nginx and Debian's mime.types
         ("tgz", "application/gzip"),  // its bytes, as .gz; mime_guess: application/x-compressed
         ("vcf", "text/vcard"),        // RFC 6350; mime_guess says text/x-vcard
+        ("m3u8", "application/vnd.apple.mpegurl"), // RFC 8216 §4, as nginx and lighttpd
     ];
     CURRENT
         .iter()
@@ -724,6 +725,7 @@ mod tests {
             ),
             ("src.tgz", "application/gzip"),
             ("me.vcf", "text/vcard; charset=utf-8"),
+            ("index.m3u8", "application/vnd.apple.mpegurl"),
         ] {
             assert_eq!(content_type(Path::new(name)), want, "{name}");
         }

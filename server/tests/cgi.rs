@@ -138,7 +138,7 @@ fn post_bodies_text_and_binary_reach_stdin_intact() {
 }
 
 #[test]
-fn an_extension_method_reaches_a_script_and_is_501_where_no_case_takes_it() {
+fn an_extension_method_reaches_a_script_and_is_501_from_a_case_that_does_not_take_it() {
     // lighttpd's mod_cgi, nginx with fcgiwrap and h2o hand QUERY or PROPFIND to the script,
     // and cgi_file takes any method. A case that lists its methods answers another
     // method's 501 (RFC 9110 §15.6.2), and the connection goes on: the request was read.

@@ -95,7 +95,7 @@ fn over_http2_the_filters_fields_arrive_as_over_http1() {
         "cache-control",
         "vary",
     ];
-    // Large enough to be coded (a body under compress's min_size varies by nothing).
+    // A page compress could code (past its min_size), so Vary is among the fields.
     let page = format!(
         "<!DOCTYPE html><title>t</title><p>{}</p>",
         "text ".repeat(200)

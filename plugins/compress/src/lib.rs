@@ -131,27 +131,35 @@ impl Case for Compress {
         if !self.compressible(head) {
             return Filtered::Pass;
         }
-        // Whatever happens next, another Accept-Encoding could have changed it.
-        let _ = head.vary("Accept-Encoding");
         if bodiless(head.status()) {
+            // A script's own 304: the answer it stands for could have been coded.
+            let _ = head.vary("Accept-Encoding");
             return Filtered::Pass;
         }
         let field = req.header_list("accept-encoding");
         let choice = accept::choose(field.as_deref(), &self.s.codings);
-        let Some(&best) = choice.first() else {
-            return Filtered::Pass;
-        };
         // A Range the host may cut from the file gets the file's bytes: a sidecar is its own
         // representation, and one resumed by its own tag (If-Range) is still found.
         let ranged = range_may_apply(req, head);
-        if self.s.precompressed && !ranged {
+        if self.s.precompressed && !ranged && !choice.is_empty() {
             if let Some(side) = sidecar::find(req, head, &choice, &self.misses) {
+                let _ = head.vary("Accept-Encoding");
                 return serve(head, side);
             }
         }
+        // A body too small to code goes as it is to every client: no Vary (as nginx's
+        // gzip_min_length), so a cache keyed on the raw field keeps one copy, not one per
+        // Accept-Encoding. Past that, another Accept-Encoding could have changed it.
+        if self.too_small(head) {
+            return Filtered::Pass;
+        }
+        let _ = head.vary("Accept-Encoding");
+        let Some(&best) = choice.first() else {
+            return Filtered::Pass;
+        };
         // HTTP/1.0 would learn the end of a coded stream only from the close (nginx's
         // `gzip_http_version 1.1`); a sidecar above has a length.
-        if ranged || req.version() == "HTTP/1.0" || self.too_small(head) {
+        if ranged || req.version() == "HTTP/1.0" {
             return Filtered::Pass;
         }
         if head.set("Content-Encoding", best.token()).is_err() {

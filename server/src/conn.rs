@@ -96,11 +96,14 @@ pub struct Tls {
 }
 
 impl Peer {
-    /// A plain-TCP connection.
+    /// A plain-TCP connection. An IPv4 client of a dual-stack socket (one inherited from a
+    /// service manager) is its IPv4 address, not `::ffff:` that address, in the log and to
+    /// the cases, as the access rules already see it.
     pub fn plain(client: SocketAddr, local: SocketAddr) -> Peer {
+        let plain = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
         Peer {
-            client,
-            local,
+            client: plain(client),
+            local: plain(local),
             tls: None,
         }
     }

@@ -58,6 +58,24 @@ pub fn open(
     Ok(out)
 }
 
+/// Why `w` could not be bound, and the fix that fits the cause.
+fn bind_error(w: SocketAddr, e: &std::io::Error, config: &std::path::Path) -> String {
+    use std::io::ErrorKind::{AddrInUse, AddrNotAvailable, PermissionDenied};
+    let fix = match e.kind() {
+        AddrInUse => "another program (or this server) listens there: stop it, or choose a free port",
+        AddrNotAvailable => "no interface of this machine has that address (`ip addr` lists them): use one of those, or 0.0.0.0 / [::] for all",
+        PermissionDenied => "ports below 1024 need root or CAP_NET_BIND_SERVICE: start as root (the workers still drop to `user`), or use a port above 1023",
+        _ if matches!(w.ip(), std::net::IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80) => {
+            "a link-local address needs an interface, which `listen` cannot name: use a global address, or [::]"
+        }
+        _ => "choose another address",
+    };
+    format!(
+        "cannot listen on {w}: {e}\n  fix: {fix}, with --listen or `listen` in {}",
+        config.display()
+    )
+}
+
 /// The sockets for `wanted`, shared, inherited or bound (see `open`).
 fn gather(
     wanted: &[SocketAddr],
@@ -94,12 +112,7 @@ fn gather(
             });
             continue;
         }
-        let socket = crate::server::bind(w).map_err(|e| {
-            format!(
-                "cannot listen on {w}: {e}\n  fix: choose a free address with --listen or `listen` in {}",
-                config.display()
-            )
-        })?;
+        let socket = crate::server::bind(w).map_err(|e| bind_error(w, &e, config))?;
         let local = socket.local_addr().map_err(|e| e.to_string())?;
         out.push(Bound {
             wanted: w,

@@ -16,11 +16,16 @@ use tokio_rustls::TlsAcceptor;
 /// Bind `addr` with a listen backlog of 1024 (std's 128 drops bursts of new connections).
 /// The event loops share this one socket (each gets a duplicate descriptor). No
 /// SO_REUSEPORT: with it a second server started on the same port by mistake would bind
-/// without an error and silently take a share of the connections.
+/// without an error and silently take a share of the connections. An IPv6 address takes
+/// IPv6 only (nginx's and lighttpd's `ipv6only`), so `[::]:80` and `0.0.0.0:80` can both
+/// be listed, and no client shows as `::ffff:` an IPv4 address.
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     sock.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
     sock.listen(1024)?;
@@ -268,5 +273,19 @@ async fn secure(mut stream: TcpStream, tls: TlsAcceptor, mut peer: Box<Peer>, sl
         crate::h2conn::serve(stream, peer, &slot).await
     } else {
         serve(stream, peer, slot).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_ipv6_listener_takes_ipv6_only_so_an_ipv4_one_may_share_its_port() {
+        // On [::1] so the test listens on loopback only; `[::]:80` beside `0.0.0.0:80`
+        // starts because of this option (without it the second bind finds the port taken).
+        let Ok(l) = super::bind("[::1]:0".parse().unwrap()) else {
+            eprintln!("SKIPPED: this machine cannot listen on [::1]");
+            return;
+        };
+        assert!(socket2::SockRef::from(&l).only_v6().unwrap());
     }
 }

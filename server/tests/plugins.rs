@@ -360,6 +360,31 @@ fn a_descriptor_shorter_than_abi_1_0_is_refused() {
 }
 
 #[test]
+fn an_address_no_interface_has_stops_start_up_saying_so_not_that_it_is_busy() {
+    let dir = TempDir::new("no-such-address");
+    let root = fixture_root(&dir);
+    let cfg = dir.write(
+        "server.toml",
+        config_text(&root, &[plugins_dir()], CHAIN, ""),
+    );
+    // 192.0.2.1 is documentation's address (RFC 5737): no interface here has it.
+    let e = run_to_exit(&["--config", cfg.to_str().unwrap(), "--listen", "192.0.2.1:0"]);
+    assert_eq!(e.code, Some(1), "{}", e.stderr);
+    assert!(
+        e.stderr.contains("cannot listen on 192.0.2.1:0"),
+        "{}",
+        e.stderr
+    );
+    assert!(
+        e.stderr
+            .contains("no interface of this machine has that address"),
+        "{}",
+        e.stderr
+    );
+    assert!(!e.stderr.contains("free"), "{}", e.stderr);
+}
+
+#[test]
 fn a_second_server_on_a_port_in_use_stops_with_a_clear_message() {
     let s = Server::shipped();
     let dir = TempDir::new("second");

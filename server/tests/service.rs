@@ -270,6 +270,40 @@ fn a_socket_passed_by_the_service_manager_is_served() {
     assert_eq!(lowat, 256 * 1024);
 }
 
+#[test]
+fn ipv4_clients_of_a_dual_stack_socket_from_the_service_manager_are_their_ipv4_address() {
+    use command_fds::{CommandFdExt, FdMapping};
+    // systemd's `ListenStream=80` is a dual-stack [::]:80; a mapped loopback address is
+    // the same kind of socket, reachable from this machine only.
+    let Ok(listener) = std::net::TcpListener::bind("[::ffff:127.0.0.1]:0") else {
+        eprintln!("SKIPPED: this machine has no dual-stack IPv6 sockets");
+        return;
+    };
+    let addr = listener.local_addr().unwrap();
+    let dir = TempDir::new("dual-stack");
+    let root = fixture_root(&dir);
+    let text = config_text(&root, &[plugins_dir()], CHAIN, "access_log = \"-\"\n")
+        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
+    let cfg = dir.write("server.toml", text);
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --config \"$1\"")
+        .arg(server_bin())
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.fd_mappings(vec![FdMapping {
+        parent_fd: listener.into(),
+        child_fd: 3,
+    }])
+    .unwrap();
+    let s = Server::adopt(cmd.spawn().unwrap(), dir, root);
+    assert_eq!(s.get("/notes.txt").status, 200);
+    // As the access rules see it, and as nginx and Caddy log it: not ::ffff:127.0.0.1.
+    assert!(s.log_contains("\n127.0.0.1 - - ["), "{}", s.log());
+    assert!(!s.log().contains("::ffff:"), "{}", s.log());
+}
+
 use nix::{getsockopt_impl, sockopt_impl};
 sockopt_impl!(
     NotsentLowat,

@@ -111,7 +111,12 @@ fn parse(shown: &str, text: &str, tls: Option<Tls>) -> Result<(SocketAddr, Optio
         None => (text, tls),
     };
     let addr: SocketAddr = bare.parse().map_err(|_| {
-        format!("{shown}: listen address {text:?} is not an address\n  expected: IP:PORT such as \"127.0.0.1:8080\" or \"[::]:8443\" (or https://IP:PORT for TLS with a self-signed certificate)")
+        let zone = if bare.contains('%') {
+            " (a zone such as %eth0 cannot be named: use a global address, or [::])"
+        } else {
+            ""
+        };
+        format!("{shown}: listen address {text:?} is not an address{zone}\n  expected: IP:PORT such as \"127.0.0.1:8080\" or \"[::]:8443\" (or https://IP:PORT for TLS with a self-signed certificate)")
     })?;
     Ok((addr, tls))
 }
@@ -196,6 +201,9 @@ mod tests {
         assert!(read("[[listeners]]\naddress = \"x\"\n", None)
             .unwrap_err()
             .contains("not an address"));
+        assert!(read("listen = \"[fe80::1%lo]:80\"", None)
+            .unwrap_err()
+            .contains("a zone such as %eth0 cannot be named"));
         assert!(read(
             "[[listeners]]\naddress = \"127.0.0.1:1\"\ntls = \"yes\"\n",
             None

@@ -152,7 +152,7 @@ fn site(
     let mut names = Vec::new();
     for written in &w.server_names {
         names.extend(server_name(written).map_err(|why| {
-            format!("{file}: {at}server_names entry {written:?} {why}\n  expected: a host name (example.com), a wildcard (*.example.com), nginx's .example.com (the name and all under it), or an IP address")
+            format!("{file}: {at}server_names entry {written:?} {why}\n  expected: a host name (example.com), a wildcard (*.example.com), nginx's .example.com (the name and all under it), or an IP address (IPv6 in brackets: [::1])")
         })?);
     }
     let root = w.root.as_deref().map(resolve).or(top.root.clone());
@@ -332,6 +332,9 @@ pub fn server_name(written: &str) -> Result<Vec<ServerName>, &'static str> {
     if is_ip_literal(name) {
         return Ok(vec![ServerName::Exact(name.to_string())]);
     }
+    if name.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Err("is an IPv6 address without its brackets: write it as a Host header carries it, \"[::1]\"");
+    }
     host_name(name)?;
     Ok(vec![ServerName::Exact(name.to_string())])
 }
@@ -456,6 +459,10 @@ mod tests {
             (
                 "[[sites]]\nserver_names = [\"a.test\"]\nhttps_redirect = true\nhttps_port = 0\n",
                 "[[sites]] #1 (a.test): `https_port = 0` is no port a browser can reach",
+            ),
+            (
+                "[[sites]]\nserver_names = [\"::1\"]\n",
+                "server_names entry \"::1\" is an IPv6 address without its brackets",
             ),
         ] {
             let e = parse(&format!("{cases}{text}")).unwrap_err();

@@ -487,6 +487,30 @@ fn path_info_keeps_a_trailing_slash_once_and_a_folder_gets_its_slash() {
 }
 
 #[test]
+fn server_name_is_a_url_host_an_ipv6_address_in_brackets_and_a_name_without_its_final_dot() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED: this machine cannot listen on [::1]");
+        return;
+    }
+    let s = Server::start_on("[::1]:0", CHAIN, "");
+    let env_py = workspace().join("server/tests/fixtures/cgi-bin/env.py");
+    std::fs::copy(env_py, s.root.join("cgi-bin/env.py")).unwrap();
+    let name = |head: &str| {
+        let env = env_of(&s.raw(&format!("GET /cgi-bin/env.py HTTP/1.0\r\n{head}\r\n")));
+        env.get("SERVER_NAME").cloned()
+    };
+    // No Host (HTTP/1.0): our address, as RFC 3875 §4.1.14 writes an IPv6 one, so that
+    // http://$SERVER_NAME:$SERVER_PORT/ is a URL.
+    assert_eq!(name("").as_deref(), Some("[::1]"));
+    assert_eq!(name("Host: [::1]:8080\r\n").as_deref(), Some("[::1]"));
+    // One spelling of a name, as lighttpd gives it (and as the site was chosen).
+    assert_eq!(
+        name("Host: Example.TEST.:8080\r\n").as_deref(),
+        Some("example.test")
+    );
+}
+
+#[test]
 fn an_absolute_form_target_gives_an_origin_form_request_uri_and_cookies_join_with_semicolons() {
     let s = cgi_server("", "", &[]);
     let r = s.raw("GET http://Example.TEST:8080/cgi-bin/env.py/p?q=1 HTTP/1.1\r\nHost: other\r\nCookie: a=1\r\nCookie: b=2\r\nConnection: close\r\n\r\n");

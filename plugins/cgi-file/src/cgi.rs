@@ -714,6 +714,25 @@ fn origin_form(target: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
+/// SERVER_NAME (RFC 3875 §4.1.14): the Host's name without its port, in one spelling
+/// (lower case, no trailing dot, as lighttpd and nginx's $host give), or without a Host
+/// our own address, an IPv6 one in brackets as a URL needs it.
+fn server_name(req: &Request) -> String {
+    let host = req.header("host").map(String::from_utf8_lossy);
+    let name = host.as_deref().map_or("", |h| match h.find(']') {
+        Some(end) if h.starts_with('[') => &h[..=end],
+        _ => h.split(':').next().unwrap_or(""),
+    });
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if !name.is_empty() {
+        return name.to_ascii_lowercase();
+    }
+    match req.server_addr() {
+        a if a.contains(':') => format!("[{a}]"),
+        a => a.to_string(),
+    }
+}
+
 /// RFC 3875 §4.1 meta-variables, plus the common extras scripts expect.
 fn meta_variables(
     cfg: &CgiFile,
@@ -724,31 +743,12 @@ fn meta_variables(
 ) -> Vec<(String, OsString)> {
     let mut env: Vec<(String, OsString)> = Vec::new();
     let mut set = |k: &str, v: OsString| env.push((k.to_string(), v));
-    let host_header = req
-        .header("host")
-        .map(|h| String::from_utf8_lossy(h).into_owned());
-    let server_name = host_header
-        .as_deref()
-        .map(|h| {
-            if h.starts_with('[') {
-                h.split(']')
-                    .next()
-                    .map(|s| format!("{s}]"))
-                    .unwrap_or_default()
-            } else {
-                h.split(':').next().unwrap_or("").to_string()
-            }
-        })
-        .filter(|h| !h.is_empty())
-        // Host names are case-insensitive: one spelling, as lighttpd and nginx's $host give.
-        .map(|h| h.to_ascii_lowercase())
-        .unwrap_or_else(|| req.server_addr().to_string());
     set("GATEWAY_INTERFACE", "CGI/1.1".into());
     set(
         "SERVER_SOFTWARE",
         concat!("cases/", env!("CARGO_PKG_VERSION")).into(),
     );
-    set("SERVER_NAME", server_name.into());
+    set("SERVER_NAME", server_name(req).into());
     set("SERVER_PORT", req.server_port().to_string().into());
     set("SERVER_ADDR", req.server_addr().into());
     set("SERVER_PROTOCOL", req.version().into());

@@ -57,10 +57,25 @@ fn page_path(key: &str, value: String) -> Result<String, String> {
 }
 
 /// An address or a network (`10.0.0.0/8`, `::1`): a bare address is a one-address network.
+/// As access refuses them, so does this: a network with bits set past its length, and IPv4
+/// written as IPv6 (`::ffff:127.0.0.1`), which no client would ever match.
 fn network(s: &str) -> Result<IpNet, String> {
-    s.parse::<IpNet>()
+    let net = s
+        .parse::<IpNet>()
         .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("allow: {s:?} is not an address or a network like 10.0.0.0/8"))
+        .map_err(|_| format!("allow: {s:?} is not an address or a network like 10.0.0.0/8"))?;
+    if net != net.trunc() {
+        let fix = net.trunc();
+        return Err(format!(
+            "allow: {s:?} has bits set past its length: write \"{fix}\""
+        ));
+    }
+    match net {
+        IpNet::V6(v6) if v6.network().to_ipv4_mapped().is_some() && v6.prefix_len() >= 96 => {
+            Err(format!("allow: {s:?} is IPv4 written as IPv6: write the IPv4 address or network (IPv4 clients are always matched as IPv4)"))
+        }
+        net => Ok(net),
+    }
 }
 
 impl Case for Status {
@@ -145,6 +160,9 @@ mod tests {
     fn bad_settings_stop_start_up() {
         let bad = |json: &str| TestCase::<Status>::create(json).err().unwrap_or_default();
         assert!(bad(r#"{"allow": ["nope"]}"#).contains("is not an address"));
+        // Entries that would never match, refused as access refuses them.
+        assert!(bad(r#"{"allow": ["::ffff:127.0.0.1"]}"#).contains("is IPv4 written as IPv6"));
+        assert!(bad(r#"{"allow": ["::1/64"]}"#).contains("write \"::/64\""));
         assert!(bad(r#"{"json": "status"}"#).contains("must be a path"));
         assert!(bad(r#"{"jsn": "/x"}"#).contains("unknown field"));
     }

@@ -251,16 +251,39 @@ fn check_authority(rest: &str, whole: bool) -> Result<(), String> {
     if end.is_none() && !whole {
         return Err("to: captures cannot choose the host of an absolute URL; end the host with '/' before any capture".into());
     }
-    let host = &rest[..end.unwrap_or(rest.len())];
-    let plain = host
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || ".-_:[]".contains(c));
-    if host.is_empty() || !plain {
+    let authority = &rest[..end.unwrap_or(rest.len())];
+    if !valid_authority(authority) {
         return Err(format!(
-            "to: the host {host:?} is not a plain host[:port] (no user@, no spaces)"
+            "to: {authority:?} is not a plain host[:port]: a name or IPv4 address, or an IPv6 address in brackets ([2001:db8::1]), then a port from 1 to 65535 (no user@, no spaces)"
         ));
     }
     Ok(())
+}
+
+/// `host[:port]` as a browser takes it (RFC 3986 §3.2): labels of letters, digits, '-' and
+/// '_' (a final '.' allowed), or an IPv6 address in brackets; a port of 1 to 65535.
+fn valid_authority(authority: &str) -> bool {
+    let (host_ok, after) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, after)) => (addr.parse::<std::net::Ipv6Addr>().is_ok(), after),
+            None => return false,
+        },
+        None => {
+            let (host, after) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
+            let name = host.strip_suffix('.').unwrap_or(host);
+            let label = |l: &str| {
+                !l.is_empty()
+                    && l.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            };
+            (name.split('.').all(label), after)
+        }
+    };
+    let port_ok = match after.strip_prefix(':') {
+        None => after.is_empty(),
+        Some(p) => p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0),
+    };
+    host_ok && port_ok
 }
 
 /// `to` + the rest of a prefix match, with one `/` between them.
@@ -337,8 +360,25 @@ mod tests {
             "https://good.example@evil.example/",
             "https:///path",
             "http:/x",
+            // Hosts no browser would follow (sent as they were before this was checked).
+            "http://::1/x",
+            "http://[::1/x",
+            "http://[::1]]/x",
+            "http://[1::2::3]/x",
+            "http://a[b]c/x",
+            "http://example.com:99999/x",
+            "http://example.com:/x",
+            "http://a..b/x",
         ] {
             assert!(plain(to).is_err(), "{to} was accepted");
+        }
+        for to in [
+            "http://[::1]:8080/x",
+            "https://Example.COM./",
+            "http://127.0.0.1:80/a?b",
+            "https://my_host-1.example",
+        ] {
+            assert!(plain(to).is_ok(), "{to} was refused");
         }
     }
 

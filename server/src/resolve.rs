@@ -536,7 +536,24 @@ impl Root {
                 Err(_) => Ok(Found::missing()),
             },
             Err(OpenError::Outside) => Err(Refusal::Forbidden),
+            Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                Ok(self.unsearchable(rel, &e))
+            }
             Err(OpenError::Missing) | Err(OpenError::Io(_)) => Ok(Found::missing()),
+        }
+    }
+
+    /// A path behind a folder the server may not search: there may be a file, so it is
+    /// refused (403, nginx's and lighttpd's answer) rather than called missing, and the
+    /// operator is told, as nginx logs `open() ... failed (13: Permission denied)`.
+    fn unsearchable(&self, rel: &[u8], e: &std::io::Error) -> Found {
+        log::warn!(
+            "cannot open {}: {e}; answering 403 (let the server's user search every folder above it)",
+            self.join(rel).display()
+        );
+        Found {
+            kind: Kind::Other,
+            file: None,
         }
     }
 

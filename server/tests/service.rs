@@ -109,6 +109,29 @@ fn a_file_the_workers_cannot_read_is_403_whatever_the_request_asks() {
 }
 
 #[test]
+fn a_file_in_a_folder_the_workers_cannot_search_is_403_and_logged_not_a_silent_404() {
+    if not_root() {
+        return;
+    }
+    let (dir, www, pdir) = as_user_dir();
+    dir.write("www/locked/in.txt", "behind a folder nobody may enter\n");
+    chmod(&www.join("locked"), 0o700);
+    let text = config_text(&www, &[pdir], CGI_CHAIN, "user = \"nobody\"\n");
+    std::fs::write(dir.path().join("server.toml"), text).unwrap();
+    let s = Server::start_config(dir, www, &[]);
+    // As nginx and lighttpd answer: a wrong owner is not made to look like a missing file.
+    assert_eq!(s.get("/locked/in.txt").status, 403);
+    assert_eq!(s.get("/locked/none.txt").status, 403);
+    assert!(
+        s.log_contains("locked/in.txt: Permission denied"),
+        "{}",
+        s.log()
+    );
+    assert_eq!(s.get("/plain.html").status, 200);
+    assert_eq!(s.get("/missing.txt").status, 404);
+}
+
+#[test]
 fn a_root_the_workers_cannot_enter_stops_start_up_with_a_fix() {
     // Otherwise every file in it was a silent 404 (nginx logs each 403).
     if not_root() {

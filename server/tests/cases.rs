@@ -265,8 +265,9 @@ fn a_listing_comes_as_json_for_format_json_or_accept() {
     assert_eq!(
         b,
         &serde_json::json!({"name": "b.txt", "type": "file",
-            "mtime": "Sun, 09 Sep 2001 01:46:40 GMT", "size": 4})
+            "mtime": "Sun, 09 Sep 2001 01:46:40 GMT", "size": 4, "url": "b.txt"})
     );
+    assert_eq!(list[0]["url"], "inner/");
     assert!(!r.text().contains(".hidden"));
     let by_accept = s.raw(
         "GET /listing/ HTTP/1.1\r\nHost: t\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
@@ -275,6 +276,22 @@ fn a_listing_comes_as_json_for_format_json_or_accept() {
     assert_eq!(by_accept.body, r.body);
     let html = s.get("/listing/");
     assert_eq!(html.header("vary"), Some("Accept"));
+}
+
+#[test]
+fn a_json_listing_links_a_name_that_is_not_utf8_to_its_file() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Server::shipped();
+    std::fs::create_dir(s.root.join("raw")).unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"bad\xffname.txt");
+    std::fs::write(s.root.join("raw").join(name), "the file\n").unwrap();
+    let list: Vec<serde_json::Value> =
+        serde_json::from_slice(&s.get("/raw/?format=json").body).unwrap();
+    // `name` can only show the byte as U+FFFD; `url` is the link the HTML page has.
+    assert_eq!(list[0]["name"], "bad\u{fffd}name.txt");
+    assert_eq!(list[0]["url"], "bad%FFname.txt");
+    let url = list[0]["url"].as_str().unwrap();
+    assert_eq!(s.get(&format!("/raw/{url}")).text(), "the file\n");
 }
 
 #[test]

@@ -96,7 +96,7 @@ fn header(page: &mut String, view: &View) {
 /// without); and `:`, so that a file named
 /// `javascript:alert(1)` or `https:evil.example` is a path, not a scheme (RFC 3986 §4.2),
 /// as nginx writes it.
-fn link_segment(raw: &[u8]) -> String {
+pub(crate) fn link_segment(raw: &[u8]) -> String {
     encode_query_value(raw)
         .replace(':', "%3A")
         .replace('\'', "%27")

@@ -1,5 +1,7 @@
 //! The listing as JSON, shaped like nginx's `autoindex_format json`: an array of
-//! `{"name", "type": "directory"|"file", "mtime": RFC 1123, "size"}`, size on files only.
+//! `{"name", "type": "directory"|"file", "mtime": RFC 1123, "size", "url"}`, size on files
+//! only, and the link the HTML page has (Caddy's `url`), which reaches a name that is not
+//! UTF-8 and so shows in `name` with U+FFFD.
 
 use crate::clock::utc;
 use crate::entries::Entry;
@@ -25,7 +27,9 @@ pub fn render(list: &[Entry]) -> String {
         if !e.dir {
             let _ = write!(out, ", \"size\":{}", e.size);
         }
-        out.push_str(" }");
+        out.push_str(", \"url\":\"");
+        escape(&mut out, &crate::html::link_segment(&e.raw));
+        out.push_str(if e.dir { "/\" }" } else { "\" }" });
     }
     if !list.is_empty() {
         out.push('\n');
@@ -66,8 +70,8 @@ mod unit {
                 mtime: 1_000_000_000,
             },
             Entry {
-                name: "a \"q\"\\\n.txt".into(),
-                raw: Vec::new(),
+                name: "a \"q\"\\\n\u{fffd}.txt".into(),
+                raw: b"a \"q\"\\\n\xff.txt".to_vec(),
                 dir: false,
                 size: 12,
                 mtime: 0,
@@ -75,8 +79,8 @@ mod unit {
         ];
         assert_eq!(
             render(&list),
-            "[\n{ \"name\":\"sub\", \"type\":\"directory\", \"mtime\":\"Sun, 09 Sep 2001 01:46:40 GMT\" },\n\
-             { \"name\":\"a \\\"q\\\"\\\\\\n.txt\", \"type\":\"file\", \"mtime\":\"Thu, 01 Jan 1970 00:00:00 GMT\", \"size\":12 }\n]\n"
+            "[\n{ \"name\":\"sub\", \"type\":\"directory\", \"mtime\":\"Sun, 09 Sep 2001 01:46:40 GMT\", \"url\":\"sub/\" },\n\
+             { \"name\":\"a \\\"q\\\"\\\\\\n\u{fffd}.txt\", \"type\":\"file\", \"mtime\":\"Thu, 01 Jan 1970 00:00:00 GMT\", \"size\":12, \"url\":\"a%20%22q%22%5C%0A%FF.txt\" }\n]\n"
         );
         assert_eq!(render(&[]), "[\n]\n");
     }

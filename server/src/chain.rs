@@ -745,6 +745,10 @@ async fn act(chain: &Arc<Chain>, i: usize, work: &mut Work, place: &mut Place) -
                 return Acted::Answer(reply.into());
             }
             Ran::Done(rc, collect) => (rc, collect),
+            Ran::Unstarted => {
+                let why = "no thread could be started for this request";
+                return Acted::Answer(error_page::reply(503, &place.path, why).into());
+            }
         }
     } else {
         let mut c = Collect::new(body, None);
@@ -842,10 +846,15 @@ fn sends_other_file(place: &mut Place, file: Vec<u8>) {
 enum Ran {
     Streaming(Reply),
     Done(i32, Collect),
+    /// No thread could be started (a process or memory limit): 503, and the case never runs.
+    Unstarted,
 }
 
-/// Run a blocking case on a worker thread. If it starts streaming, the reply carries the
+/// Run a blocking case on another thread. If it starts streaming, the reply carries the
 /// stream; otherwise its collected answer comes back, and the request returns to `work`.
+/// A thread that cannot be started is a 503 at once, with the case never run; tokio's
+/// pool panicked then and kept the request queued, to run (a POST too) whenever a thread
+/// came free, long after its client had been dropped without an answer.
 async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u8>) -> Ran {
     let (out, mut rx) = crate::spool::channel();
     let chain2 = Arc::clone(chain);
@@ -853,7 +862,8 @@ async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u
         .req
         .take()
         .expect("the request comes back after each act");
-    let task = tokio::task::spawn_blocking(move || {
+    let (done, task) = tokio::sync::oneshot::channel();
+    let act = move || {
         let _running = crate::stats::Running::start();
         let case = &chain2.cases[i];
         let mut c = Collect::new(body, Some(out));
@@ -871,8 +881,13 @@ async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u
         // The case is done (a script's place is free); what it wrote and the client has
         // not read yet still goes out from here.
         c.end_stream();
-        (rc, c, req)
-    });
+        let _ = done.send((rc, c, req));
+    };
+    if let Err(e) = crate::threads::run(act) {
+        let name = &chain.cases[i].name;
+        log::error!("case={name}: cannot start a thread for this request ({e}); answering 503");
+        return Ran::Unstarted;
+    }
     if let Some(Msg::Head(status, headers)) = rx.recv().await {
         // The worker finishes on its own; its result only matters through the stream.
         return Ran::Streaming(streaming_reply(status, headers, rx));

@@ -676,6 +676,75 @@ fn twenty_scripts_at_once_all_answer_and_leave_no_zombies() {
     assert_eq!(zombies, 0);
 }
 
+/// A cgroup (v1 `pids`) that lets the processes put in it start no new thread or process
+/// until `release`; gone on drop, its processes back in the root group.
+struct NoNewThreads(std::path::PathBuf);
+
+impl NoNewThreads {
+    fn new() -> Option<NoNewThreads> {
+        let dir = std::path::PathBuf::from(format!(
+            "/sys/fs/cgroup/pids/cases-test-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir(&dir).ok()?;
+        Some(NoNewThreads(dir))
+    }
+
+    /// Put `pid` in, and allow no task beyond those it has.
+    fn hold(&self, pid: u32) {
+        std::fs::write(self.0.join("cgroup.procs"), pid.to_string()).unwrap();
+        let now = std::fs::read_to_string(self.0.join("pids.current")).unwrap();
+        std::fs::write(self.0.join("pids.max"), now.trim()).unwrap();
+    }
+
+    fn release(&self) {
+        std::fs::write(self.0.join("pids.max"), "max").unwrap();
+    }
+}
+
+impl Drop for NoNewThreads {
+    fn drop(&mut self) {
+        self.release();
+        let procs = std::fs::read_to_string(self.0.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines() {
+            let _ = std::fs::write("/sys/fs/cgroup/pids/cgroup.procs", pid);
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_script_no_thread_can_be_started_for_is_503_at_once_and_never_runs_later() {
+    let Some(group) = NoNewThreads::new() else {
+        eprintln!("SKIPPED: no writable pids cgroup at /sys/fs/cgroup/pids (cgroup v1, root)");
+        return;
+    };
+    let s = cgi_server("", "", &[]);
+    let marker = s.dir.path().join("ran");
+    let script = s.root.join("cgi-bin/mark.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ntouch {:?}\nprintf 'Content-Type: text/plain\\r\\n\\r\\nran'\n",
+            marker.display().to_string()
+        ),
+    )
+    .unwrap();
+    chmod(&script, 0o755);
+    // The worker's thread limit reached (a process limit, a cgroup's pids.max).
+    group.hold(s.workers(1)[0]);
+    let refused = post(&s, "/cgi-bin/mark.sh", b"order=1");
+    assert_eq!(refused.status, 503, "{}", s.log());
+    assert!(s.log_contains("cannot start a thread for this request"));
+    assert_eq!(s.get("/plain.html").status, 200, "files need no thread");
+    // The refused POST is not run once threads can start again (it was, by tokio's pool).
+    group.release();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!marker.exists(), "the refused script ran later");
+    assert_eq!(post(&s, "/cgi-bin/mark.sh", b"order=2").text(), "ran");
+    assert!(marker.exists());
+}
+
 #[test]
 fn scripts_beyond_the_concurrency_limit_wait_and_then_get_503() {
     // slow.sh takes 0.5 s: with 2 slots and a 0.7 s wait, 4 of 6 run and the rest give up.

@@ -561,6 +561,11 @@ fn place_of(chain: &Chain, target: &[u8]) -> Result<Place, Reply> {
         // (a hidden name stays hidden, as the chain's first case decides).
         Err(Refusal::Forbidden) => resolve::Found::missing(),
         Err(Refusal::BadRequest) => return Err(refuse(RequestError::BadPath, raw_path)),
+        // As nginx (500) but passing: out of open files is no reason to say 404.
+        Err(Refusal::Unavailable) => {
+            let why = "the server is out of open files just now";
+            return Err(error_page::reply(503, raw_path, why));
+        }
     };
     let (kind, opened) = match found.kind {
         // "/file.html/" names a folder that is not there (ENOTDIR), as nginx and lighttpd say.

@@ -20,6 +20,9 @@ pub enum Refusal {
     BadRequest,
     /// Leads outside the root through a symlink (403).
     Forbidden,
+    /// The server is out of open files or memory just now (503, logged): the path may well
+    /// name a file, so it is not called missing.
+    Unavailable,
 }
 
 /// A decoded, normalised URL path: `/seg1/seg2` (empty for the root), every segment
@@ -539,6 +542,13 @@ impl Root {
             Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                 Ok(self.unsearchable(rel, &e))
             }
+            Err(OpenError::Io(e)) if out_of_resources(&e) => {
+                log::error!(
+                    "cannot open {}: {e}; answering 503",
+                    self.join(rel).display()
+                );
+                Err(Refusal::Unavailable)
+            }
             Err(OpenError::Missing) | Err(OpenError::Io(_)) => Ok(Found::missing()),
         }
     }
@@ -650,6 +660,15 @@ impl Found {
             file: None,
         }
     }
+}
+
+/// Out of descriptors (the process's or the system's) or kernel memory: a passing state.
+fn out_of_resources(e: &std::io::Error) -> bool {
+    let errno = e.raw_os_error().map(rustix::io::Errno::from_raw_os_error);
+    matches!(
+        errno,
+        Some(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE | rustix::io::Errno::NOMEM)
+    )
 }
 
 fn open_error(e: rustix::io::Errno) -> OpenError {

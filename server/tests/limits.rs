@@ -504,3 +504,38 @@ fn max_connections_is_kept_within_the_open_file_limit_so_the_503_still_goes_out(
     std::thread::sleep(Duration::from_millis(300));
     still_serves(&s);
 }
+
+#[test]
+fn files_that_exist_are_503_not_404_while_the_server_is_out_of_open_files() {
+    let dir = TempDir::new("nofile");
+    let root = fixture_root(&dir);
+    for i in 0..80 {
+        std::fs::write(root.join(format!("f{i}.txt")), format!("file {i}\n")).unwrap();
+    }
+    // Kept files hold their descriptors (open_file_cache), so 80 files on one connection
+    // run a 48-descriptor worker out of them.
+    let extra = "workers = 1\n[limits]\nopen_file_cache = 60.0\n";
+    let text = config_text(&root, &[plugins_dir()], CHAIN, extra);
+    let cfg = dir.write("server.toml", text);
+    let child = std::process::Command::new("prlimit")
+        .args(["--nofile=48:48", "--"])
+        .arg(server_bin())
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux)");
+    let s = Server::adopt(child, dir, root);
+    let mut c = s.connect();
+    let mut statuses = Vec::new();
+    for i in 0..80 {
+        let req = format!("GET /f{i}.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        c.write_all(req.as_bytes()).unwrap();
+        statuses.push(read_response(&mut c, false).unwrap().status);
+    }
+    // nginx answers 500 and logs the open; a 404 would tell the client the file is gone.
+    assert!(!statuses.contains(&404), "{statuses:?}");
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert!(s.log_contains("Too many open files (os error 24); answering 503"));
+}

@@ -37,15 +37,20 @@ impl AccessLog {
         Ok(AccessLog { to, vhost })
     }
 
-    /// Write whole lines (each ending with a newline) now.
+    /// Write whole lines (each ending with a newline) now. A file that refuses them (a full
+    /// disk) is reported in the error log, at most once a minute, as nginx does.
     pub fn write(&self, line: &[u8]) {
-        let _ = match &self.to {
-            Target::File { file, .. } => {
+        match &self.to {
+            Target::File { file, path } => {
                 let file = file.read().unwrap_or_else(|e| e.into_inner());
-                (&*file).write_all(line)
+                if let Err(e) = (&*file).write_all(line) {
+                    lost(path, &e);
+                }
             }
-            Target::Stderr => std::io::stderr().lock().write_all(line),
-        };
+            Target::Stderr => {
+                let _ = std::io::stderr().lock().write_all(line);
+            }
+        }
     }
 
     /// Open the configured path anew and send the lines that follow there, as nginx does on
@@ -60,6 +65,28 @@ impl AccessLog {
         // Closed here, after the lock is released: a slow close delays no writer.
         drop(old);
         Ok(Some(path))
+    }
+}
+
+/// Count a write the access log file refused, and say so when the last report is a minute
+/// old (the first at once): serving goes on, and writing resumes when the disk has room.
+fn lost(path: &Path, e: &std::io::Error) {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    static LOST: AtomicU64 = AtomicU64::new(0);
+    static REPORTED: AtomicU64 = AtomicU64::new(0);
+    let writes = LOST.fetch_add(1, Relaxed) + 1;
+    let now = std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_secs());
+    let last = REPORTED.load(Relaxed);
+    if (last == 0 || now >= last + 60)
+        && REPORTED
+            .compare_exchange(last, now, Relaxed, Relaxed)
+            .is_ok()
+    {
+        LOST.fetch_sub(writes, Relaxed);
+        log::error!(
+            "cannot write the access log {}: {e}; {writes} write(s) of access lines lost since the last report",
+            path.display()
+        );
     }
 }
 

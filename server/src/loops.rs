@@ -142,15 +142,15 @@ const FD_RESERVE: usize = 256;
 /// connection past the cap can still be accepted and told 503 instead of failing in accept.
 fn within_descriptors(mut limits: config::Limits) -> config::Limits {
     raise_fd_limit();
-    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-    let budget = nofile
-        .and_then(|n| usize::try_from(n).ok())
-        .map(|n| n.saturating_sub(FD_RESERVE).max(16));
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .and_then(|n| usize::try_from(n).ok());
+    let budget = nofile.map(|n| n.saturating_sub(FD_RESERVE).max(16));
     if let Some(budget) = budget.filter(|&b| b < limits.max_connections) {
         log::warn!(
-            "max_connections = {} is more than the open-file limit allows ({}): using {budget}; raise `ulimit -n` (LimitNOFILE= in systemd) for more",
+            "max_connections = {} is more than an open-file limit of {} allows ({FD_RESERVE} are kept for files and scripts): using {budget}; raise `ulimit -n` (LimitNOFILE= in systemd) for more",
             limits.max_connections,
-            budget + FD_RESERVE
+            nofile.unwrap_or(0)
         );
         limits.max_connections = budget;
     }

@@ -496,7 +496,7 @@ fn max_connections_is_kept_within_the_open_file_limit_so_the_503_still_goes_out(
     drop(held);
     assert!(
         s.log_contains(
-            "max_connections = 8192 is more than the open-file limit allows (320): using 64"
+            "max_connections = 8192 is more than an open-file limit of 320 allows (256 are kept for files and scripts): using 64"
         ),
         "{}",
         s.log()
@@ -538,4 +538,10 @@ fn files_that_exist_are_503_not_404_while_the_server_is_out_of_open_files() {
     assert!(!statuses.contains(&404), "{statuses:?}");
     assert!(statuses.contains(&503), "{statuses:?}");
     assert!(s.log_contains("Too many open files (os error 24); answering 503"));
+    // The limit it names is the one it has (it said 272, the floor of 16 plus its reserve).
+    assert!(
+        s.log_contains("an open-file limit of 48 allows"),
+        "{}",
+        s.log()
+    );
 }

@@ -492,6 +492,13 @@ impl Master {
             .arg("--worker")
             .arg(slot.to_string())
             .stdin(Stdio::null());
+        // glibc (the plugins' allocator) gives each thread that allocates an arena of 64 MiB
+        // of address space: under an address-space limit (ulimit -v, LimitAS=) ten scripts
+        // at once cost a worker its life. Two arenas serve a worker's few threads; an
+        // operator's own setting wins. Scripts get an environment of their own.
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            cmd.env("MALLOC_ARENA_MAX", "2");
+        }
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start a worker process: {e}"))?;

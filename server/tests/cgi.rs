@@ -746,6 +746,36 @@ fn a_script_no_thread_can_be_started_for_is_503_at_once_and_never_runs_later() {
 }
 
 #[test]
+fn ten_scripts_at_once_fit_in_half_a_gigabyte_of_address_space() {
+    let dir = TempDir::new("cgi-as");
+    let root = fixture_root(&dir);
+    let slow = workspace().join("server/tests/fixtures/cgi-bin/slow.sh");
+    std::fs::copy(slow, root.join("cgi-bin/slow.sh")).unwrap();
+    let text = config_text(&root, &[plugins_dir()], CHAIN, "workers = 1\n");
+    let cfg = dir.write("server.toml", text);
+    // An address-space limit (ulimit -v, systemd's LimitAS=): each thread's own malloc
+    // arena (64 MiB) made ten scripts need more than this, and the worker aborted.
+    let child = std::process::Command::new("prlimit")
+        .args(["--as=536870912", "--"])
+        .arg(server_bin())
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux)");
+    let s = Server::adopt(child, dir, root);
+    let runs: Vec<_> = (0..10)
+        .map(|_| get_in_background(s.addr, "/cgi-bin/slow.sh"))
+        .collect();
+    for run in runs {
+        let r = run.join().unwrap();
+        assert_eq!(r.map(|r| r.status), Some(200), "{}", s.log());
+    }
+    assert!(!s.log().contains("signal"), "{}", s.log());
+}
+
+#[test]
 fn scripts_beyond_the_concurrency_limit_wait_and_then_get_503() {
     // slow.sh takes 0.5 s: with 2 slots and a 0.7 s wait, 4 of 6 run and the rest give up.
     let s = cgi_server(

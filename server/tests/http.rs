@@ -833,7 +833,10 @@ fn an_access_log_on_a_full_disk_is_reported_and_requests_are_still_served() {
         return;
     };
     let log = disk.0.join("access.log");
-    let extra = format!("access_log = {:?}\nworkers = 1\n", log.display().to_string());
+    let extra = format!(
+        "access_log = {:?}\nworkers = 1\n",
+        log.display().to_string()
+    );
     let s = Server::start(CHAIN, &extra);
     for _ in 0..3 {
         assert_eq!(s.get("/notes.txt").status, 200);

@@ -211,6 +211,8 @@ const ROOT_CHECK: Duration = Duration::from_secs(1);
 struct RootDir {
     fd: Option<std::rc::Rc<OwnedFd>>,
     checked: Instant,
+    /// Nothing was at the root's path at the last look (said once in the log).
+    gone: bool,
 }
 
 /// How many non-file lookups each event loop keeps (a power of 2), and the longest path kept.
@@ -281,13 +283,14 @@ impl Root {
         let now = Instant::now();
         let known = ROOT_DIRS.with_borrow(|d| {
             d.get(&self.id)
-                .map(|r| (r.fd.clone(), now < r.checked + ROOT_CHECK))
+                .map(|r| (r.fd.clone(), now < r.checked + ROOT_CHECK, r.gone))
         });
-        let fd = match known {
-            Some((fd, true)) => return fd,
-            Some((fd, false)) => fd,
-            None => None,
+        let (fd, was_gone) = match known {
+            Some((fd, true, _)) => return fd,
+            Some((fd, false, gone)) => (fd, gone),
+            None => (None, false),
         };
+        let gone = self.gone(was_gone);
         let fd = match self.replaced(fd.as_deref().unwrap_or(&self.fd)) {
             Some(new) => {
                 log::info!(
@@ -302,9 +305,25 @@ impl Root {
         let dir = RootDir {
             fd: fd.clone(),
             checked: now,
+            gone,
         };
         ROOT_DIRS.with_borrow_mut(|d| d.insert(self.id, dir));
         fd
+    }
+
+    /// Whether nothing is at the root's path now; said in the log when that changes. The
+    /// folder it was is still answered from (moved away in a deploy, its files; deleted, 404).
+    fn gone(&self, was: bool) -> bool {
+        let gone = matches!(rustix::fs::stat(&self.path), Err(rustix::io::Errno::NOENT));
+        if gone && !was {
+            log::error!(
+                "document root {} is no longer there: answering from the folder it was (404 where that was deleted) until one is put at its path",
+                self.path.display()
+            );
+        } else if was && !gone {
+            log::warn!("document root {} is back", self.path.display());
+        }
+        gone
     }
 
     /// The folder at the root's path, opened, when it is another than `dir`.

@@ -389,6 +389,29 @@ fn a_root_folder_replaced_by_a_new_release_is_served_from_the_new_one() {
 }
 
 #[test]
+fn a_root_deleted_under_the_server_is_404_and_logged_and_served_again_once_back() {
+    let s = Server::shipped_with("workers = 1\n");
+    assert_eq!(s.get("/").status, 200);
+    std::fs::remove_dir_all(&s.root).unwrap();
+    // The folder is gone (nginx: 404 and a log line), not a listing that failed (it was 500).
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !s.log().contains("is no longer there") {
+        assert!(std::time::Instant::now() < until, "{}", s.log());
+        assert_eq!(s.get("/").status, 404);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(s.get("/notes.txt").status, 404);
+    std::fs::create_dir(&s.root).unwrap();
+    std::fs::write(s.root.join("notes.txt"), "back\n").unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while s.get("/notes.txt").text() != "back\n" {
+        assert!(std::time::Instant::now() < until, "{}", s.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(s.log_contains("is back"), "{}", s.log());
+}
+
+#[test]
 fn a_file_rewritten_in_place_is_served_as_it_is_now_with_its_own_length() {
     let s = Server::shipped_with("workers = 1\n[limits]\nopen_file_cache = 30.0\n");
     let big = "x".repeat(100_000);

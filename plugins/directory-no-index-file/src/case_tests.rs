@@ -47,6 +47,16 @@ fn act_lists_visible_entries_folders_first_with_names_escaped() {
 }
 
 #[test]
+fn a_folder_deleted_after_the_lookup_is_404_not_500() {
+    let root = TempRoot::new();
+    root.file("d/a.txt", "a");
+    let req = TestRequest::get("/d/").root(root.path());
+    std::fs::remove_dir_all(root.path().join("d")).unwrap();
+    let answer = listing().act(&req);
+    assert_eq!(answer.error.map(|e| e.0), Some(404));
+}
+
+#[test]
 fn settings_refuse_a_negative_cache_and_unknown_keys() {
     let err = TestCase::<DirectoryNoIndexFile>::create(r#"{"cache": -1}"#).err();
     assert_eq!(

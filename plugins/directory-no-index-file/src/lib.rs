@@ -113,6 +113,10 @@ impl Case for DirectoryNoIndexFile {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                 return resp.error(403, "the folder cannot be listed").into()
             }
+            // Deleted since the host looked it up (the whole root, say): absent, as nginx says.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return resp.error(404, "the folder is gone").into()
+            }
             Err(_) => return resp.error(500, "the folder cannot be read").into(),
         };
         let content_type = match view.format {

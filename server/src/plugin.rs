@@ -583,14 +583,26 @@ fn in_folders(dirs: &[PathBuf]) -> Vec<String> {
     cases.filter(|n| crate::config::valid_name(n)).collect()
 }
 
+/// The fix for a library the loader refused: memory it could not map is the process's
+/// limit (ulimit -v, LimitAS=) or the machine's, not the plugin.
+fn load_fix(error: &str, name: &str, cfg: &str) -> String {
+    if error.contains("failed to map segment") || error.contains("Cannot allocate memory") {
+        "the server ran out of address space or memory loading it: raise the address-space limit (ulimit -v, LimitAS= in systemd) or free memory".into()
+    } else {
+        format!("rebuild the plugin for this machine, or remove {name:?} from `cases` in {cfg}")
+    }
+}
+
 impl Loading<'_> {
     fn open_library(&self, path: &Path) -> Result<libloading::os::unix::Library, String> {
         let Loading {
             name, shown, cfg, ..
         } = self;
         // SAFETY: loading a library runs its initialisers; plugins are trusted code by design.
-        unsafe { libloading::os::unix::Library::open(Some(path), libc_flags()) }
-            .map_err(|e| format!("plugin {name:?} ({shown}): cannot be loaded: {e}\n  fix: rebuild the plugin for this machine, or remove {name:?} from `cases` in {cfg}"))
+        unsafe { libloading::os::unix::Library::open(Some(path), libc_flags()) }.map_err(|e| {
+            let fix = load_fix(&e.to_string(), name, cfg);
+            format!("plugin {name:?} ({shown}): cannot be loaded: {e}\n  fix: {fix}")
+        })
     }
 
     /// Call `wp_plugin_v1`; without it, say which ABI the library was built for, if any.
@@ -986,6 +998,15 @@ pub fn describe(p: &Plugin) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_library_that_could_not_be_mapped_is_put_down_to_memory_not_the_plugin() {
+        // What glibc's loader says under `prlimit --as=32M`, and for a file that is no library.
+        let mapped = "libhello.so: failed to map segment from shared object";
+        assert!(load_fix(mapped, "hello", "s.toml").contains("address-space limit"));
+        let garbage = "libhello.so: invalid ELF header";
+        assert!(load_fix(garbage, "hello", "s.toml").starts_with("rebuild the plugin"));
+    }
 
     #[test]
     fn a_plugin_message_cannot_forge_a_line_or_send_an_escape() {

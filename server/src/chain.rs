@@ -16,7 +16,7 @@ use plugin_api::abi::{
 };
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// What a request is answered from: one site's cases in priority order and its document
@@ -206,6 +206,7 @@ pub async fn respond(
     }
     let mut seen = Seen::default();
     let reply = run_chain(chain, head, body, peer, &mut seen).await;
+    let reply = unavailable_not_missing(reply, &seen);
     let close = seen.place.is_none() && matches!(reply.status, 400 | 501);
     let reply = filter(chain, crate::reply::reset_content(reply), head, &seen, peer);
     let remote_user = seen
@@ -217,6 +218,19 @@ pub async fn respond(
         reply: static_file::conditional(reply, head, max_ranges),
         remote_user,
         close,
+    }
+}
+
+/// A 404 for a path whose lookup failed for want of descriptors is a 503: the file may well
+/// be there (nginx answers 500). Answers that needed no file (a status page, a redirect, a
+/// script) stand.
+fn unavailable_not_missing(reply: Reply, seen: &Seen) -> Reply {
+    match &seen.place {
+        Some(place) if place.unavailable && reply.status == 404 => {
+            let why = "the server is out of open files just now";
+            error_page::reply(503, &place.path, why)
+        }
+        _ => reply,
     }
 }
 
@@ -536,6 +550,8 @@ struct Place {
     opened: Option<OpenFile>,
     /// The answer is another file than the path's: the cases' view is out of date.
     restated: bool,
+    /// The lookup failed for want of descriptors: what it found is not known.
+    unavailable: bool,
 }
 
 /// The chapter's first step, with the checks it left out: a method we know, and a target
@@ -555,16 +571,18 @@ fn place_of(chain: &Chain, target: &[u8]) -> Result<Place, Reply> {
     };
     let (normal, trailing) =
         resolve::normalise(raw_path).map_err(|_| refuse(RequestError::BadPath, raw_path))?;
+    let mut unavailable = false;
     let found = match chain.root.lookup(normal.rel()) {
         Ok(found) => found,
         // Through a symlink out of the root: not part of the site, so absent to the cases
         // (a hidden name stays hidden, as the chain's first case decides).
         Err(Refusal::Forbidden) => resolve::Found::missing(),
         Err(Refusal::BadRequest) => return Err(refuse(RequestError::BadPath, raw_path)),
-        // As nginx (500) but passing: out of open files is no reason to say 404.
+        // Out of open files: absent to the cases, so those that need no file still answer,
+        // but a 404 becomes a 503 (`unavailable_not_missing`).
         Err(Refusal::Unavailable) => {
-            let why = "the server is out of open files just now";
-            return Err(error_page::reply(503, raw_path, why));
+            unavailable = true;
+            resolve::Found::missing()
         }
     };
     let (kind, opened) = match found.kind {
@@ -586,6 +604,7 @@ fn place_of(chain: &Chain, target: &[u8]) -> Result<Place, Reply> {
         kind,
         opened,
         restated: false,
+        unavailable,
     })
 }
 
@@ -855,11 +874,9 @@ enum Ran {
     Unstarted,
 }
 
-/// Run a blocking case on another thread. If it starts streaming, the reply carries the
-/// stream; otherwise its collected answer comes back, and the request returns to `work`.
-/// A thread that cannot be started is a 503 at once, with the case never run; tokio's
-/// pool panicked then and kept the request queued, to run (a POST too) whenever a thread
-/// came free, long after its client had been dropped without an answer.
+/// Run a blocking case on tokio's blocking pool. If it starts streaming, the reply carries
+/// the stream; otherwise its collected answer comes back, and the request returns to
+/// `work`. A thread that cannot be started is a 503 at once, and the act never runs.
 async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u8>) -> Ran {
     let (out, mut rx) = crate::spool::channel();
     let chain2 = Arc::clone(chain);
@@ -867,8 +884,12 @@ async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u
         .req
         .take()
         .expect("the request comes back after each act");
-    let (done, task) = tokio::sync::oneshot::channel();
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let gone = Arc::clone(&abandoned);
     let act = move || {
+        if gone.load(Relaxed) {
+            return None;
+        }
         let _running = crate::stats::Running::start();
         let case = &chain2.cases[i];
         let mut c = Collect::new(body, Some(out));
@@ -886,23 +907,41 @@ async fn run_blocking(chain: &Arc<Chain>, i: usize, work: &mut Work, body: Vec<u
         // The case is done (a script's place is free); what it wrote and the client has
         // not read yet still goes out from here.
         c.end_stream();
-        let _ = done.send((rc, c, req));
+        Some((rc, c, req))
     };
-    if let Err(e) = crate::threads::run(act) {
+    let Some(task) = spawn_blocking(act, &abandoned) else {
         let name = &chain.cases[i].name;
-        log::error!("case={name}: cannot start a thread for this request ({e}); answering 503");
+        log::error!("case={name}: cannot start a thread for this request (a limit on processes or threads?); answering 503");
         return Ran::Unstarted;
-    }
+    };
     if let Some(Msg::Head(status, headers)) = rx.recv().await {
         // The worker finishes on its own; its result only matters through the stream.
         return Ran::Streaming(streaming_reply(status, headers, rx));
     }
     match task.await {
-        Ok((rc, c, req)) => {
+        Ok(Some((rc, c, req))) => {
             work.req = Some(req);
             Ran::Done(rc, c)
         }
-        Err(_) => Ran::Done(plugin_api::abi::WP_ERROR, Collect::new(Vec::new(), None)),
+        _ => Ran::Done(plugin_api::abi::WP_ERROR, Collect::new(Vec::new(), None)),
+    }
+}
+
+/// tokio's spawn_blocking, but None where it panics because no thread can be started (a
+/// process limit, a cgroup's pids.max) with none idle. It has queued the act by then, to
+/// run whenever a thread comes: `abandoned` makes it do nothing then, so a script (a POST
+/// too) never runs long after its client was answered.
+fn spawn_blocking<T: Send + 'static>(
+    act: impl FnOnce() -> T + Send + 'static,
+    abandoned: &AtomicBool,
+) -> Option<tokio::task::JoinHandle<T>> {
+    let spawn = std::panic::AssertUnwindSafe(|| tokio::task::spawn_blocking(act));
+    match std::panic::catch_unwind(spawn) {
+        Ok(task) => Some(task),
+        Err(_) => {
+            abandoned.store(true, Relaxed);
+            None
+        }
     }
 }
 

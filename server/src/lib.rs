@@ -37,7 +37,6 @@ pub mod sites;
 pub mod spool;
 pub mod static_file;
 pub mod stats;
-pub mod threads;
 pub mod tickets;
 pub mod tls;
 pub mod wire;

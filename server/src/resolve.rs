@@ -562,10 +562,12 @@ impl Root {
                 Ok(self.unsearchable(rel, &e))
             }
             Err(OpenError::Io(e)) if out_of_resources(&e) => {
-                log::error!(
-                    "cannot open {}: {e}; answering 503",
-                    self.join(rel).display()
-                );
+                if log_now(&RESOURCES_LOGGED) {
+                    log::error!(
+                        "cannot open {}: {e}; a path that needs a file is answered 503 (said once a second at most)",
+                        self.join(rel).display()
+                    );
+                }
                 Err(Refusal::Unavailable)
             }
             Err(OpenError::Missing) | Err(OpenError::Io(_)) => Ok(Found::missing()),
@@ -576,10 +578,12 @@ impl Root {
     /// refused (403, nginx's and lighttpd's answer) rather than called missing, and the
     /// operator is told, as nginx logs `open() ... failed (13: Permission denied)`.
     fn unsearchable(&self, rel: &[u8], e: &std::io::Error) -> Found {
-        log::warn!(
-            "cannot open {}: {e}; answering 403 (let the server's user search every folder above it)",
-            self.join(rel).display()
-        );
+        if log_now(&SEARCH_LOGGED) {
+            log::warn!(
+                "cannot open {}: {e} (the server's user must be able to search every folder above it; said once a second at most)",
+                self.join(rel).display()
+            );
+        }
         Found {
             kind: Kind::Other,
             file: None,
@@ -679,6 +683,21 @@ impl Found {
             file: None,
         }
     }
+}
+
+/// When each kind of failed open was last logged (seconds since the epoch): a client that
+/// asks again and again must not flood the log.
+static SEARCH_LOGGED: AtomicU64 = AtomicU64::new(0);
+static RESOURCES_LOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Whether a line of this kind may be logged now: at most one a second.
+fn log_now(last: &AtomicU64) -> bool {
+    let now = std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_secs());
+    let was = last.load(Ordering::Relaxed);
+    now != was
+        && last
+            .compare_exchange(was, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// Out of descriptors (the process's or the system's) or kernel memory: a passing state.

@@ -709,7 +709,13 @@ impl Drop for NoNewThreads {
         for pid in procs.lines() {
             let _ = std::fs::write("/sys/fs/cgroup/pids/cgroup.procs", pid);
         }
-        let _ = std::fs::remove_dir(&self.0);
+        // A process killed a moment ago may still be leaving the group.
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

@@ -127,6 +127,11 @@ fn a_file_in_a_folder_the_workers_cannot_search_is_403_and_logged_not_a_silent_4
         "{}",
         s.log()
     );
+    for _ in 0..10 {
+        assert_eq!(s.get("/locked/in.txt").status, 403);
+    }
+    let said = s.log().matches("Permission denied").count();
+    assert!(said <= 3, "said once a second at most: {said}\n{}", s.log());
     assert_eq!(s.get("/plain.html").status, 200);
     assert_eq!(s.get("/missing.txt").status, 404);
 }

@@ -332,6 +332,23 @@ fn refusals_and_ranges_are_sent_as_they_are_but_vary_and_small_bodies_do_not() {
         assert_eq!(small.header("content-encoding"), None);
         assert_eq!(small.header("vary"), None, "{ae}: {}", small.raw_head);
     }
+    // Unless a sidecar stands beside it: then every answer for the URL varies, whatever
+    // the client asked or cut (a gzip client gets the sidecar).
+    std::fs::write(s.root.join("tiny.css"), "a{}\n").unwrap();
+    fresh_sidecar(&s.root.join("tiny.css.gz"), "a{}");
+    for ask in [
+        "Accept-Encoding: gzip",
+        "Accept-Encoding: br",
+        "Range: bytes=0-0",
+    ] {
+        let r = s.request(&format!("GET /tiny.css HTTP/1.1\r\n{ask}"));
+        assert_eq!(
+            r.header("vary"),
+            Some("Accept-Encoding"),
+            "{ask}: {}",
+            r.raw_head
+        );
+    }
     let ranged = s.request("GET /page.html HTTP/1.1\r\nAccept-Encoding: gzip\r\nRange: bytes=0-9");
     assert_eq!(ranged.status, 206);
     assert_eq!(ranged.header("content-encoding"), None);

@@ -151,6 +151,12 @@ impl Case for Compress {
         // gzip_min_length), so a cache keyed on the raw field keeps one copy, not one per
         // Accept-Encoding. Past that, another Accept-Encoding could have changed it.
         if self.too_small(head) {
+            // Unless a sidecar stands beside the file: another client gets that, so every
+            // answer for this URL varies, whatever this client asked or cut.
+            let all = &self.s.codings;
+            if self.s.precompressed && sidecar::find(req, head, all, &self.misses).is_some() {
+                let _ = head.vary("Accept-Encoding");
+            }
             return Filtered::Pass;
         }
         let _ = head.vary("Accept-Encoding");

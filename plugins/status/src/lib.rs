@@ -6,7 +6,7 @@
 mod prometheus;
 
 use ipnet::IpNet;
-use plugin_api::{Case, Host, Outcome, Request, Response, Settings};
+use plugin_api::{Case, Host, Level, Outcome, Request, Response, Settings};
 use std::ffi::CStr;
 use std::net::IpAddr;
 
@@ -57,19 +57,14 @@ fn page_path(key: &str, value: String) -> Result<String, String> {
 }
 
 /// An address or a network (`10.0.0.0/8`, `::1`): a bare address is a one-address network.
-/// As access refuses them, so does this: a network with bits set past its length, and IPv4
-/// written as IPv6 (`::ffff:127.0.0.1`), which no client would ever match.
+/// IPv4 written as IPv6 (`::ffff:127.0.0.1`), which no client would ever match, is refused,
+/// as access refuses it; bits past a network's length are dropped, as before (a warning
+/// says so, as nginx warns).
 fn network(s: &str) -> Result<IpNet, String> {
     let net = s
         .parse::<IpNet>()
         .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| format!("allow: {s:?} is not an address or a network like 10.0.0.0/8"))?;
-    if net != net.trunc() {
-        let fix = net.trunc();
-        return Err(format!(
-            "allow: {s:?} has bits set past its length: write \"{fix}\""
-        ));
-    }
     match net {
         IpNet::V6(v6) if v6.network().to_ipv4_mapped().is_some() && v6.prefix_len() >= 96 => {
             Err(format!("allow: {s:?} is IPv4 written as IPv6: write the IPv4 address or network (IPv4 clients are always matched as IPv4)"))
@@ -83,11 +78,21 @@ impl Case for Status {
 
     fn create(host: Host, settings: Settings) -> Result<Self, String> {
         let c: Conf = settings.parse()?;
-        let allow = c
+        let allow: Vec<IpNet> = c
             .allow
             .iter()
             .map(|s| network(s))
             .collect::<Result<_, _>>()?;
+        for (written, net) in c.allow.iter().zip(&allow) {
+            if net != &net.trunc() {
+                let fix = net.trunc();
+                let msg = format!(
+                    "allow: {written:?} has bits set past its length; taken as {fix} (write that)"
+                );
+                host.log(Level::Warn, &msg);
+            }
+        }
+        let allow = allow.iter().map(IpNet::trunc).collect();
         Ok(Status {
             json: page_path("json", c.json)?,
             metrics: page_path("metrics", c.metrics)?,
@@ -162,7 +167,8 @@ mod tests {
         assert!(bad(r#"{"allow": ["nope"]}"#).contains("is not an address"));
         // Entries that would never match, refused as access refuses them.
         assert!(bad(r#"{"allow": ["::ffff:127.0.0.1"]}"#).contains("is IPv4 written as IPv6"));
-        assert!(bad(r#"{"allow": ["::1/64"]}"#).contains("write \"::/64\""));
+        // Bits past the length are dropped with a warning, as before (nginx warns too).
+        assert!(TestCase::<Status>::create(r#"{"allow": ["127.0.0.5/8"]}"#).is_ok());
         assert!(bad(r#"{"json": "status"}"#).contains("must be a path"));
         assert!(bad(r#"{"jsn": "/x"}"#).contains("unknown field"));
     }

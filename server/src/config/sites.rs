@@ -333,7 +333,7 @@ pub fn server_name(written: &str) -> Result<Vec<ServerName>, &'static str> {
         return Ok(vec![ServerName::Exact(name.to_string())]);
     }
     if name.parse::<std::net::Ipv6Addr>().is_ok() {
-        return Err("is an IPv6 address without its brackets: write it as a Host header carries it, \"[::1]\"");
+        return Err("is an IPv6 address without its brackets: write it in brackets, as a Host header carries it (\"[2001:db8::1]\" for 2001:db8::1)");
     }
     host_name(name)?;
     Ok(vec![ServerName::Exact(name.to_string())])

@@ -761,16 +761,7 @@ fn ten_scripts_at_once_fit_in_half_a_gigabyte_of_address_space() {
     let cfg = dir.write("server.toml", text);
     // An address-space limit (ulimit -v, systemd's LimitAS=): each thread's own malloc
     // arena (64 MiB) made ten scripts need more than this, and the worker aborted.
-    let child = std::process::Command::new("prlimit")
-        .args(["--as=536870912", "--"])
-        .arg(server_bin())
-        .arg("--config")
-        .arg(&cfg)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("prlimit (util-linux)");
-    let s = Server::adopt(child, dir, root);
+    let s = start_limited(dir, root, &cfg, "--as=536870912");
     let runs: Vec<_> = (0..10)
         .map(|_| get_in_background(s.addr, "/cgi-bin/slow.sh"))
         .collect();

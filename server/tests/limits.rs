@@ -517,16 +517,7 @@ fn files_that_exist_are_503_not_404_while_the_server_is_out_of_open_files() {
     let extra = "workers = 1\n[limits]\nopen_file_cache = 60.0\n";
     let text = config_text(&root, &[plugins_dir()], CHAIN, extra);
     let cfg = dir.write("server.toml", text);
-    let child = std::process::Command::new("prlimit")
-        .args(["--nofile=48:48", "--"])
-        .arg(server_bin())
-        .arg("--config")
-        .arg(&cfg)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("prlimit (util-linux)");
-    let s = Server::adopt(child, dir, root);
+    let s = start_limited(dir, root, &cfg, "--nofile=48:48");
     let mut c = s.connect();
     let mut statuses = Vec::new();
     for i in 0..80 {

@@ -263,9 +263,32 @@ fn the_service_manager_hears_ready_reloading_and_stopping() {
     assert!(within(Duration::from_secs(5), || !s.alive()));
 }
 
+/// The server on `cfg`, handed `listener` as systemd does: the socket at descriptor 3,
+/// LISTEN_FDS=1, LISTEN_PID = the server's pid (the shell's, which exec keeps).
+fn activated(
+    listener: std::net::TcpListener,
+    dir: TempDir,
+    root: std::path::PathBuf,
+    cfg: &std::path::Path,
+) -> Server {
+    use command_fds::{CommandFdExt, FdMapping};
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --config \"$1\"")
+        .arg(server_bin())
+        .arg(cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.fd_mappings(vec![FdMapping {
+        parent_fd: listener.into(),
+        child_fd: 3,
+    }])
+    .unwrap();
+    Server::adopt(cmd.spawn().unwrap(), dir, root)
+}
+
 #[test]
 fn a_socket_passed_by_the_service_manager_is_served() {
-    use command_fds::{CommandFdExt, FdMapping};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     // The same socket, to see the options the server sets on it.
@@ -275,21 +298,7 @@ fn a_socket_passed_by_the_service_manager_is_served() {
     let text = config_text(&root, &[plugins_dir()], CHAIN, "")
         .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
     let cfg = dir.write("server.toml", text);
-    // As systemd does: the socket at descriptor 3, LISTEN_FDS=1, LISTEN_PID = the server's
-    // pid (the shell's, which exec keeps).
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --config \"$1\"")
-        .arg(server_bin())
-        .arg(&cfg)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    cmd.fd_mappings(vec![FdMapping {
-        parent_fd: listener.into(),
-        child_fd: 3,
-    }])
-    .unwrap();
-    let s = Server::adopt(cmd.spawn().unwrap(), dir, root);
+    let s = activated(listener, dir, root, &cfg);
     assert_eq!(s.addr, addr, "the inherited socket, not a new one");
     assert_eq!(s.get("/notes.txt").status, 200);
     // Tuned like a socket of its own: its connections inherit these.
@@ -300,7 +309,6 @@ fn a_socket_passed_by_the_service_manager_is_served() {
 
 #[test]
 fn ipv4_clients_of_a_dual_stack_socket_from_the_service_manager_are_their_ipv4_address() {
-    use command_fds::{CommandFdExt, FdMapping};
     // systemd's `ListenStream=80` is a dual-stack [::]:80; a mapped loopback address is
     // the same kind of socket, reachable from this machine only.
     let Ok(listener) = std::net::TcpListener::bind("[::ffff:127.0.0.1]:0") else {
@@ -313,19 +321,7 @@ fn ipv4_clients_of_a_dual_stack_socket_from_the_service_manager_are_their_ipv4_a
     let text = config_text(&root, &[plugins_dir()], CHAIN, "access_log = \"-\"\n")
         .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
     let cfg = dir.write("server.toml", text);
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --config \"$1\"")
-        .arg(server_bin())
-        .arg(&cfg)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    cmd.fd_mappings(vec![FdMapping {
-        parent_fd: listener.into(),
-        child_fd: 3,
-    }])
-    .unwrap();
-    let s = Server::adopt(cmd.spawn().unwrap(), dir, root);
+    let s = activated(listener, dir, root, &cfg);
     assert_eq!(s.get("/notes.txt").status, 200);
     // As the access rules see it, and as nginx and Caddy log it: not ::ffff:127.0.0.1.
     assert!(s.log_contains("\n127.0.0.1 - - ["), "{}", s.log());

@@ -157,6 +157,21 @@ pub fn cgi_as_root(text: &str) -> String {
     }
 }
 
+/// Start the server on `cfg` under `prlimit LIMIT` (util-linux): a process limit as a
+/// service manager sets one (`--nofile=48:48`, `--as=536870912`).
+pub fn start_limited(dir: TempDir, root: PathBuf, cfg: &Path, limit: &str) -> Server {
+    let child = Command::new("prlimit")
+        .args([limit, "--"])
+        .arg(server_bin())
+        .arg("--config")
+        .arg(cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux)");
+    Server::adopt(child, dir, root)
+}
+
 /// A running server process; killed on drop.
 pub struct Server {
     pub child: Child,

@@ -20,8 +20,8 @@ pub enum Refusal {
     BadRequest,
     /// Leads outside the root through a symlink (403).
     Forbidden,
-    /// The server is out of open files or memory just now (503, logged): the path may well
-    /// name a file, so it is not called missing.
+    /// The server is out of open files or memory just now (logged): the path may well name
+    /// a file, so a 404 for it becomes a 503.
     Unavailable,
 }
 
@@ -290,8 +290,9 @@ impl Root {
             Some((fd, false, gone)) => (fd, gone),
             None => (None, false),
         };
-        let gone = self.gone(was_gone);
-        let fd = match self.replaced(fd.as_deref().unwrap_or(&self.fd)) {
+        let there = rustix::fs::stat(&self.path);
+        let gone = self.gone(matches!(there, Err(rustix::io::Errno::NOENT)), was_gone);
+        let fd = match self.replaced(there.ok(), fd.as_deref().unwrap_or(&self.fd)) {
             Some(new) => {
                 log::info!(
                     "document root {} was replaced: serving the folder now there",
@@ -311,10 +312,9 @@ impl Root {
         fd
     }
 
-    /// Whether nothing is at the root's path now; said in the log when that changes. The
+    /// `gone`: nothing is at the root's path now; said in the log when that changes. The
     /// folder it was is still answered from (moved away in a deploy, its files; deleted, 404).
-    fn gone(&self, was: bool) -> bool {
-        let gone = matches!(rustix::fs::stat(&self.path), Err(rustix::io::Errno::NOENT));
+    fn gone(&self, gone: bool, was: bool) -> bool {
         if gone && !was {
             log::error!(
                 "document root {} is no longer there: answering from the folder it was (404 where that was deleted) until one is put at its path",
@@ -326,9 +326,10 @@ impl Root {
         gone
     }
 
-    /// The folder at the root's path, opened, when it is another than `dir`.
-    fn replaced(&self, dir: &OwnedFd) -> Option<OwnedFd> {
-        let now_there = rustix::fs::stat(&self.path).ok()?;
+    /// The folder at the root's path (`now_there`, its stat), opened, when it is another
+    /// than `dir`.
+    fn replaced(&self, now_there: Option<rustix::fs::Stat>, dir: &OwnedFd) -> Option<OwnedFd> {
+        let now_there = now_there?;
         let ours = rustix::fs::fstat(dir).ok()?;
         if (now_there.st_dev, now_there.st_ino) == (ours.st_dev, ours.st_ino) {
             return None;

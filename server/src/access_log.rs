@@ -74,15 +74,9 @@ fn lost(path: &Path, e: &std::io::Error) {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     static LOST: AtomicU64 = AtomicU64::new(0);
     static REPORTED: AtomicU64 = AtomicU64::new(0);
-    let writes = LOST.fetch_add(1, Relaxed) + 1;
-    let now = std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_secs());
-    let last = REPORTED.load(Relaxed);
-    if (last == 0 || now >= last + 60)
-        && REPORTED
-            .compare_exchange(last, now, Relaxed, Relaxed)
-            .is_ok()
-    {
-        LOST.fetch_sub(writes, Relaxed);
+    LOST.fetch_add(1, Relaxed);
+    if crate::throttle::due(&REPORTED, 60) {
+        let writes = LOST.swap(0, Relaxed);
         log::error!(
             "cannot write the access log {}: {e}; {writes} write(s) of access lines lost since the last report",
             path.display()

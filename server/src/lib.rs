@@ -37,6 +37,7 @@ pub mod sites;
 pub mod spool;
 pub mod static_file;
 pub mod stats;
+pub mod throttle;
 pub mod tickets;
 pub mod tls;
 pub mod wire;

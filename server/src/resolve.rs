@@ -563,7 +563,7 @@ impl Root {
                 Ok(self.unsearchable(rel, &e))
             }
             Err(OpenError::Io(e)) if out_of_resources(&e) => {
-                if log_now(&RESOURCES_LOGGED) {
+                if crate::throttle::due(&RESOURCES_LOGGED, 1) {
                     log::error!(
                         "cannot open {}: {e}; a path that needs a file is answered 503 (said once a second at most)",
                         self.join(rel).display()
@@ -579,7 +579,7 @@ impl Root {
     /// refused (403, nginx's and lighttpd's answer) rather than called missing, and the
     /// operator is told, as nginx logs `open() ... failed (13: Permission denied)`.
     fn unsearchable(&self, rel: &[u8], e: &std::io::Error) -> Found {
-        if log_now(&SEARCH_LOGGED) {
+        if crate::throttle::due(&SEARCH_LOGGED, 1) {
             log::warn!(
                 "cannot open {}: {e} (the server's user must be able to search every folder above it; said once a second at most)",
                 self.join(rel).display()
@@ -690,16 +690,6 @@ impl Found {
 /// asks again and again must not flood the log.
 static SEARCH_LOGGED: AtomicU64 = AtomicU64::new(0);
 static RESOURCES_LOGGED: AtomicU64 = AtomicU64::new(0);
-
-/// Whether a line of this kind may be logged now: at most one a second.
-fn log_now(last: &AtomicU64) -> bool {
-    let now = std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_secs());
-    let was = last.load(Ordering::Relaxed);
-    now != was
-        && last
-            .compare_exchange(was, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-}
 
 /// Out of descriptors (the process's or the system's) or kernel memory: a passing state.
 fn out_of_resources(e: &std::io::Error) -> bool {

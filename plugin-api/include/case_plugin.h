@@ -127,7 +127,8 @@ typedef struct wp_response {
     /* Refused: CR/LF/NUL, Transfer-Encoding, Connection, Keep-Alive, TE, Trailer, Upgrade,
      * Date, Server, Proxy-Connection, and fields past 64 KiB in all. Values are trimmed of
      * whitespace at both ends.
-     * Content-Length (digits) is taken as the length of a stream the case writes. */
+     * Content-Length (digits) is taken as the length of what the case writes: writing less
+     * or more breaks the answer off, so the client sees it is incomplete. */
     int32_t (*add_header)(void *ctx, const uint8_t *name, size_t name_len,
                           const uint8_t *value, size_t value_len);
     /* Append body bytes (copied). The host may hold up to 64 KiB before sending, so a

@@ -243,10 +243,10 @@ pub struct WpResponse {
     /// Add a response header, its value trimmed of whitespace at both ends. The host refuses
     /// names or values with CR, LF or NUL, the headers it owns (Transfer-Encoding,
     /// Connection, Keep-Alive, TE, Trailer, Upgrade, Date, Server, Proxy-Connection), and
-    /// fields past 64 KiB in all. A Content-Length is accepted (digits only) but only as a
-    /// promise: the host writes the real length itself, and for a case streaming from a
-    /// worker thread it uses the value to send the stream without chunking (a stream that
-    /// overruns it is cut off).
+    /// fields past 64 KiB in all. A Content-Length is accepted (digits only) as a
+    /// promise: the host sends the answer with that length, without chunking, and an
+    /// answer that writes less or more than it is broken off (the connection closes, or
+    /// the HTTP/2 stream is reset), so the client sees it is incomplete.
     pub add_header: extern "C" fn(
         ctx: *mut c_void,
         name: *const u8,

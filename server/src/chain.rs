@@ -844,10 +844,16 @@ fn finish(c: Collect, root: &Root, place: &mut Place) -> Answer {
         }
         return reply.into();
     }
+    // A length the case named and did not keep to: the answer goes out as a stream of that
+    // length would (short: cut off; long: refused), not made whole with the length it has.
+    let body = match declared_length(&c.headers) {
+        Some(n) if n != c.body.len() as u64 => Body::Stream(crate::spool::ended(c.body), Some(n)),
+        _ => Body::Bytes(c.body),
+    };
     Reply {
         status: c.status,
         headers: c.headers,
-        body: Body::Bytes(c.body),
+        body,
     }
     .into()
 }
@@ -948,15 +954,20 @@ fn spawn_blocking<T: Send + 'static>(
 /// A reply whose body is what the worker goes on writing, with the case's Content-Length
 /// when it gave one.
 fn streaming_reply(status: u16, headers: crate::reply::Headers, rx: crate::spool::Inbox) -> Reply {
-    let len = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
-        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok());
+    let len = declared_length(&headers);
     Reply {
         status,
         headers,
         body: Body::Stream(rx, len),
     }
+}
+
+/// The Content-Length a case gave (the host took it only as digits).
+fn declared_length(headers: &crate::reply::Headers) -> Option<u64> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
 }
 
 #[cfg(test)]

@@ -528,8 +528,9 @@ pub struct TransformFailed;
 pub enum Source {
     /// A file's byte range, read in pieces.
     File(Arc<crate::shared_file::SharedFile>, u64, u64),
-    /// What a case on a worker thread goes on writing.
-    Stream(crate::spool::Inbox),
+    /// What a case on a worker thread goes on writing, and what is left of the length it
+    /// named.
+    Stream(crate::spool::Inbox, Option<u64>),
     /// Nothing (HEAD and bodiless answers: the filter never gets body calls).
     Nothing,
 }
@@ -541,7 +542,7 @@ impl Transformed {
         // script's reader is never kept waiting for what a transform holds back.
         let flags = match (end, &self.source) {
             (true, _) => WP_IO_END,
-            (false, Source::Stream(_)) => WP_IO_FLUSH,
+            (false, Source::Stream(..)) => WP_IO_FLUSH,
             (false, _) => 0,
         };
         let mut data = input.to_vec();
@@ -589,7 +590,7 @@ fn transformed(mut reply: Reply, stages: Vec<Stage>, ctx: &Ctx) -> Reply {
             [Seg::Range(off, len)] => Source::File(file, *off, *len),
             _ => return reply_without_transform(reply, file, segs),
         },
-        Body::Stream(rx, _) => Source::Stream(rx),
+        Body::Stream(rx, len) => Source::Stream(rx, len),
         Body::Transformed(t) => {
             plain_etag = t.plain_etag.or(plain_etag);
             t.source

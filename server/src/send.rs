@@ -82,7 +82,7 @@ impl<W: Wire> Out<'_, W> {
         mut out: crate::pool::Buf,
         delim: Delim,
     ) -> io::Result<bool> {
-        let streamed = matches!(t.source, Source::Stream(_));
+        let streamed = matches!(t.source, Source::Stream(..));
         let mut first = true;
         loop {
             if streamed || out.len() >= HELD {
@@ -330,23 +330,44 @@ async fn sendfile(
     Ok(())
 }
 
-/// The source's next piece; `None` at its end. A stream that aborted is an error.
+/// The source's next piece; `None` at its end. A stream that aborted, or that ended short
+/// of or went past the length its case named, is an error: the coded answer must not look
+/// whole.
 pub async fn next_piece(t: &mut Transformed) -> io::Result<Option<Vec<u8>>> {
     match &mut t.source {
         Source::Nothing => Ok(None),
         Source::File(..) => t.read_file_piece().map(|p| (!p.is_empty()).then_some(p)),
-        Source::Stream(rx) => loop {
+        Source::Stream(rx, left) => loop {
             match rx.recv().await {
                 Some(Msg::Data(d)) if d.is_empty() => continue,
-                Some(Msg::Data(d)) => return Ok(Some(d)),
+                Some(Msg::Data(d)) => return within(left, d),
                 Some(Msg::Head(..)) => continue,
                 Some(Msg::Abort) => {
                     return Err(io::Error::other("the case aborted its answer"));
+                }
+                None if left.is_some_and(|l| l > 0) => {
+                    return Err(io::Error::other(
+                        "the case wrote less than its Content-Length",
+                    ));
                 }
                 None => return Ok(None),
             }
         },
     }
+}
+
+/// A stream's piece, counted against what is left of its named length.
+fn within(left: &mut Option<u64>, piece: Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+    if let Some(l) = left {
+        let n = piece.len() as u64;
+        if n > *l {
+            return Err(io::Error::other(
+                "the case wrote more than its Content-Length",
+            ));
+        }
+        *l -= n;
+    }
+    Ok(Some(piece))
 }
 
 /// A chunk's size line (`1f4\r\n`) in `buf`, without an allocation.

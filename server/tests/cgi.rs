@@ -344,14 +344,39 @@ fn a_script_short_of_its_own_content_length_is_logged() {
     let mut all = Vec::new();
     c.read_to_end(&mut all).unwrap();
     let text = String::from_utf8_lossy(&all);
-    // What it wrote: whole with its real length (when gathered in time) or under the
-    // script's own length and cut off by the close, an incomplete answer (RFC 9112 §8).
+    // What it wrote under its own length, cut off by the close: an incomplete answer
+    // (RFC 9112 §8), also when it was all there before the head went out.
+    assert!(text.contains("\r\nContent-Length: 10\r\n"), "{text}");
     assert!(text.ends_with("\r\n\r\nabc"), "{text}");
     assert!(
         s.log_contains("wrote 7 bytes fewer than its Content-Length"),
         "{}",
         s.log()
     );
+}
+
+#[test]
+fn a_coded_answer_of_a_script_short_of_its_content_length_does_not_end_as_whole() {
+    // The script names 5,000 bytes and writes 2,000 of text: coded, the answer is chunked,
+    // and it must break off (no last chunk) rather than end cleanly.
+    let dir = TempDir::new("cgishortcoded");
+    let root = fixture_root(&dir);
+    let script = root.join("cgi-bin/short_page.sh");
+    let text = "#!/bin/sh\nprintf 'Content-Type: text/html\\r\\nContent-Length: 5000\\r\\n\\r\\n'\nhead -c 2000 /dev/zero | tr '\\0' a\n";
+    std::fs::write(&script, text).unwrap();
+    chmod(&script, 0o755);
+    let chain = chain_with(&["compress"]);
+    let s = Server::start_full(dir, root, &[plugins_dir()], &chain, "workers = 1\n", &[]);
+    let mut c = s.connect();
+    c.write_all(b"GET /cgi-bin/short_page.sh HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n")
+        .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut all = Vec::new();
+    c.read_to_end(&mut all)
+        .expect("the server closes the connection");
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.contains("Content-Encoding: gzip"), "{text}");
+    assert!(!all.ends_with(b"0\r\n\r\n"), "{text}");
 }
 
 #[test]

@@ -311,6 +311,50 @@ fn a_plugin_panic_costs_its_one_request_a_500_and_the_case_keeps_answering() {
     );
 }
 
+/// A server whose chain starts with the `faulty` C fixture, for its `/fault/...` paths.
+fn faulty_server(name: &str) -> Server {
+    let dir = TempDir::new(name);
+    let root = fixture_root(&dir);
+    let (pdir, _) = fixture_plugin(&dir, "faulty");
+    let cases = r#"["faulty", "no_file", "existing_file", "always_fail"]"#;
+    Server::start_in(dir, root, &[pdir, plugins_dir()], cases, "")
+}
+
+/// GET `path` on a connection that asks to stay open: everything until the server closes
+/// it, or None when it stays open (the answer looked whole).
+fn get_until_closed(s: &Server, path: &str) -> Option<String> {
+    let mut c = s.connect();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::io::Write::write_all(&mut c, req.as_bytes()).unwrap();
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut c, &mut all).ok()?;
+    Some(String::from_utf8_lossy(&all).into_owned())
+}
+
+#[test]
+fn a_case_that_writes_less_than_its_content_length_is_cut_off_not_sent_as_whole() {
+    // RFC 9112 §8: the client must be able to tell the answer is incomplete, however soon
+    // the case ended: the length it named, what it wrote, then the close.
+    let s = faulty_server("short-length");
+    for _ in 0..3 {
+        let all = get_until_closed(&s, "/fault/short").expect("the connection closes");
+        assert!(all.contains("\r\nContent-Length: 10\r\n"), "{all}");
+        assert!(all.ends_with("\r\n\r\nabc"), "{all}");
+    }
+    assert_eq!(s.get("/plain.html").status, 200);
+}
+
+#[test]
+fn a_case_that_writes_more_than_its_content_length_does_not_get_the_longer_length() {
+    let s = faulty_server("long-length");
+    let all = get_until_closed(&s, "/fault/long").expect("the connection closes");
+    assert!(all.contains("\r\nContent-Length: 3\r\n"), "{all}");
+    let body = all.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    assert!(body.len() <= 3, "{all}");
+}
+
 #[test]
 fn a_key_check_whose_test_panics_refuses_that_request_and_still_guards_the_rest() {
     let mut s = Server::start(

@@ -25,6 +25,10 @@ const PIECE: usize = 64 * 1024;
 
 /// Bytes in this process's spool files now.
 static SPOOLED: AtomicU64 = AtomicU64::new(0);
+/// When a spool file last could not be made or written (a full or read-only temp folder,
+/// which every answer would meet): said at most every [`WARN_EVERY`] seconds.
+static WARNED: AtomicU64 = AtomicU64::new(0);
+const WARN_EVERY: u64 = 60;
 
 /// A streamed answer's two ends: the case's, and the connection's. Messages go through a
 /// short channel; body bytes that find it full are held, and everything in the channel is
@@ -238,7 +242,9 @@ impl Held {
                 None
             }
             Err(e) => {
-                log::warn!("spool file: {e}; the case waits for its client instead");
+                if crate::throttle::due(&WARNED, WARN_EVERY) {
+                    log::warn!("spool file: {e}; the case waits for its client instead");
+                }
                 self.no_file = true;
                 Some(data)
             }
@@ -255,10 +261,12 @@ impl Held {
             match rustix::fs::open(&dir, flags, Mode::RUSR | Mode::WUSR) {
                 Ok(fd) => self.file = Some(File::from(fd)),
                 Err(e) => {
-                    log::warn!(
-                        "cannot make a spool file in {}: {e}; a case writing faster than its client reads waits for it",
-                        dir.display()
-                    );
+                    if crate::throttle::due(&WARNED, WARN_EVERY) {
+                        log::warn!(
+                            "cannot make a spool file in {}: {e}; a case writing faster than its client reads waits for it",
+                            dir.display()
+                        );
+                    }
                     self.no_file = true;
                 }
             }

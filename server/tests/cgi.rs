@@ -380,6 +380,43 @@ fn a_coded_answer_of_a_script_short_of_its_content_length_does_not_end_as_whole(
 }
 
 #[test]
+fn a_full_temp_folder_is_reported_once_and_a_script_waits_for_its_client_instead() {
+    // A client that reads nothing for a while: what the script writes past the socket and
+    // the 64 KiB in memory would go to a spool file in the temp folder, which is full.
+    let dir = TempDir::new("cgi-full-tmp");
+    let Some(disk) = FullDisk::at(dir.path().join("tmp")) else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (root is needed)");
+        return;
+    };
+    let root = fixture_root(&dir);
+    let script = root.join("cgi-bin/big.sh");
+    let text =
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nhead -c 4194304 /dev/zero\n";
+    std::fs::write(&script, text).unwrap();
+    chmod(&script, 0o755);
+    let tmp = disk.0.to_str().unwrap();
+    let s = Server::start_full(
+        dir,
+        root,
+        &[plugins_dir()],
+        CHAIN,
+        "workers = 1\n",
+        &[("TMPDIR", tmp)],
+    );
+    for _ in 0..3 {
+        let mut c = s.connect();
+        c.write_all(b"GET /cgi-bin/big.sh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let r = read_response(&mut c, false).expect("the whole answer");
+        assert_eq!((r.status, r.body.len()), (200, 4 << 20));
+    }
+    // One line, not one an answer (nginx warns of its temp files per request).
+    assert_eq!(s.log().matches("spool file").count(), 1, "{}", s.log());
+    drop(s);
+}
+
+#[test]
 fn output_past_the_scripts_own_content_length_is_cut_there() {
     let s = cgi_server("", "", &[]);
     let mut c = s.connect();

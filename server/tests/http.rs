@@ -794,37 +794,6 @@ fn a_method_the_file_does_not_take_is_405_at_once_without_waiting_for_the_body()
     assert_eq!(before_the_body(unknown).status, 501);
 }
 
-/// A 64 KiB tmpfs at `dir`, filled up: a full disk. Unmounted (lazily) on drop.
-struct FullDisk(std::path::PathBuf);
-
-impl FullDisk {
-    fn at(dir: std::path::PathBuf) -> Option<FullDisk> {
-        std::fs::create_dir_all(&dir).ok()?;
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        let disk = FullDisk(dir);
-        if !mounted {
-            return None;
-        }
-        // The log file first (an empty file takes no blocks), then everything else.
-        std::fs::write(disk.0.join("access.log"), "").ok()?;
-        let _ = std::fs::write(disk.0.join("filler"), vec![b'x'; 1 << 20]);
-        Some(disk)
-    }
-}
-
-impl Drop for FullDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 #[test]
 fn an_access_log_on_a_full_disk_is_reported_and_requests_are_still_served() {
     let dir = TempDir::new("full-disk");

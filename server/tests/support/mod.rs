@@ -616,3 +616,34 @@ pub fn has_ended(pid: &str) -> bool {
         .and_then(|s| s.split_whitespace().next());
     matches!(state, None | Some("Z") | Some("X"))
 }
+
+/// A 64 KiB tmpfs at `dir`, filled up: a full disk. Unmounted (lazily) on drop.
+pub struct FullDisk(pub std::path::PathBuf);
+
+impl FullDisk {
+    pub fn at(dir: std::path::PathBuf) -> Option<FullDisk> {
+        std::fs::create_dir_all(&dir).ok()?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        let disk = FullDisk(dir);
+        if !mounted {
+            return None;
+        }
+        // The log file first (an empty file takes no blocks), then everything else.
+        std::fs::write(disk.0.join("access.log"), "").ok()?;
+        let _ = std::fs::write(disk.0.join("filler"), vec![b'x'; 1 << 20]);
+        Some(disk)
+    }
+}
+
+impl Drop for FullDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}

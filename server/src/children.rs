@@ -15,7 +15,12 @@ pub const GRACE: Duration = Duration::from_secs(1);
 /// scripts, and the loop waits on its pool threads. The groups are remembered, so one
 /// whose leader has ended (a script that left a child holding its output) is ended too.
 pub fn end(grace: Duration) {
-    let groups = script_groups();
+    let Some(groups) = script_groups() else {
+        log::warn!(
+            "cannot read /proc/self/task: scripts still running are left to end by themselves"
+        );
+        return;
+    };
     if groups.is_empty() {
         return;
     }
@@ -34,6 +39,26 @@ pub fn end(grace: Duration) {
     signal(&groups, Signal::KILL);
 }
 
+/// From now until the process exits, KILL at once every script group that appears. Called
+/// after [`end`], while the runtime waits for its pool threads: a request that was waiting
+/// for a script's place (cgi_file's `max_running`) takes the place an ended script gave
+/// back and starts its own, which nobody will read, and which would otherwise run on after
+/// the worker is gone.
+pub fn keep_ending() {
+    let reaper = || {
+        while let Some(groups) = script_groups() {
+            signal(&groups, Signal::KILL);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let started = std::thread::Builder::new()
+        .name("reaper".into())
+        .spawn(reaper);
+    if let Err(e) = started {
+        log::warn!("cannot start a thread to end scripts started during the stop: {e}");
+    }
+}
+
 fn signal(groups: &[Pid], sig: Signal) {
     for &g in groups {
         let _ = kill_process_group(g, sig);
@@ -41,17 +66,13 @@ fn signal(groups: &[Pid], sig: Signal) {
 }
 
 /// The children of every thread of this process that lead a process group of their own,
-/// ended or not (a zombie keeps its pid, and its group its id, until it is reaped). A
-/// child in our own group is not a script's (a helper the process that exec'd us started).
-fn script_groups() -> Vec<Pid> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        log::warn!(
-            "cannot read /proc/self/task: scripts still running are left to end by themselves"
-        );
-        return Vec::new();
-    };
+/// ended or not (a zombie keeps its pid, and its group its id, until it is reaped); None
+/// when /proc cannot be read. A child in our own group is not a script's (a helper the
+/// process that exec'd us started).
+fn script_groups() -> Option<Vec<Pid>> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
     let ours = rustix::process::getpgrp();
-    tasks
+    let groups = tasks
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
         .flat_map(|list| {
@@ -62,7 +83,8 @@ fn script_groups() -> Vec<Pid> {
         .filter(|&pid| group_of(pid) == Some(pid))
         .filter_map(Pid::from_raw)
         .filter(|&pid| pid != ours)
-        .collect()
+        .collect();
+    Some(groups)
 }
 
 /// The process group of `pid`, from /proc (a zombie's too): the third field after the

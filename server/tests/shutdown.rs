@@ -231,6 +231,38 @@ fn a_stop_ends(script: &str, text: &str, mode: &str) {
     }
 }
 
+/// A request waiting for a script's place when the stop comes: the place frees as the
+/// running script is ended, and the script it then starts is ended too, at once, not left
+/// running after the server (nor holding a single process's exit for its timeout).
+#[test]
+fn a_script_that_was_waiting_for_its_place_does_not_outlive_a_stop() {
+    for mode in ["", "single_process = true"] {
+        let dir = TempDir::new("queued");
+        let root = fixture_root(&dir);
+        let hang = "#!/bin/sh\necho $$ >> \"$PIDFILE\"\nexec sleep 300\n";
+        chmod(&dir.write("www/cgi-bin/hang.sh", hang), 0o755);
+        let pidfile = dir.path().join("pids");
+        let extra = format!(
+            "workers = 1\n{mode}\n[limits]\nshutdown_timeout = 0.5\n[plugins.cgi_file]\ntimeout = 60.0\nmax_running = 1\nqueue_timeout = 30.0\nenv = {{ PIDFILE = {:?} }}\n",
+            pidfile.display().to_string()
+        );
+        let mut s = Server::start_in(dir, root, &[plugins_dir()], CHAIN, &extra);
+        let req = b"GET /cgi-bin/hang.sh HTTP/1.1\r\nHost: t\r\n\r\n";
+        let (mut running, mut waiting) = (s.connect(), s.connect());
+        running.write_all(req).unwrap();
+        read_when_written(&pidfile, Duration::from_secs(5));
+        waiting.write_all(req).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        kill(&s, Signal::TERM);
+        let code = exit_code_within(&mut s, Duration::from_secs(8));
+        assert_eq!(code, Some(0), "{mode:?}");
+        let pids = std::fs::read_to_string(&pidfile).unwrap_or_default();
+        for pid in pids.split_whitespace() {
+            assert!(ended_within(pid, Duration::from_secs(2)), "{mode:?}: {pid}");
+        }
+    }
+}
+
 /// The text of `path` once it has a whole line, waiting up to `wait`.
 fn read_when_written(path: &std::path::Path, wait: Duration) -> String {
     let start = Instant::now();

@@ -326,10 +326,12 @@ impl HeadSink for Edit<'_> {
     }
 
     fn body_length(&self) -> Option<u64> {
+        // HEAD: what a case wrote need not be GET's body, but bytes it collected, a file,
+        // and the length it named are what GET's would be.
         if self.ctx.head_only
             && !matches!(
                 self.reply.body,
-                Body::Bytes(_) | Body::Shared(_) | Body::File(..)
+                Body::Bytes(_) | Body::Shared(_) | Body::File(..) | Body::Stream(_, Some(_))
             )
         {
             return None;

@@ -489,6 +489,25 @@ fn a_205_from_a_script_is_not_coded_and_head_gets_the_head_of_get() {
 }
 
 #[test]
+fn head_of_a_small_script_answer_with_its_length_gets_the_head_of_get() {
+    // RFC 9110 §9.3.2. Under compress's min_size, GET goes uncoded with the script's
+    // length; HEAD, whose body the host does not wait for, said gzip and chunked.
+    let dir = TempDir::new("cgihead");
+    let root = fixture_root(&dir);
+    let script = root.join("cgi-bin/small.sh");
+    let text = "#!/bin/sh\nprintf 'Content-Type: text/html\\r\\nContent-Length: 100\\r\\n\\r\\n'\nhead -c 100 /dev/zero | tr '\\0' a\n";
+    std::fs::write(&script, text).unwrap();
+    chmod(&script, 0o755);
+    let chain = chain_with(&["compress"]);
+    let s = Server::start_full(dir, root, &[plugins_dir()], &chain, "workers = 1\n", &[]);
+    for method in ["GET", "HEAD", "GET", "HEAD"] {
+        let r = s.raw(&format!("{method} /cgi-bin/small.sh HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"));
+        let framing = (r.header("content-encoding"), r.header("content-length"));
+        assert_eq!((r.status, framing), (200, (None, Some("100"))), "{method}");
+    }
+}
+
+#[test]
 fn registered_statuses_from_a_script_carry_their_registered_reason_phrase() {
     let s = cgi_server("", "", &[]);
     for (code, phrase) in [

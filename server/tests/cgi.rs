@@ -18,6 +18,17 @@ fn cgi_server(settings: &str, limits: &str, env: &[(&str, &str)]) -> Server {
     Server::start_full(dir, root, &[plugins_dir()], CHAIN, &extra, env)
 }
 
+/// A server with one more script, `cgi-bin/<name>` holding `text`, behind compress.
+fn coded_script_server(tag: &str, name: &str, text: &str) -> Server {
+    let dir = TempDir::new(tag);
+    let root = fixture_root(&dir);
+    let script = root.join("cgi-bin").join(name);
+    std::fs::write(&script, text).unwrap();
+    chmod(&script, 0o755);
+    let chain = chain_with(&["compress"]);
+    Server::start_full(dir, root, &[plugins_dir()], &chain, "workers = 1\n", &[])
+}
+
 /// POST `body` to `path` on a new connection and read the answer.
 fn post(s: &Server, path: &str, body: &[u8]) -> Response {
     let mut c = s.connect();
@@ -359,14 +370,8 @@ fn a_script_short_of_its_own_content_length_is_logged() {
 fn a_coded_answer_of_a_script_short_of_its_content_length_does_not_end_as_whole() {
     // The script names 5,000 bytes and writes 2,000 of text: coded, the answer is chunked,
     // and it must break off (no last chunk) rather than end cleanly.
-    let dir = TempDir::new("cgishortcoded");
-    let root = fixture_root(&dir);
-    let script = root.join("cgi-bin/short_page.sh");
     let text = "#!/bin/sh\nprintf 'Content-Type: text/html\\r\\nContent-Length: 5000\\r\\n\\r\\n'\nhead -c 2000 /dev/zero | tr '\\0' a\n";
-    std::fs::write(&script, text).unwrap();
-    chmod(&script, 0o755);
-    let chain = chain_with(&["compress"]);
-    let s = Server::start_full(dir, root, &[plugins_dir()], &chain, "workers = 1\n", &[]);
+    let s = coded_script_server("cgishortcoded", "short_page.sh", text);
     let mut c = s.connect();
     c.write_all(b"GET /cgi-bin/short_page.sh HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n")
         .unwrap();
@@ -473,14 +478,8 @@ fn a_status_that_is_no_final_answer_gives_502_and_304_or_205_drop_the_body() {
 fn a_205_from_a_script_is_not_coded_and_head_gets_the_head_of_get() {
     // 205 has no content to code (RFC 9110 §15.3.6), and HEAD gets GET's head (§9.3.2),
     // also when the script's body comes after a pause (no length when the head goes out).
-    let dir = TempDir::new("cgi205");
-    let root = fixture_root(&dir);
-    let script = root.join("cgi-bin/slow205.sh");
     let slow = "#!/bin/sh\nprintf 'Status: 205\\r\\nContent-Type: text/html\\r\\n\\r\\n'\nsleep 0.3\nprintf 'a body that is long enough to code\\n'\n";
-    std::fs::write(&script, slow).unwrap();
-    chmod(&script, 0o755);
-    let chain = chain_with(&["compress"]);
-    let s = Server::start_full(dir, root, &[plugins_dir()], &chain, "workers = 1\n", &[]);
+    let s = coded_script_server("cgi205", "slow205.sh", slow);
     for method in ["GET", "HEAD"] {
         let r = s.raw(&format!("{method} /cgi-bin/slow205.sh HTTP/1.1\r\nHost: t\r\nAccept-Encoding: br, gzip\r\nConnection: close\r\n\r\n"));
         let framing = (r.header("content-encoding"), r.header("content-length"));
@@ -492,14 +491,8 @@ fn a_205_from_a_script_is_not_coded_and_head_gets_the_head_of_get() {
 fn head_of_a_small_script_answer_with_its_length_gets_the_head_of_get() {
     // RFC 9110 §9.3.2. Under compress's min_size, GET goes uncoded with the script's
     // length; HEAD, whose body the host does not wait for, said gzip and chunked.
-    let dir = TempDir::new("cgihead");
-    let root = fixture_root(&dir);
-    let script = root.join("cgi-bin/small.sh");
     let text = "#!/bin/sh\nprintf 'Content-Type: text/html\\r\\nContent-Length: 100\\r\\n\\r\\n'\nhead -c 100 /dev/zero | tr '\\0' a\n";
-    std::fs::write(&script, text).unwrap();
-    chmod(&script, 0o755);
-    let chain = chain_with(&["compress"]);
-    let s = Server::start_full(dir, root, &[plugins_dir()], &chain, "workers = 1\n", &[]);
+    let s = coded_script_server("cgihead", "small.sh", text);
     for method in ["GET", "HEAD", "GET", "HEAD"] {
         let r = s.raw(&format!("{method} /cgi-bin/small.sh HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"));
         let framing = (r.header("content-encoding"), r.header("content-length"));

@@ -113,8 +113,9 @@ fn spawn(
 
 /// Run `work` on an event loop on this thread, then write the access lines it still holds
 /// and end what the plugins left running, before the runtime waits for its pool threads
-/// (which wait on those scripts), and what they start while it waits. For a worker or a single-process server only: it ends
-/// every child process of this process that leads a process group of its own.
+/// (which wait on those scripts), and what they start while it waits. For a worker or a
+/// single-process server only, at its end: it ends every child process of this process
+/// that leads a process group of its own.
 pub fn block_on<F: std::future::Future>(work: F) -> Result<F::Output, String> {
     let rt = runtime()?;
     let out = rt.block_on(work);

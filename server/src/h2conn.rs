@@ -263,7 +263,8 @@ async fn request(
         }
         Early::Refused(r) => {
             if !waits_for_answer(&head) {
-                read_a_little(body, respond).await?;
+                let read = read_a_little(body, respond).await;
+                read.map_err(|cut| left_early(shared, peer, &head, since, cut))?;
             }
             let seen = Logged::of(Some(&head), since);
             reply(respond, shared, peer, seen, r).await?;
@@ -271,7 +272,8 @@ async fn request(
             return Ok(());
         }
     }
-    let body = match read_body(body, &shared.limits, respond).await? {
+    let read = read_body(body, &shared.limits, respond).await;
+    let body = match read.map_err(|cut| left_early(shared, peer, &head, since, cut))? {
         Ok(b) => b,
         Err(e) => return refuse(respond, shared, peer, Some(&head), e, since).await,
     };
@@ -283,7 +285,12 @@ async fn request(
         respond,
         crate::chain::respond(&chain, shared.limits.max_ranges, &head, body, peer),
     )
-    .await?;
+    .await
+    .map_err(|cut| {
+        // Reset by the client, or gone with its connection, while the chain worked.
+        log_left(shared, peer, &head, since);
+        cut
+    })?;
     let seen = Logged {
         user: answered.remote_user.as_deref(),
         ..Logged::of(Some(&head), since)
@@ -379,6 +386,31 @@ async fn respond_or_reset<F: std::future::Future>(
             by_client: reset.is_ok(),
         }),
     }
+}
+
+/// nginx's status for a request whose client left before its answer, in the log only.
+const CLIENT_CLOSED: u16 = 499;
+
+/// A request whose client left before its answer went out: logged and counted as nginx
+/// logs it (499, nothing sent), so every request read has its line.
+fn log_left(shared: &Shared, peer: &Peer, head: &Head, since: Instant) {
+    log_access(
+        shared,
+        peer,
+        &Logged::of(Some(head), since),
+        CLIENT_CLOSED,
+        Some(0),
+    );
+    crate::stats::get().record(CLIENT_CLOSED, 0, since.elapsed());
+}
+
+/// The same while its body was read, when the client reset the stream (a reset of our own,
+/// for a malformed body, is not the client leaving).
+fn left_early(shared: &Shared, peer: &Peer, head: &Head, since: Instant, cut: Cut) -> Cut {
+    if cut.by_client {
+        log_left(shared, peer, head, since);
+    }
+    cut
 }
 
 /// A refusal before the chain ran (431, 413, 408, 400), through the filters.

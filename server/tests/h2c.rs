@@ -556,3 +556,24 @@ fn a_stop_closes_an_idle_http2_connection_whose_client_ignores_the_ping() {
     assert!(secs <= 4, "{said}");
     assert!(s.child.wait().unwrap().success());
 }
+
+#[test]
+fn an_http2_request_whose_client_leaves_before_the_answer_is_logged_as_499() {
+    // nginx's "client closed request": every request read gets its access line; a stream
+    // reset while its script worked had none.
+    let dir = TempDir::new("h2-left");
+    let root = fixture_root(&dir);
+    let late = "#!/bin/sh\nsleep 1\nprintf 'Content-Type: text/plain\\r\\n\\r\\nlate\\n'\n";
+    chmod(&dir.write("www/cgi-bin/late.sh", late), 0o755);
+    let extra = "workers = 1\naccess_log = \"-\"";
+    let s = Server::start_in(dir, root, &[plugins_dir()], CHAIN, extra);
+    let out = Command::new("curl")
+        .args(["-s", "--http2-prior-knowledge", "-m", "0.3"])
+        .arg(format!("http://{}/cgi-bin/late.sh", s.addr))
+        .output()
+        .expect("curl");
+    assert!(!out.status.success(), "curl waited for the answer");
+    let logged = "\"GET /cgi-bin/late.sh HTTP/2.0\" 499 0 ";
+    let seen = within(std::time::Duration::from_secs(3), || s.log_contains(logged));
+    assert!(seen, "{}", s.log());
+}

@@ -286,11 +286,8 @@ async fn request(
         crate::chain::respond(&chain, shared.limits.max_ranges, &head, body, peer),
     )
     .await
-    .map_err(|cut| {
-        // Reset by the client, or gone with its connection, while the chain worked.
-        log_left(shared, peer, &head, since);
-        cut
-    })?;
+    // Reset by the client, or gone with its connection, while the chain worked.
+    .inspect_err(|_| log_left(shared, peer, &head, since))?;
     let seen = Logged {
         user: answered.remote_user.as_deref(),
         ..Logged::of(Some(&head), since)

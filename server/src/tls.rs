@@ -9,6 +9,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
+use rustls::SupportedCipherSuite;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::path::Path;
@@ -116,11 +117,13 @@ fn server_config(
     ticket_key: &TicketKey,
     http2: bool,
 ) -> Result<ServerConfig, String> {
-    let mut config = ServerConfig::builder_with_provider(provider())
+    let provider = provider();
+    let suites = provider.cipher_suites.clone();
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS: {e}"))?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(BySni { certs }));
+        .with_cert_resolver(Arc::new(BySni { certs, suites }));
     let offered = ALPN.iter().filter(|p| http2 || **p != b"h2");
     config.alpn_protocols = offered.map(|p| p.to_vec()).collect();
     // Our cipher suite order (AEADs with forward secrecy, see `provider`) wins over the
@@ -156,11 +159,17 @@ fn provider() -> Arc<CryptoProvider> {
     })
 }
 
-/// Picks the first certificate valid for the name the client asks for; the first one when
-/// it names none or none fits (as nginx's default server does).
+/// Picks the first certificate valid for the name the client asks for that the client can
+/// also verify (its key signs with a scheme the client offers, under a cipher suite both
+/// take), so an ECDSA and an RSA certificate for one site serve old and new clients alike,
+/// as nginx's two `ssl_certificate` lines do; else the first valid for the name. A client
+/// that names none, or no name that fits, gets the first it can verify, else the first (as
+/// nginx's default server).
 #[derive(Debug)]
 struct BySni {
     certs: Vec<Arc<CertifiedKey>>,
+    /// The suites the server offers (`provider`'s).
+    suites: Vec<SupportedCipherSuite>,
 }
 
 impl ResolvesServerCert for BySni {
@@ -176,8 +185,25 @@ impl ResolvesServerCert for BySni {
             webpki::EndEntityCert::try_from(der)
                 .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(name).is_ok())
         };
-        self.certs.iter().find(fits).or(self.certs.first()).cloned()
+        let usable = |c: &&Arc<CertifiedKey>| verifiable(c, &hello, &self.suites);
+        let named: Vec<&Arc<CertifiedKey>> = self.certs.iter().filter(fits).collect();
+        let chosen = match named.first() {
+            Some(&first) => named.iter().copied().find(usable).unwrap_or(first),
+            None => self.certs.iter().find(usable).or(self.certs.first())?,
+        };
+        Some(Arc::clone(chosen))
     }
+}
+
+/// Can the client of `hello` verify an answer signed by `cert`'s key: one of its signature
+/// schemes, and one of its cipher suites that a key of that kind can serve (TLS 1.2's name
+/// the key's kind; TLS 1.3's take any)?
+fn verifiable(cert: &CertifiedKey, hello: &ClientHello<'_>, ours: &[SupportedCipherSuite]) -> bool {
+    let algorithm = cert.key.algorithm();
+    let suite_fits = ours.iter().any(|s| {
+        hello.cipher_suites().contains(&s.suite()) && s.usable_for_signature_algorithm(algorithm)
+    });
+    suite_fits && cert.key.choose_scheme(hello.signature_schemes()).is_some()
 }
 
 /// A certificate for localhost, 127.0.0.1 and ::1 made in memory, and its key (DER). The

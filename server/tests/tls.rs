@@ -37,6 +37,39 @@ impl Ca {
         names: &[&str],
         expired: bool,
     ) -> (PathBuf, PathBuf) {
+        self.leaf_with(dir, file, names, expired, KeyPair::generate().unwrap())
+    }
+
+    /// A leaf as `leaf` makes one, with an RSA key (2048 bits, made by openssl: rcgen with
+    /// ring signs with RSA but cannot make the key).
+    pub fn rsa_leaf(&self, dir: &TempDir, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+        let path = dir.path().join(format!("{file}-rsa.key"));
+        let made = Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&path)
+            .output()
+            .expect("run openssl");
+        assert!(made.status.success(), "openssl genpkey failed");
+        let pem = std::fs::read_to_string(&path).unwrap();
+        let key = KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).unwrap();
+        self.leaf_with(dir, file, names, false, key)
+    }
+
+    fn leaf_with(
+        &self,
+        dir: &TempDir,
+        file: &str,
+        names: &[&str],
+        expired: bool,
+        key: KeyPair,
+    ) -> (PathBuf, PathBuf) {
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
@@ -45,7 +78,6 @@ impl Ca {
             params.not_before = rcgen::date_time_ymd(1999, 1, 1);
             params.not_after = rcgen::date_time_ymd(2000, 1, 1);
         }
-        let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
         (
             dir.write(&format!("{file}.pem"), cert.pem()),
@@ -383,6 +415,41 @@ fn s_client_child(s: &Server, extra: &[&str]) -> std::process::Child {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run openssl")
+}
+
+#[test]
+fn an_ecdsa_and_an_rsa_certificate_for_one_name_serve_clients_of_either_kind() {
+    // As nginx's two ssl_certificate lines: the certificate whose key the client can
+    // verify, not always the first listed for the name.
+    let dir = TempDir::new("tls-dual");
+    let root = fixture_root(&dir);
+    let ca = Ca::new(&dir);
+    let ecdsa = ca.leaf(&dir, "ec", &["site.test"], false);
+    let rsa = ca.rsa_leaf(&dir, "rsa", &["site.test"]);
+    let tls = format!("[{}, {}]", pair(&ecdsa), pair(&rsa));
+    tls_config(&dir, &root, "127.0.0.1:0", &tls, "");
+    let s = Server::start_config(dir, root, &[]);
+    let sni = ["-servername", "site.test"];
+    for (sigalgs, kind) in [
+        ("RSA-PSS+SHA256:RSA+SHA256", "RSA-PSS"),
+        ("ECDSA+SHA256", "ECDSA"),
+    ] {
+        let out = s_client(&s, &[&sni[..], &["-tls1_3", "-sigalgs", sigalgs]].concat());
+        assert!(
+            out.contains(&format!("Peer signature type: {kind}")),
+            "{sigalgs}: {out}"
+        );
+    }
+    // TLS 1.2 with RSA suites only: the suite names the key's kind.
+    let rsa_only = ["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"];
+    let out = s_client(&s, &[&sni[..], &rsa_only].concat());
+    assert!(out.contains("Peer signature type: RSA-PSS"), "{out}");
+    // No name: the first the client can verify.
+    let out = s_client(
+        &s,
+        &["-noservername", "-tls1_3", "-sigalgs", "RSA-PSS+SHA256"],
+    );
+    assert!(out.contains("Peer signature type: RSA-PSS"), "{out}");
 }
 
 #[test]

@@ -390,7 +390,6 @@ fn a_full_temp_folder_is_reported_once_and_a_script_waits_for_its_client_instead
     // the 64 KiB in memory would go to a spool file in the temp folder, which is full.
     let dir = TempDir::new("cgi-full-tmp");
     let Some(disk) = FullDisk::at(dir.path().join("tmp")) else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (root is needed)");
         return;
     };
     let root = fixture_root(&dir);

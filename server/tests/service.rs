@@ -263,20 +263,22 @@ fn the_service_manager_hears_ready_reloading_and_stopping() {
     assert!(within(Duration::from_secs(5), || !s.alive()));
 }
 
-/// The server on `cfg`, handed `listener` as systemd does: the socket at descriptor 3,
-/// LISTEN_FDS=1, LISTEN_PID = the server's pid (the shell's, which exec keeps).
-fn activated(
-    listener: std::net::TcpListener,
-    dir: TempDir,
-    root: std::path::PathBuf,
-    cfg: &std::path::Path,
-) -> Server {
+/// The server with the usual chain, `extra` settings and `listen` naming `listener`'s
+/// address, handed `listener` as systemd does: the socket at descriptor 3, LISTEN_FDS=1,
+/// LISTEN_PID = the server's pid (the shell's, which exec keeps).
+fn activated(listener: std::net::TcpListener, tag: &str, extra: &str) -> Server {
     use command_fds::{CommandFdExt, FdMapping};
+    let addr = listener.local_addr().unwrap();
+    let dir = TempDir::new(tag);
+    let root = fixture_root(&dir);
+    let text = config_text(&root, &[plugins_dir()], CHAIN, extra)
+        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
+    let cfg = dir.write("server.toml", text);
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c")
         .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --config \"$1\"")
         .arg(server_bin())
-        .arg(cfg)
+        .arg(&cfg)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     cmd.fd_mappings(vec![FdMapping {
@@ -293,12 +295,7 @@ fn a_socket_passed_by_the_service_manager_is_served() {
     let addr = listener.local_addr().unwrap();
     // The same socket, to see the options the server sets on it.
     let probe = listener.try_clone().unwrap();
-    let dir = TempDir::new("activation");
-    let root = fixture_root(&dir);
-    let text = config_text(&root, &[plugins_dir()], CHAIN, "")
-        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
-    let cfg = dir.write("server.toml", text);
-    let s = activated(listener, dir, root, &cfg);
+    let s = activated(listener, "activation", "");
     assert_eq!(s.addr, addr, "the inherited socket, not a new one");
     assert_eq!(s.get("/notes.txt").status, 200);
     // Tuned like a socket of its own: its connections inherit these.
@@ -315,13 +312,7 @@ fn ipv4_clients_of_a_dual_stack_socket_from_the_service_manager_are_their_ipv4_a
         eprintln!("SKIPPED: this machine has no dual-stack IPv6 sockets");
         return;
     };
-    let addr = listener.local_addr().unwrap();
-    let dir = TempDir::new("dual-stack");
-    let root = fixture_root(&dir);
-    let text = config_text(&root, &[plugins_dir()], CHAIN, "access_log = \"-\"\n")
-        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
-    let cfg = dir.write("server.toml", text);
-    let s = activated(listener, dir, root, &cfg);
+    let s = activated(listener, "dual-stack", "access_log = \"-\"\n");
     assert_eq!(s.get("/notes.txt").status, 200);
     // As the access rules see it, and as nginx and Caddy log it: not ::ffff:127.0.0.1.
     assert!(s.log_contains("\n127.0.0.1 - - ["), "{}", s.log());

@@ -621,6 +621,7 @@ pub fn has_ended(pid: &str) -> bool {
 pub struct FullDisk(pub std::path::PathBuf);
 
 impl FullDisk {
+    /// None, saying SKIPPED, where no tmpfs can be mounted (not root).
     pub fn at(dir: std::path::PathBuf) -> Option<FullDisk> {
         std::fs::create_dir_all(&dir).ok()?;
         let mounted = std::process::Command::new("mount")
@@ -630,6 +631,7 @@ impl FullDisk {
             .is_ok_and(|s| s.success());
         let disk = FullDisk(dir);
         if !mounted {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (root is needed)");
             return None;
         }
         // The log file first (an empty file takes no blocks), then everything else.
